@@ -1,0 +1,1 @@
+"""Data sources sampled by llmtop: system RAM, the Ollama process tree, token timing."""

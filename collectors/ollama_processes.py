@@ -1,0 +1,162 @@
+"""The Ollama server's process tree and its resident memory (RSS), read with psutil.
+
+The server is `ollama serve` (`ollama.exe serve` on Windows, started by `ollama app.exe`). It
+starts one runner per loaded model, whose name has changed across versions:
+`ollama_llama_server` (up to 0.5), `ollama runner` (the ollama binary again, 0.6 on) and
+`llama-server`. The model's weights live in the runner, so its RSS is shown apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import psutil as _psutil
+
+RUNNER_NAMES = {"ollama_llama_server", "llama-server"}
+RESCAN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class OllamaProcessSample:
+    """RSS of the Ollama process tree; `rss_bytes` is None with a `reason` when it cannot be read."""
+
+    t: float
+    rss_bytes: int | None
+    runner_rss_bytes: int | None
+    server_pid: int | None
+    runner_pids: tuple[int, ...]
+    reason: str | None = None
+    note: str | None = None
+
+
+def _base_name(name: str) -> str:
+    name = name.lower()
+    return name[:-4] if name.endswith(".exe") else name
+
+
+def _args(proc: Any) -> list[str] | None:
+    try:
+        return [os.path.basename(a).lower() for a in proc.cmdline()[1:2]]
+    except Exception:  # AccessDenied for another user's process (macOS), or it just exited
+        return None
+
+
+def is_runner(name: str, args: list[str] | None) -> bool:
+    """Whether a process with this name and first argument is a model runner."""
+    base = _base_name(name)
+    return base in RUNNER_NAMES or (base == "ollama" and args is not None and args[:1] == ["runner"])
+
+
+def is_server(name: str, args: list[str] | None) -> bool:
+    """Whether a process is `ollama serve` (with unreadable arguments, any `ollama` not a runner)."""
+    if _base_name(name) != "ollama":
+        return False
+    return args is None or args[:1] == ["serve"]
+
+
+class OllamaProcessReader:
+    """Finds the Ollama server and runners and reads their RSS.
+
+    The process list is scanned at most every `rescan_seconds`; between scans only the known
+    processes are read, which is cheap. `local=False` (the server is on another host) gives
+    samples with a reason and no numbers.
+    """
+
+    def __init__(
+        self,
+        psutil_module: ModuleType = _psutil,
+        local: bool = True,
+        remote_host: str = "",
+        rescan_seconds: float = RESCAN_SECONDS,
+    ) -> None:
+        self._psutil = psutil_module
+        self._local = local
+        self._remote_host = remote_host
+        self._rescan_seconds = rescan_seconds
+        self._last_scan = float("-inf")
+        self._server: Any = None
+        self._runners: list[Any] = []
+        self._others: list[Any] = []
+        self._scan_note: str | None = None
+
+    def _scan(self, now: float) -> None:
+        self._last_scan = now
+        servers, runners = [], []
+        for proc in self._psutil.process_iter(["name"]):
+            name = proc.info.get("name") or ""
+            if _base_name(name) not in RUNNER_NAMES | {"ollama"}:
+                continue
+            args = _args(proc)
+            if is_runner(name, args):
+                runners.append(proc)
+            elif is_server(name, args):
+                servers.append(proc)
+        runner_pids = {r.pid for r in runners}
+        # A server whose arguments were unreadable may really be a runner: a runner's parent is
+        # the server, so a candidate whose parent is another candidate is a runner.
+        server_pids = {s.pid for s in servers}
+        for proc in list(servers):
+            try:
+                if proc.ppid() in server_pids:
+                    servers.remove(proc)
+                    runners.append(proc)
+                    runner_pids.add(proc.pid)
+            except Exception:
+                pass
+        self._server = servers[0] if servers else None
+        self._scan_note = (
+            f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid}"
+            if len(servers) > 1
+            else None
+        )
+        self._others = []
+        if self._server is not None:
+            try:
+                for child in self._server.children(recursive=True):
+                    if child.pid not in runner_pids:
+                        self._others.append(child)
+            except Exception:
+                pass
+        self._runners = runners
+
+    @staticmethod
+    def _rss(proc: Any) -> int | None:
+        try:
+            return int(proc.memory_info().rss)
+        except Exception:
+            return None
+
+    def __call__(self, now: float) -> OllamaProcessSample:
+        if not self._local:
+            return OllamaProcessSample(
+                now, None, None, None, (), f"Ollama runs on {self._remote_host}, not on this machine"
+            )
+        if now - self._last_scan >= self._rescan_seconds:
+            self._scan(now)
+        if self._server is None and not self._runners:
+            return OllamaProcessSample(
+                now, None, None, None, (), "no Ollama process on this machine (container?)"
+            )
+        server_rss = self._rss(self._server) if self._server is not None else 0
+        if server_rss is None:
+            # The server vanished or its memory is not readable: look again at the next tick.
+            self._last_scan = float("-inf")
+            return OllamaProcessSample(
+                now, None, None, None, (), "cannot read the Ollama server's memory (another user's process?)"
+            )
+        runner_rss = [r for r in (self._rss(p) for p in self._runners) if r is not None]
+        if len(runner_rss) < len(self._runners):
+            self._last_scan = float("-inf")
+        other_rss = sum(r for r in (self._rss(p) for p in self._others) if r is not None)
+        runners_total = sum(runner_rss) if self._runners else 0
+        return OllamaProcessSample(
+            t=now,
+            rss_bytes=server_rss + runners_total + other_rss,
+            runner_rss_bytes=runners_total,
+            server_pid=self._server.pid if self._server is not None else None,
+            runner_pids=tuple(p.pid for p in self._runners),
+            note=self._scan_note,
+        )

@@ -1,0 +1,157 @@
+"""Token timing: the client's clock on streamed chunks, and the server's own figures.
+
+Ollama streams one token per chunk. The client sees when each chunk arrives; the final chunk
+carries the server's counts and durations (integers in nanoseconds), from which
+`ollama run --verbose` prints its "eval rate" and "prompt eval rate".
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+NS = 1_000_000_000
+DEFAULT_WINDOW_S = 2.0
+
+
+def _rate(count: Any, duration_ns: Any) -> float | None:
+    if isinstance(count, int) and isinstance(duration_ns, int) and count > 0 and duration_ns > 0:
+        return count / (duration_ns / NS)
+    return None
+
+
+@dataclass(frozen=True)
+class ServerTiming:
+    """The final chunk's figures; None for any the server left out."""
+
+    total_duration_ns: int | None
+    load_duration_ns: int | None
+    prompt_eval_count: int | None
+    prompt_eval_duration_ns: int | None
+    eval_count: int | None
+    eval_duration_ns: int | None
+    done_reason: str | None
+
+    @classmethod
+    def from_final_chunk(cls, chunk: Mapping[str, Any]) -> ServerTiming:
+        def integer(key: str) -> int | None:
+            value = chunk.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        return cls(
+            total_duration_ns=integer("total_duration"),
+            load_duration_ns=integer("load_duration"),
+            prompt_eval_count=integer("prompt_eval_count"),
+            prompt_eval_duration_ns=integer("prompt_eval_duration"),
+            eval_count=integer("eval_count"),
+            eval_duration_ns=integer("eval_duration"),
+            done_reason=chunk.get("done_reason") if isinstance(chunk.get("done_reason"), str) else None,
+        )
+
+    @property
+    def eval_rate_tps(self) -> float | None:
+        """eval_count / eval_duration: the "eval rate" of `ollama run --verbose`."""
+        return _rate(self.eval_count, self.eval_duration_ns)
+
+    @property
+    def prompt_rate_tps(self) -> float | None:
+        """prompt_eval_count / prompt_eval_duration: the "prompt eval rate"."""
+        return _rate(self.prompt_eval_count, self.prompt_eval_duration_ns)
+
+    @property
+    def load_s(self) -> float | None:
+        return None if self.load_duration_ns is None else self.load_duration_ns / NS
+
+
+class TokenClock:
+    """Arrival times of streamed tokens, measured on the client's monotonic clock.
+
+    `request_at` is when the request was sent. Thread-safe: the session thread records, the
+    screen reads.
+    """
+
+    def __init__(self, request_at: float, window_s: float = DEFAULT_WINDOW_S, capacity: int = 200_000) -> None:
+        self.request_at = request_at
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self.count = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def token(self, t: float) -> None:
+        """Record one token chunk that arrived at monotonic time t."""
+        with self._lock:
+            if self.first_at is None:
+                self.first_at = t
+            self.last_at = t
+            self.count += 1
+            self._times.append(t)
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token: request sent to first token received (includes the model load)."""
+        return None if self.first_at is None else self.first_at - self.request_at
+
+    @property
+    def client_rate_tps(self) -> float | None:
+        """Tokens per second between the first and the last token, as the client saw them.
+
+        (count - 1) intervals over the span from first to last: the first token's time belongs to
+        the prompt, as in the server's eval rate.
+        """
+        if self.first_at is None or self.last_at is None or self.count < 2 or self.last_at <= self.first_at:
+            return None
+        return (self.count - 1) / (self.last_at - self.first_at)
+
+    def live_rate_tps(self, now: float) -> float | None:
+        """Tokens per second over the last `window_s` seconds (shorter just after the first token)."""
+        with self._lock:
+            times = list(self._times)
+        return windowed_rate(times, now, self.window_s)
+
+    def times(self) -> list[float]:
+        """Every recorded arrival time still in the buffer, oldest first."""
+        with self._lock:
+            return list(self._times)
+
+
+def windowed_rate(times: Sequence[float], now: float, window_s: float) -> float | None:
+    """Tokens per second over (now - window_s, now] for sorted arrival `times`.
+
+    The window is clipped to start at the first token; None before the first token or when the
+    clipped window is empty.
+    """
+    if not times or now < times[0]:
+        return None
+    start = max(now - window_s, times[0])
+    span = now - start
+    if span <= 0:
+        return None
+    hi = bisect.bisect_right(times, now)
+    lo = bisect.bisect_right(times, start)
+    return (hi - lo) / span
+
+
+def rate_series(
+    times: Sequence[float], start: float, end: float, points: int, window_s: float = DEFAULT_WINDOW_S
+) -> list[tuple[float, float]]:
+    """At most `points` (seconds since start, tokens/s) pairs evenly spread over [start, end].
+
+    A long run is downsampled to the same number of points as a short one, so a chart costs the
+    same after two hours as after two seconds. Points before the first token are left out.
+    """
+    if points < 1 or end <= start or not times:
+        return []
+    step = (end - start) / points
+    series = []
+    for i in range(1, points + 1):
+        now = start + i * step
+        value = windowed_rate(times, now, max(window_s, step))
+        if value is not None:
+            series.append((now - start, value))
+    return series

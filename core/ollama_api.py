@@ -1,0 +1,186 @@
+"""The calls llmtop makes to an Ollama server, through the official `ollama` client.
+
+Every failure becomes an OllamaError whose text is one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+import ollama
+import pydantic
+
+CONNECT_TIMEOUT_S = 5.0
+START_HINT = "start it with `ollama serve` (or open the Ollama app), or point --host / OLLAMA_HOST at it"
+
+
+class OllamaError(Exception):
+    """A failure talking to Ollama, with a one-line message for the user."""
+
+
+class ServerUnreachable(OllamaError):
+    """Nothing answers at the host, or it is not an Ollama server."""
+
+
+class ModelNotFound(OllamaError):
+    """The server does not have the model."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"model {model!r} is not on the server: get it with `ollama pull {model}` or run llmtop with --pull"
+        )
+        self.model = model
+
+
+class ServerError(OllamaError):
+    """The server answered with an error (`{"error": ...}`), e.g. not enough memory for the model."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StreamBroken(OllamaError):
+    """The generation stream ended without its final chunk."""
+
+
+def _dump(response: Any) -> dict[str, Any]:
+    """A client response model as the JSON body the server sent (aliases such as `model_info`)."""
+    return response.model_dump(by_alias=True, mode="json")
+
+
+def _error_text(body: str) -> str:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body.strip() or "no message"
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return value["error"]
+    return body.strip()
+
+
+class OllamaServer:
+    """One Ollama server at `base_url` (see llmtop.hosts.ollama_base_url)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        # No read timeout for generation: a large model can take minutes to load and then
+        # stream at a token a second; the connect timeout still catches a dead host.
+        self._client = ollama.Client(host=base_url, timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=None))
+        self._quick = ollama.Client(host=base_url, timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=30.0))
+
+    def close(self) -> None:
+        for client in (self._client, self._quick):
+            try:
+                client._client.close()  # the client owns an httpx.Client; close its pool
+            except Exception:
+                pass
+
+    def _unreachable(self, why: str) -> ServerUnreachable:
+        return ServerUnreachable(f"cannot reach Ollama at {self.base_url} ({why}): {START_HINT}")
+
+    def _call(self, model: str | None, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ollama.ResponseError as exc:
+            if exc.status_code == 404 and model is not None:
+                raise ModelNotFound(model) from None
+            raise ServerError(_error_text(exc.error), exc.status_code) from None
+        except (ConnectionError, httpx.ConnectError) as exc:
+            raise self._unreachable("connection refused" if "refused" in str(exc).lower() or
+                                    isinstance(exc, ConnectionError) else str(exc)) from None
+        except httpx.TimeoutException:
+            raise self._unreachable("no answer in time") from None
+        except httpx.HTTPError as exc:
+            raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+        except (pydantic.ValidationError, ValueError) as exc:
+            raise ServerError(f"unexpected answer from {self.base_url}: {str(exc).splitlines()[0]}") from None
+
+    def version(self) -> str:
+        """`GET /api/version`; ServerUnreachable when the host does not answer as Ollama does."""
+        try:
+            response = httpx.get(f"{self.base_url}/api/version", timeout=CONNECT_TIMEOUT_S)
+        except httpx.ConnectError:
+            raise self._unreachable("connection refused") from None
+        except httpx.TimeoutException:
+            raise self._unreachable("no answer in time") from None
+        except httpx.HTTPError as exc:
+            raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+        try:
+            version = response.json().get("version") if response.status_code == 200 else None
+        except ValueError:
+            version = None
+        if not isinstance(version, str):
+            raise ServerUnreachable(
+                f"the server at {self.base_url} did not answer /api/version as Ollama does "
+                f"(HTTP {response.status_code}): is it Ollama?"
+            )
+        return version
+
+    def show(self, model: str) -> dict[str, Any]:
+        """`POST /api/show`: details and model_info; ModelNotFound on 404."""
+        return _dump(self._call(model, lambda: self._quick.show(model)))
+
+    def tags(self) -> dict[str, Any]:
+        """`GET /api/tags`: the models on the server, with their file sizes."""
+        return _dump(self._call(None, self._quick.list))
+
+    def ps(self) -> dict[str, Any]:
+        """`GET /api/ps`: the loaded models, with size and size_vram."""
+        return _dump(self._call(None, self._quick.ps))
+
+    def unload(self, model: str) -> None:
+        """`POST /api/generate {"model", "keep_alive": 0}`: ask the server to unload the model."""
+        self._call(model, lambda: self._client.generate(model=model, keep_alive=0))
+
+    def wait_unloaded(self, model: str, timeout_s: float, is_model: Callable[[str], bool],
+                      poll_s: float = 0.25) -> bool:
+        """Poll `/api/ps` until the model is gone; False if it is still listed after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not any(is_model(m.get("name") or m.get("model") or "") for m in self.ps().get("models") or []):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+    def generate(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """`POST /api/generate` with streaming: yields each chunk as a dict, the final one included.
+
+        A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
+        line that is not JSON raises StreamBroken, after every good chunk has been yielded.
+        """
+        try:
+            stream = self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True)
+            for chunk in stream:
+                yield _dump(chunk)
+        except ollama.ResponseError as exc:
+            if exc.status_code == 404:
+                raise ModelNotFound(model) from None
+            raise ServerError(_error_text(exc.error), exc.status_code if exc.status_code > 0 else None) from None
+        except (ConnectionError, httpx.ConnectError):
+            raise self._unreachable("connection refused") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise StreamBroken(f"the connection dropped mid-stream ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise StreamBroken(f"the stream failed: {type(exc).__name__}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise StreamBroken(f"the server sent a line that is not JSON ({exc.msg})") from None
+        except pydantic.ValidationError:
+            raise StreamBroken("the server sent a chunk that is not a generate response") from None
+
+    def pull(self, model: str) -> Iterator[dict[str, Any]]:
+        """`POST /api/pull` with streaming: yields the progress records."""
+        try:
+            for progress in self._client.pull(model=model, stream=True):
+                yield _dump(progress)
+        except ollama.ResponseError as exc:
+            raise ServerError(f"cannot pull {model!r}: {_error_text(exc.error)}", exc.status_code) from None
+        except (ConnectionError, httpx.ConnectError):
+            raise self._unreachable("connection refused") from None
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise StreamBroken(f"the pull of {model!r} stopped: {type(exc).__name__}") from None

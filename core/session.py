@@ -1,0 +1,257 @@
+"""One llmtop session: connect, look the model up, then run the controlled experiment.
+
+A run is: unload the model if loaded, take a baseline once memory has settled, generate with
+streaming while the collectors sample and `/api/ps` is polled, then summarise. The session
+reports what happens to an observer (the TUI, or the headless printer) and never touches a
+screen itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmtop.collectors.sampler import Sampler
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.model_facts import ModelFacts, model_facts, same_model
+from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
+from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
+
+DEFAULT_PROMPT = "AIの未来を予測してください。（100字）"
+PS_INTERVAL_S = 1.0
+UNLOAD_TIMEOUT_S = 60.0
+SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
+SETTLE_TIMEOUT_S = 10.0
+
+
+class Phase(enum.Enum):
+    """Where a run is. The model load and the prompt evaluation both happen before the first
+    token and cannot be told apart from the API alone, so `LOADING` covers both."""
+
+    IDLE = "idle"
+    UNLOADING = "unloading"
+    BASELINE = "baseline"
+    LOADING = "loading"
+    PROMPT = "prompt"
+    GENERATING = "generating"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What one run asks of Ollama. num_gpu None lets Ollama decide; 0 is CPU only."""
+
+    prompt: str = DEFAULT_PROMPT
+    num_gpu: int | None = None
+
+    @property
+    def mode(self) -> str:
+        if self.num_gpu is None:
+            return "auto"
+        return "cpu" if self.num_gpu == 0 else f"gpu={self.num_gpu}"
+
+    def options(self) -> dict[str, Any]:
+        return {} if self.num_gpu is None else {"num_gpu": self.num_gpu}
+
+
+class SessionObserver:
+    """Receives a session's events; override what you need. Called on the session's thread."""
+
+    def phase(self, phase: Phase, detail: str = "") -> None: ...
+
+    def token(self, text: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+    def finished(self, row: SummaryRow) -> None: ...
+
+
+class Session:
+    """A connected server, one model, and the collectors; `run()` performs one measured run."""
+
+    def __init__(
+        self,
+        server: OllamaServer,
+        model: str,
+        collectors: SystemCollectors,
+        observer: SessionObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.server = server
+        self.model = model
+        self.collectors = collectors
+        self.observer = observer or SessionObserver()
+        self._clock = clock
+        self.version: str | None = None
+        self.facts: ModelFacts | None = None
+        self.current: RunRecord | None = None
+        self.last: RunRecord | None = None  # the run in progress, else the latest one
+        self.phase = Phase.IDLE
+        self.phase_since = clock()
+        self.rows: list[SummaryRow] = []
+        self.cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned: RunRecord | None = None
+        self._ps: Sampler[PsReading] | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+    def connect(self) -> ModelFacts:
+        """`/api/version`, `/api/show`, `/api/tags`: raises OllamaError with a user's message."""
+        self.version = self.server.version()
+        show = self.server.show(self.model)
+        self.facts = model_facts(self.model, show, self.server.tags())
+        return self.facts
+
+    # -- one run ----------------------------------------------------------------------------
+    def _set_phase(self, phase: Phase, detail: str = "") -> None:
+        self.phase = phase
+        self.phase_since = self._clock()
+        self.observer.phase(phase, detail)
+
+    def _is_ours(self, name: str) -> bool:
+        return same_model(name, self.model)
+
+    def _read_ps(self, now: float) -> PsReading | None:
+        for entry in self.server.ps().get("models") or []:
+            if self._is_ours(entry.get("name") or entry.get("model") or ""):
+                return PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
+        return None
+
+    def _unload(self) -> None:
+        if not any(self._is_ours(m.get("name") or m.get("model") or "") for m in self.server.ps().get("models") or []):
+            return
+        self._set_phase(Phase.UNLOADING, "model is loaded: unloading it for a clean baseline")
+        self.server.unload(self.model)
+        if not self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours):
+            self.observer.note(f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it")
+
+    def _baseline(self) -> tuple[SystemMemorySample | None, Any]:
+        """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""
+        self._set_phase(Phase.BASELINE, "waiting for memory to settle")
+        memory = self.collectors.memory
+        interval = memory.interval
+        deadline = self._clock() + SETTLE_TIMEOUT_S
+        previous = memory.sample_now()
+        while True:
+            if self.cancel.wait(interval):
+                break
+            current = memory.sample_now()
+            if previous is not None and current is not None:
+                if abs(current.used_bytes - previous.used_bytes) <= SETTLE_TOLERANCE * previous.used_bytes:
+                    break
+            if self._clock() >= deadline:
+                self.observer.note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
+                break
+            previous = current
+        return memory.latest(), self.collectors.processes.sample_now()
+
+    def run(self, settings: RunSettings) -> SummaryRow:
+        """Perform one run and return its row (also appended to `rows`). Never raises OllamaError
+        or KeyboardInterrupt: a failed or interrupted run returns a row with complete=False."""
+        assert self.facts is not None, "connect() first"
+        self.cancel.clear()
+        self._ps = None
+        record = RunRecord(
+            facts=self.facts,
+            mode=settings.mode,
+            host=self.server.base_url,
+            ollama_version=self.version,
+            started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            clock=TokenClock(self._clock()),
+        )
+        self.current = self.last = record
+        try:
+            self._unload()
+            record.baseline_memory, record.baseline_process = self._baseline()
+            if not self.cancel.is_set():
+                self._generate(record, settings)
+        except OllamaError as exc:
+            record.error = str(exc)
+        except KeyboardInterrupt:
+            record.error = "interrupted (Ctrl+C)"
+        return self._finish(record)
+
+    def _generate(self, record: RunRecord, settings: RunSettings) -> None:
+        self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
+        record.clock = TokenClock(self._clock())
+        self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+        self._ps.start()
+        try:
+            for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
+                now = self._clock()
+                if chunk.get("done"):
+                    record.server = ServerTiming.from_final_chunk(chunk)
+                    record.complete = True
+                    break
+                text = chunk.get("response") or ""
+                record.clock.token(now)
+                if record.clock.count == 1:
+                    self._set_phase(Phase.GENERATING)
+                self.observer.token(text)
+                if self.cancel.is_set():
+                    record.error = "stopped by the user"
+                    break
+            else:
+                raise StreamBroken("the stream ended without its final chunk")
+        finally:
+            record.ended_at = self._clock()
+            self._ps.stop()
+            self._ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
+
+    def _finish(self, record: RunRecord) -> SummaryRow:
+        with self._lock:
+            row = self.snapshot(record)
+            if record is self._abandoned:  # the screen already kept this run when the user quit
+                return row
+            self.rows.append(row)
+            self.current = None
+        self._set_phase(Phase.DONE if row.complete else Phase.FAILED, record.error or "")
+        self.observer.finished(row)
+        return row
+
+    def latest_ps(self) -> PsReading | None:
+        """Ollama's latest account of the split for the run in progress (or the last run)."""
+        return self._ps.latest() if self._ps is not None else None
+
+    def abandon(self, reason: str) -> SummaryRow | None:
+        """Give up the run in progress without waiting for it (the user quits): the row of what
+        was measured so far is kept in `rows` with complete=False. None when no run is going."""
+        with self._lock:
+            record = self.current
+            if record is None:
+                return None
+            self.cancel.set()
+            if not record.complete:
+                record.error = reason
+            row = self.snapshot(record)
+            self.rows.append(row)
+            self.current = None
+            self._abandoned = record
+            return row
+
+    def snapshot(self, record: RunRecord | None = None) -> SummaryRow | None:
+        """The row of `record` (default: the run in progress) from what has been measured so far;
+        a run still going is summarised up to now."""
+        record = record or self.current
+        if record is None:
+            return None
+        end = record.ended_at if record.ended_at is not None else self._clock()
+        ps = self._ps.all() if self._ps is not None else []
+        return summarize(
+            dataclasses.replace(
+                record,
+                ended_at=end,
+                memory=self.collectors.memory.between(record.clock.request_at, end),
+                processes=self.collectors.processes.between(record.clock.request_at, end),
+                ps=ps,
+            )
+        )

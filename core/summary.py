@@ -1,0 +1,183 @@
+"""The summary row of one run: the article's columns and the timing figures, computed from samples.
+
+Pure: no I/O, no Textual. Every figure is None when it was not measured; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.model_facts import ModelFacts
+
+# Keys promised to users of the JSON export; their names and meaning do not change.
+STABLE_KEYS = (
+    "model",
+    "parameter_size",
+    "quantization",
+    "size_bytes",
+    "env",
+    "eval_rate_tps",
+    "client_rate_tps",
+    "prompt_rate_tps",
+    "ttft_s",
+    "load_s",
+    "ram_delta_bytes",
+    "ram_peak_bytes",
+    "vram_delta_bytes",
+    "shared_delta_bytes",
+    "layers_offloaded",
+    "layers_total",
+    "ollama_version",
+    "complete",
+)
+
+
+@dataclass(frozen=True)
+class PsReading:
+    """One `/api/ps` entry for our model: Ollama's own account of where it put the model."""
+
+    t: float
+    size_bytes: int
+    size_vram_bytes: int
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One run, as exported. See STABLE_KEYS for the keys every export carries."""
+
+    model: str
+    parameter_size: str | None
+    quantization: str | None
+    size_bytes: int | None
+    env: str | None
+    eval_rate_tps: float | None
+    client_rate_tps: float | None
+    prompt_rate_tps: float | None
+    ttft_s: float | None
+    load_s: float | None
+    ram_delta_bytes: int | None
+    ram_peak_bytes: int | None
+    vram_delta_bytes: int | None
+    shared_delta_bytes: int | None
+    layers_offloaded: int | None
+    layers_total: int | None
+    ollama_version: str | None
+    complete: bool
+    # Beyond the stable keys: context for reading the figures above.
+    mode: str = "auto"
+    host: str | None = None
+    started_at: str | None = None
+    eval_count: int | None = None
+    done_reason: str | None = None
+    ollama_rss_delta_bytes: int | None = None
+    ps_size_bytes: int | None = None
+    ps_size_vram_bytes: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping: the stable keys first, then the context keys."""
+        return asdict(self)
+
+
+@dataclass
+class RunRecord:
+    """Everything measured in one run, as the session collected it."""
+
+    facts: ModelFacts
+    mode: str
+    host: str | None
+    ollama_version: str | None
+    started_at: str | None
+    clock: TokenClock
+    baseline_memory: SystemMemorySample | None = None
+    baseline_process: OllamaProcessSample | None = None
+    memory: Sequence[SystemMemorySample] = field(default_factory=list)
+    processes: Sequence[OllamaProcessSample] = field(default_factory=list)
+    ps: Sequence[PsReading] = field(default_factory=list)
+    server: ServerTiming | None = None
+    ended_at: float | None = None
+    complete: bool = False
+    error: str | None = None
+
+
+def env_from_vram(size_bytes: int, size_vram_bytes: int) -> str:
+    """Ollama's split as `ollama ps` reads it: no VRAM is CPU, all of it GPU, else CPU+GPU."""
+    if size_vram_bytes <= 0:
+        return "CPU"
+    if size_vram_bytes >= size_bytes:
+        return "GPU"
+    return "CPU+GPU"
+
+
+def steady_and_peak(
+    during_generation: Sequence[int], during_run: Sequence[int], baseline: int | None
+) -> tuple[int | None, int | None]:
+    """(steady increase, peak increase) of a memory figure over its baseline.
+
+    Steady is the median during generation (the model is loaded and working); when generation was
+    too short for a sample, the last sample of the run. Peak is the highest sample of the run.
+    """
+    if baseline is None or not during_run:
+        return None, None
+    steady = statistics.median_low(during_generation) if during_generation else during_run[-1]
+    return int(steady) - baseline, max(during_run) - baseline
+
+
+def summarize(run: RunRecord) -> SummaryRow:
+    """Build the summary row of a run, complete or not."""
+    clock = run.clock
+    end = run.ended_at if run.ended_at is not None else float("inf")
+    gen_start = clock.first_at if clock.first_at is not None else end
+
+    def window(samples: Sequence[Any], start: float) -> list[Any]:
+        return [s for s in samples if start <= s.t <= end]
+
+    baseline_ram = run.baseline_memory.used_bytes if run.baseline_memory else None
+    ram_delta, ram_peak = steady_and_peak(
+        [s.used_bytes for s in window(run.memory, gen_start)],
+        [s.used_bytes for s in window(run.memory, clock.request_at)],
+        baseline_ram,
+    )
+    baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
+    rss_delta, _ = steady_and_peak(
+        [s.rss_bytes for s in window(run.processes, gen_start) if s.rss_bytes is not None],
+        [s.rss_bytes for s in window(run.processes, clock.request_at) if s.rss_bytes is not None],
+        baseline_rss,
+    )
+    last_ps = run.ps[-1] if run.ps else None
+    server = run.server
+    return SummaryRow(
+        model=run.facts.name,
+        parameter_size=run.facts.parameter_size,
+        quantization=run.facts.quantization,
+        size_bytes=run.facts.size_bytes,
+        env=env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes) if last_ps else None,
+        eval_rate_tps=server.eval_rate_tps if server else None,
+        client_rate_tps=clock.client_rate_tps,
+        prompt_rate_tps=server.prompt_rate_tps if server else None,
+        ttft_s=clock.ttft_s,
+        load_s=server.load_s if server else None,
+        ram_delta_bytes=ram_delta,
+        ram_peak_bytes=ram_peak,
+        vram_delta_bytes=None,
+        shared_delta_bytes=None,
+        layers_offloaded=None,
+        layers_total=run.facts.layers_total,
+        ollama_version=run.ollama_version,
+        complete=run.complete,
+        mode=run.mode,
+        host=run.host,
+        started_at=run.started_at,
+        eval_count=server.eval_count if server else None,
+        done_reason=server.done_reason if server else None,
+        ollama_rss_delta_bytes=rss_delta,
+        ps_size_bytes=last_ps.size_bytes if last_ps else None,
+        ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
+        error=run.error,
+    )

@@ -1,0 +1,52 @@
+"""Formatting of bytes, seconds and rates, done only at the edge (screen and exports).
+
+Sizes are decimal gigabytes (1 GB = 10^9 bytes), as `ollama list` and `ollama ps` print them.
+"""
+
+from __future__ import annotations
+
+GB = 1_000_000_000
+MB = 1_000_000
+
+
+def gb(value: int | None, digits: int = 1) -> str:
+    """`42520413916` -> `42.5GB`, the article's way of writing a size; `""` when unknown."""
+    if value is None:
+        return ""
+    return f"{value / GB:.{digits}f}GB"
+
+
+def human_bytes(value: int | float | None) -> str:
+    """A size for the screen: `41.6 GB`, `512 MB`; `n/a` when unknown. Negative deltas keep the sign."""
+    if value is None:
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    if size >= GB:
+        return f"{sign}{size / GB:.1f} GB"
+    if size >= MB:
+        return f"{sign}{size / MB:.0f} MB"
+    return f"{sign}{size / 1000:.0f} kB"
+
+
+def signed_bytes(value: int | None) -> str:
+    """A delta for the screen: `+41.6 GB`, `-12 MB`; `n/a` when unknown."""
+    if value is None:
+        return "n/a"
+    return ("+" if value >= 0 else "") + human_bytes(value)
+
+
+def rate(value: float | None, digits: int = 2) -> str:
+    """Tokens per second with a fixed number of decimals; `""` when unknown."""
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def seconds(value: float | None) -> str:
+    """`1.234` -> `1.23s`; `""` when unknown."""
+    return "" if value is None else f"{value:.2f}s"
+
+
+def clock(elapsed: float) -> str:
+    """Elapsed time as `m:ss.s` for the phase line."""
+    minutes, secs = divmod(max(elapsed, 0.0), 60)
+    return f"{int(minutes)}:{secs:04.1f}"

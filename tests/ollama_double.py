@@ -1,0 +1,391 @@
+"""A stand-in Ollama server: a real HTTP server on 127.0.0.1 that speaks Ollama's API.
+
+It streams `/api/generate` as chunked NDJSON (`application/x-ndjson`), ends with the final
+chunk's counts and nanosecond durations measured on its own clock, answers errors with
+`{"error": ...}` bodies and the status codes Ollama uses, unloads on `keep_alive: 0`, and lists
+loaded models in `/api/ps`. Faults are injected through `DoubleConfig`.
+
+Run it by hand for the screenshots or to try llmtop without Ollama:
+    python tests/ollama_double.py --port 11500 --rate 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# What the article's model looks like to the API (llama3.3:70b, Q4_K_M, 80 blocks).
+LLAMA33 = {
+    "name": "llama3.3:latest",
+    "size": 42520413916,
+    "digest": "a6eb4748fd2990ad2952b2335a95a7f952d1a06119a0aa6a2df6cd052a93a3fa",
+    "family": "llama",
+    "parameter_size": "70.6B",
+    "quantization_level": "Q4_K_M",
+    "parameter_count": 70553706496,
+    "block_count": 80,
+}
+
+WORDS = (
+    "AI は 今後 10 年 で 医療 、 教育 、 製造 の 現場 に 深く 入り 込み 、 人 と 協働 する 道具 と "
+    "なる でしょう 。 一方 で 、 電力 消費 や 偏り 、 雇用 へ の 影響 と いった 課題 に 社会 全体 で "
+    "向き合う 必要 が あり ます 。"
+).split()
+
+OOM_MESSAGE = "model requires more system memory (45.2 GiB) than is available (30.1 GiB)"
+
+
+@dataclass
+class DoubleConfig:
+    """How the double behaves; change fields between requests to script a test."""
+
+    version: str = "0.5.11"
+    models: dict[str, dict[str, Any]] = field(default_factory=lambda: {"llama3.3:latest": dict(LLAMA33)})
+    token_rate: float = 200.0  # tokens/s while generating
+    tokens: int = 40  # eval_count of a full answer
+    load_delay_s: float = 0.05
+    prompt_delay_s: float = 0.02
+    unload_delay_s: float = 0.05
+    vram_fraction: float = 0.0  # size_vram / size in /api/ps when num_gpu is not 0
+    preloaded: tuple[str, ...] = ()
+    fault: str | None = None  # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama"
+    fault_after: int = 5  # tokens sent before a mid-stream fault
+    pull_fails: bool = False
+
+
+def _now_text() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+class OllamaDouble:
+    """Start with `start()`, stop with `stop()`; `url` is its base URL, `requests` what it got."""
+
+    def __init__(self, config: DoubleConfig | None = None, port: int = 0) -> None:
+        self.config = config or DoubleConfig()
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.loaded: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        for name in self.config.preloaded:
+            self._load(name, None)
+        double = self
+
+        class Handler(_Handler):
+            owner = double
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OllamaDouble:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ollama-double", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> OllamaDouble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _find(self, name: str) -> dict[str, Any] | None:
+        return self.config.models.get(_canonical(name))
+
+    def _load(self, name: str, options: dict[str, Any] | None) -> None:
+        model = self._find(name)
+        if model is None:
+            return
+        num_gpu = (options or {}).get("num_gpu")
+        if num_gpu == 0:
+            vram = 0
+        else:
+            vram = int(model["size"] * self.config.vram_fraction)
+        with self._lock:
+            self.loaded[_canonical(name)] = {"size": model["size"] + 1_500_000_000, "size_vram": vram}
+
+    def _unload_later(self, name: str) -> None:
+        def unload() -> None:
+            time.sleep(self.config.unload_delay_s)
+            with self._lock:
+                self.loaded.pop(_canonical(name), None)
+
+        threading.Thread(target=unload, daemon=True).start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ollama-double"
+    owner: OllamaDouble
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        self.owner.requests.append((self.command, self.path, body))
+        return body
+
+    def _json(self, status: int, value: Any) -> None:
+        data = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": message})
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _line(self, value: Any) -> None:
+        self._chunk(json.dumps(value, ensure_ascii=False).encode() + b"\n")
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        """Close the connection in the middle of the chunked body, as a dying runner does."""
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- routes -----------------------------------------------------------------------------
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        cfg = self.owner.config
+        if cfg.fault == "not_ollama":
+            self._json(404, {"detail": "Not Found"})
+            return
+        if self.path == "/":
+            data = b"Ollama is running"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif self.path == "/api/version":
+            self._json(200, {"version": cfg.version})
+        elif self.path == "/api/tags":
+            self._json(200, {"models": [self._tag(m) for m in cfg.models.values()]})
+        elif self.path == "/api/ps":
+            with self.owner._lock:
+                loaded = dict(self.owner.loaded)
+            expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)).isoformat()
+            models = []
+            for name, state in loaded.items():
+                entry = self._tag(cfg.models[name])
+                entry.pop("modified_at")
+                entry.update(size=state["size"], size_vram=state["size_vram"], expires_at=expires, context_length=4096)
+                models.append(entry)
+            self._json(200, {"models": models})
+        else:
+            self._error(404, "404 page not found")
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.path == "/api/show":
+            self._show(body)
+        elif self.path == "/api/generate":
+            self._generate(body)
+        elif self.path == "/api/pull":
+            self._pull(body)
+        else:
+            self._error(404, "404 page not found")
+
+    @staticmethod
+    def _details(model: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": model["family"],
+            "families": [model["family"]],
+            "parameter_size": model["parameter_size"],
+            "quantization_level": model["quantization_level"],
+        }
+
+    def _tag(self, model: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": model["name"],
+            "model": model["name"],
+            "modified_at": "2024-12-07T10:21:40.123456789+09:00",
+            "size": model["size"],
+            "digest": model["digest"],
+            "details": self._details(model),
+        }
+
+    def _show(self, body: dict[str, Any]) -> None:
+        name = body.get("model") or body.get("name") or ""
+        model = self.owner._find(name)
+        if model is None:
+            self._error(404, f"model '{name}' not found")
+            return
+        arch = model["family"]
+        self._json(
+            200,
+            {
+                "license": "LLAMA 3.3 COMMUNITY LICENSE AGREEMENT",
+                "modelfile": f"FROM {model['name']}\n",
+                "parameters": 'stop "<|eot_id|>"',
+                "template": "{{ .Prompt }}",
+                "details": self._details(model),
+                "model_info": {
+                    "general.architecture": arch,
+                    "general.parameter_count": model["parameter_count"],
+                    "general.file_type": 15,
+                    f"{arch}.block_count": model["block_count"],
+                    f"{arch}.context_length": 131072,
+                    f"{arch}.embedding_length": 8192,
+                },
+                "capabilities": ["completion", "tools"],
+                "modified_at": "2024-12-07T10:21:40.123456789+09:00",
+            },
+        )
+
+    def _generate(self, body: dict[str, Any]) -> None:
+        cfg = self.owner.config
+        name = body.get("model") or ""
+        if self.owner._find(name) is None or cfg.fault == "404":
+            self._error(404, f'model "{name}" not found, try pulling it first')
+            return
+        if body.get("keep_alive") == 0 and not body.get("prompt"):
+            self.owner._unload_later(name)
+            self._json(200, {"model": name, "created_at": _now_text(), "response": "", "done": True, "done_reason": "unload"})
+            return
+        started = time.monotonic_ns()
+        already = _canonical(name) in self.owner.loaded
+        self.owner._load(name, body.get("options"))
+        if not already:
+            time.sleep(cfg.load_delay_s)
+        loaded_at = time.monotonic_ns()
+        if cfg.fault == "oom":
+            with self.owner._lock:
+                self.owner.loaded.pop(_canonical(name), None)
+            self._error(500, OOM_MESSAGE)
+            return
+        time.sleep(cfg.prompt_delay_s)
+        prompt_done = time.monotonic_ns()
+        self._start_stream()
+        count = 0
+        for i in range(cfg.tokens):
+            if cfg.fault in ("drop", "malformed", "stream_error") and i == cfg.fault_after:
+                if cfg.fault == "drop":
+                    self._drop()
+                elif cfg.fault == "malformed":
+                    self._chunk(b'{"model":"' + name.encode() + b'","response":"tok\n')
+                    self._end_stream()
+                else:
+                    self._line({"error": "an error was encountered while running the model: unexpected EOF"})
+                    self._end_stream()
+                return
+            time.sleep(1.0 / cfg.token_rate)
+            word = WORDS[i % len(WORDS)]
+            self._line({"model": name, "created_at": _now_text(), "response": word, "done": False})
+            count += 1
+        finished = time.monotonic_ns()
+        if cfg.fault == "no_final":
+            self._end_stream()
+            return
+        self._line(
+            {
+                "model": name,
+                "created_at": _now_text(),
+                "response": "",
+                "done": True,
+                "done_reason": "stop",
+                "context": [128006, 882, 128007],
+                "total_duration": finished - started,
+                "load_duration": loaded_at - started,
+                "prompt_eval_count": 26,
+                "prompt_eval_duration": prompt_done - loaded_at,
+                "eval_count": count,
+                "eval_duration": finished - prompt_done,
+            }
+        )
+        self._end_stream()
+
+    def _pull(self, body: dict[str, Any]) -> None:
+        cfg = self.owner.config
+        name = _canonical(body.get("model") or body.get("name") or "")
+        if cfg.pull_fails:
+            self._error(500, "pull model manifest: file does not exist")
+            return
+        self._start_stream()
+        self._line({"status": "pulling manifest"})
+        digest = "sha256:4824460d29f2058aaf6e1118a63a7a197a09bed509f0e7d4e2efb1ee273b447d"
+        total = 2_019_377_376
+        for done in (0, total // 2, total):
+            self._line({"status": f"pulling {digest[7:19]}", "digest": digest, "total": total, "completed": done})
+        for status in ("verifying sha256 digest", "writing manifest", "success"):
+            self._line({"status": status})
+        self._end_stream()
+        model = dict(LLAMA33, name=name)
+        cfg.models[name] = model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=11500)
+    parser.add_argument("--rate", type=float, default=30.0, help="tokens/s")
+    parser.add_argument("--tokens", type=int, default=120)
+    parser.add_argument("--load", type=float, default=2.0, help="seconds to 'load' the model")
+    parser.add_argument("--vram-fraction", type=float, default=0.36)
+    args = parser.parse_args()
+    config = DoubleConfig(
+        token_rate=args.rate, tokens=args.tokens, load_delay_s=args.load, vram_fraction=args.vram_fraction
+    )
+    double = OllamaDouble(config, port=args.port).start()
+    print(f"Ollama double at {double.url} (Ctrl+C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        double.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Textual app: it only renders what the session and collectors hand it."""

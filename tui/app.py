@@ -1,0 +1,267 @@
+"""The llmtop screen: header, phase line, gauges, tokens/s chart, streamed text and summary table.
+
+The session runs on its own daemon thread (a blocked read from a slow server must never keep
+the app from quitting) and posts messages; the gauges and the chart are refreshed from the
+collectors' buffers at most ten times a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static
+
+from llmtop import units
+from llmtop.collectors.token_timing import rate_series
+from llmtop.exports import write_export
+from llmtop.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.summary import SummaryRow
+from llmtop.tui.messages import PhaseChanged, RunFinished, SessionNote
+from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.streamed_text import StreamedText
+from llmtop.tui.widgets.summary_table import SummaryTable
+from llmtop.tui.widgets.token_rate import TokenRateChart
+
+REFRESH_S = 0.1  # screen refresh: at most ten times a second, whatever the sampling interval
+CHART_EVERY = 5  # redraw the chart every fifth refresh (twice a second)
+CHART_POINTS = 80
+GPU_PENDING = "no GPU collector in this version yet"
+
+
+class _AppObserver(SessionObserver):
+    """Forwards session events to the app; tokens are buffered and drained by the refresh timer."""
+
+    def __init__(self, app: LlmtopApp) -> None:
+        self.app = app
+        self.pending: list[str] = []
+        self.lock = threading.Lock()
+
+    def phase(self, phase: Phase, detail: str = "") -> None:
+        self.app.post_message(PhaseChanged(phase, detail))
+
+    def token(self, text: str) -> None:
+        with self.lock:
+            self.pending.append(text)
+
+    def note(self, message: str) -> None:
+        self.app.post_message(SessionNote(message))
+
+    def finished(self, row: SummaryRow) -> None:
+        self.app.post_message(RunFinished(row))
+
+    def drain(self) -> str:
+        with self.lock:
+            text, self.pending = "".join(self.pending), []
+        return text
+
+
+class LlmtopApp(App[int]):
+    """Live view of one session; every run adds a row to the summary table."""
+
+    CSS_PATH = "llmtop.tcss"
+    TITLE = "llmtop"
+    BINDINGS = [
+        Binding("q", "quit_keeping", "Quit"),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
+        Binding("r", "run_again", "Run again"),
+        Binding("c", "toggle_cpu", "CPU-only next run"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, session: Session, settings: RunSettings, export_path: str | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings
+        self.auto_num_gpu = settings.num_gpu if settings.num_gpu != 0 else None
+        self.export_path = export_path
+        self.interrupted = False
+        self.run_count = 0
+        self.last_export: Path | None = None
+        self._observer = _AppObserver(self)
+        session.observer = self._observer
+        self._thread: threading.Thread | None = None
+        self._ticks = 0
+
+    # -- layout -----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(self._header_text(), id="header")
+        yield Static("", id="phase")
+        yield Static("Δ: change since the baseline taken before the run", id="legend")
+        with Horizontal(id="live"):
+            with Vertical(id="gauges"):
+                yield Gauge("RAM", id="ram")
+                yield Gauge("Swap", id="swap")
+                yield Gauge("Ollama RSS", id="rss")
+                yield Gauge("VRAM", id="vram")
+                yield Gauge("Shared GPU", id="shared")
+                yield Static("", id="split")
+                yield Static("", id="tokens")
+            yield TokenRateChart(id="chart")
+        yield StreamedText(id="text")
+        yield SummaryTable(id="summary")
+        yield Footer()
+
+    def _header_text(self) -> str:
+        facts = self.session.facts
+        if facts is None:
+            return self.session.model
+        parts = [
+            facts.name,
+            facts.parameter_size or "params n/a",
+            facts.quantization or "quant n/a",
+            units.gb(facts.size_bytes) or "size n/a",
+            f"{facts.layers_total} layers" if facts.layers_total else "layers n/a",
+            self.session.server.base_url,
+            f"Ollama {self.session.version or 'n/a'}",
+        ]
+        return "  ·  ".join(parts)
+
+    def on_mount(self) -> None:
+        self.query_one("#vram", Gauge).show_unavailable(GPU_PENDING)
+        self.query_one("#shared", Gauge).show_unavailable(GPU_PENDING)
+        self.set_interval(REFRESH_S, self._refresh_live)
+        self._start_run()
+
+    # -- runs -------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start_run(self) -> None:
+        if self.running:
+            self.notify("a run is in progress", severity="warning")
+            return
+        self.run_count += 1
+        self.query_one(StreamedText).clear()
+        self.query_one(TokenRateChart).show_series([])
+        settings = self.settings
+        self._thread = threading.Thread(target=self.session.run, args=(settings,), name="llmtop-run", daemon=True)
+        self._thread.start()
+        self._refresh_live()
+
+    def on_phase_changed(self, message: PhaseChanged) -> None:
+        if message.phase is Phase.FAILED and message.detail:
+            self.notify(message.detail, title="run incomplete", severity="error", timeout=10)
+        self._refresh_live()
+
+    def on_session_note(self, message: SessionNote) -> None:
+        self.notify(message.text, severity="warning", timeout=8)
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        self.query_one(StreamedText).append(self._observer.drain())
+        self.query_one(SummaryTable).add_summary(message.row)
+        self._refresh_live()
+
+    # -- live refresh -------------------------------------------------------------------------
+    def _refresh_live(self) -> None:
+        self._ticks += 1
+        session = self.session
+        record = session.last
+        now = session._clock()
+        self.query_one("#phase", Static).update(self._phase_text(now))
+        self.query_one(StreamedText).append(self._observer.drain())
+
+        memory = session.collectors.memory.latest()
+        ram = self.query_one("#ram", Gauge)
+        if memory is None:
+            ram.show_unavailable(session.collectors.memory.last_error or "waiting for the first sample")
+        else:
+            base = record.baseline_memory if record else None
+            ram.show_reading(memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None)
+            swap = self.query_one("#swap", Gauge)
+            if memory.swap_total_bytes:
+                swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
+            else:
+                swap.show_unavailable("no swap configured")
+
+        proc = session.collectors.processes.latest()
+        rss = self.query_one("#rss", Gauge)
+        if proc is None:
+            rss.show_unavailable(session.collectors.processes.last_error or "waiting for the first sample")
+        elif proc.rss_bytes is None:
+            rss.show_unavailable(proc.reason or "not readable")
+        else:
+            base_rss = record.baseline_process.rss_bytes if record and record.baseline_process else None
+            runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
+            rss.show_reading(
+                proc.rss_bytes, memory.total_bytes if memory else None,
+                proc.rss_bytes - base_rss if base_rss is not None else None, note=runner,
+            )
+
+        ps = session.latest_ps()
+        split = self.query_one("#split", Static)
+        if ps is not None and ps.size_bytes:
+            gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
+            split.update(
+                f"Ollama's estimate (/api/ps): {units.human_bytes(ps.size_vram_bytes)} of "
+                f"{units.human_bytes(ps.size_bytes)} on GPU ({gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU)"
+            )
+        else:
+            split.update("Ollama's estimate (/api/ps): model not loaded")
+
+        clock = record.clock if record else None
+        tokens = self.query_one("#tokens", Static)
+        if clock is not None:
+            live = clock.live_rate_tps(now)
+            tokens.update(
+                f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
+                f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
+            )
+            if self._ticks % CHART_EVERY == 0 and clock.first_at is not None:
+                self.query_one(TokenRateChart).show_series(
+                    rate_series(clock.times(), clock.request_at, now, CHART_POINTS)
+                )
+
+    def _phase_text(self, now: float) -> str:
+        session = self.session
+        elapsed = units.clock(now - session.phase_since)
+        next_mode = "CPU only" if self.settings.num_gpu == 0 else self.settings.mode
+        return f"run {self.run_count}  ·  {session.phase.value}  {elapsed}  ·  next run: {next_mode}"
+
+    # -- keys -------------------------------------------------------------------------------
+    def action_run_again(self) -> None:
+        self._start_run()
+
+    def action_toggle_cpu(self) -> None:
+        cpu = self.settings.num_gpu != 0
+        self.settings = RunSettings(prompt=self.settings.prompt, num_gpu=0 if cpu else self.auto_num_gpu)
+        self.notify(f"next run: {'CPU only' if cpu else self.settings.mode}")
+        self._refresh_live()
+
+    def _default_export_path(self) -> Path:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.session.model)
+        return Path(f"llmtop-{safe}-{stamp}.md")
+
+    def action_export(self) -> None:
+        rows = list(self.session.rows)
+        if not rows:
+            self.notify("nothing to export yet: no run has finished", severity="warning")
+            return
+        path = Path(self.export_path) if self.export_path else self._default_export_path()
+        try:
+            self.last_export = write_export(rows, path)
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"wrote {len(rows)} run(s) to {path}")
+
+    def _keep_run_in_progress(self) -> None:
+        row = self.session.abandon("quit before the run finished")
+        if row is not None:
+            self.query_one(SummaryTable).add_summary(row)
+
+    def action_quit_keeping(self) -> None:
+        self._keep_run_in_progress()
+        self.exit(0)
+
+    def action_interrupt(self) -> None:
+        self.interrupted = True
+        self._keep_run_in_progress()
+        self.exit(130)

@@ -1,0 +1,27 @@
+"""Messages from the session thread to the app (posted with `post_message`, which is thread-safe)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from llmtop.session import Phase
+from llmtop.summary import SummaryRow
+
+
+class PhaseChanged(Message):
+    def __init__(self, phase: Phase, detail: str) -> None:
+        super().__init__()
+        self.phase = phase
+        self.detail = detail
+
+
+class SessionNote(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class RunFinished(Message):
+    def __init__(self, row: SummaryRow) -> None:
+        super().__init__()
+        self.row = row

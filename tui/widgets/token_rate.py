@@ -1,0 +1,41 @@
+"""The live tokens/s chart (plotext), downsampled to a fixed number of points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual_plotext import PlotextPlot
+
+
+class TokenRateChart(PlotextPlot):
+    """tokens/s against seconds since the request; `show_series` redraws."""
+
+    DEFAULT_CSS = """
+    TokenRateChart { height: 12; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.points: list[tuple[float, float]] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._draw()
+
+    def show_series(self, points: Sequence[tuple[float, float]]) -> None:
+        """Replace the plotted (seconds, tokens/s) points."""
+        points = list(points)
+        if points != self.points:
+            self.points = points
+            self._draw()
+
+    def _draw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.title("tokens/s (2 s window)")
+        plt.xlabel("s since request")
+        if self.points:
+            xs, ys = zip(*self.points)
+            plt.plot(list(xs), list(ys), marker="braille")
+            plt.ylim(0, max(ys) * 1.15 or 1)
+        self.refresh()
