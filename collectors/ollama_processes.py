@@ -84,7 +84,7 @@ class OllamaProcessReader:
 
     def _scan(self, now: float) -> None:
         self._last_scan = now
-        servers, runners = [], []
+        servers, runners, unsure = [], [], []
         for proc in self._psutil.process_iter(["name"]):
             name = proc.info.get("name") or ""
             if _base_name(name) not in RUNNER_NAMES | {"ollama"}:
@@ -93,19 +93,17 @@ class OllamaProcessReader:
             if is_runner(name, args):
                 runners.append(proc)
             elif is_server(name, args):
-                servers.append(proc)
-        runner_pids = {r.pid for r in runners}
-        # A server whose arguments were unreadable may really be a runner: a runner's parent is
-        # the server, so a candidate whose parent is another candidate is a runner.
-        server_pids = {s.pid for s in servers}
-        for proc in list(servers):
+                (servers if args is not None else unsure).append(proc)
+        # A candidate whose arguments were unreadable may be a runner: a runner's parent is the
+        # server, so one whose parent is another candidate is a runner.
+        candidate_pids = {p.pid for p in servers + unsure}
+        for proc in unsure:
             try:
-                if proc.ppid() in server_pids:
-                    servers.remove(proc)
-                    runners.append(proc)
-                    runner_pids.add(proc.pid)
+                parent = proc.ppid()
             except Exception:
-                pass
+                parent = None
+            (runners if parent in candidate_pids else servers).append(proc)
+        runner_pids = {r.pid for r in runners}
         self._server = servers[0] if servers else None
         self._scan_note = (
             f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid}"

@@ -68,12 +68,24 @@ def _canonical(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-stream (llmtop quitting) is normal, not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class OllamaDouble:
     """Start with `start()`, stop with `stop()`; `url` is its base URL, `requests` what it got."""
 
     def __init__(self, config: DoubleConfig | None = None, port: int = 0) -> None:
         self.config = config or DoubleConfig()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.finals: list[dict[str, Any]] = []  # every final chunk sent, as sent
         self.loaded: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         for name in self.config.preloaded:
@@ -83,8 +95,7 @@ class OllamaDouble:
         class Handler(_Handler):
             owner = double
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -96,12 +107,16 @@ class OllamaDouble:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> OllamaDouble:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ollama-double", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="ollama-double", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     def __enter__(self) -> OllamaDouble:
@@ -330,22 +345,22 @@ class _Handler(BaseHTTPRequestHandler):
         if cfg.fault == "no_final":
             self._end_stream()
             return
-        self._line(
-            {
-                "model": name,
-                "created_at": _now_text(),
-                "response": "",
-                "done": True,
-                "done_reason": "stop",
-                "context": [128006, 882, 128007],
-                "total_duration": finished - started,
-                "load_duration": loaded_at - started,
-                "prompt_eval_count": 26,
-                "prompt_eval_duration": prompt_done - loaded_at,
-                "eval_count": count,
-                "eval_duration": finished - prompt_done,
-            }
-        )
+        final = {
+            "model": name,
+            "created_at": _now_text(),
+            "response": "",
+            "done": True,
+            "done_reason": "stop",
+            "context": [128006, 882, 128007],
+            "total_duration": finished - started,
+            "load_duration": loaded_at - started,
+            "prompt_eval_count": 26,
+            "prompt_eval_duration": prompt_done - loaded_at,
+            "eval_count": count,
+            "eval_duration": finished - prompt_done,
+        }
+        self.owner.finals.append(final)
+        self._line(final)
         self._end_stream()
 
     def _pull(self, body: dict[str, Any]) -> None:

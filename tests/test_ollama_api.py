@@ -1,0 +1,102 @@
+"""The real `ollama` client against the double: every call llmtop makes, and every failure."""
+
+import pytest
+
+from llmtop.ollama_api import ModelNotFound, OllamaServer, ServerError, ServerUnreachable, StreamBroken
+from ollama_double import OOM_MESSAGE
+
+
+def test_version_show_tags_ps(double):
+    server = OllamaServer(double.url)
+    assert server.version() == "0.5.11"
+    show = server.show("llama3.3")
+    assert show["details"]["quantization_level"] == "Q4_K_M"
+    assert show["model_info"]["llama.block_count"] == 80
+    assert server.tags()["models"][0]["size"] == 42520413916
+    assert server.ps()["models"] == []
+
+
+def test_generate_streams_chunks_then_the_final_one(double):
+    server = OllamaServer(double.url)
+    chunks = list(server.generate("llama3.3", "hi", {"num_gpu": 0}))
+    assert [c["done"] for c in chunks] == [False] * 40 + [True]
+    final = chunks[-1]
+    assert final["done_reason"] == "stop"
+    assert final["eval_count"] == 40
+    assert final["eval_duration"] == double.finals[0]["eval_duration"]
+    body = double.requests[-1][2]
+    assert body["options"] == {"num_gpu": 0} and body["stream"] is True
+
+
+def test_unload_then_ps_no_longer_lists_the_model(double_factory):
+    double = double_factory(preloaded=("llama3.3:latest",), unload_delay_s=0.3)
+    server = OllamaServer(double.url)
+    assert [m["name"] for m in server.ps()["models"]] == ["llama3.3:latest"]
+    server.unload("llama3.3")
+    assert double.requests[-1][2] == {"model": "llama3.3", "keep_alive": 0, "stream": False}
+    assert server.wait_unloaded("llama3.3", 5.0, lambda name: name == "llama3.3:latest", poll_s=0.05)
+    assert server.ps()["models"] == []
+
+
+def test_unload_that_never_happens_times_out(double_factory):
+    double = double_factory(preloaded=("llama3.3:latest",), unload_delay_s=30)
+    assert not OllamaServer(double.url).wait_unloaded("llama3.3", 0.2, lambda n: True, poll_s=0.05)
+
+
+def test_unknown_model(double):
+    server = OllamaServer(double.url)
+    with pytest.raises(ModelNotFound, match="ollama pull nosuch"):
+        server.show("nosuch")
+    with pytest.raises(ModelNotFound):
+        list(server.generate("nosuch", "hi", {}))
+
+
+def test_out_of_memory_is_the_servers_own_message(double_factory):
+    server = OllamaServer(double_factory(fault="oom").url)
+    with pytest.raises(ServerError) as info:
+        list(server.generate("llama3.3", "hi", {}))
+    assert str(info.value) == OOM_MESSAGE
+    assert info.value.status == 500
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text"),
+    [
+        ("drop", StreamBroken, "dropped mid-stream"),
+        ("malformed", StreamBroken, "not JSON"),
+        ("stream_error", ServerError, "unexpected EOF"),
+    ],
+)
+def test_mid_stream_faults_come_after_the_good_chunks(double_factory, fault, error, text):
+    server = OllamaServer(double_factory(fault=fault, fault_after=7).url)
+    received = []
+    with pytest.raises(error, match=text):
+        for chunk in server.generate("llama3.3", "hi", {}):
+            received.append(chunk)
+    assert len(received) == 7
+
+
+def test_refused_connection(closed_port_url):
+    server = OllamaServer(closed_port_url)
+    with pytest.raises(ServerUnreachable) as info:
+        server.version()
+    assert closed_port_url in str(info.value) and "ollama serve" in str(info.value)
+    with pytest.raises(ServerUnreachable):
+        server.ps()
+
+
+def test_a_server_that_is_not_ollama(double_factory):
+    with pytest.raises(ServerUnreachable, match="is it Ollama"):
+        OllamaServer(double_factory(fault="not_ollama").url).version()
+
+
+def test_pull_reports_progress_and_then_the_model_exists(double):
+    server = OllamaServer(double.url)
+    statuses = [p["status"] for p in server.pull("phi4")]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    assert server.show("phi4")["details"]["parameter_size"] == "70.6B"
+
+
+def test_failed_pull(double_factory):
+    with pytest.raises(ServerError, match="cannot pull 'phi4': pull model manifest"):
+        list(OllamaServer(double_factory(pull_fails=True).url).pull("phi4"))

@@ -1,0 +1,130 @@
+"""Finding the Ollama server and its runner across versions, through a stand-in psutil."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from llmtop.collectors.ollama_processes import OllamaProcessReader, is_runner, is_server
+
+MiB = 2**20
+
+
+class AccessDenied(Exception):
+    pass
+
+
+class FakeProcess:
+    def __init__(self, pid, name, cmdline, rss, ppid=1, cmdline_denied=False):
+        self.pid = pid
+        self.info = {"name": name}
+        self._cmdline = cmdline
+        self.rss = rss
+        self._ppid = ppid
+        self.cmdline_denied = cmdline_denied
+        self.gone = False
+        self.kids = []
+
+    def cmdline(self):
+        if self.cmdline_denied:
+            raise AccessDenied()
+        return self._cmdline
+
+    def ppid(self):
+        return self._ppid
+
+    def memory_info(self):
+        if self.gone:
+            raise ProcessLookupError(self.pid)
+        return SimpleNamespace(rss=self.rss)
+
+    def children(self, recursive=False):
+        return list(self.kids)
+
+
+def fake_psutil(processes):
+    return SimpleNamespace(process_iter=lambda attrs: list(processes))
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "runner"),
+    [
+        ("ollama_llama_server", ["--model"], True),  # up to 0.5
+        ("ollama_llama_server.exe", None, True),
+        ("ollama", ["runner"], True),  # 0.6 on
+        ("ollama.exe", ["runner"], True),
+        ("llama-server", ["-m"], True),
+        ("ollama", ["serve"], False),
+        ("ollama", ["ps"], False),
+    ],
+)
+def test_runner_names_of_every_version(name, args, runner):
+    assert is_runner(name, args) is runner
+
+
+def test_server_is_ollama_serve_or_an_unreadable_ollama():
+    assert is_server("ollama.exe", ["serve"])
+    assert is_server("ollama", None)
+    assert not is_server("ollama", ["run"])
+    assert not is_server("ollama app.exe", ["serve"])
+
+
+def test_tree_rss_is_server_plus_runner():
+    server = FakeProcess(100, "ollama", ["/usr/bin/ollama", "serve"], 60 * MiB)
+    runner = FakeProcess(200, "ollama", ["/usr/bin/ollama", "runner", "--model", "x"], 4000 * MiB, ppid=100)
+    server.kids = [runner]
+    other = FakeProcess(300, "python", ["python"], 999 * MiB)
+    sample = OllamaProcessReader(fake_psutil([other, server, runner]))(1.0)
+    assert sample.rss_bytes == 4060 * MiB
+    assert sample.runner_rss_bytes == 4000 * MiB
+    assert (sample.server_pid, sample.runner_pids) == (100, (200,))
+    assert sample.reason is None
+
+
+def test_old_runner_name_on_windows():
+    server = FakeProcess(10, "ollama.exe", ["C:\\Ollama\\ollama.exe", "serve"], 50 * MiB)
+    runner = FakeProcess(11, "ollama_llama_server.exe", ["x", "--model", "m"], 900 * MiB, ppid=10)
+    server.kids = [runner]
+    sample = OllamaProcessReader(fake_psutil([server, runner]))(0.0)
+    assert sample.rss_bytes == 950 * MiB
+
+
+def test_unreadable_arguments_fall_back_to_parentage():
+    # macOS: another user's process gives its name but not its arguments.
+    server = FakeProcess(100, "ollama", [], 60 * MiB, cmdline_denied=True)
+    runner = FakeProcess(200, "ollama", [], 3000 * MiB, ppid=100, cmdline_denied=True)
+    sample = OllamaProcessReader(fake_psutil([server, runner]))(0.0)
+    assert sample.server_pid == 100
+    assert sample.runner_pids == (200,)
+    assert sample.rss_bytes == 3060 * MiB
+
+
+def test_no_server_says_why():
+    sample = OllamaProcessReader(fake_psutil([FakeProcess(1, "init", ["init"], MiB)]))(0.0)
+    assert sample.rss_bytes is None
+    assert "no Ollama process" in sample.reason
+
+
+def test_remote_server_is_not_measured():
+    sample = OllamaProcessReader(fake_psutil([]), local=False, remote_host="http://gpu-box:11434")(0.0)
+    assert sample.rss_bytes is None
+    assert "gpu-box" in sample.reason
+
+
+def test_a_vanished_runner_is_left_out_and_the_tree_is_rescanned():
+    server = FakeProcess(100, "ollama", ["ollama", "serve"], 60 * MiB)
+    runner = FakeProcess(200, "ollama", ["ollama", "runner"], 3000 * MiB, ppid=100)
+    processes = [server, runner]
+    reader = OllamaProcessReader(fake_psutil(processes), rescan_seconds=100.0)
+    assert reader(0.0).rss_bytes == 3060 * MiB
+    runner.gone = True
+    processes.remove(runner)
+    assert reader(0.5).rss_bytes == 60 * MiB  # the runner exited: its memory is gone too
+    assert reader(1.0).runner_pids == ()  # and the next tick scans again, without waiting 100 s
+
+
+def test_two_servers_are_noted():
+    a = FakeProcess(1, "ollama", ["ollama", "serve"], MiB)
+    b = FakeProcess(2, "ollama", ["ollama", "serve"], MiB)
+    sample = OllamaProcessReader(fake_psutil([a, b]))(0.0)
+    assert sample.server_pid == 1
+    assert "2 Ollama servers" in sample.note

@@ -1,0 +1,139 @@
+"""A whole run against the double: unload, baseline, generate, summary; and runs that fail midway."""
+
+import pytest
+
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.ollama_api import OllamaServer
+from llmtop.session import Phase, RunSettings, Session, SessionObserver
+
+GB = 10**9
+
+
+class Recorder(SessionObserver):
+    def __init__(self):
+        self.phases, self.tokens, self.notes, self.rows = [], [], [], []
+
+    def phase(self, phase, detail=""):
+        self.phases.append(phase)
+
+    def token(self, text):
+        self.tokens.append(text)
+
+    def note(self, message):
+        self.notes.append(message)
+
+    def finished(self, row):
+        self.rows.append(row)
+
+
+def collectors_watching(double):
+    """Memory that follows the double: 20 GB in use, plus 44 GB while it has the model loaded."""
+
+    def memory(now):
+        used = 20 * GB + (44 * GB if double.loaded else 0)
+        return SystemMemorySample(now, 64 * GB, 64 * GB - used, 0, 0)
+
+    def processes(now):
+        return OllamaProcessSample(now, 1 * GB + (43 * GB if double.loaded else 0), 0, 10, ())
+
+    return SystemCollectors(interval=0.02, memory_reader=memory, process_reader=processes)
+
+
+@pytest.fixture
+def run_session():
+    sessions = []
+
+    def make(double, model="llama3.3"):
+        collectors = collectors_watching(double)
+        session = Session(OllamaServer(double.url), model, collectors, Recorder())
+        session.connect()
+        collectors.start()
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.collectors.stop()
+
+
+def test_a_complete_run(double_factory, run_session):
+    double = double_factory(token_rate=100, tokens=30, load_delay_s=0.3, vram_fraction=0.36)
+    session = run_session(double)
+    assert session.version == "0.5.11"
+    assert session.facts.layers_total == 81
+    row = session.run(RunSettings())
+    final = double.finals[-1]
+    assert row.complete and row.error is None
+    assert row.eval_rate_tps == pytest.approx(final["eval_count"] / (final["eval_duration"] / 1e9), rel=1e-9)
+    assert row.client_rate_tps == pytest.approx(row.eval_rate_tps, rel=0.05)
+    assert row.load_s == pytest.approx(final["load_duration"] / 1e9)
+    assert row.ram_delta_bytes == 44 * GB and row.ram_peak_bytes == 44 * GB
+    assert row.ollama_rss_delta_bytes == 43 * GB
+    assert row.env == "CPU+GPU"
+    assert row.ttft_s >= 0.3
+    observer = session.observer
+    assert observer.phases == [Phase.BASELINE, Phase.LOADING, Phase.GENERATING, Phase.DONE]
+    assert len(observer.tokens) == 30
+    assert observer.rows == [row] == session.rows
+
+
+def test_a_loaded_model_is_unloaded_before_the_baseline(double_factory, run_session):
+    double = double_factory(preloaded=("llama3.3:latest",), unload_delay_s=0.2)
+    session = run_session(double)
+    row = session.run(RunSettings(num_gpu=0))
+    assert session.observer.phases[:2] == [Phase.UNLOADING, Phase.BASELINE]
+    unloads = [body for _, path, body in double.requests if body.get("keep_alive") == 0]
+    assert unloads == [{"model": "llama3.3", "keep_alive": 0, "stream": False}]
+    # The baseline was taken after the unload, so the model's 44 GB show as the increase.
+    assert row.ram_delta_bytes == 44 * GB
+    assert row.env == "CPU" and row.mode == "cpu"
+    assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+
+
+@pytest.mark.parametrize(
+    ("fault", "text"),
+    [
+        ("drop", "dropped mid-stream"),
+        ("malformed", "not JSON"),
+        ("stream_error", "unexpected EOF"),
+        ("no_final", "without its final chunk"),
+    ],
+)
+def test_a_run_that_fails_midway_keeps_what_was_measured(double_factory, run_session, fault, text):
+    double = double_factory(fault=fault, fault_after=12, token_rate=100)
+    session = run_session(double)
+    row = session.run(RunSettings())
+    assert not row.complete
+    assert text in row.error
+    assert row.eval_rate_tps is None  # the server never sent its figures
+    assert row.client_rate_tps is not None and row.ttft_s is not None
+    assert row.ram_delta_bytes == 44 * GB
+    assert session.rows == [row]
+    assert session.observer.phases[-1] is Phase.FAILED
+
+
+def test_out_of_memory_before_the_first_token(double_factory, run_session):
+    session = run_session(double_factory(fault="oom"))
+    row = session.run(RunSettings())
+    assert not row.complete
+    assert row.error.startswith("model requires more system memory")
+    assert row.ttft_s is None and row.client_rate_tps is None
+
+
+def test_abandon_keeps_the_run_in_progress_once(double_factory, run_session):
+    import threading
+
+    double = double_factory(token_rate=20, tokens=200)
+    session = run_session(double)
+    thread = threading.Thread(target=session.run, args=(RunSettings(),))
+    thread.start()
+    while session.current is None or session.current.clock.count < 5:
+        thread.join(0.01)
+    row = session.abandon("quit before the run finished")
+    thread.join(10)
+    assert row is not None and not row.complete
+    assert row.error == "quit before the run finished"
+    assert session.rows == [row]  # the thread's own finish did not add a second row
+    assert session.abandon("again") is None

@@ -1,0 +1,93 @@
+"""The summary row: deltas over the baseline, env from /api/ps, rates from the final chunk."""
+
+import pytest
+
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.model_facts import ModelFacts
+from llmtop.summary import STABLE_KEYS, PsReading, RunRecord, env_from_vram, steady_and_peak, summarize
+
+GB = 10**9
+FACTS = ModelFacts("llama3.3", "70.6B", "Q4_K_M", "llama", 80, 42_520_413_916)
+
+
+def ram(t, used, total=64 * GB):
+    return SystemMemorySample(t, total, total - used, 0, 0)
+
+
+def rss(t, value):
+    return OllamaProcessSample(t, value, None, 1, ())
+
+
+@pytest.mark.parametrize(
+    ("size", "vram", "env"),
+    [(44 * GB, 0, "CPU"), (44 * GB, 15 * GB, "CPU+GPU"), (44 * GB, 44 * GB, "GPU"), (10, 11, "GPU")],
+)
+def test_env_follows_ollama_ps(size, vram, env):
+    assert env_from_vram(size, vram) == env
+
+
+def test_steady_is_the_median_during_generation_and_peak_the_highest():
+    assert steady_and_peak([50, 52, 51], [10, 30, 50, 52, 51, 60], 8) == (43, 52)
+    assert steady_and_peak([], [10, 30], 8) == (22, 22)  # too short to sample generation
+    assert steady_and_peak([], [], 8) == (None, None)
+    assert steady_and_peak([1], [1], None) == (None, None)
+
+
+def record(complete=True, with_server=True):
+    clock = TokenClock(request_at=10.0)
+    for i in range(31):
+        clock.token(12.0 + i * 0.1)  # first token at 12.0, last at 15.0
+    final = {"done": True, "done_reason": "stop", "eval_count": 31, "eval_duration": 3_100_000_000,
+             "prompt_eval_count": 26, "prompt_eval_duration": 520_000_000, "load_duration": 1_800_000_000}
+    return RunRecord(
+        facts=FACTS,
+        mode="auto",
+        host="http://127.0.0.1:11434",
+        ollama_version="0.5.11",
+        started_at="2026-11-24T10:00:00+00:00",
+        clock=clock,
+        baseline_memory=ram(9.5, 20 * GB),
+        baseline_process=rss(9.5, 1 * GB),
+        memory=[ram(8.0, 5 * GB), ram(11.0, 40 * GB), ram(12.5, 61 * GB), ram(13.5, 60 * GB), ram(14.5, 60 * GB),
+                ram(20.0, 3 * GB)],
+        processes=[rss(11.0, 20 * GB), rss(13.0, 40 * GB), rss(14.0, 41 * GB)],
+        ps=[PsReading(11.0, 44 * GB, 15 * GB), PsReading(14.0, 44 * GB, 16 * GB)],
+        server=ServerTiming.from_final_chunk(final) if with_server else None,
+        ended_at=15.0,
+        complete=complete,
+        error=None if complete else "the connection dropped mid-stream (RemoteProtocolError)",
+    )
+
+
+def test_a_complete_run():
+    row = summarize(record())
+    assert row.eval_rate_tps == pytest.approx(10.0)
+    assert row.prompt_rate_tps == pytest.approx(50.0)
+    assert row.load_s == pytest.approx(1.8)
+    assert row.client_rate_tps == pytest.approx(10.0)
+    assert row.ttft_s == pytest.approx(2.0)
+    # Samples outside the run (8.0, 20.0) are ignored; generation runs from 12.0 to 15.0.
+    assert row.ram_delta_bytes == 40 * GB  # median of 61, 60, 60 minus 20
+    assert row.ram_peak_bytes == 41 * GB
+    assert row.ollama_rss_delta_bytes == 39 * GB  # median_low of 40, 41 minus 1
+    assert row.env == "CPU+GPU"
+    assert (row.ps_size_bytes, row.ps_size_vram_bytes) == (44 * GB, 16 * GB)
+    assert (row.layers_total, row.layers_offloaded) == (81, None)
+    assert row.vram_delta_bytes is None and row.shared_delta_bytes is None
+    assert row.complete is True and row.error is None
+
+
+def test_an_interrupted_run_keeps_what_was_measured():
+    row = summarize(record(complete=False, with_server=False))
+    assert row.complete is False
+    assert "dropped" in row.error
+    assert row.eval_rate_tps is None and row.load_s is None
+    assert row.client_rate_tps == pytest.approx(10.0)
+    assert row.ram_delta_bytes == 40 * GB
+
+
+def test_json_keys_are_the_stable_ones_first():
+    keys = list(summarize(record()).to_dict())
+    assert tuple(keys[: len(STABLE_KEYS)]) == STABLE_KEYS
