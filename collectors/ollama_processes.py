@@ -106,9 +106,7 @@ class OllamaProcessReader:
         runner_pids = {r.pid for r in runners}
         self._server = servers[0] if servers else None
         self._scan_note = (
-            f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid}"
-            if len(servers) > 1
-            else None
+            f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid}" if len(servers) > 1 else None
         )
         self._others = []
         if self._server is not None:
@@ -135,9 +133,7 @@ class OllamaProcessReader:
         if now - self._last_scan >= self._rescan_seconds:
             self._scan(now)
         if self._server is None and not self._runners:
-            return OllamaProcessSample(
-                now, None, None, None, (), "no Ollama process on this machine (container?)"
-            )
+            return OllamaProcessSample(now, None, None, None, (), "no Ollama process on this machine (container?)")
         server_rss = self._rss(self._server) if self._server is not None else 0
         if server_rss is None:
             # The server vanished or its memory is not readable: look again at the next tick.

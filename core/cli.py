@@ -6,15 +6,18 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from llmtop import __version__
 from llmtop.exports import export_format, to_markdown, write_export
 from llmtop.hosts import HostError, is_local, ollama_base_url
 from llmtop.model_facts import valid_model_name
-from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
-from llmtop.session import DEFAULT_PROMPT, Phase, RunSettings, Session, SessionObserver
-from llmtop.summary import SummaryRow
+from llmtop.session_settings import DEFAULT_PROMPT, RunSettings
+
+if TYPE_CHECKING:
+    from llmtop.ollama_api import OllamaServer
+    from llmtop.session import Session
+    from llmtop.summary import SummaryRow
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -81,17 +84,25 @@ def build_parser() -> ArgumentParser:
         epilog=NUMBERS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL", help="any name Ollama accepts, e.g. llama3.3 or hf.co/org/repo:Q4_K_M")
+    parser.add_argument(
+        "model", metavar="MODEL", help="any name Ollama accepts, e.g. llama3.3 or hf.co/org/repo:Q4_K_M"
+    )
     parser.add_argument(
         "--host",
         metavar="URL",
         help="the Ollama server: host, host:port or a URL (default: $OLLAMA_HOST, else 127.0.0.1:11434)",
     )
-    parser.add_argument("--prompt", metavar="TEXT", default=DEFAULT_PROMPT, help=f"what to generate from (default: {DEFAULT_PROMPT})")
+    parser.add_argument(
+        "--prompt", metavar="TEXT", default=DEFAULT_PROMPT, help=f"what to generate from (default: {DEFAULT_PROMPT})"
+    )
     placement = parser.add_mutually_exclusive_group()
     placement.add_argument("--cpu", action="store_true", help="run on the CPU only (num_gpu 0)")
-    placement.add_argument("--num-gpu", metavar="N", type=_layers, help="put N layers on the GPU (default: Ollama decides)")
-    parser.add_argument("--headless", action="store_true", help="no screen: run once and print the summary row to stdout")
+    placement.add_argument(
+        "--num-gpu", metavar="N", type=_layers, help="put N layers on the GPU (default: Ollama decides)"
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="no screen: run once and print the summary row to stdout"
+    )
     parser.add_argument("--export", metavar="PATH", help="write the summary table to PATH: .md, .csv or .json")
     parser.add_argument(
         "--interval", metavar="SECONDS", type=_positive_float, default=0.25, help="sampling interval (default: 0.25)"
@@ -99,23 +110,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
     parser.add_argument("--version", action="version", version=f"llmtop {__version__}")
     return parser
-
-
-class HeadlessReporter(SessionObserver):
-    """Phase changes and notes on stderr, one line each; the summary goes to stdout."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def phase(self, phase: Phase, detail: str = "") -> None:
-        if phase in (Phase.DONE, Phase.FAILED):
-            return
-        self.stream.write(f"llmtop: {phase.value}{': ' + detail if detail else ''}\n")
-        self.stream.flush()
-
-    def note(self, message: str) -> None:
-        self.stream.write(f"llmtop: note: {message}\n")
-        self.stream.flush()
 
 
 def _pull(server: OllamaServer, model: str, stream: TextIO) -> None:
@@ -186,9 +180,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUN_FAILED
 
 
+def _import_ollama_client() -> None:
+    """Import the `ollama` package with OLLAMA_HOST hidden: importing it builds a default client
+    from OLLAMA_HOST and raises on a value it cannot read. llmtop has already read the setting
+    (and passes the host explicitly), so a bad value gets our one-line error instead."""
+    saved = os.environ.pop("OLLAMA_HOST", None)
+    try:
+        import ollama  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["OLLAMA_HOST"] = saved
+
+
 def _run(args: argparse.Namespace, base_url: str, settings: RunSettings) -> int:
+    _import_ollama_client()
     from llmtop.collectors.ollama_processes import OllamaProcessReader
     from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
+    from llmtop.session import Session
 
     err = sys.stderr
     server = OllamaServer(base_url)
@@ -237,6 +246,8 @@ def _run(args: argparse.Namespace, base_url: str, settings: RunSettings) -> int:
 
 
 def _headless(session: Session, settings: RunSettings, export: str | None) -> int:
+    from llmtop.headless import HeadlessReporter
+
     session.observer = HeadlessReporter(sys.stderr)
     row = session.run(settings)
     sys.stdout.write(to_markdown([row]))

@@ -91,8 +91,9 @@ class OllamaServer:
                 raise ModelNotFound(model) from None
             raise ServerError(_error_text(exc.error), exc.status_code) from None
         except (ConnectionError, httpx.ConnectError) as exc:
-            raise self._unreachable("connection refused" if "refused" in str(exc).lower() or
-                                    isinstance(exc, ConnectionError) else str(exc)) from None
+            raise self._unreachable(
+                "connection refused" if "refused" in str(exc).lower() or isinstance(exc, ConnectionError) else str(exc)
+            ) from None
         except httpx.TimeoutException:
             raise self._unreachable("no answer in time") from None
         except httpx.HTTPError as exc:
@@ -137,8 +138,9 @@ class OllamaServer:
         """`POST /api/generate {"model", "keep_alive": 0}`: ask the server to unload the model."""
         self._call(model, lambda: self._client.generate(model=model, keep_alive=0))
 
-    def wait_unloaded(self, model: str, timeout_s: float, is_model: Callable[[str], bool],
-                      poll_s: float = 0.25) -> bool:
+    def wait_unloaded(
+        self, model: str, timeout_s: float, is_model: Callable[[str], bool], poll_s: float = 0.25
+    ) -> bool:
         """Poll `/api/ps` until the model is gone; False if it is still listed after timeout_s."""
         deadline = time.monotonic() + timeout_s
         while True:

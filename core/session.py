@@ -14,7 +14,6 @@ import enum
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from llmtop.collectors.sampler import Sampler
@@ -23,9 +22,11 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.model_facts import ModelFacts, model_facts, same_model
 from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
+from llmtop.session_settings import DEFAULT_PROMPT, RunSettings
 from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
 
-DEFAULT_PROMPT = "AIの未来を予測してください。（100字）"
+__all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver"]
+
 PS_INTERVAL_S = 1.0
 UNLOAD_TIMEOUT_S = 60.0
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
@@ -44,23 +45,6 @@ class Phase(enum.Enum):
     GENERATING = "generating"
     DONE = "done"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What one run asks of Ollama. num_gpu None lets Ollama decide; 0 is CPU only."""
-
-    prompt: str = DEFAULT_PROMPT
-    num_gpu: int | None = None
-
-    @property
-    def mode(self) -> str:
-        if self.num_gpu is None:
-            return "auto"
-        return "cpu" if self.num_gpu == 0 else f"gpu={self.num_gpu}"
-
-    def options(self) -> dict[str, Any]:
-        return {} if self.num_gpu is None else {"num_gpu": self.num_gpu}
 
 
 class SessionObserver:
@@ -132,7 +116,9 @@ class Session:
         self._set_phase(Phase.UNLOADING, "model is loaded: unloading it for a clean baseline")
         self.server.unload(self.model)
         if not self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours):
-            self.observer.note(f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it")
+            self.observer.note(
+                f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it"
+            )
 
     def _baseline(self) -> tuple[SystemMemorySample | None, Any]:
         """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""

@@ -309,7 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if body.get("keep_alive") == 0 and not body.get("prompt"):
             self.owner._unload_later(name)
-            self._json(200, {"model": name, "created_at": _now_text(), "response": "", "done": True, "done_reason": "unload"})
+            self._json(
+                200, {"model": name, "created_at": _now_text(), "response": "", "done": True, "done_reason": "unload"}
+            )
             return
         started = time.monotonic_ns()
         already = _canonical(name) in self.owner.loaded

@@ -14,24 +14,43 @@ GB = 10**9
 
 def row(**changes):
     values = dict(
-        model="llama3.3", parameter_size="70.6B", quantization="Q4_K_M", size_bytes=42_520_413_916, env="CPU",
-        eval_rate_tps=0.9912, client_rate_tps=0.9875, prompt_rate_tps=4.21, ttft_s=61.234, load_s=48.5,
-        ram_delta_bytes=42_000_000_000, ram_peak_bytes=43_210_000_000, vram_delta_bytes=None,
-        shared_delta_bytes=None, layers_offloaded=None, layers_total=81, ollama_version="0.5.11", complete=True,
+        model="llama3.3",
+        parameter_size="70.6B",
+        quantization="Q4_K_M",
+        size_bytes=42_520_413_916,
+        env="CPU",
+        eval_rate_tps=0.9912,
+        client_rate_tps=0.9875,
+        prompt_rate_tps=4.21,
+        ttft_s=61.234,
+        load_s=48.5,
+        ram_delta_bytes=42_000_000_000,
+        ram_peak_bytes=43_210_000_000,
+        vram_delta_bytes=None,
+        shared_delta_bytes=None,
+        layers_offloaded=None,
+        layers_total=81,
+        ollama_version="0.5.11",
+        complete=True,
     )
     values.update(changes)
     return SummaryRow(**values)
 
 
 def test_markdown_matches_the_article_layout():
-    text = to_markdown([row(), row(env="CPU+GPU", eval_rate_tps=1.34, ram_delta_bytes=41_600_000_000,
-                                   vram_delta_bytes=15_200_000_000)])
+    text = to_markdown(
+        [row(), row(env="CPU+GPU", eval_rate_tps=1.34, ram_delta_bytes=41_600_000_000, vram_delta_bytes=15_200_000_000)]
+    )
     lines = text.splitlines()
-    assert lines[0] == ("| model | params | quant | size | env | tps | RAM | VRAM | TTFT | prompt tps | client tps "
-                        "| load | peak RAM | run |")
+    assert lines[0] == (
+        "| model | params | quant | size | env | tps | RAM | VRAM | TTFT | prompt tps | client tps "
+        "| load | peak RAM | run |"
+    )
     assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    assert lines[2] == ("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | 0.99 | 42.0GB | n/a | 61.23s | 4.21 | 0.99 "
-                        "| 48.50s | 43.2GB | complete |")
+    assert lines[2] == (
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | 0.99 | 42.0GB | n/a | 61.23s | 4.21 | 0.99 "
+        "| 48.50s | 43.2GB | complete |"
+    )
     assert "| CPU+GPU | 1.34 | 41.6GB | 15.2GB |" in lines[3]
 
 

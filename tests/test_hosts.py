@@ -29,7 +29,9 @@ def test_host_settings_read_as_the_ollama_cli_reads_them(setting, url):
     assert ollama_base_url(setting) == url
 
 
-@pytest.mark.parametrize("setting", ["ftp://example.com", "example.com:port", "http://host:99999", "http://x/?q=1", "a b:1"])
+@pytest.mark.parametrize(
+    "setting", ["ftp://example.com", "example.com:port", "http://host:99999", "http://x/?q=1", "a b:1"]
+)
 def test_unreadable_hosts_are_refused_with_the_setting_named(setting):
     with pytest.raises(HostError) as info:
         ollama_base_url(setting)

@@ -32,7 +32,7 @@ def test_samples_have_increasing_monotonic_times_and_the_buffer_is_bounded():
     samples = sampler.all()
     assert len(samples) == 10
     assert [s.value for s in samples] == list(range(samples[0].value, samples[0].value + 10))
-    assert all(a.t < b.t for a, b in zip(samples, samples[1:]))
+    assert all(a.t < b.t for a, b in zip(samples, samples[1:], strict=False))
     assert not sampler.running
 
 

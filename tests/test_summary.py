@@ -39,8 +39,15 @@ def record(complete=True, with_server=True):
     clock = TokenClock(request_at=10.0)
     for i in range(31):
         clock.token(12.0 + i * 0.1)  # first token at 12.0, last at 15.0
-    final = {"done": True, "done_reason": "stop", "eval_count": 31, "eval_duration": 3_100_000_000,
-             "prompt_eval_count": 26, "prompt_eval_duration": 520_000_000, "load_duration": 1_800_000_000}
+    final = {
+        "done": True,
+        "done_reason": "stop",
+        "eval_count": 31,
+        "eval_duration": 3_100_000_000,
+        "prompt_eval_count": 26,
+        "prompt_eval_duration": 520_000_000,
+        "load_duration": 1_800_000_000,
+    }
     return RunRecord(
         facts=FACTS,
         mode="auto",
@@ -50,8 +57,14 @@ def record(complete=True, with_server=True):
         clock=clock,
         baseline_memory=ram(9.5, 20 * GB),
         baseline_process=rss(9.5, 1 * GB),
-        memory=[ram(8.0, 5 * GB), ram(11.0, 40 * GB), ram(12.5, 61 * GB), ram(13.5, 60 * GB), ram(14.5, 60 * GB),
-                ram(20.0, 3 * GB)],
+        memory=[
+            ram(8.0, 5 * GB),
+            ram(11.0, 40 * GB),
+            ram(12.5, 61 * GB),
+            ram(13.5, 60 * GB),
+            ram(14.5, 60 * GB),
+            ram(20.0, 3 * GB),
+        ],
         processes=[rss(11.0, 20 * GB), rss(13.0, 40 * GB), rss(14.0, 41 * GB)],
         ps=[PsReading(11.0, 44 * GB, 15 * GB), PsReading(14.0, 44 * GB, 16 * GB)],
         server=ServerTiming.from_final_chunk(final) if with_server else None,

@@ -28,7 +28,9 @@ def test_eval_rate_is_eval_count_over_eval_duration():
     assert timing.done_reason == "stop"
 
 
-@pytest.mark.parametrize("change", [{"eval_duration": 0}, {"eval_count": 0}, {"eval_duration": None}, {"eval_count": True}])
+@pytest.mark.parametrize(
+    "change", [{"eval_duration": 0}, {"eval_count": 0}, {"eval_duration": None}, {"eval_count": True}]
+)
 def test_no_rate_without_both_figures(change):
     assert ServerTiming.from_final_chunk({**FINAL, **change}).eval_rate_tps is None
 

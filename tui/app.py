@@ -173,7 +173,9 @@ class LlmtopApp(App[int]):
             ram.show_unavailable(session.collectors.memory.last_error or "waiting for the first sample")
         else:
             base = record.baseline_memory if record else None
-            ram.show_reading(memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None)
+            ram.show_reading(
+                memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None
+            )
             swap = self.query_one("#swap", Gauge)
             if memory.swap_total_bytes:
                 swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
@@ -190,8 +192,10 @@ class LlmtopApp(App[int]):
             base_rss = record.baseline_process.rss_bytes if record and record.baseline_process else None
             runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
             rss.show_reading(
-                proc.rss_bytes, memory.total_bytes if memory else None,
-                proc.rss_bytes - base_rss if base_rss is not None else None, note=runner,
+                proc.rss_bytes,
+                memory.total_bytes if memory else None,
+                proc.rss_bytes - base_rss if base_rss is not None else None,
+                note=runner,
             )
 
         ps = session.latest_ps()

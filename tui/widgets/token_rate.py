@@ -35,7 +35,7 @@ class TokenRateChart(PlotextPlot):
         plt.title("tokens/s (2 s window)")
         plt.xlabel("s since request")
         if self.points:
-            xs, ys = zip(*self.points)
+            xs, ys = zip(*self.points, strict=True)
             plt.plot(list(xs), list(ys), marker="braille")
             plt.ylim(0, max(ys) * 1.15 or 1)
         self.refresh()

@@ -1,0 +1,181 @@
+"""`llmtop` as a user runs it: a subprocess against the double, its exit status, stdout and files."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ollama_double import OOM_MESSAGE
+
+LLMTOP = shutil.which("llmtop", path=str(Path(sys.executable).parent)) or shutil.which("llmtop")
+
+
+def command(*args):
+    return [LLMTOP, *args] if LLMTOP else [sys.executable, "-m", "llmtop", *args]
+
+
+def llmtop(*args, env=None, timeout=60):
+    environment = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    environment.update(env or {})
+    return subprocess.run(
+        command(*args), capture_output=True, text=True, timeout=timeout, env=environment, stdin=subprocess.DEVNULL
+    )
+
+
+def no_traceback(result):
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("suffix", ["json", "csv", "md"])
+def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, suffix):
+    double = double_factory(token_rate=60, tokens=60, load_delay_s=0.2, vram_fraction=0.36)
+    out = tmp_path / f"out.{suffix}"
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--export", str(out))
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()
+    assert table[0].startswith("| model | params | quant | size | env | tps | RAM | VRAM |")
+    assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | ")
+    final = double.finals[-1]
+    server_rate = final["eval_count"] / (final["eval_duration"] / 1e9)
+    if suffix == "json":
+        run = json.loads(out.read_text(encoding="utf-8"))["runs"][0]
+        assert run["eval_rate_tps"] == pytest.approx(server_rate, rel=0.005)
+        assert run["client_rate_tps"] == pytest.approx(server_rate, rel=0.05)
+        assert isinstance(run["ram_delta_bytes"], int) and isinstance(run["ram_peak_bytes"], int)
+        assert run["complete"] is True and run["ollama_version"] == "0.5.11"
+        assert run["layers_total"] == 81 and run["layers_offloaded"] is None
+    elif suffix == "csv":
+        assert out.read_text().splitlines()[0].startswith("model,parameter_size,quantization,size_bytes,env,")
+    else:
+        assert out.read_text(encoding="utf-8").splitlines()[2] == table[2]
+    assert f"{server_rate:.2f}" in table[2]
+
+
+def test_ollama_host_is_honoured(double):
+    result = llmtop("llama3.3", "--headless", env={"OLLAMA_HOST": double.url.removeprefix("http://")})
+    assert result.returncode == 0, result.stderr
+    assert double.finals
+
+
+def test_cpu_flag_sends_num_gpu_zero(double):
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--cpu")
+    assert result.returncode == 0, result.stderr
+    assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+    assert "| CPU |" in result.stdout
+
+
+def test_unreachable_server_is_one_line_and_status_2(closed_port_url):
+    result = llmtop("llama3.3", "--host", closed_port_url, "--headless")
+    no_traceback(result)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert closed_port_url in lines[0] and "ollama serve" in lines[0]
+
+
+def test_missing_model_says_how_to_get_it(double):
+    result = llmtop("nosuch:7b", "--host", double.url, "--headless")
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "ollama pull nosuch:7b" in result.stderr and "--pull" in result.stderr
+
+
+def test_pull_fetches_a_missing_model_then_runs(double):
+    result = llmtop("phi4", "--host", double.url, "--headless", "--pull")
+    assert result.returncode == 0, result.stderr
+    assert "pulling manifest" in result.stderr and "success" in result.stderr
+    assert ("POST", "/api/pull", {"model": "phi4", "insecure": False, "stream": True}) in double.requests
+
+
+def test_out_of_memory_exports_the_incomplete_run(double_factory, tmp_path):
+    double = double_factory(fault="oom")
+    out = tmp_path / "out.json"
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--export", str(out))
+    no_traceback(result)
+    assert result.returncode == 1
+    assert OOM_MESSAGE in result.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["complete"] is False and run["error"] == OOM_MESSAGE
+
+
+def test_dropped_stream_keeps_the_partial_run(double_factory, tmp_path):
+    double = double_factory(fault="drop", fault_after=20, token_rate=100)
+    out = tmp_path / "out.json"
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--export", str(out))
+    no_traceback(result)
+    assert result.returncode == 1
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["complete"] is False and "dropped" in run["error"]
+    assert run["client_rate_tps"] > 0 and run["eval_rate_tps"] is None
+    assert "incomplete" in result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
+    double = double_factory(token_rate=10, tokens=2000)
+    out = tmp_path / "out.json"
+    environment = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    proc = subprocess.Popen(
+        command("llama3.3", "--host", double.url, "--headless", "--export", str(out)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(body.get("prompt") for _, _, body in double.requests):
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few tokens in
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert "Traceback" not in stderr
+    assert proc.returncode == 130
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["complete"] is False and run["error"].startswith("interrupted")
+    assert run["client_rate_tps"] is not None
+    assert "| llama3.3 |" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "0"], "--interval"),
+        (["--interval", "fast"], "not a number"),
+        (["--export", "out.txt"], ".md, .csv or .json"),
+        (["--cpu", "--num-gpu", "3"], "not allowed with"),
+        (["--num-gpu", "-1"], "0 or more"),
+        (["--prompt", " "], "prompt is empty"),
+        (["--host", "ftp://x"], "unsupported scheme"),
+    ],
+)
+def test_bad_flags_give_a_usage_error(args, message):
+    result = llmtop("llama3.3", "--headless", *args)
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "usage: llmtop" in result.stderr and message in result.stderr
+
+
+def test_bad_model_name_and_bad_ollama_host():
+    result = llmtop("not a model", "--headless")
+    assert result.returncode == 2 and "not a model name" in result.stderr
+    result = llmtop("llama3.3", "--headless", env={"OLLAMA_HOST": "http://host:notaport"})
+    assert result.returncode == 2 and "OLLAMA_HOST" in result.stderr
+    no_traceback(result)
+
+
+def test_version_and_help():
+    from llmtop import __version__
+
+    assert llmtop("--version").stdout.strip() == f"llmtop {__version__}"
+    help_text = llmtop("--help").stdout
+    for phrase in ("eval rate", "TTFT", "baseline", "--headless", "--export", "OLLAMA_HOST", "q quit"):
+        assert phrase in help_text
