@@ -26,7 +26,9 @@ def human_bytes(value: int | float | None) -> str:
         return f"{sign}{size / GB:.1f} GB"
     if size >= MB:
         return f"{sign}{size / MB:.0f} MB"
-    return f"{sign}{size / 1000:.0f} kB"
+    if size >= 1000:
+        return f"{sign}{size / 1000:.0f} kB"
+    return f"{sign}{size:.0f} B"
 
 
 def signed_bytes(value: int | None) -> str:

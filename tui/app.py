@@ -123,6 +123,17 @@ class LlmtopApp(App[int]):
         return "  ·  ".join(parts)
 
     def on_mount(self) -> None:
+        # Widgets are looked up once: the refresh timer and late messages from the session
+        # thread (which may arrive while the app is closing) use these references.
+        self.phase_line = self.query_one("#phase", Static)
+        self.ram_gauge = self.query_one("#ram", Gauge)
+        self.swap_gauge = self.query_one("#swap", Gauge)
+        self.rss_gauge = self.query_one("#rss", Gauge)
+        self.split_line = self.query_one("#split", Static)
+        self.tokens_line = self.query_one("#tokens", Static)
+        self.chart = self.query_one(TokenRateChart)
+        self.streamed = self.query_one(StreamedText)
+        self.table = self.query_one(SummaryTable)
         self.query_one("#vram", Gauge).show_unavailable(GPU_PENDING)
         self.query_one("#shared", Gauge).show_unavailable(GPU_PENDING)
         self.set_interval(REFRESH_S, self._refresh_live)
@@ -138,8 +149,8 @@ class LlmtopApp(App[int]):
             self.notify("a run is in progress", severity="warning")
             return
         self.run_count += 1
-        self.query_one(StreamedText).clear()
-        self.query_one(TokenRateChart).show_series([])
+        self.streamed.clear()
+        self.chart.show_series([])
         settings = self.settings
         self._thread = threading.Thread(target=self.session.run, args=(settings,), name="llmtop-run", daemon=True)
         self._thread.start()
@@ -154,8 +165,8 @@ class LlmtopApp(App[int]):
         self.notify(message.text, severity="warning", timeout=8)
 
     def on_run_finished(self, message: RunFinished) -> None:
-        self.query_one(StreamedText).append(self._observer.drain())
-        self.query_one(SummaryTable).add_summary(message.row)
+        self.streamed.append(self._observer.drain())
+        self.table.add_summary(message.row)
         self._refresh_live()
 
     # -- live refresh -------------------------------------------------------------------------
@@ -164,11 +175,11 @@ class LlmtopApp(App[int]):
         session = self.session
         record = session.last
         now = session._clock()
-        self.query_one("#phase", Static).update(self._phase_text(now))
-        self.query_one(StreamedText).append(self._observer.drain())
+        self.phase_line.update(self._phase_text(now))
+        self.streamed.append(self._observer.drain())
 
         memory = session.collectors.memory.latest()
-        ram = self.query_one("#ram", Gauge)
+        ram = self.ram_gauge
         if memory is None:
             ram.show_unavailable(session.collectors.memory.last_error or "waiting for the first sample")
         else:
@@ -176,14 +187,14 @@ class LlmtopApp(App[int]):
             ram.show_reading(
                 memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None
             )
-            swap = self.query_one("#swap", Gauge)
+            swap = self.swap_gauge
             if memory.swap_total_bytes:
                 swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
             else:
                 swap.show_unavailable("no swap configured")
 
         proc = session.collectors.processes.latest()
-        rss = self.query_one("#rss", Gauge)
+        rss = self.rss_gauge
         if proc is None:
             rss.show_unavailable(session.collectors.processes.last_error or "waiting for the first sample")
         elif proc.rss_bytes is None:
@@ -199,28 +210,26 @@ class LlmtopApp(App[int]):
             )
 
         ps = session.latest_ps()
-        split = self.query_one("#split", Static)
         if ps is not None and ps.size_bytes:
             gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
-            split.update(
-                f"Ollama's estimate (/api/ps): {units.human_bytes(ps.size_vram_bytes)} of "
-                f"{units.human_bytes(ps.size_bytes)} on GPU ({gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU)"
+            self.split_line.update(
+                f"Ollama's split (/api/ps): {gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU, "
+                f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
             )
         else:
-            split.update("Ollama's estimate (/api/ps): model not loaded")
+            self.split_line.update("Ollama's split (/api/ps): model not loaded")
 
         clock = record.clock if record else None
-        tokens = self.query_one("#tokens", Static)
         if clock is not None:
-            live = clock.live_rate_tps(now)
-            tokens.update(
+            # A finished run keeps its figures as they were at its end, not decaying ones.
+            until = min(now, record.ended_at) if record.ended_at is not None else now
+            live = clock.live_rate_tps(until)
+            self.tokens_line.update(
                 f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
                 f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
             )
-            if self._ticks % CHART_EVERY == 0 and clock.first_at is not None:
-                self.query_one(TokenRateChart).show_series(
-                    rate_series(clock.times(), clock.request_at, now, CHART_POINTS)
-                )
+            if clock.first_at is not None and (self._ticks % CHART_EVERY == 0 or record.ended_at is not None):
+                self.chart.show_series(rate_series(clock.times(), clock.request_at, until, CHART_POINTS))
 
     def _phase_text(self, now: float) -> str:
         session = self.session
@@ -259,13 +268,13 @@ class LlmtopApp(App[int]):
     def _keep_run_in_progress(self) -> None:
         row = self.session.abandon("quit before the run finished")
         if row is not None:
-            self.query_one(SummaryTable).add_summary(row)
+            self.table.add_summary(row)
 
     def action_quit_keeping(self) -> None:
         self._keep_run_in_progress()
-        self.exit(0)
+        self.exit()
 
     def action_interrupt(self) -> None:
         self.interrupted = True
         self._keep_run_in_progress()
-        self.exit(130)
+        self.exit(return_code=130)

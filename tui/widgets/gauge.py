@@ -48,7 +48,7 @@ class Gauge(Widget):
         return self.render().plain
 
     def render(self) -> Text:
-        line = Text(f"{self.label:<11}", style="bold")
+        line = Text(f"{self.label:<12}", style="bold")
         if self.used_bytes is None:
             line.append(f"n/a: {self.reason}", style="dim")
             return line

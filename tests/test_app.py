@@ -1,0 +1,158 @@
+"""The Textual app driven by its Pilot against the double: a run completes, the row appears, keys work."""
+
+import json
+import re
+import time
+
+import pytest
+
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.ollama_api import OllamaServer
+from llmtop.session import Phase, RunSettings, Session
+from llmtop.tui.app import LlmtopApp
+from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.streamed_text import StreamedText
+from llmtop.tui.widgets.summary_table import SummaryTable
+from ollama_double import WORDS
+
+GB = 10**9
+
+
+def make_app(double, settings=None, export_path=None, readers=True):
+    def memory(now):
+        used = 20 * GB + (44 * GB if double.loaded else 0)
+        return SystemMemorySample(now, 64 * GB, 64 * GB - used, 2 * GB, 8 * GB)
+
+    def processes(now):
+        return OllamaProcessSample(now, GB + (43 * GB if double.loaded else 0), 43 * GB, 10, (11,))
+
+    collectors = (
+        SystemCollectors(0.02, memory_reader=memory, process_reader=processes) if readers else SystemCollectors(0.05)
+    )
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    return LlmtopApp(session, settings or RunSettings(), export_path=export_path)
+
+
+async def until(pilot, condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the app did not get there in time")
+        await pilot.pause(0.05)
+    await pilot.pause(0.25)  # let the refresh timer draw what the condition saw
+
+
+async def test_a_run_completes_and_its_row_appears(double_factory):
+    double = double_factory(token_rate=100, tokens=30, load_delay_s=0.2, vram_fraction=0.36)
+    app = make_app(double)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        table = app.query_one(SummaryTable)
+        assert table.row_count == 1
+        row = table.summaries[0]
+        assert row.complete and row.eval_rate_tps > 0
+        cells = [str(c) for c in table.get_row_at(0)]
+        assert cells[:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU"]
+        assert cells[5] == f"{row.eval_rate_tps:.2f}"
+        assert cells[6] == "44.0GB"
+        assert app.query_one(StreamedText).text == "".join(WORDS[:30])
+        assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
+        assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
+        assert "runner 43.0 GB" in app.query_one("#rss", Gauge).text
+        assert app.query_one("#vram", Gauge).text.startswith("VRAM        n/a: ")
+        assert app.query_one("#shared", Gauge).text.startswith("Shared GPU  n/a: ")
+        assert "35% GPU / 65% CPU, 15.3 GB of 44.0 GB on GPU" in str(app.query_one("#split").render())
+        assert "tokens 30" in str(app.query_one("#tokens").render())
+        assert "done" in str(app.query_one("#phase").render())
+        assert "llama3.3  ·  70.6B  ·  Q4_K_M  ·  42.5GB  ·  81 layers" in str(app.query_one("#header").render())
+    app.session.collectors.stop()
+
+
+async def test_c_then_r_runs_again_on_the_cpu_and_e_exports_both(double_factory, tmp_path):
+    double = double_factory(token_rate=200, tokens=20, vram_fraction=0.5)
+    out = tmp_path / "runs.json"
+    app = make_app(double, export_path=str(out))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        await pilot.press("c")
+        assert app.settings.num_gpu == 0
+        assert "next run: CPU only" in str(app.query_one("#phase").render())
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.session.rows) == 2)
+        assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+        assert [r.env for r in app.query_one(SummaryTable).summaries] == ["CPU+GPU", "CPU"]
+        await pilot.press("c")
+        assert app.settings.num_gpu is None
+        await pilot.press("e")
+        await pilot.pause(0.1)
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["mode"] for r in runs] == ["auto", "cpu"]
+    app.session.collectors.stop()
+
+
+async def test_export_before_any_run_finished_writes_nothing(double_factory, tmp_path):
+    double = double_factory(token_rate=5, tokens=500)
+    out = tmp_path / "runs.md"
+    app = make_app(double, export_path=str(out))
+    async with app.run_test() as pilot:
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert not out.exists()
+        assert any("nothing to export" in n.message for n in app._notifications)
+        await pilot.press("q")
+    app.session.collectors.stop()
+
+
+async def test_q_mid_run_keeps_the_run_so_far(double_factory):
+    double = double_factory(token_rate=20, tokens=2000)
+    app = make_app(double)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.session.phase is Phase.GENERATING)
+        await pilot.pause(0.5)
+        await pilot.press("q")
+    assert app.return_code == 0
+    [row] = app.session.rows
+    assert not row.complete and row.error == "quit before the run finished"
+    assert row.client_rate_tps is not None and row.ram_delta_bytes == 44 * GB
+    app.session.collectors.stop()
+
+
+async def test_r_during_a_run_is_refused(double_factory):
+    double = double_factory(token_rate=20, tokens=2000)
+    app = make_app(double)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.session.phase is Phase.GENERATING)
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert app.run_count == 1
+        assert any("in progress" in n.message for n in app._notifications)
+        await pilot.press("ctrl+c")
+    assert app.interrupted and app.return_code == 130
+    assert len(app.session.rows) == 1
+    app.session.collectors.stop()
+
+
+@pytest.mark.parametrize(("fault", "text"), [("drop", "dropped mid-stream"), ("oom", "requires more system memory")])
+async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
+    double = double_factory(fault=fault, fault_after=10, token_rate=100)
+    app = make_app(double)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        assert "failed" in str(app.query_one("#phase").render())
+        assert any(text in n.message for n in app._notifications)
+        cells = [str(c) for c in app.query_one(SummaryTable).get_row_at(0)]
+        assert cells[-1].startswith("incomplete: ") and text in cells[-1]
+    app.session.collectors.stop()
+
+
+async def test_real_collectors_fill_the_ram_gauge(double):
+    app = make_app(double, readers=False)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        assert re.search(r"\d [kMG]B / \d+\.\d GB  Δ [+-]", app.query_one("#ram", Gauge).text)
+        assert isinstance(app.session.rows[0].ram_delta_bytes, int)
+    app.session.collectors.stop()
