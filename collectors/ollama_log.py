@@ -1,0 +1,443 @@
+"""Read Ollama's server log: one LoadRecord per model load, from every format Ollama has printed.
+
+Pure: lines in, records out; no I/O. The formats, by era (source file in the ollama repository):
+- Go scheduler's plan, 0.1.3x-0.5: `source=memory.go msg="offload to cuda" layers.requested=-1
+  layers.model=41 layers.offload=29 ... memory.required.full="9.6 GiB"` (an estimate only);
+  0.6-0.11: `source=server.go msg=offload library=rocm layers.model=63 layers.offload=63 ...`.
+- The runner's command line: `msg="starting llama server" cmd="... --n-gpu-layers 37 ..."`.
+- llama.cpp's own lines (the confirmation): `llm_load_tensors: offloaded 37/37 layers to GPU` (older),
+  `load_tensors: offloaded 27/81 layers to GPU` (newer), with `CUDA0 model buffer size = ... MiB`
+  and `llama_kv_cache_init: CUDA0 KV buffer size = ... MiB`.
+- The Ollama engine (0.7 on): `source=ggml.go msg="offloaded 63/63 layers to GPU"`,
+  `msg="model weights" buffer=ROCm0 size="16.2 GiB"` (later `device=CPU`), `msg="kv cache"`,
+  `msg="total memory"`, and `source=runner.go msg=load request="{Operation:commit ... GPULayers:27[...]}"`.
+- `msg="llama runner started in 3.28 seconds"` ends a load; `level=ERROR msg="llama runner
+  terminated" error="exit status 0xc0000409"` or an out-of-memory line ends it badly.
+
+Lines reach users with prefixes (journald, `docker compose`, kubectl, `>>> ` or `> ` in bug
+reports), colour codes and CRLF endings: every pattern is searched anywhere in the line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_LINE = 64 * 1024  # longer lines are cut before matching: no pattern needs more
+EVIDENCE_LINES = 40
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_STRUCTURED = re.compile(r"(?:\btime=\S+\s+)?\blevel=([A-Z]+)\s+source=\S+\s+msg=")
+_PAIR = re.compile(r'([A-Za-z_][\w.\-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_CPP_BUFFER = re.compile(r"load_tensors:\s+(\S+)(?: model)? buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
+_CPP_KV = re.compile(r"llama_kv_cache\w*:\s+(\S+) KV buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
+_VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
+_STARTED = re.compile(r"llama runner started in ([\d.]+) seconds")
+_GPU_LAYERS = re.compile(r"GPULayers:(\d*)\[")
+_N_GPU_LAYERS = re.compile(r"--n-gpu-layers[ =](\d+)")
+_CUDA_DEVICE = re.compile(r"(?:^|\s)Device \d+: ([^,]+), (?:compute capability|gfx)")
+_FOUND_DEVICES = re.compile(r"ggml_cuda_init: found \d+ (CUDA|ROCm) devices")
+_METAL_GPU = re.compile(r"ggml_metal_init: GPU name:\s+(.+?)\s*$")
+_BACKEND = re.compile(r"load_backend: loaded (\w+) backend")
+_CLI_ERROR = re.compile(r"^\s*Error: (.+?)\s*$")
+_OOM = re.compile(r"out of memory|failed to allocate|unable to allocate", re.IGNORECASE)
+_PREFIXES = re.compile(r"^(?:>+ ?)+")
+_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+_RUNNER_LIBRARIES = ("cuda", "rocm", "metal", "vulkan", "cpu", "oneapi", "musa")
+
+
+def size_bytes(text: str | None) -> int | None:
+    """`"16.2 GiB"` -> bytes; None when it is not a size."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B|B)\s*", text or "")
+    if not match:
+        return None
+    try:
+        return int(float(match.group(1)) * _UNITS[match.group(2)])
+    except (ValueError, KeyError):
+        return None
+
+
+def logfmt(text: str) -> dict[str, str]:
+    """`key=value key2="quoted value"` pairs (Go's slog text format), quotes removed."""
+    pairs = {}
+    for key, value in _PAIR.findall(text):
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        pairs[key] = value
+    return pairs
+
+
+def clean_line(raw: str) -> str:
+    """Drop colour codes, CR, and quoting (`>>> `, `> `) from one log line."""
+    line = _ANSI.sub("", raw[:MAX_LINE]).replace("\r", "").rstrip("\n")
+    return _PREFIXES.sub("", line)
+
+
+def _library_from_device(device: str) -> str | None:
+    name = device.lower()
+    for prefix, library in (
+        ("cuda", "cuda"),
+        ("rocm", "rocm"),
+        ("metal", "metal"),
+        ("vulkan", "vulkan"),
+        ("sycl", "oneapi"),
+        ("cpu", "cpu"),
+    ):
+        if name.startswith(prefix):
+            return library
+    return None
+
+
+def _is_host_memory(device: str) -> bool:
+    """CPU, CPU_Mapped, CPU_REPACK and CUDA_Host are system RAM, not GPU memory."""
+    return device.upper().startswith("CPU") or device.endswith("_Host")
+
+
+@dataclass(frozen=True)
+class DeviceBuffer:
+    """A buffer llama.cpp or the Ollama engine allocated on one device."""
+
+    device: str
+    size: str
+    bytes: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "size": self.size, "bytes": self.bytes}
+
+
+@dataclass
+class LoadRecord:
+    """What the log says about one model load. Unknown figures are None."""
+
+    first_seen: float = 0.0  # caller's clock when the first line of this load arrived
+    started_at: str | None = None  # the log's own `time=` of that line
+    ollama_version: str | None = None
+    engine: str | None = None  # "llama.cpp" or "ollama"
+    plan_library: str | None = None
+    runner_library: str | None = None
+    device_library: str | None = None
+    estimate: dict[str, str] = field(default_factory=dict)
+    requested_gpu_layers: int | None = None
+    planned_gpu_layers: int | None = None
+    confirmed: tuple[int, int] | None = None
+    gpus: list[str] = field(default_factory=list)
+    model_buffers: list[DeviceBuffer] = field(default_factory=list)
+    kv_buffers: list[DeviceBuffer] = field(default_factory=list)
+    total_memory: str | None = None
+    system_total: str | None = None
+    runner_started_s: float | None = None
+    errors: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    # -- what a reader takes from it --------------------------------------------------------
+    @property
+    def layers_total(self) -> int | None:
+        if self.confirmed:
+            return self.confirmed[1]
+        value = self.estimate.get("layers.model")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def layers_offloaded(self) -> int | None:
+        if self.confirmed:
+            return self.confirmed[0]
+        if self.planned_gpu_layers is not None:
+            return self.planned_gpu_layers
+        value = self.estimate.get("layers.offload")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def estimate_only(self) -> bool:
+        """True when only Ollama's plan was logged, not llama.cpp's or the engine's confirmation."""
+        return self.confirmed is None
+
+    @property
+    def library(self) -> str | None:
+        library = self.plan_library or self.runner_library or self.device_library
+        if library is None and self.layers_offloaded == 0:
+            return "cpu"
+        return library
+
+    @property
+    def error(self) -> str | None:
+        return self.errors[-1] if self.errors else None
+
+    @staticmethod
+    def _on_devices(buffers: list[DeviceBuffer], gpu: bool | None) -> str | None:
+        chosen = [b for b in buffers if gpu is None or _is_host_memory(b.device) != gpu]
+        return ", ".join(f"{b.size} on {b.device}" for b in chosen) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as `llmtop parse-log --json` prints it."""
+        estimate = self.estimate
+
+        def plain(key: str) -> str | None:
+            value = estimate.get(key)
+            return value[1:-1] if value and value.startswith("[") and value.endswith("]") else value
+
+        return {
+            "layers_offloaded": self.layers_offloaded,
+            "layers_total": self.layers_total,
+            "library": self.library,
+            "estimate_only": self.estimate_only,
+            "ollama_version": self.ollama_version,
+            "engine": self.engine,
+            "gpus": list(self.gpus),
+            "started_at": self.started_at,
+            "requested_gpu_layers": self.requested_gpu_layers,
+            "memory_required_full": plain("memory.required.full"),
+            "memory_required_partial": plain("memory.required.partial"),
+            "memory_required_kv": plain("memory.required.kv"),
+            "memory_available": plain("memory.available"),
+            "layers_model": plain("layers.model"),
+            "layers_offload": plain("layers.offload"),
+            "layers_split": plain("layers.split"),
+            "model_buffers": [b.to_dict() for b in self.model_buffers],
+            "gpu_weights": self._on_devices(self.model_buffers, gpu=True),
+            "kv_cache": self._on_devices(self.kv_buffers, gpu=None),
+            "total_memory": self.total_memory,
+            "system_total": self.system_total,
+            "runner_started_s": self.runner_started_s,
+            "error": self.error,
+            "errors": list(self.errors),
+            "evidence": list(self.evidence),
+        }
+
+
+class OllamaLogParser:
+    """Feed lines in order; `records` grows by one LoadRecord per model load.
+
+    Server-wide facts (version, GPUs, system RAM) are remembered and given to each later load.
+    Several loads may be in flight at once (their lines interleave): a confirmation goes to the
+    oldest open load whose layer count matches.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[LoadRecord] = []
+        self.lines_read = 0
+        self._version: str | None = None
+        self._gpus: list[str] = []
+        self._system_total: str | None = None
+        self._pending_errors: list[str] = []
+
+    # -- record bookkeeping -----------------------------------------------------------------
+    def _open(self) -> list[LoadRecord]:
+        return [r for r in self.records if not r.closed]
+
+    def _new(self, now: float, time_text: str | None) -> LoadRecord:
+        record = LoadRecord(
+            first_seen=now,
+            started_at=time_text,
+            ollama_version=self._version,
+            gpus=list(self._gpus),
+            system_total=self._system_total,
+        )
+        if not self.records and self._pending_errors:  # a report that quotes the error first
+            record.errors.extend(self._pending_errors)
+            self._pending_errors.clear()
+        self.records.append(record)
+        return record
+
+    def _newest_open(self, now: float, time_text: str | None) -> LoadRecord:
+        open_records = self._open()
+        return open_records[-1] if open_records else self._new(now, time_text)
+
+    def _for_confirmation(self, total: int, now: float, time_text: str | None) -> LoadRecord:
+        for record in self._open():
+            if record.confirmed is None and record.layers_total in (None, total):
+                return record
+        return self._new(now, time_text)
+
+    def _error(self, message: str) -> None:
+        open_records = self._open()
+        target = open_records[-1] if open_records else (self.records[-1] if self.records else None)
+        if target is None:
+            self._pending_errors.append(message)
+        elif not target.errors or target.errors[-1] != message:
+            target.errors.append(message)
+
+    @staticmethod
+    def _note(record: LoadRecord, line: str) -> None:
+        if len(record.evidence) < EVIDENCE_LINES:
+            record.evidence.append(line)
+
+    # -- lines ------------------------------------------------------------------------------
+    def feed_all(self, lines: Iterable[str], now: float = 0.0) -> list[LoadRecord]:
+        """Feed every line; return the records (all of them, not only new ones)."""
+        for line in lines:
+            self.feed(line, now)
+        return self.records
+
+    def feed(self, raw: str, now: float = 0.0) -> LoadRecord | None:
+        """Read one line; return the record it added to, if any."""
+        self.lines_read += 1
+        line = clean_line(raw)
+        if not line.strip():
+            return None
+        structured = _STRUCTURED.search(line)
+        if structured:
+            return self._structured(line, structured, now)
+        return self._plain(line, now)
+
+    def _structured(self, line: str, match: re.Match[str], now: float) -> LoadRecord | None:
+        fields = logfmt(line[match.start() :])
+        msg = fields.get("msg", "")
+        level = match.group(1)
+        time_text = fields.get("time")
+        version = _VERSION.search(msg)
+        if version:
+            self._version = version.group(1)
+            return None
+        if msg == "inference compute":
+            library = fields.get("library", "")
+            name = fields.get("description") or fields.get("name") or ""
+            if library == "cpu":
+                self._system_total = fields.get("total") or self._system_total
+            elif name and name not in self._gpus:
+                self._gpus.append(name)
+            return None
+        record = None
+        if msg.startswith("offload to ") or (msg == "offload" and "library" in fields):
+            open_records = self._open()
+            last = open_records[-1] if open_records else None
+            if last is None or last.estimate or last.confirmed is not None:
+                last = self._new(now, time_text)
+            last.estimate = {k: v for k, v in fields.items() if k.startswith(("layers.", "memory."))}
+            last.plan_library = fields.get("library") or msg.removeprefix("offload to ").strip() or None
+            record = last
+        elif msg == "starting llama server":
+            cmd = fields.get("cmd", "")
+            open_records = self._open()
+            record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
+            record.engine = "ollama" if "--ollama-engine" in cmd else "llama.cpp"
+            layers = _N_GPU_LAYERS.search(cmd)
+            record.requested_gpu_layers = int(layers.group(1)) if layers else None
+            path = cmd.replace("\\", "/").lower()
+            record.runner_library = next((lib for lib in _RUNNER_LIBRARIES if f"runners/{lib}" in path), None)
+        elif msg == "load" and "request" in fields:
+            record = self._newest_open(now, time_text)
+            record.engine = record.engine or "ollama"
+            layers = _GPU_LAYERS.search(fields["request"])
+            if layers:
+                record.planned_gpu_layers = int(layers.group(1) or 0)
+        elif _OFFLOADED.fullmatch(msg):
+            done, total = (int(x) for x in _OFFLOADED.fullmatch(msg).groups())  # type: ignore[union-attr]
+            record = self._for_confirmation(total, now, time_text)
+            record.confirmed = (done, total)
+            record.engine = record.engine or "ollama"
+        elif msg == "model weights":
+            record = self._newest_open(now, time_text)
+            device = fields.get("buffer") or fields.get("device") or "?"
+            size = fields.get("size", "")
+            record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+            record.device_library = record.device_library or (
+                None if _is_host_memory(device) else _library_from_device(device)
+            )
+        elif msg == "kv cache":
+            record = self._newest_open(now, time_text)
+            size = fields.get("size", "")
+            record.kv_buffers.append(DeviceBuffer(fields.get("device", "?"), size, size_bytes(size)))
+        elif msg == "total memory":
+            record = self._newest_open(now, time_text)
+            record.total_memory = fields.get("size")
+        elif _STARTED.search(msg):
+            open_records = self._open()
+            if open_records:
+                record = open_records[0]
+                record.runner_started_s = float(_STARTED.search(msg).group(1))  # type: ignore[union-attr]
+                record.closed = True
+        elif level == "ERROR" or msg == "llama runner terminated":
+            error = fields.get("error")
+            self._error(f"{msg}: {error}" if error else msg)
+            if msg == "llama runner terminated":
+                for open_record in self._open()[:1]:
+                    open_record.closed = True
+            return None
+        if record is not None:
+            self._note(record, line)
+        return record
+
+    def _plain(self, line: str, now: float) -> LoadRecord | None:
+        record = None
+        offloaded = _OFFLOADED.search(line)
+        if offloaded and "load_tensors" in line:
+            done, total = int(offloaded.group(1)), int(offloaded.group(2))
+            record = self._for_confirmation(total, now, None)
+            record.confirmed = (done, total)
+            record.engine = record.engine or "llama.cpp"
+        elif buffer := _CPP_BUFFER.search(line):
+            device, value, unit = buffer.groups()
+            record = self._newest_open(now, None)
+            size = f"{value} {unit}"
+            record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+            if not _is_host_memory(device):
+                record.device_library = record.device_library or _library_from_device(device)
+        elif kv := _CPP_KV.search(line):
+            device, value, unit = kv.groups()
+            record = self._newest_open(now, None)
+            size = f"{value} {unit}"
+            record.kv_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+        elif device := (_CUDA_DEVICE.search(line) or _METAL_GPU.search(line)):
+            name = device.group(1).strip()
+            open_records = self._open()
+            target = open_records[-1] if open_records else None
+            if target is not None and name not in target.gpus:
+                target.gpus.append(name)
+            if name not in self._gpus:
+                self._gpus.append(name)
+            record = target
+        elif found := _FOUND_DEVICES.search(line):
+            record = self._open()[-1] if self._open() else None
+            if record is not None:
+                record.device_library = record.device_library or found.group(1).lower()
+        elif backend := _BACKEND.search(line):
+            record = self._open()[-1] if self._open() else None
+            name = backend.group(1).lower()
+            if record is not None and name != "cpu":
+                record.device_library = record.device_library or _library_from_device(name) or name
+        elif cli_error := _CLI_ERROR.match(line):
+            self._error(cli_error.group(1))
+        elif _OOM.search(line):
+            self._error(line.strip())
+        if record is not None:
+            self._note(record, line)
+        return record
+
+
+def parse_lines(lines: Iterable[str]) -> list[LoadRecord]:
+    """Every load found in `lines`."""
+    return OllamaLogParser().feed_all(lines)
+
+
+def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
+    """Bytes (any chunking) to text lines: invalid UTF-8 replaced, over-long lines cut into pieces
+    of `max_line` bytes, a last line without newline still given."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        while True:
+            cut = pending.find(b"\n")
+            if cut < 0:
+                break
+            line, pending = pending[:cut], pending[cut + 1 :]
+            for start in range(0, max(len(line), 1), max_line):
+                yield line[start : start + max_line].decode("utf-8", errors="replace")
+        while len(pending) > max_line:
+            yield pending[:max_line].decode("utf-8", errors="replace")
+            pending = pending[max_line:]
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
