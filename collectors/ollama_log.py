@@ -42,7 +42,7 @@ _CUDA_DEVICE = re.compile(r"(?:^|\s)Device \d+: ([^,]+), (?:compute capability|g
 _FOUND_DEVICES = re.compile(r"ggml_cuda_init: found \d+ (CUDA|ROCm) devices")
 _METAL_GPU = re.compile(r"ggml_metal_init: GPU name:\s+(.+?)\s*$")
 _BACKEND = re.compile(r"load_backend: loaded (\w+) backend")
-_CLI_ERROR = re.compile(r"^\s*Error: (.+?)\s*$")
+_CLI_ERROR = re.compile(r"(?:^|\s)Error: (.+?)\s*$")
 _OOM = re.compile(r"out of memory|failed to allocate|unable to allocate", re.IGNORECASE)
 _PREFIXES = re.compile(r"^(?:>+ ?)+")
 _UNITS = {
@@ -409,7 +409,7 @@ class OllamaLogParser:
             name = backend.group(1).lower()
             if record is not None and name != "cpu":
                 record.device_library = record.device_library or _library_from_device(name) or name
-        elif cli_error := _CLI_ERROR.match(line):
+        elif cli_error := _CLI_ERROR.search(line):
             self._error(cli_error.group(1))
         elif _OOM.search(line):
             self._error(line.strip())

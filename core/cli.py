@@ -15,6 +15,7 @@ from llmtop.model_facts import valid_model_name
 from llmtop.session_settings import DEFAULT_PROMPT, RunSettings
 
 if TYPE_CHECKING:
+    from llmtop.collectors.log_watch import LogWatcher
     from llmtop.ollama_api import OllamaServer
     from llmtop.session import Session
     from llmtop.summary import SummaryRow
@@ -45,7 +46,15 @@ the numbers:
               generation, minus the baseline; peak RAM is the highest reading minus it
   Ollama RSS  resident memory of the Ollama server and its runner processes
   VRAM        GPU memory increase over the baseline (n/a: GPU collectors come later)
-  env         CPU, CPU+GPU or GPU, from /api/ps: size_vram zero, partial or all of size
+  GPU layers  layers on the GPU / all layers, from the server log (offloaded 27/81)
+  env         CPU, CPU+GPU or GPU: from the layers in the server log (none, some, all);
+              without the log, from /api/ps (size_vram zero, partial or all of size)
+
+the server log: --serve starts `ollama serve` on a free port and reads its output (the most
+reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
+looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
+%LOCALAPPDATA%\\Ollama\\server.log, Linux `journalctl -u ollama`).
+other commands: llmtop parse-log FILE|- [--json]
 
 keys: q quit, r run again, c toggle CPU-only for the next run, e export the table.
 exit status: 0 run complete, 1 run failed midway (what was measured is kept and exported),
@@ -108,6 +117,11 @@ def build_parser() -> ArgumentParser:
         "--interval", metavar="SECONDS", type=_positive_float, default=0.25, help="sampling interval (default: 0.25)"
     )
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
+    log = parser.add_mutually_exclusive_group()
+    log.add_argument("--serve", action="store_true", help="start `ollama serve` on a free port and read its log")
+    log.add_argument("--log", metavar="PATH", help="follow this server log file")
+    log.add_argument("--docker", metavar="NAME", help="follow `docker logs` of this container")
+    log.add_argument("--no-log", action="store_true", help="do not read the server log")
     parser.add_argument("--version", action="version", version=f"llmtop {__version__}")
     return parser
 
@@ -152,8 +166,15 @@ def _export(rows: Sequence[SummaryRow], path: str | None, err: TextIO) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `llmtop` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["parse-log"]:
+        from llmtop.parse_log_command import main as parse_log
+
+        return parse_log(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.serve and args.host is not None:
+        parser.error("argument --serve: not allowed with --host (llmtop chooses the port of the server it starts)")
     if not valid_model_name(args.model):
         parser.error(f"not a model name Ollama accepts: {args.model!r}")
     if args.export:
@@ -194,6 +215,87 @@ def _import_ollama_client() -> None:
 
 def _run(args: argparse.Namespace, base_url: str, settings: RunSettings) -> int:
     _import_ollama_client()
+
+    from llmtop.collectors.log_sources import LogUnavailable
+    from llmtop.collectors.log_watch import LogWatcher
+
+    err = sys.stderr
+    try:
+        serve, source, log_reason, base_url = _log_source(args, base_url)
+    except LogUnavailable as exc:
+        err.write(f"llmtop: {exc}\n")
+        return EXIT_USAGE
+    log = LogWatcher(source) if source is not None else None
+    if log is not None:
+        log.start()
+    try:
+        return _measure(args, base_url, settings, log, log_reason)
+    finally:
+        if log is not None:
+            log.stop()
+        if serve is not None:
+            serve.stop()
+
+
+def _log_source(args: argparse.Namespace, base_url: str):
+    """(serve process, log source, why there is none, base URL) for the log options given."""
+    from llmtop.collectors.log_sources import (
+        CommandFollower,
+        FileFollower,
+        LogUnavailable,
+        ServeProcess,
+        default_log_source,
+        wait_for_port,
+    )
+
+    if args.no_log:
+        return None, None, "not read (--no-log)", base_url
+    if args.serve:
+        serve = ServeProcess()
+        process = serve.start()
+        if not wait_for_port(serve.port, 60, lambda: process.poll() is None):
+            tail = "".join(_drain(process))[-300:].strip().replace("\n", " | ")
+            serve.stop()
+            raise LogUnavailable(f"`ollama serve` did not start (exit status {process.poll()}): {tail or 'no output'}")
+        return serve, serve, None, serve.base_url
+    if args.log:
+        path = os.path.expanduser(args.log)
+        if not os.path.isfile(path):
+            raise LogUnavailable(f"no log file at {args.log}")
+        if not os.access(path, os.R_OK):
+            raise LogUnavailable(f"cannot read {args.log}: permission denied")
+        return None, FileFollower(path), None, base_url
+    if args.docker:
+        import shutil
+        import subprocess
+
+        if shutil.which("docker") is None:
+            raise LogUnavailable("--docker needs the `docker` command on PATH")
+        probe = subprocess.run(
+            ["docker", "logs", "--tail", "0", args.docker], capture_output=True, text=True, timeout=20
+        )
+        if probe.returncode != 0:
+            raise LogUnavailable(f"docker logs {args.docker}: {(probe.stderr or probe.stdout).strip() or 'failed'}")
+        return (
+            None,
+            CommandFollower(["docker", "logs", "-f", "--tail", "0", args.docker], f"docker logs {args.docker}"),
+            None,
+            base_url,
+        )
+    choice = default_log_source(is_local(base_url, _own_addresses()))
+    return None, choice.source, choice.reason, base_url
+
+
+def _drain(process) -> list[str]:
+    try:
+        return [process.stdout.read().decode("utf-8", errors="replace")] if process.stdout else []
+    except (OSError, ValueError):
+        return []
+
+
+def _measure(
+    args: argparse.Namespace, base_url: str, settings: RunSettings, log: LogWatcher | None, log_reason: str | None
+) -> int:
     from llmtop.collectors.ollama_processes import OllamaProcessReader
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
@@ -206,7 +308,7 @@ def _run(args: argparse.Namespace, base_url: str, settings: RunSettings) -> int:
         interval=args.interval,
         process_reader=OllamaProcessReader(local=local, remote_host=base_url),
     )
-    session = Session(server, args.model, collectors)
+    session = Session(server, args.model, collectors, log=log, log_reason=log_reason)
     try:
         try:
             session.connect()
@@ -249,6 +351,10 @@ def _headless(session: Session, settings: RunSettings, export: str | None) -> in
     from llmtop.headless import HeadlessReporter
 
     session.observer = HeadlessReporter(sys.stderr)
+    if session.log is not None:
+        sys.stderr.write(f"llmtop: server log: {session.log.description}\n")
+    else:
+        sys.stderr.write(f"llmtop: note: server log not read: {session.log_reason}\n")
     row = session.run(settings)
     sys.stdout.write(to_markdown([row]))
     sys.stdout.flush()

@@ -35,6 +35,10 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("quant", lambda r: r.quantization or UNKNOWN, right=False),
     Column("size", lambda r: _or_unknown(units.gb(r.size_bytes))),
     Column("env", lambda r: r.env or UNKNOWN, right=False),
+    Column(
+        "GPU layers",
+        lambda r: f"{r.layers_offloaded}/{r.layers_total}" if r.layers_offloaded is not None else UNKNOWN,
+    ),
     Column("tps", lambda r: _or_unknown(units.rate(r.eval_rate_tps))),
     Column("RAM", lambda r: _or_unknown(units.gb(r.ram_delta_bytes))),
     Column("VRAM", lambda r: _or_unknown(units.gb(r.vram_delta_bytes))),

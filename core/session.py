@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
@@ -31,6 +33,7 @@ PS_INTERVAL_S = 1.0
 UNLOAD_TIMEOUT_S = 60.0
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
 SETTLE_TIMEOUT_S = 10.0
+LOG_GRACE_S = 0.5
 
 
 class Phase(enum.Enum):
@@ -69,8 +72,12 @@ class Session:
         collectors: SystemCollectors,
         observer: SessionObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log: LogWatcher | None = None,
+        log_reason: str | None = None,
     ) -> None:
         self.server = server
+        self.log = log
+        self.log_reason = log_reason  # why there is no log, when there is none
         self.model = model
         self.collectors = collectors
         self.observer = observer or SessionObserver()
@@ -86,6 +93,8 @@ class Session:
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
         self._ps: Sampler[PsReading] | None = None
+        if log is not None:
+            log.subscribe(self._on_log)
 
     # -- set-up ---------------------------------------------------------------------------
     def connect(self) -> ModelFacts:
@@ -100,6 +109,24 @@ class Session:
         self.phase = phase
         self.phase_since = self._clock()
         self.observer.phase(phase, detail)
+
+    def _on_log(self, load: LoadRecord) -> None:
+        """The log says the runner has started: the rest of the wait is the prompt."""
+        record = self.current
+        if (
+            record is not None
+            and self.phase is Phase.LOADING
+            and load.runner_started_s is not None
+            and load.first_seen >= record.clock.request_at
+        ):
+            self._set_phase(Phase.PROMPT, f"model loaded in {load.runner_started_s:.2f} s (server log)")
+
+    def log_load(self, record: RunRecord | None = None) -> LoadRecord | None:
+        """The load the log shows for a run (default: the latest run)."""
+        record = record or self.last
+        if self.log is None or record is None:
+            return None
+        return self.log.load_since(record.clock.request_at)
 
     def _is_ours(self, name: str) -> bool:
         return same_model(name, self.model)
@@ -192,6 +219,8 @@ class Session:
             record.ended_at = self._clock()
             self._ps.stop()
             self._ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
+            if not record.complete and self.log is not None:
+                time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
 
     def _finish(self, record: RunRecord) -> SummaryRow:
         with self._lock:
@@ -235,6 +264,7 @@ class Session:
         return summarize(
             dataclasses.replace(
                 record,
+                log_load=self.log_load(record),
                 ended_at=end,
                 memory=self.collectors.memory.between(record.clock.request_at, end),
                 processes=self.collectors.processes.between(record.clock.request_at, end),

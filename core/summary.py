@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
@@ -71,6 +72,8 @@ class SummaryRow:
     complete: bool
     # Beyond the stable keys: context for reading the figures above.
     mode: str = "auto"
+    env_source: str | None = None
+    library: str | None = None
     host: str | None = None
     started_at: str | None = None
     eval_count: int | None = None
@@ -101,9 +104,22 @@ class RunRecord:
     processes: Sequence[OllamaProcessSample] = field(default_factory=list)
     ps: Sequence[PsReading] = field(default_factory=list)
     server: ServerTiming | None = None
+    log_load: LoadRecord | None = None
     ended_at: float | None = None
     complete: bool = False
     error: str | None = None
+
+
+ENV_FROM_LOG = "server log"
+ENV_FROM_PLAN = "server log (Ollama's plan)"
+ENV_FROM_PS = "/api/ps (Ollama's estimate)"
+
+
+def env_from_layers(offloaded: int, total: int) -> str:
+    """The split as the log gives it: no layer on the GPU is CPU, every layer GPU, else CPU+GPU."""
+    if offloaded <= 0:
+        return "CPU"
+    return "GPU" if offloaded >= total else "CPU+GPU"
 
 
 def env_from_vram(size_bytes: int, size_vram_bytes: int) -> str:
@@ -152,12 +168,25 @@ def summarize(run: RunRecord) -> SummaryRow:
     )
     last_ps = run.ps[-1] if run.ps else None
     server = run.server
+    load = run.log_load
+    layers_offloaded = load.layers_offloaded if load else None
+    layers_total = (load.layers_total if load else None) or run.facts.layers_total
+    if layers_offloaded is not None and layers_total:
+        env: str | None = env_from_layers(layers_offloaded, layers_total)
+        env_source: str | None = ENV_FROM_PLAN if load and load.estimate_only else ENV_FROM_LOG
+    elif last_ps is not None:
+        env, env_source = env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes), ENV_FROM_PS
+    else:
+        env = env_source = None
+    error = run.error
+    if error and load is not None and load.error and load.error not in error:
+        error = f"{error} (server log: {load.error})"
     return SummaryRow(
         model=run.facts.name,
         parameter_size=run.facts.parameter_size,
         quantization=run.facts.quantization,
         size_bytes=run.facts.size_bytes,
-        env=env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes) if last_ps else None,
+        env=env,
         eval_rate_tps=server.eval_rate_tps if server else None,
         client_rate_tps=clock.client_rate_tps,
         prompt_rate_tps=server.prompt_rate_tps if server else None,
@@ -167,11 +196,13 @@ def summarize(run: RunRecord) -> SummaryRow:
         ram_peak_bytes=ram_peak,
         vram_delta_bytes=None,
         shared_delta_bytes=None,
-        layers_offloaded=None,
-        layers_total=run.facts.layers_total,
+        layers_offloaded=layers_offloaded,
+        layers_total=layers_total,
         ollama_version=run.ollama_version,
         complete=run.complete,
         mode=run.mode,
+        env_source=env_source,
+        library=load.library if load else None,
         host=run.host,
         started_at=run.started_at,
         eval_count=server.eval_count if server else None,
@@ -179,5 +210,5 @@ def summarize(run: RunRecord) -> SummaryRow:
         ollama_rss_delta_bytes=rss_delta,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
-        error=run.error,
+        error=error,
     )

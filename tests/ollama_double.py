@@ -58,6 +58,68 @@ class DoubleConfig:
     fault: str | None = None  # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama"
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
+    gpu_name: str = "NVIDIA GeForce RTX 4060 Ti"
+
+
+def _log_time() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class ServerLog:
+    """Writes the lines Ollama 0.3-0.5 prints around a model load (formats as in the real excerpts
+    in tests/fixtures/ollama-logs/), to any `write(str)` callable."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+
+    def line(self, text: str) -> None:
+        self.write(text + "\n")
+
+    def structured(self, source: str, msg: str, fields: str = "") -> None:
+        self.line(f"time={_log_time()} level=INFO source={source} msg={msg}" + (f" {fields}" if fields else ""))
+
+    def listening(self, host: str, version: str, gpu_name: str) -> None:
+        self.structured("routes.go:1238", f'"Listening on {host} (version {version})"')
+        self.structured(
+            "types.go:131",
+            '"inference compute"',
+            f'id=GPU-5c9d1f3a library=cuda variant=v12 compute=8.9 driver=12.4 name="{gpu_name}" '
+            'total="15.6 GiB" available="14.9 GiB"',
+        )
+
+    def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool) -> None:
+        total = model["block_count"] + 1
+        library = "cpu" if cpu_only else "cuda"
+        self.structured(
+            "memory.go:326",
+            f'"offload to {library}"',
+            f"layers.requested={0 if cpu_only else -1} layers.model={total} layers.offload={gpu_layers} "
+            'layers.split="" memory.available="[15.6 GiB]" memory.gpu_overhead="0 B" '
+            'memory.required.full="44.4 GiB" memory.required.partial="15.2 GiB" memory.required.kv="640.0 MiB" '
+            'memory.required.allocations="[15.2 GiB]"',
+        )
+        runner = "cpu_avx2" if cpu_only else "cuda_v12"
+        self.structured(
+            "server.go:388",
+            '"starting llama server"',
+            f'cmd="/usr/lib/ollama/runners/{runner}/ollama_llama_server --model /root/.ollama/models/blobs/'
+            f"sha256-{model['digest']} --ctx-size 2048 --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 "
+            '--parallel 1 --port 41233"',
+        )
+        if cpu_only:  # a CPU runner prints no "offloaded" line (as in fixture 08)
+            self.line("llm_load_tensors:        CPU buffer size = 40550.27 MiB")
+            return
+        self.line(f"llm_load_tensors: offloading {min(gpu_layers, total - 1)} repeating layers to GPU")
+        self.line(f"llm_load_tensors: offloaded {gpu_layers}/{total} layers to GPU")
+        gpu_mib = 40550.27 * gpu_layers / total
+        self.line(f"llm_load_tensors:        CPU buffer size = {40550.27 - gpu_mib:8.2f} MiB")
+        self.line(f"llm_load_tensors:      CUDA0 buffer size = {gpu_mib:8.2f} MiB")
+
+    def started(self, seconds: float) -> None:
+        self.structured("server.go:626", f'"llama runner started in {seconds:.2f} seconds"')
+
+    def terminated(self, error: str) -> None:
+        self.line(f'time={_log_time()} level=ERROR source=server.go:464 msg="llama runner terminated" error="{error}"')
 
 
 def _now_text() -> str:
@@ -82,8 +144,9 @@ class _Server(ThreadingHTTPServer):
 class OllamaDouble:
     """Start with `start()`, stop with `stop()`; `url` is its base URL, `requests` what it got."""
 
-    def __init__(self, config: DoubleConfig | None = None, port: int = 0) -> None:
+    def __init__(self, config: DoubleConfig | None = None, port: int = 0, log: ServerLog | None = None) -> None:
         self.config = config or DoubleConfig()
+        self.log = log
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.finals: list[dict[str, Any]] = []  # every final chunk sent, as sent
         self.loaded: dict[str, dict[str, Any]] = {}
@@ -107,6 +170,8 @@ class OllamaDouble:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> OllamaDouble:
+        if self.log is not None:
+            self.log.listening(f"127.0.0.1:{self.port}", self.config.version, self.config.gpu_name)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="ollama-double", daemon=True
         )
@@ -133,10 +198,14 @@ class OllamaDouble:
         if model is None:
             return
         num_gpu = (options or {}).get("num_gpu")
-        if num_gpu == 0:
-            vram = 0
+        total = model["block_count"] + 1
+        if num_gpu is None:
+            layers = round(total * self.config.vram_fraction)
         else:
-            vram = int(model["size"] * self.config.vram_fraction)
+            layers = min(num_gpu, total)
+        vram = int(model["size"] * layers / total)
+        if self.log is not None:
+            self.log.load(model, layers, cpu_only=num_gpu == 0)
         with self._lock:
             self.loaded[_canonical(name)] = {"size": model["size"] + 1_500_000_000, "size_vram": vram}
 
@@ -319,6 +388,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not already:
             time.sleep(cfg.load_delay_s)
         loaded_at = time.monotonic_ns()
+        if not already and self.owner.log is not None and cfg.fault != "oom":
+            self.owner.log.started((loaded_at - started) / 1e9)
         if cfg.fault == "oom":
             with self.owner._lock:
                 self.owner.loaded.pop(_canonical(name), None)
@@ -331,6 +402,8 @@ class _Handler(BaseHTTPRequestHandler):
         for i in range(cfg.tokens):
             if cfg.fault in ("drop", "malformed", "stream_error") and i == cfg.fault_after:
                 if cfg.fault == "drop":
+                    if self.owner.log is not None:
+                        self.owner.log.terminated("exit status 2")
                     self._drop()
                 elif cfg.fault == "malformed":
                     self._chunk(b'{"model":"' + name.encode() + b'","response":"tok\n')

@@ -57,15 +57,16 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         assert row.complete and row.eval_rate_tps > 0
         cells = [str(c) for c in table.get_row_at(0)]
         assert cells[:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU"]
-        assert cells[5] == f"{row.eval_rate_tps:.2f}"
-        assert cells[6] == "44.0GB"
+        assert cells[5] == "n/a"  # no server log in this test
+        assert cells[6] == f"{row.eval_rate_tps:.2f}"
+        assert cells[7] == "44.0GB"
         assert app.query_one(StreamedText).text == "".join(WORDS[:30])
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
         assert "runner 43.0 GB" in app.query_one("#rss", Gauge).text
         assert app.query_one("#vram", Gauge).text.startswith("VRAM        n/a: ")
         assert app.query_one("#shared", Gauge).text.startswith("Shared GPU  n/a: ")
-        assert "35% GPU / 65% CPU, 15.3 GB of 44.0 GB on GPU" in str(app.query_one("#split").render())
+        assert "35% GPU / 65% CPU, 15.2 GB of 44.0 GB on GPU" in str(app.query_one("#split").render())
         assert "tokens 30" in str(app.query_one("#tokens").render())
         assert "done" in str(app.query_one("#phase").render())
         assert "llama3.3  ·  70.6B  ·  Q4_K_M  ·  42.5GB  ·  81 layers" in str(app.query_one("#header").render())
@@ -155,4 +156,51 @@ async def test_real_collectors_fill_the_ram_gauge(double):
         await until(pilot, lambda: len(app.session.rows) == 1)
         assert re.search(r"\d [kMG]B / \d+\.\d GB  Δ [+-]", app.query_one("#ram", Gauge).text)
         assert isinstance(app.session.rows[0].ram_delta_bytes, int)
+    app.session.collectors.stop()
+
+
+async def test_gpu_layers_gauge_and_log_pane(tmp_path):
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    writer = open(log_file, "a", encoding="utf-8", buffering=1)
+    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+    watcher.start()
+    time.sleep(0.1)
+    double = OllamaDouble(DoubleConfig(vram_fraction=27 / 81, token_rate=100), log=ServerLog(writer.write)).start()
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(session, RunSettings())
+    async with app.run_test(size=(140, 50)) as pilot:
+        await until(pilot, lambda: len(session.rows) == 1)
+        gauge = app.query_one("#layers", Gauge).text
+        assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
+        assert str(app.table.get_row_at(0)[5]) == "27/81"
+        assert not app.log_pane.display
+        await pilot.press("l")
+        await pilot.pause(0.1)
+        assert app.log_pane.display
+        assert any("offloaded 27/81 layers to GPU" in line for line in app.log_pane.lines)
+        await pilot.press("l")
+        assert not app.log_pane.display
+    collectors.stop()
+    watcher.stop()
+    double.stop()
+    writer.close()
+
+
+async def test_without_a_log_the_layers_gauge_says_why(double):
+    app = make_app(double)
+    app.session.log_reason = "not read (--no-log)"
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        assert "n/a: server log not read (--no-log)" in app.query_one("#layers", Gauge).text
+        await pilot.press("l")
+        await pilot.pause(0.1)
+        assert app.log_pane.lines == ["server log: not read (--no-log)"]
     app.session.collectors.stop()

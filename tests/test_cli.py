@@ -36,11 +36,11 @@ def no_traceback(result):
 def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, suffix):
     double = double_factory(token_rate=60, tokens=60, load_delay_s=0.2, vram_fraction=0.36)
     out = tmp_path / f"out.{suffix}"
-    result = llmtop("llama3.3", "--host", double.url, "--headless", "--export", str(out))
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--export", str(out))
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
-    assert table[0].startswith("| model | params | quant | size | env | tps | RAM | VRAM |")
+    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | RAM | VRAM |")
     assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | ")
     final = double.finals[-1]
     server_rate = final["eval_count"] / (final["eval_duration"] / 1e9)

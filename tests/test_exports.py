@@ -39,19 +39,28 @@ def row(**changes):
 
 def test_markdown_matches_the_article_layout():
     text = to_markdown(
-        [row(), row(env="CPU+GPU", eval_rate_tps=1.34, ram_delta_bytes=41_600_000_000, vram_delta_bytes=15_200_000_000)]
+        [
+            row(),
+            row(
+                env="CPU+GPU",
+                eval_rate_tps=1.34,
+                ram_delta_bytes=41_600_000_000,
+                vram_delta_bytes=15_200_000_000,
+                layers_offloaded=27,
+            ),
+        ]
     )
     lines = text.splitlines()
     assert lines[0] == (
-        "| model | params | quant | size | env | tps | RAM | VRAM | TTFT | prompt tps | client tps "
+        "| model | params | quant | size | env | GPU layers | tps | RAM | VRAM | TTFT | prompt tps | client tps "
         "| load | peak RAM | run |"
     )
-    assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     assert lines[2] == (
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | 0.99 | 42.0GB | n/a | 61.23s | 4.21 | 0.99 "
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | n/a | 0.99 | 42.0GB | n/a | 61.23s | 4.21 | 0.99 "
         "| 48.50s | 43.2GB | complete |"
     )
-    assert "| CPU+GPU | 1.34 | 41.6GB | 15.2GB |" in lines[3]
+    assert "| CPU+GPU | 27/81 | 1.34 | 41.6GB | 15.2GB |" in lines[3]
 
 
 def test_markdown_marks_incomplete_runs_and_escapes_pipes():

@@ -15,7 +15,7 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Log, Static
 
 from llmtop import units
 from llmtop.collectors.token_timing import rate_series
@@ -72,6 +72,7 @@ class LlmtopApp(App[int]):
         Binding("r", "run_again", "Run again"),
         Binding("c", "toggle_cpu", "CPU-only next run"),
         Binding("e", "export", "Export"),
+        Binding("l", "toggle_log", "Server log"),
     ]
 
     def __init__(self, session: Session, settings: RunSettings, export_path: str | None = None) -> None:
@@ -100,10 +101,12 @@ class LlmtopApp(App[int]):
                 yield Gauge("Ollama RSS", id="rss")
                 yield Gauge("VRAM", id="vram")
                 yield Gauge("Shared GPU", id="shared")
+                yield Gauge("GPU layers", id="layers", unit=str)
                 yield Static("", id="split")
                 yield Static("", id="tokens")
             yield TokenRateChart(id="chart")
         yield StreamedText(id="text")
+        yield Log(id="log-pane", max_lines=300)
         yield SummaryTable(id="summary")
         yield Footer()
 
@@ -134,6 +137,9 @@ class LlmtopApp(App[int]):
         self.chart = self.query_one(TokenRateChart)
         self.streamed = self.query_one(StreamedText)
         self.table = self.query_one(SummaryTable)
+        self.layers_gauge = self.query_one("#layers", Gauge)
+        self.log_pane = self.query_one("#log-pane", Log)
+        self._pane_shown: list[str] = []
         self.query_one("#vram", Gauge).show_unavailable(GPU_PENDING)
         self.query_one("#shared", Gauge).show_unavailable(GPU_PENDING)
         self.set_interval(REFRESH_S, self._refresh_live)
@@ -209,6 +215,10 @@ class LlmtopApp(App[int]):
                 note=runner,
             )
 
+        self._refresh_layers()
+        if self.log_pane.display and self._ticks % CHART_EVERY == 0:
+            self._refresh_log_pane()
+
         ps = session.latest_ps()
         if ps is not None and ps.size_bytes:
             gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
@@ -231,6 +241,29 @@ class LlmtopApp(App[int]):
             if clock.first_at is not None and (self._ticks % CHART_EVERY == 0 or record.ended_at is not None):
                 self.chart.show_series(rate_series(clock.times(), clock.request_at, until, CHART_POINTS))
 
+    def _refresh_layers(self) -> None:
+        session = self.session
+        if session.log is None:
+            self.layers_gauge.show_unavailable(f"server log {session.log_reason or 'not read'}")
+            return
+        load = session.log_load()
+        if load is None or load.layers_offloaded is None:
+            problem = f" ({session.log.problem})" if session.log.problem else ""
+            self.layers_gauge.show_unavailable(f"no model load in the log yet{problem}")
+            return
+        how = "Ollama's plan" if load.estimate_only else "confirmed"
+        total = load.layers_total or (session.facts.layers_total if session.facts else None)
+        self.layers_gauge.show_reading(load.layers_offloaded, total, note=f"{load.library or '?'} · {how} (log)")
+
+    def _refresh_log_pane(self) -> None:
+        lines = self.session.log.pane_lines() if self.session.log else []
+        if not lines:
+            lines = [f"server log: {self.session.log_reason or 'no line about a model load yet'}"]
+        if lines != self._pane_shown:
+            self.log_pane.clear()
+            self.log_pane.write_lines(lines)
+            self._pane_shown = lines
+
     def _phase_text(self, now: float) -> str:
         session = self.session
         elapsed = units.clock(now - session.phase_since)
@@ -238,6 +271,11 @@ class LlmtopApp(App[int]):
         return f"run {self.run_count}  ·  {session.phase.value}  {elapsed}  ·  next run: {next_mode}"
 
     # -- keys -------------------------------------------------------------------------------
+    def action_toggle_log(self) -> None:
+        self.log_pane.display = not self.log_pane.display
+        if self.log_pane.display:
+            self._refresh_log_pane()
+
     def action_run_again(self) -> None:
         self._start_run()
 

@@ -1,0 +1,76 @@
+"""A thread that follows a log source and feeds the parser; the session asks it for its run's load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from llmtop.collectors.log_sources import LogSource, LogUnavailable
+from llmtop.collectors.ollama_log import LoadRecord, OllamaLogParser, clean_line
+
+PANE_LINES = 300
+KEEP_RECORDS = 50  # older loads are dropped, so a long session keeps constant memory
+
+
+class LogWatcher:
+    """Follows `source` on a daemon thread. Thread-safe for readers."""
+
+    def __init__(self, source: LogSource, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.parser = OllamaLogParser()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pane: deque[str] = deque(maxlen=PANE_LINES)
+        self._listeners: list[Callable[[LoadRecord], None]] = []
+        self._thread: threading.Thread | None = None
+        self.problem: str | None = None  # why the log stopped being read, if it did
+
+    @property
+    def description(self) -> str:
+        return self.source.description
+
+    def subscribe(self, listener: Callable[[LoadRecord], None]) -> None:
+        """Call `listener(record)` (on the watcher's thread) each time a line adds to a load."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._follow, name="llmtop-log", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.source.stop()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _follow(self) -> None:
+        try:
+            for line in self.source.lines():
+                now = self._clock()
+                with self._lock:
+                    record = self.parser.feed(line, now)
+                    if record is not None:
+                        self._pane.append(clean_line(line))
+                    records = self.parser.records
+                    if len(records) > KEEP_RECORDS:
+                        del records[: len(records) - KEEP_RECORDS]
+                if record is not None:
+                    for listener in self._listeners:
+                        listener(record)
+            if self.problem is None:
+                self.problem = f"{self.source.description} ended"
+        except LogUnavailable as exc:
+            self.problem = str(exc)
+        except Exception as exc:  # a reader failure must not take the app down
+            self.problem = f"reading {self.source.description} failed: {type(exc).__name__}: {exc}"
+
+    def load_since(self, t: float) -> LoadRecord | None:
+        """The first load whose first line arrived at or after monotonic time t (our run's load)."""
+        with self._lock:
+            return next((r for r in self.parser.records if r.first_seen >= t), None)
+
+    def pane_lines(self) -> list[str]:
+        """The lines that mattered, oldest first (for the log pane)."""
+        with self._lock:
+            return list(self._pane)

@@ -1,0 +1,88 @@
+"""`llmtop parse-log FILE|- [--json]`: every model load in a server log, as text or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, split_lines
+
+READ_SIZE = 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmtop parse-log",
+        description="Print each model load found in an Ollama server log: layers on the GPU, backend, "
+        "GPUs, Ollama's memory estimates, buffer sizes, errors. Reads any Ollama version's format, "
+        "with journald, docker or kubectl prefixes, colour codes and CRLF line ends.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the log file, or - for standard input")
+    parser.add_argument("--json", action="store_true", help="one JSON object per load, one per line")
+    return parser
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(READ_SIZE):
+        yield chunk
+
+
+def describe(index: int, load: LoadRecord) -> str:
+    """One paragraph a person reads: what the log says about one load."""
+    layers = (
+        f"{load.layers_offloaded}/{load.layers_total} layers on the GPU"
+        if load.layers_offloaded is not None
+        else "layers on the GPU not in the log"
+    )
+    parts = [f"load {index}: {layers}"]
+    if load.estimate_only and load.layers_offloaded is not None:
+        parts.append("(Ollama's plan; no confirmation from the runner in the log)")
+    parts.append(f"backend {load.library or 'n/a'}")
+    facts = load.to_dict()
+    for key, label in (
+        ("ollama_version", "Ollama"),
+        ("gpus", "GPUs"),
+        ("gpu_weights", "weights on GPU"),
+        ("kv_cache", "KV cache"),
+        ("memory_required_full", "estimate: full"),
+        ("memory_required_partial", "partial"),
+        ("memory_available", "available"),
+        ("total_memory", "total memory"),
+        ("runner_started_s", "runner started in (s)"),
+        ("error", "error"),
+    ):
+        value = facts.get(key)
+        if value:
+            parts.append(f"{label} {', '.join(value) if isinstance(value, list) else value}")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Exit 0 when at least one load was found, 1 when none, 2 when the file cannot be read."""
+    args = build_parser().parse_args(argv)
+    parser = OllamaLogParser()
+    try:
+        if args.file == "-":
+            source: BinaryIO = sys.stdin.buffer
+            parser.feed_all(split_lines(_chunks(source), MAX_LINE))
+        else:
+            with open(args.file, "rb") as source:
+                parser.feed_all(split_lines(_chunks(source), MAX_LINE))
+    except IsADirectoryError:
+        sys.stderr.write(f"llmtop parse-log: {args.file} is a folder, not a log file\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"llmtop parse-log: cannot read {args.file}: {exc.strerror or exc}\n")
+        return 2
+    for index, load in enumerate(parser.records, 1):
+        if args.json:
+            sys.stdout.write(json.dumps(load.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(describe(index, load) + "\n")
+    if not parser.records:
+        sys.stderr.write(f"llmtop parse-log: no model load found in {args.file} ({parser.lines_read} lines read)\n")
+        return 1
+    return 0

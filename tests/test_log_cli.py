@@ -1,0 +1,114 @@
+"""`llmtop parse-log` and `llmtop MODEL --serve/--log` as a user runs them."""
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli import llmtop, no_traceback
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"
+TESTS = Path(__file__).parent
+
+
+@pytest.mark.parametrize("log", sorted(FIXTURES.glob("*.log")), ids=lambda p: p.stem)
+def test_parse_log_json_gives_each_excerpts_expected_values(log):
+    result = llmtop("parse-log", str(log), "--json")
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    load = json.loads(line)
+    want = json.loads(log.with_suffix(".json").read_text(encoding="utf-8"))["expected"]
+    assert {key: load.get(key) for key in want} == want
+    for key in ("layers_offloaded", "layers_total", "library", "ollama_version"):
+        assert key in load
+
+
+def test_parse_log_text_and_stdin():
+    log = FIXTURES / "01_windows_rocm_newengine_gemma3_27b.log"
+    text = llmtop("parse-log", str(log)).stdout
+    assert text.startswith("load 1: 63/63 layers on the GPU; backend rocm;")
+    assert "weights on GPU 16.2 GiB on ROCm0" in text and "error llama runner terminated" in text
+    import subprocess
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "llmtop", "parse-log", "-", "--json"],
+        input=(FIXTURES / "02_windows_cuda_0_5_phi4_estimate.log").read_bytes(),
+        capture_output=True,
+    )
+    assert piped.returncode == 0
+    assert json.loads(piped.stdout)["estimate_only"] is True
+
+
+def test_parse_log_bad_input(tmp_path):
+    missing = llmtop("parse-log", str(tmp_path / "nope.log"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    folder = llmtop("parse-log", str(tmp_path))
+    assert folder.returncode == 2 and "folder" in folder.stderr
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(os.urandom(200_000) + b"\n" + b"y" * 3_000_000)
+    result = llmtop("parse-log", str(garbage), "--json")
+    no_traceback(result)
+    assert result.returncode == 1 and "no model load found" in result.stderr
+    # Garbage around a real load: the readable load is still reported.
+    mixed = tmp_path / "mixed.log"
+    mixed.write_bytes(os.urandom(5000) + b"\n" + (FIXTURES / "02_windows_cuda_0_5_phi4_estimate.log").read_bytes())
+    result = llmtop("parse-log", str(mixed), "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["layers_offloaded"] == 29
+    for args in (["parse-log"], ["parse-log", "a", "b"]):
+        usage = llmtop(*args)
+        assert usage.returncode == 2 and "usage: llmtop parse-log" in usage.stderr
+
+
+def stand_in_path(tmp_path: Path) -> str:
+    """A folder holding an `ollama` that runs tests/stand_in_ollama.py, first on PATH."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    launcher = folder / "ollama"
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{TESTS / "stand_in_ollama.py"}" "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")
+def test_serve_starts_ollama_and_reads_the_layers_from_its_log(tmp_path):
+    out = tmp_path / "out.json"
+    result = llmtop("llama3.3", "--serve", "--headless", "--export", str(out), env={"PATH": stand_in_path(tmp_path)})
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert "`ollama serve` started by llmtop" in result.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert (run["layers_offloaded"], run["layers_total"], run["env"]) == (27, 81, "CPU+GPU")
+    assert run["env_source"] == "server log" and run["library"] == "cuda"
+    assert run["host"].startswith("http://127.0.0.1:") and run["ollama_version"] == "0.5.11"
+    assert "| CPU+GPU | 27/81 |" in result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")
+def test_serve_cpu_run(tmp_path):
+    out = tmp_path / "out.json"
+    result = llmtop(
+        "llama3.3", "--serve", "--cpu", "--headless", "--export", str(out), env={"PATH": stand_in_path(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert (run["layers_offloaded"], run["env"], run["env_source"]) == (0, "CPU", "server log (Ollama's plan)")
+
+
+def test_serve_without_ollama_installed(tmp_path):
+    result = llmtop("llama3.3", "--serve", "--headless", env={"PATH": str(tmp_path)})
+    no_traceback(result)
+    assert result.returncode == 2 and "install Ollama" in result.stderr
+
+
+def test_log_file_options(tmp_path, double):
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--log", str(tmp_path / "missing.log"))
+    assert result.returncode == 2 and "no log file at" in result.stderr
+    result = llmtop("llama3.3", "--serve", "--host", double.url, "--headless")
+    assert result.returncode == 2 and "not allowed with --host" in result.stderr
+    log = tmp_path / "server.log"
+    log.write_text("")
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--log", str(log))
+    assert result.returncode == 0 and f"server log: file {log}" in result.stderr

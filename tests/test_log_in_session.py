@@ -1,0 +1,94 @@
+"""The server log in a run: the load that follows our request gives the layers and the env column."""
+
+import time
+
+import pytest
+
+from llmtop.collectors.log_sources import FileFollower
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.ollama_api import OllamaServer
+from llmtop.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.summary import ENV_FROM_LOG, ENV_FROM_PLAN, ENV_FROM_PS
+from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+
+GB = 10**9
+
+
+class Phases(SessionObserver):
+    def __init__(self):
+        self.seen = []
+
+    def phase(self, phase, detail=""):
+        self.seen.append(phase)
+
+
+@pytest.fixture
+def logged_session(tmp_path):
+    made = []
+
+    def make(**config):
+        log_file = tmp_path / "server.log"
+        log_file.write_text("an old line from yesterday\n")
+        writer = open(log_file, "a", encoding="utf-8", buffering=1)
+        double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write))
+        watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+        watcher.start()
+        time.sleep(0.1)  # the follower has opened the file at its end: what the server prints is new
+        double.start()
+        collectors = SystemCollectors(
+            0.02,
+            memory_reader=lambda now: SystemMemorySample(now, 64 * GB, 40 * GB, 0, 0),
+            process_reader=lambda now: OllamaProcessSample(now, GB, 0, 1, ()),
+        )
+        session = Session(OllamaServer(double.url), "llama3.3", collectors, Phases(), log=watcher)
+        session.connect()
+        collectors.start()
+        made.append((double, watcher, collectors, writer))
+        return session
+
+    yield make
+    for double, watcher, collectors, writer in made:
+        collectors.stop()
+        watcher.stop()
+        double.stop()
+        writer.close()
+
+
+def test_layers_and_env_come_from_the_log(logged_session):
+    session = logged_session(vram_fraction=27 / 81, load_delay_s=0.3, token_rate=200)
+    row = session.run(RunSettings())
+    assert (row.layers_offloaded, row.layers_total) == (27, 81)
+    assert (row.env, row.env_source, row.library) == ("CPU+GPU", ENV_FROM_LOG, "cuda")
+    assert Phase.PROMPT in session.observer.seen  # "llama runner started" moved loading on to the prompt
+    load = session.log_load()
+    assert load.gpus == ["NVIDIA GeForce RTX 4060 Ti"] and load.ollama_version == "0.5.11"
+
+
+def test_a_cpu_run_is_read_from_ollamas_plan(logged_session):
+    session = logged_session(token_rate=200)
+    session.run(RunSettings())
+    row = session.run(RunSettings(num_gpu=0))
+    assert (row.layers_offloaded, row.layers_total) == (0, 81)
+    assert (row.env, row.env_source) == ("CPU", ENV_FROM_PLAN)
+    assert session.rows[0].layers_offloaded == 0  # vram_fraction 0 by default: both loads are the right ones
+
+
+def test_a_crash_brings_the_logs_error_into_the_row(logged_session):
+    session = logged_session(fault="drop", fault_after=5, token_rate=200)
+    row = session.run(RunSettings())
+    assert not row.complete
+    assert "dropped mid-stream" in row.error and "llama runner terminated: exit status 2" in row.error
+
+
+def test_without_a_log_env_falls_back_to_api_ps_labelled_as_an_estimate():
+    with OllamaDouble(DoubleConfig(vram_fraction=0.5, token_rate=200)) as double:
+        collectors = SystemCollectors(0.05)
+        session = Session(OllamaServer(double.url), "llama3.3", collectors, log_reason="not read (--no-log)")
+        session.connect()
+        collectors.start()
+        row = session.run(RunSettings())
+        collectors.stop()
+    assert (row.env, row.env_source, row.layers_offloaded) == ("CPU+GPU", ENV_FROM_PS, None)
