@@ -45,9 +45,10 @@ async def main() -> None:
         watcher = LogWatcher(FileFollower(log_file, poll_s=0.05))
         watcher.start()
         time.sleep(0.2)
-        with open(log_file, "a", encoding="utf-8", buffering=1) as writer, OllamaDouble(
-            config, log=ServerLog(writer.write)
-        ) as double:
+        with (
+            open(log_file, "a", encoding="utf-8", buffering=1) as writer,
+            OllamaDouble(config, log=ServerLog(writer.write)) as double,
+        ):
             collectors = SystemCollectors(0.25)
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
             session.connect()
