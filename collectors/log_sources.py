@@ -256,7 +256,7 @@ def default_log_source(
         choice = journal_source(run)
         if choice.source is not None or "may not read" in (choice.reason or ""):
             return choice
-        return LogChoice(None, f"no server log found ({choice.reason}): {hint}")
+        return LogChoice(None, f"{choice.reason}: {hint}")
     if path is None or not path.exists():
         return LogChoice(None, f"no server log at {path}: {hint}")
     return LogChoice(FileFollower(path))

@@ -1,9 +1,10 @@
-"""The samplers that run for the whole session: system RAM and the Ollama process tree."""
+"""The samplers that run for the whole session: system RAM, the Ollama process tree, the GPUs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProcessSample
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_memory import SystemMemoryReader, SystemMemorySample
@@ -19,16 +20,35 @@ class SystemCollectors:
         interval: float = DEFAULT_INTERVAL_S,
         memory_reader: Callable[[float], SystemMemorySample] | None = None,
         process_reader: Callable[[float], OllamaProcessSample] | None = None,
+        gpu_reader: Callable[[float], GpuSample] | None = None,
+        gpu_unavailable: str = "GPUs not probed",
     ) -> None:
         self.memory: Sampler[SystemMemorySample] = Sampler("ram", memory_reader or SystemMemoryReader(), interval)
         self.processes: Sampler[OllamaProcessSample] = Sampler(
             "ollama-rss", process_reader or OllamaProcessReader(), interval
         )
+        self.gpu: Sampler[GpuSample] | None = Sampler("gpu", gpu_reader, interval) if gpu_reader else None
+        self.gpu_unavailable = gpu_unavailable  # why `gpu` is None
+
+    def use_gpus(self, reader: Callable[[float], GpuSample] | None, unavailable: str = "") -> None:
+        """Sample the GPUs with `reader` (before start()); None keeps the reason why not."""
+        self.gpu = Sampler("gpu", reader, self.memory.interval) if reader else None
+        self.gpu_unavailable = unavailable
+
+    def ollama_pids(self) -> frozenset[int]:
+        """The Ollama server and runner PIDs in the latest process sample (for per-process GPU memory)."""
+        sample = self.processes.latest()
+        if sample is None or sample.server_pid is None and not sample.runner_pids:
+            return frozenset()
+        return frozenset(p for p in (sample.server_pid, *sample.runner_pids) if p is not None)
+
+    def _samplers(self) -> list[Sampler]:
+        return [s for s in (self.memory, self.processes, self.gpu) if s is not None]
 
     def start(self) -> None:
-        self.memory.start()
-        self.processes.start()
+        for sampler in self._samplers():
+            sampler.start()
 
     def stop(self) -> None:
-        self.memory.stop()
-        self.processes.stop()
+        for sampler in self._samplers():
+            sampler.stop()

@@ -45,7 +45,10 @@ the numbers:
   RAM         system RAM in use (total - available, Task Manager's "In use") during
               generation, minus the baseline; peak RAM is the highest reading minus it
   Ollama RSS  resident memory of the Ollama server and its runner processes
-  VRAM        GPU memory increase over the baseline (n/a: GPU collectors come later)
+  VRAM        dedicated GPU memory in use (all GPUs), increase over the baseline: NVML on
+              NVIDIA, sysfs/amdsmi on AMD, performance counters on Windows, ioreg on Apple
+  shared      shared GPU memory (Windows' "shared GPU memory", GTT on Linux AMD): the
+              part of the model that spilled out of VRAM into system RAM
   GPU layers  layers on the GPU / all layers, from the server log (offloaded 27/81)
   env         CPU, CPU+GPU or GPU: from the layers in the server log (none, some, all);
               without the log, from /api/ps (size_vram zero, partial or all of size)
@@ -54,7 +57,8 @@ the server log: --serve starts `ollama serve` on a free port and reads its outpu
 reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
 looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
 %LOCALAPPDATA%\\Ollama\\server.log, Linux `journalctl -u ollama`).
-other commands: llmtop parse-log FILE|- [--json]
+other commands: llmtop doctor [--json] (what can be measured here, and why not),
+                llmtop parse-log FILE|- [--json]
 
 keys: q quit, r run again, c toggle CPU-only for the next run, e export the table.
 exit status: 0 run complete, 1 run failed midway (what was measured is kept and exported),
@@ -171,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from llmtop.parse_log_command import main as parse_log
 
         return parse_log(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from llmtop.doctor_command import main as doctor
+
+        return doctor(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.serve and args.host is not None:
@@ -296,6 +304,7 @@ def _drain(process) -> list[str]:
 def _measure(
     args: argparse.Namespace, base_url: str, settings: RunSettings, log: LogWatcher | None, log_reason: str | None
 ) -> int:
+    from llmtop.collectors.gpu_collector import probe_gpu_backends
     from llmtop.collectors.ollama_processes import OllamaProcessReader
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
@@ -328,6 +337,8 @@ def _measure(
         err.write(f"llmtop: {exc}\n")
         return EXIT_RUN_FAILED
 
+    gpus = probe_gpu_backends(pids=collectors.ollama_pids)
+    collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
     collectors.start()
     try:
         if args.headless:
@@ -344,6 +355,7 @@ def _measure(
         return EXIT_OK if rows and all(r.complete for r in rows) else (EXIT_RUN_FAILED if rows else EXIT_OK)
     finally:
         collectors.stop()
+        gpus.close()
         server.close()
 
 

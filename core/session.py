@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.sampler import Sampler
@@ -147,7 +148,7 @@ class Session:
                 f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it"
             )
 
-    def _baseline(self) -> tuple[SystemMemorySample | None, Any]:
+    def _baseline(self) -> tuple[SystemMemorySample | None, Any, GpuSample | None]:
         """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""
         self._set_phase(Phase.BASELINE, "waiting for memory to settle")
         memory = self.collectors.memory
@@ -165,7 +166,8 @@ class Session:
                 self.observer.note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
                 break
             previous = current
-        return memory.latest(), self.collectors.processes.sample_now()
+        gpu = self.collectors.gpu.sample_now() if self.collectors.gpu is not None else None
+        return memory.latest(), self.collectors.processes.sample_now(), gpu
 
     def run(self, settings: RunSettings) -> SummaryRow:
         """Perform one run and return its row (also appended to `rows`). Never raises OllamaError
@@ -184,7 +186,7 @@ class Session:
         self.current = self.last = record
         try:
             self._unload()
-            record.baseline_memory, record.baseline_process = self._baseline()
+            record.baseline_memory, record.baseline_process, record.baseline_gpu = self._baseline()
             if not self.cancel.is_set():
                 self._generate(record, settings)
         except OllamaError as exc:
@@ -268,6 +270,7 @@ class Session:
                 ended_at=end,
                 memory=self.collectors.memory.between(record.clock.request_at, end),
                 processes=self.collectors.processes.between(record.clock.request_at, end),
+                gpu=self.collectors.gpu.between(record.clock.request_at, end) if self.collectors.gpu else [],
                 ps=ps,
             )
         )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llmtop.collectors.gpu_reading import GpuSample, sum_known
 from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
@@ -74,6 +75,9 @@ class SummaryRow:
     mode: str = "auto"
     env_source: str | None = None
     library: str | None = None
+    gpus: tuple[str, ...] = ()
+    vram_peak_bytes: int | None = None
+    shared_peak_bytes: int | None = None
     host: str | None = None
     started_at: str | None = None
     eval_count: int | None = None
@@ -103,6 +107,8 @@ class RunRecord:
     memory: Sequence[SystemMemorySample] = field(default_factory=list)
     processes: Sequence[OllamaProcessSample] = field(default_factory=list)
     ps: Sequence[PsReading] = field(default_factory=list)
+    baseline_gpu: GpuSample | None = None
+    gpu: Sequence[GpuSample] = field(default_factory=list)
     server: ServerTiming | None = None
     log_load: LoadRecord | None = None
     ended_at: float | None = None
@@ -145,6 +151,26 @@ def steady_and_peak(
     return int(steady) - baseline, max(during_run) - baseline
 
 
+def dedicated_total(sample: GpuSample) -> int | None:
+    """Dedicated (or unified) memory in use on every GPU read, summed."""
+    return sum_known([g.dedicated_used for g in sample.gpus])
+
+
+def shared_total(sample: GpuSample) -> int | None:
+    """Shared GPU memory (Windows' shared, Linux GTT) in use on every GPU read, summed."""
+    return sum_known([g.shared_used for g in sample.gpus])
+
+
+def _gpu_deltas(run: RunRecord, gen_start: float, end: float, figure) -> tuple[int | None, int | None]:
+    baseline = figure(run.baseline_gpu) if run.baseline_gpu else None
+    during_run = [(s.t, figure(s)) for s in run.gpu if run.clock.request_at <= s.t <= end]
+    return steady_and_peak(
+        [v for t, v in during_run if t >= gen_start and v is not None],
+        [v for _, v in during_run if v is not None],
+        baseline,
+    )
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -178,6 +204,9 @@ def summarize(run: RunRecord) -> SummaryRow:
         env, env_source = env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes), ENV_FROM_PS
     else:
         env = env_source = None
+    vram_delta, vram_peak = _gpu_deltas(run, gen_start, end, dedicated_total)
+    shared_delta, shared_peak = _gpu_deltas(run, gen_start, end, shared_total)
+    gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
     error = run.error
     if error and load is not None and load.error and load.error not in error:
         error = f"{error} (server log: {load.error})"
@@ -194,8 +223,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         load_s=server.load_s if server else None,
         ram_delta_bytes=ram_delta,
         ram_peak_bytes=ram_peak,
-        vram_delta_bytes=None,
-        shared_delta_bytes=None,
+        vram_delta_bytes=vram_delta,
+        shared_delta_bytes=shared_delta,
         layers_offloaded=layers_offloaded,
         layers_total=layers_total,
         ollama_version=run.ollama_version,
@@ -203,6 +232,9 @@ def summarize(run: RunRecord) -> SummaryRow:
         mode=run.mode,
         env_source=env_source,
         library=load.library if load else None,
+        gpus=tuple(g.name for g in gpu_names),
+        vram_peak_bytes=vram_peak,
+        shared_peak_bytes=shared_peak,
         host=run.host,
         started_at=run.started_at,
         eval_count=server.eval_count if server else None,

@@ -64,8 +64,8 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
         assert "runner 43.0 GB" in app.query_one("#rss", Gauge).text
-        assert app.query_one("#vram", Gauge).text.startswith("VRAM        n/a: ")
-        assert app.query_one("#shared", Gauge).text.startswith("Shared GPU  n/a: ")
+        assert app.query_one("#vram-0", Gauge).text.startswith("VRAM        n/a: no GPU read (GPUs not probed)")
+        assert app.query_one("#shared-0", Gauge).text.startswith("Shared GPU  n/a: no GPU read")
         assert "35% GPU / 65% CPU, 15.2 GB of 44.0 GB on GPU" in str(app.query_one("#split").render())
         assert "tokens 30" in str(app.query_one("#tokens").render())
         assert "done" in str(app.query_one("#phase").render())

@@ -31,7 +31,7 @@ from llmtop.tui.widgets.token_rate import TokenRateChart
 REFRESH_S = 0.1  # screen refresh: at most ten times a second, whatever the sampling interval
 CHART_EVERY = 5  # redraw the chart every fifth refresh (twice a second)
 CHART_POINTS = 80
-GPU_PENDING = "no GPU collector in this version yet"
+SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory growing more than this during a run: spillover
 
 
 class _AppObserver(SessionObserver):
@@ -99,8 +99,9 @@ class LlmtopApp(App[int]):
                 yield Gauge("RAM", id="ram")
                 yield Gauge("Swap", id="swap")
                 yield Gauge("Ollama RSS", id="rss")
-                yield Gauge("VRAM", id="vram")
-                yield Gauge("Shared GPU", id="shared")
+                with Vertical(id="gpu"):
+                    yield Gauge("VRAM", id="vram-0")
+                    yield Gauge("Shared GPU", id="shared-0")
                 yield Gauge("GPU layers", id="layers", unit=str)
                 yield Static("", id="split")
                 yield Static("", id="tokens")
@@ -140,8 +141,8 @@ class LlmtopApp(App[int]):
         self.layers_gauge = self.query_one("#layers", Gauge)
         self.log_pane = self.query_one("#log-pane", Log)
         self._pane_shown: list[str] = []
-        self.query_one("#vram", Gauge).show_unavailable(GPU_PENDING)
-        self.query_one("#shared", Gauge).show_unavailable(GPU_PENDING)
+        self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
+        self._spill_warned: object = None
         self.set_interval(REFRESH_S, self._refresh_live)
         self._start_run()
 
@@ -215,6 +216,7 @@ class LlmtopApp(App[int]):
                 note=runner,
             )
 
+        self._refresh_gpus(record)
         self._refresh_layers()
         if self.log_pane.display and self._ticks % CHART_EVERY == 0:
             self._refresh_log_pane()
@@ -240,6 +242,56 @@ class LlmtopApp(App[int]):
             )
             if clock.first_at is not None and (self._ticks % CHART_EVERY == 0 or record.ended_at is not None):
                 self.chart.show_series(rate_series(clock.times(), clock.request_at, until, CHART_POINTS))
+
+    def _refresh_gpus(self, record) -> None:
+        collectors = self.session.collectors
+        first_vram, first_shared = self.gpu_gauges[0]
+        if collectors.gpu is None:
+            first_vram.show_unavailable(f"no GPU read ({collectors.gpu_unavailable})")
+            first_shared.show_unavailable("no GPU read (`llmtop doctor` shows each backend tried)")
+            return
+        sample = collectors.gpu.latest()
+        if sample is None or not sample.gpus:
+            why = "; ".join(sample.problems) if sample and sample.problems else "waiting for the first sample"
+            first_vram.show_unavailable(why)
+            first_shared.show_unavailable(why)
+            return
+        container = self.query_one("#gpu", Vertical)
+        while len(self.gpu_gauges) < len(sample.gpus):
+            pair = (Gauge("VRAM"), Gauge("Shared GPU"))
+            container.mount(*pair)
+            self.gpu_gauges.append(pair)
+        several = len(sample.gpus) > 1
+        baseline = {g.key: g for g in record.baseline_gpu.gpus} if record and record.baseline_gpu else {}
+        running = self.session.current is not None
+        for index, gpu in enumerate(sample.gpus):
+            vram, shared = self.gpu_gauges[index]
+            suffix = f" {index}" if several else ""
+            vram.label = ("Unified" if gpu.unified else "VRAM") + suffix
+            shared.label = "Shared GPU" + suffix
+            base = baseline.get(gpu.key)
+            notes = [gpu.name]
+            if gpu.utilization_pct is not None:
+                notes.append(f"{gpu.utilization_pct:.0f}% busy")
+            if gpu.ollama_dedicated is not None:
+                notes.append(f"Ollama {units.human_bytes(gpu.ollama_dedicated)}")
+            if gpu.dedicated_used is None:
+                vram.show_unavailable(gpu.reason("dedicated"))
+            else:
+                delta = gpu.dedicated_used - base.dedicated_used if base and base.dedicated_used is not None else None
+                vram.show_reading(gpu.dedicated_used, gpu.dedicated_total, delta, note=" · ".join(notes))
+            if gpu.shared_used is None:
+                shared.show_unavailable(gpu.reason("shared"))
+                shared.set_class(False, "-warning")
+                continue
+            delta = gpu.shared_used - base.shared_used if base and base.shared_used is not None else None
+            spilling = running and delta is not None and delta > SPILL_BYTES
+            shared.show_reading(gpu.shared_used, gpu.shared_total, delta, note="spilling into system RAM" if spilling else "")
+            shared.set_class(spilling, "-warning")
+            if spilling and self._spill_warned is not record:
+                self._spill_warned = record
+                self.notify(f"{gpu.name}: shared GPU memory grew by {units.human_bytes(delta)}: the model is spilling "
+                            "out of VRAM into system RAM", severity="warning", timeout=10)
 
     def _refresh_layers(self) -> None:
         session = self.session

@@ -11,7 +11,7 @@ class TokenRateChart(PlotextPlot):
     """tokens/s against seconds since the request; `show_series` redraws."""
 
     DEFAULT_CSS = """
-    TokenRateChart { height: 12; width: 1fr; }
+    TokenRateChart { height: 14; width: 1fr; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
