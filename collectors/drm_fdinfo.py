@@ -47,8 +47,9 @@ class ProcessGpuMemory:
     clients: int
 
 
-def process_gpu_memory(proc_root: str | Path, pids: Iterable[int], drivers: tuple[str, ...],
-                       pdev: str | None) -> ProcessGpuMemory:
+def process_gpu_memory(
+    proc_root: str | Path, pids: Iterable[int], drivers: tuple[str, ...], pdev: str | None
+) -> ProcessGpuMemory:
     """Sum the DRM clients of `pids` on the device at PCI address `pdev` (any device when None)."""
     seen: set[tuple[str, str]] = set()
     dedicated = shared = 0
@@ -86,6 +87,4 @@ def process_gpu_memory(proc_root: str | Path, pids: Iterable[int], drivers: tupl
                     shared += value
                     found_shared = True
                     break
-    return ProcessGpuMemory(
-        dedicated if found_dedicated else None, shared if found_shared else None, denied, len(seen)
-    )
+    return ProcessGpuMemory(dedicated if found_dedicated else None, shared if found_shared else None, denied, len(seen))

@@ -82,7 +82,9 @@ class AppleIoregReader:
             }
             total = self.wired_limit or self.memory_bytes
             if self.wired_limit is None:
-                reasons["total"] = "the GPU limit is macOS's default (iogpu.wired_limit_mb unset): total shown is all RAM"
+                reasons["total"] = (
+                    "the GPU limit is macOS's default (iogpu.wired_limit_mb unset): total shown is all RAM"
+                )
             readings.append(
                 GpuReading(
                     key=f"apple:{index}",

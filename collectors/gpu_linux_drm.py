@@ -75,7 +75,9 @@ def drm_cards(root: Path, vendor: str) -> list[Path]:
         names = sorted(os.listdir(folder), key=lambda n: int(n[4:]) if re.fullmatch(r"card\d+", n) else -1)
     except OSError:
         return []
-    return [folder / n for n in names if re.fullmatch(r"card\d+", n) and _read(folder / n / "device" / "vendor") == vendor]
+    return [
+        folder / n for n in names if re.fullmatch(r"card\d+", n) and _read(folder / n / "device" / "vendor") == vendor
+    ]
 
 
 class AmdSysfsReader:

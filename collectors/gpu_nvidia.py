@@ -52,7 +52,9 @@ class NvmlReader:
         except nvml.NVMLError as exc:
             kind = _error_name(nvml, exc)
             if kind == "LibraryNotFound":
-                raise NvmlUnavailable("no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found") from None
+                raise NvmlUnavailable(
+                    "no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found"
+                ) from None
             if kind == "DriverNotLoaded":
                 raise NvmlUnavailable("the NVIDIA driver is installed but not loaded") from None
             raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
@@ -140,7 +142,8 @@ class NvmlReader:
             if why:
                 reasons["ollama"] = why
             reasons["shared"] = (
-                "read from Windows performance counters" if self.platform == "win32"
+                "read from Windows performance counters"
+                if self.platform == "win32"
                 else "not applicable: NVIDIA on Linux does not lend system RAM as GPU memory"
             )
             readings.append(

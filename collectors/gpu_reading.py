@@ -46,8 +46,16 @@ class GpuReading:
         """This reading with the figures it lacks taken from another backend's reading of the same GPU."""
         values = {}
         reasons = dict(self.reasons)
-        for name in ("dedicated_used", "dedicated_total", "shared_used", "shared_total", "reserved",
-                     "utilization_pct", "ollama_dedicated", "ollama_shared"):
+        for name in (
+            "dedicated_used",
+            "dedicated_total",
+            "shared_used",
+            "shared_total",
+            "reserved",
+            "utilization_pct",
+            "ollama_dedicated",
+            "ollama_shared",
+        ):
             if getattr(self, name) is None and getattr(other, name) is not None:
                 values[name] = getattr(other, name)
                 reasons.pop(name.split("_")[0] if not name.startswith("ollama") else "ollama", None)

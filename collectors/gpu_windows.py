@@ -52,7 +52,9 @@ def luid_key(high: int, low: int) -> str:
 
 def adapter_usage(values: Mapping[str, float], luid: str) -> int | None:
     """Sum over an adapter's `phys_N` instances; None when the adapter has none."""
-    found = [v for instance, v in values.items() if (m := _ADAPTER.match(instance)) and m.group(1).lower() == luid.lower()]
+    found = [
+        v for instance, v in values.items() if (m := _ADAPTER.match(instance)) and m.group(1).lower() == luid.lower()
+    ]
     return int(sum(found)) if found else None
 
 
@@ -124,9 +126,11 @@ class WindowsCountersReader:
                     shared_total=adapter.shared_total,
                     utilization_pct=utilization,
                     ollama_dedicated=process_usage(counters.get("process_dedicated", {}), adapter.luid, pids)
-                    if pids else None,
+                    if pids
+                    else None,
                     ollama_shared=process_usage(counters.get("process_shared", {}), adapter.luid, pids)
-                    if pids else None,
+                    if pids
+                    else None,
                     reasons=reasons,
                 )
             )
@@ -191,10 +195,16 @@ def dxgi_adapters() -> list[DxgiAdapter]:
         ]
 
     class Guid(ctypes.Structure):
-        _fields_ = [("Data1", wintypes.DWORD), ("Data2", wintypes.WORD), ("Data3", wintypes.WORD),
-                    ("Data4", ctypes.c_ubyte * 8)]
+        _fields_ = [
+            ("Data1", wintypes.DWORD),
+            ("Data2", wintypes.WORD),
+            ("Data3", wintypes.WORD),
+            ("Data4", ctypes.c_ubyte * 8),
+        ]
 
-    iid_factory1 = Guid(0x770AAE78, 0xF26F, 0x4DBA, (ctypes.c_ubyte * 8)(0xA8, 0x29, 0x25, 0x3C, 0x83, 0xD1, 0xB3, 0x87))
+    iid_factory1 = Guid(
+        0x770AAE78, 0xF26F, 0x4DBA, (ctypes.c_ubyte * 8)(0xA8, 0x29, 0x25, 0x3C, 0x83, 0xD1, 0xB3, 0x87)
+    )
     dxgi = ctypes.WinDLL("dxgi.dll")  # type: ignore[attr-defined]
     factory = ctypes.c_void_p()
     if dxgi.CreateDXGIFactory1(ctypes.byref(iid_factory1), ctypes.byref(factory)) != 0:

@@ -76,7 +76,11 @@ def _figure(used: int | None, total: int | None, why: str) -> str:
 
 def describe(report: dict[str, Any]) -> str:
     """The report as lines a person reads."""
-    lines = [f"llmtop {report['llmtop_version']} doctor on {report['os']} (Python {report['python']})", "", "GPU backends:"]
+    lines = [
+        f"llmtop {report['llmtop_version']} doctor on {report['os']} (Python {report['python']})",
+        "",
+        "GPU backends:",
+    ]
     for backend in report["gpu_backends"]:
         state = "OK" if backend["available"] else "not available"
         lines.append(f"  {backend['backend']:<13} {state}: {backend['detail']}")
@@ -84,22 +88,38 @@ def describe(report: dict[str, Any]) -> str:
             reasons = gpu["reasons"]
             lines.append(f"    {gpu['name']}")
             kind = "unified" if gpu["unified"] else "dedicated (VRAM)"
-            lines.append(f"      {kind:<17} {_figure(gpu['dedicated_used'], gpu['dedicated_total'], reasons.get('dedicated', ''))}")
-            lines.append(f"      {'shared':<17} {_figure(gpu['shared_used'], gpu['shared_total'], reasons.get('shared', ''))}")
+            dedicated = _figure(gpu["dedicated_used"], gpu["dedicated_total"], reasons.get("dedicated", ""))
+            lines.append(f"      {kind:<17} {dedicated}")
+            lines.append(
+                f"      {'shared':<17} {_figure(gpu['shared_used'], gpu['shared_total'], reasons.get('shared', ''))}"
+            )
             if gpu["reserved"] is not None:
                 lines.append(f"      {'reserved':<17} {units.human_bytes(gpu['reserved'])}")
             busy = gpu["utilization_pct"]
-            lines.append(f"      {'busy':<17} " + (f"{busy:.0f}%" if busy is not None else f"n/a ({reasons.get('utilization', '')})"))
+            lines.append(
+                f"      {'busy':<17} "
+                + (f"{busy:.0f}%" if busy is not None else f"n/a ({reasons.get('utilization', '')})")
+            )
             ollama = gpu["ollama_dedicated"]
-            lines.append(f"      {'Ollama uses':<17} " + (
-                units.human_bytes(ollama) if ollama is not None else f"n/a ({reasons.get('ollama', '')})"))
+            lines.append(
+                f"      {'Ollama uses':<17} "
+                + (units.human_bytes(ollama) if ollama is not None else f"n/a ({reasons.get('ollama', '')})")
+            )
     lines.append("")
-    lines.append("VRAM and shared memory: " + (
-        "measured" if report["gpu_readable"] else "n/a on this machine (no backend above can read a GPU)"))
+    lines.append(
+        "VRAM and shared memory: "
+        + ("measured" if report["gpu_readable"] else "n/a on this machine (no backend above can read a GPU)")
+    )
     process = report["ollama_processes"]
-    lines.append("Ollama processes: " + (
-        f"server pid {process['server_pid']}, runners {process['runner_pids'] or 'none'}, "
-        f"RSS {units.human_bytes(process['rss_bytes'])}" if process["rss_bytes"] is not None else f"n/a ({process['reason']})"))
+    lines.append(
+        "Ollama processes: "
+        + (
+            f"server pid {process['server_pid']}, runners {process['runner_pids'] or 'none'}, "
+            f"RSS {units.human_bytes(process['rss_bytes'])}"
+            if process["rss_bytes"] is not None
+            else f"n/a ({process['reason']})"
+        )
+    )
     log = report["server_log"]
     lines.append("Server log: " + (log["source"] or f"not found ({log['reason']})"))
     return "\n".join(lines) + "\n"

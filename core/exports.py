@@ -42,6 +42,7 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("tps", lambda r: _or_unknown(units.rate(r.eval_rate_tps))),
     Column("RAM", lambda r: _or_unknown(units.gb(r.ram_delta_bytes))),
     Column("VRAM", lambda r: _or_unknown(units.gb(r.vram_delta_bytes))),
+    Column("shared", lambda r: _or_unknown(units.gb(r.shared_delta_bytes))),
     Column("TTFT", lambda r: _or_unknown(units.seconds(r.ttft_s))),
     Column("prompt tps", lambda r: _or_unknown(units.rate(r.prompt_rate_tps))),
     Column("client tps", lambda r: _or_unknown(units.rate(r.client_rate_tps))),
@@ -64,8 +65,8 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(rows: Sequence[SummaryRow]) -> str:
-    """A GitHub-flavoured Markdown table, numbers right-aligned; RAM, VRAM and peak RAM are the
-    increase over the baseline taken before the run."""
+    """A GitHub-flavoured Markdown table, numbers right-aligned; RAM, VRAM, shared and peak RAM are
+    the increase over the baseline taken before the run."""
     lines = [
         "| " + " | ".join(c.header for c in TABLE_COLUMNS) + " |",
         "|" + "|".join("---:" if c.right else "---" for c in TABLE_COLUMNS) + "|",

@@ -204,3 +204,54 @@ async def test_without_a_log_the_layers_gauge_says_why(double):
         await pilot.pause(0.1)
         assert app.log_pane.lines == ["server log: not read (--no-log)"]
     app.session.collectors.stop()
+
+
+def gpu_watching(double):
+    """A 16 GB Radeon whose VRAM fills and whose shared memory grows 2 GB while the model is loaded."""
+    from llmtop.collectors.gpu_reading import GpuReading, GpuSample
+
+    def read(now):
+        loaded = bool(double.loaded)
+        return GpuSample(
+            now,
+            (
+                GpuReading(
+                    key="win:luid_0x00000000_0x0000D1B8",
+                    name="AMD Radeon RX 7600 XT",
+                    backend="windows-pdh",
+                    dedicated_used=(15 if loaded else 1) * GB,
+                    dedicated_total=16 * GB,
+                    shared_used=(2 if loaded else 0) * GB + 300_000_000,
+                    shared_total=16 * GB,
+                    utilization_pct=90.0 if loaded else 1.0,
+                    ollama_dedicated=14 * GB if loaded else 0,
+                ),
+            ),
+        )
+
+    return read
+
+
+async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_factory):
+    double = double_factory(token_rate=40, tokens=60, vram_fraction=0.36)
+    app = make_app(double)
+    app.session.collectors.stop()
+    app.session.collectors.use_gpus(gpu_watching(double))
+    app.session.collectors.start()
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: app.session.phase is Phase.GENERATING)
+        await pilot.pause(0.4)
+        vram, shared = app.gpu_gauges[0]
+        assert "15.0 GB / 16.0 GB  Δ +14.0 GB" in vram.text
+        assert "AMD Radeon RX 7600 XT · 90% busy · Ollama 14.0 GB" in vram.text
+        assert "2.3 GB / 16.0 GB  Δ +2.0 GB  spilling into system RAM" in shared.text
+        assert shared.has_class("-warning")
+        assert any("spilling" in n.message for n in app._notifications)
+        await until(pilot, lambda: len(app.session.rows) == 1)
+        assert not shared.has_class("-warning")  # the run is over
+        row = app.session.rows[0]
+        assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
+        assert row.gpus == ("AMD Radeon RX 7600 XT",)
+        cells = [str(c) for c in app.table.get_row_at(0)]
+        assert cells[8] == "14.0GB"
+    app.session.collectors.stop()

@@ -40,7 +40,7 @@ def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, su
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
-    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | RAM | VRAM |")
+    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | RAM | VRAM | shared |")
     assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | ")
     final = double.finals[-1]
     server_rate = final["eval_count"] / (final["eval_duration"] / 1e9)

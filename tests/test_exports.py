@@ -52,15 +52,15 @@ def test_markdown_matches_the_article_layout():
     )
     lines = text.splitlines()
     assert lines[0] == (
-        "| model | params | quant | size | env | GPU layers | tps | RAM | VRAM | TTFT | prompt tps | client tps "
-        "| load | peak RAM | run |"
+        "| model | params | quant | size | env | GPU layers | tps | RAM | VRAM | shared | TTFT | prompt tps "
+        "| client tps | load | peak RAM | run |"
     )
-    assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     assert lines[2] == (
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | n/a | 0.99 | 42.0GB | n/a | 61.23s | 4.21 | 0.99 "
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | n/a | 0.99 | 42.0GB | n/a | n/a | 61.23s | 4.21 | 0.99 "
         "| 48.50s | 43.2GB | complete |"
     )
-    assert "| CPU+GPU | 27/81 | 1.34 | 41.6GB | 15.2GB |" in lines[3]
+    assert "| CPU+GPU | 27/81 | 1.34 | 41.6GB | 15.2GB | n/a |" in lines[3]
 
 
 def test_markdown_marks_incomplete_runs_and_escapes_pipes():

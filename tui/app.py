@@ -286,12 +286,18 @@ class LlmtopApp(App[int]):
                 continue
             delta = gpu.shared_used - base.shared_used if base and base.shared_used is not None else None
             spilling = running and delta is not None and delta > SPILL_BYTES
-            shared.show_reading(gpu.shared_used, gpu.shared_total, delta, note="spilling into system RAM" if spilling else "")
+            shared.show_reading(
+                gpu.shared_used, gpu.shared_total, delta, note="spilling into system RAM" if spilling else ""
+            )
             shared.set_class(spilling, "-warning")
             if spilling and self._spill_warned is not record:
                 self._spill_warned = record
-                self.notify(f"{gpu.name}: shared GPU memory grew by {units.human_bytes(delta)}: the model is spilling "
-                            "out of VRAM into system RAM", severity="warning", timeout=10)
+                self.notify(
+                    f"{gpu.name}: shared GPU memory grew by {units.human_bytes(delta)}: the model is spilling "
+                    "out of VRAM into system RAM",
+                    severity="warning",
+                    timeout=10,
+                )
 
     def _refresh_layers(self) -> None:
         session = self.session
