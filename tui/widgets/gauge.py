@@ -9,7 +9,7 @@ from textual.widget import Widget
 
 from llmtop import units
 
-BAR_WIDTH = 24
+BAR_WIDTH = 16
 
 
 class Gauge(Widget):
