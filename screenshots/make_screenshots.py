@@ -20,9 +20,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from llmtop.collectors.log_sources import FileFollower  # noqa: E402
 from llmtop.collectors.gpu_collector import probe_gpu_backends  # noqa: E402
 from llmtop.collectors.gpu_windows import DxgiAdapter, luid_key  # noqa: E402
+from llmtop.collectors.log_sources import FileFollower  # noqa: E402
 from llmtop.collectors.log_watch import LogWatcher  # noqa: E402
 from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.ollama_api import OllamaServer  # noqa: E402
