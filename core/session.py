@@ -138,15 +138,24 @@ class Session:
                 return PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
         return None
 
-    def _unload(self) -> None:
-        if not any(self._is_ours(m.get("name") or m.get("model") or "") for m in self.server.ps().get("models") or []):
-            return
+    def _loaded(self) -> bool:
+        return any(self._is_ours(m.get("name") or m.get("model") or "") for m in self.server.ps().get("models") or [])
+
+    def _unload(self, settings: RunSettings) -> str:
+        """Unload the model unless the settings keep it loaded; return the load kind of the run."""
+        loaded = self._loaded()
+        if not loaded:
+            return "cold"
+        if settings.keep_loaded:
+            return "warm"
         self._set_phase(Phase.UNLOADING, "model is loaded: unloading it for a clean baseline")
         self.server.unload(self.model)
         if not self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours):
             self.observer.note(
                 f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it"
             )
+            return "warm"
+        return "cold"
 
     def _baseline(self) -> tuple[SystemMemorySample | None, Any, GpuSample | None]:
         """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""
@@ -185,7 +194,7 @@ class Session:
         )
         self.current = self.last = record
         try:
-            self._unload()
+            record.load_kind = self._unload(settings)
             record.baseline_memory, record.baseline_process, record.baseline_gpu = self._baseline()
             if not self.cancel.is_set():
                 self._generate(record, settings)

@@ -73,6 +73,7 @@ class SummaryRow:
     complete: bool
     # Beyond the stable keys: context for reading the figures above.
     mode: str = "auto"
+    load_kind: str | None = None  # "cold": the model was not loaded when the request went; "warm": it was
     env_source: str | None = None
     library: str | None = None
     gpus: tuple[str, ...] = ()
@@ -102,6 +103,7 @@ class RunRecord:
     ollama_version: str | None
     started_at: str | None
     clock: TokenClock
+    load_kind: str | None = None
     baseline_memory: SystemMemorySample | None = None
     baseline_process: OllamaProcessSample | None = None
     memory: Sequence[SystemMemorySample] = field(default_factory=list)
@@ -230,6 +232,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         ollama_version=run.ollama_version,
         complete=run.complete,
         mode=run.mode,
+        load_kind=run.load_kind,
         env_source=env_source,
         library=load.library if load else None,
         gpus=tuple(g.name for g in gpu_names),

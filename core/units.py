@@ -13,7 +13,12 @@ def gb(value: int | None, digits: int = 1) -> str:
     """`42520413916` -> `42.5GB`, the article's way of writing a size; `""` when unknown."""
     if value is None:
         return ""
-    return f"{value / GB:.{digits}f}GB"
+    return _no_negative_zero(f"{value / GB:.{digits}f}") + "GB"
+
+
+def _no_negative_zero(text: str) -> str:
+    """`-0.0` -> `0.0`: a change too small to show has no sign."""
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def human_bytes(value: int | float | None) -> str:

@@ -2,11 +2,13 @@
 
     .venv/bin/python screenshots/make_screenshots.py
 
-Two runs of llama3.3 on a double that streams 30 tokens/s and writes Ollama's server log (27 of 81
-layers on the GPU when Ollama decides): Ollama's choice, then CPU only after pressing `c` and `r`;
-then the same screen with the log pane open (`l`). RAM and Ollama RSS are this machine's real
-readings. A third picture, llmtop-spillover.svg, feeds recorded counter values of a 16 GB Radeon
-through the real Windows counters reader: VRAM fills and 2.1 GB spill into shared GPU memory.
+The plan `llmtop llama3.3 --modes cpu,auto --repeat 2` on a double that streams 30 tokens/s with
+the GPU and 12 without, and writes Ollama's server log (27 of 81 layers on the GPU when Ollama
+decides): the finished comparison with its bar chart (llmtop-compare.svg), the same screen with the
+live chart (`b`, llmtop-session.svg) and with the log pane open (`l`, llmtop-log-pane.svg). RAM and
+Ollama RSS are this machine's real readings. A last picture, llmtop-spillover.svg, feeds recorded
+counter values of a 16 GB Radeon through the real Windows counters reader: VRAM fills and 2.1 GB
+spill into shared GPU memory.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from llmtop.collectors.log_sources import FileFollower  # noqa: E402
 from llmtop.collectors.log_watch import LogWatcher  # noqa: E402
 from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.ollama_api import OllamaServer  # noqa: E402
+from llmtop.plan import PlannedRun, PlanRunner, build_plan  # noqa: E402
 from llmtop.session import RunSettings, Session  # noqa: E402
 from llmtop.tui.app import LlmtopApp  # noqa: E402
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog  # noqa: E402
@@ -33,7 +36,7 @@ from ollama_double import DoubleConfig, OllamaDouble, ServerLog  # noqa: E402
 
 async def wait_rows(pilot, app: LlmtopApp, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while len(app.session.rows) < count:
+    while len(app.runner.rows) < count:
         if time.monotonic() > deadline:
             raise SystemExit("the run did not finish in time")
         await pilot.pause(0.1)
@@ -41,7 +44,7 @@ async def wait_rows(pilot, app: LlmtopApp, count: int, timeout: float = 60.0) ->
 
 
 async def main() -> None:
-    config = DoubleConfig(token_rate=30, tokens=60, load_delay_s=1.5, vram_fraction=27 / 81)
+    config = DoubleConfig(token_rate=30, cpu_token_rate=12, tokens=45, load_delay_s=1.5, vram_fraction=27 / 81)
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "server.log"
         log_file.write_text("")
@@ -56,12 +59,13 @@ async def main() -> None:
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
             session.connect()
             collectors.start()
-            app = LlmtopApp(session, RunSettings())
-            async with app.run_test(size=(140, 44)) as pilot:
-                await wait_rows(pilot, app, 1)
-                await pilot.press("c")
-                await pilot.press("r")
-                await wait_rows(pilot, app, 2)
+            plan = build_plan(["llama3.3"], ["cpu", "auto"], 2, RunSettings())
+            app = LlmtopApp(PlanRunner({"llama3.3": session}, plan))
+            async with app.run_test(size=(140, 50)) as pilot:
+                await wait_rows(pilot, app, 4, timeout=120)
+                print("wrote", app.save_screenshot(filename="llmtop-compare.svg", path=str(HERE)))
+                await pilot.press("b")
+                await pilot.pause(0.6)
                 print("wrote", app.save_screenshot(filename="llmtop-session.svg", path=str(HERE)))
                 await pilot.press("l")
                 await pilot.pause(0.6)
@@ -108,7 +112,7 @@ async def spillover() -> None:
         session = Session(OllamaServer(double.url), "llama3.3", collectors, log_reason="not read (--no-log)")
         session.connect()
         collectors.start()
-        app = LlmtopApp(session, RunSettings())
+        app = LlmtopApp(PlanRunner({"llama3.3": session}, [PlannedRun("llama3.3", RunSettings())]))
         async with app.run_test(size=(140, 44)) as pilot:
             deadline = time.monotonic() + 30
             while session.current is None or session.current.clock.count < 20:

@@ -40,3 +40,9 @@ def closed_port_url() -> str:
     url = double.url
     double.stop()
     return url
+
+
+@pytest.fixture(autouse=True)
+def private_history(tmp_path_factory, monkeypatch) -> None:
+    """Every test (and every llmtop it starts) keeps its history in a folder of its own."""
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path_factory.mktemp("llmtop-data")))

@@ -49,6 +49,7 @@ class DoubleConfig:
     version: str = "0.5.11"
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: {"llama3.3:latest": dict(LLAMA33)})
     token_rate: float = 200.0  # tokens/s while generating
+    cpu_token_rate: float | None = None  # tokens/s when the request asks for num_gpu 0 (default: token_rate)
     tokens: int = 40  # eval_count of a full answer
     load_delay_s: float = 0.05
     prompt_delay_s: float = 0.02
@@ -395,6 +396,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.owner.loaded.pop(_canonical(name), None)
             self._error(500, OOM_MESSAGE)
             return
+        cpu_only = (body.get("options") or {}).get("num_gpu") == 0
+        rate = cfg.cpu_token_rate if cpu_only and cfg.cpu_token_rate else cfg.token_rate
         time.sleep(cfg.prompt_delay_s)
         prompt_done = time.monotonic_ns()
         self._start_stream()
@@ -412,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._line({"error": "an error was encountered while running the model: unexpected EOF"})
                     self._end_stream()
                 return
-            time.sleep(1.0 / cfg.token_rate)
+            time.sleep(1.0 / rate)
             word = WORDS[i % len(WORDS)]
             self._line({"model": name, "created_at": _now_text(), "response": word, "done": False})
             count += 1
@@ -461,12 +464,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=11500)
     parser.add_argument("--rate", type=float, default=30.0, help="tokens/s")
+    parser.add_argument("--cpu-rate", type=float, help="tokens/s of a CPU-only request (default: --rate)")
     parser.add_argument("--tokens", type=int, default=120)
     parser.add_argument("--load", type=float, default=2.0, help="seconds to 'load' the model")
     parser.add_argument("--vram-fraction", type=float, default=0.36)
     args = parser.parse_args()
     config = DoubleConfig(
-        token_rate=args.rate, tokens=args.tokens, load_delay_s=args.load, vram_fraction=args.vram_fraction
+        token_rate=args.rate,
+        cpu_token_rate=args.cpu_rate,
+        tokens=args.tokens,
+        load_delay_s=args.load,
+        vram_fraction=args.vram_fraction,
     )
     double = OllamaDouble(config, port=args.port).start()
     print(f"Ollama double at {double.url} (Ctrl+C to stop)")

@@ -10,6 +10,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.ollama_api import OllamaServer
+from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, RunSettings, Session
 from llmtop.tui.app import LlmtopApp
 from llmtop.tui.widgets.gauge import Gauge
@@ -34,7 +35,12 @@ def make_app(double, settings=None, export_path=None, readers=True):
     session = Session(OllamaServer(double.url), "llama3.3", collectors)
     session.connect()
     collectors.start()
-    return LlmtopApp(session, settings or RunSettings(), export_path=export_path)
+    return LlmtopApp(one_run(session, settings), export_path=export_path)
+
+
+def one_run(session, settings=None):
+    """A plan of one run of the session's model."""
+    return PlanRunner({session.model: session}, [PlannedRun(session.model, settings or RunSettings())])
 
 
 async def until(pilot, condition, timeout=15.0):
@@ -50,7 +56,7 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
     double = double_factory(token_rate=100, tokens=30, load_delay_s=0.2, vram_fraction=0.36)
     app = make_app(double)
     async with app.run_test(size=(140, 44)) as pilot:
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         table = app.query_one(SummaryTable)
         assert table.row_count == 1
         row = table.summaries[0]
@@ -78,13 +84,13 @@ async def test_c_then_r_runs_again_on_the_cpu_and_e_exports_both(double_factory,
     out = tmp_path / "runs.json"
     app = make_app(double, export_path=str(out))
     async with app.run_test(size=(140, 44)) as pilot:
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         await pilot.press("c")
         assert app.settings.num_gpu == 0
-        assert "next run: CPU only" in str(app.query_one("#phase").render())
+        assert "r adds a run: CPU only" in str(app.query_one("#phase").render())
         await pilot.press("r")
-        await until(pilot, lambda: len(app.session.rows) == 2)
-        assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+        await until(pilot, lambda: len(app.runner.rows) == 2)
+        assert double.requests[-1][2]["options"] == {"num_gpu": 0, "seed": 42}
         assert [r.env for r in app.query_one(SummaryTable).summaries] == ["CPU+GPU", "CPU"]
         await pilot.press("c")
         assert app.settings.num_gpu is None
@@ -116,24 +122,27 @@ async def test_q_mid_run_keeps_the_run_so_far(double_factory):
         await pilot.pause(0.5)
         await pilot.press("q")
     assert app.return_code == 0
-    [row] = app.session.rows
+    [row] = app.runner.rows
     assert not row.complete and row.error == "quit before the run finished"
     assert row.client_rate_tps is not None and row.ram_delta_bytes == 44 * GB
     app.session.collectors.stop()
 
 
-async def test_r_during_a_run_is_refused(double_factory):
+async def test_r_during_a_run_queues_one_and_ctrl_c_drops_the_queue(double_factory):
     double = double_factory(token_rate=20, tokens=2000)
     app = make_app(double)
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.session.phase is Phase.GENERATING)
         await pilot.press("r")
         await pilot.pause(0.1)
-        assert app.run_count == 1
-        assert any("in progress" in n.message for n in app._notifications)
+        assert app.runner.total == 2 and len(app.runner.queue) == 1
+        assert any("queued: llama3.3 auto" in n.message for n in app._notifications)
+        await until(pilot, lambda: "run 1 of 2" in str(app.query_one("#phase").render()))
         await pilot.press("ctrl+c")
     assert app.interrupted and app.return_code == 130
-    assert len(app.session.rows) == 1
+    assert len(app.runner.rows) == 1 and not app.runner.queue
+    assert app.runner.rows[0].error == "quit before the run finished"
+    assert sum(1 for _, path, body in double.requests if path == "/api/generate" and body.get("prompt")) == 1
     app.session.collectors.stop()
 
 
@@ -142,7 +151,7 @@ async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
     double = double_factory(fault=fault, fault_after=10, token_rate=100)
     app = make_app(double)
     async with app.run_test(size=(140, 44)) as pilot:
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         assert "failed" in str(app.query_one("#phase").render())
         assert any(text in n.message for n in app._notifications)
         cells = [str(c) for c in app.query_one(SummaryTable).get_row_at(0)]
@@ -153,9 +162,9 @@ async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
 async def test_real_collectors_fill_the_ram_gauge(double):
     app = make_app(double, readers=False)
     async with app.run_test(size=(140, 44)) as pilot:
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         assert re.search(r"\d [kMG]B / \d+\.\d GB  Δ [+-]", app.query_one("#ram", Gauge).text)
-        assert isinstance(app.session.rows[0].ram_delta_bytes, int)
+        assert isinstance(app.runner.rows[0].ram_delta_bytes, int)
     app.session.collectors.stop()
 
 
@@ -175,9 +184,9 @@ async def test_gpu_layers_gauge_and_log_pane(tmp_path):
     session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
     session.connect()
     collectors.start()
-    app = LlmtopApp(session, RunSettings())
+    app = LlmtopApp(one_run(session))
     async with app.run_test(size=(140, 50)) as pilot:
-        await until(pilot, lambda: len(session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
         assert str(app.table.get_row_at(0)[5]) == "27/81"
@@ -198,7 +207,7 @@ async def test_without_a_log_the_layers_gauge_says_why(double):
     app = make_app(double)
     app.session.log_reason = "not read (--no-log)"
     async with app.run_test(size=(140, 44)) as pilot:
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         assert "n/a: server log not read (--no-log)" in app.query_one("#layers", Gauge).text
         await pilot.press("l")
         await pilot.pause(0.1)
@@ -247,11 +256,52 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         assert "2.3 GB / 16.0 GB  Δ +2.0 GB  spilling into system RAM" in shared.text
         assert shared.has_class("-warning")
         assert any("spilling" in n.message for n in app._notifications)
-        await until(pilot, lambda: len(app.session.rows) == 1)
+        await until(pilot, lambda: len(app.runner.rows) == 1)
         assert not shared.has_class("-warning")  # the run is over
-        row = app.session.rows[0]
+        row = app.runner.rows[0]
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
         cells = [str(c) for c in app.table.get_row_at(0)]
         assert cells[8] == "14.0GB"
     app.session.collectors.stop()
+
+
+async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_factory, tmp_path):
+    from llmtop.plan import build_plan
+    from llmtop.tui.widgets.token_rate import TpsBarChart
+
+    double = double_factory(token_rate=150, cpu_token_rate=50, tokens=25, vram_fraction=0.36)
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    runner = PlanRunner({"llama3.3": session}, build_plan(["llama3.3"], ["cpu", "auto"], 2, RunSettings()))
+    chart = tmp_path / "tps.svg"
+    app = LlmtopApp(runner, export_path=str(tmp_path / "runs.md"), chart_path=str(chart))
+    seen = set()
+    async with app.run_test(size=(140, 50)) as pilot:
+        while len(runner.rows) < 4:
+            text = str(app.query_one("#phase").render())
+            seen.update(m.group(0) for m in [re.search(r"run \d of 4 · llama3.3 (cpu|auto)", text)] if m)
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        assert {"run 1 of 4 · llama3.3 cpu", "run 2 of 4 · llama3.3 auto"} <= seen
+        assert app.table.row_count == 4
+        assert app.comparison.display and app.comparison.row_count == 2
+        rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
+        cpu_row = [str(c) for c in app.comparison.get_row_at(0)]
+        auto_row = [str(c) for c in app.comparison.get_row_at(1)]
+        assert cpu_row[4] == "CPU" and cpu_row[7] == "1.00x" and cpu_row[-1] == "2"
+        mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
+        assert auto_row[6].startswith(f"{mean_auto:.2f} ± ") and auto_row[7] == f"{mean_auto / mean_cpu:.2f}x"
+        bars = app.query_one(TpsBarChart)
+        assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
+        assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]
+        await pilot.press("b")
+        assert not bars.display and app.chart.display
+        await pilot.press("e")
+        await pilot.pause(0.2)
+    lines = (tmp_path / "runs.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4 and "| 1.00x |" in lines[2]
+    assert chart.read_text().startswith("<svg")
+    collectors.stop()

@@ -40,8 +40,9 @@ def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, su
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
-    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | RAM | VRAM | shared |")
+    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | speed-up | RAM | VRAM |")
     assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | ")
+    assert table[2].endswith("| 1 |")
     final = double.finals[-1]
     server_rate = final["eval_count"] / (final["eval_duration"] / 1e9)
     if suffix == "json":
@@ -67,7 +68,7 @@ def test_ollama_host_is_honoured(double):
 def test_cpu_flag_sends_num_gpu_zero(double):
     result = llmtop("llama3.3", "--host", double.url, "--headless", "--cpu")
     assert result.returncode == 0, result.stderr
-    assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+    assert double.requests[-1][2]["options"] == {"num_gpu": 0, "seed": 42}
     assert "| CPU |" in result.stdout
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from test_cli import llmtop, no_traceback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"

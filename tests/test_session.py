@@ -89,7 +89,7 @@ def test_a_loaded_model_is_unloaded_before_the_baseline(double_factory, run_sess
     # The baseline was taken after the unload, so the model's 44 GB show as the increase.
     assert row.ram_delta_bytes == 44 * GB
     assert row.env == "CPU" and row.mode == "cpu"
-    assert double.requests[-1][2]["options"] == {"num_gpu": 0}
+    assert double.requests[-1][2]["options"] == {"num_gpu": 0, "seed": 42}
 
 
 @pytest.mark.parametrize(

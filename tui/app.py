@@ -1,7 +1,8 @@
-"""The llmtop screen: header, phase line, gauges, tokens/s chart, streamed text and summary table.
+"""The llmtop screen: header, phase line, gauges, tokens/s chart, streamed text, the runs and their
+comparison.
 
-The session runs on its own daemon thread (a blocked read from a slow server must never keep
-the app from quitting) and posts messages; the gauges and the chart are refreshed from the
+The plan runs on its own daemon thread (a blocked read from a slow server must never keep the
+app from quitting) and posts messages; the gauges and the chart are refreshed from the
 collectors' buffers at most ten times a second.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App, ComposeResult
@@ -18,15 +20,19 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Log, Static
 
 from llmtop import units
+from llmtop.charts import chart_bars, write_chart
 from llmtop.collectors.token_timing import rate_series
-from llmtop.exports import write_export
-from llmtop.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.comparison import compare
+from llmtop.exports import SCREEN_COMPARISON_COLUMNS, write_export
+from llmtop.plan import PlannedRun, PlanRunner
+from llmtop.session import Phase, Session, SessionObserver
+from llmtop.session_settings import RunSettings
 from llmtop.summary import SummaryRow
 from llmtop.tui.messages import PhaseChanged, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
-from llmtop.tui.widgets.token_rate import TokenRateChart
+from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 
 REFRESH_S = 0.1  # screen refresh: at most ten times a second, whatever the sampling interval
 CHART_EVERY = 5  # redraw the chart every fifth refresh (twice a second)
@@ -62,7 +68,7 @@ class _AppObserver(SessionObserver):
 
 
 class LlmtopApp(App[int]):
-    """Live view of one session; every run adds a row to the summary table."""
+    """Live view of a plan of runs; every run adds a row, and the runs are compared below."""
 
     CSS_PATH = "llmtop.tcss"
     TITLE = "llmtop"
@@ -73,21 +79,34 @@ class LlmtopApp(App[int]):
         Binding("c", "toggle_cpu", "CPU-only next run"),
         Binding("e", "export", "Export"),
         Binding("l", "toggle_log", "Server log"),
+        Binding("b", "toggle_bars", "tps chart"),
     ]
 
-    def __init__(self, session: Session, settings: RunSettings, export_path: str | None = None) -> None:
+    def __init__(
+        self, runner: PlanRunner, export_path: str | None = None, lang: str = "en", chart_path: str | None = None
+    ) -> None:
         super().__init__()
-        self.session = session
-        self.settings = settings
-        self.auto_num_gpu = settings.num_gpu if settings.num_gpu != 0 else None
+        self.runner = runner
+        first = runner.current_item
+        self.settings = first.settings if first else RunSettings()
+        self.auto_num_gpu = self.settings.num_gpu if self.settings.num_gpu != 0 else None
         self.export_path = export_path
+        self.lang = lang
+        self.chart_path = chart_path
         self.interrupted = False
-        self.run_count = 0
         self.last_export: Path | None = None
         self._observer = _AppObserver(self)
-        session.observer = self._observer
+        for session in runner.sessions.values():
+            session.observer = self._observer
+        runner.on_note = lambda message: self.post_message(SessionNote(message))
         self._thread: threading.Thread | None = None
         self._ticks = 0
+        self._bars_shown = False
+
+    @property
+    def session(self) -> Session:
+        """The session of the run in progress (or the latest one)."""
+        return self.runner.current
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -106,9 +125,11 @@ class LlmtopApp(App[int]):
                 yield Static("", id="split")
                 yield Static("", id="tokens")
             yield TokenRateChart(id="chart")
+            yield TpsBarChart(id="bars")
         yield StreamedText(id="text")
         yield Log(id="log-pane", max_lines=300)
         yield SummaryTable(id="summary")
+        yield SummaryTable(id="comparison", columns=SCREEN_COMPARISON_COLUMNS)
         yield Footer()
 
     def _header_text(self) -> str:
@@ -137,35 +158,40 @@ class LlmtopApp(App[int]):
         self.tokens_line = self.query_one("#tokens", Static)
         self.chart = self.query_one(TokenRateChart)
         self.streamed = self.query_one(StreamedText)
-        self.table = self.query_one(SummaryTable)
+        self.table = self.query_one("#summary", SummaryTable)
+        self.comparison = self.query_one("#comparison", SummaryTable)
+        self.table.border_title = "runs (Δ over the baseline of each run)"
+        self.comparison.border_title = "compared: tps mean ± sd over the runs, speed-up over cpu"
+        self.header = self.query_one("#header", Static)
+        self.bars = self.query_one(TpsBarChart)
         self.layers_gauge = self.query_one("#layers", Gauge)
         self.log_pane = self.query_one("#log-pane", Log)
         self._pane_shown: list[str] = []
         self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
         self._spill_warned: object = None
         self.set_interval(REFRESH_S, self._refresh_live)
-        self._start_run()
+        self._work()
 
     # -- runs -------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _start_run(self) -> None:
+    def _work(self) -> None:
+        """Work through the runner's queue on a daemon thread, if it is not already."""
         if self.running:
-            self.notify("a run is in progress", severity="warning")
             return
-        self.run_count += 1
-        self.streamed.clear()
-        self.chart.show_series([])
-        settings = self.settings
-        self._thread = threading.Thread(target=self.session.run, args=(settings,), name="llmtop-run", daemon=True)
+        self._thread = threading.Thread(target=self.runner.run_all, name="llmtop-runs", daemon=True)
         self._thread.start()
         self._refresh_live()
 
     def on_phase_changed(self, message: PhaseChanged) -> None:
+        if message.phase in (Phase.UNLOADING, Phase.BASELINE) and self.streamed.text:
+            self.streamed.clear()  # a new run begins
+            self.chart.show_series([])
         if message.phase is Phase.FAILED and message.detail:
             self.notify(message.detail, title="run incomplete", severity="error", timeout=10)
+        self.header.update(self._header_text())
         self._refresh_live()
 
     def on_session_note(self, message: SessionNote) -> None:
@@ -174,7 +200,18 @@ class LlmtopApp(App[int]):
     def on_run_finished(self, message: RunFinished) -> None:
         self.streamed.append(self._observer.drain())
         self.table.add_summary(message.row)
+        self._show_comparison()
         self._refresh_live()
+
+    def _show_comparison(self) -> None:
+        rows = list(self.runner.rows)
+        groups = compare(rows)
+        self.comparison.replace_all(groups)
+        self.comparison.display = len(rows) > 1
+        self.bars.show_bars(chart_bars(rows))
+        if len(groups) > 1 and not self.runner.queue and not self._bars_shown:
+            self._bars_shown = True  # the plan is done: show the article's graph once (b toggles)
+            self._show_bars(True)
 
     # -- live refresh -------------------------------------------------------------------------
     def _refresh_live(self) -> None:
@@ -324,9 +361,15 @@ class LlmtopApp(App[int]):
 
     def _phase_text(self, now: float) -> str:
         session = self.session
+        runner = self.runner
         elapsed = units.clock(now - session.phase_since)
+        item = runner.current_item
+        number = min(runner.done + (1 if runner.running else 0), runner.total) or 1
+        where = f"run {number} of {runner.total}" + (f" · {item.model} {item.settings.mode}" if item else "")
+        left = runner.time_left() if runner.queue or runner.running else None
+        eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
         next_mode = "CPU only" if self.settings.num_gpu == 0 else self.settings.mode
-        return f"run {self.run_count}  ·  {session.phase.value}  {elapsed}  ·  next run: {next_mode}"
+        return f"{where}  ·  {session.phase.value}  {elapsed}{eta}  ·  r adds a run: {next_mode}"
 
     # -- keys -------------------------------------------------------------------------------
     def action_toggle_log(self) -> None:
@@ -334,12 +377,22 @@ class LlmtopApp(App[int]):
         if self.log_pane.display:
             self._refresh_log_pane()
 
+    def _show_bars(self, show: bool) -> None:
+        self.bars.display = show
+        self.chart.display = not show
+
+    def action_toggle_bars(self) -> None:
+        self._show_bars(not self.bars.display)
+
     def action_run_again(self) -> None:
-        self._start_run()
+        self.runner.add(PlannedRun(self.session.model, self.settings))
+        if self.running:
+            self.notify(f"queued: {self.session.model} {self.settings.mode}")
+        self._work()
 
     def action_toggle_cpu(self) -> None:
         cpu = self.settings.num_gpu != 0
-        self.settings = RunSettings(prompt=self.settings.prompt, num_gpu=0 if cpu else self.auto_num_gpu)
+        self.settings = replace(self.settings, num_gpu=0 if cpu else self.auto_num_gpu)
         self.notify(f"next run: {'CPU only' if cpu else self.settings.mode}")
         self._refresh_live()
 
@@ -349,20 +402,24 @@ class LlmtopApp(App[int]):
         return Path(f"llmtop-{safe}-{stamp}.md")
 
     def action_export(self) -> None:
-        rows = list(self.session.rows)
+        rows = list(self.runner.rows)
         if not rows:
             self.notify("nothing to export yet: no run has finished", severity="warning")
             return
         path = Path(self.export_path) if self.export_path else self._default_export_path()
         try:
-            self.last_export = write_export(rows, path)
+            self.last_export = write_export(rows, path, self.lang, self.runner.machine)
+            if self.chart_path:
+                write_chart(rows, self.chart_path)
         except OSError as exc:
-            self.notify(f"cannot write {path}: {exc.strerror or exc}", severity="error")
+            self.notify(f"cannot write {exc.filename or path}: {exc.strerror or exc}", severity="error")
             return
-        self.notify(f"wrote {len(rows)} run(s) to {path}")
+        self.notify(
+            f"wrote {len(rows)} run(s) to {path}" + (f" and the chart to {self.chart_path}" if self.chart_path else "")
+        )
 
     def _keep_run_in_progress(self) -> None:
-        row = self.session.abandon("quit before the run finished")
+        row = self.runner.abandon("quit before the run finished")
         if row is not None:
             self.table.add_summary(row)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from textual_plotext import PlotextPlot
 
@@ -38,4 +39,29 @@ class TokenRateChart(PlotextPlot):
             xs, ys = zip(*self.points, strict=True)
             plt.plot(list(xs), list(ys), marker="braille")
             plt.ylim(0, max(ys) * 1.15 or 1)
+        self.refresh()
+
+
+class TpsBarChart(PlotextPlot):
+    """tokens/s per model and mode as bars (the article's graph), shown when a plan of modes ends and on `b`."""
+
+    DEFAULT_CSS = """
+    TpsBarChart { height: 14; width: 2fr; display: none; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.bars: list[Any] = []
+
+    def show_bars(self, bars: Sequence[Any]) -> None:
+        """Replace the bars (llmtop.charts.Bar)."""
+        self.bars = list(bars)
+        plt = self.plt
+        plt.clear_data()
+        plt.title("tokens/s (eval rate), mean of the runs")
+        if self.bars:
+            # The value goes in the label: plotext draws no figures on the bars themselves.
+            labels = [f"{b.label}: {b.value:.2f}" for b in self.bars]
+            plt.bar(labels, [round(b.value, 2) for b in self.bars], width=0.4)
+            plt.ylim(0, max(max(b.value for b in self.bars), 0.01) * 1.1)
         self.refresh()

@@ -1,0 +1,69 @@
+"""Runs compared the way the article does: grouped by model, mode and load, tps mean and standard
+deviation, and each mode's speed-up over `cpu` for the same model. Pure."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llmtop.summary import SummaryRow
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One (model, mode, load kind) group of runs."""
+
+    model: str
+    mode: str
+    load_kind: str
+    runs: tuple[SummaryRow, ...]
+    speedup: float | None  # mean tps over the mean tps of `cpu` for the same model and load kind
+
+    @property
+    def first(self) -> SummaryRow:
+        return self.runs[0]
+
+    @property
+    def incomplete(self) -> int:
+        return sum(1 for r in self.runs if not r.complete)
+
+    def _values(self, get: Callable[[SummaryRow], float | int | None]) -> list[float]:
+        return [float(v) for v in (get(r) for r in self.runs) if v is not None]
+
+    def mean(self, get: Callable[[SummaryRow], float | int | None]) -> float | None:
+        values = self._values(get)
+        return statistics.fmean(values) if values else None
+
+    def stdev(self, get: Callable[[SummaryRow], float | int | None]) -> float | None:
+        """Sample standard deviation; None with fewer than two values."""
+        values = self._values(get)
+        return statistics.stdev(values) if len(values) >= 2 else None
+
+    @property
+    def tps(self) -> float | None:
+        return self.mean(lambda r: r.eval_rate_tps)
+
+    @property
+    def tps_stdev(self) -> float | None:
+        return self.stdev(lambda r: r.eval_rate_tps)
+
+    def most_common(self, get: Callable[[SummaryRow], object]) -> object:
+        values = [v for v in (get(r) for r in self.runs) if v is not None]
+        return Counter(values).most_common(1)[0][0] if values else None
+
+
+def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
+    """Groups in the order they first appear; speed-up against `cpu` where the plan had it."""
+    groups: dict[tuple[str, str, str], list[SummaryRow]] = {}
+    for row in rows:
+        groups.setdefault((row.model, row.mode, row.load_kind or "cold"), []).append(row)
+    plain = [Comparison(m, mode, kind, tuple(runs), None) for (m, mode, kind), runs in groups.items()]
+    cpu_tps = {(c.model, c.load_kind): c.tps for c in plain if c.mode == "cpu"}
+    result = []
+    for c in plain:
+        base = cpu_tps.get((c.model, c.load_kind))
+        speedup = c.tps / base if c.tps is not None and base else None
+        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup))
+    return result

@@ -1,0 +1,103 @@
+"""Every finished run, kept in a local SQLite file so runs from different days compare in one table.
+
+The file lives in the platform's user data folder (platformdirs; `LLMTOP_DATA_DIR` overrides it).
+A damaged or locked file raises HistoryError with a clear message; the caller reports it and goes
+on: the history never costs a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from llmtop.summary import SummaryRow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    model TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    row_json TEXT NOT NULL,
+    machine_json TEXT NOT NULL
+)
+"""
+
+
+class HistoryError(Exception):
+    """The history cannot be read or written; the message says why and where."""
+
+
+def default_path() -> Path:
+    override = os.environ.get("LLMTOP_DATA_DIR")
+    if override:
+        return Path(override) / "history.sqlite3"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("llmtop", appauthor=False)) / "history.sqlite3"
+
+
+def row_from_dict(values: Mapping[str, Any]) -> SummaryRow:
+    """A SummaryRow from its JSON; keys a newer or older llmtop wrote are dropped or defaulted."""
+    known = {f.name for f in fields(SummaryRow)}
+    data = {k: v for k, v in values.items() if k in known}
+    if isinstance(data.get("gpus"), list):
+        data["gpus"] = tuple(data["gpus"])
+    return SummaryRow(**data)
+
+
+class History:
+    """Runs in a SQLite file at `path`."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=2.0)
+            connection.execute(SCHEMA)
+            return connection
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+
+    def add(self, row: SummaryRow, machine: Mapping[str, Any]) -> None:
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute(
+                    "INSERT INTO runs (model, mode, row_json, machine_json) VALUES (?, ?, ?, ?)",
+                    (row.model, row.mode, json.dumps(row.to_dict(), ensure_ascii=False), json.dumps(dict(machine))),
+                )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot save the run in the history at {self.path}: {exc}") from None
+        finally:
+            connection.close()
+
+    def runs(self, model: str | None = None, limit: int | None = None) -> list[SummaryRow]:
+        """Past runs, oldest first; `model` matches the name as given (tag `latest` implied)."""
+        from llmtop.model_facts import same_model
+
+        if not self.path.exists():
+            return []
+        connection = self._connect()
+        try:
+            found = connection.execute("SELECT row_json FROM runs ORDER BY id").fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot read the history at {self.path}: {exc}") from None
+        finally:
+            connection.close()
+        rows = []
+        for (text,) in found:
+            try:
+                row = row_from_dict(json.loads(text))
+            except (ValueError, TypeError):
+                continue  # a row this version cannot read is skipped, not fatal
+            if model is None or same_model(row.model, model):
+                rows.append(row)
+        return rows[-limit:] if limit else rows

@@ -1,0 +1,62 @@
+"""`llmtop history [--model M] [--limit N] [--export PATH] [--lang ja]`: past runs, from any day."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from llmtop.exports import LANGUAGES, export_format, runs_markdown, to_csv, to_json, to_markdown
+from llmtop.history import History, HistoryError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmtop history",
+        description="List the runs llmtop has kept (one line per run, oldest first), and compare them: "
+        "the second table groups them by model, mode and load, with tps mean ± sd and the speed-up over cpu.",
+    )
+    parser.add_argument("--model", metavar="M", help="only this model's runs")
+    parser.add_argument("--limit", metavar="N", type=int, help="only the last N runs")
+    parser.add_argument("--export", metavar="PATH", help="write them to PATH: .md, .csv or .json")
+    parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en or ja")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("argument --limit: must be 1 or more")
+    if args.export:
+        try:
+            kind = export_format(args.export)
+        except ValueError as exc:
+            parser.error(f"argument --export: {exc}")
+    history = History()
+    try:
+        rows = history.runs(args.model, args.limit)
+    except HistoryError as exc:
+        sys.stderr.write(f"llmtop history: {exc}\n")
+        return 2
+    if not rows:
+        sys.stderr.write(
+            f"llmtop history: no runs kept yet{' for ' + args.model if args.model else ''} "
+            f"(history file: {history.path})\n"
+        )
+        return 1
+    sys.stdout.write(runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang))
+    if args.export:
+        text = {
+            "md": lambda: runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang),
+            "csv": lambda: to_csv(rows),
+            "json": lambda: to_json(rows),
+        }[kind]()
+        try:
+            with open(args.export, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            sys.stderr.write(f"llmtop history: cannot write {args.export}: {exc.strerror or exc}\n")
+            return 2
+        sys.stderr.write(f"llmtop history: wrote {args.export}\n")
+    return 0

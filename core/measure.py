@@ -1,0 +1,259 @@
+"""`llmtop MODEL ...` after the command line is read: choose the log, connect, sample, run the plan
+on the screen or headless, then export. Every failure ends in one line and an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from llmtop.charts import terminal_chart, write_chart
+from llmtop.collectors.log_sources import (
+    CommandFollower,
+    FileFollower,
+    LogSource,
+    LogUnavailable,
+    ServeProcess,
+    default_log_source,
+    wait_for_port,
+)
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.exports import to_markdown, write_export
+from llmtop.hosts import is_local
+from llmtop.session_settings import RunSettings
+from llmtop.summary import SummaryRow
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _import_ollama_client() -> None:
+    """Import the `ollama` package with OLLAMA_HOST hidden: importing it builds a default client
+    from OLLAMA_HOST and raises on a value it cannot read. llmtop has already read the setting
+    (and passes the host explicitly), so a bad value gets our one-line error instead."""
+    saved = os.environ.pop("OLLAMA_HOST", None)
+    try:
+        import ollama  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["OLLAMA_HOST"] = saved
+
+
+def own_addresses() -> frozenset[str]:
+    """This machine's interface addresses (a server reached by its LAN address is still local)."""
+    try:
+        import psutil
+
+        return frozenset(a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs)
+    except Exception:
+        return frozenset()
+
+
+def _drain(process: subprocess.Popen[bytes]) -> str:
+    try:
+        return process.stdout.read().decode("utf-8", errors="replace") if process.stdout else ""
+    except (OSError, ValueError):
+        return ""
+
+
+def choose_log(
+    args: argparse.Namespace, base_url: str
+) -> tuple[ServeProcess | None, LogSource | None, str | None, str]:
+    """(serve process, log source, why there is none, base URL) for the log options given."""
+    if args.no_log:
+        return None, None, "not read (--no-log)", base_url
+    if args.serve:
+        serve = ServeProcess()
+        process = serve.start()
+        if not wait_for_port(serve.port, 60, lambda: process.poll() is None):
+            serve.stop()
+            tail = _drain(process)[-300:].strip().replace("\n", " | ")
+            raise LogUnavailable(f"`ollama serve` did not start (exit status {process.poll()}): {tail or 'no output'}")
+        return serve, serve, None, serve.base_url
+    if args.log:
+        path = os.path.expanduser(args.log)
+        if not os.path.isfile(path):
+            raise LogUnavailable(f"no log file at {args.log}")
+        if not os.access(path, os.R_OK):
+            raise LogUnavailable(f"cannot read {args.log}: permission denied")
+        return None, FileFollower(path), None, base_url
+    if args.docker:
+        if shutil.which("docker") is None:
+            raise LogUnavailable("--docker needs the `docker` command on PATH")
+        probe = subprocess.run(
+            ["docker", "logs", "--tail", "0", args.docker], capture_output=True, text=True, timeout=20
+        )
+        if probe.returncode != 0:
+            raise LogUnavailable(f"docker logs {args.docker}: {(probe.stderr or probe.stdout).strip() or 'failed'}")
+        follower = CommandFollower(["docker", "logs", "-f", "--tail", "0", args.docker], f"docker logs {args.docker}")
+        return None, follower, None, base_url
+    choice = default_log_source(is_local(base_url, own_addresses()))
+    return None, choice.source, choice.reason, base_url
+
+
+def _pull(server, model: str, stream: TextIO) -> None:
+    """Pull with a progress line on stderr."""
+    last = ""
+    for progress in server.pull(model):
+        status = progress.get("status") or ""
+        total, completed = progress.get("total"), progress.get("completed")
+        line = status
+        if isinstance(total, int) and total > 0 and isinstance(completed, int):
+            line = f"{status}: {100 * completed / total:5.1f}% of {total / 1e9:.1f} GB"
+        if line != last:
+            end = "\r" if stream.isatty() and total else "\n"
+            stream.write(f"llmtop: {line}{' ' * 8}{end}")
+            stream.flush()
+            last = line
+    stream.write("\n" if stream.isatty() else "")
+
+
+def write_outputs(rows: Sequence[SummaryRow], args: argparse.Namespace, machine, err: TextIO) -> bool:
+    """--export and --chart; False when a file could not be written (said on err)."""
+    ok = True
+    for path, write in (
+        (args.export, lambda p: write_export(rows, p, args.lang, machine)),
+        (args.chart, lambda p: write_chart(rows, p)),
+    ):
+        if not path or not rows:
+            continue
+        try:
+            written = write(path)
+        except OSError as exc:
+            err.write(f"llmtop: cannot write {path}: {exc.strerror or exc}\n")
+            ok = False
+            continue
+        err.write(f"llmtop: wrote {written}\n")
+    return ok
+
+
+def measure(args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[str]) -> int:
+    """Run the plan: every model in every mode, `args.repeat` times."""
+    _import_ollama_client()
+    err = sys.stderr
+    try:
+        serve, source, log_reason, base_url = choose_log(args, base_url)
+    except LogUnavailable as exc:
+        err.write(f"llmtop: {exc}\n")
+        return EXIT_USAGE
+    log = LogWatcher(source) if source is not None else None
+    if log is not None:
+        log.start()
+    try:
+        return _measure(args, base_url, settings, modes, log, log_reason)
+    finally:
+        if log is not None:
+            log.stop()
+        if serve is not None:
+            serve.stop()
+
+
+def _measure(args, base_url, settings, modes, log, log_reason) -> int:
+    from llmtop.collectors.gpu_collector import probe_gpu_backends
+    from llmtop.collectors.ollama_processes import OllamaProcessReader
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.history import History
+    from llmtop.machine import describe_machine
+    from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
+    from llmtop.plan import PlanRunner, build_plan
+    from llmtop.session import Session
+
+    err = sys.stderr
+    server = OllamaServer(base_url)
+    collectors = SystemCollectors(
+        interval=args.interval,
+        process_reader=OllamaProcessReader(local=is_local(base_url, own_addresses()), remote_host=base_url),
+    )
+    sessions = {}
+    try:
+        for model in dict.fromkeys(args.models):
+            session = Session(server, model, collectors, log=log, log_reason=log_reason)
+            try:
+                session.connect()
+            except ModelNotFound:
+                if not args.pull:
+                    raise
+                _pull(server, model, err)
+                session.connect()
+            sessions[model] = session
+    except (ServerUnreachable, ModelNotFound) as exc:
+        err.write(f"llmtop: {exc}\n")
+        server.close()
+        return EXIT_USAGE
+    except OllamaError as exc:
+        err.write(f"llmtop: {exc}\n")
+        server.close()
+        return EXIT_RUN_FAILED
+
+    gpus = probe_gpu_backends(pids=collectors.ollama_pids)
+    collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
+    collectors.start()
+    version = next(iter(sessions.values())).version
+
+    def machine():
+        latest = collectors.gpu.latest() if collectors.gpu else None
+        return describe_machine(latest.gpus if latest else (), version)
+
+    runner = PlanRunner(
+        sessions,
+        build_plan(list(sessions), modes, args.repeat, settings),
+        history=None if args.no_history else History(),
+        machine=machine,
+        on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
+    )
+    try:
+        if args.headless:
+            return _headless(runner, args)
+        from llmtop.tui.app import LlmtopApp
+
+        app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart)
+        app.run()
+        rows = runner.rows
+        if not write_outputs(rows, args, runner.machine if rows else {}, err):
+            return EXIT_RUN_FAILED
+        if app.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if all(r.complete for r in rows) else EXIT_RUN_FAILED
+    finally:
+        collectors.stop()
+        gpus.close()
+        server.close()
+
+
+def _headless(runner, args: argparse.Namespace) -> int:
+    from llmtop.headless import HeadlessReporter
+
+    reporter = HeadlessReporter(sys.stderr, runner)
+    for session in runner.sessions.values():
+        session.observer = reporter
+    first = runner.current
+    if first.log is not None:
+        sys.stderr.write(f"llmtop: server log: {first.log.description}\n")
+    else:
+        sys.stderr.write(f"llmtop: note: server log not read: {first.log_reason}\n")
+    interrupted = False
+    try:
+        runner.run_all()
+    except KeyboardInterrupt:  # between two runs: what is done is kept
+        interrupted = True
+    rows = runner.rows
+    if not rows:
+        sys.stderr.write("llmtop: no run finished\n")
+        return EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED
+    sys.stdout.write(to_markdown(rows, args.lang))
+    if sys.stdout.isatty():
+        sys.stdout.write("\n" + terminal_chart(rows))
+    sys.stdout.flush()
+    for row in rows:
+        if row.error:
+            sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
+    written = write_outputs(rows, args, runner.machine, sys.stderr)
+    if interrupted or any(r.error and r.error.startswith("interrupted") for r in rows):
+        return EXIT_INTERRUPTED
+    return EXIT_OK if written and all(r.complete for r in rows) else EXIT_RUN_FAILED

@@ -1,0 +1,30 @@
+"""A SummaryRow with plausible figures, for tests of what is built from rows."""
+
+from __future__ import annotations
+
+from llmtop.summary import SummaryRow
+
+
+def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> SummaryRow:
+    return SummaryRow(
+        model=model,
+        parameter_size="8.0B",
+        quantization="Q4_K_M",
+        size_bytes=4_900_000_000,
+        env="CPU" if mode == "cpu" else "CPU+GPU",
+        eval_rate_tps=tps,
+        client_rate_tps=tps,
+        prompt_rate_tps=None,
+        ttft_s=None,
+        load_s=None,
+        ram_delta_bytes=None,
+        ram_peak_bytes=None,
+        vram_delta_bytes=None,
+        shared_delta_bytes=None,
+        layers_offloaded=None,
+        layers_total=None,
+        ollama_version=None,
+        complete=error is None,
+        mode=mode,
+        error=error,
+    )

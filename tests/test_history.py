@@ -1,0 +1,123 @@
+"""The local history: runs kept across restarts, filtered, exported; a damaged or locked file says so."""
+
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from llmtop.history import History, HistoryError, default_path, row_from_dict
+from llmtop.history_command import main as history_main
+from summary_rows import row
+
+MACHINE = {"cpu_info": "AMD Ryzen 9 7950X 16-Core Processor", "ram_total_bytes": 64 * 10**9}
+
+
+def test_runs_are_kept_in_order_and_read_back_equal(tmp_path):
+    history = History(tmp_path / "deep" / "history.sqlite3")
+    assert history.runs() == []  # no file yet: nothing, and no file made by reading
+    kept = [row("llama3.3", "cpu", 0.99), row("llama3.3", "auto", 1.34), row("qwen3:8b", "auto", 30.0)]
+    for summary in kept:
+        history.add(summary, MACHINE)
+    assert History(history.path).runs() == kept
+    assert History(history.path).runs("llama3.3:latest") == kept[:2]
+    assert History(history.path).runs(limit=1) == kept[2:]
+    with sqlite3.connect(history.path) as db:
+        [(machine,)] = db.execute("SELECT machine_json FROM runs WHERE mode = 'cpu'").fetchall()
+    assert json.loads(machine) == MACHINE
+
+
+def test_the_data_dir_can_be_chosen(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+    assert default_path() == tmp_path / "history.sqlite3"
+
+
+def test_rows_written_by_another_version_are_read_with_what_is_known():
+    data = row("a", "cpu").to_dict()
+    data["a_key_from_the_future"] = 1
+    data["gpus"] = ["NVIDIA GeForce RTX 4080"]
+    assert row_from_dict(data).gpus == ("NVIDIA GeForce RTX 4080",)
+
+
+def test_a_damaged_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not a database, it was overwritten by something else\n" * 100)
+    with pytest.raises(HistoryError, match=r"cannot open the history at .*history.sqlite3: file is not a database"):
+        History(path).add(row("a", "cpu"), MACHINE)
+    with pytest.raises(HistoryError, match="file is not a database"):
+        History(path).runs()
+
+
+def test_a_locked_file_is_a_clear_error_after_a_short_wait(tmp_path):
+    history = History(tmp_path / "history.sqlite3")
+    history.add(row("a", "cpu"), MACHINE)
+    holder = sqlite3.connect(history.path, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(HistoryError, match="database is locked"):
+            history.add(row("a", "auto"), MACHINE)
+    finally:
+        holder.rollback()
+        holder.close()
+    history.add(row("a", "auto"), MACHINE)
+    assert [r.mode for r in history.runs()] == ["cpu", "auto"]
+
+
+def test_history_command_lists_compares_and_exports(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+    history = History()
+    for summary in (row("a", "cpu", 1.0), row("a", "auto", 1.5), row("b", "auto", 9.0)):
+        history.add(replace_date(summary, "2026-11-20T10:00:00Z"), MACHINE)
+    history.add(replace_date(row("a", "cpu", 3.0), "2026-11-24T09:30:00Z"), MACHINE)
+
+    assert history_main(["--model", "a"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| date | mode | model |")
+    assert out[2].startswith("| 2026-11-20 10:00 | cpu | a |")
+    assert out[4].startswith("| 2026-11-24 09:30 | cpu | a |")
+    compared = [line for line in out if line.startswith("| a |")]
+    assert "| 2.00 ± 1.41 | 1.00x |" in compared[0]  # the two cpu runs, from two days
+    assert "| 1.50 | 0.75x |" in compared[1]
+
+    out_file = tmp_path / "past.csv"
+    assert history_main(["--export", str(out_file)]) == 0
+    assert len(out_file.read_text().splitlines()) == 5
+
+
+def test_history_command_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+    assert history_main([]) == 1
+    assert "no runs kept yet (history file: " in capsys.readouterr().err
+    (tmp_path / "history.sqlite3").write_bytes(b"\0garbage" * 512)
+    assert history_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "file is not a database" in err
+    with pytest.raises(SystemExit) as exit_info:
+        history_main(["--export", "past.txt"])
+    assert exit_info.value.code == 2
+    assert "use .md, .csv or .json" in capsys.readouterr().err
+
+
+def replace_date(summary, when):
+    from dataclasses import replace
+
+    return replace(summary, started_at=when)
+
+
+def test_history_writes_from_several_threads_do_not_collide(tmp_path):
+    history = History(tmp_path / "history.sqlite3")
+    failures = []
+
+    def add(model):
+        try:
+            for _ in range(5):
+                history.add(row(model, "cpu"), MACHINE)
+        except HistoryError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=add, args=(f"m{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(history.runs()) == 20

@@ -1,0 +1,158 @@
+"""Plans (models x modes x repeats, interleaved) and the runner that works through them."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtop.history import HistoryError
+from llmtop.plan import PlannedRun, PlanRunner, build_plan
+from llmtop.session_settings import RunSettings
+from llmtop.summary import SummaryRow
+from summary_rows import row
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSession:
+    """Runs take `seconds` on the shared clock; the settings of every run are kept."""
+
+    def __init__(self, model: str, clock: Clock, seconds: float = 10.0, errors: dict[int, str] | None = None) -> None:
+        self.model = model
+        self.clock = clock
+        self.seconds = seconds
+        self.errors = errors or {}
+        self.asked: list[RunSettings] = []
+        self.in_progress: RunSettings | None = None
+
+    def run(self, settings: RunSettings) -> SummaryRow:
+        self.asked.append(settings)
+        self.clock.now += self.seconds
+        return row(self.model, settings.mode, error=self.errors.get(len(self.asked)))
+
+    def abandon(self, reason: str) -> SummaryRow | None:
+        return row(self.model, "auto", error=reason) if self.in_progress else None
+
+
+class FakeHistory:
+    def __init__(self, problem: str | None = None) -> None:
+        self.problem = problem
+        self.kept: list[tuple[SummaryRow, dict]] = []
+
+    def add(self, summary: SummaryRow, machine) -> None:
+        if self.problem:
+            raise HistoryError(self.problem)
+        self.kept.append((summary, dict(machine)))
+
+
+def test_repeats_are_interleaved_model_by_model():
+    base = RunSettings(prompt="hi", seed=7, temperature=0.0)
+    plan = build_plan(["a", "b"], ["cpu", "auto"], 2, base)
+    assert [(p.model, p.settings.mode, p.repeat) for p in plan] == [
+        ("a", "cpu", 1),
+        ("a", "auto", 1),
+        ("a", "cpu", 2),
+        ("a", "auto", 2),
+        ("b", "cpu", 1),
+        ("b", "auto", 1),
+        ("b", "cpu", 2),
+        ("b", "auto", 2),
+    ]
+    # Everything but the layers is the same in every run.
+    assert {(p.settings.prompt, p.settings.seed, p.settings.temperature) for p in plan} == {("hi", 7, 0.0)}
+    assert [p.settings.num_gpu for p in plan[:2]] == [0, None]
+    assert build_plan(["a"], ["gpu=20"], 1, base)[0].settings.options() == {
+        "num_gpu": 20,
+        "seed": 7,
+        "temperature": 0.0,
+    }
+
+
+def test_the_runner_runs_every_planned_run_in_order_and_keeps_the_rows():
+    clock = Clock()
+    sessions = {"a": FakeSession("a", clock), "b": FakeSession("b", clock)}
+    history = FakeHistory()
+    runner = PlanRunner(
+        sessions,
+        build_plan(["a", "b"], ["cpu", "auto"], 1, RunSettings()),
+        history=history,
+        machine=lambda: {"cpu_info": "Test CPU"},
+        clock=clock,
+    )
+    assert (runner.total, runner.done, runner.time_left()) == (4, 0, None)
+    rows = runner.run_all()
+    assert [(r.model, r.mode) for r in rows] == [("a", "cpu"), ("a", "auto"), ("b", "cpu"), ("b", "auto")]
+    assert [s.mode for s in sessions["a"].asked] == ["cpu", "auto"]
+    assert runner.done == 4 and runner.time_left() == 0.0
+    assert [(r.model, m) for r, m in history.kept] == [(r.model, {"cpu_info": "Test CPU"}) for r in rows]
+    assert runner.run_next() is None
+
+
+def test_time_left_is_the_mean_duration_times_the_runs_to_go():
+    clock = Clock()
+    session = FakeSession("a", clock, seconds=30.0)
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 3, RunSettings()), clock=clock)
+    runner.run_next()
+    runner.run_next()
+    assert runner.time_left() == pytest.approx(4 * 30.0)
+    session.seconds = 50.0
+    runner.run_next()  # the mean is now (30 + 30 + 50) / 3
+    assert runner.time_left() == pytest.approx(3 * 110 / 3)
+
+
+def test_a_history_that_cannot_be_written_is_noted_once_and_the_runs_go_on():
+    clock = Clock()
+    notes: list[str] = []
+    runner = PlanRunner(
+        {"a": FakeSession("a", clock)},
+        build_plan(["a"], ["cpu", "auto"], 2, RunSettings()),
+        history=FakeHistory("cannot open the history at /x/history.sqlite3: database is locked"),
+        on_note=notes.append,
+        clock=clock,
+    )
+    rows = runner.run_all()
+    assert len(rows) == 4
+    assert notes == [
+        "cannot open the history at /x/history.sqlite3: database is locked; "
+        "the run is kept in this session and its exports"
+    ]
+    assert runner.history_problem is not None
+
+
+def test_an_interrupted_run_stops_the_plan_and_a_failed_one_does_not():
+    clock = Clock()
+    session = FakeSession("a", clock, errors={1: "out of memory", 3: "interrupted (Ctrl+C) during generation"})
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), clock=clock)
+    rows = runner.run_all()
+    assert [r.error for r in rows] == ["out of memory", None, "interrupted (Ctrl+C) during generation"]
+    assert len(runner.queue) == 1 and runner.stopped
+
+
+def test_runs_added_later_are_counted_and_restart_a_finished_runner():
+    clock = Clock()
+    runner = PlanRunner({"a": FakeSession("a", clock)}, [PlannedRun("a", RunSettings())], clock=clock)
+    runner.run_all()
+    runner.abandon("quit")  # nothing in progress: nothing kept, but the runner is stopped
+    assert len(runner.rows) == 1
+    runner.add(PlannedRun("a", RunSettings(num_gpu=0)))
+    assert runner.total == 2 and not runner.stopped
+    runner.run_all()
+    assert [r.mode for r in runner.rows] == ["auto", "cpu"]
+
+
+def test_abandon_keeps_the_run_in_progress_and_drops_the_rest():
+    clock = Clock()
+    session = FakeSession("a", clock)
+    history = FakeHistory()
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), history=history)
+    session.in_progress = RunSettings()
+    kept = runner.abandon("quit before the run finished")
+    assert kept is not None and kept.error == "quit before the run finished"
+    assert runner.rows == [kept] and not runner.queue and runner.stopped
+    assert [r for r, _ in history.kept] == [kept]
+    assert runner.run_next() is None
