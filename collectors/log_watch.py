@@ -24,6 +24,7 @@ class LogWatcher:
         self._lock = threading.Lock()
         self._pane: deque[str] = deque(maxlen=PANE_LINES)
         self._listeners: list[Callable[[LoadRecord], None]] = []
+        self.taps: list[Callable[[str, float], None]] = []  # called with every line read and its time (a recorder)
         self._thread: threading.Thread | None = None
         self.problem: str | None = None  # why the log stopped being read, if it did
 
@@ -44,20 +45,25 @@ class LogWatcher:
         if self._thread is not None:
             self._thread.join(2.0)
 
+    def feed(self, line: str, now: float) -> None:
+        """Parse one line that arrived at `now` (the follower thread, or a replay)."""
+        with self._lock:
+            for tap in self.taps:
+                tap(line, now)
+            record = self.parser.feed(line, now)
+            if record is not None:
+                self._pane.append(clean_line(line))
+            records = self.parser.records
+            if len(records) > KEEP_RECORDS:
+                del records[: len(records) - KEEP_RECORDS]
+        if record is not None:
+            for listener in self._listeners:
+                listener(record)
+
     def _follow(self) -> None:
         try:
             for line in self.source.lines():
-                now = self._clock()
-                with self._lock:
-                    record = self.parser.feed(line, now)
-                    if record is not None:
-                        self._pane.append(clean_line(line))
-                    records = self.parser.records
-                    if len(records) > KEEP_RECORDS:
-                        del records[: len(records) - KEEP_RECORDS]
-                if record is not None:
-                    for listener in self._listeners:
-                        listener(record)
+                self.feed(line, self._clock())
             if self.problem is None:
                 self.problem = f"{self.source.description} ended"
         except LogUnavailable as exc:

@@ -48,6 +48,8 @@ class Sampler(Generic[S]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.listeners: list[Callable[[S], None]] = []  # called with each new sample (a recorder)
+        self.error_listeners: list[Callable[[float, str], None]] = []  # called when a read fails anew
 
     def start(self) -> None:
         """Start sampling; the first sample is taken at once."""
@@ -73,16 +75,27 @@ class Sampler(Generic[S]):
         return self._take()
 
     def _take(self) -> S | None:
+        now = self._clock()
         try:
-            sample = self._read(self._clock())
+            sample = self._read(now)
         except Exception as exc:  # a reader's failure is reported, never fatal to the thread
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.last_error:
+                for listener in self.error_listeners:
+                    listener(now, error)
+            self.last_error = error
             return None
         self.last_error = None
         if sample is not None:
-            with self._lock:
-                self._samples.append(sample)
+            self.push(sample)
         return sample
+
+    def push(self, sample: S) -> None:
+        """Add a sample taken elsewhere (a replay) and tell the listeners."""
+        with self._lock:
+            self._samples.append(sample)
+        for listener in self.listeners:
+            listener(sample)
 
     def _loop(self) -> None:
         next_tick = self._clock()

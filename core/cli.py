@@ -53,6 +53,8 @@ looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
 %LOCALAPPDATA%\\Ollama\\server.log, Linux `journalctl -u ollama`).
 other commands: llmtop doctor [--json] (what can be measured here, and why not),
                 llmtop history [--model M] [--export PATH] (past runs, any day),
+                llmtop replay FILE [--speed X] [--headless] (a recorded session),
+                llmtop demo (a recorded session that ships with llmtop: no Ollama needed),
                 llmtop parse-log FILE|- [--json]
 
 comparing: llmtop MODEL [MODEL ...] --modes cpu,auto --repeat 3 runs every model in every mode,
@@ -159,6 +161,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en, or ja (the article's)")
     parser.add_argument("--chart", metavar="PATH", help="write the tokens/s bar chart to PATH: .svg, .html or .png")
     parser.add_argument("--no-history", action="store_true", help="do not add the runs to the local history")
+    recording = parser.add_mutually_exclusive_group()
+    recording.add_argument(
+        "--record", metavar="PATH", help="write the session's recording to PATH (default: the user data folder)"
+    )
+    recording.add_argument("--no-record", action="store_true", help="do not record the session")
     parser.add_argument(
         "--interval",
         metavar="SECONDS",
@@ -187,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from llmtop.doctor_command import main as doctor
 
         return doctor(argv[1:])
+    if argv[:1] in (["replay"], ["demo"]):
+        from llmtop.replay_command import main as replay
+
+        return replay(argv[1:], demo=argv[0] == "demo")
     if argv[:1] == ["history"]:
         from llmtop.history_command import main as history
 

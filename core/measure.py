@@ -4,11 +4,14 @@ on the screen or headless, then export. Every failure ends in one line and an ex
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from llmtop.charts import terminal_chart, write_chart
@@ -193,23 +196,28 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
 
     gpus = probe_gpu_backends(pids=collectors.ollama_pids)
     collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
-    collectors.start()
     version = next(iter(sessions.values())).version
+    plan = build_plan(list(sessions), modes, args.repeat, settings)
+    recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings)
 
     def machine():
         latest = collectors.gpu.latest() if collectors.gpu else None
-        return describe_machine(latest.gpus if latest else (), version)
+        facts = describe_machine(latest.gpus if latest else (), version)
+        if recorder is not None:
+            recorder.event("machine", time.monotonic(), {"machine": facts})
+        return facts
 
+    collectors.start()
     runner = PlanRunner(
         sessions,
-        build_plan(list(sessions), modes, args.repeat, settings),
+        plan,
         history=None if args.no_history else History(),
         machine=machine,
         on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
     )
     try:
         if args.headless:
-            return _headless(runner, args)
+            return run_headless(runner, args)
         from llmtop.tui.app import LlmtopApp
 
         app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart)
@@ -224,9 +232,74 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
         collectors.stop()
         gpus.close()
         server.close()
+        if recorder is not None:
+            recorder.close(time.monotonic())
+            if recorder.problem:
+                err.write(f"llmtop: note: {recorder.problem}\n")
+            err.write(f"llmtop: recorded to {recorder.path} (llmtop replay {recorder.path})\n")
 
 
-def _headless(runner, args: argparse.Namespace) -> int:
+def start_recording(args, collectors, sessions, log, log_reason, plan, settings, demo: str | None = None):
+    """Open the recording (unless --no-record) and hook it to the collectors, the log and the
+    sessions; None when there is none. A recording that cannot be opened costs no run. `demo`
+    marks a recording made for the demo (its replay says so)."""
+    from llmtop import recording
+
+    if args.no_record:
+        return None
+    path = (
+        Path(args.record)
+        if args.record
+        else recording.default_folder() / recording.default_name(list(sessions), dt.datetime.now())
+    )
+    try:
+        recorder = recording.Recorder(path)
+    except recording.RecordingError as exc:
+        sys.stderr.write(f"llmtop: note: {exc}; the run goes on unrecorded\n")
+        return None
+    now = time.monotonic()
+    recorder.event(
+        "recording",
+        now,
+        recording.header(
+            now,
+            interval=collectors.memory.interval,
+            plan=[{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan],
+            settings=settings,
+            log={"description": log.description if log else None, "reason": log_reason},
+            gpu={"available": collectors.gpu is not None, "reason": collectors.gpu_unavailable},
+            argv=sys.argv[1:],
+            demo=demo,
+        ),
+    )
+    for model, session in sessions.items():
+        recorder.event(
+            "model",
+            now,
+            {
+                "model": model,
+                "facts": session.facts,
+                "ollama_version": session.version,
+                "host": session.server.base_url,
+            },
+        )
+        session.on_event = recorder.event
+    for source, sampler in (("ram", collectors.memory), ("ollama-rss", collectors.processes), ("gpu", collectors.gpu)):
+        if sampler is None:
+            continue
+        sampler.listeners.append(
+            lambda sample, source=source: recorder.event("sample", sample.t, {"source": source, "sample": sample})
+        )
+        sampler.error_listeners.append(
+            lambda t, error, source=source: recorder.event("error", t, {"source": source, "error": error})
+        )
+    if log is not None:
+        log.taps.append(lambda line, t: recorder.event("log", t, {"line": line}))
+    return recorder
+
+
+def run_headless(runner, args: argparse.Namespace) -> int:
+    """Run the plan with progress lines on stderr, then print the compared table; the exit status."""
     from llmtop.headless import HeadlessReporter
 
     reporter = HeadlessReporter(sys.stderr, runner)

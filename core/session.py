@@ -94,6 +94,8 @@ class Session:
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
         self._ps: Sampler[PsReading] | None = None
+        # Called with (event, time, fields) at each step of a run: how a recorder sees the session.
+        self.on_event: Callable[[str, float, dict[str, Any]], None] | None = None
         if log is not None:
             log.subscribe(self._on_log)
 
@@ -105,11 +107,24 @@ class Session:
         self.facts = model_facts(self.model, show, self.server.tags())
         return self.facts
 
+    def now(self) -> float:
+        """The session's clock (monotonic; a replay's own)."""
+        return self._clock()
+
+    def _emit(self, event: str, t: float | None = None, **fields: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event, self._clock() if t is None else t, {"model": self.model, **fields})
+
     # -- one run ----------------------------------------------------------------------------
     def _set_phase(self, phase: Phase, detail: str = "") -> None:
         self.phase = phase
         self.phase_since = self._clock()
+        self._emit("phase", self.phase_since, phase=phase.value, detail=detail)
         self.observer.phase(phase, detail)
+
+    def _note(self, message: str) -> None:
+        self._emit("note", message=message)
+        self.observer.note(message)
 
     def _on_log(self, load: LoadRecord) -> None:
         """The log says the runner has started: the rest of the wait is the prompt."""
@@ -135,7 +150,9 @@ class Session:
     def _read_ps(self, now: float) -> PsReading | None:
         for entry in self.server.ps().get("models") or []:
             if self._is_ours(entry.get("name") or entry.get("model") or ""):
-                return PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
+                reading = PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
+                self._emit("ps", now, sample=reading)
+                return reading
         return None
 
     def _loaded(self) -> bool:
@@ -151,9 +168,7 @@ class Session:
         self._set_phase(Phase.UNLOADING, "model is loaded: unloading it for a clean baseline")
         self.server.unload(self.model)
         if not self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours):
-            self.observer.note(
-                f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it"
-            )
+            self._note(f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it")
             return "warm"
         return "cold"
 
@@ -172,7 +187,7 @@ class Session:
                 if abs(current.used_bytes - previous.used_bytes) <= SETTLE_TOLERANCE * previous.used_bytes:
                     break
             if self._clock() >= deadline:
-                self.observer.note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
+                self._note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
                 break
             previous = current
         gpu = self.collectors.gpu.sample_now() if self.collectors.gpu is not None else None
@@ -193,9 +208,25 @@ class Session:
             clock=TokenClock(self._clock()),
         )
         self.current = self.last = record
+        self._emit(
+            "run",
+            record.clock.request_at,
+            settings=settings,
+            mode=record.mode,
+            host=record.host,
+            ollama_version=record.ollama_version,
+            started_at=record.started_at,
+        )
         try:
             record.load_kind = self._unload(settings)
             record.baseline_memory, record.baseline_process, record.baseline_gpu = self._baseline()
+            self._emit(
+                "baseline",
+                load_kind=record.load_kind,
+                memory=record.baseline_memory,
+                process=record.baseline_process,
+                gpu=record.baseline_gpu,
+            )
             if not self.cancel.is_set():
                 self._generate(record, settings)
         except OllamaError as exc:
@@ -207,16 +238,19 @@ class Session:
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:
         self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
         record.clock = TokenClock(self._clock())
+        self._emit("request", record.clock.request_at)
         self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
         self._ps.start()
         try:
             for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
                 now = self._clock()
                 if chunk.get("done"):
+                    self._emit("final", now, chunk=chunk)
                     record.server = ServerTiming.from_final_chunk(chunk)
                     record.complete = True
                     break
                 text = chunk.get("response") or ""
+                self._emit("token", now, text=text)
                 record.clock.token(now)
                 if record.clock.count == 1:
                     self._set_phase(Phase.GENERATING)
@@ -235,9 +269,9 @@ class Session:
 
     def _finish(self, record: RunRecord) -> SummaryRow:
         with self._lock:
-            row = self.snapshot(record)
             if record is self._abandoned:  # the screen already kept this run when the user quit
-                return row
+                return self.snapshot(record)
+            row = self._end(record, record.ended_at if record.ended_at is not None else self._clock())
             self.rows.append(row)
             self.current = None
         self._set_phase(Phase.DONE if row.complete else Phase.FAILED, record.error or "")
@@ -258,19 +292,27 @@ class Session:
             self.cancel.set()
             if not record.complete:
                 record.error = reason
-            row = self.snapshot(record)
+            row = self._end(record, record.ended_at if record.ended_at is not None else self._clock())
             self.rows.append(row)
             self.current = None
             self._abandoned = record
             return row
 
-    def snapshot(self, record: RunRecord | None = None) -> SummaryRow | None:
+    def _end(self, record: RunRecord, end: float) -> SummaryRow:
+        """The run's final row, summarised up to `end`; a recorder sees the end and the row."""
+        self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
+        row = self.snapshot(record, end)
+        self._emit("summary", end, row=row)
+        return row
+
+    def snapshot(self, record: RunRecord | None = None, end: float | None = None) -> SummaryRow | None:
         """The row of `record` (default: the run in progress) from what has been measured so far;
-        a run still going is summarised up to now."""
+        a run still going is summarised up to now (or `end`)."""
         record = record or self.current
         if record is None:
             return None
-        end = record.ended_at if record.ended_at is not None else self._clock()
+        if end is None:
+            end = record.ended_at if record.ended_at is not None else self._clock()
         ps = self._ps.all() if self._ps is not None else []
         return summarize(
             dataclasses.replace(

@@ -41,19 +41,27 @@ SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory growing more than this durin
 
 
 class _AppObserver(SessionObserver):
-    """Forwards session events to the app; tokens are buffered and drained by the refresh timer."""
+    """Forwards session events to the app. Tokens are kept per run, on the session's thread, and
+    drained by the refresh timer: a new run's text never mixes with the last one's, however late
+    the app handles the phase messages (a replay delivers a whole run at once)."""
 
     def __init__(self, app: LlmtopApp) -> None:
         self.app = app
-        self.pending: list[str] = []
         self.lock = threading.Lock()
+        self.parts: list[str] = []
+        self.run = 0
+        self._seen = (0, 0)  # (run, parts) already handed to the screen
 
     def phase(self, phase: Phase, detail: str = "") -> None:
+        if phase is Phase.BASELINE:  # every run takes one baseline, before its first token
+            with self.lock:
+                self.parts = []
+                self.run += 1
         self.app.post_message(PhaseChanged(phase, detail))
 
     def token(self, text: str) -> None:
         with self.lock:
-            self.pending.append(text)
+            self.parts.append(text)
 
     def note(self, message: str) -> None:
         self.app.post_message(SessionNote(message))
@@ -61,10 +69,14 @@ class _AppObserver(SessionObserver):
     def finished(self, row: SummaryRow) -> None:
         self.app.post_message(RunFinished(row))
 
-    def drain(self) -> str:
+    def drain(self) -> tuple[bool, str]:
+        """(a new run began since the last drain, the text that arrived since)."""
         with self.lock:
-            text, self.pending = "".join(self.pending), []
-        return text
+            seen_run, seen_parts = self._seen
+            new_run = self.run != seen_run
+            text = "".join(self.parts[0 if new_run else seen_parts :])
+            self._seen = (self.run, len(self.parts))
+        return new_run, text
 
 
 class LlmtopApp(App[int]):
@@ -83,10 +95,17 @@ class LlmtopApp(App[int]):
     ]
 
     def __init__(
-        self, runner: PlanRunner, export_path: str | None = None, lang: str = "en", chart_path: str | None = None
+        self,
+        runner: PlanRunner,
+        export_path: str | None = None,
+        lang: str = "en",
+        chart_path: str | None = None,
+        banner: str | None = None,
     ) -> None:
+        """`banner` marks a replay: it is shown above everything, and nothing new can be run."""
         super().__init__()
         self.runner = runner
+        self.banner = banner
         first = runner.current_item
         self.settings = first.settings if first else RunSettings()
         self.auto_num_gpu = self.settings.num_gpu if self.settings.num_gpu != 0 else None
@@ -110,6 +129,8 @@ class LlmtopApp(App[int]):
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        if self.banner:
+            yield Static(self.banner, id="banner")
         yield Static(self._header_text(), id="header")
         yield Static("", id="phase")
         yield Static("Δ: change since the baseline taken before the run", id="legend")
@@ -185,10 +206,15 @@ class LlmtopApp(App[int]):
         self._thread.start()
         self._refresh_live()
 
-    def on_phase_changed(self, message: PhaseChanged) -> None:
-        if message.phase in (Phase.UNLOADING, Phase.BASELINE) and self.streamed.text:
-            self.streamed.clear()  # a new run begins
+    def _show_text(self) -> None:
+        new_run, text = self._observer.drain()
+        if new_run:
+            self.streamed.clear()
             self.chart.show_series([])
+        if text:
+            self.streamed.append(text)
+
+    def on_phase_changed(self, message: PhaseChanged) -> None:
         if message.phase is Phase.FAILED and message.detail:
             self.notify(message.detail, title="run incomplete", severity="error", timeout=10)
         self.header.update(self._header_text())
@@ -198,7 +224,7 @@ class LlmtopApp(App[int]):
         self.notify(message.text, severity="warning", timeout=8)
 
     def on_run_finished(self, message: RunFinished) -> None:
-        self.streamed.append(self._observer.drain())
+        self._show_text()
         self.table.add_summary(message.row)
         self._show_comparison()
         self._refresh_live()
@@ -218,9 +244,9 @@ class LlmtopApp(App[int]):
         self._ticks += 1
         session = self.session
         record = session.last
-        now = session._clock()
+        now = session.now()
         self.phase_line.update(self._phase_text(now))
-        self.streamed.append(self._observer.drain())
+        self._show_text()
 
         memory = session.collectors.memory.latest()
         ram = self.ram_gauge
@@ -368,6 +394,8 @@ class LlmtopApp(App[int]):
         where = f"run {number} of {runner.total}" + (f" · {item.model} {item.settings.mode}" if item else "")
         left = runner.time_left() if runner.queue or runner.running else None
         eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
+        if self.banner:
+            return f"{where}  ·  {session.phase.value}  {elapsed}{eta}"
         next_mode = "CPU only" if self.settings.num_gpu == 0 else self.settings.mode
         return f"{where}  ·  {session.phase.value}  {elapsed}{eta}  ·  r adds a run: {next_mode}"
 
@@ -383,6 +411,10 @@ class LlmtopApp(App[int]):
 
     def action_toggle_bars(self) -> None:
         self._show_bars(not self.bars.display)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A replay shows what was recorded: it has no `r` or `c` (and the footer hides them)."""
+        return not (self.banner and action in ("run_again", "toggle_cpu"))
 
     def action_run_again(self) -> None:
         self.runner.add(PlannedRun(self.session.model, self.settings))

@@ -1,0 +1,200 @@
+"""Recordings: a session written as it happens to a JSON Lines file, one event a line.
+
+Format version 1. Every line is an object with `event` (its kind) and `t` (seconds on the session's
+monotonic clock); the first line is the `recording` event with the format version. The kinds:
+
+    recording  v, wall (UTC start), llmtop_version, interval, plan, settings, log, gpu, argv, demo
+    model      model, facts, ollama_version, host                 (one per model, after connecting)
+    machine    machine                                            (CPU, RAM, GPUs, OS, versions)
+    sample     source (ram | ollama-rss | gpu), sample            (every collector reading)
+    error      source, error                                      (a collector that failed to read)
+    log        line                                               (every server-log line read)
+    run        model, mode, settings, host, ollama_version, started_at
+    phase      model, phase, detail
+    note       model, message
+    baseline   model, load_kind, memory, process, gpu
+    request    model                                              (the generate request is sent)
+    token      model, text
+    ps         model, sample                                      (Ollama's /api/ps split)
+    final      model, chunk                                       (the server's final chunk, as sent)
+    end        model, complete, error, load_kind
+    summary    model, row                                         (the row the live session computed)
+    closed                                                        (the session ended normally)
+
+This module holds the pure part (events to JSON and back) and the writer; replaying is replay.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from llmtop import __version__
+from llmtop.collectors.gpu_reading import GpuReading, GpuSample
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.model_facts import ModelFacts
+from llmtop.session_settings import RunSettings
+from llmtop.summary import PsReading, SummaryRow
+
+FORMAT_VERSION = 1
+SAMPLE_SOURCES = ("ram", "ollama-rss", "gpu")
+
+
+class RecordingError(Exception):
+    """A recording cannot be written or read; the message says why and where."""
+
+
+# -- to JSON ----------------------------------------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """Dataclasses as dicts, tuples as lists, everything else as json takes it."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def encode(event: str, t: float, fields: Mapping[str, Any]) -> str:
+    """One line of the recording (without its newline)."""
+    return json.dumps({"event": event, "t": t, **jsonable(fields)}, ensure_ascii=False, allow_nan=False)
+
+
+# -- from JSON --------------------------------------------------------------------------------
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def memory_sample(data: Mapping[str, Any] | None) -> SystemMemorySample | None:
+    return None if data is None else SystemMemorySample(**_known(SystemMemorySample, data))
+
+
+def process_sample(data: Mapping[str, Any] | None) -> OllamaProcessSample | None:
+    if data is None:
+        return None
+    values = _known(OllamaProcessSample, data)
+    values["runner_pids"] = tuple(values.get("runner_pids") or ())
+    return OllamaProcessSample(**values)
+
+
+def gpu_sample(data: Mapping[str, Any] | None) -> GpuSample | None:
+    if data is None:
+        return None
+    gpus = tuple(GpuReading(**_known(GpuReading, g)) for g in data.get("gpus") or ())
+    return GpuSample(data["t"], gpus, tuple(data.get("problems") or ()))
+
+
+def ps_reading(data: Mapping[str, Any]) -> PsReading:
+    return PsReading(**_known(PsReading, data))
+
+
+def model_facts(data: Mapping[str, Any]) -> ModelFacts:
+    return ModelFacts(**_known(ModelFacts, data))
+
+
+def run_settings(data: Mapping[str, Any] | None) -> RunSettings:
+    return RunSettings(**_known(RunSettings, data or {}))
+
+
+def summary_row(data: Mapping[str, Any]) -> SummaryRow:
+    values = _known(SummaryRow, data)
+    values["gpus"] = tuple(values.get("gpus") or ())
+    return SummaryRow(**values)
+
+
+SAMPLE_READERS = {"ram": memory_sample, "ollama-rss": process_sample, "gpu": gpu_sample}
+
+
+# -- where recordings go ----------------------------------------------------------------------
+def default_folder() -> Path:
+    from llmtop.history import default_path
+
+    return default_path().parent / "recordings"
+
+
+def default_name(models: list[str], when: dt.datetime) -> str:
+    """`20261124-183005-llama3.3.jsonl`: sortable, and safe on every file system."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", "+".join(models))[:80]
+    return f"{when.strftime('%Y%m%d-%H%M%S')}-{safe}.jsonl"
+
+
+# -- the writer -------------------------------------------------------------------------------
+class Recorder:
+    """Appends events to a file, one line each, flushed at once: a crash loses at most the last.
+
+    Thread-safe (the samplers, the log follower and the session call it from their threads). A
+    write that fails stops the recording and keeps the reason in `problem`; the session goes on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
+
+    def event(self, event: str, t: float, fields: Mapping[str, Any] | None = None) -> None:
+        """Write one event (a no-op once the recording has failed or been closed)."""
+        line = encode(event, t, fields or {})
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except (OSError, ValueError) as exc:
+                self.problem = f"recording to {self.path} stopped: {getattr(exc, 'strerror', None) or exc}"
+                self._close()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def close(self, t: float) -> None:
+        """Write the `closed` event and close the file."""
+        self.event("closed", t)
+        with self._lock:
+            self._close()
+
+
+def header(
+    t: float,
+    *,
+    interval: float,
+    plan: list[dict[str, Any]],
+    settings: RunSettings,
+    log: Mapping[str, Any],
+    gpu: Mapping[str, Any],
+    argv: list[str] | None = None,
+    demo: str | None = None,
+) -> dict[str, Any]:
+    """The fields of the first event."""
+    return {
+        "v": FORMAT_VERSION,
+        "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "llmtop_version": __version__,
+        "interval": interval,
+        "plan": plan,
+        "settings": settings,
+        "log": dict(log),
+        "gpu": dict(gpu),
+        "argv": argv or [],
+        "demo": demo,
+    }

@@ -1,0 +1,457 @@
+"""Replaying a recording (recording.py) through the same session, runner and screen as a live run.
+
+The replay rebuilds what the live session had: the collectors' buffers, the server-log parser, the
+token clock, /api/ps readings, the final chunk; the rows are then summarised by the same code as a
+live run's, so a replayed row equals the recorded one field for field. Time is the recording's own
+clock, played at `speed` times real time, or at once (speed None). A recording cut short (a crash,
+SIGKILL) or damaged replays up to the damage; the run it was in is kept as far as it got.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.sampler import Sampler
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.plan import PlannedRun, PlanRunner
+from llmtop.recording import (
+    FORMAT_VERSION,
+    SAMPLE_READERS,
+    RecordingError,
+    gpu_sample,
+    memory_sample,
+    model_facts,
+    process_sample,
+    ps_reading,
+    run_settings,
+    summary_row,
+)
+from llmtop.session import PS_INTERVAL_S, Phase, Session
+from llmtop.summary import RunRecord, SummaryRow
+
+
+@dataclass
+class Recording:
+    """A recording's events, up to the first damaged line (`damage` says where and what)."""
+
+    events: list[dict[str, Any]]
+    damage: str | None = None
+    source: str = "recording"
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self.events[0]
+
+    @property
+    def summaries(self) -> list[SummaryRow]:
+        """The rows the live session computed, as recorded."""
+        return [summary_row(e["row"]) for e in self.events if e["event"] == "summary"]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.events) and self.events[-1]["event"] == "closed"
+
+    def first(self, event: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e["event"] == event), None)
+
+
+def parse_recording(lines: Iterable[str], source: str = "recording") -> Recording:
+    """Read the events of a recording; stop at the first line that is not a whole event.
+
+    RecordingError when there is nothing to replay: not a recording, or one made by a newer llmtop.
+    """
+    events: list[dict[str, Any]] = []
+    damage = None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            cut = "" if line.endswith("\n") else " (the line is cut short: the recording was not closed)"
+            damage = f"line {number} of {source} is not JSON{cut}"
+            break
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not _is_number(event.get("t")):
+            damage = f"line {number} of {source} is not an llmtop event"
+            break
+        events.append(event)
+    if not events or events[0]["event"] != "recording":
+        raise RecordingError(
+            damage or f"{source} is not an llmtop recording (its first line is not the `recording` event)"
+        )
+    version = events[0].get("v")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RecordingError(
+            f"{source} is in recording format {version}; this llmtop reads format {FORMAT_VERSION} "
+            "(a newer llmtop made it)"
+        )
+    if not any(e["event"] == "model" for e in events):
+        raise RecordingError(
+            f"{source} ends before any model was connected: nothing to replay" + (f" ({damage})" if damage else "")
+        )
+    return Recording(events, damage, source)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_recording(path: str | Path) -> Recording:
+    """parse_recording() on a file; RecordingError when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            return parse_recording(handle, str(path))
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+class Player:
+    """Walks through the events in order on the recording's clock, `speed` times real time (None:
+    at once). `now()` is that clock; it is what the replayed session and samplers read."""
+
+    def __init__(
+        self,
+        recording: Recording,
+        speed: float | None = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        pause_at: float | None = None,
+    ) -> None:
+        self.recording = recording
+        self.speed = speed
+        self._wall = clock
+        self._events: Iterator[dict[str, Any]] = iter(recording.events)
+        self._peeked: dict[str, Any] | None = None
+        self.t0 = float(recording.header["t"])
+        self.at = self.t0  # time of the latest event played
+        self._wall0: float | None = None
+        self.stopped = threading.Event()
+        self.pause_at = pause_at  # the replay halts here (for pictures taken at a given moment)
+        self.resumed = threading.Event()
+        self.by_user = False
+
+    def now(self) -> float:
+        if self.speed is None or self._wall0 is None:
+            return self.at
+        return self.t0 + (self._wall() - self._wall0) * self.speed
+
+    def peek(self) -> dict[str, Any] | None:
+        if self._peeked is None:
+            self._peeked = next(self._events, None)
+        return self._peeked
+
+    def next(self) -> dict[str, Any] | None:
+        """The next event, once its time has come; None at the end or when stopped."""
+        event = self.peek()
+        if event is None or self.stopped.is_set():
+            return None
+        t = float(event["t"])
+        if self.pause_at is not None and t > self.pause_at:
+            self.at = max(self.at, self.pause_at)
+            self.resumed.wait()
+        if self._wall0 is None:
+            self._wall0 = self._wall()
+        if self.speed is not None:
+            while (left := (t - self.now()) / self.speed) > 0:
+                if self.stopped.wait(min(left, 0.1)):
+                    return None
+        self._peeked = None
+        self.at = max(self.at, t)
+        return event
+
+    def stop(self) -> None:
+        """The user stopped the replay."""
+        self.by_user = True
+        self.halt()
+
+    def halt(self) -> None:
+        """Play no further event."""
+        self.stopped.set()
+        self.resumed.set()
+
+
+def _never(now: float) -> None:
+    """The reader of a replayed sampler: its samples come from the recording."""
+    return None
+
+
+class _RecordedSource:
+    """The log source of a replay: its lines come from the recording."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def lines(self) -> Iterator[str]:
+        return iter(())
+
+    def stop(self) -> None:
+        pass
+
+
+class _RecordedServer:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def close(self) -> None:
+        pass
+
+
+class ReplaySession(Session):
+    """A Session whose runs are played from the recording instead of asked of a server."""
+
+    def __init__(self, world: Replay, model: str, facts: Mapping[str, Any], version: str | None, host: str) -> None:
+        super().__init__(_RecordedServer(host), model, world.collectors, clock=world.player.now)  # type: ignore[arg-type]
+        self.world = world
+        self.log = world.log  # not subscribed: the recorded phases already say when the runner started
+        self.log_reason = world.log_reason
+        self.facts = model_facts(facts)
+        self.version = version
+
+    def run(self, settings: Any) -> SummaryRow:
+        return self.world.play_run(self)
+
+    def replay_phase(self, phase: Phase, detail: str, t: float) -> None:
+        self.phase = phase
+        self.phase_since = t
+        self.observer.phase(phase, detail)
+
+
+class ReplayRunner(PlanRunner):
+    """The plan as it was recorded: one planned run per recorded run; nothing new can run."""
+
+    def __init__(self, world: Replay) -> None:
+        super().__init__(world.sessions, world.planned, machine=world.machine, clock=world.player.now)
+        self.world = world
+
+    def run_next(self) -> SummaryRow | None:
+        if self.world.player.stopped.is_set():  # damaged, or stopped by the user: nothing more to play
+            self.stopped = True
+            return None
+        return super().run_next()
+
+    def run_all(self) -> list[SummaryRow]:
+        rows = super().run_all()
+        if not self.stopped:
+            self.world.play_rest()
+        return rows
+
+    def add(self, item: PlannedRun) -> None:
+        raise RecordingError("a replay cannot run anything new")
+
+    def abandon(self, reason: str) -> SummaryRow | None:
+        self.world.player.stop()
+        return super().abandon(reason)
+
+
+@dataclass
+class _Pending:
+    session: ReplaySession
+    record: RunRecord | None = None
+    row: SummaryRow | None = None
+    done: bool = False
+
+
+class Replay:
+    """Everything a replay needs, built from a recording: collectors, log, sessions, the plan."""
+
+    def __init__(self, recording: Recording, speed: float | None = 1.0, pause_at: float | None = None) -> None:
+        self.recording = recording
+        self.player = Player(recording, speed, pause_at=pause_at)
+        head = recording.header
+        self.header = head
+        self.collectors = SystemCollectors(
+            float(head.get("interval") or 0.25), memory_reader=_never, process_reader=_never
+        )
+        gpu = head.get("gpu") or {}
+        self.collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
+        log = head.get("log") or {}
+        self.log = (
+            LogWatcher(_RecordedSource(log["description"]), clock=self.player.now) if log.get("description") else None
+        )
+        self.log_reason = log.get("reason")
+        self.sessions: dict[str, ReplaySession] = {}
+        for event in recording.events:
+            if event["event"] == "model" and event["model"] not in self.sessions:
+                self.sessions[event["model"]] = ReplaySession(
+                    self, event["model"], event["facts"], event.get("ollama_version"), event.get("host") or "recorded"
+                )
+        self.planned = [
+            PlannedRun(e["model"], run_settings(e.get("settings")))
+            for e in recording.events
+            if e["event"] == "run" and e["model"] in self.sessions
+        ]
+        machine = recording.first("machine")
+        self._machine = dict(machine["machine"]) if machine else {}
+        self.notes: list[str] = []
+        self._told = False  # the note on where the replay stopped has been given
+        self.on_note: Callable[[str], None] = self.notes.append
+
+    def machine(self) -> dict[str, Any]:
+        return self._machine
+
+    @property
+    def where(self) -> str:
+        return f"{self.player.at - self.player.t0:.1f} s into the recording"
+
+    # -- playing ------------------------------------------------------------------------------
+    def _apply_shared(self, event: dict[str, Any]) -> bool:
+        """Samples, errors and log lines: the collectors' part. True when the event was one."""
+        kind = event["event"]
+        if kind == "sample":
+            reader = SAMPLE_READERS.get(event.get("source", ""))
+            sampler = {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes}.get(
+                event.get("source", ""), self.collectors.gpu
+            )
+            if reader is not None and sampler is not None and event.get("sample") is not None:
+                sampler.push(reader(event["sample"]))
+            return True
+        if kind == "error":
+            sampler = {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes}.get(
+                event.get("source", ""), self.collectors.gpu
+            )
+            if sampler is not None:
+                sampler.last_error = event.get("error")
+            return True
+        if kind == "log":
+            if self.log is not None:
+                self.log.feed(event.get("line", ""), float(event["t"]))
+            return True
+        return kind in ("recording", "model", "machine", "closed")
+
+    def play_run(self, session: ReplaySession) -> SummaryRow:
+        """Play events until the run of `session` that comes next has ended; its row."""
+        pending = _Pending(session)
+        while not pending.done:
+            event = self.player.peek()
+            if event is None or self.player.stopped.is_set() or (event["event"] == "run" and pending.record):
+                break  # the recording ends, or the next run begins
+            event = self.player.next()
+            if event is None:
+                break
+            try:
+                if self._apply_shared(event):
+                    continue
+                owner = self.sessions.get(event.get("model", ""))
+                if owner is session:
+                    self._apply_run_event(pending, event)
+                elif owner is not None and event["event"] == "note":
+                    owner.observer.note(event.get("message", ""))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self._broken(event, exc)
+                break
+        return self._close_run(pending)
+
+    def _broken(self, event: dict[str, Any], exc: Exception) -> None:
+        """An event that parses as JSON but not as llmtop wrote it: the replay stops there."""
+        self.recording.damage = (
+            f"the `{event.get('event')}` event at {float(event['t']) - self.player.t0:.1f} s of "
+            f"{self.recording.source} cannot be read ({type(exc).__name__}: {exc})"
+        )
+        self.player.halt()
+
+    def _apply_run_event(self, pending: _Pending, event: dict[str, Any]) -> None:
+        session, kind, t = pending.session, event["event"], float(event["t"])
+        record = pending.record
+        if kind == "run":
+            session.cancel.clear()
+            session._ps = None
+            record = pending.record = RunRecord(
+                facts=session.facts,  # type: ignore[arg-type]
+                mode=event.get("mode") or "auto",
+                host=event.get("host"),
+                ollama_version=event.get("ollama_version"),
+                started_at=event.get("started_at"),
+                clock=TokenClock(t),
+            )
+            session.current = session.last = record
+            return
+        if kind == "phase":
+            phase = Phase(event["phase"])
+            session.replay_phase(phase, event.get("detail") or "", t)
+            if pending.row is not None and phase in (Phase.DONE, Phase.FAILED):
+                pending.done = True
+            return
+        if kind == "note":
+            session.observer.note(event.get("message", ""))
+            return
+        if record is None:
+            return  # a run's event before its `run` event: the recording's start was lost
+        if kind == "baseline":
+            record.load_kind = event.get("load_kind")
+            record.baseline_memory = memory_sample(event.get("memory"))
+            record.baseline_process = process_sample(event.get("process"))
+            record.baseline_gpu = gpu_sample(event.get("gpu"))
+        elif kind == "request":
+            record.clock = TokenClock(t)
+            session._ps = Sampler("ollama-ps", _never, PS_INTERVAL_S, capacity=7200, clock=self.player.now)
+        elif kind == "token":
+            record.clock.token(t)
+            session.observer.token(event.get("text") or "")
+        elif kind == "ps":
+            if session._ps is None:
+                session._ps = Sampler("ollama-ps", _never, PS_INTERVAL_S, capacity=7200, clock=self.player.now)
+            session._ps.push(ps_reading(event["sample"]))
+        elif kind == "final":
+            record.server = ServerTiming.from_final_chunk(event.get("chunk") or {})
+            record.complete = True
+        elif kind == "end":
+            record.complete = bool(event.get("complete"))
+            record.error = event.get("error")
+            record.load_kind = event.get("load_kind", record.load_kind)
+            record.ended_at = t
+            pending.row = session.snapshot(record, t)
+            session.rows.append(pending.row)
+            session.current = None
+
+    def _close_run(self, pending: _Pending) -> SummaryRow:
+        """The run's row; a run the recording cut short is kept as far as it got."""
+        session, record = pending.session, pending.record
+        if pending.row is None:
+            if record is None:  # the recording ends before this run began
+                record = RunRecord(session.facts, "auto", None, session.version, None, TokenClock(self.player.at))  # type: ignore[arg-type]
+                session.last = record
+            record.error = record.error or f"replay stopped: {self.stopped_reason()}"
+            record.ended_at = self.player.at
+            pending.row = session.snapshot(record, self.player.at)
+            session.rows.append(pending.row)
+            session.current = None
+            self.on_note(f"replay stopped {self.where}: {self.stopped_reason()}")
+            self._told = True
+        if not pending.done:
+            session.replay_phase(
+                Phase.DONE if pending.row.complete else Phase.FAILED, pending.row.error or "", self.player.at
+            )
+        session.observer.finished(pending.row)
+        return pending.row
+
+    def stopped_reason(self) -> str:
+        if self.player.by_user:
+            return "stopped by the user"
+        return self.recording.damage or "the recording ends here, without its `closed` event (was llmtop killed?)"
+
+    def play_rest(self) -> None:
+        """The events after the last run (samples until the session closed)."""
+        while (event := self.player.next()) is not None:
+            try:
+                self._apply_shared(event)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                self._broken(event, exc)
+        if self.recording.damage and not self.player.by_user and not self._told:
+            self.on_note(f"replay stopped {self.where}: {self.recording.damage}")
+
+
+def replay(
+    recording: Recording, speed: float | None = 1.0, pause_at: float | None = None
+) -> tuple[Replay, ReplayRunner]:
+    """The replay world and its runner, ready for the app or the headless reporter."""
+    world = Replay(recording, speed, pause_at)
+    runner = ReplayRunner(world)
+    world.on_note = lambda message: runner.on_note(message)
+    return world, runner

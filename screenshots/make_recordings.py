@@ -1,0 +1,150 @@
+"""Make the recordings that the screenshots and `llmtop demo` replay, from real runs of llmtop's
+session, plan runner and recorder against the Ollama double (tests/ollama_double.py).
+
+    .venv/bin/python screenshots/make_recordings.py
+
+- screenshots/recordings/compare.jsonl: `llmtop llama3.3 --modes cpu,auto --repeat 2` on a double
+  that streams 30 tokens/s with the GPU and 12 without and writes Ollama's server log (27 of 81
+  layers on the GPU when Ollama decides). RAM and Ollama RSS are this machine's real readings.
+- core/data/demo.jsonl (shipped as llmtop/data/demo.jsonl, played by `llmtop demo`): the same plan
+  once, at the article's speeds (0.99 tokens/s on the CPU, 1.34 with 27 of 81 layers on the GPU; 16
+  tokens a run so the demo lasts under a minute), with recorded counter values of a 16 GB Radeon fed
+  through the real Windows counters reader: VRAM fills and shared GPU memory grows by up to 2.1 GiB
+  while the model generates. RAM and Ollama RSS come from stand-in readers that add the model's CPU
+  part while it is loaded; the demo's banner says it is not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from llmtop.collectors.gpu_collector import probe_gpu_backends  # noqa: E402
+from llmtop.collectors.gpu_windows import DxgiAdapter, luid_key  # noqa: E402
+from llmtop.collectors.log_sources import FileFollower  # noqa: E402
+from llmtop.collectors.log_watch import LogWatcher  # noqa: E402
+from llmtop.collectors.ollama_processes import OllamaProcessSample  # noqa: E402
+from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
+from llmtop.collectors.system_memory import SystemMemorySample  # noqa: E402
+from llmtop.measure import start_recording  # noqa: E402
+from llmtop.ollama_api import OllamaServer  # noqa: E402
+from llmtop.plan import PlanRunner, build_plan  # noqa: E402
+from llmtop.session import RunSettings, Session  # noqa: E402
+from ollama_double import DoubleConfig, OllamaDouble, ServerLog  # noqa: E402
+
+GB = 10**9
+GiB = 1024**3
+RADEON = DxgiAdapter("AMD Radeon RX 7600 XT", luid_key(0, 0xD1B8), 16 * GiB, 16 * GiB)
+DEMO_NOTE = "test double of Ollama; recorded counter values of a 16 GB Radeon RX 7600 XT; stand-in RAM readings"
+
+
+def record(path: Path, config: DoubleConfig, modes: list[str], repeat: int, demo: str | None = None) -> None:
+    """One plan against a double that writes its server log to a file llmtop follows."""
+    path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "server.log"
+        log_file.write_text("")
+        watcher = LogWatcher(FileFollower(log_file, poll_s=0.05))
+        watcher.start()
+        time.sleep(0.2)
+        with (
+            open(log_file, "a", encoding="utf-8", buffering=1) as writer,
+            OllamaDouble(config, log=ServerLog(writer.write)) as double,
+        ):
+            collectors = SystemCollectors(0.25) if demo is None else demo_collectors(double)
+            session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+            session.connect()
+            plan = build_plan(["llama3.3"], modes, repeat, RunSettings())
+            args = argparse.Namespace(no_record=False, record=str(path))
+            recorder = start_recording(
+                args, collectors, {"llama3.3": session}, watcher, None, plan, RunSettings(), demo
+            )
+            collectors.start()
+            PlanRunner({"llama3.3": session}, plan).run_all()
+            time.sleep(0.5)
+            collectors.stop()
+            recorder.close(time.monotonic())
+        watcher.stop()
+    print("wrote", path, f"({path.stat().st_size // 1000} kB)")
+
+
+def demo_collectors(double: OllamaDouble) -> SystemCollectors:
+    """RAM and Ollama RSS of a 64 GB machine, and the Radeon's counters as Windows reports them."""
+    loaded_since: list[float] = []
+
+    def cpu_part() -> int:
+        entry = next(iter(double.loaded.values()), None)
+        return 0 if entry is None else entry["size"] - entry["size_vram"]
+
+    def memory(now: float) -> SystemMemorySample:
+        used = 14 * GB + cpu_part() + (spill(now) if double.loaded else 0)
+        return SystemMemorySample(now, 64 * GB, 64 * GB - used, 0, 8 * GB)
+
+    def processes(now: float) -> OllamaProcessSample:
+        runner = cpu_part() + 400_000_000 if double.loaded else None
+        rss = 90_000_000 + (runner or 0)
+        return OllamaProcessSample(now, rss, runner, 4120, (5311,) if runner else ())
+
+    def spill(now: float) -> int:
+        """Shared GPU memory in use beyond the 0.3 GiB at rest: grows while a GPU load generates."""
+        entry = next(iter(double.loaded.values()), None)
+        if entry is None or not entry["size_vram"]:
+            loaded_since.clear()
+            return 0
+        if not loaded_since:
+            loaded_since.append(now)
+        return int(min(2.1 * GiB, 0.5 * GiB + (now - loaded_since[0]) * 0.12 * GiB))
+
+    def counters() -> dict[str, dict[str, float]]:
+        now = time.monotonic()
+        adapter = "luid_0x00000000_0x0000D1B8_phys_0"
+        runner = f"pid_5311_{adapter}"
+        gpu_loaded = any(e["size_vram"] for e in double.loaded.values())
+        shared = spill(now)
+        return {
+            "adapter_dedicated": {adapter: (15.4 if gpu_loaded else 0.9) * GiB},
+            "adapter_shared": {adapter: 0.3 * GiB + shared},
+            "process_dedicated": {runner: 14.3 * GiB if gpu_loaded else 0.0},
+            "process_shared": {runner: float(shared)},
+            "engine": {f"{runner}_eng_0_engtype_Compute_0": 96.0 if gpu_loaded else 0.0},
+        }
+
+    collectors = SystemCollectors(0.25, memory_reader=memory, process_reader=processes)
+    gpus = probe_gpu_backends("win32", collectors.ollama_pids, pdh_read=counters, dxgi=lambda: [RADEON], nvml=None)
+    collectors.use_gpus(gpus)
+    return collectors
+
+
+def main() -> None:
+    (HERE / "recordings").mkdir(exist_ok=True)
+    record(
+        HERE / "recordings" / "compare.jsonl",
+        DoubleConfig(token_rate=30, cpu_token_rate=12, tokens=45, load_delay_s=1.5, vram_fraction=27 / 81),
+        ["cpu", "auto"],
+        2,
+    )
+    record(
+        ROOT / "core" / "data" / "demo.jsonl",
+        DoubleConfig(
+            token_rate=1.34,
+            cpu_token_rate=0.99,
+            tokens=16,
+            load_delay_s=3.0,
+            prompt_delay_s=2.0,
+            vram_fraction=27 / 81,
+        ),
+        ["cpu", "auto"],
+        1,
+        demo=DEMO_NOTE,
+    )
+
+
+if __name__ == "__main__":
+    main()

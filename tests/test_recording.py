@@ -1,0 +1,243 @@
+"""Recordings: written as the session runs, replayed to the same rows, cut short by a crash and
+still replayed, the shipped demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from llmtop.recording import Recorder, RecordingError, encode
+from llmtop.replay import Player, load_recording, parse_recording, replay
+from llmtop.replay_command import DEMO_BANNER, demo_path
+from llmtop.summary import SummaryRow
+from llmtop.tui.app import LlmtopApp
+from test_cli import command, llmtop, no_traceback
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_live_run_replayed_gives_the_same_rows_field_for_field(double_factory, tmp_path):
+    double = double_factory(token_rate=80, cpu_token_rate=40, tokens=30, vram_fraction=0.36)
+    recording, live = tmp_path / "run.jsonl", tmp_path / "live.json"
+    result = llmtop(
+        "llama3.3", "--host", double.url, "--headless", "--no-log", "--modes", "cpu,auto",
+        "--record", str(recording), "--export", str(live),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"recorded to {recording}" in result.stderr
+    kinds = [e["event"] for e in events(recording)]
+    assert kinds[0] == "recording" and kinds[-1] == "closed"
+    assert {"model", "machine", "sample", "run", "phase", "baseline", "request", "token", "ps", "final", "end"} <= set(
+        kinds
+    )
+    assert kinds.count("token") == 60 and kinds.count("summary") == 2
+
+    loaded = load_recording(recording)
+    assert loaded.damage is None and loaded.closed
+    _, runner = replay(loaded, speed=None)
+    rows = runner.run_all()
+    assert rows == loaded.summaries  # recomputed from the events, equal to what the live session computed
+    live_runs = json.loads(live.read_text())["runs"]
+    assert json.loads(json.dumps([r.to_dict() for r in rows])) == live_runs
+
+    replayed = tmp_path / "replayed.json"
+    again = llmtop("replay", str(recording), "--headless", "--export", str(replayed))
+    no_traceback(again)
+    assert again.returncode == 0, again.stderr
+    document = json.loads(replayed.read_text())
+    assert document["runs"] == live_runs
+    assert document["machine"] == json.loads(live.read_text())["machine"]
+    assert "REPLAY of run.jsonl" in again.stderr
+
+
+def test_sigkill_mid_run_leaves_a_recording_that_replays_to_the_last_second(double_factory, tmp_path):
+    double = double_factory(token_rate=20, tokens=5000)
+    recording = tmp_path / "killed.jsonl"
+    process = subprocess.Popen(
+        command("llama3.3", "--host", double.url, "--headless", "--no-log", "--record", str(recording)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"},
+    )
+    deadline = time.monotonic() + 30
+    while not (recording.exists() and '"event": "token"' in recording.read_text(encoding="utf-8")):
+        assert time.monotonic() < deadline, "no token recorded"
+        time.sleep(0.05)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()  # the same clock as the recording's on this machine
+    process.wait(10)
+
+    loaded = load_recording(recording)
+    assert not loaded.closed
+    last = loaded.events[-1]["t"]
+    assert killed_at - last < 1.0  # at most the last second is lost
+    tokens = [e for e in loaded.events if e["event"] == "token"]
+    assert len(tokens) >= 20
+
+    world, runner = replay(loaded, speed=None)
+    notes = []
+    runner.on_note = notes.append
+    [row] = runner.run_all()
+    assert not row.complete and row.error.startswith("replay stopped: ")
+    assert row.client_rate_tps == pytest.approx(20, rel=0.2)
+    assert world.sessions["llama3.3"].last.clock.count == len(tokens)
+    assert notes == [f"replay stopped {last - loaded.header['t']:.1f} s into the recording: {row.error[16:]}"]
+
+    result = llmtop("replay", str(recording), "--headless")
+    no_traceback(result)
+    assert result.returncode == 1
+    assert "note: replay stopped " in result.stderr and "s into the recording" in result.stderr
+
+
+def test_a_recording_damaged_mid_line_replays_up_to_the_damage(tmp_path):
+    lines = (RECORDINGS / "compare.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    token_lines = [i for i, line in enumerate(lines) if '"event": "token"' in line]
+    cut = token_lines[60]  # in the second run
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("".join(lines[:cut]) + lines[cut][:25], encoding="utf-8")
+    loaded = load_recording(damaged)
+    assert (
+        loaded.damage
+        == f"line {cut + 1} of {damaged} is not JSON (the line is cut short: the recording was not closed)"
+    )
+    world, runner = replay(loaded, speed=None)
+    rows = runner.run_all()
+    assert [r.complete for r in rows] == [True, False]
+    assert rows[0] == loaded.summaries[0]
+    assert world.sessions["llama3.3"].last.clock.count == 60 - 45
+    assert rows[1].error == f"replay stopped: {loaded.damage}"
+
+
+def test_an_event_that_is_json_but_not_llmtops_stops_the_replay_there(tmp_path):
+    lines = (RECORDINGS / "compare.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    first_sample = next(i for i, line in enumerate(lines) if '"event": "sample"' in line)
+    lines[first_sample] = encode("sample", json.loads(lines[first_sample])["t"], {"source": "ram", "sample": {}}) + "\n"
+    damaged = tmp_path / "odd.jsonl"
+    damaged.write_text("".join(lines), encoding="utf-8")
+    world, runner = replay(load_recording(damaged), speed=None)
+    [row] = runner.run_all()
+    assert not row.complete and "the `sample` event at " in row.error and "cannot be read (TypeError" in row.error
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is not an llmtop recording"),
+        ('{"hello": 1}\n', "line 1 of "),
+        ('{"event": "recording", "t": 1.0, "v": 99}\n', "is in recording format 99; this llmtop reads format 1"),
+        ('{"event": "recording", "t": 1.0, "v": 1}\n{"event": "sam', "nothing to replay (line 2 of "),
+        ('{"event": "recording", "t": 1.0, "v": 1}\n', "ends before any model was connected"),
+    ],
+)
+def test_what_cannot_be_replayed_is_one_line_and_status_2(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    result = llmtop("replay", str(path), "--headless")
+    no_traceback(result)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_missing_file_and_bad_options_of_replay():
+    assert "cannot read /no/such.jsonl: No such file or directory" in llmtop("replay", "/no/such.jsonl").stderr
+    for args, message in (
+        (["--speed", "0"], "must be between 0.01 and 10000"),
+        (["--speed", "fast"], "not a number or `max`"),
+        (["--export", "x.txt"], "use .md, .csv or .json"),
+    ):
+        result = llmtop("replay", "x.jsonl", *args)
+        assert result.returncode == 2 and message in result.stderr, args
+
+
+def test_the_demo_runs_with_no_ollama_and_no_gpu(tmp_path):
+    assert demo_path().is_file()  # shipped inside the package
+    result = llmtop("demo", "--headless", env={"PATH": "/nonexistent"} if os.name != "nt" else None)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert DEMO_BANNER in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | 0/81 | 0.99 | 1.00x |")
+    assert lines[3].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | 27/81 | 1.34 | 1.35x |")
+    loaded = load_recording(demo_path())
+    [_, gpu_run] = loaded.summaries
+    assert gpu_run.gpus == ("AMD Radeon RX 7600 XT",) and gpu_run.shared_delta_bytes > 1_500_000_000
+
+
+def test_recording_default_place_and_no_record(double, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    env = {"LLMTOP_DATA_DIR": str(data)}
+    assert llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", env=env).returncode == 0
+    [made] = list((data / "recordings").glob("*-llama3.3.jsonl"))
+    assert load_recording(made).closed
+    assert llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--no-record", env=env).returncode == 0
+    assert len(list((data / "recordings").iterdir())) == 1
+
+
+def test_an_unwritable_recording_costs_no_run(double, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--record", str(blocker / "r.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "llmtop: note: cannot record to " in result.stderr and "the run goes on unrecorded" in result.stderr
+
+
+def test_the_recorder_keeps_every_line_whole_and_says_when_writing_fails(tmp_path):
+    recorder = Recorder(tmp_path / "sub" / "r.jsonl")
+    recorder.event("recording", 1.0, {"v": 1, "settings": SummaryRow.__name__, "gpus": ("a", "b")})
+    recorder._file.close()  # the disk goes away
+    recorder.event("token", 2.0, {"text": "x"})
+    assert recorder.problem and "recording to " in recorder.problem
+    recorder.close(3.0)
+    assert events(tmp_path / "sub" / "r.jsonl") == [
+        {"event": "recording", "t": 1.0, "v": 1, "settings": "SummaryRow", "gpus": ["a", "b"]}
+    ]
+    with pytest.raises(RecordingError, match="cannot record to "):
+        Recorder(tmp_path / "sub" / "r.jsonl" / "deeper.jsonl")
+
+
+def test_the_player_keeps_the_recordings_time_at_the_speed_asked():
+    loaded = parse_recording(
+        [encode("recording", 100.0, {"v": 1}), encode("model", 100.0, {"model": "m", "facts": {}})]
+    )
+    wall = [50.0]
+    player = Player(loaded, speed=4.0, clock=lambda: wall[0])
+    assert player.next()["event"] == "recording"
+    wall[0] = 50.5
+    assert player.now() == pytest.approx(102.0)
+    instant = Player(loaded, speed=None)
+    instant.next()
+    assert instant.now() == 100.0
+
+
+async def test_a_replay_on_screen_has_its_banner_its_rows_and_no_r(tmp_path):
+    loaded = load_recording(RECORDINGS / "compare.jsonl")
+    _, runner = replay(loaded, speed=None)
+    app = LlmtopApp(runner, banner="REPLAY of compare.jsonl")
+    async with app.run_test(size=(140, 50)) as pilot:
+        deadline = time.monotonic() + 20
+        while len(runner.rows) < 4 or not app.bars.display:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        assert str(app.query_one("#banner").render()) == "REPLAY of compare.jsonl"
+        assert app.table.row_count == 4 and app.comparison.row_count == 2
+        assert runner.rows == loaded.summaries
+        last_run = max(i for i, e in enumerate(loaded.events) if e["event"] == "run")
+        text = "".join(e["text"] for e in loaded.events[last_run:] if e["event"] == "token")
+        assert app.streamed.text == text
+        settings = app.settings
+        await pilot.press("r")
+        await pilot.press("c")
+        assert runner.total == 4 and app.settings is settings
+        assert "r adds a run" not in str(app.query_one("#phase").render())
