@@ -45,10 +45,11 @@ def main(argv: Sequence[str]) -> int:
             f"(history file: {history.path})\n"
         )
         return 1
-    sys.stdout.write(runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang))
+    listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang)
+    sys.stdout.write(listing)
     if args.export:
         text = {
-            "md": lambda: runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang),
+            "md": lambda: listing,
             "csv": lambda: to_csv(rows),
             "json": lambda: to_json(rows),
         }[kind]()

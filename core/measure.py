@@ -218,16 +218,7 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
     try:
         if args.headless:
             return run_headless(runner, args)
-        from llmtop.tui.app import LlmtopApp
-
-        app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart)
-        app.run()
-        rows = runner.rows
-        if not write_outputs(rows, args, runner.machine if rows else {}, err):
-            return EXIT_RUN_FAILED
-        if app.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_OK if all(r.complete for r in rows) else EXIT_RUN_FAILED
+        return run_on_screen(runner, args)
     finally:
         collectors.stop()
         gpus.close()
@@ -262,7 +253,6 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
         "recording",
         now,
         recording.header(
-            now,
             interval=collectors.memory.interval,
             plan=[{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan],
             settings=settings,
@@ -296,6 +286,21 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
     if log is not None:
         log.taps.append(lambda line, t: recorder.event("log", t, {"line": line}))
     return recorder
+
+
+def run_on_screen(runner, args: argparse.Namespace, banner: str | None = None, empty_ok: bool = True) -> int:
+    """Run the plan in the app, then --export and --chart; the exit status (`empty_ok`: quitting
+    before any run finished is not a failure)."""
+    from llmtop.tui.app import LlmtopApp
+
+    app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart, banner=banner)
+    app.run()
+    rows = runner.rows
+    if not write_outputs(rows, args, runner.machine if rows else {}, sys.stderr):
+        return EXIT_RUN_FAILED
+    if app.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if (rows or empty_ok) and all(r.complete for r in rows) else EXIT_RUN_FAILED
 
 
 def run_headless(runner, args: argparse.Namespace) -> int:

@@ -175,7 +175,6 @@ class Recorder:
 
 
 def header(
-    t: float,
     *,
     interval: float,
     plan: list[dict[str, Any]],

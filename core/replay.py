@@ -289,9 +289,8 @@ class Replay:
         ]
         machine = recording.first("machine")
         self._machine = dict(machine["machine"]) if machine else {}
-        self.notes: list[str] = []
         self._told = False  # the note on where the replay stopped has been given
-        self.on_note: Callable[[str], None] = self.notes.append
+        self.on_note: Callable[[str], None] = lambda message: None  # replay() hands notes to the runner
 
     def machine(self) -> dict[str, Any]:
         return self._machine
@@ -301,21 +300,23 @@ class Replay:
         return f"{self.player.at - self.player.t0:.1f} s into the recording"
 
     # -- playing ------------------------------------------------------------------------------
+    def _sampler(self, source: str) -> Sampler | None:
+        """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu)."""
+        return {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes, "gpu": self.collectors.gpu}.get(
+            source
+        )
+
     def _apply_shared(self, event: dict[str, Any]) -> bool:
         """Samples, errors and log lines: the collectors' part. True when the event was one."""
         kind = event["event"]
         if kind == "sample":
             reader = SAMPLE_READERS.get(event.get("source", ""))
-            sampler = {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes}.get(
-                event.get("source", ""), self.collectors.gpu
-            )
+            sampler = self._sampler(event.get("source", ""))
             if reader is not None and sampler is not None and event.get("sample") is not None:
                 sampler.push(reader(event["sample"]))
             return True
         if kind == "error":
-            sampler = {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes}.get(
-                event.get("source", ""), self.collectors.gpu
-            )
+            sampler = self._sampler(event.get("source", ""))
             if sampler is not None:
                 sampler.last_error = event.get("error")
             return True

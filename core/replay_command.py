@@ -87,9 +87,7 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
         return EXIT_USAGE
     world, runner = replay(recording, speed)
     recorded = str(recording.header.get("wall") or "?").replace("T", " ")
-    banner = DEMO_BANNER if demo else f"REPLAY of {path.name}, recorded {recorded}"
-    if recording.header.get("demo"):
-        banner = DEMO_BANNER
+    banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
     try:
         if args.headless:
             from llmtop.measure import run_headless
@@ -98,24 +96,12 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
             runner.on_note = lambda message: sys.stderr.write(f"llmtop: note: {message}\n")
             status = run_headless(runner, args)
         else:
-            status = _on_screen(runner, args, banner)
+            from llmtop.measure import run_on_screen
+
+            status = run_on_screen(runner, args, banner, empty_ok=False)
     except KeyboardInterrupt:
         sys.stderr.write("llmtop: interrupted\n")
         return EXIT_INTERRUPTED
     if status == EXIT_OK and recording.damage:
         return EXIT_RUN_FAILED
     return status
-
-
-def _on_screen(runner, args: argparse.Namespace, banner: str) -> int:
-    from llmtop.measure import write_outputs
-    from llmtop.tui.app import LlmtopApp
-
-    app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart, banner=banner)
-    app.run()
-    rows = runner.rows
-    if not write_outputs(rows, args, runner.machine if rows else {}, sys.stderr):
-        return EXIT_RUN_FAILED
-    if app.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if rows and all(r.complete for r in rows) else EXIT_RUN_FAILED
