@@ -11,7 +11,6 @@ peak of memory allocated while it ran (tracemalloc, in a second pass: tracing sl
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import threading
@@ -19,6 +18,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from harness import machine_line
 from llmtop.collectors.log_sources import FileFollower
 from llmtop.collectors.log_watch import LogWatcher
 
@@ -54,11 +54,11 @@ def follow(path: Path, size: int, measure_memory: bool) -> tuple[float, int, int
     return elapsed, peak, len(watcher.parser.records)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=100.0)
-    args = parser.parse_args()
-    print(f"machine: {platform.platform()}, Python {platform.python_version()}")
+    args = parser.parse_args(argv)
+    print(f"== log following ({machine_line()})")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "server.log"
         size = build_log(path, args.megabytes)

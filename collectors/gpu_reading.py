@@ -14,7 +14,7 @@ def no_pids() -> frozenset[int]:
     return frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuReading:
     """One GPU at one moment.
 
@@ -63,7 +63,7 @@ class GpuReading:
         return replace(self, backend=backend, reasons=reasons, **values)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuSample:
     """Every GPU read at monotonic time t, and the backends that failed this tick."""
 

@@ -16,10 +16,11 @@ from typing import Any
 import psutil as _psutil
 
 RUNNER_NAMES = {"ollama_llama_server", "llama-server"}
-RESCAN_SECONDS = 2.0
+RESCAN_SECONDS = 2.0  # while no runner is known: a model load starts one
+SETTLED_RESCAN_SECONDS = 30.0  # with a runner known: a listing of every process costs milliseconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OllamaProcessSample:
     """RSS of the Ollama process tree; `rss_bytes` is None with a `reason` when it cannot be read."""
 
@@ -60,9 +61,11 @@ def is_server(name: str, args: list[str] | None) -> bool:
 class OllamaProcessReader:
     """Finds the Ollama server and runners and reads their RSS.
 
-    The process list is scanned at most every `rescan_seconds`; between scans only the known
-    processes are read, which is cheap. `local=False` (the server is on another host) gives
-    samples with a reason and no numbers.
+    Listing every process costs milliseconds on a desktop with hundreds of them, so it is done
+    every `rescan_seconds` only while no runner is known (a model load starts one), every
+    `settled_rescan_seconds` once one is, and at once when a known process is gone; between
+    listings only the known processes are read, which is cheap. `local=False` (the server is on
+    another host) gives samples with a reason and no numbers.
     """
 
     def __init__(
@@ -71,11 +74,14 @@ class OllamaProcessReader:
         local: bool = True,
         remote_host: str = "",
         rescan_seconds: float = RESCAN_SECONDS,
+        settled_rescan_seconds: float = SETTLED_RESCAN_SECONDS,
     ) -> None:
         self._psutil = psutil_module
         self._local = local
         self._remote_host = remote_host
         self._rescan_seconds = rescan_seconds
+        self._settled_rescan_seconds = settled_rescan_seconds
+        self.scans = 0  # how many times every process was listed
         self._last_scan = float("-inf")
         self._server: Any = None
         self._runners: list[Any] = []
@@ -84,6 +90,7 @@ class OllamaProcessReader:
 
     def _scan(self, now: float) -> None:
         self._last_scan = now
+        self.scans += 1
         servers, runners, unsure = [], [], []
         for proc in self._psutil.process_iter(["name"]):
             name = proc.info.get("name") or ""
@@ -130,7 +137,8 @@ class OllamaProcessReader:
             return OllamaProcessSample(
                 now, None, None, None, (), f"Ollama runs on {self._remote_host}, not on this machine"
             )
-        if now - self._last_scan >= self._rescan_seconds:
+        every = self._settled_rescan_seconds if self._runners else self._rescan_seconds
+        if now - self._last_scan >= every:
             self._scan(now)
         if self._server is None and not self._runners:
             return OllamaProcessSample(now, None, None, None, (), "no Ollama process on this machine (container?)")

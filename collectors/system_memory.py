@@ -8,7 +8,7 @@ from types import ModuleType
 import psutil as _psutil
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SystemMemorySample:
     """One reading of system memory, in bytes.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections import deque
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +71,15 @@ class TokenClock:
     """Arrival times of streamed tokens, measured on the client's monotonic clock.
 
     `request_at` is when the request was sent. Thread-safe: the session thread records, the
-    screen reads.
+    screen reads. Every time is kept, in an array of doubles (8 bytes a token: 1.7 MB for two
+    hours at 30 tokens/s), and read in place by bisection, so reading the live rate or the
+    chart's points costs the same after two hours as after two seconds.
     """
 
-    def __init__(self, request_at: float, window_s: float = DEFAULT_WINDOW_S, capacity: int = 200_000) -> None:
+    def __init__(self, request_at: float, window_s: float = DEFAULT_WINDOW_S) -> None:
         self.request_at = request_at
         self.window_s = window_s
-        self._times: deque[float] = deque(maxlen=capacity)
+        self._times = array("d")
         self._lock = threading.Lock()
         self.count = 0
         self.first_at: float | None = None
@@ -111,11 +113,15 @@ class TokenClock:
     def live_rate_tps(self, now: float) -> float | None:
         """Tokens per second over the last `window_s` seconds (shorter just after the first token)."""
         with self._lock:
-            times = list(self._times)
-        return windowed_rate(times, now, self.window_s)
+            return windowed_rate(self._times, now, self.window_s)
+
+    def series(self, end: float, points: int) -> list[tuple[float, float]]:
+        """`rate_series` from the request to `end` (the chart's points)."""
+        with self._lock:
+            return rate_series(self._times, self.request_at, end, points, self.window_s)
 
     def times(self) -> list[float]:
-        """Every recorded arrival time still in the buffer, oldest first."""
+        """Every recorded arrival time, oldest first."""
         with self._lock:
             return list(self._times)
 

@@ -52,8 +52,13 @@ class RecordingError(Exception):
 
 
 # -- to JSON ----------------------------------------------------------------------------------
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """Dataclasses as dicts, tuples as lists, everything else as json takes it."""
+    if isinstance(value, _PLAIN):  # most values, and every token's: no further checks
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

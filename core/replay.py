@@ -10,12 +10,13 @@ SIGKILL) or damaged replays up to the damage; the run it was in is kept as far a
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
@@ -38,11 +39,51 @@ from llmtop.session import PS_INTERVAL_S, Phase, Session
 from llmtop.summary import RunRecord, SummaryRow
 
 
+class RecordedEvents(Sequence[dict[str, Any]]):
+    """A recording's events, kept as their JSON lines and parsed again when read: a two-hour
+    recording takes about its size on disk in memory, not the several times more its parsed
+    dicts would (bench/long_run.py)."""
+
+    def __init__(self, lines: list[str], kinds: list[str]) -> None:
+        self._lines = lines
+        self._kinds = kinds  # each line's event name, to find events without parsing them all
+        self._head = json.loads(lines[0]) if lines else None
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [json.loads(line) for line in self._lines[index]]
+        if index in (0, -len(self._lines)) and self._head is not None:
+            return self._head
+        return json.loads(self._lines[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (json.loads(line) for line in self._lines)
+
+    def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
+        """The events named `kind`, in order."""
+        return (json.loads(line) for line, name in zip(self._lines, self._kinds, strict=True) if name == kind)
+
+
+def _of_kind(events: Sequence[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
+    if isinstance(events, RecordedEvents):
+        return events.of_kind(kind)
+    return (e for e in events if e["event"] == kind)
+
+
 @dataclass
 class Recording:
     """A recording's events, up to the first damaged line (`damage` says where and what)."""
 
-    events: list[dict[str, Any]]
+    events: Sequence[dict[str, Any]]
     damage: str | None = None
     source: str = "recording"
 
@@ -53,14 +94,14 @@ class Recording:
     @property
     def summaries(self) -> list[SummaryRow]:
         """The rows the live session computed, as recorded."""
-        return [summary_row(e["row"]) for e in self.events if e["event"] == "summary"]
+        return [summary_row(e["row"]) for e in _of_kind(self.events, "summary")]
 
     @property
     def closed(self) -> bool:
         return bool(self.events) and self.events[-1]["event"] == "closed"
 
     def first(self, event: str) -> dict[str, Any] | None:
-        return next((e for e in self.events if e["event"] == event), None)
+        return next(_of_kind(self.events, event), None)
 
 
 def parse_recording(lines: Iterable[str], source: str = "recording") -> Recording:
@@ -68,7 +109,9 @@ def parse_recording(lines: Iterable[str], source: str = "recording") -> Recordin
 
     RecordingError when there is nothing to replay: not a recording, or one made by a newer llmtop.
     """
-    events: list[dict[str, Any]] = []
+    kept: list[str] = []
+    kinds: list[str] = []
+    first: dict[str, Any] | None = None
     damage = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -82,22 +125,24 @@ def parse_recording(lines: Iterable[str], source: str = "recording") -> Recordin
         if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not _is_number(event.get("t")):
             damage = f"line {number} of {source} is not an llmtop event"
             break
-        events.append(event)
-    if not events or events[0]["event"] != "recording":
+        first = first or event
+        kept.append(line)
+        kinds.append(sys.intern(event["event"]))
+    if first is None or first["event"] != "recording":
         raise RecordingError(
             damage or f"{source} is not an llmtop recording (its first line is not the `recording` event)"
         )
-    version = events[0].get("v")
+    version = first.get("v")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RecordingError(
             f"{source} is in recording format {version}; this llmtop reads format {FORMAT_VERSION} "
             "(a newer llmtop made it)"
         )
-    if not any(e["event"] == "model" for e in events):
+    if "model" not in kinds:
         raise RecordingError(
             f"{source} ends before any model was connected: nothing to replay" + (f" ({damage})" if damage else "")
         )
-    return Recording(events, damage, source)
+    return Recording(RecordedEvents(kept, kinds), damage, source)
 
 
 def _is_number(value: Any) -> bool:
@@ -277,15 +322,15 @@ class Replay:
         )
         self.log_reason = log.get("reason")
         self.sessions: dict[str, ReplaySession] = {}
-        for event in recording.events:
-            if event["event"] == "model" and event["model"] not in self.sessions:
+        for event in _of_kind(recording.events, "model"):
+            if event["model"] not in self.sessions:
                 self.sessions[event["model"]] = ReplaySession(
                     self, event["model"], event["facts"], event.get("ollama_version"), event.get("host") or "recorded"
                 )
         self.planned = [
             PlannedRun(e["model"], run_settings(e.get("settings")))
-            for e in recording.events
-            if e["event"] == "run" and e["model"] in self.sessions
+            for e in _of_kind(recording.events, "run")
+            if e["model"] in self.sessions
         ]
         machine = recording.first("machine")
         self._machine = dict(machine["machine"]) if machine else {}

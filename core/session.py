@@ -31,6 +31,7 @@ from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
 __all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver"]
 
 PS_INTERVAL_S = 1.0
+PS_SETTLED_S = 10.0  # once the model is listed, its split changes only if it is reloaded: ask less often
 UNLOAD_TIMEOUT_S = 60.0
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
 SETTLE_TIMEOUT_S = 10.0
@@ -94,6 +95,7 @@ class Session:
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
         self._ps: Sampler[PsReading] | None = None
+        self._ps_listed_at: float | None = None
         # Called with (event, time, fields) at each step of a run: how a recorder sees the session.
         self.on_event: Callable[[str, float, dict[str, Any]], None] | None = None
         if log is not None:
@@ -148,9 +150,13 @@ class Session:
         return same_model(name, self.model)
 
     def _read_ps(self, now: float) -> PsReading | None:
+        """Ollama's split for our model: every second until it is listed, then every PS_SETTLED_S."""
+        if self._ps_listed_at is not None and now - self._ps_listed_at < PS_SETTLED_S:
+            return None
         for entry in self.server.ps().get("models") or []:
             if self._is_ours(entry.get("name") or entry.get("model") or ""):
                 reading = PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
+                self._ps_listed_at = now
                 self._emit("ps", now, sample=reading)
                 return reading
         return None
@@ -240,6 +246,7 @@ class Session:
         record.clock = TokenClock(self._clock())
         self._emit("request", record.clock.request_at)
         self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+        self._ps_listed_at = None
         self._ps.start()
         try:
             for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
@@ -263,6 +270,7 @@ class Session:
         finally:
             record.ended_at = self._clock()
             self._ps.stop()
+            self._ps_listed_at = None
             self._ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
             if not record.complete and self.log is not None:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after

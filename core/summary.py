@@ -40,7 +40,7 @@ STABLE_KEYS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PsReading:
     """One `/api/ps` entry for our model: Ollama's own account of where it put the model."""
 

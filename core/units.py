@@ -54,6 +54,6 @@ def seconds(value: float | None) -> str:
 
 
 def clock(elapsed: float) -> str:
-    """Elapsed time as `m:ss.s` for the phase line."""
-    minutes, secs = divmod(max(elapsed, 0.0), 60)
-    return f"{int(minutes)}:{secs:04.1f}"
+    """Elapsed time as `m:ss` for the phase line (whole seconds: the line is redrawn once a second)."""
+    minutes, secs = divmod(int(max(elapsed, 0.0)), 60)
+    return f"{minutes}:{secs:02d}"

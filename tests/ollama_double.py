@@ -17,6 +17,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,6 +61,11 @@ class DoubleConfig:
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
     gpu_name: str = "NVIDIA GeForce RTX 4060 Ti"
+    # Benchmarks: `next_token()` replaces the sleep of 1/token_rate before each token (a runner
+    # doing CPU work); `on_load(name)` / `on_unload(name)` start and stop a runner process.
+    next_token: Callable[[], None] | None = None
+    on_load: Callable[[str], None] | None = None
+    on_unload: Callable[[str], None] | None = None
 
 
 def _log_time() -> str:
@@ -148,7 +154,8 @@ class OllamaDouble:
     def __init__(self, config: DoubleConfig | None = None, port: int = 0, log: ServerLog | None = None) -> None:
         self.config = config or DoubleConfig()
         self.log = log
-        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []  # POSTs, with their bodies
+        self.gets: list[str] = []  # the path of every GET
         self.finals: list[dict[str, Any]] = []  # every final chunk sent, as sent
         self.loaded: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -208,13 +215,18 @@ class OllamaDouble:
         if self.log is not None:
             self.log.load(model, layers, cpu_only=num_gpu == 0)
         with self._lock:
+            fresh = _canonical(name) not in self.loaded
             self.loaded[_canonical(name)] = {"size": model["size"] + 1_500_000_000, "size_vram": vram}
+        if fresh and self.config.on_load is not None:
+            self.config.on_load(_canonical(name))
 
     def _unload_later(self, name: str) -> None:
         def unload() -> None:
             time.sleep(self.config.unload_delay_s)
             with self._lock:
-                self.loaded.pop(_canonical(name), None)
+                was_loaded = self.loaded.pop(_canonical(name), None) is not None
+            if was_loaded and self.config.on_unload is not None:
+                self.config.on_unload(_canonical(name))
 
         threading.Thread(target=unload, daemon=True).start()
 
@@ -222,6 +234,9 @@ class OllamaDouble:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ollama-double"
+    # As Go's net/http does for Ollama: TCP_NODELAY. Without it, Nagle's algorithm and the client's
+    # delayed ACK hold the first chunk back by about 40 ms, which is the double's, not Ollama's.
+    disable_nagle_algorithm = True
     owner: OllamaDouble
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -283,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         cfg = self.owner.config
+        self.owner.gets.append(self.path)
         if cfg.fault == "not_ollama":
             self._json(404, {"detail": "Not Found"})
             return
@@ -415,7 +431,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._line({"error": "an error was encountered while running the model: unexpected EOF"})
                     self._end_stream()
                 return
-            time.sleep(1.0 / rate)
+            if cfg.next_token is not None:
+                cfg.next_token()
+            else:
+                time.sleep(1.0 / rate)
             word = WORDS[i % len(WORDS)]
             self._line({"model": name, "created_at": _now_text(), "response": word, "done": False})
             count += 1

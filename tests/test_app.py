@@ -280,7 +280,9 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
     app = LlmtopApp(runner, export_path=str(tmp_path / "runs.md"), chart_path=str(chart))
     seen = set()
     async with app.run_test(size=(140, 50)) as pilot:
-        while len(runner.rows) < 4:
+        deadline = time.monotonic() + 30
+        while app.table.row_count < 4:  # every run's row has reached the screen
+            assert time.monotonic() < deadline, "the plan did not finish in time"
             text = str(app.query_one("#phase").render())
             seen.update(m.group(0) for m in [re.search(r"run \d of 4 · llama3.3 (cpu|auto)", text)] if m)
             await pilot.pause(0.05)

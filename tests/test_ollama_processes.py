@@ -128,3 +128,19 @@ def test_two_servers_are_noted():
     sample = OllamaProcessReader(fake_psutil([a, b]))(0.0)
     assert sample.server_pid == 1
     assert "2 Ollama servers" in sample.note
+
+
+def test_the_process_list_is_read_often_only_while_no_runner_is_known():
+    server = FakeProcess(100, "ollama", ["ollama", "serve"], 60 * MiB)
+    processes = [server]
+    reader = OllamaProcessReader(fake_psutil(processes), rescan_seconds=2.0, settled_rescan_seconds=30.0)
+    for t in (0.0, 1.0, 2.0, 3.0, 4.0):  # no runner: a model load will start one, so look every 2 s
+        assert reader(t).runner_pids == ()
+    assert reader.scans == 3
+    processes.append(FakeProcess(200, "ollama", ["ollama", "runner"], 3000 * MiB, ppid=100))
+    assert reader(6.0).runner_pids == (200,)
+    for t in range(7, 36):  # a runner is known: its memory is read every tick, the list every 30 s
+        assert reader(float(t)).rss_bytes == 3060 * MiB
+    assert reader.scans == 4
+    reader(36.0)
+    assert reader.scans == 5

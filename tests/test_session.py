@@ -137,3 +137,18 @@ def test_abandon_keeps_the_run_in_progress_once(double_factory, run_session):
     assert row.error == "quit before the run finished"
     assert session.rows == [row]  # the thread's own finish did not add a second row
     assert session.abandon("again") is None
+
+
+def test_api_ps_is_asked_less_often_once_the_model_is_listed(double_factory, run_session, monkeypatch):
+    import llmtop.session
+
+    monkeypatch.setattr(llmtop.session, "PS_INTERVAL_S", 0.05)
+    double = double_factory(token_rate=20, tokens=30, load_delay_s=0.2, vram_fraction=0.36)
+    session = run_session(double)
+    before = len(double.gets)
+    row = session.run(RunSettings())
+    asked = double.gets[before:].count("/api/ps")
+    # About 1.7 s of generation with a poll due every 0.05 s: the model is listed once its 0.2 s
+    # load is over, then asked about again only at the end.
+    assert row.complete and row.env == "CPU+GPU"
+    assert asked <= 8, asked  # at 20 polls a second throughout, it would be over 30

@@ -2,8 +2,9 @@
 comparison.
 
 The plan runs on its own daemon thread (a blocked read from a slow server must never keep the
-app from quitting) and posts messages; the gauges and the chart are refreshed from the
-collectors' buffers at most ten times a second.
+app from quitting) and posts messages; the screen is refreshed from the collectors' buffers
+four times a second, the chart every two seconds, and a widget is redrawn only when what it
+shows has changed (bench/own_cost.py measures what a refresh costs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from textual.widgets import Footer, Log, Static
 
 from llmtop import units
 from llmtop.charts import chart_bars, write_chart
-from llmtop.collectors.token_timing import rate_series
 from llmtop.comparison import compare
 from llmtop.exports import SCREEN_COMPARISON_COLUMNS, write_export
 from llmtop.plan import PlannedRun, PlanRunner
@@ -32,31 +32,32 @@ from llmtop.tui.messages import PhaseChanged, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
+from llmtop.tui.widgets.text_line import TextLine
 from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 
-REFRESH_S = 0.1  # screen refresh: at most ten times a second, whatever the sampling interval
-CHART_EVERY = 5  # redraw the chart every fifth refresh (twice a second)
+REFRESH_S = 0.25  # screen refresh: four times a second, whatever the sampling interval
+SLOW_EVERY = 8  # the chart and the log pane: every eighth refresh (every 2 s; plotext is the costliest draw)
 CHART_POINTS = 80
 SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory growing more than this during a run: spillover
 
 
 class _AppObserver(SessionObserver):
-    """Forwards session events to the app. Tokens are kept per run, on the session's thread, and
-    drained by the refresh timer: a new run's text never mixes with the last one's, however late
-    the app handles the phase messages (a replay delivers a whole run at once)."""
+    """Forwards session events to the app. Tokens are kept per run, on the session's thread, until
+    the refresh timer drains them: a new run's text never mixes with the last one's, however late
+    the app handles the phase messages (a replay delivers a whole run at once), and nothing is
+    kept once it is on screen."""
 
     def __init__(self, app: LlmtopApp) -> None:
         self.app = app
         self.lock = threading.Lock()
-        self.parts: list[str] = []
-        self.run = 0
-        self._seen = (0, 0)  # (run, parts) already handed to the screen
+        self.parts: list[str] = []  # tokens not drained yet
+        self.new_run = False  # a run began since the last drain
 
     def phase(self, phase: Phase, detail: str = "") -> None:
         if phase is Phase.BASELINE:  # every run takes one baseline, before its first token
             with self.lock:
                 self.parts = []
-                self.run += 1
+                self.new_run = True
         self.app.post_message(PhaseChanged(phase, detail))
 
     def token(self, text: str) -> None:
@@ -72,10 +73,9 @@ class _AppObserver(SessionObserver):
     def drain(self) -> tuple[bool, str]:
         """(a new run began since the last drain, the text that arrived since)."""
         with self.lock:
-            seen_run, seen_parts = self._seen
-            new_run = self.run != seen_run
-            text = "".join(self.parts[0 if new_run else seen_parts :])
-            self._seen = (self.run, len(self.parts))
+            new_run, text = self.new_run, "".join(self.parts)
+            self.parts = []
+            self.new_run = False
         return new_run, text
 
 
@@ -131,8 +131,9 @@ class LlmtopApp(App[int]):
     def compose(self) -> ComposeResult:
         if self.banner:
             yield Static(self.banner, id="banner")
-        yield Static(self._header_text(), id="header")
-        yield Static("", id="phase")
+        yield TextLine(self._header_text(), id="header")
+        yield TextLine(id="phase")
+        yield TextLine(id="tokens")
         yield Static("Δ: change since the baseline taken before the run", id="legend")
         with Horizontal(id="live"):
             with Vertical(id="gauges"):
@@ -143,8 +144,7 @@ class LlmtopApp(App[int]):
                     yield Gauge("VRAM", id="vram-0")
                     yield Gauge("Shared GPU", id="shared-0")
                 yield Gauge("GPU layers", id="layers", unit=str)
-                yield Static("", id="split")
-                yield Static("", id="tokens")
+                yield TextLine(id="split")
             yield TokenRateChart(id="chart")
             yield TpsBarChart(id="bars")
         yield StreamedText(id="text")
@@ -171,23 +171,24 @@ class LlmtopApp(App[int]):
     def on_mount(self) -> None:
         # Widgets are looked up once: the refresh timer and late messages from the session
         # thread (which may arrive while the app is closing) use these references.
-        self.phase_line = self.query_one("#phase", Static)
+        self.phase_line = self.query_one("#phase", TextLine)
         self.ram_gauge = self.query_one("#ram", Gauge)
         self.swap_gauge = self.query_one("#swap", Gauge)
         self.rss_gauge = self.query_one("#rss", Gauge)
-        self.split_line = self.query_one("#split", Static)
-        self.tokens_line = self.query_one("#tokens", Static)
+        self.split_line = self.query_one("#split", TextLine)
+        self.tokens_line = self.query_one("#tokens", TextLine)
         self.chart = self.query_one(TokenRateChart)
         self.streamed = self.query_one(StreamedText)
         self.table = self.query_one("#summary", SummaryTable)
         self.comparison = self.query_one("#comparison", SummaryTable)
         self.table.border_title = "runs (Δ over the baseline of each run)"
         self.comparison.border_title = "compared: tps mean ± sd over the runs, speed-up over cpu"
-        self.header = self.query_one("#header", Static)
+        self.header = self.query_one("#header", TextLine)
         self.bars = self.query_one(TpsBarChart)
         self.layers_gauge = self.query_one("#layers", Gauge)
         self.log_pane = self.query_one("#log-pane", Log)
         self._pane_shown: list[str] = []
+        self.gpu_box = self.query_one("#gpu", Vertical)
         self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
         self._spill_warned: object = None
         self.set_interval(REFRESH_S, self._refresh_live)
@@ -217,7 +218,7 @@ class LlmtopApp(App[int]):
     def on_phase_changed(self, message: PhaseChanged) -> None:
         if message.phase is Phase.FAILED and message.detail:
             self.notify(message.detail, title="run incomplete", severity="error", timeout=10)
-        self.header.update(self._header_text())
+        self.header.show(self._header_text())
         self._refresh_live()
 
     def on_session_note(self, message: SessionNote) -> None:
@@ -245,7 +246,7 @@ class LlmtopApp(App[int]):
         session = self.session
         record = session.last
         now = session.now()
-        self.phase_line.update(self._phase_text(now))
+        self.phase_line.show(self._phase_text(now))
         self._show_text()
 
         memory = session.collectors.memory.latest()
@@ -281,30 +282,30 @@ class LlmtopApp(App[int]):
 
         self._refresh_gpus(record)
         self._refresh_layers()
-        if self.log_pane.display and self._ticks % CHART_EVERY == 0:
+        if self.log_pane.display and self._ticks % SLOW_EVERY == 0:
             self._refresh_log_pane()
 
         ps = session.latest_ps()
         if ps is not None and ps.size_bytes:
             gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
-            self.split_line.update(
+            self.split_line.show(
                 f"Ollama's split (/api/ps): {gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU, "
                 f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
             )
         else:
-            self.split_line.update("Ollama's split (/api/ps): model not loaded")
+            self.split_line.show("Ollama's split (/api/ps): model not loaded")
 
         clock = record.clock if record else None
         if clock is not None:
             # A finished run keeps its figures as they were at its end, not decaying ones.
             until = min(now, record.ended_at) if record.ended_at is not None else now
             live = clock.live_rate_tps(until)
-            self.tokens_line.update(
+            self.tokens_line.show(
                 f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
                 f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
             )
-            if clock.first_at is not None and (self._ticks % CHART_EVERY == 0 or record.ended_at is not None):
-                self.chart.show_series(rate_series(clock.times(), clock.request_at, until, CHART_POINTS))
+            if clock.first_at is not None and (self._ticks % SLOW_EVERY == 0 or record.ended_at is not None):
+                self.chart.show_series(clock.series(until, CHART_POINTS))
 
     def _refresh_gpus(self, record) -> None:
         collectors = self.session.collectors
@@ -319,10 +320,9 @@ class LlmtopApp(App[int]):
             first_vram.show_unavailable(why)
             first_shared.show_unavailable(why)
             return
-        container = self.query_one("#gpu", Vertical)
         while len(self.gpu_gauges) < len(sample.gpus):
             pair = (Gauge("VRAM"), Gauge("Shared GPU"))
-            container.mount(*pair)
+            self.gpu_box.mount(*pair)
             self.gpu_gauges.append(pair)
         several = len(sample.gpus) > 1
         baseline = {g.key: g for g in record.baseline_gpu.gpus} if record and record.baseline_gpu else {}

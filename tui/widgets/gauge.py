@@ -29,28 +29,37 @@ class Gauge(Widget):
         self.delta: int | None = None
         self.reason: str | None = "waiting for the first sample"
         self.note = ""
+        self._shown = self._line()
 
     def show_reading(self, used: int, total: int | None, delta: int | None = None, note: str = "") -> None:
         """Display a measured value (total None: no bar, just the value)."""
-        reading = (used, total, delta, None, note)
-        if reading != (self.used, self.total, self.delta, self.reason, self.note):
-            self.used, self.total, self.delta, self.reason, self.note = reading
-            self.refresh()
+        self.used, self.total, self.delta, self.reason, self.note = used, total, delta, None, note
+        self._repaint()
 
     def show_unavailable(self, reason: str) -> None:
         """Display `n/a: reason`; never a number that was not read."""
-        if (self.used, self.reason) != (None, reason):
-            self.used = self.total = self.delta = None
-            self.reason = reason
-            self.note = ""
+        self.used = self.total = self.delta = None
+        self.reason = reason
+        self.note = ""
+        self._repaint()
+
+    def _repaint(self) -> None:
+        """Redraw only when what the gauge shows has changed (readings change far more often
+        than their rounded text)."""
+        line = self._line()
+        if line.plain != self._shown.plain:
+            self._shown = line
             self.refresh()
 
     @property
     def text(self) -> str:
         """The gauge as plain text (what a test or a screen reader sees)."""
-        return self.render().plain
+        return self._shown.plain
 
     def render(self) -> Text:
+        return self._shown
+
+    def _line(self) -> Text:
         line = Text(f"{self.label:<12}", style="bold")
         if self.used is None:
             line.append(f"n/a: {self.reason}", style="dim")

@@ -1,0 +1,116 @@
+"""Running llmtop as a user does, for the benchmarks: the TUI under a pseudo terminal (answering
+`q` once the run is over) or --headless, with its CPU time, memory and first frame measured."""
+
+from __future__ import annotations
+
+import os
+import platform
+import select
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+LLMTOP = shutil.which("llmtop", path=str(Path(sys.executable).parent)) or "llmtop"
+STEADY_AFTER_S = 10.0  # CPU time after this much of a run leaves start-up out
+
+
+@dataclass
+class Watched:
+    """What one llmtop process cost."""
+
+    wall_s: float
+    cpu_s: float  # user + system, from wait4
+    steady_cpu_pct: float  # % of one core after STEADY_AFTER_S (nan for a shorter run)
+    peak_rss_mb: float
+    first_frame_s: float | None  # TUI: launch to the first full screen written to the terminal
+    exit_status: int
+
+    @property
+    def cpu_pct(self) -> float:
+        return 100 * self.cpu_s / self.wall_s
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.platform()}, {cpu}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
+    """Run `llmtop ARGS` (the TUI, or headless) to its end; `over()` says when the TUI's run is
+    finished, and `q` is then sent to it."""
+    argv = [LLMTOP, *args] + ([] if tui else ["--headless"])
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="140", LINES="44")
+    env.pop("OLLAMA_HOST", None)
+    started = time.monotonic()
+    pid, fd = os.forkpty() if tui else (os.fork(), None)
+    if pid == 0:
+        if not tui:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+        os.execve(argv[0], argv, env)
+    process = psutil.Process(pid)
+    first_frame = steady_from = None
+    peak_rss = 0
+    quit_at = None
+    while True:
+        if fd is not None:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if first_frame is None and b"\x1b[" in data and len(data) > 2000:
+                    first_frame = time.monotonic() - started
+            if quit_at is None and over():
+                quit_at = time.monotonic() + 0.5
+            if quit_at is not None and time.monotonic() >= quit_at:
+                os.write(fd, b"q")
+                quit_at = float("inf")
+        else:
+            time.sleep(0.2)
+        try:
+            if steady_from is None and time.monotonic() - started >= STEADY_AFTER_S:
+                times = process.cpu_times()
+                steady_from = (time.monotonic(), times.user + times.system)
+            peak_rss = max(peak_rss, process.memory_info().rss)
+        except psutil.Error:
+            pass
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+    ended = time.monotonic()
+    if fd is not None:
+        os.close(fd)
+    cpu = usage.ru_utime + usage.ru_stime
+    max_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    steady = 100 * (cpu - steady_from[1]) / (ended - steady_from[0]) if steady_from else float("nan")
+    return Watched(
+        ended - started, cpu, steady, max(peak_rss, max_rss) / 1e6, first_frame, os.waitstatus_to_exitcode(status)
+    )
+
+
+def recording_has(path: Path, needle: bytes) -> Callable[[], bool]:
+    """A check that a recording (being written) holds `needle` yet."""
+    return lambda: path.exists() and needle in path.read_bytes()
+
+
+def median_table(rows: dict[str, list[dict[str, float]]], keys: list[str]) -> str:
+    """One line per case, the median of each figure over the runs (and the runs' range)."""
+    lines = []
+    for name, runs in rows.items():
+        lines.append(name)
+        for key in keys:
+            values = [r[key] for r in runs if key in r]
+            if not values:
+                continue
+            spread = f"  ({min(values):.3f} .. {max(values):.3f})" if len(values) > 1 else ""
+            lines.append(f"  {key:24} {statistics.median(values):10.3f}{spread}")
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""Every benchmark, one after the other, each printing its figures.
+
+    .venv/bin/python bench/run_all.py          # the figures in the README (about 25 minutes)
+    .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 4 minutes)
+
+Own cost, timing accuracy, sampling and start-up (own_cost.py), the observer effect
+(observer_effect.py), a two-hour run (long_run.py) and the log follower (log_follow.py). Run it on
+a quiet machine: the figures are medians, but a busy machine still moves them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import log_follow
+import long_run
+import observer_effect
+import own_cost
+
+QUICK = {
+    own_cost: ["--seconds", "20", "--repeats", "1"],
+    observer_effect: ["--tokens", "200", "--repeats", "1"],
+    long_run: ["--hours", "0.5", "--speed", "120"],
+    log_follow: ["--megabytes", "10"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs, once each: to see that it all works")
+    args = parser.parse_args()
+    began = time.monotonic()
+    for bench, quick in QUICK.items():
+        bench.main(quick if args.quick else [])
+        print()
+        sys.stdout.flush()
+    print(f"all benchmarks: {time.monotonic() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

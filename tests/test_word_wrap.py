@@ -1,0 +1,53 @@
+"""Word wrap in terminal cells, and wrapping a line that grows one piece at a time."""
+
+import random
+
+import pytest
+
+from llmtop.word_wrap import printable, row_starts, wrap
+
+
+def test_words_move_to_the_next_row_whole():
+    assert wrap("hello world this is a test of wrapping", 10) == [
+        "hello ",
+        "world this ",
+        "is a test ",
+        "of ",
+        "wrapping",
+    ]
+
+
+def test_only_a_word_wider_than_a_row_is_cut():
+    assert wrap("supercalifragilistic is long", 8) == ["supercal", "ifragili", "stic is ", "long"]
+    assert wrap("ab supercalifragilistic", 8) == ["ab ", "supercal", "ifragili", "stic"]
+
+
+def test_wide_characters_take_two_cells():
+    assert wrap("日本語のテキストを折り返す", 7) == ["日本語", "のテキ", "ストを", "折り返", "す"]
+
+
+def test_an_empty_line_is_one_empty_row():
+    assert wrap("", 10) == [""]
+    assert row_starts("", 10) == [0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rewrapping_only_the_last_row_gives_the_same_rows_as_wrapping_the_whole_line(seed):
+    """What the streamed-text pane relies on: text arriving moves no break but the last row's."""
+    rng = random.Random(seed)
+    pieces = ["a", "bb", "ccc", "dddddddddddd", "日本", "  ", "x" * 30, "end."]
+    for _ in range(300):
+        width = rng.randint(1, 15)
+        line, rows = "", [""]
+        for _ in range(rng.randint(1, 30)):
+            piece = rng.choice(pieces) + rng.choice(["", " ", "  "])
+            cut = rng.randint(1, len(piece))
+            for part in (piece[:cut], piece[cut:]):  # a token may end mid-word
+                if part:
+                    line += part
+                    rows += wrap(rows.pop() + part, width)
+        assert rows == wrap(line, width), (line, width)
+
+
+def test_control_characters_cannot_reach_the_terminal():
+    assert printable("a\tb\x1b[2Jc\rd\x07") == "a    b\ufffd[2Jcd\ufffd"
