@@ -241,3 +241,16 @@ async def test_a_replay_on_screen_has_its_banner_its_rows_and_no_r(tmp_path):
         await pilot.press("c")
         assert runner.total == 4 and app.settings is settings
         assert "r adds a run" not in str(app.query_one("#phase").render())
+
+
+def test_a_loaded_recording_reads_as_the_events_it_holds():
+    """The replayer keeps the lines and parses them when read: every way of reading them agrees."""
+    lines = demo_path().read_text(encoding="utf-8").splitlines(keepends=True)
+    parsed = [json.loads(line) for line in lines]
+    recording = parse_recording(lines, "demo")
+    events = recording.events
+    assert len(events) == len(parsed) and list(events) == parsed
+    assert events[0] == parsed[0] and events[-1] == parsed[-1] and events[5:9] == parsed[5:9]
+    assert recording.first("final") == next(e for e in parsed if e["event"] == "final")
+    assert [r.model for r in recording.summaries] == [e["row"]["model"] for e in parsed if e["event"] == "summary"]
+    assert recording.closed and recording.header["event"] == "recording"
