@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import select
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -98,8 +100,49 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
 
 
 def recording_has(path: Path, needle: bytes) -> Callable[[], bool]:
-    """A check that a recording (being written) holds `needle` yet."""
-    return lambda: path.exists() and needle in path.read_bytes()
+    """A check that a recording (being written) holds `needle` yet; it reads only what was added
+    since the last check, so watching costs the measured machine next to nothing."""
+    seen = {"offset": 0, "tail": b""}
+
+    def check() -> bool:
+        try:
+            with path.open("rb") as handle:
+                handle.seek(seen["offset"])
+                added = handle.read()
+        except FileNotFoundError:
+            return False
+        seen["offset"] += len(added)
+        text = seen["tail"] + added
+        seen["tail"] = text[-len(needle) :]
+        return needle in text
+
+    return check
+
+
+BARE_CLIENT = """
+import json, resource, sys, time
+import ollama
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+client = ollama.Client(host=sys.argv[1])
+client.generate(model="llama3.3", keep_alive=0)  # unloaded first, as llmtop does before a run
+time.sleep(1.0)
+began = None
+for chunk in client.generate(model="llama3.3", prompt="Why is the sky blue?", stream=True):
+    if began is None:
+        began = (time.monotonic(), cpu())
+    if chunk.done:
+        rate = chunk.eval_count / (chunk.eval_duration / 1e9)
+print(json.dumps({"cpu_pct": 100 * (cpu() - began[1]) / (time.monotonic() - began[0]), "eval_rate_tps": rate}))
+"""
+
+
+def bare_client(url: str) -> dict[str, float]:
+    """One generation streamed by the official `ollama` client and nothing else: the % of one core
+    it took from the first chunk to the last, and the server's eval rate."""
+    out = subprocess.run([sys.executable, "-c", BARE_CLIENT, url], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def median_table(rows: dict[str, list[dict[str, float]]], keys: list[str]) -> str:

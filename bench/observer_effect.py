@@ -16,31 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from harness import machine_line, recording_has, run_llmtop
+from harness import bare_client, machine_line, recording_has, run_llmtop
 from stand_in import StandIn
-
-BARE_CLIENT = """
-import json, sys, time
-import ollama
-client = ollama.Client(host=sys.argv[1])
-client.generate(model="llama3.3", keep_alive=0)  # unloaded first, as llmtop does before a run
-time.sleep(1.0)
-for chunk in client.generate(model="llama3.3", prompt="Why is the sky blue?", stream=True):
-    if chunk.done:
-        print(json.dumps({"eval_count": chunk.eval_count, "eval_duration": chunk.eval_duration}))
-"""
-
-
-def bare_rate(url: str) -> float:
-    """The eval rate of one generation streamed by the official client alone."""
-    out = subprocess.run([sys.executable, "-c", BARE_CLIENT, url], capture_output=True, text=True, check=True)
-    final = json.loads(out.stdout.strip().splitlines()[-1])
-    return final["eval_count"] / (final["eval_duration"] / 1e9)
 
 
 def llmtop_rate(url: str, tui: bool, folder: Path) -> float:
@@ -67,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(name)
         with StandIn(folder, mode="cpu", tokens=args.tokens, work_ms=args.work_ms) as ollama:
             for _ in range(args.repeats):
-                rates["bare client"].append(bare_rate(ollama.url))
+                rates["bare client"].append(bare_client(ollama.url)["eval_rate_tps"])
                 rates["llmtop --headless"].append(llmtop_rate(ollama.url, False, folder))
                 rates["llmtop TUI (pty)"].append(llmtop_rate(ollama.url, True, folder))
     bare = statistics.median(rates["bare client"])

@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from harness import machine_line, median_table, recording_has, run_llmtop
+from harness import bare_client, machine_line, median_table, recording_has, run_llmtop
 from stand_in import StandIn
 
 RATE = 30.0
@@ -69,26 +68,6 @@ def run_once(url: str, tui: bool, interval: float, folder: Path) -> dict[str, fl
     return figures
 
 
-BARE_CLIENT = """
-import resource, sys, time
-import ollama
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-began = None
-for chunk in ollama.Client(host=sys.argv[1]).generate(model="llama3.3", prompt="Why is the sky blue?", stream=True):
-    if began is None:
-        began = (time.monotonic(), cpu())
-print(100 * (cpu() - began[1]) / (time.monotonic() - began[0]))
-"""
-
-
-def bare_client_pct(url: str) -> float:
-    """% of one core the official client alone takes to stream the generation."""
-    out = subprocess.run([sys.executable, "-c", BARE_CLIENT, url], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
 KEYS = [
     "cpu_pct",
     "steady_cpu_pct",
@@ -118,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                     results[case] = [run_once(ollama.url, tui, interval, folder) for _ in range(args.repeats)]
                     print(median_table({case: results[case]}, KEYS))
                     sys.stdout.flush()
-            bare = [bare_client_pct(ollama.url) for _ in range(args.repeats)]
+            bare = [bare_client(ollama.url)["cpu_pct"] for _ in range(args.repeats)]
             print("the official ollama client alone, streaming the same generation")
             print(f"  {'cpu_pct while streaming':24} {statistics.median(bare):10.3f}")
 
