@@ -1,28 +1,36 @@
-"""The Ollama server's process tree and its resident memory (RSS), read with psutil.
+"""The Ollama server's process tree and its resident memory (RSS), found with psutil.
 
 The server is `ollama serve` (`ollama.exe serve` on Windows, started by `ollama app.exe`). It
 starts one runner per loaded model, whose name has changed across versions:
 `ollama_llama_server` (up to 0.5), `ollama runner` (the ollama binary again, 0.6 on) and
-`llama-server`. The model's weights live in the runner, so its RSS is shown apart.
+`llama-server`. The model's weights live in the runner, so its RSS is shown apart, and so is the
+tree's resident file-backed memory where the system's in-use figure leaves it out (mapped weights
+on Linux: see process_memory.py).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import psutil as _psutil
 
+from llmtop.collectors.process_memory import ProcessMemory, ProcessMemoryReader, default_proc_root
+
 RUNNER_NAMES = {"ollama_llama_server", "llama-server"}
 RESCAN_SECONDS = 2.0  # while no runner is known: a model load starts one
 SETTLED_RESCAN_SECONDS = 30.0  # with a runner known: a listing of every process costs milliseconds
+EXPECT_RUNNER_S = 120.0  # after a load begins, list the processes at every reading for this long at most
 
 
 @dataclass(frozen=True, slots=True)
 class OllamaProcessSample:
-    """RSS of the Ollama process tree; `rss_bytes` is None with a `reason` when it cannot be read."""
+    """RSS of the Ollama process tree; `rss_bytes` is None with a `reason` when it cannot be read.
+    `file_rss_bytes` is the tree's resident file-backed memory (mapped weights and code) on
+    platforms whose in-use figure leaves it out (Linux), else None."""
 
     t: float
     rss_bytes: int | None
@@ -31,6 +39,7 @@ class OllamaProcessSample:
     runner_pids: tuple[int, ...]
     reason: str | None = None
     note: str | None = None
+    file_rss_bytes: int | None = None
 
 
 def _base_name(name: str) -> str:
@@ -59,13 +68,17 @@ def is_server(name: str, args: list[str] | None) -> bool:
 
 
 class OllamaProcessReader:
-    """Finds the Ollama server and runners and reads their RSS.
+    """Finds the Ollama server and runners and reads their resident memory.
 
     Listing every process costs milliseconds on a desktop with hundreds of them, so it is done
-    every `rescan_seconds` only while no runner is known (a model load starts one), every
-    `settled_rescan_seconds` once one is, and at once when a known process is gone; between
-    listings only the known processes are read, which is cheap. `local=False` (the server is on
-    another host) gives samples with a reason and no numbers.
+    every `rescan_seconds` while no runner is known, every `settled_rescan_seconds` once one is,
+    and at once when a known process is gone; between listings only the known processes are read,
+    which is cheap. A load is the moment a runner appears: after `look_for_runner()` (the session
+    calls it when it sends a request, and when the log or `/api/ps` shows a load) every reading
+    lists the processes until a runner is found, so a runner that lives one second is read as
+    well as one that lives an hour. `local=False` (the server is on another host) gives samples
+    with a reason and no numbers. `memory` reads one process (default: `/proc/PID/status` on
+    Linux, psutil elsewhere).
     """
 
     def __init__(
@@ -75,18 +88,29 @@ class OllamaProcessReader:
         remote_host: str = "",
         rescan_seconds: float = RESCAN_SECONDS,
         settled_rescan_seconds: float = SETTLED_RESCAN_SECONDS,
+        memory: Callable[[Any], ProcessMemory | None] | None = None,
     ) -> None:
         self._psutil = psutil_module
         self._local = local
         self._remote_host = remote_host
         self._rescan_seconds = rescan_seconds
         self._settled_rescan_seconds = settled_rescan_seconds
+        # The proc root describes the real process table, not a stand-in's.
+        self._memory = memory or ProcessMemoryReader(default_proc_root() if psutil_module is _psutil else None)
         self.scans = 0  # how many times every process was listed
         self._last_scan = float("-inf")
         self._server: Any = None
         self._runners: list[Any] = []
         self._others: list[Any] = []
         self._scan_note: str | None = None
+        self._expecting = False  # a load has begun: list the processes at every reading
+        self._expecting_since: float | None = None
+
+    def look_for_runner(self) -> None:
+        """A model load has begun: look for its runner at every reading until one is found (for
+        at most EXPECT_RUNNER_S). Safe to call from any thread."""
+        self._expecting_since = None
+        self._expecting = True
 
     def _scan(self, now: float) -> None:
         self._last_scan = now
@@ -125,40 +149,47 @@ class OllamaProcessReader:
                 pass
         self._runners = runners
 
-    @staticmethod
-    def _rss(proc: Any) -> int | None:
-        try:
-            return int(proc.memory_info().rss)
-        except Exception:
-            return None
+    def _due(self, now: float) -> bool:
+        """Whether to list every process now."""
+        if self._expecting and not self._runners:
+            if self._expecting_since is None:
+                self._expecting_since = now
+            if now - self._expecting_since <= EXPECT_RUNNER_S:
+                return True
+            self._expecting = False
+        every = self._settled_rescan_seconds if self._runners else self._rescan_seconds
+        return now - self._last_scan >= every
 
     def __call__(self, now: float) -> OllamaProcessSample:
         if not self._local:
             return OllamaProcessSample(
                 now, None, None, None, (), f"Ollama runs on {self._remote_host}, not on this machine"
             )
-        every = self._settled_rescan_seconds if self._runners else self._rescan_seconds
-        if now - self._last_scan >= every:
+        if self._due(now):
             self._scan(now)
+        if self._runners:
+            self._expecting = False
         if self._server is None and not self._runners:
             return OllamaProcessSample(now, None, None, None, (), "no Ollama process on this machine (container?)")
-        server_rss = self._rss(self._server) if self._server is not None else 0
-        if server_rss is None:
+        server = self._memory(self._server) if self._server is not None else ProcessMemory(0, 0)
+        if server is None:
             # The server vanished or its memory is not readable: look again at the next tick.
             self._last_scan = float("-inf")
             return OllamaProcessSample(
                 now, None, None, None, (), "cannot read the Ollama server's memory (another user's process?)"
             )
-        runner_rss = [r for r in (self._rss(p) for p in self._runners) if r is not None]
-        if len(runner_rss) < len(self._runners):
+        runners = [m for m in (self._memory(p) for p in self._runners) if m is not None]
+        if len(runners) < len(self._runners):
             self._last_scan = float("-inf")
-        other_rss = sum(r for r in (self._rss(p) for p in self._others) if r is not None)
-        runners_total = sum(runner_rss) if self._runners else 0
+        others = [m for m in (self._memory(p) for p in self._others) if m is not None]
+        tree = [server, *runners, *others]
+        files = [m.file_bytes for m in tree]
         return OllamaProcessSample(
             t=now,
-            rss_bytes=server_rss + runners_total + other_rss,
-            runner_rss_bytes=runners_total,
+            rss_bytes=sum(m.rss_bytes for m in tree),
+            runner_rss_bytes=sum(m.rss_bytes for m in runners),
             server_pid=self._server.pid if self._server is not None else None,
             runner_pids=tuple(p.pid for p in self._runners),
             note=self._scan_note,
+            file_rss_bytes=None if not files or None in files else sum(files),  # type: ignore[arg-type]
         )

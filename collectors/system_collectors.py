@@ -24,9 +24,8 @@ class SystemCollectors:
         gpu_unavailable: str = "GPUs not probed",
     ) -> None:
         self.memory: Sampler[SystemMemorySample] = Sampler("ram", memory_reader or SystemMemoryReader(), interval)
-        self.processes: Sampler[OllamaProcessSample] = Sampler(
-            "ollama-rss", process_reader or OllamaProcessReader(), interval
-        )
+        self._process_reader = process_reader or OllamaProcessReader()
+        self.processes: Sampler[OllamaProcessSample] = Sampler("ollama-rss", self._process_reader, interval)
         self.gpu: Sampler[GpuSample] | None = Sampler("gpu", gpu_reader, interval) if gpu_reader else None
         self.gpu_unavailable = gpu_unavailable  # why `gpu` is None
 
@@ -34,6 +33,12 @@ class SystemCollectors:
         """Sample the GPUs with `reader` (before start()); None keeps the reason why not."""
         self.gpu = Sampler("gpu", reader, self.memory.interval) if reader else None
         self.gpu_unavailable = unavailable
+
+    def expect_load(self) -> None:
+        """A model load is beginning: have the process reader find its runner at once."""
+        look = getattr(self._process_reader, "look_for_runner", None)
+        if look is not None:
+            look()
 
     def ollama_pids(self) -> frozenset[int]:
         """The Ollama server and runner PIDs in the latest process sample (for per-process GPU memory)."""

@@ -36,8 +36,10 @@ the numbers:
   prompt tps  the server's prompt eval rate, prompt_eval_count / prompt_eval_duration
   TTFT        time from sending the request to the first token, model load included
   load        the server's load_duration: time spent loading the model
-  RAM         system RAM in use (total - available, Task Manager's "In use") during
-              generation, minus the baseline; peak RAM is the highest reading minus it
+  RAM         the model's footprint in system RAM during generation, minus the baseline:
+              RAM in use (total - available, Task Manager's "In use") plus, on Linux, the
+              Ollama processes' mapped files, which Linux counts as cache (a model's weights
+              are mapped by default); peak RAM is the highest reading minus the baseline
   Ollama RSS  resident memory of the Ollama server and its runner processes
   VRAM        dedicated GPU memory in use (all GPUs), increase over the baseline: NVML on
               NVIDIA, sysfs/amdsmi on AMD, performance counters on Windows, ioreg on Apple

@@ -129,14 +129,14 @@ class Session:
         self.observer.note(message)
 
     def _on_log(self, load: LoadRecord) -> None:
-        """The log says the runner has started: the rest of the wait is the prompt."""
+        """The log shows our run's load: its runner is to be found now; once the log says the
+        runner has started, the rest of the wait is the prompt."""
         record = self.current
-        if (
-            record is not None
-            and self.phase is Phase.LOADING
-            and load.runner_started_s is not None
-            and load.first_seen >= record.clock.request_at
-        ):
+        if record is None or self.phase is not Phase.LOADING or load.first_seen < record.clock.request_at:
+            return
+        if load.runner_started_s is None:
+            self.collectors.expect_load()
+        else:
             self._set_phase(Phase.PROMPT, f"model loaded in {load.runner_started_s:.2f} s (server log)")
 
     def log_load(self, record: RunRecord | None = None) -> LoadRecord | None:
@@ -245,6 +245,7 @@ class Session:
         self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
         record.clock = TokenClock(self._clock())
         self._emit("request", record.clock.request_at)
+        self.collectors.expect_load()  # a load starts a runner: find it while it lives
         self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
         self._ps_listed_at = None
         self._ps.start()

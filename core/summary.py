@@ -6,6 +6,7 @@ Pure: no I/O, no Textual. Every figure is None when it was not measured; nothing
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -84,6 +85,10 @@ class SummaryRow:
     eval_count: int | None = None
     done_reason: str | None = None
     ollama_rss_delta_bytes: int | None = None
+    # RAM's two parts where the platform counts mapped files apart (Linux): the system's in-use
+    # memory, and the Ollama processes' resident file-backed memory (the mapped weights).
+    ram_in_use_delta_bytes: int | None = None
+    ram_mapped_delta_bytes: int | None = None
     ps_size_bytes: int | None = None
     ps_size_vram_bytes: int | None = None
     error: str | None = None
@@ -173,6 +178,49 @@ def _gpu_deltas(run: RunRecord, gen_start: float, end: float, figure) -> tuple[i
     )
 
 
+def ram_with_mapped(
+    memory: Sequence[SystemMemorySample], processes: Sequence[OllamaProcessSample]
+) -> list[tuple[float, int]]:
+    """(t, in-use + the Ollama processes' file-backed memory) for each RAM sample, the process
+    sample nearest in time giving the second part; [] when no process sample has that figure."""
+    known = [(p.t, p.file_rss_bytes) for p in processes if p.file_rss_bytes is not None]
+    if not known:
+        return []
+    times = [t for t, _ in known]
+    combined = []
+    for sample in memory:
+        i = bisect_right(times, sample.t)
+        nearest = min((known[j] for j in (i - 1, i) if 0 <= j < len(known)), key=lambda k: abs(k[0] - sample.t))
+        combined.append((sample.t, sample.used_bytes + nearest[1]))
+    return combined
+
+
+def _ram_deltas(
+    run: RunRecord, gen_start: float, end: float
+) -> tuple[tuple[int | None, int | None], int | None, int | None]:
+    """((RAM delta, RAM peak), in-use delta, mapped delta). RAM is the system's in-use memory plus,
+    where the platform counts mapped files apart (Linux), the Ollama processes' resident
+    file-backed memory: the model's footprint whether its weights are mapped or copied."""
+    memory = [s for s in run.memory if run.clock.request_at <= s.t <= end]
+    processes = [s for s in run.processes if run.clock.request_at <= s.t <= end]
+    base_in_use = run.baseline_memory.used_bytes if run.baseline_memory else None
+    in_use = steady_and_peak(
+        [s.used_bytes for s in memory if s.t >= gen_start], [s.used_bytes for s in memory], base_in_use
+    )
+    base_mapped = run.baseline_process.file_rss_bytes if run.baseline_process else None
+    mapped = [(s.t, s.file_rss_bytes) for s in processes if s.file_rss_bytes is not None]
+    mapped_delta, _ = steady_and_peak([v for t, v in mapped if t >= gen_start], [v for _, v in mapped], base_mapped)
+    combined = ram_with_mapped(memory, processes) if base_in_use is not None and base_mapped is not None else []
+    if not combined:
+        return in_use, in_use[0], None
+    ram = steady_and_peak(
+        [v for t, v in combined if t >= gen_start],
+        [v for _, v in combined],
+        base_in_use + base_mapped,  # type: ignore[operator]
+    )
+    return ram, in_use[0], mapped_delta
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -182,12 +230,7 @@ def summarize(run: RunRecord) -> SummaryRow:
     def window(samples: Sequence[Any], start: float) -> list[Any]:
         return [s for s in samples if start <= s.t <= end]
 
-    baseline_ram = run.baseline_memory.used_bytes if run.baseline_memory else None
-    ram_delta, ram_peak = steady_and_peak(
-        [s.used_bytes for s in window(run.memory, gen_start)],
-        [s.used_bytes for s in window(run.memory, clock.request_at)],
-        baseline_ram,
-    )
+    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, gen_start, end)
     baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
     rss_delta, _ = steady_and_peak(
         [s.rss_bytes for s in window(run.processes, gen_start) if s.rss_bytes is not None],
@@ -243,6 +286,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         eval_count=server.eval_count if server else None,
         done_reason=server.done_reason if server else None,
         ollama_rss_delta_bytes=rss_delta,
+        ram_in_use_delta_bytes=in_use_delta,
+        ram_mapped_delta_bytes=mapped_delta,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         error=error,

@@ -1,10 +1,12 @@
 """Finding the Ollama server and its runner across versions, through a stand-in psutil."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from llmtop.collectors.ollama_processes import OllamaProcessReader, is_runner, is_server
+from llmtop.collectors.ollama_processes import EXPECT_RUNNER_S, OllamaProcessReader, is_runner, is_server
+from llmtop.collectors.process_memory import ProcessMemory, ProcessMemoryReader, parse_status
 
 MiB = 2**20
 
@@ -144,3 +146,57 @@ def test_the_process_list_is_read_often_only_while_no_runner_is_known():
     assert reader.scans == 4
     reader(36.0)
     assert reader.scans == 5
+
+
+def test_after_a_load_begins_every_reading_looks_for_the_runner_until_one_is_found():
+    server = FakeProcess(100, "ollama", ["ollama", "serve"], 60 * MiB)
+    processes = [server]
+    reader = OllamaProcessReader(fake_psutil(processes), rescan_seconds=2.0, settled_rescan_seconds=30.0)
+    reader(0.0)
+    reader.look_for_runner()  # the request is sent: a runner is about to start
+    for t in (0.25, 0.5):
+        assert reader(t).runner_pids == ()
+    assert reader.scans == 3  # every reading, not every 2 s
+    processes.append(FakeProcess(200, "ollama", ["ollama", "runner"], 300 * MiB, ppid=100))
+    assert reader(0.75).runner_pids == (200,)  # a runner that lives one second is seen at once
+    reader(1.0)
+    assert reader.scans == 4  # found: back to the settled rhythm
+
+
+def test_looking_for_a_runner_that_never_comes_stops_after_a_while():
+    processes = [FakeProcess(100, "ollama", ["ollama", "serve"], 60 * MiB)]
+    reader = OllamaProcessReader(fake_psutil(processes), rescan_seconds=1000.0)
+    reader(0.0)
+    reader.look_for_runner()
+    for t in range(1, 200):
+        reader(float(t))
+    assert reader.scans == 1 + EXPECT_RUNNER_S + 1  # once, then every reading for EXPECT_RUNNER_S, then stop
+
+
+PROC = Path(__file__).resolve().parent / "fixtures" / "proc"  # /proc/PID/status of a real server and runner
+
+
+def test_on_linux_the_file_backed_memory_of_the_tree_is_read_from_proc_status():
+    # Recorded from tests/engine_double.py: the runner has the 253 MB GGUF mapped.
+    server = FakeProcess(7073, "ollama", ["ollama", "serve"], 0)
+    runner = FakeProcess(7077, "ollama", ["ollama", "runner", "--model", "blob"], 0, ppid=7073)
+    server.kids = [runner]
+    reader = OllamaProcessReader(fake_psutil([server, runner]), memory=ProcessMemoryReader(PROC))
+    sample = reader(0.0)
+    assert sample.rss_bytes == (28204 + 389968) * 1024  # VmRSS
+    assert sample.runner_rss_bytes == 389968 * 1024
+    assert sample.file_rss_bytes == (11088 + 264236) * 1024  # RssFile: the mapped weights and code
+
+
+def test_elsewhere_psutils_rss_and_no_file_backed_figure():
+    # Windows (working set) and macOS (resident size): their in-use figure needs no file-backed part.
+    server = FakeProcess(100, "ollama.exe", ["ollama.exe", "serve"], 60 * MiB)
+    sample = OllamaProcessReader(fake_psutil([server]), memory=ProcessMemoryReader(None))(0.0)
+    assert (sample.rss_bytes, sample.file_rss_bytes) == (60 * MiB, None)
+
+
+def test_proc_status_parsing():
+    assert parse_status("Name:\tx\nVmRSS:\t  100 kB\nRssAnon:\t 60 kB\nRssFile:\t 40 kB\n") == ProcessMemory(
+        102400, 40960
+    )
+    assert parse_status("Name:\tkthreadd\nState:\tS\n") is None  # a kernel thread has no Rss lines

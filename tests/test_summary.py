@@ -1,12 +1,22 @@
 """The summary row: deltas over the baseline, env from /api/ps, rates from the final chunk."""
 
+import dataclasses
+
 import pytest
 
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.model_facts import ModelFacts
-from llmtop.summary import STABLE_KEYS, PsReading, RunRecord, env_from_vram, steady_and_peak, summarize
+from llmtop.summary import (
+    STABLE_KEYS,
+    PsReading,
+    RunRecord,
+    env_from_vram,
+    ram_with_mapped,
+    steady_and_peak,
+    summarize,
+)
 
 GB = 10**9
 FACTS = ModelFacts("llama3.3", "70.6B", "Q4_K_M", "llama", 80, 42_520_413_916)
@@ -104,3 +114,37 @@ def test_an_interrupted_run_keeps_what_was_measured():
 def test_json_keys_are_the_stable_ones_first():
     keys = list(summarize(record()).to_dict())
     assert tuple(keys[: len(STABLE_KEYS)]) == STABLE_KEYS
+
+
+def mapped(t, file_rss, rss_total=None):
+    return OllamaProcessSample(t, rss_total or file_rss, None, 1, (2,), file_rss_bytes=file_rss)
+
+
+def test_ram_adds_the_mapped_weights_that_linux_counts_as_cache():
+    # Linux, weights mapped: in-use rises by the runner's private memory only (2 GB); its file-backed
+    # memory (the mapped 40 GB) is page cache, which `total - available` counts as available.
+    run = dataclasses.replace(
+        record(),
+        baseline_process=mapped(9.5, 1 * GB),
+        memory=[ram(11.0, 21 * GB), ram(12.5, 22 * GB), ram(13.5, 22 * GB), ram(14.5, 22 * GB)],
+        processes=[mapped(11.1, 20 * GB), mapped(12.4, 41 * GB), mapped(13.6, 41 * GB), mapped(14.4, 41 * GB)],
+    )
+    row = summarize(run)
+    assert row.ram_in_use_delta_bytes == 2 * GB
+    assert row.ram_mapped_delta_bytes == 40 * GB
+    assert row.ram_delta_bytes == 42 * GB  # each RAM sample with the process sample nearest in time
+    assert row.ram_peak_bytes == 42 * GB
+
+
+def test_without_a_file_backed_figure_ram_is_in_use_alone():
+    # Windows and macOS: their in-use figure already holds mapped pages in a working set.
+    row = summarize(record())
+    assert row.ram_delta_bytes == row.ram_in_use_delta_bytes == 40 * GB
+    assert row.ram_mapped_delta_bytes is None
+
+
+def test_pairing_takes_the_nearest_process_sample():
+    memory = [ram(1.0, 10), ram(2.0, 10), ram(3.0, 10)]
+    processes = [mapped(0.9, 1), mapped(2.2, 5), mapped(2.9, 7), OllamaProcessSample(3.0, None, None, None, ())]
+    assert ram_with_mapped(memory, processes) == [(1.0, 11), (2.0, 15), (3.0, 17)]
+    assert ram_with_mapped(memory, [rss(1.0, 5)]) == []

@@ -250,21 +250,9 @@ class LlmtopApp(App[int]):
         self._show_text()
 
         memory = session.collectors.memory.latest()
-        ram = self.ram_gauge
-        if memory is None:
-            ram.show_unavailable(session.collectors.memory.last_error or "waiting for the first sample")
-        else:
-            base = record.baseline_memory if record else None
-            ram.show_reading(
-                memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None
-            )
-            swap = self.swap_gauge
-            if memory.swap_total_bytes:
-                swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
-            else:
-                swap.show_unavailable("no swap configured")
-
         proc = session.collectors.processes.latest()
+        self._refresh_ram(record, memory, proc)
+
         rss = self.rss_gauge
         if proc is None:
             rss.show_unavailable(session.collectors.processes.last_error or "waiting for the first sample")
@@ -272,12 +260,14 @@ class LlmtopApp(App[int]):
             rss.show_unavailable(proc.reason or "not readable")
         else:
             base_rss = record.baseline_process.rss_bytes if record and record.baseline_process else None
-            runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
+            notes = [f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"]
+            if proc.file_rss_bytes is not None:
+                notes.append(f"mapped files {units.human_bytes(proc.file_rss_bytes)}")
             rss.show_reading(
                 proc.rss_bytes,
                 memory.total_bytes if memory else None,
                 proc.rss_bytes - base_rss if base_rss is not None else None,
-                note=runner,
+                note=" · ".join(notes),
             )
 
         self._refresh_gpus(record)
@@ -306,6 +296,32 @@ class LlmtopApp(App[int]):
             )
             if clock.first_at is not None and (self._ticks % SLOW_EVERY == 0 or record.ended_at is not None):
                 self.chart.show_series(clock.series(until, CHART_POINTS))
+
+    def _refresh_ram(self, record, memory, proc) -> None:
+        """RAM as the summary row counts it: the system's in-use memory plus, where the platform
+        counts mapped files as cache (Linux), the Ollama processes' file-backed memory, which holds
+        mapped weights; the two parts are named beside it."""
+        ram = self.ram_gauge
+        if memory is None:
+            ram.show_unavailable(self.session.collectors.memory.last_error or "waiting for the first sample")
+            return
+        swap = self.swap_gauge
+        if memory.swap_total_bytes:
+            swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
+        else:
+            swap.show_unavailable("no swap configured")
+        base = record.baseline_memory if record else None
+        base_proc = record.baseline_process if record else None
+        mapped = proc.file_rss_bytes if proc is not None else None
+        if mapped is None or base_proc is None or base_proc.file_rss_bytes is None:
+            ram.show_reading(
+                memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None
+            )
+            return
+        used = memory.used_bytes + mapped
+        delta = used - base.used_bytes - base_proc.file_rss_bytes if base else None
+        note = f"in use {units.human_bytes(memory.used_bytes)} + Ollama's mapped files {units.human_bytes(mapped)}"
+        ram.show_reading(used, memory.total_bytes, delta, note=note)
 
     def _refresh_gpus(self, record) -> None:
         collectors = self.session.collectors
