@@ -11,8 +11,19 @@ Pure: lines in, records out; no I/O. The formats, by era (source file in the oll
 - The Ollama engine (0.7 on): `source=ggml.go msg="offloaded 63/63 layers to GPU"`,
   `msg="model weights" buffer=ROCm0 size="16.2 GiB"` (later `device=CPU`), `msg="kv cache"`,
   `msg="total memory"`, and `source=runner.go msg=load request="{Operation:commit ... GPULayers:27[...]}"`.
-- `msg="llama runner started in 3.28 seconds"` ends a load; `level=ERROR msg="llama runner
-  terminated" error="exit status 0xc0000409"` or an out-of-memory line ends it badly.
+- llama.cpp's model description: `print_info: n_layer = 18` (older `llm_load_print_meta:`), the
+  repeating layers; a load counts them plus the output layer.
+- The backend, from whichever line names it: a buffer's device (`CUDA0`, `ROCm0`, `Metal`), a device
+  init line (`ggml_cuda_init: found 1 ROCm devices`, `ggml_metal_init: GPU name:`, `ggml_vulkan:
+  Found 1 Vulkan devices`), `llama_model_load_from_file_impl: using device CUDA0 (...)`, a loaded
+  backend library (`load_backend: loaded CUDA backend from ...`), the runner's folder
+  (`runners/cuda_v12`) or Ollama's plan; such lines printed before a load begins count for the next
+  load. llama.cpp's confirmation wins over Ollama's plan: a load whose model buffers are all in
+  host memory (`CPU`, `CPU_Mapped`, `CPU_REPACK`, `CUDA_Host`) put no layer on a GPU, though a build
+  without GPU support prints no `offloaded` line at all.
+- `msg="llama runner started in 3.28 seconds"` (`msg="llama-server started in 15.37 seconds"` from
+  0.30) ends a load; `level=ERROR msg="llama runner terminated" error="exit status 0xc0000409"` or
+  an out-of-memory line ends it badly.
 
 Lines reach users with prefixes (journald, `docker compose`, kubectl, `>>> ` or `> ` in bug
 reports), colour codes and CRLF endings: every pattern is searched anywhere in the line.
@@ -35,7 +46,10 @@ _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _CPP_BUFFER = re.compile(r"load_tensors:\s+(\S+)(?: model)? buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
 _CPP_KV = re.compile(r"llama_kv_cache\w*:\s+(\S+) KV buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
-_STARTED = re.compile(r"llama runner started in ([\d.]+) seconds")
+_STARTED = re.compile(r"(?:llama runner|llama-server) started in ([\d.]+) seconds")
+_N_LAYER = re.compile(r"(?:print_info|llm_load_print_meta):\s+n_layer\s+=\s+(\d+)\s*$")
+_USING_DEVICE = re.compile(r"using device (\w+?)\d* \(")
+_VULKAN_DEVICES = re.compile(r"ggml_vulkan: Found \d+ Vulkan devices")
 _GPU_LAYERS = re.compile(r"GPULayers:(\d*)\[")
 _N_GPU_LAYERS = re.compile(r"--n-gpu-layers[ =](\d+)")
 _CUDA_DEVICE = re.compile(r"(?:^|\s)Device \d+: ([^,]+), (?:compute capability|gfx)")
@@ -126,9 +140,12 @@ class LoadRecord:
     started_at: str | None = None  # the log's own `time=` of that line
     ollama_version: str | None = None
     engine: str | None = None  # "llama.cpp" or "ollama"
-    plan_library: str | None = None
-    runner_library: str | None = None
-    device_library: str | None = None
+    plan_library: str | None = None  # Ollama's plan (`offload to cuda`, `library=rocm`)
+    runner_library: str | None = None  # the runner's folder (`runners/cuda_v12`)
+    init_library: str | None = None  # a backend the runner loaded or a device it initialised
+    buffer_library: str | None = None  # the device of a model buffer in GPU memory: the confirmation
+    hint_library: str | None = None  # a GPU backend named before this load began
+    n_layer: int | None = None  # llama.cpp's repeating layers (`print_info: n_layer = 18`)
     estimate: dict[str, str] = field(default_factory=dict)
     requested_gpu_layers: int | None = None
     planned_gpu_layers: int | None = None
@@ -145,9 +162,21 @@ class LoadRecord:
 
     # -- what a reader takes from it --------------------------------------------------------
     @property
+    def host_only(self) -> bool:
+        """llama.cpp or the engine allocated the weights, all of them in host memory: no layer is
+        on a GPU, whatever the plan said (a build without GPU support prints no `offloaded` line)."""
+        return (
+            bool(self.model_buffers)
+            and self.buffer_library is None
+            and all(_is_host_memory(b.device) for b in self.model_buffers)
+        )
+
+    @property
     def layers_total(self) -> int | None:
         if self.confirmed:
             return self.confirmed[1]
+        if self.n_layer is not None:
+            return self.n_layer + 1
         value = self.estimate.get("layers.model")
         return int(value) if value and value.isdigit() else None
 
@@ -155,6 +184,8 @@ class LoadRecord:
     def layers_offloaded(self) -> int | None:
         if self.confirmed:
             return self.confirmed[0]
+        if self.host_only:
+            return 0
         if self.planned_gpu_layers is not None:
             return self.planned_gpu_layers
         value = self.estimate.get("layers.offload")
@@ -163,12 +194,20 @@ class LoadRecord:
     @property
     def estimate_only(self) -> bool:
         """True when only Ollama's plan was logged, not llama.cpp's or the engine's confirmation."""
-        return self.confirmed is None
+        return self.confirmed is None and not self.host_only
 
     @property
     def library(self) -> str | None:
-        library = self.plan_library or self.runner_library or self.device_library
-        if library is None and self.layers_offloaded == 0:
+        """The backend that ran the model: the device of a GPU buffer, else `cpu` when the weights
+        are confirmed to be all in host memory, else the runner's own backend lines, its folder,
+        Ollama's plan, or a backend named before the load began, in that order."""
+        if self.buffer_library:
+            return self.buffer_library
+        offloaded = self.layers_offloaded
+        if offloaded == 0 and not self.estimate_only:
+            return "cpu"
+        library = self.init_library or self.runner_library or self.plan_library or self.hint_library
+        if library is None and offloaded == 0:
             return "cpu"
         return library
 
@@ -233,6 +272,7 @@ class OllamaLogParser:
         self._gpus: list[str] = []
         self._system_total: str | None = None
         self._pending_errors: list[str] = []
+        self._backend: str | None = None  # a GPU backend named while no load was open
 
     # -- record bookkeeping -----------------------------------------------------------------
     def _open(self) -> list[LoadRecord]:
@@ -245,6 +285,7 @@ class OllamaLogParser:
             ollama_version=self._version,
             gpus=list(self._gpus),
             system_total=self._system_total,
+            hint_library=self._backend,
         )
         if not self.records and self._pending_errors:  # a report that quotes the error first
             record.errors.extend(self._pending_errors)
@@ -342,11 +383,7 @@ class OllamaLogParser:
         elif msg == "model weights":
             record = self._newest_open(now, time_text)
             device = fields.get("buffer") or fields.get("device") or "?"
-            size = fields.get("size", "")
-            record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
-            record.device_library = record.device_library or (
-                None if _is_host_memory(device) else _library_from_device(device)
-            )
+            self._model_buffer(record, device, fields.get("size", ""))
         elif msg == "kv cache":
             record = self._newest_open(now, time_text)
             size = fields.get("size", "")
@@ -371,6 +408,24 @@ class OllamaLogParser:
             self._note(record, line)
         return record
 
+    @staticmethod
+    def _model_buffer(record: LoadRecord, device: str, size: str) -> None:
+        record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+        if not _is_host_memory(device):
+            record.buffer_library = record.buffer_library or _library_from_device(device)
+
+    def _backend_named(self, library: str | None) -> LoadRecord | None:
+        """A line named a GPU backend: the open load's, or (none open) the next load's hint."""
+        if library is None or library == "cpu":
+            return None
+        open_records = self._open()
+        if not open_records:
+            self._backend = library
+            return None
+        record = open_records[-1]
+        record.init_library = record.init_library or library
+        return record
+
     def _plain(self, line: str, now: float) -> LoadRecord | None:
         record = None
         offloaded = _OFFLOADED.search(line)
@@ -382,10 +437,11 @@ class OllamaLogParser:
         elif buffer := _CPP_BUFFER.search(line):
             device, value, unit = buffer.groups()
             record = self._newest_open(now, None)
-            size = f"{value} {unit}"
-            record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
-            if not _is_host_memory(device):
-                record.device_library = record.device_library or _library_from_device(device)
+            self._model_buffer(record, device, f"{value} {unit}")
+            record.engine = record.engine or "llama.cpp"
+        elif layers := _N_LAYER.search(line):
+            record = self._newest_open(now, None)
+            record.n_layer = int(layers.group(1))
         elif kv := _CPP_KV.search(line):
             device, value, unit = kv.groups()
             record = self._newest_open(now, None)
@@ -401,14 +457,14 @@ class OllamaLogParser:
                 self._gpus.append(name)
             record = target
         elif found := _FOUND_DEVICES.search(line):
-            record = self._open()[-1] if self._open() else None
-            if record is not None:
-                record.device_library = record.device_library or found.group(1).lower()
+            record = self._backend_named(found.group(1).lower())
+        elif _VULKAN_DEVICES.search(line):
+            record = self._backend_named("vulkan")
+        elif using := _USING_DEVICE.search(line):
+            record = self._backend_named(_library_from_device(using.group(1)))
         elif backend := _BACKEND.search(line):
-            record = self._open()[-1] if self._open() else None
             name = backend.group(1).lower()
-            if record is not None and name != "cpu":
-                record.device_library = record.device_library or _library_from_device(name) or name
+            record = self._backend_named(_library_from_device(name) or name)
         elif cli_error := _CLI_ERROR.search(line):
             self._error(cli_error.group(1))
         elif _OOM.search(line):

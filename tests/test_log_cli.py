@@ -95,7 +95,7 @@ def test_serve_cpu_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     run = json.loads(out.read_text())["runs"][0]
-    assert (run["layers_offloaded"], run["env"], run["env_source"]) == (0, "CPU", "server log (Ollama's plan)")
+    assert (run["layers_offloaded"], run["env"], run["env_source"]) == (0, "CPU", "server log")
 
 
 def test_serve_without_ollama_installed(tmp_path):

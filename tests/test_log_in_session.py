@@ -11,7 +11,7 @@ from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.ollama_api import OllamaServer
 from llmtop.session import Phase, RunSettings, Session, SessionObserver
-from llmtop.summary import ENV_FROM_LOG, ENV_FROM_PLAN, ENV_FROM_PS
+from llmtop.summary import ENV_FROM_LOG, ENV_FROM_PS
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
 GB = 10**9
@@ -67,12 +67,12 @@ def test_layers_and_env_come_from_the_log(logged_session):
     assert load.gpus == ["NVIDIA GeForce RTX 4060 Ti"] and load.ollama_version == "0.5.11"
 
 
-def test_a_cpu_run_is_read_from_ollamas_plan(logged_session):
+def test_a_cpu_run_is_confirmed_by_llamacpps_buffers_without_an_offloaded_line(logged_session):
     session = logged_session(token_rate=200)
     session.run(RunSettings())
-    row = session.run(RunSettings(num_gpu=0))
+    row = session.run(RunSettings(num_gpu=0))  # the double's CPU runner prints only `CPU buffer size`
     assert (row.layers_offloaded, row.layers_total) == (0, 81)
-    assert (row.env, row.env_source) == ("CPU", ENV_FROM_PLAN)
+    assert (row.env, row.env_source, row.library) == ("CPU", ENV_FROM_LOG, "cpu")
     assert session.rows[0].layers_offloaded == 0  # vram_fraction 0 by default: both loads are the right ones
 
 

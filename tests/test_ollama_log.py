@@ -162,3 +162,93 @@ def test_an_enormous_line_is_cut_not_choked_on():
     huge += "memory.x=" + "9" * 5_000_000
     load = only_load([huge])
     assert (load["layers_offloaded"], load["layers_total"]) == (27, 81)
+
+
+# -- llama.cpp's confirmation against Ollama's plan, in the formats each version prints --------------
+PLAN_CUDA_29 = (
+    'time=2025-01-28T07:32:59.510+03:00 level=INFO source=memory.go:356 msg="offload to cuda" layers.requested=-1 '
+    'layers.model=29 layers.offload=29 layers.split="" memory.available="[10.8 GiB]" memory.gpu_overhead="0 B" '
+    'memory.required.full="5.6 GiB" memory.required.partial="5.6 GiB" memory.required.kv="896.0 MiB"'
+)
+START_29 = (
+    'time=2025-01-28T07:32:59.511+03:00 level=INFO source=server.go:376 msg="starting llama server" '
+    'cmd="/usr/bin/ollama runner --model /var/lib/ollama/models/blobs/sha256-234e --ctx-size 8192 '
+    '--batch-size 512 --n-gpu-layers 29 --threads 8 --parallel 4 --port 35651"'
+)
+
+
+def test_host_only_buffers_overrule_a_plan_that_put_every_layer_on_the_gpu():
+    # A runner built without GPU support: Ollama planned 29 layers on CUDA (and `ollama ps` says
+    # 100% GPU), llama.cpp names 28 repeating layers and puts every weight in CPU memory.
+    lines = [
+        PLAN_CUDA_29,
+        START_29,
+        "llm_load_print_meta: n_layer          = 28",
+        "llm_load_tensors:   CPU_Mapped model buffer size =  8566.04 MiB",
+        "llama_kv_cache_init:        CPU KV buffer size =   896.00 MiB",
+    ]
+    assert_reads(
+        only_load(lines),
+        {"layers_offloaded": 0, "layers_total": 29, "library": "cpu", "estimate_only": False},
+    )
+
+
+def test_a_cpu_only_load_counts_its_layers_from_llamacpps_description():
+    # llama.cpp of 2026 on the CPU: `print_info:` lines, mapped and repacked weights, no "offloaded".
+    lines = [
+        START_29.replace("--n-gpu-layers 29 ", ""),
+        "print_info: n_layer               = 18",
+        "print_info: n_layer_all           = 18",
+        "load_tensors: loading model tensors, this can take a while... (load_mode = mmap)",
+        "load_tensors:   CPU_Mapped model buffer size =   235.16 MiB",
+        "load_tensors:   CPU_REPACK model buffer size =    12.66 MiB",
+    ]
+    assert_reads(only_load(lines), {"layers_offloaded": 0, "layers_total": 19, "library": "cpu"})
+
+
+def test_the_device_of_a_gpu_buffer_wins_over_the_plans_library():
+    lines = [
+        PLAN_CUDA_29.replace('"offload to cuda"', '"offload to rocm"').replace(
+            "layers.offload=29", "layers.offload=20"
+        ),
+        START_29,
+        "load_tensors: offloaded 12/29 layers to GPU",
+        "load_tensors:      Vulkan0 model buffer size =  2100.00 MiB",
+        "load_tensors:   CPU_Mapped model buffer size =  2500.00 MiB",
+    ]
+    assert_reads(only_load(lines), {"layers_offloaded": 12, "layers_total": 29, "library": "vulkan"})
+
+
+@pytest.mark.parametrize(
+    ("line", "library"),
+    [
+        ("load_backend: loaded CUDA backend from /usr/lib/ollama/cuda_v12/libggml-cuda.so", "cuda"),
+        ("ggml_cuda_init: found 1 ROCm devices:", "rocm"),
+        ("ggml_vulkan: Found 1 Vulkan devices:", "vulkan"),
+        ("llama_model_load_from_file_impl: using device CUDA0 (NVIDIA GeForce RTX 4090) - 23000 MiB free", "cuda"),
+        ("load_backend: loaded CPU backend from /usr/lib/ollama/libggml-cpu-alderlake.so", None),
+    ],
+)
+def test_the_backend_is_read_from_any_line_that_names_it_even_before_the_load(line, library):
+    start = START_29.replace("--n-gpu-layers 29", "--n-gpu-layers 20")
+    before = only_load([line, start, "load_tensors: offloaded 20/29 layers to GPU"])
+    during = only_load([start, line, "load_tensors: offloaded 20/29 layers to GPU"])
+    assert before["library"] == during["library"] == library
+
+
+def test_a_host_only_load_is_cpu_even_where_a_gpu_backend_was_loaded():
+    lines = [
+        "load_backend: loaded CUDA backend from /usr/lib/ollama/cuda_v12/libggml-cuda.so",
+        START_29.replace("--n-gpu-layers 29", "--n-gpu-layers 0"),
+        "load_tensors: offloaded 0/29 layers to GPU",
+        "load_tensors:    CUDA_Host model buffer size =  4100.00 MiB",
+    ]
+    assert only_load(lines)["library"] == "cpu"
+
+
+def test_llama_server_start_line_of_0_30_ends_the_load():
+    lines = [START_29, "load_tensors: offloaded 29/29 layers to GPU"]
+    lines.append(
+        'time=2026-06-02T10:00:00.000Z level=INFO source=server.go:1332 msg="llama-server started in 15.37 seconds"'
+    )
+    assert only_load(lines)["runner_started_s"] == 15.37
