@@ -12,7 +12,8 @@ Work modes:
   observer effect).
 
 The processes are a symlink named `ollama` to the Python interpreter, run as `ollama serve` and
-`ollama runner` in a folder holding scripts of those names.
+`ollama runner` in a folder holding scripts of those names (tests/engine_double.py's
+`named_interpreter`, which the real engine's double uses too).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,29 +32,20 @@ RUNNER_MB = 64
 WORK_BLOCK = 1 << 20  # sha256 releases the GIL on blocks this large: the threads run in parallel
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class StandIn:
     """`ollama serve` in a child process; `url` is its address. Use as a context manager."""
 
     def __init__(
         self, folder: Path, mode: str = "paced", rate: float = 30.0, tokens: int = 900, work_ms: float = 40.0
     ) -> None:
+        sys.path.insert(0, str(BENCH.parent / "tests"))
+        from engine_double import free_port, named_interpreter
+        from llmtop.collectors.log_sources import wait_for_port
+
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        executable = folder / "ollama"
-        if not executable.exists():
-            # The interpreter itself, not a venv's launcher: the stand-in needs the standard library only.
-            executable.symlink_to(Path(getattr(sys, "_base_executable", sys.executable)).resolve())
-            for role in ("serve", "runner"):
-                (folder / role).write_text(
-                    f"import sys\nsys.path.insert(0, {str(BENCH)!r})\nimport stand_in\nstand_in.{role}()\n"
-                )
+        executable = named_interpreter(folder, {"serve": __file__, "runner": __file__})
         env = dict(
             os.environ,
             OLLAMA_HOST=f"127.0.0.1:{self.port}",
@@ -64,16 +55,9 @@ class StandIn:
             STAND_IN_WORK_MS=str(work_ms),
         )
         self.process = subprocess.Popen([str(executable), "serve"], cwd=folder, env=env)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.close()
-                    raise RuntimeError("the stand-in Ollama did not start") from None
-                time.sleep(0.05)
+        if not wait_for_port(self.port, 20, lambda: self.process.poll() is None):
+            self.close()
+            raise RuntimeError("the stand-in Ollama did not start")
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -17,10 +17,10 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 # What the article's model looks like to the API (llama3.3:70b, Q4_K_M, 80 blocks).
 LLAMA33 = {
@@ -43,6 +43,27 @@ WORDS = (
 OOM_MESSAGE = "model requires more system memory (45.2 GiB) than is available (30.1 GiB)"
 
 
+class EngineFailed(Exception):
+    """The engine could not load or run the model; the text is the error Ollama would send."""
+
+
+class Engine(Protocol):
+    """A real engine behind the double (tests/engine_double.py): it loads models, generates the
+    tokens and measures the final chunk's durations on its own clocks."""
+
+    def load(self, name: str, model: dict[str, Any], options: dict[str, Any]) -> bool:
+        """Load the model unless it is loaded (True when this call loaded it); EngineFailed."""
+
+    def generate(self, name: str, prompt: str, options: dict[str, Any]) -> Iterator[str | dict[str, Any]]:
+        """Each token's text, then a dict with the final chunk's counts and durations."""
+
+    def unload(self, name: str) -> None:
+        """Stop the model's runner and free its memory."""
+
+    def loaded(self) -> dict[str, tuple[int, int]]:
+        """Every loaded model: (size, size_vram) in bytes, as /api/ps reports them."""
+
+
 @dataclass
 class DoubleConfig:
     """How the double behaves; change fields between requests to script a test."""
@@ -60,15 +81,18 @@ class DoubleConfig:
     fault: str | None = None  # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama"
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
-    gpu_name: str = "NVIDIA GeForce RTX 4060 Ti"
+    gpu_name: str | None = "NVIDIA GeForce RTX 4060 Ti"  # None: a machine without a GPU
+    machine_memory: tuple[int, int] | None = None  # RAM total and available, for the log of a machine without a GPU
     # Benchmarks: `next_token()` replaces the sleep of 1/token_rate before each token (a runner
     # doing CPU work); `on_load(name)` / `on_unload(name)` start and stop a runner process.
     next_token: Callable[[], None] | None = None
     on_load: Callable[[str], None] | None = None
     on_unload: Callable[[str], None] | None = None
+    # A real engine (tests/engine_double.py) generates instead of the paced words above.
+    engine: Engine | None = None
 
 
-def _log_time() -> str:
+def log_time() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -83,10 +107,21 @@ class ServerLog:
         self.write(text + "\n")
 
     def structured(self, source: str, msg: str, fields: str = "") -> None:
-        self.line(f"time={_log_time()} level=INFO source={source} msg={msg}" + (f" {fields}" if fields else ""))
+        self.line(f"time={log_time()} level=INFO source={source} msg={msg}" + (f" {fields}" if fields else ""))
 
-    def listening(self, host: str, version: str, gpu_name: str) -> None:
+    def listening(self, host: str, version: str, gpu_name: str | None, memory: tuple[int, int] | None = None) -> None:
+        """The start-up lines; `gpu_name` None is a machine without a GPU (`memory`: its RAM total
+        and available, in bytes)."""
         self.structured("routes.go:1238", f'"Listening on {host} (version {version})"')
+        if gpu_name is None:
+            total, available = memory or (0, 0)
+            self.structured(
+                "types.go:130",
+                '"inference compute"',
+                f'id=0 library=cpu variant="" compute="" driver=0.0 name="" total="{gib(total)}" '
+                f'available="{gib(available)}"',
+            )
+            return
         self.structured(
             "types.go:131",
             '"inference compute"',
@@ -126,7 +161,15 @@ class ServerLog:
         self.structured("server.go:626", f'"llama runner started in {seconds:.2f} seconds"')
 
     def terminated(self, error: str) -> None:
-        self.line(f'time={_log_time()} level=ERROR source=server.go:464 msg="llama runner terminated" error="{error}"')
+        self.line(f'time={log_time()} level=ERROR source=server.go:464 msg="llama runner terminated" error="{error}"')
+
+
+def gib(size: int) -> str:
+    """Bytes as Ollama's log prints them (format.HumanBytes2): `23.4 GiB`, `640.0 MiB`."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def _now_text() -> str:
@@ -179,7 +222,9 @@ class OllamaDouble:
 
     def start(self) -> OllamaDouble:
         if self.log is not None:
-            self.log.listening(f"127.0.0.1:{self.port}", self.config.version, self.config.gpu_name)
+            self.log.listening(
+                f"127.0.0.1:{self.port}", self.config.version, self.config.gpu_name, self.config.machine_memory
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="ollama-double", daemon=True
         )
@@ -221,6 +266,11 @@ class OllamaDouble:
             self.config.on_load(_canonical(name))
 
     def _unload_later(self, name: str) -> None:
+        engine = self.config.engine
+        if engine is not None:  # as Ollama's scheduler: the runner is stopped, then the model is no longer listed
+            threading.Thread(target=engine.unload, args=(_canonical(name),), daemon=True).start()
+            return
+
         def unload() -> None:
             time.sleep(self.config.unload_delay_s)
             with self._lock:
@@ -316,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/api/ps":
             with self.owner._lock:
                 loaded = dict(self.owner.loaded)
+            if cfg.engine is not None:
+                loaded = {name: {"size": size, "size_vram": vram} for name, (size, vram) in cfg.engine.loaded().items()}
             expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)).isoformat()
             models = []
             for name, state in loaded.items():
@@ -369,12 +421,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "license": "LLAMA 3.3 COMMUNITY LICENSE AGREEMENT",
+                "license": model.get("license", "LLAMA 3.3 COMMUNITY LICENSE AGREEMENT"),
                 "modelfile": f"FROM {model['name']}\n",
-                "parameters": 'stop "<|eot_id|>"',
-                "template": "{{ .Prompt }}",
+                "parameters": model.get("parameters", 'stop "<|eot_id|>"'),
+                "template": model.get("template", "{{ .Prompt }}"),
                 "details": self._details(model),
-                "model_info": {
+                "model_info": model.get("model_info")
+                or {
                     "general.architecture": arch,
                     "general.parameter_count": model["parameter_count"],
                     "general.file_type": 15,
@@ -398,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(
                 200, {"model": name, "created_at": _now_text(), "response": "", "done": True, "done_reason": "unload"}
             )
+            return
+        if cfg.engine is not None:
+            self._generate_with_engine(cfg.engine, _canonical(name), body)
             return
         started = time.monotonic_ns()
         already = _canonical(name) in self.owner.loaded
@@ -458,6 +514,55 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self.owner.finals.append(final)
         self._line(final)
+        self._end_stream()
+
+    def _generate_with_engine(self, engine: Engine, name: str, body: dict[str, Any]) -> None:
+        """As Ollama does: load (500 with the error if the runner fails), then stream what the
+        runner generates; a runner that dies mid-stream ends the stream with an error line."""
+        started = time.monotonic_ns()
+        options = body.get("options") or {}
+        try:
+            engine.load(name, self.owner._find(name) or {}, options)
+        except EngineFailed as exc:
+            self._error(500, str(exc))
+            return
+        loaded_at = time.monotonic_ns()
+        streaming = body.get("stream") is not False
+        if streaming:
+            self._start_stream()
+        text = []
+        try:
+            for item in engine.generate(name, body.get("prompt") or "", options):
+                if isinstance(item, str):
+                    if streaming:
+                        self._line({"model": name, "created_at": _now_text(), "response": item, "done": False})
+                    else:
+                        text.append(item)
+                    continue
+                final = {  # Ollama's keys, in Ollama's order
+                    "model": name,
+                    "created_at": _now_text(),
+                    "response": "",
+                    "done": True,
+                    "done_reason": item["done_reason"],
+                    "context": item["context"],
+                    "total_duration": time.monotonic_ns() - started,
+                    "load_duration": loaded_at - started,
+                    "prompt_eval_count": item["prompt_eval_count"],
+                    "prompt_eval_duration": item["prompt_eval_duration"],
+                    "eval_count": item["eval_count"],
+                    "eval_duration": item["eval_duration"],
+                }
+                self.owner.finals.append(final)
+                if not streaming:
+                    self._json(200, dict(final, response="".join(text)))
+                    return
+                self._line(final)
+        except EngineFailed as exc:
+            if not streaming:
+                self._error(500, str(exc))
+                return
+            self._line({"error": str(exc)})
         self._end_stream()
 
     def _pull(self, body: dict[str, Any]) -> None:
