@@ -116,10 +116,10 @@ class OllamaProcessReader:
         self._last_scan = now
         self.scans += 1
         servers, runners, unsure = [], [], []
-        for proc in self._psutil.process_iter(["name"]):
+        for proc in self._psutil.process_iter(["name", "status"]):
             name = proc.info.get("name") or ""
-            if _base_name(name) not in RUNNER_NAMES | {"ollama"}:
-                continue
+            if _base_name(name) not in RUNNER_NAMES | {"ollama"} or proc.info.get("status") == "zombie":
+                continue  # a zombie (an exited child not yet reaped) holds no memory
             args = _args(proc)
             if is_runner(name, args):
                 runners.append(proc)

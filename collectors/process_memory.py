@@ -41,8 +41,8 @@ def default_proc_root() -> Path | None:
 
 
 def parse_status(text: str) -> ProcessMemory | None:
-    """The Rss* lines of `/proc/PID/status` (kB); None when they are missing (a kernel thread, or
-    a kernel before 4.5 without RssFile)."""
+    """VmRSS and RssFile of `/proc/PID/status` (kB); None without VmRSS (a zombie or a kernel
+    thread has no memory), no file-backed figure on a kernel before 4.5 (no RssFile)."""
     values: dict[str, int] = {}
     for line in text.splitlines():
         if line.startswith(("VmRSS:", "RssFile:")):
@@ -50,9 +50,9 @@ def parse_status(text: str) -> ProcessMemory | None:
             number = rest.split()
             if number and number[0].isdigit():
                 values[key] = int(number[0]) * 1024
-    if "VmRSS" not in values or "RssFile" not in values:
+    if "VmRSS" not in values:
         return None
-    return ProcessMemory(values["VmRSS"], values["RssFile"])
+    return ProcessMemory(values["VmRSS"], values.get("RssFile"))
 
 
 class ProcessMemoryReader:
@@ -69,8 +69,7 @@ class ProcessMemoryReader:
                     memory = parse_status(handle.read())
             except OSError:
                 return None  # gone (or hidden): the caller looks again
-            if memory is not None:
-                return memory
+            return memory
         try:
             return ProcessMemory(int(proc.memory_info().rss))
         except Exception:  # gone, or another user's process (AccessDenied)

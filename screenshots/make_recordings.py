@@ -12,11 +12,15 @@ session, plan runner and recorder against the Ollama double (tests/ollama_double
   through the real Windows counters reader: VRAM fills and shared GPU memory grows by up to 2.1 GiB
   while the model generates. RAM and Ollama RSS come from stand-in readers that add the model's CPU
   part while it is loaded; the demo's banner says it is not a measurement.
+- screenshots/recordings/engine.jsonl: `llmtop gemma3:270m --headless` against a real engine
+  (tests/engine_double.py: llama.cpp loading Gemma 3 270M in an `ollama runner` child, weights
+  mapped), where RAM is in use plus the runner's mapped weights. Needs the `engine` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,6 +126,18 @@ def demo_collectors(double: OllamaDouble) -> SystemCollectors:
     return collectors
 
 
+def record_engine(path: Path) -> None:
+    """`llmtop gemma3:270m --headless` as a user runs it, against Ollama with llama.cpp in the runner."""
+    from engine_double import MODEL, EngineOllama
+
+    path.unlink(missing_ok=True)
+    llmtop = Path(sys.executable).parent / "llmtop"
+    with tempfile.TemporaryDirectory() as folder, EngineOllama(Path(folder)) as ollama:
+        args = [MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--no-history"]
+        subprocess.run([str(llmtop), *args, "--record", str(path)], check=True, capture_output=True)
+    print("wrote", path, f"({path.stat().st_size // 1000} kB)")
+
+
 def main() -> None:
     (HERE / "recordings").mkdir(exist_ok=True)
     record(
@@ -144,6 +160,7 @@ def main() -> None:
         1,
         demo=DEMO_NOTE,
     )
+    record_engine(HERE / "recordings" / "engine.jsonl")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ The recordings come from screenshots/make_recordings.py (real runs against the O
   with its bar chart (llmtop-compare.svg), the same screen with the live chart (`b`,
   llmtop-session.svg) and with the log pane open (`l`, llmtop-log-pane.svg);
 - llmtop's demo recording (core/data/demo.jsonl), paused halfway through the run with 27 of 81
-  layers on a 16 GB Radeon, shared GPU memory growing (llmtop-spillover.svg).
+  layers on a 16 GB Radeon, shared GPU memory growing (llmtop-spillover.svg);
+- recordings/engine.jsonl, `llmtop gemma3:270m` against llama.cpp running Gemma 3 270M with its
+  weights mapped: RAM as in use plus the runner's mapped files (llmtop-real-engine.svg).
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ async def spillover() -> None:
         world.player.stop()
 
 
+async def real_engine() -> None:
+    recording = load_recording(HERE / "recordings" / "engine.jsonl")
+    _, runner = replay(recording, speed=None)
+    app = LlmtopApp(runner)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(runner.rows) == 1)
+        print("wrote", app.save_screenshot(filename="llmtop-real-engine.svg", path=str(HERE)))
+
+
 if __name__ == "__main__":
     asyncio.run(comparison())
     asyncio.run(spillover())
+    asyncio.run(real_engine())

@@ -573,7 +573,11 @@ def main() -> None:
         sys.exit(f"engine_double: {exc}")
     print(f"Ollama with llama.cpp at {ollama.url}, model {MODEL}; server log {ollama.log_path} (Ctrl+C to stop)")
     print(f"  llmtop {MODEL} --host {ollama.url} --log {ollama.log_path}")
-    signal.signal(signal.SIGTERM, lambda *_: ollama.close())  # `kill`: stop the server and its runners too
+
+    def terminated(*_: object) -> None:
+        raise KeyboardInterrupt  # `kill`: stop the server and its runners too, below
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         ollama.process.wait()
     except KeyboardInterrupt:

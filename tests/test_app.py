@@ -70,6 +70,7 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
         assert "runner 43.0 GB" in app.query_one("#rss", Gauge).text
+        assert "n/a: counted apart on Linux only" in app.query_one("#mapped", Gauge).text
         assert app.query_one("#vram-0", Gauge).text.startswith("VRAM        n/a: no GPU read (GPUs not probed)")
         assert app.query_one("#shared-0", Gauge).text.startswith("Shared GPU  n/a: no GPU read")
         assert "35% GPU / 65% CPU, 15.2 GB of 44.0 GB on GPU" in str(app.query_one("#split").render())
@@ -157,6 +158,36 @@ async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
         cells = [str(c) for c in app.query_one(SummaryTable).get_row_at(0)]
         assert cells[-1].startswith("incomplete: ") and text in cells[-1]
     app.session.collectors.stop()
+
+
+async def test_mapped_weights_are_added_to_ram_and_shown_apart(double_factory):
+    # Linux, weights mapped: in use grows by 2 GB only, the runner's mapped files by 40 GB.
+    double = double_factory(token_rate=100, tokens=30, load_delay_s=0.2)
+
+    def memory(now):
+        used = 20 * GB + (2 * GB if double.loaded else 0)
+        return SystemMemorySample(now, 64 * GB, 64 * GB - used, 0, 0)
+
+    def processes(now):
+        mapped = GB + (40 * GB if double.loaded else 0)
+        return OllamaProcessSample(now, GB + mapped, mapped, 10, (11,), file_rss_bytes=mapped)
+
+    collectors = SystemCollectors(0.02, memory_reader=memory, process_reader=processes)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(one_run(session))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: len(app.runner.rows) == 1)
+        assert "63.0 GB / 64.0 GB  Δ +42.0 GB  in use 22.0 GB" in app.query_one("#ram", Gauge).text
+        assert "41.0 GB / 64.0 GB  Δ +40.0 GB  Ollama's files" in app.query_one("#mapped", Gauge).text
+        row = app.runner.rows[0]
+        assert (row.ram_delta_bytes, row.ram_in_use_delta_bytes, row.ram_mapped_delta_bytes) == (
+            42 * GB,
+            2 * GB,
+            40 * GB,
+        )
+    collectors.stop()
 
 
 async def test_real_collectors_fill_the_ram_gauge(double):

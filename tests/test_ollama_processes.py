@@ -199,4 +199,12 @@ def test_proc_status_parsing():
     assert parse_status("Name:\tx\nVmRSS:\t  100 kB\nRssAnon:\t 60 kB\nRssFile:\t 40 kB\n") == ProcessMemory(
         102400, 40960
     )
-    assert parse_status("Name:\tkthreadd\nState:\tS\n") is None  # a kernel thread has no Rss lines
+    assert parse_status("Name:\tkthreadd\nState:\tS\n") is None  # a kernel thread (or a zombie) has no memory
+    assert parse_status("VmRSS:\t  100 kB\n") == ProcessMemory(102400, None)  # before Linux 4.5: no RssFile
+
+
+def test_a_zombie_ollama_is_not_a_server():
+    zombie = FakeProcess(100, "ollama", [], 0)
+    zombie.info["status"] = "zombie"
+    sample = OllamaProcessReader(fake_psutil([zombie]))(0.0)
+    assert sample.rss_bytes is None and "no Ollama process" in sample.reason

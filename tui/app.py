@@ -138,6 +138,7 @@ class LlmtopApp(App[int]):
         with Horizontal(id="live"):
             with Vertical(id="gauges"):
                 yield Gauge("RAM", id="ram")
+                yield Gauge("  mapped", id="mapped")
                 yield Gauge("Swap", id="swap")
                 yield Gauge("Ollama RSS", id="rss")
                 with Vertical(id="gpu"):
@@ -173,6 +174,7 @@ class LlmtopApp(App[int]):
         # thread (which may arrive while the app is closing) use these references.
         self.phase_line = self.query_one("#phase", TextLine)
         self.ram_gauge = self.query_one("#ram", Gauge)
+        self.mapped_gauge = self.query_one("#mapped", Gauge)
         self.swap_gauge = self.query_one("#swap", Gauge)
         self.rss_gauge = self.query_one("#rss", Gauge)
         self.split_line = self.query_one("#split", TextLine)
@@ -260,14 +262,12 @@ class LlmtopApp(App[int]):
             rss.show_unavailable(proc.reason or "not readable")
         else:
             base_rss = record.baseline_process.rss_bytes if record and record.baseline_process else None
-            notes = [f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"]
-            if proc.file_rss_bytes is not None:
-                notes.append(f"mapped files {units.human_bytes(proc.file_rss_bytes)}")
+            runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
             rss.show_reading(
                 proc.rss_bytes,
                 memory.total_bytes if memory else None,
                 proc.rss_bytes - base_rss if base_rss is not None else None,
-                note=" · ".join(notes),
+                note=runner,
             )
 
         self._refresh_gpus(record)
@@ -300,7 +300,19 @@ class LlmtopApp(App[int]):
     def _refresh_ram(self, record, memory, proc) -> None:
         """RAM as the summary row counts it: the system's in-use memory plus, where the platform
         counts mapped files as cache (Linux), the Ollama processes' file-backed memory, which holds
-        mapped weights; the two parts are named beside it."""
+        mapped weights; that part is shown on the line below."""
+        mapped = proc.file_rss_bytes if proc is not None else None
+        base_proc = record.baseline_process if record else None
+        base_mapped = base_proc.file_rss_bytes if base_proc is not None else None
+        if mapped is None:
+            self.mapped_gauge.show_unavailable("counted apart on Linux only (README: RAM, per platform)")
+        else:
+            self.mapped_gauge.show_reading(
+                mapped,
+                memory.total_bytes if memory else None,
+                mapped - base_mapped if base_mapped is not None else None,
+                note="Ollama's files",
+            )
         ram = self.ram_gauge
         if memory is None:
             ram.show_unavailable(self.session.collectors.memory.last_error or "waiting for the first sample")
@@ -311,17 +323,13 @@ class LlmtopApp(App[int]):
         else:
             swap.show_unavailable("no swap configured")
         base = record.baseline_memory if record else None
-        base_proc = record.baseline_process if record else None
-        mapped = proc.file_rss_bytes if proc is not None else None
-        if mapped is None or base_proc is None or base_proc.file_rss_bytes is None:
-            ram.show_reading(
-                memory.used_bytes, memory.total_bytes, memory.used_bytes - base.used_bytes if base else None
-            )
+        if mapped is None or (base is not None and base_mapped is None):
+            in_use_delta = memory.used_bytes - base.used_bytes if base else None
+            ram.show_reading(memory.used_bytes, memory.total_bytes, in_use_delta)
             return
         used = memory.used_bytes + mapped
-        delta = used - base.used_bytes - base_proc.file_rss_bytes if base else None
-        note = f"in use {units.human_bytes(memory.used_bytes)} + Ollama's mapped files {units.human_bytes(mapped)}"
-        ram.show_reading(used, memory.total_bytes, delta, note=note)
+        delta = used - base.used_bytes - base_mapped if base is not None and base_mapped is not None else None
+        ram.show_reading(used, memory.total_bytes, delta, note=f"in use {units.human_bytes(memory.used_bytes)}")
 
     def _refresh_gpus(self, record) -> None:
         collectors = self.session.collectors
