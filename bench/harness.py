@@ -125,11 +125,12 @@ import ollama
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-client = ollama.Client(host=sys.argv[1])
-client.generate(model="llama3.3", keep_alive=0)  # unloaded first, as llmtop does before a run
+url, model, prompt, seed = sys.argv[1:5]
+client = ollama.Client(host=url)
+client.generate(model=model, keep_alive=0)  # unloaded first, as llmtop does before a run
 time.sleep(1.0)
 began = None
-for chunk in client.generate(model="llama3.3", prompt="Why is the sky blue?", stream=True):
+for chunk in client.generate(model=model, prompt=prompt, options={"seed": int(seed)}, stream=True):
     if began is None:
         began = (time.monotonic(), cpu())
     if chunk.done:
@@ -138,10 +139,14 @@ print(json.dumps({"cpu_pct": 100 * (cpu() - began[1]) / (time.monotonic() - bega
 """
 
 
-def bare_client(url: str) -> dict[str, float]:
-    """One generation streamed by the official `ollama` client and nothing else: the % of one core
-    it took from the first chunk to the last, and the server's eval rate."""
-    out = subprocess.run([sys.executable, "-c", BARE_CLIENT, url], capture_output=True, text=True, check=True)
+def bare_client(url: str, model: str = "llama3.3") -> dict[str, float]:
+    """One generation streamed by the official `ollama` client and nothing else, with llmtop's
+    default prompt and seed: the % of one core it took from the first chunk to the last, and the
+    server's eval rate."""
+    from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED
+
+    argv = [sys.executable, "-c", BARE_CLIENT, url, model, DEFAULT_PROMPT, str(DEFAULT_SEED)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

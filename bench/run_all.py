@@ -1,11 +1,12 @@
 """Every benchmark, one after the other, each printing its figures.
 
-    .venv/bin/python bench/run_all.py          # the figures in the README (about 25 minutes)
-    .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 4 minutes)
+    .venv/bin/python bench/run_all.py          # the figures in the README (about 30 minutes)
+    .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 5 minutes)
 
-Own cost, timing accuracy, sampling and start-up (own_cost.py), the observer effect
-(observer_effect.py), a two-hour run (long_run.py) and the log follower (log_follow.py). Run it on
-a quiet machine: the figures are medians, but a busy machine still moves them.
+Own cost, timing accuracy, sampling and start-up (own_cost.py), the observer effect on a CPU-bound
+stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), a
+two-hour run (long_run.py) and the log follower (log_follow.py). Run it on a quiet machine: the
+figures are medians, but a busy machine still moves them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import long_run
 import observer_effect
 import own_cost
 
-QUICK = {
-    own_cost: ["--seconds", "20", "--repeats", "1"],
-    observer_effect: ["--tokens", "200", "--repeats", "1"],
-    long_run: ["--hours", "0.5", "--speed", "120"],
-    log_follow: ["--megabytes", "10"],
-}
+# Each benchmark with its arguments for the full run and for --quick.
+BENCHMARKS = [
+    (own_cost, [], ["--seconds", "20", "--repeats", "1"]),
+    (observer_effect, [], ["--tokens", "200", "--repeats", "1"]),
+    (observer_effect, ["--engine"], ["--engine", "--tokens", "200", "--repeats", "1"]),
+    (long_run, [], ["--hours", "0.5", "--speed", "120"]),
+    (log_follow, [], ["--megabytes", "10"]),
+]
 
 
 def main() -> None:
@@ -32,8 +35,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, once each: to see that it all works")
     args = parser.parse_args()
     began = time.monotonic()
-    for bench, quick in QUICK.items():
-        bench.main(quick if args.quick else [])
+    for bench, full, quick in BENCHMARKS:
+        bench.main(quick if args.quick else full)
         print()
         sys.stdout.flush()
     print(f"all benchmarks: {time.monotonic() - began:.0f} s")
