@@ -158,9 +158,11 @@ class IntelFdinfoReader:
             device = card / "device"
             why = "the i915/xe drivers publish no device-wide memory use; the Ollama processes' share is shown"
             reasons = {"dedicated": why, "shared": why, "utilization": "not read for Intel GPUs"}
-            ollama_dedicated, ollama_shared, why = ollama_share(self.proc, pids, ("i915", "xe"), _pci_slot(device))
-            if why:
-                reasons["ollama"] = why
+            ollama_dedicated, ollama_shared, share_why = ollama_share(
+                self.proc, pids, ("i915", "xe"), _pci_slot(device)
+            )
+            if share_why:
+                reasons["ollama"] = share_why
             readings.append(
                 GpuReading(
                     key=f"intel:{card.name}",

@@ -142,7 +142,7 @@ class Win32PdhQuery:
 
     def __init__(self) -> None:
         try:
-            import win32pdh  # type: ignore[import-not-found]
+            import win32pdh
         except ImportError as exc:
             raise LookupError(f"pywin32 is not installed ({exc})") from None
         self.pdh = win32pdh

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -116,7 +117,7 @@ class CommandFollower(LogSource):
 
     def start(self) -> subprocess.Popen[bytes]:
         try:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # type: ignore[call-overload]  # the group keywords vary by platform
                 self.argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -130,8 +131,9 @@ class CommandFollower(LogSource):
 
     def lines(self) -> Iterator[str]:
         process = self.process or self.start()
-        assert process.stdout is not None
-        yield from split_lines(iter(lambda: process.stdout.read1(READ_SIZE), b""), MAX_LINE)  # type: ignore[union-attr]
+        stdout = process.stdout
+        assert isinstance(stdout, io.BufferedReader)  # a pipe opened in binary mode
+        yield from split_lines(iter(lambda: stdout.read1(READ_SIZE), b""), MAX_LINE)
 
     def stop(self) -> None:
         _terminate(self.process)
@@ -247,6 +249,7 @@ def default_log_source(
     if not local:
         return LogChoice(None, f"the server runs on another machine, so its log is there: {hint}")
     home = home or Path.home()
+    path: Path | None
     if platform == "darwin":
         path = home / ".ollama" / "logs" / "server.log"
     elif platform == "win32":

@@ -106,16 +106,19 @@ class OllamaProcessReader:
         self._expecting = False  # a load has begun: list the processes at every reading
         self._expecting_since: float | None = None
 
-    def look_for_runner(self) -> None:
+    def look_for_runner(self, looking: bool = True) -> None:
         """A model load has begun: look for its runner at every reading until one is found (for
-        at most EXPECT_RUNNER_S). Safe to call from any thread."""
+        at most EXPECT_RUNNER_S), or until called with False (the first token came: any runner
+        has started by then). Safe to call from any thread."""
         self._expecting_since = None
-        self._expecting = True
+        self._expecting = looking
 
     def _scan(self, now: float) -> None:
         self._last_scan = now
         self.scans += 1
-        servers, runners, unsure = [], [], []
+        servers: list[Any] = []
+        runners: list[Any] = []
+        unsure: list[Any] = []
         for proc in self._psutil.process_iter(["name", "status"]):
             name = proc.info.get("name") or ""
             if _base_name(name) not in RUNNER_NAMES | {"ollama"} or proc.info.get("status") == "zombie":

@@ -12,7 +12,8 @@ from typing import Generic, Protocol, TypeVar
 class Timed(Protocol):
     """Every sample carries `t`, a `time.monotonic()` reading taken when it was read."""
 
-    t: float
+    @property
+    def t(self) -> float: ...
 
 
 S = TypeVar("S", bound=Timed)

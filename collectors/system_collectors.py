@@ -34,11 +34,12 @@ class SystemCollectors:
         self.gpu = Sampler("gpu", reader, self.memory.interval) if reader else None
         self.gpu_unavailable = unavailable
 
-    def expect_load(self) -> None:
-        """A model load is beginning: have the process reader find its runner at once."""
+    def expect_load(self, loading: bool = True) -> None:
+        """A model load is beginning: have the process reader find its runner at once (False: it
+        is over, the first token came)."""
         look = getattr(self._process_reader, "look_for_runner", None)
         if look is not None:
-            look()
+            look(loading)
 
     def ollama_pids(self) -> frozenset[int]:
         """The Ollama server and runner PIDs in the latest process sample (for per-process GPU memory)."""

@@ -43,7 +43,7 @@ class PlanRunner:
         plan: Sequence[PlannedRun],
         history: History | None = None,
         machine: Callable[[], Mapping[str, Any]] = dict,
-        on_note: Callable[[str], None] = lambda message: None,
+        on_note: Callable[[str], object] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = dict(sessions)

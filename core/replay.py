@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+from llmtop.collectors.log_sources import LogSource
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
@@ -222,12 +223,12 @@ class Player:
         self.resumed.set()
 
 
-def _never(now: float) -> None:
+def _never(now: float) -> Any:
     """The reader of a replayed sampler: its samples come from the recording."""
     return None
 
 
-class _RecordedSource:
+class _RecordedSource(LogSource):
     """The log source of a replay: its lines come from the recording."""
 
     def __init__(self, description: str) -> None:
@@ -235,9 +236,6 @@ class _RecordedSource:
 
     def lines(self) -> Iterator[str]:
         return iter(())
-
-    def stop(self) -> None:
-        pass
 
 
 class _RecordedServer:
@@ -335,7 +333,7 @@ class Replay:
         machine = recording.first("machine")
         self._machine = dict(machine["machine"]) if machine else {}
         self._told = False  # the note on where the replay stopped has been given
-        self.on_note: Callable[[str], None] = lambda message: None  # replay() hands notes to the runner
+        self.on_note: Callable[[str], object] = lambda message: None  # replay() hands notes to the runner
 
     def machine(self) -> dict[str, Any]:
         return self._machine
@@ -345,11 +343,14 @@ class Replay:
         return f"{self.player.at - self.player.t0:.1f} s into the recording"
 
     # -- playing ------------------------------------------------------------------------------
-    def _sampler(self, source: str) -> Sampler | None:
+    def _sampler(self, source: str) -> Sampler[Any] | None:
         """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu)."""
-        return {"ram": self.collectors.memory, "ollama-rss": self.collectors.processes, "gpu": self.collectors.gpu}.get(
-            source
-        )
+        samplers: dict[str, Sampler[Any] | None] = {
+            "ram": self.collectors.memory,
+            "ollama-rss": self.collectors.processes,
+            "gpu": self.collectors.gpu,
+        }
+        return samplers.get(source)
 
     def _apply_shared(self, event: dict[str, Any]) -> bool:
         """Samples, errors and log lines: the collectors' part. True when the event was one."""
@@ -452,7 +453,7 @@ class Replay:
             record.error = event.get("error")
             record.load_kind = event.get("load_kind", record.load_kind)
             record.ended_at = t
-            pending.row = session.snapshot(record, t)
+            pending.row = session.summarize(record, t)
             session.rows.append(pending.row)
             session.current = None
 
@@ -465,7 +466,7 @@ class Replay:
                 session.last = record
             record.error = record.error or f"replay stopped: {self.stopped_reason()}"
             record.ended_at = self.player.at
-            pending.row = session.snapshot(record, self.player.at)
+            pending.row = session.summarize(record, self.player.at)
             session.rows.append(pending.row)
             session.current = None
             self.on_note(f"replay stopped {self.where}: {self.stopped_reason()}")

@@ -261,6 +261,7 @@ class Session:
                 self._emit("token", now, text=text)
                 record.clock.token(now)
                 if record.clock.count == 1:
+                    self.collectors.expect_load(False)  # a runner that loads the model has started by now
                     self._set_phase(Phase.GENERATING)
                 self.observer.token(text)
                 if self.cancel.is_set():
@@ -270,6 +271,7 @@ class Session:
                 raise StreamBroken("the stream ended without its final chunk")
         finally:
             record.ended_at = self._clock()
+            self.collectors.expect_load(False)
             self._ps.stop()
             self._ps_listed_at = None
             self._ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
@@ -279,7 +281,7 @@ class Session:
     def _finish(self, record: RunRecord) -> SummaryRow:
         with self._lock:
             if record is self._abandoned:  # the screen already kept this run when the user quit
-                return self.snapshot(record)
+                return self.summarize(record)
             row = self._end(record, record.ended_at if record.ended_at is not None else self._clock())
             self.rows.append(row)
             self.current = None
@@ -310,16 +312,19 @@ class Session:
     def _end(self, record: RunRecord, end: float) -> SummaryRow:
         """The run's final row, summarised up to `end`; a recorder sees the end and the row."""
         self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
-        row = self.snapshot(record, end)
+        row = self.summarize(record, end)
         self._emit("summary", end, row=row)
         return row
 
     def snapshot(self, record: RunRecord | None = None, end: float | None = None) -> SummaryRow | None:
-        """The row of `record` (default: the run in progress) from what has been measured so far;
-        a run still going is summarised up to now (or `end`)."""
+        """The row of `record` (default: the run in progress; None when there is none) from what
+        has been measured so far."""
         record = record or self.current
-        if record is None:
-            return None
+        return None if record is None else self.summarize(record, end)
+
+    def summarize(self, record: RunRecord, end: float | None = None) -> SummaryRow:
+        """The row of `record` from what has been measured, up to `end` (default: the run's end,
+        or now for a run still going)."""
         if end is None:
             end = record.ended_at if record.ended_at is not None else self._clock()
         ps = self._ps.all() if self._ps is not None else []

@@ -168,14 +168,34 @@ def shared_total(sample: GpuSample) -> int | None:
     return sum_known([g.shared_used for g in sample.gpus])
 
 
-def _gpu_deltas(run: RunRecord, gen_start: float, end: float, figure) -> tuple[int | None, int | None]:
+@dataclass(frozen=True)
+class RunWindow:
+    """When a run's samples count: from the request to the end for peaks, and for steady values
+    while it generated, from the first token to the last (after a runner dies, its memory is gone
+    before the stream says so)."""
+
+    start: float
+    end: float
+    gen_start: float
+    gen_end: float
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunWindow:
+        clock = run.clock
+        end = run.ended_at if run.ended_at is not None else float("inf")
+        gen_start = clock.first_at if clock.first_at is not None else end
+        return cls(clock.request_at, end, gen_start, clock.last_at if clock.last_at is not None else end)
+
+    def deltas(self, points: Sequence[tuple[float, int | None]], baseline: int | None) -> tuple[int | None, int | None]:
+        """(steady, peak) increase over `baseline` of a figure's (t, value) points; see steady_and_peak."""
+        during_run = [(t, v) for t, v in points if v is not None and self.start <= t <= self.end]
+        during_generation = [v for t, v in during_run if self.gen_start <= t <= self.gen_end]
+        return steady_and_peak(during_generation, [v for _, v in during_run], baseline)
+
+
+def _gpu_deltas(run: RunRecord, window: RunWindow, figure) -> tuple[int | None, int | None]:
     baseline = figure(run.baseline_gpu) if run.baseline_gpu else None
-    during_run = [(s.t, figure(s)) for s in run.gpu if run.clock.request_at <= s.t <= end]
-    return steady_and_peak(
-        [v for t, v in during_run if t >= gen_start and v is not None],
-        [v for _, v in during_run if v is not None],
-        baseline,
-    )
+    return window.deltas([(s.t, figure(s)) for s in run.gpu], baseline)
 
 
 def ram_with_mapped(
@@ -195,48 +215,32 @@ def ram_with_mapped(
     return combined
 
 
-def _ram_deltas(
-    run: RunRecord, gen_start: float, end: float
-) -> tuple[tuple[int | None, int | None], int | None, int | None]:
+def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, int | None], int | None, int | None]:
     """((RAM delta, RAM peak), in-use delta, mapped delta). RAM is the system's in-use memory plus,
     where the platform counts mapped files apart (Linux), the Ollama processes' resident
     file-backed memory: the model's footprint whether its weights are mapped or copied."""
-    memory = [s for s in run.memory if run.clock.request_at <= s.t <= end]
-    processes = [s for s in run.processes if run.clock.request_at <= s.t <= end]
     base_in_use = run.baseline_memory.used_bytes if run.baseline_memory else None
-    in_use = steady_and_peak(
-        [s.used_bytes for s in memory if s.t >= gen_start], [s.used_bytes for s in memory], base_in_use
-    )
+    in_use = window.deltas([(s.t, s.used_bytes) for s in run.memory], base_in_use)
     base_mapped = run.baseline_process.file_rss_bytes if run.baseline_process else None
-    mapped = [(s.t, s.file_rss_bytes) for s in processes if s.file_rss_bytes is not None]
-    mapped_delta, _ = steady_and_peak([v for t, v in mapped if t >= gen_start], [v for _, v in mapped], base_mapped)
-    combined = ram_with_mapped(memory, processes) if base_in_use is not None and base_mapped is not None else []
+    mapped_delta, _ = window.deltas([(s.t, s.file_rss_bytes) for s in run.processes], base_mapped)
+    if base_in_use is None or base_mapped is None:
+        return in_use, in_use[0], None
+    combined = ram_with_mapped(
+        [s for s in run.memory if window.start <= s.t <= window.end],
+        [s for s in run.processes if window.start <= s.t <= window.end],
+    )
     if not combined:
         return in_use, in_use[0], None
-    ram = steady_and_peak(
-        [v for t, v in combined if t >= gen_start],
-        [v for _, v in combined],
-        base_in_use + base_mapped,  # type: ignore[operator]
-    )
-    return ram, in_use[0], mapped_delta
+    return window.deltas(list(combined), base_in_use + base_mapped), in_use[0], mapped_delta
 
 
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
-    end = run.ended_at if run.ended_at is not None else float("inf")
-    gen_start = clock.first_at if clock.first_at is not None else end
-
-    def window(samples: Sequence[Any], start: float) -> list[Any]:
-        return [s for s in samples if start <= s.t <= end]
-
-    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, gen_start, end)
+    window = RunWindow.of(run)
+    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, window)
     baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
-    rss_delta, _ = steady_and_peak(
-        [s.rss_bytes for s in window(run.processes, gen_start) if s.rss_bytes is not None],
-        [s.rss_bytes for s in window(run.processes, clock.request_at) if s.rss_bytes is not None],
-        baseline_rss,
-    )
+    rss_delta, _ = window.deltas([(s.t, s.rss_bytes) for s in run.processes], baseline_rss)
     last_ps = run.ps[-1] if run.ps else None
     server = run.server
     load = run.log_load
@@ -249,8 +253,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         env, env_source = env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes), ENV_FROM_PS
     else:
         env = env_source = None
-    vram_delta, vram_peak = _gpu_deltas(run, gen_start, end, dedicated_total)
-    shared_delta, shared_peak = _gpu_deltas(run, gen_start, end, shared_total)
+    vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
+    shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
     error = run.error
     if error and load is not None and load.error and load.error not in error:

@@ -163,6 +163,18 @@ def test_after_a_load_begins_every_reading_looks_for_the_runner_until_one_is_fou
     assert reader.scans == 4  # found: back to the settled rhythm
 
 
+def test_looking_for_a_runner_stops_when_the_first_token_comes():
+    # Ollama in a container, or a runner this user cannot see: none is ever found.
+    reader = OllamaProcessReader(fake_psutil([FakeProcess(100, "ollama", ["ollama", "serve"], 0)]), rescan_seconds=1000)
+    reader(0.0)
+    reader.look_for_runner()
+    reader(0.25)
+    reader.look_for_runner(False)  # the first token: any runner would have started
+    reader(0.5)
+    reader(0.75)
+    assert reader.scans == 2
+
+
 def test_looking_for_a_runner_that_never_comes_stops_after_a_while():
     processes = [FakeProcess(100, "ollama", ["ollama", "serve"], 60 * MiB)]
     reader = OllamaProcessReader(fake_psutil(processes), rescan_seconds=1000.0)

@@ -131,7 +131,7 @@ def kill_the_runner_when(ollama: EngineOllama, folder: Path, ready, what: str) -
 def test_a_runner_killed_mid_stream_ends_the_run_incomplete_with_what_was_measured(engine_ready, tmp_path):
     with engine(tmp_path, max_tokens=5000) as ollama:
         status, out, err, run = kill_the_runner_when(
-            ollama, tmp_path, lambda: _recorded(tmp_path).count('"event": "token"') >= 20, "20 tokens"
+            ollama, tmp_path, lambda: _recorded(tmp_path).count('"event": "token"') >= 60, "60 tokens"
         )
     assert status == 1, err
     assert run["complete"] is False

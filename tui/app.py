@@ -285,8 +285,8 @@ class LlmtopApp(App[int]):
         else:
             self.split_line.show("Ollama's split (/api/ps): model not loaded")
 
-        clock = record.clock if record else None
-        if clock is not None:
+        if record is not None:
+            clock = record.clock
             # A finished run keeps its figures as they were at its end, not decaying ones.
             until = min(now, record.ended_at) if record.ended_at is not None else now
             live = clock.live_rate_tps(until)
