@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from llmtop import __version__
 from llmtop.charts import chart_format
 from llmtop.exports import LANGUAGES, export_format
+from llmtop.figures import help_text
 from llmtop.hosts import HostError, ollama_base_url
 from llmtop.model_facts import valid_model_name
 from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED, RunSettings, parse_modes
@@ -28,27 +29,7 @@ generate PROMPT with streaming while RAM and the Ollama processes are sampled ev
 seconds and /api/ps is polled once a second. The summary row comes when the final chunk arrives.
 """
 
-NUMBERS = """\
-the numbers:
-  tps         the server's eval rate, eval_count / eval_duration from the final chunk: the
-              figure `ollama run --verbose` prints as "eval rate"
-  client tps  tokens/s as llmtop saw them arrive, from the first token to the last
-  prompt tps  the server's prompt eval rate, prompt_eval_count / prompt_eval_duration
-  TTFT        time from sending the request to the first token, model load included
-  load        the server's load_duration: time spent loading the model
-  RAM         the model's footprint in system RAM during generation, minus the baseline:
-              RAM in use (total - available, Task Manager's "In use") plus, on Linux, the
-              Ollama processes' mapped files, which Linux counts as cache (a model's weights
-              are mapped by default); peak RAM is the highest reading minus the baseline
-  Ollama RSS  resident memory of the Ollama server and its runner processes
-  VRAM        dedicated GPU memory in use (all GPUs), increase over the baseline: NVML on
-              NVIDIA, sysfs/amdsmi on AMD, performance counters on Windows, ioreg on Apple
-  shared      shared GPU memory (Windows' "shared GPU memory", GTT on Linux AMD): the
-              part of the model that spilled out of VRAM into system RAM
-  GPU layers  layers on the GPU / all layers, from the server log (offloaded 27/81)
-  env         CPU, CPU+GPU or GPU: from the layers in the server log (none, some, all);
-              without the log, from /api/ps (size_vram zero, partial or all of size)
-
+OTHER = """\
 the server log: --serve starts `ollama serve` on a free port and reads its output (the most
 reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
 looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
@@ -118,7 +99,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="llmtop",
         description=DESCRIPTION,
-        epilog=NUMBERS,
+        epilog=help_text() + "\n\n" + OTHER,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -10,134 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from llmtop import __version__, units
+from llmtop import __version__
 from llmtop.comparison import Comparison, compare
+from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, Column
 from llmtop.summary import SummaryRow
 
 FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
 LANGUAGES = ("en", "ja")
-UNKNOWN = "n/a"
-# The article's Japanese headers (パラ数, 量子化, サイズ, 環境, tps, RAM, VRAM) and the rest in kind.
-JAPANESE = {
-    "model": "モデル",
-    "params": "パラ数",
-    "quant": "量子化",
-    "size": "サイズ",
-    "env": "環境",
-    "GPU layers": "GPU層",
-    "speed-up": "速度比",
-    "shared": "共有GPUメモリ",
-    "prompt tps": "プロンプトtps",
-    "client tps": "実測tps",
-    "load": "ロード",
-    "peak RAM": "RAMピーク",
-    "runs": "回数",
-    "run": "結果",
-    "date": "日時",
-    "mode": "モード",
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a table as people read it (Markdown and the screen)."""
-
-    header: str
-    text: Callable[[Any], str]
-    right: bool = True
-
-
-def _or_unknown(text: str) -> str:
-    return text if text else UNKNOWN
-
-
-def _layers(row: SummaryRow) -> str:
-    return f"{row.layers_offloaded}/{row.layers_total}" if row.layers_offloaded is not None else UNKNOWN
-
-
-def _run_state(row: SummaryRow) -> str:
-    return "complete" if row.complete else f"incomplete: {row.error or 'stopped'}"
-
-
-# Per run (the screen's table, history): the article's columns, then the timing figures.
-TABLE_COLUMNS: tuple[Column, ...] = (
-    Column("model", lambda r: r.model, right=False),
-    Column("params", lambda r: r.parameter_size or UNKNOWN),
-    Column("quant", lambda r: r.quantization or UNKNOWN, right=False),
-    Column("size", lambda r: _or_unknown(units.gb(r.size_bytes))),
-    Column("env", lambda r: r.env or UNKNOWN, right=False),
-    Column("GPU layers", _layers),
-    Column("tps", lambda r: _or_unknown(units.rate(r.eval_rate_tps))),
-    Column("RAM", lambda r: _or_unknown(units.gb(r.ram_delta_bytes))),
-    Column("VRAM", lambda r: _or_unknown(units.gb(r.vram_delta_bytes))),
-    Column("shared", lambda r: _or_unknown(units.gb(r.shared_delta_bytes))),
-    Column("TTFT", lambda r: _or_unknown(units.seconds(r.ttft_s))),
-    Column("prompt tps", lambda r: _or_unknown(units.rate(r.prompt_rate_tps))),
-    Column("client tps", lambda r: _or_unknown(units.rate(r.client_rate_tps))),
-    Column("load", lambda r: _or_unknown(units.seconds(r.load_s))),
-    Column("peak RAM", lambda r: _or_unknown(units.gb(r.ram_peak_bytes))),
-    Column("run", _run_state, right=False),
-)
-
-HISTORY_COLUMNS: tuple[Column, ...] = (
-    Column("date", lambda r: (r.started_at or "")[:16].replace("T", " ") or UNKNOWN, right=False),
-    Column("mode", lambda r: r.mode, right=False),
-    *TABLE_COLUMNS,
-)
-
-
-def _gb_mean(get: Callable[[SummaryRow], int | None]) -> Callable[[Comparison], str]:
-    return lambda c: _or_unknown(units.gb(None if (v := c.mean(get)) is None else int(v)))
-
-
-def _tps(c: Comparison) -> str:
-    mean, sd = c.tps, c.tps_stdev
-    if mean is None:
-        return UNKNOWN
-    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
-
-
-def _runs(c: Comparison) -> str:
-    return f"{len(c.runs)}" + (f" ({c.incomplete} incomplete)" if c.incomplete else "")
-
-
-# Compared (Markdown export, headless output): one row per model, mode and load kind.
-COMPARISON_COLUMNS: tuple[Column, ...] = (
-    Column("model", lambda c: c.model, right=False),
-    Column("params", lambda c: c.first.parameter_size or UNKNOWN),
-    Column("quant", lambda c: c.first.quantization or UNKNOWN, right=False),
-    Column("size", lambda c: _or_unknown(units.gb(c.first.size_bytes))),
-    Column("env", lambda c: str(c.most_common(lambda r: r.env) or UNKNOWN), right=False),
-    Column(
-        "GPU layers",
-        lambda c: str(c.most_common(lambda r: _layers(r) if r.layers_offloaded is not None else None) or UNKNOWN),
-    ),
-    Column("tps", _tps),
-    Column("speed-up", lambda c: f"{c.speedup:.2f}x" if c.speedup is not None else UNKNOWN),
-    Column("RAM", _gb_mean(lambda r: r.ram_delta_bytes)),
-    Column("VRAM", _gb_mean(lambda r: r.vram_delta_bytes)),
-    Column("shared", _gb_mean(lambda r: r.shared_delta_bytes)),
-    Column("TTFT", lambda c: _or_unknown(units.seconds(c.mean(lambda r: r.ttft_s)))),
-    Column("prompt tps", lambda c: _or_unknown(units.rate(c.mean(lambda r: r.prompt_rate_tps)))),
-    Column("client tps", lambda c: _or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps)))),
-    Column(
-        "load",
-        lambda c: _or_unknown(units.seconds(c.mean(lambda r: r.load_s))) + (" (warm)" if c.load_kind == "warm" else ""),
-    ),
-    Column("peak RAM", _gb_mean(lambda r: r.ram_peak_bytes)),
-    Column("runs", _runs),
-)
-
-
-# On screen, where the per-run table above already has the timing figures.
-SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
-    c for c in COMPARISON_COLUMNS if c.header not in ("TTFT", "prompt tps", "client tps", "load")
-)
 
 
 def export_format(path: str | Path) -> str:

@@ -18,28 +18,6 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.model_facts import ModelFacts
 
-# Keys promised to users of the JSON export; their names and meaning do not change.
-STABLE_KEYS = (
-    "model",
-    "parameter_size",
-    "quantization",
-    "size_bytes",
-    "env",
-    "eval_rate_tps",
-    "client_rate_tps",
-    "prompt_rate_tps",
-    "ttft_s",
-    "load_s",
-    "ram_delta_bytes",
-    "ram_peak_bytes",
-    "vram_delta_bytes",
-    "shared_delta_bytes",
-    "layers_offloaded",
-    "layers_total",
-    "ollama_version",
-    "complete",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class PsReading:
@@ -52,7 +30,8 @@ class PsReading:
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One run, as exported. See STABLE_KEYS for the keys every export carries."""
+    """One run, as exported (figures.py says what each figure is; STABLE_KEYS there, the keys
+    every export carries)."""
 
     model: str
     parameter_size: str | None

@@ -62,10 +62,10 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         row = table.summaries[0]
         assert row.complete and row.eval_rate_tps > 0
         cells = [str(c) for c in table.get_row_at(0)]
-        assert cells[:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU"]
-        assert cells[5] == "n/a"  # no server log in this test
-        assert cells[6] == f"{row.eval_rate_tps:.2f}"
-        assert cells[7] == "44.0GB"
+        assert cells[:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]
+        assert cells[6] == "n/a"  # no server log in this test
+        assert cells[7] == f"{row.eval_rate_tps:.2f}"
+        assert cells[8] == "44.0GB"
         assert app.query_one(StreamedText).text == "".join(WORDS[:30])
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
@@ -220,7 +220,7 @@ async def test_gpu_layers_gauge_and_log_pane(tmp_path):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
-        assert str(app.table.get_row_at(0)[5]) == "27/81"
+        assert str(app.table.get_row_at(0)[6]) == "27/81"
         assert not app.log_pane.display
         await pilot.press("l")
         await pilot.pause(0.1)
@@ -293,7 +293,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
         cells = [str(c) for c in app.table.get_row_at(0)]
-        assert cells[8] == "14.0GB"
+        assert cells[9] == "14.0GB"
     app.session.collectors.stop()
 
 
@@ -324,9 +324,9 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
         cpu_row = [str(c) for c in app.comparison.get_row_at(0)]
         auto_row = [str(c) for c in app.comparison.get_row_at(1)]
-        assert cpu_row[4] == "CPU" and cpu_row[7] == "1.00x" and cpu_row[-1] == "2"
+        assert cpu_row[4:6] == ["CPU", "cpu"] and cpu_row[8] == "1.00x" and cpu_row[-1] == "2"
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
-        assert auto_row[6].startswith(f"{mean_auto:.2f} ± ") and auto_row[7] == f"{mean_auto / mean_cpu:.2f}x"
+        assert auto_row[7].startswith(f"{mean_auto:.2f} ± ") and auto_row[8] == f"{mean_auto / mean_cpu:.2f}x"
         bars = app.query_one(TpsBarChart)
         assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
         assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]

@@ -40,8 +40,10 @@ def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, su
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
-    assert table[0].startswith("| model | params | quant | size | env | GPU layers | tps | speed-up | RAM | VRAM |")
-    assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | ")
+    assert table[0].startswith(
+        "| model | params | quant | size | env | mode | GPU layers | tps | speed-up | RAM | VRAM |"
+    )
+    assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | ")
     assert table[2].endswith("| 1 |")
     final = double.finals[-1]
     server_rate = final["eval_count"] / (final["eval_duration"] / 1e9)

@@ -32,13 +32,13 @@ def test_cpu_auto_repeat_2_writes_the_means_and_the_speed_up(double_factory, tmp
     cpu, auto = statistics.fmean(rates[0::2]), statistics.fmean(rates[1::2])
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4  # header, rule, the two means
-    assert lines[0].startswith("| model | params | quant | size | env | GPU layers | tps | speed-up |")
+    assert lines[0].startswith("| model | params | quant | size | env | mode | GPU layers | tps | speed-up |")
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert cells[0][:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU"]
-    assert cells[1][:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU"]
-    assert cells[0][6] == f"{cpu:.2f} ± {statistics.stdev(rates[0::2]):.2f}"
-    assert cells[1][6] == f"{auto:.2f} ± {statistics.stdev(rates[1::2]):.2f}"
-    assert cells[0][7] == "1.00x" and cells[1][7] == f"{auto / cpu:.2f}x"
+    assert cells[0][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU", "cpu"]
+    assert cells[1][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]
+    assert cells[0][7] == f"{cpu:.2f} ± {statistics.stdev(rates[0::2]):.2f}"
+    assert cells[1][7] == f"{auto:.2f} ± {statistics.stdev(rates[1::2]):.2f}"
+    assert cells[0][8] == "1.00x" and cells[1][8] == f"{auto / cpu:.2f}x"
     assert 1.5 < auto / cpu < 2.2  # the double generates twice as fast with the GPU
     assert cells[0][-1] == cells[1][-1] == "2"
     assert result.stdout.splitlines() == lines  # stdout carries the same table
@@ -55,8 +55,8 @@ def test_history_lists_the_runs_after_a_restart_and_compares_across_days(double_
     no_traceback(listed)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[0].startswith("| date | mode | model | params |")
-    assert [line.split(" | ")[1] for line in lines[2:4]] == ["cpu", "auto"]
+    assert lines[0].startswith("| date | model | params | quant | size | env | mode |")
+    assert [line.split(" | ")[6] for line in lines[2:4]] == ["cpu", "auto"]
     assert f"| {rates[0]:.2f} |" in lines[2] and f"| {rates[1]:.2f} |" in lines[3]
 
     export = tmp_path / "past.json"
@@ -121,7 +121,7 @@ def test_two_models_json_has_the_machine_and_the_chart_is_written(double_factory
 def test_japanese_headers(double, tmp_path):
     result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--lang", "ja")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("| モデル | パラ数 | 量子化 | サイズ | 環境 |")
+    assert result.stdout.startswith("| モデル | パラ数 | 量子化 | サイズ | 環境 | モード |")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from llmtop.exports import export_format, runs_markdown, to_csv, to_json, to_markdown, write_export
-from llmtop.summary import STABLE_KEYS, SummaryRow
+from llmtop.figures import STABLE_KEYS
+from llmtop.summary import SummaryRow
 
 GB = 10**9
 
@@ -53,23 +54,26 @@ def test_markdown_compares_cpu_and_auto_in_the_article_layout():
     ]
     lines = to_markdown([cpu[0], auto[0], cpu[1], auto[1]]).splitlines()
     assert lines[0] == (
-        "| model | params | quant | size | env | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
+        "| model | params | quant | size | env | mode | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
         "| prompt tps | client tps | load | peak RAM | runs |"
     )
-    assert lines[1] == "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     assert lines[2] == (
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a | 61.23s "
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a | 61.23s "
         "| 4.21 | 0.99 | 48.50s | 43.2GB | 2 |"
     )
     assert lines[3].startswith(
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | 27/81 | 1.34 ± 0.03 | 1.34x | 41.6GB | 15.2GB | 2.1GB |"
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | 27/81 | 1.34 ± 0.03 | 1.34x | 41.6GB | 15.2GB "
+        "| 2.1GB |"
     )
     assert len(lines) == 4
 
 
 def test_japanese_headers_are_the_articles():
     header = to_markdown([row()], lang="ja").splitlines()[0]
-    assert header.startswith("| モデル | パラ数 | 量子化 | サイズ | 環境 | GPU層 | tps | 速度比 | RAM | VRAM |")
+    assert header.startswith(
+        "| モデル | パラ数 | 量子化 | サイズ | 環境 | モード | GPU層 | tps | 速度比 | RAM | VRAM |"
+    )
 
 
 def test_no_cpu_run_means_no_speed_up_and_warm_runs_stand_apart():
@@ -82,7 +86,7 @@ def test_incomplete_runs_are_counted_and_pipes_escaped():
     text = to_markdown([row(complete=False, error="server said a|b", eval_rate_tps=None)])
     assert "| n/a | n/a | 42.0GB |" in text and text.rstrip().endswith("| 1 (1 incomplete) |")
     per_run = runs_markdown([row(complete=False, error="server said a|b", started_at="2026-11-24T10:00:00+00:00")])
-    assert per_run.splitlines()[2].startswith("| 2026-11-24 10:00 | auto | llama3.3 |")
+    assert per_run.splitlines()[2].startswith("| 2026-11-24 10:00 | llama3.3 |")
     assert "incomplete: server said a\\|b |" in per_run
 
 

@@ -84,7 +84,7 @@ def test_serve_starts_ollama_and_reads_the_layers_from_its_log(tmp_path):
     assert (run["layers_offloaded"], run["layers_total"], run["env"]) == (27, 81, "CPU+GPU")
     assert run["env_source"] == "server log" and run["library"] == "cuda"
     assert run["host"].startswith("http://127.0.0.1:") and run["ollama_version"] == "0.5.11"
-    assert "| CPU+GPU | 27/81 |" in result.stdout
+    assert "| CPU+GPU | auto | 27/81 |" in result.stdout
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")

@@ -7,9 +7,9 @@ import pytest
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.figures import STABLE_KEYS
 from llmtop.model_facts import ModelFacts
 from llmtop.summary import (
-    STABLE_KEYS,
     PsReading,
     RunRecord,
     env_from_vram,

@@ -23,7 +23,8 @@ from textual.widgets import Footer, Log, Static
 from llmtop import units
 from llmtop.charts import chart_bars, write_chart
 from llmtop.comparison import compare
-from llmtop.exports import SCREEN_COMPARISON_COLUMNS, write_export
+from llmtop.exports import write_export
+from llmtop.figures import SCREEN_COMPARISON_COLUMNS
 from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings

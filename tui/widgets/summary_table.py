@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from llmtop.exports import TABLE_COLUMNS, Column
+from llmtop.figures import RUN_COLUMNS, Column
 from llmtop.summary import SummaryRow
 
 
@@ -20,7 +20,7 @@ class SummaryTable(DataTable):
     SummaryTable { height: auto; max-height: 10; }
     """
 
-    def __init__(self, *, id: str | None = None, columns: Sequence[Column] = TABLE_COLUMNS) -> None:
+    def __init__(self, *, id: str | None = None, columns: Sequence[Column] = RUN_COLUMNS) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.table_columns = tuple(columns)
         self.summaries: list[Any] = []

@@ -1,0 +1,321 @@
+"""Every figure llmtop reports, defined once.
+
+A figure has its column header in English and Japanese, the JSON keys it stands for, the sentence
+that says how it is measured, and how a cell shows it in the per-run table and in the compared
+table. The screen's and the Markdown tables, the Japanese headers, the JSON's stable keys, the
+"the numbers" part of `--help` and the README's measurement table are all made from FIGURES
+(tests/test_figures.py holds the README to it). Adding a figure is one entry here, plus the
+collector that measures it.
+
+Pure: no I/O, no Textual.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from llmtop import units
+from llmtop.comparison import Comparison
+from llmtop.summary import SummaryRow
+
+UNKNOWN = "n/a"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: `run` and `compared` give its cell in each table (None: not in that table)."""
+
+    name: str
+    keys: tuple[str, ...]
+    how: str
+    ja: str | None = None
+    run: Callable[[SummaryRow], str] | None = None
+    compared: Callable[[Comparison], str] | None = None
+    right: bool = True  # numbers are right-aligned
+    stable: tuple[str, ...] = ()  # the keys promised to users of the JSON export
+    on_screen_compared: bool = True  # the screen's compared table leaves out what its run table shows
+
+
+def _or_unknown(text: str) -> str:
+    return text if text else UNKNOWN
+
+
+def _gb(value: float | None) -> str:
+    return _or_unknown(units.gb(None if value is None else int(value)))
+
+
+def _layers(row: SummaryRow) -> str:
+    return f"{row.layers_offloaded}/{row.layers_total}" if row.layers_offloaded is not None else UNKNOWN
+
+
+def _tps(c: Comparison) -> str:
+    mean, sd = c.tps, c.tps_stdev
+    if mean is None:
+        return UNKNOWN
+    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
+
+
+def _first(get: Callable[[SummaryRow], Any]) -> Callable[[Comparison], str]:
+    return lambda c: str(get(c.first) or UNKNOWN)
+
+
+def _usual(get: Callable[[SummaryRow], Any]) -> Callable[[Comparison], str]:
+    """The group's most common value."""
+    return lambda c: str(c.most_common(get) or UNKNOWN)
+
+
+def _mean_gb(get: Callable[[SummaryRow], int | None]) -> Callable[[Comparison], str]:
+    return lambda c: _gb(c.mean(get))
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "model",
+        ("model",),
+        "the name asked for, as Ollama accepts it",
+        ja="モデル",
+        run=lambda r: r.model,
+        compared=lambda c: c.model,
+        right=False,
+        stable=("model",),
+    ),
+    Figure(
+        "params",
+        ("parameter_size",),
+        "`/api/show` `details.parameter_size`",
+        ja="パラ数",
+        run=lambda r: r.parameter_size or UNKNOWN,
+        compared=_first(lambda r: r.parameter_size),
+        stable=("parameter_size",),
+    ),
+    Figure(
+        "quant",
+        ("quantization",),
+        "`/api/show` `details.quantization_level`",
+        ja="量子化",
+        run=lambda r: r.quantization or UNKNOWN,
+        compared=_first(lambda r: r.quantization),
+        right=False,
+        stable=("quantization",),
+    ),
+    Figure(
+        "size",
+        ("size_bytes",),
+        "the model's file size from `/api/tags` (GB are 10^9 bytes, as `ollama list` prints them)",
+        ja="サイズ",
+        run=lambda r: _gb(r.size_bytes),
+        compared=lambda c: _gb(c.first.size_bytes),
+        stable=("size_bytes",),
+    ),
+    Figure(
+        "env",
+        ("env", "env_source"),
+        "from the layers in the log: none on the GPU is CPU, all is GPU, otherwise CPU+GPU; without the log, "
+        "from `/api/ps` while the model is loaded (`size_vram` zero, all of `size`, or partial), and "
+        "`env_source` says which",
+        ja="環境",
+        run=lambda r: r.env or UNKNOWN,
+        compared=_usual(lambda r: r.env),
+        right=False,
+        stable=("env",),
+    ),
+    Figure(
+        "mode",
+        ("mode",),
+        "what the run asked Ollama for: `cpu` (`num_gpu` 0), `auto` (Ollama decides) or `gpu=N` (N layers)",
+        ja="モード",
+        run=lambda r: r.mode,
+        compared=lambda c: c.mode,
+        right=False,
+    ),
+    Figure(
+        "GPU layers",
+        ("layers_offloaded", "layers_total"),
+        "from the server log: the first model load after the request, `offloaded 27/81 layers to GPU`; 0 of "
+        "`n_layer` + 1 where every model buffer is in host memory (a CPU-only build prints no `offloaded` line); "
+        "Ollama's plan where that is all the log has",
+        ja="GPU層",
+        run=_layers,
+        compared=_usual(lambda r: _layers(r) if r.layers_offloaded is not None else None),
+        stable=("layers_offloaded", "layers_total"),
+    ),
+    Figure(
+        "tps",
+        ("eval_rate_tps",),
+        'the server\'s `eval_count / eval_duration` from the final chunk: the "eval rate" `ollama run --verbose` '
+        "prints; compared, the mean ± the sample standard deviation over the runs",
+        ja="tps",
+        run=lambda r: _or_unknown(units.rate(r.eval_rate_tps)),
+        compared=_tps,
+        stable=("eval_rate_tps",),
+    ),
+    Figure(
+        "speed-up",
+        ("speedup_vs_cpu",),
+        "a mode's mean tps over the mean tps of `cpu` for the same model (in the JSON's `comparison`)",
+        ja="速度比",
+        compared=lambda c: f"{c.speedup:.2f}x" if c.speedup is not None else UNKNOWN,
+    ),
+    Figure(
+        "RAM",
+        ("ram_delta_bytes", "ram_in_use_delta_bytes", "ram_mapped_delta_bytes"),
+        "the model's footprint in system RAM, whether its weights are mapped or copied: RAM in use (as each "
+        'platform counts it: see "RAM, per platform" in the README) during generation (first token to last), '
+        "median of the samples, minus the baseline; on Linux its two parts beside it, each minus its baseline: "
+        "the system's in-use memory and the Ollama processes' mapped files (`null` elsewhere)",
+        ja="RAM",
+        run=lambda r: _gb(r.ram_delta_bytes),
+        compared=_mean_gb(lambda r: r.ram_delta_bytes),
+        stable=("ram_delta_bytes",),
+    ),
+    Figure(
+        "VRAM",
+        ("vram_delta_bytes", "vram_peak_bytes"),
+        "dedicated GPU memory in use (summed over the GPUs read; unified memory on Apple Silicon) during "
+        "generation, median, minus the baseline; `vram_peak_bytes` the highest minus it",
+        ja="VRAM",
+        run=lambda r: _gb(r.vram_delta_bytes),
+        compared=_mean_gb(lambda r: r.vram_delta_bytes),
+        stable=("vram_delta_bytes",),
+    ),
+    Figure(
+        "shared",
+        ("shared_delta_bytes", "shared_peak_bytes"),
+        "shared GPU memory (Windows' shared GPU memory, GTT on Linux AMD) the same way, `shared_peak_bytes` "
+        "beside it: the part of the model that spilled out of VRAM; `null` where the platform has no such "
+        "figure (NVIDIA on Linux, Apple)",
+        ja="共有GPUメモリ",
+        run=lambda r: _gb(r.shared_delta_bytes),
+        compared=_mean_gb(lambda r: r.shared_delta_bytes),
+        stable=("shared_delta_bytes",),
+    ),
+    Figure(
+        "TTFT",
+        ("ttft_s",),
+        "client clock: request sent to first token received, so it includes the model load",
+        run=lambda r: _or_unknown(units.seconds(r.ttft_s)),
+        compared=lambda c: _or_unknown(units.seconds(c.mean(lambda r: r.ttft_s))),
+        stable=("ttft_s",),
+        on_screen_compared=False,
+    ),
+    Figure(
+        "prompt tps",
+        ("prompt_rate_tps",),
+        "the server's `prompt_eval_count / prompt_eval_duration`",
+        ja="プロンプトtps",
+        run=lambda r: _or_unknown(units.rate(r.prompt_rate_tps)),
+        compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.prompt_rate_tps))),
+        stable=("prompt_rate_tps",),
+        on_screen_compared=False,
+    ),
+    Figure(
+        "client tps",
+        ("client_rate_tps",),
+        "client clock: (tokens - 1) / (last token time - first token time); the live chart is the same over a "
+        "2 s window",
+        ja="実測tps",
+        run=lambda r: _or_unknown(units.rate(r.client_rate_tps)),
+        compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps))),
+        stable=("client_rate_tps",),
+        on_screen_compared=False,
+    ),
+    Figure(
+        "load",
+        ("load_s",),
+        "the server's `load_duration`; `(warm)` where the model was already loaded",
+        ja="ロード",
+        run=lambda r: _or_unknown(units.seconds(r.load_s)),
+        compared=lambda c: (
+            _or_unknown(units.seconds(c.mean(lambda r: r.load_s))) + (" (warm)" if c.load_kind == "warm" else "")
+        ),
+        stable=("load_s",),
+        on_screen_compared=False,
+    ),
+    Figure(
+        "peak RAM",
+        ("ram_peak_bytes",),
+        "the highest RAM sample of the run minus the baseline",
+        ja="RAMピーク",
+        run=lambda r: _gb(r.ram_peak_bytes),
+        compared=_mean_gb(lambda r: r.ram_peak_bytes),
+        stable=("ram_peak_bytes",),
+    ),
+    Figure(
+        "Ollama RSS",
+        ("ollama_rss_delta_bytes",),
+        "resident memory of `ollama serve` and its runners (`ollama_llama_server`, `ollama runner`, "
+        "`llama-server`), same method",
+    ),
+    Figure(
+        "Ollama",
+        ("ollama_version",),
+        "the server's version, from `/api/version`",
+        stable=("ollama_version",),
+    ),
+    Figure(
+        "run",
+        ("complete", "error"),
+        "`complete`, or `incomplete` with the reason the run ended early (a failure, a quit, a signal)",
+        ja="結果",
+        run=lambda r: "complete" if r.complete else f"incomplete: {r.error or 'stopped'}",
+        right=False,
+        stable=("complete",),
+    ),
+    Figure(
+        "runs",
+        (),
+        "the runs in the group, and how many of them did not complete",
+        ja="回数",
+        compared=lambda c: f"{len(c.runs)}" + (f" ({c.incomplete} incomplete)" if c.incomplete else ""),
+    ),
+)
+
+# Keys promised to users of the JSON export, in the order the export writes them.
+STABLE_KEYS: tuple[str, ...] = tuple(
+    f.name for f in fields(SummaryRow) if any(f.name in figure.stable for figure in FIGURES)
+)
+JAPANESE: dict[str, str] = {**{f.name: f.ja for f in FIGURES if f.ja}, "date": "日時"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table as people read it (Markdown and the screen)."""
+
+    header: str
+    text: Callable[[Any], str]
+    right: bool = True
+
+
+RUN_COLUMNS: tuple[Column, ...] = tuple(Column(f.name, f.run, f.right) for f in FIGURES if f.run is not None)
+COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
+    Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None
+)
+SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
+    Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None and f.on_screen_compared
+)
+HISTORY_COLUMNS: tuple[Column, ...] = (
+    Column("date", lambda r: (r.started_at or "")[:16].replace("T", " ") or UNKNOWN, right=False),
+    *RUN_COLUMNS,
+)
+
+
+def help_text(width: int = 96) -> str:
+    """The "the numbers" part of `--help`: each figure and how it is measured."""
+    lines = ["the numbers (Δ: the increase over a baseline read just before the run):"]
+    for figure in FIGURES:
+        body = textwrap.wrap(figure.how.replace("`", ""), width - 14)
+        lines.append(f"  {figure.name:<11} {body[0]}")
+        lines.extend(f"{'':14}{line}" for line in body[1:])
+    return "\n".join(lines)
+
+
+def readme_table(figures: Sequence[Figure] = FIGURES) -> str:
+    """The README's measurement table."""
+    lines = ["| column | JSON key | how it is measured |", "|---|---|---|"]
+    for figure in figures:
+        keys = ", ".join(f"`{key}`" for key in figure.keys)
+        lines.append(f"| {figure.name} | {keys} | {figure.how} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,77 @@
+"""Every figure is defined once (core/figures.py): the tables, the exports, --help and the README come from it."""
+
+from dataclasses import fields
+from pathlib import Path
+
+from llmtop.cli import build_parser
+from llmtop.exports import comparison_dict, to_markdown
+from llmtop.figures import (
+    COMPARISON_COLUMNS,
+    FIGURES,
+    JAPANESE,
+    RUN_COLUMNS,
+    SCREEN_COMPARISON_COLUMNS,
+    STABLE_KEYS,
+    help_text,
+    readme_table,
+)
+from llmtop.summary import SummaryRow
+from llmtop.tui.widgets.summary_table import SummaryTable
+from summary_rows import row
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readmes_measurement_table_is_the_figure_table():
+    assert readme_table() in README, "README.md's table differs from core/figures.py: paste readme_table() in"
+
+
+def test_help_explains_every_figure_from_the_table():
+    epilog = build_parser().epilog or ""
+    assert help_text() in epilog
+    for figure in FIGURES:
+        assert f"  {figure.name:<11} " in epilog
+
+
+def test_every_key_is_a_json_key_of_a_run_or_of_the_comparison():
+    run_keys = {f.name for f in fields(SummaryRow)}
+    comparison_keys = set(comparison_dict(next(iter(_comparisons()))))
+    for figure in FIGURES:
+        for key in figure.keys:
+            assert key in run_keys | comparison_keys, (figure.name, key)
+    assert set(STABLE_KEYS) <= run_keys
+    assert STABLE_KEYS == tuple(f.name for f in fields(SummaryRow))[: len(STABLE_KEYS)]
+
+
+def _comparisons():
+    from llmtop.comparison import compare
+
+    return compare([row("m", "cpu"), row("m", "auto", tps=2.0)])
+
+
+def test_the_tables_columns_are_the_figures_in_their_order():
+    assert [c.header for c in RUN_COLUMNS] == [f.name for f in FIGURES if f.run]
+    assert [c.header for c in COMPARISON_COLUMNS] == [f.name for f in FIGURES if f.compared]
+    assert {c.header for c in SCREEN_COMPARISON_COLUMNS} < {c.header for c in COMPARISON_COLUMNS}
+    header = to_markdown([row("m", "cpu"), row("m", "auto", tps=2.0)]).splitlines()[0]
+    assert header == "| " + " | ".join(c.header for c in COMPARISON_COLUMNS) + " |"
+    assert [c.header for c in SummaryTable().table_columns] == [c.header for c in RUN_COLUMNS]
+
+
+def test_the_mode_of_each_row_is_in_every_table():
+    table = to_markdown([row("m", "cpu"), row("m", "auto", tps=2.0)]).splitlines()
+    mode = table[0].split(" | ").index("mode")
+    assert [line.split(" | ")[mode] for line in table[2:]] == ["cpu", "auto"]
+    assert "mode" in [c.header for c in RUN_COLUMNS]
+
+
+def test_the_articles_japanese_headers():
+    assert [JAPANESE[h] for h in ("params", "quant", "size", "env", "tps", "RAM", "VRAM")] == [
+        "パラ数",
+        "量子化",
+        "サイズ",
+        "環境",
+        "tps",
+        "RAM",
+        "VRAM",
+    ]
