@@ -188,10 +188,6 @@ class ServeProcess(CommandFollower):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def exited(self) -> int | None:
-        """The exit status if `ollama serve` has stopped, else None."""
-        return None if self.process is None else self.process.poll()
-
 
 @dataclass(frozen=True)
 class LogChoice:

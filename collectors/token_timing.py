@@ -120,11 +120,6 @@ class TokenClock:
         with self._lock:
             return rate_series(self._times, self.request_at, end, points, self.window_s)
 
-    def times(self) -> list[float]:
-        """Every recorded arrival time, oldest first."""
-        with self._lock:
-            return list(self._times)
-
 
 def windowed_rate(times: Sequence[float], now: float, window_s: float) -> float | None:
     """Tokens per second over (now - window_s, now] for sorted arrival `times`.

@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = RunSettings(prompt=args.prompt, seed=args.seed, temperature=args.temperature, keep_loaded=args.warm)
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
     try:
-        from llmtop.measure import measure
+        from llmtop.model_command import measure
 
         return measure(args, base_url, settings, modes)
     except KeyboardInterrupt:

@@ -44,7 +44,6 @@ from llmtop.session_settings import RunSettings
 from llmtop.summary import PsReading, SummaryRow
 
 FORMAT_VERSION = 1
-SAMPLE_SOURCES = ("ram", "ollama-rss", "gpu")
 
 
 class RecordingError(Exception):
@@ -102,7 +101,7 @@ def ps_reading(data: Mapping[str, Any]) -> PsReading:
     return PsReading(**_known(PsReading, data))
 
 
-def model_facts(data: Mapping[str, Any]) -> ModelFacts:
+def recorded_facts(data: Mapping[str, Any]) -> ModelFacts:
     return ModelFacts(**_known(ModelFacts, data))
 
 

@@ -30,9 +30,9 @@ from llmtop.recording import (
     RecordingError,
     gpu_sample,
     memory_sample,
-    model_facts,
     process_sample,
     ps_reading,
+    recorded_facts,
     run_settings,
     summary_row,
 )
@@ -254,7 +254,7 @@ class ReplaySession(Session):
         self.world = world
         self.log = world.log  # not subscribed: the recorded phases already say when the runner started
         self.log_reason = world.log_reason
-        self.facts = model_facts(facts)
+        self.facts = recorded_facts(facts)
         self.version = version
 
     def run(self, settings: Any) -> SummaryRow:

@@ -90,13 +90,13 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
     banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
     try:
         if args.headless:
-            from llmtop.measure import run_headless
+            from llmtop.model_command import run_headless
 
             sys.stderr.write(f"llmtop: {banner}\n")
             runner.on_note = lambda message: sys.stderr.write(f"llmtop: note: {message}\n")
             status = run_headless(runner, args)
         else:
-            from llmtop.measure import run_on_screen
+            from llmtop.model_command import run_on_screen
 
             status = run_on_screen(runner, args, banner, empty_ok=False)
     except KeyboardInterrupt:

@@ -316,12 +316,6 @@ class Session:
         self._emit("summary", end, row=row)
         return row
 
-    def snapshot(self, record: RunRecord | None = None, end: float | None = None) -> SummaryRow | None:
-        """The row of `record` (default: the run in progress; None when there is none) from what
-        has been measured so far."""
-        record = record or self.current
-        return None if record is None else self.summarize(record, end)
-
     def summarize(self, record: RunRecord, end: float | None = None) -> SummaryRow:
         """The row of `record` from what has been measured, up to `end` (default: the run's end,
         or now for a run still going)."""

@@ -37,7 +37,7 @@ from llmtop.collectors.log_watch import LogWatcher  # noqa: E402
 from llmtop.collectors.ollama_processes import OllamaProcessSample  # noqa: E402
 from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.collectors.system_memory import SystemMemorySample  # noqa: E402
-from llmtop.measure import start_recording  # noqa: E402
+from llmtop.model_command import start_recording  # noqa: E402
 from llmtop.ollama_api import OllamaServer  # noqa: E402
 from llmtop.plan import PlanRunner, build_plan  # noqa: E402
 from llmtop.session import RunSettings, Session  # noqa: E402

@@ -114,7 +114,6 @@ class LlmtopApp(App[int]):
         self.lang = lang
         self.chart_path = chart_path
         self.interrupted = False
-        self.last_export: Path | None = None
         self._observer = _AppObserver(self)
         for session in runner.sessions.values():
             session.observer = self._observer
@@ -465,7 +464,7 @@ class LlmtopApp(App[int]):
             return
         path = Path(self.export_path) if self.export_path else self._default_export_path()
         try:
-            self.last_export = write_export(rows, path, self.lang, self.runner.machine)
+            write_export(rows, path, self.lang, self.runner.machine)
             if self.chart_path:
                 write_chart(rows, self.chart_path)
         except OSError as exc:
