@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -63,6 +65,20 @@ def _error_text(body: str) -> str:
     return body.strip()
 
 
+def not_ollamas_answer(status: int, body: str, base_url: str) -> str | None:
+    """The message for an error answer that is not Ollama's JSON (a proxy's HTML page, an empty
+    body); None when the text may be Ollama's own message. The official client has already taken
+    `error` out of a JSON body, so the text of an Ollama error arrives plain."""
+    text = body.strip()
+    if text and not text.startswith("<"):
+        return None
+    try:
+        reason = f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        reason = ""
+    return f"HTTP {status}{reason} from {base_url}: not Ollama's JSON (a proxy in between?)"
+
+
 class OllamaServer:
     """One Ollama server at `base_url` (see llmtop.hosts.ollama_base_url)."""
 
@@ -83,34 +99,52 @@ class OllamaServer:
     def _unreachable(self, why: str) -> ServerUnreachable:
         return ServerUnreachable(f"cannot reach Ollama at {self.base_url} ({why}): {START_HINT}")
 
-    def _call(self, model: str | None, call: Callable[[], Any]) -> Any:
+    @contextmanager
+    def _answers(self, model: str | None = None, stream: bool = False, action: str = "") -> Iterator[None]:
+        """Every failure of a call as one OllamaError, the same way for every call: an error answer
+        (ModelNotFound for a 404 about `model`, else ServerError with Ollama's message, prefixed
+        with `action`), a server that cannot be reached, and, for a `stream`, one that breaks off
+        (StreamBroken, after the good chunks)."""
         try:
-            return call()
+            yield
         except ollama.ResponseError as exc:
-            if exc.status_code == 404 and model is not None:
+            status = exc.status_code if exc.status_code > 0 else None
+            if status == 404 and model is not None:
                 raise ModelNotFound(model) from None
-            raise ServerError(_error_text(exc.error), exc.status_code) from None
+            message = not_ollamas_answer(status or 0, exc.error, self.base_url) or _error_text(exc.error)
+            raise ServerError(f"{action}: {message}" if action else message, status) from None
         except (ConnectionError, httpx.ConnectError) as exc:
-            raise self._unreachable(
-                "connection refused" if "refused" in str(exc).lower() or isinstance(exc, ConnectionError) else str(exc)
-            ) from None
+            refused = isinstance(exc, ConnectionError) or "refused" in str(exc).lower()
+            raise self._unreachable("connection refused" if refused else str(exc)) from None
         except httpx.TimeoutException:
             raise self._unreachable("no answer in time") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if not stream:
+                raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+            raise StreamBroken(f"the connection dropped mid-stream ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
-            raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
-        except (pydantic.ValidationError, ValueError) as exc:
+            if not stream:
+                raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+            raise StreamBroken(f"the stream failed: {type(exc).__name__}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            if not stream:
+                raise ServerError(f"unexpected answer from {self.base_url}: {exc.msg}") from None
+            raise StreamBroken(f"the server sent a line that is not JSON ({exc.msg})") from None
+        except pydantic.ValidationError as exc:
+            if not stream:
+                raise ServerError(f"unexpected answer from {self.base_url}: {str(exc).splitlines()[0]}") from None
+            raise StreamBroken("the server sent a chunk that is not the answer Ollama sends") from None
+        except ValueError as exc:
             raise ServerError(f"unexpected answer from {self.base_url}: {str(exc).splitlines()[0]}") from None
+
+    def _call(self, model: str | None, call: Callable[[], Any]) -> Any:
+        with self._answers(model):
+            return call()
 
     def version(self) -> str:
         """`GET /api/version`; ServerUnreachable when the host does not answer as Ollama does."""
-        try:
+        with self._answers():
             response = httpx.get(f"{self.base_url}/api/version", timeout=CONNECT_TIMEOUT_S)
-        except httpx.ConnectError:
-            raise self._unreachable("connection refused") from None
-        except httpx.TimeoutException:
-            raise self._unreachable("no answer in time") from None
-        except httpx.HTTPError as exc:
-            raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
         try:
             version = response.json().get("version") if response.status_code == 200 else None
         except ValueError:
@@ -156,33 +190,12 @@ class OllamaServer:
         A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
         line that is not JSON raises StreamBroken, after every good chunk has been yielded.
         """
-        try:
-            stream = self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True)
-            for chunk in stream:
+        with self._answers(model, stream=True):
+            for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
                 yield _dump(chunk)
-        except ollama.ResponseError as exc:
-            if exc.status_code == 404:
-                raise ModelNotFound(model) from None
-            raise ServerError(_error_text(exc.error), exc.status_code if exc.status_code > 0 else None) from None
-        except (ConnectionError, httpx.ConnectError):
-            raise self._unreachable("connection refused") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamBroken(f"the connection dropped mid-stream ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise StreamBroken(f"the stream failed: {type(exc).__name__}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise StreamBroken(f"the server sent a line that is not JSON ({exc.msg})") from None
-        except pydantic.ValidationError:
-            raise StreamBroken("the server sent a chunk that is not a generate response") from None
 
     def pull(self, model: str) -> Iterator[dict[str, Any]]:
         """`POST /api/pull` with streaming: yields the progress records."""
-        try:
+        with self._answers(stream=True, action=f"cannot pull {model!r}"):
             for progress in self._client.pull(model=model, stream=True):
                 yield _dump(progress)
-        except ollama.ResponseError as exc:
-            raise ServerError(f"cannot pull {model!r}: {_error_text(exc.error)}", exc.status_code) from None
-        except (ConnectionError, httpx.ConnectError):
-            raise self._unreachable("connection refused") from None
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
-            raise StreamBroken(f"the pull of {model!r} stopped: {type(exc).__name__}") from None

@@ -78,7 +78,8 @@ class DoubleConfig:
     unload_delay_s: float = 0.05
     vram_fraction: float = 0.0  # size_vram / size in /api/ps when num_gpu is not 0
     preloaded: tuple[str, ...] = ()
-    fault: str | None = None  # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama"
+    # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama" | "proxy_502"
+    fault: str | None = None
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
     gpu_name: str | None = "NVIDIA GeForce RTX 4060 Ti"  # None: a machine without a GPU
@@ -445,6 +446,14 @@ class _Handler(BaseHTTPRequestHandler):
         name = body.get("model") or ""
         if self.owner._find(name) is None or cfg.fault == "404":
             self._error(404, f'model "{name}" not found, try pulling it first')
+            return
+        if cfg.fault == "proxy_502" and body.get("prompt"):  # a reverse proxy whose upstream failed
+            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
             return
         if body.get("keep_alive") == 0 and not body.get("prompt"):
             self.owner._unload_later(name)

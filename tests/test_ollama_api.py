@@ -100,3 +100,20 @@ def test_pull_reports_progress_and_then_the_model_exists(double):
 def test_failed_pull(double_factory):
     with pytest.raises(ServerError, match="cannot pull 'phi4': pull model manifest"):
         list(OllamaServer(double_factory(pull_fails=True).url).pull("phi4"))
+
+
+def test_a_proxys_html_error_page_is_said_to_be_not_ollamas_answer(double_factory):
+    double = double_factory(fault="proxy_502")
+    with pytest.raises(ServerError) as info:
+        list(OllamaServer(double.url).generate("llama3.3", "hi", {}))
+    assert str(info.value) == f"HTTP 502 Bad Gateway from {double.url}: not Ollama's JSON (a proxy in between?)"
+    assert "<html>" not in str(info.value) and info.value.status == 502
+
+
+def test_one_mapping_for_every_call(closed_port_url):
+    server = OllamaServer(closed_port_url)
+    for call in (server.version, server.tags, server.ps, lambda: server.show("x"), lambda: list(server.pull("x"))):
+        with pytest.raises(ServerUnreachable, match="connection refused"):
+            call()
+    with pytest.raises(ServerUnreachable, match="connection refused"):
+        list(server.generate("x", "hi", {}))
