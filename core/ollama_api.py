@@ -92,7 +92,7 @@ class OllamaServer:
     def close(self) -> None:
         for client in (self._client, self._quick):
             try:
-                client._client.close()  # the client owns an httpx.Client; close its pool
+                client.close()  # the client's httpx pool
             except Exception:
                 pass
 

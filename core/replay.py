@@ -22,7 +22,6 @@ from llmtop.collectors.log_sources import LogSource
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
-from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.recording import (
     FORMAT_VERSION,
@@ -36,7 +35,7 @@ from llmtop.recording import (
     run_settings,
     summary_row,
 )
-from llmtop.session import PS_INTERVAL_S, Phase, Session
+from llmtop.session import Phase, Session
 from llmtop.summary import RunRecord, SummaryRow
 
 
@@ -407,17 +406,9 @@ class Replay:
         session, kind, t = pending.session, event["event"], float(event["t"])
         record = pending.record
         if kind == "run":
-            session.cancel.clear()
-            session._ps = None
-            record = pending.record = RunRecord(
-                facts=session.facts,  # type: ignore[arg-type]
-                mode=event.get("mode") or "auto",
-                host=event.get("host"),
-                ollama_version=event.get("ollama_version"),
-                started_at=event.get("started_at"),
-                clock=TokenClock(t),
+            pending.record = session.open_run(
+                event.get("mode") or "auto", event.get("host"), event.get("ollama_version"), event.get("started_at"), t
             )
-            session.current = session.last = record
             return
         if kind == "phase":
             phase = Phase(event["phase"])
@@ -436,39 +427,29 @@ class Replay:
             record.baseline_process = process_sample(event.get("process"))
             record.baseline_gpu = gpu_sample(event.get("gpu"))
         elif kind == "request":
-            record.clock = TokenClock(t)
-            session._ps = Sampler("ollama-ps", _never, PS_INTERVAL_S, capacity=7200, clock=self.player.now)
+            session.request_sent(record, t)
         elif kind == "token":
-            record.clock.token(t)
-            session.observer.token(event.get("text") or "")
+            session.token_arrived(record, event.get("text") or "", t)
         elif kind == "ps":
-            if session._ps is None:
-                session._ps = Sampler("ollama-ps", _never, PS_INTERVAL_S, capacity=7200, clock=self.player.now)
-            session._ps.push(ps_reading(event["sample"]))
+            session.ps_read(ps_reading(event["sample"]))
         elif kind == "final":
-            record.server = ServerTiming.from_final_chunk(event.get("chunk") or {})
-            record.complete = True
+            session.final_arrived(record, event.get("chunk") or {}, t)
         elif kind == "end":
             record.complete = bool(event.get("complete"))
             record.error = event.get("error")
             record.load_kind = event.get("load_kind", record.load_kind)
             record.ended_at = t
-            pending.row = session.summarize(record, t)
-            session.rows.append(pending.row)
-            session.current = None
+            pending.row = session.close_run(record, t)
 
     def _close_run(self, pending: _Pending) -> SummaryRow:
         """The run's row; a run the recording cut short is kept as far as it got."""
         session, record = pending.session, pending.record
         if pending.row is None:
             if record is None:  # the recording ends before this run began
-                record = RunRecord(session.facts, "auto", None, session.version, None, TokenClock(self.player.at))  # type: ignore[arg-type]
-                session.last = record
+                record = session.open_run("auto", None, session.version, None, self.player.at)
             record.error = record.error or f"replay stopped: {self.stopped_reason()}"
             record.ended_at = self.player.at
-            pending.row = session.summarize(record, self.player.at)
-            session.rows.append(pending.row)
-            session.current = None
+            pending.row = session.close_run(record, self.player.at)
             self.on_note(f"replay stopped {self.where}: {self.stopped_reason()}")
             self._told = True
         if not pending.done:

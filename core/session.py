@@ -199,21 +199,65 @@ class Session:
         gpu = self.collectors.gpu.sample_now() if self.collectors.gpu is not None else None
         return memory.latest(), self.collectors.processes.sample_now(), gpu
 
-    def run(self, settings: RunSettings) -> SummaryRow:
-        """Perform one run and return its row (also appended to `rows`). Never raises OllamaError
-        or KeyboardInterrupt: a failed or interrupted run returns a row with complete=False."""
+    # -- a run's steps: the live run and a replay (replay.py) go through these same ones ----------
+    def open_run(
+        self, mode: str, host: str | None, ollama_version: str | None, started_at: str | None, t: float
+    ) -> RunRecord:
+        """A new run: its record becomes the run in progress."""
         assert self.facts is not None, "connect() first"
         self.cancel.clear()
         self._ps = None
         record = RunRecord(
             facts=self.facts,
-            mode=settings.mode,
-            host=self.server.base_url,
-            ollama_version=self.version,
-            started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            clock=TokenClock(self._clock()),
+            mode=mode,
+            host=host,
+            ollama_version=ollama_version,
+            started_at=started_at,
+            clock=TokenClock(t),
         )
         self.current = self.last = record
+        return record
+
+    def request_sent(self, record: RunRecord, t: float) -> None:
+        """The generate request went at `t`: the token clock and Ollama's split start over."""
+        record.clock = TokenClock(t)
+        self._emit("request", t)
+        self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+        self._ps_listed_at = None
+
+    def ps_read(self, reading: PsReading) -> None:
+        """Ollama's split as `/api/ps` gave it (a replay: the recorded reading)."""
+        if self._ps is None:
+            self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+        self._ps.push(reading)
+
+    def token_arrived(self, record: RunRecord, text: str, t: float) -> None:
+        """A streamed chunk with `text` arrived at `t`."""
+        self._emit("token", t, text=text)
+        record.clock.token(t)
+        self.observer.token(text)
+
+    def final_arrived(self, record: RunRecord, chunk: dict[str, Any], t: float) -> None:
+        """The server's final chunk: its counts and durations make the run complete."""
+        self._emit("final", t, chunk=chunk)
+        record.server = ServerTiming.from_final_chunk(chunk)
+        record.complete = True
+
+    def close_run(self, record: RunRecord, end: float) -> SummaryRow:
+        """The run is over at `end`: its row, kept in `rows`; a recorder sees the end and the row."""
+        self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
+        row = self.summarize(record, end)
+        self._emit("summary", end, row=row)
+        self.rows.append(row)
+        self.current = None
+        return row
+
+    # -- the live run -----------------------------------------------------------------------------
+    def run(self, settings: RunSettings) -> SummaryRow:
+        """Perform one run and return its row (also appended to `rows`). Never raises OllamaError
+        or KeyboardInterrupt: a failed or interrupted run returns a row with complete=False."""
+        started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        record = self.open_run(settings.mode, self.server.base_url, self.version, started_at, self._clock())
         self._emit(
             "run",
             record.clock.request_at,
@@ -243,27 +287,21 @@ class Session:
 
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:
         self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
-        record.clock = TokenClock(self._clock())
-        self._emit("request", record.clock.request_at)
+        self.request_sent(record, self._clock())
         self.collectors.expect_load()  # a load starts a runner: find it while it lives
-        self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
-        self._ps_listed_at = None
-        self._ps.start()
+        ps = self._ps
+        assert ps is not None
+        ps.start()
         try:
             for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
                 now = self._clock()
                 if chunk.get("done"):
-                    self._emit("final", now, chunk=chunk)
-                    record.server = ServerTiming.from_final_chunk(chunk)
-                    record.complete = True
+                    self.final_arrived(record, chunk, now)
                     break
-                text = chunk.get("response") or ""
-                self._emit("token", now, text=text)
-                record.clock.token(now)
+                self.token_arrived(record, chunk.get("response") or "", now)
                 if record.clock.count == 1:
                     self.collectors.expect_load(False)  # a runner that loads the model has started by now
                     self._set_phase(Phase.GENERATING)
-                self.observer.token(text)
                 if self.cancel.is_set():
                     record.error = "stopped by the user"
                     break
@@ -272,9 +310,9 @@ class Session:
         finally:
             record.ended_at = self._clock()
             self.collectors.expect_load(False)
-            self._ps.stop()
+            ps.stop()
             self._ps_listed_at = None
-            self._ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
+            ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
             if not record.complete and self.log is not None:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
 
@@ -282,9 +320,7 @@ class Session:
         with self._lock:
             if record is self._abandoned:  # the screen already kept this run when the user quit
                 return self.summarize(record)
-            row = self._end(record, record.ended_at if record.ended_at is not None else self._clock())
-            self.rows.append(row)
-            self.current = None
+            row = self.close_run(record, record.ended_at if record.ended_at is not None else self._clock())
         self._set_phase(Phase.DONE if row.complete else Phase.FAILED, record.error or "")
         self.observer.finished(row)
         return row
@@ -303,18 +339,9 @@ class Session:
             self.cancel.set()
             if not record.complete:
                 record.error = reason
-            row = self._end(record, record.ended_at if record.ended_at is not None else self._clock())
-            self.rows.append(row)
-            self.current = None
+            row = self.close_run(record, record.ended_at if record.ended_at is not None else self._clock())
             self._abandoned = record
             return row
-
-    def _end(self, record: RunRecord, end: float) -> SummaryRow:
-        """The run's final row, summarised up to `end`; a recorder sees the end and the row."""
-        self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
-        row = self.summarize(record, end)
-        self._emit("summary", end, row=row)
-        return row
 
     def summarize(self, record: RunRecord, end: float | None = None) -> SummaryRow:
         """The row of `record` from what has been measured, up to `end` (default: the run's end,
