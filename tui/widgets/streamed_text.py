@@ -62,6 +62,8 @@ class StreamedText(ScrollView):
             self.text = self._newest(self.text)
             self._rewrap()
             return
+        if self._width_changed():  # the whole text, new piece included, wrapped to the pane's width
+            return
         first = len(self._rows) - 1
         for index, piece in enumerate(text.split("\n")):
             if index:
@@ -112,13 +114,22 @@ class StreamedText(ScrollView):
         if following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
-    def on_resize(self, event: Resize) -> None:
+    def _width_changed(self) -> bool:
+        """Re-wrap everything if the pane's width is not the one the rows were wrapped to (a Resize
+        event can come before the layout has settled the scrollable region's width)."""
         width = self.scrollable_content_region.width
-        if width != self._width:
-            self._width = width
-            self._rewrap()
+        if width == self._width:
+            return False
+        self._width = width
+        self._rewrap()
+        return True
+
+    def on_resize(self, event: Resize) -> None:
+        self._width_changed()
 
     def render_line(self, y: int) -> Strip:
+        if y == 0 and self._width_changed():
+            self.refresh()  # drawn again with the rows wrapped to this width
         row = self._top() + y
         style = self.rich_style
         width = self.scrollable_content_region.width

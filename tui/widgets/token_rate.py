@@ -37,7 +37,7 @@ class TokenRateChart(PlotextPlot):
         plt.xlabel("s since request")
         if self.points:
             xs, ys = zip(*self.points, strict=True)
-            plt.plot(list(xs), list(ys), marker="braille")
+            plt.plot(list(xs), list(ys), marker="braille", color="blue")  # a set colour: the default cycles
             plt.ylim(0, max(ys) * 1.15 or 1)
         self.refresh()
 
@@ -55,13 +55,18 @@ class TpsBarChart(PlotextPlot):
 
     def show_bars(self, bars: Sequence[Any]) -> None:
         """Replace the bars (llmtop.charts.Bar)."""
+        if list(bars) == self.bars:
+            return
         self.bars = list(bars)
         plt = self.plt
-        plt.clear_data()
+        plt.clear_figure()  # every setting too: what is drawn depends on these bars alone
         plt.title("tokens/s (eval rate), mean of the runs")
         if self.bars:
-            # The value goes in the label: plotext draws no figures on the bars themselves.
+            # The value goes in the label: plotext draws no figures on the bars themselves. Bars
+            # lie down so that every label has a row of its own: under vertical bars, plotext
+            # leaves out labels that do not fit side by side.
             labels = [f"{b.label}: {b.value:.2f}" for b in self.bars]
-            plt.bar(labels, [round(b.value, 2) for b in self.bars], width=0.4)
-            plt.ylim(0, max(max(b.value for b in self.bars), 0.01) * 1.1)
+            values = [round(b.value, 2) for b in self.bars]
+            plt.bar(labels, values, width=0.4, color="blue", orientation="horizontal")
+            plt.xlim(0, max(max(b.value for b in self.bars), 0.01) * 1.1)
         self.refresh()

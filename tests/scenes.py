@@ -1,0 +1,94 @@
+"""The screens people see, as reproducible scenes: a recording replayed in the real app, paused at a
+given moment, at a given terminal size, after some keys. The snapshot tests (test_snapshots.py)
+and the README's pictures (screenshots/make_screenshots.py) are made from these same scenes.
+
+A replay at `speed=None` runs on the recording's own clock, so every figure, timer and chart on
+screen is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from llmtop.replay import Replay, load_recording, replay
+from llmtop.replay_command import DEMO_BANNER, demo_path
+from llmtop.tui.app import REFRESH_S, SLOW_EVERY, LlmtopApp
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """`recording` replayed up to `at` (the fraction of a run's tokens, in the `run`-th run, 0 the
+    first; None: to the end), then `keys` pressed; `banner` marks a replay (the demo's)."""
+
+    name: str
+    recording: Path
+    size: tuple[int, int]
+    run: int | None = None
+    at: float = 1.0
+    keys: Sequence[str] = ()
+    banner: str | None = None
+
+    def pause_at(self) -> float | None:
+        """The recording's time to stop at, or None for its end."""
+        if self.run is None:
+            return None
+        events = load_recording(self.recording).events
+        runs = [i for i, e in enumerate(events) if e["event"] == "run"]
+        following = runs[self.run + 1] if self.run + 1 < len(runs) else len(events)
+        tokens = [e for e in events[runs[self.run] : following] if e["event"] == "token"]
+        return float(tokens[min(int(len(tokens) * self.at), len(tokens) - 1)]["t"])
+
+    def app(self) -> tuple[LlmtopApp, Replay]:
+        world, runner = replay(load_recording(self.recording), speed=None, pause_at=self.pause_at())
+        return LlmtopApp(runner, banner=self.banner), world
+
+    async def settle(self, app: LlmtopApp, world: Replay, pilot: Pilot, timeout: float = 30.0) -> None:
+        """Wait until the replay has reached the scene's moment and the screen shows it, then press
+        the scene's keys."""
+        pause = world.player.pause_at
+
+        def there() -> bool:
+            if pause is not None:
+                return world.player.at >= pause
+            return not app.running and bool(app.runner.rows) and app.table.row_count == len(app.runner.rows)
+
+        deadline = time.monotonic() + timeout
+        while not there():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"scene {self.name}: the replay did not get there in time")
+            await pilot.pause(0.05)
+        # Every widget shows what the replay reached: four refreshes, and mid-run the chart's, which
+        # is drawn every SLOW_EVERY refreshes.
+        await pilot.pause(1.0 if pause is None else REFRESH_S * SLOW_EVERY + 0.5)
+        await pilot.wait_for_scheduled_animations()
+        for key in self.keys:
+            await pilot.press(key)
+            await pilot.pause(0.5)
+        # Where the screen does not fit the terminal, it shows its top (a new row may have scrolled it).
+        app.screen.scroll_home(animate=False, immediate=True)
+        await pilot.pause(0.3)
+
+
+COMPARE = RECORDINGS / "compare.jsonl"
+ENGINE = RECORDINGS / "engine.jsonl"
+
+# The screens at the two sizes people use most, mid-run and at the end, and the README's pictures.
+SCENES = (
+    Scene("run-middle-120x40", COMPARE, (120, 40), run=1, at=0.6),
+    Scene("run-middle-80x24", COMPARE, (80, 24), run=1, at=0.6),
+    Scene("run-end-120x40", COMPARE, (120, 40)),
+    Scene("run-end-80x24", COMPARE, (80, 24)),
+    Scene("compare", COMPARE, (140, 50)),
+    Scene("session", COMPARE, (140, 50), keys=("b",)),
+    Scene("log-pane", COMPARE, (140, 50), keys=("b", "l")),
+    Scene("spillover", demo_path(), (140, 50), run=1, at=2 / 3, banner=DEMO_BANNER),
+    Scene("real-engine", ENGINE, (140, 50)),
+)
+README_PICTURES = {"compare", "session", "log-pane", "spillover", "real-engine"}
