@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,12 +14,11 @@ from llmtop.exports import LANGUAGES, export_format
 from llmtop.figures import help_text
 from llmtop.hosts import HostError, ollama_base_url
 from llmtop.model_facts import valid_model_name
-from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED, RunSettings, parse_modes
+from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED, STALL_TIMEOUT_S, RunSettings, parse_modes
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
 Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
@@ -48,7 +48,8 @@ each mode's speed-up over cpu; every run also goes to the local history (llmtop 
 keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
 b switch the live chart and the tps bar chart.
 exit status: 0 every run complete, 1 a run failed midway (what was measured is kept and
-exported), 2 bad usage, server unreachable or model missing, 130 interrupted.
+exported), 2 bad usage, server unreachable or model missing, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP
+(Ctrl+C and the signals keep the run in progress, as incomplete; a second signal ends at once).
 """
 
 
@@ -156,6 +157,14 @@ def build_parser() -> ArgumentParser:
         default=0.25,
         help="sampling interval (default: 0.25)",
     )
+    parser.add_argument(
+        "--stall-timeout",
+        metavar="SECONDS",
+        type=_float_between(0, 86400, " seconds"),
+        default=STALL_TIMEOUT_S,
+        help="once tokens flow, end a run that gets no token for this long, keeping what was measured; "
+        "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus 1 min; 0 waits forever (default: 300)",
+    )
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
     log = parser.add_mutually_exclusive_group()
     log.add_argument("--serve", action="store_true", help="start `ollama serve` on a free port and read its log")
@@ -210,15 +219,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --host: {exc}" if args.host is not None else f"OLLAMA_HOST: {exc}")
     settings = RunSettings(prompt=args.prompt, seed=args.seed, temperature=args.temperature, keep_loaded=args.warm)
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
+    from llmtop.stopping import SignalStop, StopRequested, stop_for
+
+    signals = SignalStop().install()
     try:
         from llmtop.model_command import measure
 
-        return measure(args, base_url, settings, modes)
-    except KeyboardInterrupt:
-        sys.stderr.write("llmtop: interrupted\n")
-        return EXIT_INTERRUPTED
+        return measure(args, base_url, settings, modes, signals)
+    except KeyboardInterrupt as exc:  # before any run began: nothing to keep
+        stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
+        sys.stderr.write(f"llmtop: {stop.reason}\n")
+        return stop.status
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("LLMTOP_DEBUG"):
             raise
         sys.stderr.write(f"llmtop: internal error: {type(exc).__name__}: {exc} (set LLMTOP_DEBUG=1 for details)\n")
         return EXIT_RUN_FAILED
+    finally:
+        signals.restore()

@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,13 +28,13 @@ from llmtop.collectors.log_sources import (
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.exports import to_markdown, write_export
 from llmtop.hosts import is_local
-from llmtop.session_settings import RunSettings
+from llmtop.session_settings import RunSettings, ollama_load_timeout, silence_limit
+from llmtop.stopping import SignalStop, StopRequested, stop_for
 from llmtop.summary import SummaryRow
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _import_ollama_client() -> None:
@@ -136,8 +137,11 @@ def write_outputs(rows: Sequence[SummaryRow], args: argparse.Namespace, machine,
     return ok
 
 
-def measure(args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[str]) -> int:
-    """Run the plan: every model in every mode, `args.repeat` times."""
+def measure(
+    args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[str], signals: SignalStop
+) -> int:
+    """Run the plan: every model in every mode, `args.repeat` times; `signals` turns Ctrl+C, SIGTERM
+    and SIGHUP into a stop that keeps the run in progress."""
     _import_ollama_client()
     err = sys.stderr
     try:
@@ -149,7 +153,7 @@ def measure(args: argparse.Namespace, base_url: str, settings: RunSettings, mode
     if log is not None:
         log.start()
     try:
-        return _measure(args, base_url, settings, modes, log, log_reason)
+        return _measure(args, base_url, settings, modes, log, log_reason, signals)
     finally:
         if log is not None:
             log.stop()
@@ -157,7 +161,7 @@ def measure(args: argparse.Namespace, base_url: str, settings: RunSettings, mode
             serve.stop()
 
 
-def _measure(args, base_url, settings, modes, log, log_reason) -> int:
+def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalStop) -> int:
     from llmtop.collectors.gpu_collector import probe_gpu_backends
     from llmtop.collectors.ollama_processes import OllamaProcessReader
     from llmtop.collectors.system_collectors import SystemCollectors
@@ -168,7 +172,8 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
     from llmtop.session import Session
 
     err = sys.stderr
-    server = OllamaServer(base_url)
+    load_timeout = ollama_load_timeout(os.environ.get("OLLAMA_LOAD_TIMEOUT"))
+    server = OllamaServer(base_url, silence_limit_s=silence_limit(args.stall_timeout, load_timeout))
     collectors = SystemCollectors(
         interval=args.interval,
         process_reader=OllamaProcessReader(local=is_local(base_url, own_addresses()), remote_host=base_url),
@@ -176,7 +181,9 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
     sessions = {}
     try:
         for model in dict.fromkeys(args.models):
-            session = Session(server, model, collectors, log=log, log_reason=log_reason)
+            session = Session(
+                server, model, collectors, log=log, log_reason=log_reason, stall_timeout_s=args.stall_timeout
+            )
             try:
                 session.connect()
             except ModelNotFound:
@@ -217,8 +224,8 @@ def _measure(args, base_url, settings, modes, log, log_reason) -> int:
     )
     try:
         if args.headless:
-            return run_headless(runner, args)
-        return run_on_screen(runner, args)
+            return run_headless(runner, args, signals)
+        return run_on_screen(runner, args, signals=signals)
     finally:
         collectors.stop()
         gpus.close()
@@ -288,23 +295,38 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
     return recorder
 
 
-def run_on_screen(runner, args: argparse.Namespace, banner: str | None = None, empty_ok: bool = True) -> int:
+def run_on_screen(
+    runner,
+    args: argparse.Namespace,
+    banner: str | None = None,
+    empty_ok: bool = True,
+    signals: SignalStop | None = None,
+) -> int:
     """Run the plan in the app, then --export and --chart; the exit status (`empty_ok`: quitting
-    before any run finished is not a failure)."""
+    before any run finished is not a failure). A signal stops the app as `q` does, keeping the run
+    in progress, and gives the signal's exit status."""
     from llmtop.tui.app import LlmtopApp
 
     app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart, banner=banner)
+    if signals is not None:
+        signals.on_stop = app.stop_for_signal
     app.run()
+    if signals is not None:
+        signals.on_stop = None
+        signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
     rows = runner.rows
-    if not write_outputs(rows, args, runner.machine if rows else {}, sys.stderr):
+    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr)
+    if app.exit_status is not None:
+        return app.exit_status
+    if not written:
         return EXIT_RUN_FAILED
-    if app.interrupted:
-        return EXIT_INTERRUPTED
     return EXIT_OK if (rows or empty_ok) and all(r.complete for r in rows) else EXIT_RUN_FAILED
 
 
-def run_headless(runner, args: argparse.Namespace) -> int:
-    """Run the plan with progress lines on stderr, then print the compared table; the exit status."""
+def run_headless(runner, args: argparse.Namespace, signals: SignalStop | None = None) -> int:
+    """Run the plan with progress lines on stderr, then write the files asked for and print the
+    compared table; the exit status. Ctrl+C, SIGTERM and SIGHUP keep the run in progress and drop
+    the rest of the plan (see stopping.py)."""
     from llmtop.headless import HeadlessReporter
 
     reporter = HeadlessReporter(sys.stderr, runner)
@@ -315,23 +337,26 @@ def run_headless(runner, args: argparse.Namespace) -> int:
         sys.stderr.write(f"llmtop: server log: {first.log.description}\n")
     else:
         sys.stderr.write(f"llmtop: note: server log not read: {first.log_reason}\n")
-    interrupted = False
+    stop: StopRequested | None = None
     try:
         runner.run_all()
-    except KeyboardInterrupt:  # between two runs: what is done is kept
-        interrupted = True
+    except KeyboardInterrupt as exc:  # between two runs: what is done is kept
+        stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
+    if signals is not None:
+        signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
+    stop = stop or runner.stop_request
     rows = runner.rows
     if not rows:
-        sys.stderr.write("llmtop: no run finished\n")
-        return EXIT_INTERRUPTED if interrupted else EXIT_RUN_FAILED
+        sys.stderr.write(f"llmtop: no run finished{f' ({stop.reason})' if stop else ''}\n")
+        return stop.status if stop else EXIT_RUN_FAILED
+    written = write_outputs(rows, args, runner.machine, sys.stderr)
+    for row in rows:
+        if row.error:
+            sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
     sys.stdout.write(to_markdown(rows, args.lang))
     if sys.stdout.isatty():
         sys.stdout.write("\n" + terminal_chart(rows))
     sys.stdout.flush()
-    for row in rows:
-        if row.error:
-            sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
-    written = write_outputs(rows, args, runner.machine, sys.stderr)
-    if interrupted or any(r.error and r.error.startswith("interrupted") for r in rows):
-        return EXIT_INTERRUPTED
+    if stop is not None:
+        return stop.status
     return EXIT_OK if written and all(r.complete for r in rows) else EXIT_RUN_FAILED

@@ -6,6 +6,8 @@ Every failure becomes an OllamaError whose text is one line a user can act on.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -50,6 +52,10 @@ class StreamBroken(OllamaError):
     """The generation stream ended without its final chunk."""
 
 
+class Stalled(StreamBroken):
+    """The server sent nothing for longer than the run allows (a stuck runner, a stuck load)."""
+
+
 def _dump(response: Any) -> dict[str, Any]:
     """A client response model as the JSON body the server sent (aliases such as `model_info`)."""
     return response.model_dump(by_alias=True, mode="json")
@@ -65,29 +71,74 @@ def _error_text(body: str) -> str:
     return body.strip()
 
 
-def not_ollamas_answer(status: int, body: str, base_url: str) -> str | None:
-    """The message for an error answer that is not Ollama's JSON (a proxy's HTML page, an empty
-    body); None when the text may be Ollama's own message. The official client has already taken
-    `error` out of a JSON body, so the text of an Ollama error arrives plain."""
+def not_ollamas_answer(status: int, body: str, base_url: str, content_type: str | None = None) -> str | None:
+    """The message for an error answer that is not Ollama's JSON (a proxy's HTML page, plain text,
+    an empty body), with the body's first line where it is short plain text; None for Ollama's
+    own `{"error": ...}`. The official client has already taken `error` out of a JSON body, so the
+    answer's content type tells them apart; without it, HTML or nothing is not Ollama's."""
     text = body.strip()
-    if text and not text.startswith("<"):
+    if content_type is not None:
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            return None
+    elif text and not text.startswith("<"):
         return None
     try:
         reason = f" {HTTPStatus(status).phrase}"
     except ValueError:
         reason = ""
-    return f"HTTP {status}{reason} from {base_url}: not Ollama's JSON (a proxy in between?)"
+    message = f"HTTP {status}{reason} from {base_url}: not Ollama's JSON (a proxy in between?)"
+    first = text.splitlines()[0].strip() if text else ""
+    if first and not text.startswith("<") and len(first) <= 120 and "text/plain" in (content_type or ""):
+        message += f": {first}"
+    return message
 
 
 class OllamaServer:
     """One Ollama server at `base_url` (see llmtop.hosts.ollama_base_url)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, silence_limit_s: float | None = None) -> None:
+        """`silence_limit_s`: how long a generation may send nothing, the load included, before it
+        is given up as stalled (None: forever). A large model can take minutes to load and then
+        stream at a token a second; the connect timeout still catches a dead host."""
         self.base_url = base_url
-        # No read timeout for generation: a large model can take minutes to load and then
-        # stream at a token a second; the connect timeout still catches a dead host.
-        self._client = ollama.Client(host=base_url, timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=None))
-        self._quick = ollama.Client(host=base_url, timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=30.0))
+        self.silence_limit_s = silence_limit_s
+        self._stream: Any = None  # the network stream of the generation in progress (abort() closes it)
+        self._answer_types = threading.local()  # the content type of each thread's last error answer
+        self._client = self._streaming_client()
+        self._quick = ollama.Client(
+            host=base_url,
+            timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=30.0),
+            event_hooks={"response": [self._note_error_type]},
+        )
+
+    def _note_error_type(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            self._answer_types.last = response.headers.get("content-type", "")
+
+    def _streaming_client(self) -> ollama.Client:
+        def remember(response: httpx.Response) -> None:
+            self._note_error_type(response)
+            if response.request.url.path.endswith("/api/generate"):
+                self._stream = response.extensions.get("network_stream")
+
+        return ollama.Client(
+            host=self.base_url,
+            timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=self.silence_limit_s),
+            event_hooks={"response": [remember]},
+        )
+
+    def abort(self) -> bool:
+        """End the generation in progress from another thread (a watchdog): its socket is shut, so
+        the blocked read returns at once. False when no stream was open to abort."""
+        stream, self._stream = self._stream, None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return False
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         for client in (self._client, self._quick):
@@ -105,17 +156,23 @@ class OllamaServer:
         (ModelNotFound for a 404 about `model`, else ServerError with Ollama's message, prefixed
         with `action`), a server that cannot be reached, and, for a `stream`, one that breaks off
         (StreamBroken, after the good chunks)."""
+        self._answer_types.last = None
         try:
             yield
         except ollama.ResponseError as exc:
             status = exc.status_code if exc.status_code > 0 else None
             if status == 404 and model is not None:
                 raise ModelNotFound(model) from None
-            message = not_ollamas_answer(status or 0, exc.error, self.base_url) or _error_text(exc.error)
+            content_type = getattr(self._answer_types, "last", None) if status else None
+            message = not_ollamas_answer(status or 0, exc.error, self.base_url, content_type) or _error_text(exc.error)
             raise ServerError(f"{action}: {message}" if action else message, status) from None
         except (ConnectionError, httpx.ConnectError) as exc:
             refused = isinstance(exc, ConnectionError) or "refused" in str(exc).lower()
             raise self._unreachable("connection refused" if refused else str(exc)) from None
+        except httpx.ReadTimeout:
+            if not stream:
+                raise self._unreachable("no answer in time") from None
+            raise Stalled(f"the server sent nothing for {self.silence_limit_s:.0f} s") from None
         except httpx.TimeoutException:
             raise self._unreachable("no answer in time") from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -190,9 +247,12 @@ class OllamaServer:
         A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
         line that is not JSON raises StreamBroken, after every good chunk has been yielded.
         """
-        with self._answers(model, stream=True):
-            for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
-                yield _dump(chunk)
+        try:
+            with self._answers(model, stream=True):
+                for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
+                    yield _dump(chunk)
+        finally:
+            self._stream = None
 
     def pull(self, model: str) -> Iterator[dict[str, Any]]:
         """`POST /api/pull` with streaming: yields the progress records."""

@@ -17,6 +17,7 @@ from typing import Any
 from llmtop.history import History, HistoryError
 from llmtop.session import Session
 from llmtop.session_settings import RunSettings
+from llmtop.stopping import StopRequested
 from llmtop.summary import SummaryRow
 
 
@@ -60,6 +61,7 @@ class PlanRunner:
         self._started: float | None = None
         self._lock = threading.Lock()
         self.stopped = False
+        self.stop_request: StopRequested | None = None  # what stopped the plan, if a signal did
         self.current: Session = next(iter(self.sessions.values()))
         self.current_item: PlannedRun | None = plan[0] if plan else None
 
@@ -122,8 +124,9 @@ class PlanRunner:
                 return None
             self.rows.append(row)
         self._remember(row)
-        if row.error and row.error.startswith("interrupted"):
+        if self.current.stopped_by is not None:  # Ctrl+C or a signal: the rest of the plan is dropped
             self.stopped = True
+            self.stop_request = self.current.stopped_by
         return row
 
     def run_all(self) -> list[SummaryRow]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -10,11 +11,12 @@ from pathlib import Path
 
 from llmtop.charts import chart_format
 from llmtop.exports import LANGUAGES, export_format
+from llmtop.stopping import stop_for
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+
 DEMO = "demo.jsonl"
 DEMO_BANNER = (
     "DEMO: a replay, not this machine. Recorded from llmtop against its test double of Ollama, "
@@ -101,7 +103,7 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
             status = run_on_screen(runner, args, banner, empty_ok=False)
     except KeyboardInterrupt:
         sys.stderr.write("llmtop: interrupted\n")
-        return EXIT_INTERRUPTED
+        return stop_for(signal.SIGINT).status
     if status == EXIT_OK and recording.damage:
         return EXIT_RUN_FAILED
     return status

@@ -25,7 +25,8 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.model_facts import ModelFacts, model_facts, same_model
 from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
-from llmtop.session_settings import DEFAULT_PROMPT, RunSettings
+from llmtop.session_settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
+from llmtop.stopping import StopRequested
 from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
 
 __all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver"]
@@ -33,6 +34,7 @@ __all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver
 PS_INTERVAL_S = 1.0
 PS_SETTLED_S = 10.0  # once the model is listed, its split changes only if it is reloaded: ask less often
 UNLOAD_TIMEOUT_S = 60.0
+UNLOAD_UNCHECKED_S = 3.0  # the wait after an unload that /api/ps cannot confirm
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
 SETTLE_TIMEOUT_S = 10.0
 LOG_GRACE_S = 0.5
@@ -76,8 +78,12 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         log: LogWatcher | None = None,
         log_reason: str | None = None,
+        stall_timeout_s: float = STALL_TIMEOUT_S,
     ) -> None:
+        """`stall_timeout_s`: once tokens flow, a gap this long ends the run as stalled (0: never)."""
         self.server = server
+        self.stall_timeout_s = stall_timeout_s
+        self._stalled: str | None = None
         self.log = log
         self.log_reason = log_reason  # why there is no log, when there is none
         self.model = model
@@ -94,6 +100,7 @@ class Session:
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
+        self.stopped_by: StopRequested | None = None  # the signal that stopped the latest run, if one did
         self._ps: Sampler[PsReading] | None = None
         self._ps_listed_at: float | None = None
         # Called with (event, time, fields) at each step of a run: how a recorder sees the session.
@@ -165,15 +172,29 @@ class Session:
         return any(self._is_ours(m.get("name") or m.get("model") or "") for m in self.server.ps().get("models") or [])
 
     def _unload(self, settings: RunSettings) -> str:
-        """Unload the model unless the settings keep it loaded; return the load kind of the run."""
-        loaded = self._loaded()
+        """Unload the model unless the settings keep it loaded; return the load kind of the run.
+        `/api/ps` only tells whether it is loaded: when it fails, the model is unloaded all the
+        same and given a bounded wait, and the run goes on."""
+        try:
+            loaded = self._loaded()
+        except OllamaError as exc:
+            self._note(f"/api/ps failed ({exc}): Ollama's split is n/a; unloading without being able to check")
+            self.server.unload(self.model)  # its answer says the unload was taken
+            self.cancel.wait(UNLOAD_UNCHECKED_S)
+            return "cold"
         if not loaded:
             return "cold"
         if settings.keep_loaded:
             return "warm"
         self._set_phase(Phase.UNLOADING, "model is loaded: unloading it for a clean baseline")
         self.server.unload(self.model)
-        if not self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours):
+        try:
+            unloaded = self.server.wait_unloaded(self.model, UNLOAD_TIMEOUT_S, self._is_ours)
+        except OllamaError as exc:
+            self._note(f"/api/ps failed while waiting for the unload ({exc}); waiting {UNLOAD_UNCHECKED_S:.0f} s")
+            self.cancel.wait(UNLOAD_UNCHECKED_S)
+            return "cold"
+        if not unloaded:
             self._note(f"{self.model} was still loaded after {UNLOAD_TIMEOUT_S:.0f} s; the baseline includes it")
             return "warm"
         return "cold"
@@ -256,6 +277,7 @@ class Session:
     def run(self, settings: RunSettings) -> SummaryRow:
         """Perform one run and return its row (also appended to `rows`). Never raises OllamaError
         or KeyboardInterrupt: a failed or interrupted run returns a row with complete=False."""
+        self.stopped_by = None
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         record = self.open_run(settings.mode, self.server.base_url, self.version, started_at, self._clock())
         self._emit(
@@ -280,9 +302,10 @@ class Session:
             if not self.cancel.is_set():
                 self._generate(record, settings)
         except OllamaError as exc:
-            record.error = str(exc)
-        except KeyboardInterrupt:
-            record.error = "interrupted (Ctrl+C)"
+            record.error = self._stalled or str(exc)
+        except KeyboardInterrupt as exc:  # Ctrl+C, SIGTERM, SIGHUP: the run so far is kept (stopping.py)
+            self.stopped_by = exc if isinstance(exc, StopRequested) else StopRequested("interrupted (Ctrl+C)", 130)
+            record.error = self.stopped_by.reason
         return self._finish(record)
 
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:
@@ -292,6 +315,10 @@ class Session:
         ps = self._ps
         assert ps is not None
         ps.start()
+        self._stalled = None
+        watching = threading.Event()
+        if self.stall_timeout_s > 0:
+            threading.Thread(target=self._watch, args=(record, watching), name="llmtop-stall", daemon=True).start()
         try:
             for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
                 now = self._clock()
@@ -308,6 +335,7 @@ class Session:
             else:
                 raise StreamBroken("the stream ended without its final chunk")
         finally:
+            watching.set()
             record.ended_at = self._clock()
             self.collectors.expect_load(False)
             ps.stop()
@@ -315,6 +343,25 @@ class Session:
             ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
             if not record.complete and self.log is not None:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
+
+    def _watch(self, record: RunRecord, over: threading.Event) -> None:
+        """The stall watchdog: once tokens flow, no token for `stall_timeout_s` ends the run (the
+        server's stream is cut, so the blocked read returns). A silent load is the silence limit's
+        (OllamaServer: Ollama's own load timeout plus a margin)."""
+        limit = self.stall_timeout_s
+        while not over.wait(min(1.0, limit / 4)):
+            last = record.clock.last_at
+            if last is not None and self._clock() - last > limit:
+                self._stalled = f"no token for {limit:.0f} s (--stall-timeout)"
+                self.server.abort()
+                return
+
+    def stall_s(self, record: RunRecord | None = None) -> float | None:
+        """Seconds since the last token of a run that is generating; None otherwise."""
+        record = record or self.current
+        if record is None or record.clock.last_at is None or self.phase is not Phase.GENERATING:
+            return None
+        return self._clock() - record.clock.last_at
 
     def _finish(self, record: RunRecord) -> SummaryRow:
         with self._lock:
@@ -328,6 +375,11 @@ class Session:
     def latest_ps(self) -> PsReading | None:
         """Ollama's latest account of the split for the run in progress (or the last run)."""
         return self._ps.latest() if self._ps is not None else None
+
+    @property
+    def ps_problem(self) -> str | None:
+        """Why the latest `/api/ps` reading failed, if it did."""
+        return self._ps.last_error if self._ps is not None else None
 
     def abandon(self, reason: str) -> SummaryRow | None:
         """Give up the run in progress without waiting for it (the user quits): the row of what

@@ -43,6 +43,31 @@ class RunSettings:
         return replace(self, num_gpu=parse_mode(mode))
 
 
+STALL_TIMEOUT_S = 300.0  # default --stall-timeout: no token for this long ends a run
+LOAD_MARGIN_S = 60.0  # beyond Ollama's own load timeout, before a silent load is given up
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def ollama_load_timeout(value: str | None) -> float | None:
+    """Seconds of `OLLAMA_LOAD_TIMEOUT` as Ollama reads it (a Go duration such as `5m` or `1h30m`,
+    or whole seconds; 5 minutes when unset or unreadable); None when it is 0 or less (no limit)."""
+    text = (value or "").strip()
+    seconds = 300.0
+    if re.fullmatch(r"-?\d+", text):
+        seconds = float(text)
+    elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?(?:h|ms|us|µs|ns|m|s))+", text):
+        seconds = sum(float(n) * _GO_UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)", text))
+    return seconds if seconds > 0 else None
+
+
+def silence_limit(stall_timeout_s: float, load_timeout_s: float | None) -> float | None:
+    """How long a generation may send nothing at all, its load included (None: forever): Ollama's
+    load timeout plus a margin, and never less than the stall timeout."""
+    if stall_timeout_s <= 0 or load_timeout_s is None:
+        return None
+    return max(load_timeout_s + LOAD_MARGIN_S, stall_timeout_s)
+
+
 def parse_mode(text: str) -> int | None:
     """`cpu` -> 0, `auto` -> None, `gpu=27` -> 27; ValueError for anything else."""
     mode = text.strip().lower()

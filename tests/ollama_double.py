@@ -78,7 +78,8 @@ class DoubleConfig:
     unload_delay_s: float = 0.05
     vram_fraction: float = 0.0  # size_vram / size in /api/ps when num_gpu is not 0
     preloaded: tuple[str, ...] = ()
-    # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama" | "proxy_502"
+    # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama" | "proxy_502" | "ps_500"
+    # | "stall" (stops sending after fault_after tokens, the connection kept open)
     fault: str | None = None
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
@@ -202,6 +203,7 @@ class OllamaDouble:
         self.gets: list[str] = []  # the path of every GET
         self.finals: list[dict[str, Any]] = []  # every final chunk sent, as sent
         self.loaded: dict[str, dict[str, Any]] = {}
+        self.stalled = threading.Event()  # set to release a stalled stream (stop() sets it)
         self._lock = threading.Lock()
         for name in self.config.preloaded:
             self._load(name, None)
@@ -233,6 +235,7 @@ class OllamaDouble:
         return self
 
     def stop(self) -> None:
+        self.stalled.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread = None
@@ -364,6 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"version": cfg.version})
         elif self.path == "/api/tags":
             self._json(200, {"models": [self._tag(m) for m in cfg.models.values()]})
+        elif self.path == "/api/ps" and cfg.fault == "ps_500":
+            self._error(500, "internal error")
         elif self.path == "/api/ps":
             with self.owner._lock:
                 loaded = dict(self.owner.loaded)
@@ -484,6 +489,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         count = 0
         for i in range(cfg.tokens):
+            if cfg.fault == "stall" and i == cfg.fault_after:  # a stuck runner: silence, the connection open
+                self.owner.stalled.wait(600)
+                return
             if cfg.fault in ("drop", "malformed", "stream_error") and i == cfg.fault_after:
                 if cfg.fault == "drop":
                     if self.owner.log is not None:

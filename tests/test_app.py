@@ -140,9 +140,9 @@ async def test_r_during_a_run_queues_one_and_ctrl_c_drops_the_queue(double_facto
         assert any("queued: llama3.3 auto" in n.message for n in app._notifications)
         await until(pilot, lambda: "run 1 of 2" in str(app.query_one("#phase").render()))
         await pilot.press("ctrl+c")
-    assert app.interrupted and app.return_code == 130
+    assert app.exit_status == 130 and app.return_code == 130
     assert len(app.runner.rows) == 1 and not app.runner.queue
-    assert app.runner.rows[0].error == "quit before the run finished"
+    assert app.runner.rows[0].error == "interrupted (Ctrl+C)"
     assert sum(1 for _, path, body in double.requests if path == "/api/generate" and body.get("prompt")) == 1
     app.session.collectors.stop()
 
@@ -320,7 +320,8 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         await pilot.pause(0.3)
         assert {"run 1 of 4 · llama3.3 cpu", "run 2 of 4 · llama3.3 auto"} <= seen
         assert app.table.row_count == 4
-        assert app.comparison.display and app.comparison.row_count == 2
+        kinds = [(r.mode, r.load_kind, r.complete, r.error) for r in app.runner.rows]
+        assert app.comparison.display and app.comparison.row_count == 2, kinds
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
         cpu_row = [str(c) for c in app.comparison.get_row_at(0)]
         auto_row = [str(c) for c in app.comparison.get_row_at(1)]

@@ -2,7 +2,14 @@
 
 import pytest
 
-from llmtop.ollama_api import ModelNotFound, OllamaServer, ServerError, ServerUnreachable, StreamBroken
+from llmtop.ollama_api import (
+    ModelNotFound,
+    OllamaServer,
+    ServerError,
+    ServerUnreachable,
+    StreamBroken,
+    not_ollamas_answer,
+)
 from ollama_double import OOM_MESSAGE
 
 
@@ -117,3 +124,26 @@ def test_one_mapping_for_every_call(closed_port_url):
             call()
     with pytest.raises(ServerUnreachable, match="connection refused"):
         list(server.generate("x", "hi", {}))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        ('{"error": "model requires more memory"}', "application/json; charset=utf-8", None),
+        ("model requires more memory", None, None),  # the client took it out of Ollama's JSON
+        (
+            "<html><body>502</body></html>",
+            "text/html",
+            "HTTP 502 Bad Gateway from U: not Ollama's JSON (a proxy in between?)",
+        ),
+        (
+            "upstream connect error",
+            "text/plain",
+            "HTTP 502 Bad Gateway from U: not Ollama's JSON (a proxy in between?): upstream connect error",
+        ),
+        ("", "", "HTTP 502 Bad Gateway from U: not Ollama's JSON (a proxy in between?)"),
+        ("x" * 300, "text/plain", "HTTP 502 Bad Gateway from U: not Ollama's JSON (a proxy in between?)"),
+    ],
+)
+def test_answers_that_are_not_ollamas(body, content_type, message):
+    assert not_ollamas_answer(502, body, "U", content_type) == message

@@ -7,6 +7,7 @@ import pytest
 from llmtop.history import HistoryError
 from llmtop.plan import PlannedRun, PlanRunner, build_plan
 from llmtop.session_settings import RunSettings
+from llmtop.stopping import StopRequested
 from llmtop.summary import SummaryRow
 from summary_rows import row
 
@@ -22,18 +23,29 @@ class Clock:
 class FakeSession:
     """Runs take `seconds` on the shared clock; the settings of every run are kept."""
 
-    def __init__(self, model: str, clock: Clock, seconds: float = 10.0, errors: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        clock: Clock,
+        seconds: float = 10.0,
+        errors: dict[int, str] | None = None,
+        stops: dict[int, StopRequested] | None = None,
+    ) -> None:
         self.model = model
         self.clock = clock
         self.seconds = seconds
         self.errors = errors or {}
+        self.stops = stops or {}  # the runs a signal stops, as Session.run reports them
         self.asked: list[RunSettings] = []
         self.in_progress: RunSettings | None = None
+        self.stopped_by: StopRequested | None = None
 
     def run(self, settings: RunSettings) -> SummaryRow:
         self.asked.append(settings)
         self.clock.now += self.seconds
-        return row(self.model, settings.mode, error=self.errors.get(len(self.asked)))
+        self.stopped_by = self.stops.get(len(self.asked))
+        error = self.stopped_by.reason if self.stopped_by else self.errors.get(len(self.asked))
+        return row(self.model, settings.mode, error=error)
 
     def abandon(self, reason: str) -> SummaryRow | None:
         return row(self.model, "auto", error=reason) if self.in_progress else None
@@ -126,11 +138,12 @@ def test_a_history_that_cannot_be_written_is_noted_once_and_the_runs_go_on():
 
 def test_an_interrupted_run_stops_the_plan_and_a_failed_one_does_not():
     clock = Clock()
-    session = FakeSession("a", clock, errors={1: "out of memory", 3: "interrupted (Ctrl+C) during generation"})
+    stop = StopRequested("terminated (SIGTERM)", 143)
+    session = FakeSession("a", clock, errors={1: "out of memory"}, stops={3: stop})
     runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), clock=clock)
     rows = runner.run_all()
-    assert [r.error for r in rows] == ["out of memory", None, "interrupted (Ctrl+C) during generation"]
-    assert len(runner.queue) == 1 and runner.stopped
+    assert [r.error for r in rows] == ["out of memory", None, "terminated (SIGTERM)"]
+    assert len(runner.queue) == 1 and runner.stopped and runner.stop_request is stop
 
 
 def test_runs_added_later_are_counted_and_restart_a_finished_runner():

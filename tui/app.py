@@ -9,8 +9,10 @@ shows has changed (bench/own_cost.py measures what a refresh costs).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from llmtop.figures import SCREEN_COMPARISON_COLUMNS
 from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
+from llmtop.stopping import StopRequested, stop_for
 from llmtop.summary import SummaryRow
 from llmtop.tui.messages import PhaseChanged, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -113,7 +116,9 @@ class LlmtopApp(App[int]):
         self.export_path = export_path
         self.lang = lang
         self.chart_path = chart_path
-        self.interrupted = False
+        self.exit_status: int | None = None  # set when Ctrl+C or a signal stopped the app
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._pending_stop: StopRequested | None = None
         self._observer = _AppObserver(self)
         for session in runner.sessions.values():
             session.observer = self._observer
@@ -194,6 +199,10 @@ class LlmtopApp(App[int]):
         self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
         self._spill_warned: object = None
         self.set_interval(REFRESH_S, self._refresh_live)
+        self._signal_loop = asyncio.get_running_loop()
+        if self._pending_stop is not None:
+            self._stop(self._pending_stop)
+            return
         self._work()
 
     # -- runs -------------------------------------------------------------------------------
@@ -282,6 +291,8 @@ class LlmtopApp(App[int]):
                 f"Ollama's split (/api/ps): {gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU, "
                 f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
             )
+        elif session.ps_problem:
+            self.split_line.show(f"Ollama's split (/api/ps): n/a: {session.ps_problem}")
         else:
             self.split_line.show("Ollama's split (/api/ps): model not loaded")
 
@@ -292,10 +303,20 @@ class LlmtopApp(App[int]):
             live = clock.live_rate_tps(until)
             self.tokens_line.show(
                 f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
-                f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
+                f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}" + self._stall_text(session, record)
             )
             if clock.first_at is not None and (self._ticks % SLOW_EVERY == 0 or record.ended_at is not None):
                 self.chart.show_series(clock.series(until, CHART_POINTS))
+
+    @staticmethod
+    def _stall_text(session: Session, record) -> str:
+        """`no token for 34 s` once the gap since the last token is unusual for this run: over 5 s
+        and over ten of its usual gaps."""
+        gap = session.stall_s(record)
+        rate = record.clock.client_rate_tps
+        if gap is None or gap < 5.0 or (rate and gap < 10.0 / rate):
+            return ""
+        return f"   ·   no token for {gap:.0f} s"
 
     def _refresh_ram(self, record, memory, proc) -> None:
         """RAM as the summary row counts it: the system's in-use memory plus, where the platform
@@ -474,8 +495,8 @@ class LlmtopApp(App[int]):
             f"wrote {len(rows)} run(s) to {path}" + (f" and the chart to {self.chart_path}" if self.chart_path else "")
         )
 
-    def _keep_run_in_progress(self) -> None:
-        row = self.runner.abandon("quit before the run finished")
+    def _keep_run_in_progress(self, reason: str = "quit before the run finished") -> None:
+        row = self.runner.abandon(reason)
         if row is not None:
             self.table.add_summary(row)
 
@@ -484,6 +505,18 @@ class LlmtopApp(App[int]):
         self.exit()
 
     def action_interrupt(self) -> None:
-        self.interrupted = True
-        self._keep_run_in_progress()
-        self.exit(return_code=130)
+        self._stop(stop_for(signal.SIGINT))
+
+    def _stop(self, stop: StopRequested) -> None:
+        """Stop as Ctrl+C does: the run in progress is kept with the reason; exit with the status."""
+        self.exit_status = stop.status
+        self._keep_run_in_progress(stop.reason)
+        self.exit(return_code=stop.status)
+
+    def stop_for_signal(self, stop: StopRequested) -> None:
+        """SIGTERM or SIGHUP (called from the signal handler, on the main thread): stop as Ctrl+C
+        does, from the app's loop."""
+        if self._signal_loop is None:  # not mounted yet: stop as soon as it is
+            self._pending_stop = stop
+        else:
+            self._signal_loop.call_soon_threadsafe(self._stop, stop)
