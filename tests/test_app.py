@@ -339,3 +339,14 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
     assert len(lines) == 4 and "| 1.00x |" in lines[2]
     assert chart.read_text().startswith("<svg")
     collectors.stop()
+
+
+async def test_an_unusual_gap_is_said_on_screen(double_factory):
+    double = double_factory(token_rate=100, tokens=100, fault="stall", fault_after=20)
+    app = make_app(double)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, lambda: "no token for" in str(app.query_one("#tokens").render()), timeout=20)
+        assert re.search(r"tokens 20 .* no token for [5-9] s", str(app.query_one("#tokens").render()))
+        await pilot.press("q")
+    double.stalled.set()
+    app.session.collectors.stop()
