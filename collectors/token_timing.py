@@ -67,6 +67,9 @@ class ServerTiming:
         return None if self.load_duration_ns is None else self.load_duration_ns / NS
 
 
+BURST_GAP_S = 0.0005  # tokens closer than this (2,000 a second) came in one delivery, not one by one
+
+
 class TokenClock:
     """Arrival times of streamed tokens, measured on the client's monotonic clock.
 
@@ -109,6 +112,16 @@ class TokenClock:
         if self.first_at is None or self.last_at is None or self.count < 2 or self.last_at <= self.first_at:
             return None
         return (self.count - 1) / (self.last_at - self.first_at)
+
+    def in_bursts(self) -> bool:
+        """Whether the tokens arrived in bursts (most of them within BURST_GAP_S of the one before),
+        as a buffering proxy delivers them: then the client's clock cannot time the generation."""
+        with self._lock:
+            times = self._times
+            if len(times) < 3:
+                return False
+            gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        return gaps[len(gaps) // 2] < BURST_GAP_S
 
     def live_rate_tps(self, now: float) -> float | None:
         """Tokens per second over the last `window_s` seconds (shorter just after the first token)."""

@@ -14,6 +14,7 @@ from llmtop.exports import LANGUAGES, export_format
 from llmtop.figures import help_text
 from llmtop.hosts import HostError, ollama_base_url
 from llmtop.model_facts import valid_model_name
+from llmtop.output import OutputFailed, end_after_closed_pipe, prepare_streams, unwritable
 from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED, STALL_TIMEOUT_S, RunSettings, parse_modes
 
 EXIT_OK = 0
@@ -176,8 +177,19 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `llmtop` command; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the `llmtop` command; returns the exit status. Every subcommand writes its
+    files before it prints; a closed pipe ends quietly, a failed print in one line."""
+    prepare_streams()
+    try:
+        return _command(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        return end_after_closed_pipe()
+    except OutputFailed as exc:
+        sys.stderr.write(f"llmtop: {exc}\n")
+        return EXIT_RUN_FAILED
+
+
+def _command(argv: list[str]) -> int:
     if argv[:1] == ["parse-log"]:
         from llmtop.parse_log_command import main as parse_log
 
@@ -213,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"argument --chart: {exc}")
     if not args.prompt.strip():
         parser.error("argument --prompt: the prompt is empty")
+    for option, path in (("--export", args.export), ("--chart", args.chart), ("--record", args.record)):
+        problem = unwritable(path, option) if path else None
+        if problem:  # found before anything runs, not after the whole plan
+            parser.error(problem)
     try:
         base_url = ollama_base_url(args.host if args.host is not None else os.environ.get("OLLAMA_HOST"))
     except HostError as exc:
@@ -230,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
         sys.stderr.write(f"llmtop: {stop.reason}\n")
         return stop.status
+    except (OutputFailed, BrokenPipeError):
+        raise  # the files are written: main() says why the print failed
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("LLMTOP_DEBUG"):
             raise

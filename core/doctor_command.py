@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmtop import __version__, units
+from llmtop.output import print_out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,5 +129,5 @@ def describe(report: dict[str, Any]) -> str:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     report = gather()
-    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n" if args.json else describe(report))
+    print_out(json.dumps(report, indent=2, ensure_ascii=False) + "\n" if args.json else describe(report))
     return 0

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from llmtop.output import private_file, private_folder
 from llmtop.summary import SummaryRow
 
 SCHEMA = """
@@ -59,9 +60,10 @@ class History:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(self.path.parent)
             connection = sqlite3.connect(self.path, timeout=2.0)
             connection.execute(SCHEMA)
+            private_file(self.path)
             return connection
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None

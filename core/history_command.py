@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from llmtop.exports import LANGUAGES, export_format, runs_markdown, to_csv, to_json, to_markdown
 from llmtop.history import History, HistoryError
+from llmtop.output import print_out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +47,8 @@ def main(argv: Sequence[str]) -> int:
         )
         return 1
     listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang)
-    sys.stdout.write(listing)
-    if args.export:
+    status = 0
+    if args.export:  # the file first: a failing print never costs it
         text = {
             "md": lambda: listing,
             "csv": lambda: to_csv(rows),
@@ -58,6 +59,8 @@ def main(argv: Sequence[str]) -> int:
                 handle.write(text)
         except OSError as exc:
             sys.stderr.write(f"llmtop history: cannot write {args.export}: {exc.strerror or exc}\n")
-            return 2
-        sys.stderr.write(f"llmtop history: wrote {args.export}\n")
-    return 0
+            status = 2
+        else:
+            sys.stderr.write(f"llmtop history: wrote {args.export}\n")
+    print_out(listing)
+    return status

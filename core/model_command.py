@@ -28,6 +28,7 @@ from llmtop.collectors.log_sources import (
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.exports import to_markdown, write_export
 from llmtop.hosts import is_local
+from llmtop.output import print_out
 from llmtop.session_settings import RunSettings, ollama_load_timeout, silence_limit
 from llmtop.stopping import SignalStop, StopRequested, stop_for
 from llmtop.summary import SummaryRow
@@ -232,9 +233,10 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
         server.close()
         if recorder is not None:
             recorder.close(time.monotonic())
-            if recorder.problem:
-                err.write(f"llmtop: note: {recorder.problem}\n")
-            err.write(f"llmtop: recorded to {recorder.path} (llmtop replay {recorder.path})\n")
+            if recorder.problem:  # what was recorded before it stopped still replays
+                err.write(f"llmtop: note: {recorder.problem}; what was recorded before replays up to there\n")
+            else:
+                err.write(f"llmtop: recorded to {recorder.path} (llmtop replay {recorder.path})\n")
 
 
 def start_recording(args, collectors, sessions, log, log_reason, plan, settings, demo: str | None = None):
@@ -251,7 +253,7 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
         else recording.default_folder() / recording.default_name(list(sessions), dt.datetime.now())
     )
     try:
-        recorder = recording.Recorder(path)
+        recorder = recording.Recorder(path, private=not args.record)
     except recording.RecordingError as exc:
         sys.stderr.write(f"llmtop: note: {exc}; the run goes on unrecorded\n")
         return None
@@ -353,10 +355,8 @@ def run_headless(runner, args: argparse.Namespace, signals: SignalStop | None = 
     for row in rows:
         if row.error:
             sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
-    sys.stdout.write(to_markdown(rows, args.lang))
-    if sys.stdout.isatty():
-        sys.stdout.write("\n" + terminal_chart(rows))
-    sys.stdout.flush()
+    table = to_markdown(rows, args.lang)
+    print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
     if stop is not None:
         return stop.status
     return EXIT_OK if written and all(r.complete for r in rows) else EXIT_RUN_FAILED

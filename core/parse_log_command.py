@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, split_lines
+from llmtop.output import print_out
 
 READ_SIZE = 1024 * 1024
 
@@ -79,9 +80,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     for index, load in enumerate(parser.records, 1):
         if args.json:
-            sys.stdout.write(json.dumps(load.to_dict(), ensure_ascii=False) + "\n")
+            print_out(json.dumps(load.to_dict(), ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(describe(index, load) + "\n")
+            print_out(describe(index, load) + "\n")
     if not parser.records:
         sys.stderr.write(f"llmtop parse-log: no model load found in {args.file} ({parser.lines_read} lines read)\n")
         return 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from llmtop.collectors.gpu_reading import GpuReading, GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.model_facts import ModelFacts
+from llmtop.output import private_folder
 from llmtop.session_settings import RunSettings
 from llmtop.summary import PsReading, SummaryRow
 
@@ -131,6 +133,19 @@ def default_name(models: list[str], when: dt.datetime) -> str:
     return f"{when.strftime('%Y%m%d-%H%M%S')}-{safe}.jsonl"
 
 
+def _create(path: Path, mode: int) -> tuple[Path, IO[str]]:
+    """A new file of its own: `path`, or `NAME-2.jsonl`, `-3`, ... where another llmtop took it
+    (two started in the same second). Never a file another process may be writing."""
+    for number in range(1, 1000):
+        candidate = path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+        try:
+            descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            continue
+        return candidate, os.fdopen(descriptor, "w", encoding="utf-8", newline="\n")
+    raise FileExistsError(f"{path} and 998 more names are taken")
+
+
 # -- the writer -------------------------------------------------------------------------------
 class Recorder:
     """Appends events to a file, one line each, flushed at once: a crash loses at most the last.
@@ -139,14 +154,19 @@ class Recorder:
     write that fails stops the recording and keeps the reason in `problem`; the session goes on.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, private: bool = False) -> None:
+        """`private`: a recording of the data folder (readable by its owner alone, its name made
+        unique); else the file the user named, replaced if it exists."""
         self.path = path
         self.problem: str | None = None
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8", newline="\n")
+            if private:
+                private_folder(path.parent)
+                self.path, self._file = _create(path, 0o600)
+            else:
+                self._file = open(path, "w", encoding="utf-8", newline="\n")
         except OSError as exc:
             raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
 

@@ -25,6 +25,7 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.model_facts import ModelFacts, model_facts, same_model
 from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
+from llmtop.output import internal_error
 from llmtop.session_settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
 from llmtop.stopping import StopRequested
 from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
@@ -306,6 +307,9 @@ class Session:
         except KeyboardInterrupt as exc:  # Ctrl+C, SIGTERM, SIGHUP: the run so far is kept (stopping.py)
             self.stopped_by = exc if isinstance(exc, StopRequested) else StopRequested("interrupted (Ctrl+C)", 130)
             record.error = self.stopped_by.reason
+        except Exception as exc:  # a bug: the run ends as incomplete, what was measured is kept
+            record.error = internal_error("the run", exc)
+            self._note(record.error)
         return self._finish(record)
 
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:

@@ -68,6 +68,7 @@ class SummaryRow:
     # memory, and the Ollama processes' resident file-backed memory (the mapped weights).
     ram_in_use_delta_bytes: int | None = None
     ram_mapped_delta_bytes: int | None = None
+    client_rate_note: str | None = None  # why client_rate_tps is null when tokens were streamed
     ps_size_bytes: int | None = None
     ps_size_vram_bytes: int | None = None
     error: str | None = None
@@ -102,6 +103,7 @@ class RunRecord:
     error: str | None = None
 
 
+BURSTS = "tokens arrived in bursts (a buffering proxy?): the client's clock cannot time them"
 ENV_FROM_LOG = "server log"
 ENV_FROM_PLAN = "server log (Ollama's plan)"
 ENV_FROM_PS = "/api/ps (Ollama's estimate)"
@@ -216,6 +218,7 @@ def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, in
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
+    bursts = clock.in_bursts()
     window = RunWindow.of(run)
     (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, window)
     baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
@@ -245,7 +248,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         size_bytes=run.facts.size_bytes,
         env=env,
         eval_rate_tps=server.eval_rate_tps if server else None,
-        client_rate_tps=clock.client_rate_tps,
+        client_rate_tps=None if bursts else clock.client_rate_tps,
         prompt_rate_tps=server.prompt_rate_tps if server else None,
         ttft_s=clock.ttft_s,
         load_s=server.load_s if server else None,
@@ -271,6 +274,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         ollama_rss_delta_bytes=rss_delta,
         ram_in_use_delta_bytes=in_use_delta,
         ram_mapped_delta_bytes=mapped_delta,
+        client_rate_note=BURSTS if bursts else None,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         error=error,

@@ -79,7 +79,7 @@ class DoubleConfig:
     vram_fraction: float = 0.0  # size_vram / size in /api/ps when num_gpu is not 0
     preloaded: tuple[str, ...] = ()
     # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama" | "proxy_502" | "ps_500"
-    # | "stall" (stops sending after fault_after tokens, the connection kept open)
+    # | "stall" (stops sending after fault_after tokens, the connection kept open) | "burst" (every token at once)
     fault: str | None = None
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
@@ -488,6 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_done = time.monotonic_ns()
         self._start_stream()
         count = 0
+        held: list[bytes] = []  # "burst": a buffering proxy, which sends the whole answer at once
         for i in range(cfg.tokens):
             if cfg.fault == "stall" and i == cfg.fault_after:  # a stuck runner: silence, the connection open
                 self.owner.stalled.wait(600)
@@ -509,8 +510,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 time.sleep(1.0 / rate)
             word = WORDS[i % len(WORDS)]
-            self._line({"model": name, "created_at": _now_text(), "response": word, "done": False})
+            line = {"model": name, "created_at": _now_text(), "response": word, "done": False}
+            if cfg.fault == "burst":
+                held.append(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+            else:
+                self._line(line)
             count += 1
+        if held:
+            self._chunk(b"".join(held))
         finished = time.monotonic_ns()
         if cfg.fault == "no_final":
             self._end_stream()

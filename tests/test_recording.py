@@ -184,15 +184,28 @@ def test_recording_default_place_and_no_record(double, tmp_path, monkeypatch):
     assert len(list((data / "recordings").iterdir())) == 1
 
 
-def test_an_unwritable_recording_costs_no_run(double, tmp_path):
+def test_an_unwritable_data_folder_costs_no_run(double, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--record", str(blocker / "r.jsonl"))
+    env = {"LLMTOP_DATA_DIR": str(blocker / "data")}  # the default recording cannot be created
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--no-history", env=env)
     assert result.returncode == 0, result.stderr
     assert "llmtop: note: cannot record to " in result.stderr and "the run goes on unrecorded" in result.stderr
 
 
+def test_a_recording_path_that_cannot_be_written_is_refused_before_anything_runs(double, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--record", str(blocker / "r.jsonl"))
+    assert (
+        result.returncode == 2
+        and f"--record {blocker / 'r.jsonl'}: the folder {blocker} does not exist" in result.stderr
+    )
+    assert not any(path == "/api/generate" for _, path, _ in double.requests)
+
+
 def test_the_recorder_keeps_every_line_whole_and_says_when_writing_fails(tmp_path):
+    (tmp_path / "sub").mkdir()
     recorder = Recorder(tmp_path / "sub" / "r.jsonl")
     recorder.event("recording", 1.0, {"v": 1, "settings": SummaryRow.__name__, "gpus": ("a", "b")})
     recorder._file.close()  # the disk goes away
@@ -254,3 +267,17 @@ def test_a_loaded_recording_reads_as_the_events_it_holds():
     assert recording.first("final") == next(e for e in parsed if e["event"] == "final")
     assert [r.model for r in recording.summaries] == [e["row"]["model"] for e in parsed if e["event"] == "summary"]
     assert recording.closed and recording.header["event"] == "recording"
+
+
+def test_recordings_of_the_data_folder_are_private_and_never_shared(tmp_path):
+    first = Recorder(tmp_path / "data" / "recordings" / "20261201-101500-m.jsonl", private=True)
+    second = Recorder(tmp_path / "data" / "recordings" / "20261201-101500-m.jsonl", private=True)  # same second
+    assert first.path.name == "20261201-101500-m.jsonl" and second.path.name == "20261201-101500-m-2.jsonl"
+    first.event("recording", 1.0, {"v": 1})
+    second.event("recording", 2.0, {"v": 1})
+    first.close(3.0)
+    second.close(4.0)
+    assert [e["t"] for e in events(first.path)] == [1.0, 3.0] and [e["t"] for e in events(second.path)] == [2.0, 4.0]
+    if os.name == "posix":
+        assert first.path.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "data" / "recordings").stat().st_mode & 0o777 == 0o700

@@ -152,3 +152,18 @@ def test_api_ps_is_asked_less_often_once_the_model_is_listed(double_factory, run
     # load is over, then asked about again only at the end.
     assert row.complete and row.env == "CPU+GPU"
     assert asked <= 8, asked  # at 20 polls a second throughout, it would be over 30
+
+
+def test_a_bug_in_the_run_ends_it_incomplete_kept_and_logged(double_factory, run_session, monkeypatch):
+    session = run_session(double_factory(token_rate=200))
+
+    def broken(self, record, chunk, t):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Session, "final_arrived", broken)
+    row = session.run(RunSettings())
+    assert not row.complete and row.error.startswith("internal error in the run: RuntimeError: boom (details in ")
+    assert row.client_rate_tps is not None and row.ram_delta_bytes == 44 * GB  # what was measured is kept
+    assert session.rows == [row] and session.observer.notes[-1] == row.error
+    log = row.error.split("(details in ")[1].rstrip(")")
+    assert 'raise RuntimeError("boom")' in open(log, encoding="utf-8").read()

@@ -69,3 +69,14 @@ def test_rate_series_is_downsampled_to_a_fixed_number_of_points():
     assert all(v == pytest.approx(30.0, rel=0.01) for _, v in series)
     assert rate_series([], 0.0, 1.0, 10) == []
     assert rate_series(times, 5.0, 5.0, 10) == []
+
+
+def test_bursts_are_told_apart_from_a_fast_stream():
+    burst = TokenClock(0.0)
+    for i in range(40):
+        burst.token(1.0 + i * 0.00005)  # 40 tokens within 2 ms: one delivery
+    assert burst.in_bursts()
+    fast = TokenClock(0.0)
+    for i in range(40):
+        fast.token(1.0 + i * 0.002)  # 500 tokens a second, one by one
+    assert not fast.in_bursts() and fast.client_rate_tps == pytest.approx(500)

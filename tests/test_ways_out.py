@@ -82,37 +82,43 @@ def test_a_signal_keeps_the_run_on_screen(double_factory, tmp_path):
     pid, fd = os.forkpty()
     if pid == 0:  # the child: llmtop's screen on a pseudo terminal
         os.execve(argv[0], argv, env)
+    screen = bytearray()
     try:
         deadline = time.monotonic() + 30
         while recorded(record).count('"event": "token"') < 10:
             assert time.monotonic() < deadline, "no tokens on screen"
-            _drain(fd)
+            screen += _drain(fd)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while True:
-            _drain(fd)
+            screen += _drain(fd)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
             assert time.monotonic() < deadline, "llmtop did not stop"
+        screen += _drain(fd)
     finally:
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 143
+    # The terminal is given back: the alternate screen left, the cursor shown, mouse tracking off.
+    after = bytes(screen[screen.rfind(b"\x1b[?1049h") :])
+    assert b"\x1b[?1049l" in after and b"\x1b[?25h" in after and b"\x1b[?1000l" in after
     run = json.loads(out.read_text())["runs"][0]
     assert run["complete"] is False and run["error"] == "terminated (SIGTERM)"
     assert [r["error"] for r in history_rows()] == ["terminated (SIGTERM)"]
 
 
-def _drain(fd: int) -> None:
-    """Read what the screen wrote, so the child never blocks on a full terminal."""
+def _drain(fd: int) -> bytes:
+    """What the screen wrote since (read, so the child never blocks on a full terminal)."""
     import select
 
     ready, _, _ = select.select([fd], [], [], 0.05)
     if ready:
         try:
-            os.read(fd, 65536)
+            return os.read(fd, 65536)
         except OSError:
             pass
+    return b""
 
 
 def test_a_second_signal_ends_llmtop_at_once(tmp_path):

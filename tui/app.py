@@ -27,6 +27,7 @@ from llmtop.charts import chart_bars, write_chart
 from llmtop.comparison import compare
 from llmtop.exports import write_export
 from llmtop.figures import SCREEN_COMPARISON_COLUMNS
+from llmtop.output import internal_error
 from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
@@ -214,9 +215,17 @@ class LlmtopApp(App[int]):
         """Work through the runner's queue on a daemon thread, if it is not already."""
         if self.running:
             return
-        self._thread = threading.Thread(target=self.runner.run_all, name="llmtop-runs", daemon=True)
+        self._thread = threading.Thread(target=self._run_plan, name="llmtop-runs", daemon=True)
         self._thread.start()
         self._refresh_live()
+
+    def _run_plan(self) -> None:
+        """The runs, on their own thread: a bug there is said on screen, never a frozen phase."""
+        try:
+            self.runner.run_all()
+        except Exception as exc:
+            message = internal_error("the plan", exc)
+            self.post_message(SessionNote(message))
 
     def _show_text(self) -> None:
         new_run, text = self._observer.drain()
