@@ -244,13 +244,17 @@ class Session:
         """The generate request went at `t`: the token clock and Ollama's split start over."""
         record.clock = TokenClock(t)
         self._emit("request", t)
-        self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+        self._ps = self._ps_sampler()
         self._ps_listed_at = None
+
+    def _ps_sampler(self) -> Sampler[PsReading]:
+        """Ollama's split for one run: `/api/ps` every second until the model is listed."""
+        return Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
 
     def ps_read(self, reading: PsReading) -> None:
         """Ollama's split as `/api/ps` gave it (a replay: the recorded reading)."""
         if self._ps is None:
-            self._ps = Sampler("ollama-ps", self._read_ps, PS_INTERVAL_S, capacity=7200, clock=self._clock)
+            self._ps = self._ps_sampler()
         self._ps.push(reading)
 
     def token_arrived(self, record: RunRecord, text: str, t: float) -> None:
