@@ -21,6 +21,12 @@ Pure: lines in, records out; no I/O. The formats, by era (source file in the oll
   load. llama.cpp's confirmation wins over Ollama's plan: a load whose model buffers are all in
   host memory (`CPU`, `CPU_Mapped`, `CPU_REPACK`, `CUDA_Host`) put no layer on a GPU, though a build
   without GPU support prints no `offloaded` line at all.
+- Requests, from llama-server (Ollama 0.30 on runs it for every GGUF model): `slot print_timing: id  0
+  | task 79 | prompt processing, n_tokens =   2560, progress = 0.35, t =   3.30 s / 776.33 tokens per
+  second` while a long prompt is read, `n_decoded =    100, tg =   3.44 t/s` (newer: `n_gen = ...,
+  tg = ..., tg_3s = ...`) every 3 s while it generates, then `prompt eval time =   10950.33 ms /  7303
+  tokens (...)` and `eval time =   20840.36 ms /    64 tokens (...)`; `srv  stop: cancel task,
+  id_task = 79` for a request given up. Each task is kept with the newest load.
 - `msg="llama runner started in 3.28 seconds"` (`msg="llama-server started in 15.37 seconds"` from
   0.30) ends a load; `level=ERROR msg="llama runner terminated" error="exit status 0xc0000409"` or
   an out-of-memory line ends it badly.
@@ -38,6 +44,7 @@ from typing import Any
 
 MAX_LINE = 64 * 1024  # longer lines are cut before matching: no pattern needs more
 EVIDENCE_LINES = 40
+MAX_REQUESTS = 200  # the newest requests a load keeps: a server that runs for days serves thousands
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _STRUCTURED = re.compile(r"(?:\btime=\S+\s+)?\blevel=([A-Z]+)\s+source=\S+\s+msg=")
@@ -48,10 +55,17 @@ _CPP_KV = re.compile(r"llama_kv_cache\w*:\s+(\S+) KV buffer size =\s+([\d.]+) ([
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
 _STARTED = re.compile(r"(?:llama runner|llama-server) started in ([\d.]+) seconds")
 _N_LAYER = re.compile(r"(?:print_info|llm_load_print_meta):\s+n_layer\s+=\s+(\d+)\s*$")
+_TASK = re.compile(r"print_timing: id\s+\d+ \| task (\d+) \|")
+_PROMPT_PROGRESS = re.compile(
+    r"prompt processing, n_tokens =\s*(\d+), progress =\s*([\d.]+), t =\s*([\d.]+) s /\s*([\d.]+) tokens per second"
+)
+_DECODED = re.compile(r"\bn_(?:decoded|gen) =\s*(\d+), tg =\s*([\d.]+) t/s(?:, tg_3s =\s*([\d.]+) t/s)?")
+_TIMING = re.compile(r"\b(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) tokens \(.*?([\d.]+) tokens per second\)")
+_CANCEL = re.compile(r"\bstop: cancel task, id_task = (\d+)")
 _USING_DEVICE = re.compile(r"using device (\w+?)\d* \(")
 _VULKAN_DEVICES = re.compile(r"ggml_vulkan: Found \d+ Vulkan devices")
 _GPU_LAYERS = re.compile(r"GPULayers:(\d*)\[")
-_N_GPU_LAYERS = re.compile(r"--n-gpu-layers[ =](\d+)")
+_N_GPU_LAYERS = re.compile(r"(?:--n-gpu-layers|-ngl)[ =](\d+)")
 _CUDA_DEVICE = re.compile(r"(?:^|\s)Device \d+: ([^,]+), (?:compute capability|gfx)")
 _FOUND_DEVICES = re.compile(r"ggml_cuda_init: found \d+ (CUDA|ROCm) devices")
 _METAL_GPU = re.compile(r"ggml_metal_init: GPU name:\s+(.+?)\s*$")
@@ -133,6 +147,55 @@ class DeviceBuffer:
 
 
 @dataclass
+class RequestTiming:
+    """One request (a llama-server task) as its `print_timing` lines tell it; None: not logged yet.
+    `*_printed_tps` are llama-server's own figures: newer builds count the eval rate over tokens - 1
+    (the first token comes with the prompt's last batch), so they are kept apart from the rates
+    made the way Ollama's API makes them (tokens over the time)."""
+
+    task: int
+    first_seen: float
+    prompt_done: int | None = None  # while the prompt is read: tokens so far,
+    prompt_progress: float | None = None  # the share of the prompt (0 to 1),
+    prompt_live_tps: float | None = None  # and the rate so far
+    decoded: int | None = None  # while it generates: tokens so far,
+    tg_tps: float | None = None  # the rate so far,
+    tg_3s_tps: float | None = None  # and over the last 3 s (newer builds)
+    prompt_tokens: int | None = None
+    prompt_ms: float | None = None
+    prompt_printed_tps: float | None = None
+    eval_tokens: int | None = None
+    eval_ms: float | None = None
+    eval_printed_tps: float | None = None
+    cancelled: bool = False
+
+    @property
+    def eval_tps(self) -> float | None:
+        """eval tokens / eval time: Ollama's eval_count / eval_duration for this request."""
+        if not self.eval_tokens or not self.eval_ms:
+            return None
+        return self.eval_tokens / (self.eval_ms / 1000)
+
+    @property
+    def prompt_tps(self) -> float | None:
+        if not self.prompt_tokens or not self.prompt_ms:
+            return None
+        return self.prompt_tokens / (self.prompt_ms / 1000)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_ms": self.prompt_ms,
+            "prompt_tps": self.prompt_printed_tps,
+            "eval_tokens": self.eval_tokens,
+            "eval_ms": self.eval_ms,
+            "eval_tps": self.eval_printed_tps,
+            "cancelled": self.cancelled,
+        }
+
+
+@dataclass
 class LoadRecord:
     """What the log says about one model load. Unknown figures are None."""
 
@@ -159,6 +222,10 @@ class LoadRecord:
     errors: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     closed: bool = False
+    requests: list[RequestTiming] = field(default_factory=list)  # the requests this load served
+
+    def request(self, task: int) -> RequestTiming | None:
+        return next((r for r in reversed(self.requests) if r.task == task), None)
 
     # -- what a reader takes from it --------------------------------------------------------
     @property
@@ -253,6 +320,7 @@ class LoadRecord:
             "runner_started_s": self.runner_started_s,
             "error": self.error,
             "errors": list(self.errors),
+            "requests": [r.to_dict() for r in self.requests],
             "evidence": list(self.evidence),
         }
 
@@ -360,7 +428,7 @@ class OllamaLogParser:
             last.estimate = {k: v for k, v in fields.items() if k.startswith(("layers.", "memory."))}
             last.plan_library = fields.get("library") or msg.removeprefix("offload to ").strip() or None
             record = last
-        elif msg == "starting llama server":
+        elif msg in ("starting llama server", "starting llama-server"):
             cmd = fields.get("cmd", "")
             open_records = self._open()
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
@@ -426,8 +494,44 @@ class OllamaLogParser:
         record.init_library = record.init_library or library
         return record
 
+    def _timing(self, line: str, task: int, now: float) -> LoadRecord:
+        """A `print_timing` line of llama-server: the task's progress or its final timings, kept
+        with the newest load (the server that printed it has loaded a model)."""
+        record = self.records[-1] if self.records else self._new(now, None)
+        progress, decoded = _PROMPT_PROGRESS.search(line), _DECODED.search(line)
+        request = record.request(task)
+        # Task ids start again when a server restarts: progress on a finished task is a new one.
+        if request is None or (request.eval_ms is not None and (progress or decoded)):
+            request = RequestTiming(task, now)
+            record.requests.append(request)
+            del record.requests[:-MAX_REQUESTS]
+        if progress:
+            request.prompt_done = int(progress.group(1))
+            request.prompt_progress = float(progress.group(2))
+            request.prompt_live_tps = float(progress.group(4))
+        elif decoded:
+            request.decoded = int(decoded.group(1))
+            request.tg_tps = float(decoded.group(2))
+            request.tg_3s_tps = float(decoded.group(3)) if decoded.group(3) else None
+        elif timing := _TIMING.search(line):
+            ms, tokens, printed = float(timing.group(2)), int(timing.group(3)), float(timing.group(4))
+            if timing.group(1) == "prompt eval":
+                request.prompt_ms, request.prompt_tokens, request.prompt_printed_tps = ms, tokens, printed
+            else:
+                request.eval_ms, request.eval_tokens, request.eval_printed_tps = ms, tokens, printed
+        return record
+
     def _plain(self, line: str, now: float) -> LoadRecord | None:
         record = None
+        if task := _TASK.search(line):
+            return self._timing(line, int(task.group(1)), now)
+        if cancel := _CANCEL.search(line):
+            for load in reversed(self.records):
+                found = load.request(int(cancel.group(1)))
+                if found is not None:
+                    found.cancelled = True
+                    return load
+            return None
         offloaded = _OFFLOADED.search(line)
         if offloaded and "load_tensors" in line:
             done, total = int(offloaded.group(1)), int(offloaded.group(2))

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, split_lines
+from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, RequestTiming, split_lines
 from llmtop.output import print_out
 
 READ_SIZE = 1024 * 1024
@@ -58,7 +58,27 @@ def describe(index: int, load: LoadRecord) -> str:
         value = facts.get(key)
         if value:
             parts.append(f"{label} {', '.join(value) if isinstance(value, list) else value}")
-    return "; ".join(parts)
+    return "; ".join(parts) + "".join(f"\n  {describe_request(r)}" for r in load.requests)
+
+
+def describe_request(request: RequestTiming) -> str:
+    """One line per request the load served (llama-server's timing, Ollama 0.30 on)."""
+    if request.cancelled and request.eval_ms is None:
+        return f"request {request.task}: cancelled"
+    parts: list[str] = []
+    if request.prompt_tokens is not None:
+        parts.append(
+            f"prompt {request.prompt_tokens} tokens in {request.prompt_ms / 1000:.2f} s "
+            f"({request.prompt_printed_tps:.2f} tokens/s)"
+        )
+    if request.eval_tokens is not None and request.eval_tps is not None:
+        parts.append(
+            f"eval {request.eval_tokens} tokens in {request.eval_ms / 1000:.2f} s ({request.eval_tps:.2f} tokens/s "
+            f"as Ollama counts them; the log prints {request.eval_printed_tps:.2f})"
+        )
+    elif request.decoded is not None:
+        parts.append(f"{request.decoded} tokens so far at {request.tg_tps:.2f} tokens/s (no final timing)")
+    return f"request {request.task}: " + ("; ".join(parts) or "no timing in the log")
 
 
 def main(argv: Sequence[str]) -> int:

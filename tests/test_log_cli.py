@@ -113,3 +113,18 @@ def test_log_file_options(tmp_path, double):
     log.write_text("")
     result = llmtop("llama3.3", "--host", double.url, "--headless", "--log", str(log))
     assert result.returncode == 0 and f"server log: file {log}" in result.stderr
+
+
+def test_parse_log_prints_each_request_of_a_llama_server_log(tmp_path):
+    from test_ollama_log import LLAMA_SERVER_LOAD, REQUEST
+
+    log = tmp_path / "server.log"
+    log.write_text("\n".join(LLAMA_SERVER_LOAD + REQUEST) + "\n")
+    result = llmtop("parse-log", str(log))
+    assert result.returncode == 0
+    assert (
+        "  request 79: prompt 7303 tokens in 10.95 s (666.92 tokens/s); eval 64 tokens in 20.84 s "
+        "(3.07 tokens/s as Ollama counts them; the log prints 3.07)" in result.stdout
+    )
+    (load,) = [json.loads(line) for line in llmtop("parse-log", str(log), "--json").stdout.splitlines()]
+    assert load["requests"][0]["eval_tokens"] == 64 and load["requests"][0]["prompt_tps"] == 666.92

@@ -252,3 +252,79 @@ def test_llama_server_start_line_of_0_30_ends_the_load():
         'time=2026-06-02T10:00:00.000Z level=INFO source=server.go:1332 msg="llama-server started in 15.37 seconds"'
     )
     assert only_load(lines)["runner_started_s"] == 15.37
+
+
+# -- requests, from llama-server's print_timing lines (Ollama 0.30 on copies them into its log) --------
+LLAMA_SERVER_LOAD = [
+    'time=2026-06-02T10:00:00.000Z level=INFO source=llama_server.go:431 msg="starting llama-server" '
+    'cmd="/usr/lib/ollama/llama-server --model /root/.ollama/models/blobs/sha256-6a0 --port 40123 --host 127.0.0.1 '
+    '--no-webui --offline -c 4096 -np 1 --log-verbosity 4 --no-log-prefix --no-log-timestamps"',
+    "load_tensors: offloaded 15/33 layers to GPU",
+    "load_tensors:        CUDA0 model buffer size =  1850.00 MiB",
+    'time=2026-06-02T10:00:15.370Z level=INFO source=llama_server.go:640 msg="llama-server started in 15.37 seconds"',
+]
+REQUEST = [
+    "slot print_timing: id  0 | task 79 | prompt processing, n_tokens =   2560, progress = 0.35, t =   3.30 s / "
+    "776.33 tokens per second",
+    "slot print_timing: id  0 | task 79 | n_decoded =    100, tg =   3.44 t/s",
+    "slot print_timing: id  0 | task 79 | prompt eval time =   10950.33 ms /  7303 tokens (    1.50 ms per token,   "
+    "666.92 tokens per second)",
+    "slot print_timing: id  0 | task 79 |        eval time =   20840.36 ms /    64 tokens (  325.63 ms per token,     "
+    "3.07 tokens per second)",
+    "slot print_timing: id  0 | task 79 |       total time =   31790.69 ms /  7367 tokens",
+]
+
+
+def test_a_requests_progress_and_timings_are_kept_with_its_load():
+    (load,) = parse_lines(LLAMA_SERVER_LOAD + REQUEST)
+    (request,) = load.requests
+    assert (request.task, request.prompt_done, request.prompt_progress, request.prompt_live_tps) == (
+        79,
+        2560,
+        0.35,
+        776.33,
+    )
+    assert (request.decoded, request.tg_tps, request.tg_3s_tps) == (100, 3.44, None)
+    assert (request.prompt_tokens, request.prompt_ms, request.prompt_printed_tps) == (7303, 10950.33, 666.92)
+    assert (request.eval_tokens, request.eval_ms, request.eval_printed_tps) == (64, 20840.36, 3.07)
+    assert request.eval_tps == pytest.approx(64 / 20.84036)  # Ollama's way: tokens over the time
+    assert load.to_dict()["requests"] == [
+        {
+            "task": 79,
+            "prompt_tokens": 7303,
+            "prompt_ms": 10950.33,
+            "prompt_tps": 666.92,
+            "eval_tokens": 64,
+            "eval_ms": 20840.36,
+            "eval_tps": 3.07,
+            "cancelled": False,
+        }
+    ]
+    assert load.runner_started_s == 15.37 and load.layers_offloaded == 15
+
+
+def test_newer_builds_rate_over_the_last_3_s_and_a_cancelled_task():
+    lines = LLAMA_SERVER_LOAD + [
+        "slot print_timing: id  0 | task 5 | n_gen =     64, tg =  71.39 t/s, tg_3s =  70.12 t/s",
+        "srv          stop: cancel task, id_task = 5",
+    ]
+    (request,) = parse_lines(lines)[0].requests
+    assert (request.decoded, request.tg_tps, request.tg_3s_tps, request.cancelled) == (64, 71.39, 70.12, True)
+    assert request.eval_tps is None  # its timing never came
+
+
+def test_a_task_id_used_again_after_a_restart_is_a_new_request():
+    done = REQUEST[2:4]
+    again = ["slot print_timing: id  0 | task 79 | n_decoded =     10, tg =   9.00 t/s"]
+    (load,) = parse_lines(LLAMA_SERVER_LOAD + done + again)
+    assert [(r.eval_tokens, r.decoded) for r in load.requests] == [(64, None), (None, 10)]
+
+
+def test_a_timing_line_cut_short_is_not_read_as_numbers():
+    (load,) = parse_lines(LLAMA_SERVER_LOAD + ["slot print_timing: id  0 | task 7 |        eval time =   208"])
+    assert [(r.task, r.eval_ms, r.eval_tokens) for r in load.requests] == [(7, None, None)]
+
+
+def test_the_llama_server_start_line_of_0_30():
+    (load,) = parse_lines([LLAMA_SERVER_LOAD[0].replace(" --log-verbosity", " -ngl 20 --log-verbosity")])
+    assert (load.engine, load.requested_gpu_layers) == ("llama.cpp", 20)
