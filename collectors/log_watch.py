@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from llmtop.collectors.log_sources import LogSource, LogUnavailable
-from llmtop.collectors.ollama_log import LoadRecord, OllamaLogParser, clean_line
+from llmtop.collectors.ollama_log import LoadRecord, OllamaLogParser, RequestTiming, clean_line
 
 PANE_LINES = 300
 KEEP_RECORDS = 50  # older loads are dropped, so a long session keeps constant memory
@@ -70,6 +70,17 @@ class LogWatcher:
             self.problem = str(exc)
         except Exception as exc:  # a reader failure must not take the app down
             self.problem = f"reading {self.source.description} failed: {type(exc).__name__}: {exc}"
+
+    def request_since(self, t: float) -> RequestTiming | None:
+        """The first request (llama-server task) the log showed at or after monotonic time t."""
+        with self._lock:
+            found = [r for load in self.parser.records for r in load.requests if r.first_seen >= t]
+        return min(found, key=lambda r: r.first_seen) if found else None
+
+    def latest_load(self) -> LoadRecord | None:
+        """The newest load the log showed."""
+        with self._lock:
+            return self.parser.records[-1] if self.parser.records else None
 
     def load_since(self, t: float) -> LoadRecord | None:
         """The first load whose first line arrived at or after monotonic time t (our run's load)."""

@@ -157,7 +157,8 @@ class RequestTiming:
     first_seen: float
     prompt_done: int | None = None  # while the prompt is read: tokens so far,
     prompt_progress: float | None = None  # the share of the prompt (0 to 1),
-    prompt_live_tps: float | None = None  # and the rate so far
+    prompt_live_tps: float | None = None  # the rate so far,
+    prompt_elapsed_s: float | None = None  # and the time it has taken
     decoded: int | None = None  # while it generates: tokens so far,
     tg_tps: float | None = None  # the rate so far,
     tg_3s_tps: float | None = None  # and over the last 3 s (newer builds)
@@ -175,6 +176,14 @@ class RequestTiming:
         if not self.eval_tokens or not self.eval_ms:
             return None
         return self.eval_tokens / (self.eval_ms / 1000)
+
+    @property
+    def prompt_left_s(self) -> float | None:
+        """The prompt's time left at the rate so far (an estimate), while it is being read."""
+        p, t = self.prompt_progress, self.prompt_elapsed_s
+        if p is None or t is None or p <= 0 or p >= 1 or self.decoded is not None or self.eval_ms is not None:
+            return None
+        return t * (1 - p) / p
 
     @property
     def prompt_tps(self) -> float | None:
@@ -223,6 +232,7 @@ class LoadRecord:
     evidence: list[str] = field(default_factory=list)
     closed: bool = False
     requests: list[RequestTiming] = field(default_factory=list)  # the requests this load served
+    llama_server: bool = False  # the runner is llama-server, which logs each request's timing
 
     def request(self, task: int) -> RequestTiming | None:
         return next((r for r in reversed(self.requests) if r.task == task), None)
@@ -433,6 +443,7 @@ class OllamaLogParser:
             open_records = self._open()
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
             record.engine = "ollama" if "--ollama-engine" in cmd else "llama.cpp"
+            record.llama_server = msg == "starting llama-server" or "llama-server" in cmd
             layers = _N_GPU_LAYERS.search(cmd)
             record.requested_gpu_layers = int(layers.group(1)) if layers else None
             path = cmd.replace("\\", "/").lower()
@@ -498,6 +509,7 @@ class OllamaLogParser:
         """A `print_timing` line of llama-server: the task's progress or its final timings, kept
         with the newest load (the server that printed it has loaded a model)."""
         record = self.records[-1] if self.records else self._new(now, None)
+        record.llama_server = True
         progress, decoded = _PROMPT_PROGRESS.search(line), _DECODED.search(line)
         request = record.request(task)
         # Task ids start again when a server restarts: progress on a finished task is a new one.
@@ -508,6 +520,7 @@ class OllamaLogParser:
         if progress:
             request.prompt_done = int(progress.group(1))
             request.prompt_progress = float(progress.group(2))
+            request.prompt_elapsed_s = float(progress.group(3))
             request.prompt_live_tps = float(progress.group(4))
         elif decoded:
             request.decoded = int(decoded.group(1))
@@ -527,9 +540,9 @@ class OllamaLogParser:
             return self._timing(line, int(task.group(1)), now)
         if cancel := _CANCEL.search(line):
             for load in reversed(self.records):
-                found = load.request(int(cancel.group(1)))
-                if found is not None:
-                    found.cancelled = True
+                given_up = load.request(int(cancel.group(1)))
+                if given_up is not None:
+                    given_up.cancelled = True
                     return load
             return None
         offloaded = _OFFLOADED.search(line)

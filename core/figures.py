@@ -245,6 +245,13 @@ FIGURES: tuple[Figure, ...] = (
         stable=("ram_peak_bytes",),
     ),
     Figure(
+        "log tps",
+        ("log_eval_tps",),
+        "the server log's eval tokens over its eval time for this run's request (llama-server's `eval time = ... "
+        "ms / N tokens`, Ollama 0.30 on): how Ollama makes the API's eval rate, so it should equal tps to rounding; "
+        "`null` where the log has no request timings",
+    ),
+    Figure(
         "Ollama RSS",
         ("ollama_rss_delta_bytes",),
         "resident memory of `ollama serve` and its runners (`ollama_llama_server`, `ollama runner`, "

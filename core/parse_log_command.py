@@ -66,12 +66,12 @@ def describe_request(request: RequestTiming) -> str:
     if request.cancelled and request.eval_ms is None:
         return f"request {request.task}: cancelled"
     parts: list[str] = []
-    if request.prompt_tokens is not None:
+    if request.prompt_tokens is not None and request.prompt_ms is not None:
         parts.append(
             f"prompt {request.prompt_tokens} tokens in {request.prompt_ms / 1000:.2f} s "
             f"({request.prompt_printed_tps:.2f} tokens/s)"
         )
-    if request.eval_tokens is not None and request.eval_tps is not None:
+    if request.eval_tokens is not None and request.eval_ms is not None and request.eval_tps is not None:
         parts.append(
             f"eval {request.eval_tokens} tokens in {request.eval_ms / 1000:.2f} s ({request.eval_tps:.2f} tokens/s "
             f"as Ollama counts them; the log prints {request.eval_printed_tps:.2f})"

@@ -18,7 +18,7 @@ from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.log_watch import LogWatcher
-from llmtop.collectors.ollama_log import LoadRecord
+from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
@@ -146,6 +146,13 @@ class Session:
             self.collectors.expect_load()
         else:
             self._set_phase(Phase.PROMPT, f"model loaded in {load.runner_started_s:.2f} s (server log)")
+
+    def log_request(self, record: RunRecord | None = None) -> RequestTiming | None:
+        """The run's request as llama-server's lines in the log time it (Ollama 0.30 on)."""
+        record = record or self.last
+        if self.log is None or record is None:
+            return None
+        return self.log.request_since(record.clock.request_at)
 
     def log_load(self, record: RunRecord | None = None) -> LoadRecord | None:
         """The load the log shows for a run (default: the latest run)."""
@@ -351,6 +358,21 @@ class Session:
             ps.sample_now()  # the model is still loaded: one last reading of Ollama's split
             if not record.complete and self.log is not None:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
+            else:
+                self._await_request_timing(record)
+
+    def _await_request_timing(self, record: RunRecord) -> None:
+        """llama-server logs a request's timing as it ends, just when the final chunk comes: give
+        the log follower a moment (at most LOG_GRACE_S) to read it, so the row has it."""
+        load = self.log.latest_load() if self.log is not None else None
+        if load is None or not load.llama_server:
+            return
+        deadline = self._clock() + LOG_GRACE_S
+        while self._clock() < deadline:
+            request = self.log_request(record)
+            if request is not None and (request.eval_ms is not None or request.cancelled):
+                return
+            time.sleep(0.02)
 
     def _watch(self, record: RunRecord, over: threading.Event) -> None:
         """The stall watchdog: once tokens flow, no token for `stall_timeout_s` ends the run (the
@@ -413,6 +435,7 @@ class Session:
             dataclasses.replace(
                 record,
                 log_load=self.log_load(record),
+                log_request=self.log_request(record),
                 ended_at=end,
                 memory=self.collectors.memory.between(record.clock.request_at, end),
                 processes=self.collectors.processes.between(record.clock.request_at, end),

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
-from llmtop.collectors.ollama_log import LoadRecord
+from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
@@ -69,6 +69,7 @@ class SummaryRow:
     ram_in_use_delta_bytes: int | None = None
     ram_mapped_delta_bytes: int | None = None
     client_rate_note: str | None = None  # why client_rate_tps is null when tokens were streamed
+    log_eval_tps: float | None = None  # the server log's eval tokens / eval time for this request
     ps_size_bytes: int | None = None
     ps_size_vram_bytes: int | None = None
     error: str | None = None
@@ -98,6 +99,7 @@ class RunRecord:
     gpu: Sequence[GpuSample] = field(default_factory=list)
     server: ServerTiming | None = None
     log_load: LoadRecord | None = None
+    log_request: RequestTiming | None = None  # the run's request as llama-server's log timed it
     ended_at: float | None = None
     complete: bool = False
     error: str | None = None
@@ -275,6 +277,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         ram_in_use_delta_bytes=in_use_delta,
         ram_mapped_delta_bytes=mapped_delta,
         client_rate_note=BURSTS if bursts else None,
+        log_eval_tps=run.log_request.eval_tps if run.log_request else None,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         error=error,

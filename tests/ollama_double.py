@@ -83,6 +83,7 @@ class DoubleConfig:
     fault: str | None = None
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
+    llama_server_log: bool = False  # also write llama-server's request timings into the log (Ollama 0.30 on)
     gpu_name: str | None = "NVIDIA GeForce RTX 4060 Ti"  # None: a machine without a GPU
     machine_memory: tuple[int, int] | None = None  # RAM total and available, for the log of a machine without a GPU
     # Benchmarks: `next_token()` replaces the sleep of 1/token_rate before each token (a runner
@@ -164,6 +165,26 @@ class ServerLog:
 
     def terminated(self, error: str) -> None:
         self.line(f'time={log_time()} level=ERROR source=server.go:464 msg="llama runner terminated" error="{error}"')
+
+    # llama-server's own lines (Ollama 0.30 on copies them into its log), as tools/server prints them.
+    def prompt_progress(self, task: int, tokens: int, progress: float, seconds: float) -> None:
+        self.line(
+            f"slot print_timing: id  0 | task {task} | prompt processing, n_tokens = {tokens:6d}, progress = "
+            f"{progress:.2f}, t = {seconds:7.2f} s / {tokens / seconds:.2f} tokens per second"
+        )
+
+    def decoding(self, task: int, decoded: int, rate: float) -> None:
+        self.line(f"slot print_timing: id  0 | task {task} | n_decoded = {decoded:6d}, tg = {rate:6.2f} t/s")
+
+    def request_timings(self, task: int, prompt: tuple[int, float], evaluated: tuple[int, float]) -> None:
+        """The lines after a request: (tokens, milliseconds) of the prompt and of the generation."""
+        for label, (tokens, ms) in (("prompt eval time", prompt), ("       eval time", evaluated)):
+            per_token = ms / tokens if tokens else 0.0
+            rate = 1000 * tokens / ms if ms else 0.0
+            self.line(
+                f"slot print_timing: id  0 | task {task} | {label} = {ms:10.2f} ms / {tokens:5d} tokens "
+                f"({per_token:8.2f} ms per token, {rate:8.2f} tokens per second)"
+            )
 
 
 def gib(size: int) -> str:
@@ -484,7 +505,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cpu_only = (body.get("options") or {}).get("num_gpu") == 0
         rate = cfg.cpu_token_rate if cpu_only and cfg.cpu_token_rate else cfg.token_rate
-        time.sleep(cfg.prompt_delay_s)
+        if cfg.llama_server_log and self.owner.log is not None and cfg.prompt_delay_s >= 1:
+            time.sleep(cfg.prompt_delay_s / 2)  # a long prompt: llama-server says how far it has got
+            self.owner.log.prompt_progress(len(self.owner.finals), 2560, 0.5, cfg.prompt_delay_s / 2)
+            time.sleep(cfg.prompt_delay_s / 2)
+        else:
+            time.sleep(cfg.prompt_delay_s)
         prompt_done = time.monotonic_ns()
         self._start_stream()
         count = 0
@@ -510,6 +536,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 time.sleep(1.0 / rate)
             word = WORDS[i % len(WORDS)]
+            if cfg.llama_server_log and self.owner.log is not None and i and i % 10 == 0:
+                self.owner.log.decoding(len(self.owner.finals), i, i / ((time.monotonic_ns() - prompt_done) / 1e9))
             line = {"model": name, "created_at": _now_text(), "response": word, "done": False}
             if cfg.fault == "burst":
                 held.append(json.dumps(line, ensure_ascii=False).encode() + b"\n")
@@ -537,6 +565,9 @@ class _Handler(BaseHTTPRequestHandler):
             "eval_duration": finished - prompt_done,
         }
         self.owner.finals.append(final)
+        if cfg.llama_server_log and self.owner.log is not None:
+            prompt = (final["prompt_eval_count"], final["prompt_eval_duration"] / 1e6)
+            self.owner.log.request_timings(len(self.owner.finals) - 1, prompt, (count, final["eval_duration"] / 1e6))
         self._line(final)
         self._end_stream()
 

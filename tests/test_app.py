@@ -350,3 +350,37 @@ async def test_an_unusual_gap_is_said_on_screen(double_factory):
         await pilot.press("q")
     double.stalled.set()
     app.session.collectors.stop()
+
+
+async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(tmp_path):
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    writer = open(log_file, "a", encoding="utf-8", buffering=1)
+    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+    watcher.start()
+    time.sleep(0.1)
+    config = DoubleConfig(token_rate=20, tokens=60, prompt_delay_s=3.0, llama_server_log=True)
+    double = OllamaDouble(config, log=ServerLog(writer.write)).start()
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(one_run(session))
+    tokens = app.query_one
+    async with app.run_test(size=(140, 50)) as pilot:
+        await until(pilot, lambda: "tokens read" in str(tokens("#tokens").render()), timeout=20)
+        assert "prompt 2560 tokens read (50%) at 1707 tok/s, about 0:01 left (server log)" in str(
+            tokens("#tokens").render()
+        )
+        await until(pilot, lambda: re.search(r"server \d", str(tokens("#tokens").render())), timeout=20)
+        assert re.search(r"server \d+\.\d\d tok/s \(log\)", str(tokens("#tokens").render()))
+        await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
+        assert app.runner.rows[0].log_eval_tps == pytest.approx(app.runner.rows[0].eval_rate_tps, rel=1e-3)
+    collectors.stop()
+    watcher.stop()
+    double.stop()
+    writer.close()

@@ -92,3 +92,12 @@ def test_without_a_log_env_falls_back_to_api_ps_labelled_as_an_estimate():
         row = session.run(RunSettings())
         collectors.stop()
     assert (row.env, row.env_source, row.layers_offloaded) == ("CPU+GPU", ENV_FROM_PS, None)
+
+
+def test_the_logs_request_timing_gives_the_same_eval_rate_as_the_api(logged_session):
+    # Ollama 0.30 on: llama-server's `eval time = ... ms / N tokens` for this run's request.
+    session = logged_session(token_rate=100, tokens=40, llama_server_log=True)
+    row = session.run(RunSettings())
+    assert row.log_eval_tps == pytest.approx(row.eval_rate_tps, rel=1e-3)  # ms are printed to 0.01
+    request = session.log_request()
+    assert (request.eval_tokens, request.decoded) == (40, 30)

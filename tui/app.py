@@ -312,10 +312,31 @@ class LlmtopApp(App[int]):
             live = clock.live_rate_tps(until)
             self.tokens_line.show(
                 f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
-                f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}" + self._stall_text(session, record)
+                f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
+                + self._server_text(session, record)
+                + self._stall_text(session, record)
             )
             if clock.first_at is not None and (self._ticks % SLOW_EVERY == 0 or record.ended_at is not None):
                 self.chart.show_series(clock.series(until, CHART_POINTS))
+
+    @staticmethod
+    def _server_text(session: Session, record) -> str:
+        """What llama-server's lines in the log say of this request (Ollama 0.30 on): the prompt's
+        progress while it is read, the server's own rate while it generates."""
+        if record.ended_at is not None or session.phase not in (Phase.LOADING, Phase.PROMPT, Phase.GENERATING):
+            return ""
+        request = session.log_request(record)
+        if request is None:
+            return ""
+        left = request.prompt_left_s
+        if session.phase is Phase.GENERATING:
+            return f"   ·   server {request.tg_tps:.2f} tok/s (log)" if request.tg_tps is not None else ""
+        if request.prompt_done is not None and request.prompt_progress is not None and left is not None:
+            return (
+                f"   ·   prompt {request.prompt_done} tokens read ({100 * request.prompt_progress:.0f}%) at "
+                f"{request.prompt_live_tps:.0f} tok/s, about {units.clock(left)} left (server log)"
+            )
+        return ""
 
     @staticmethod
     def _stall_text(session: Session, record) -> str:
