@@ -199,23 +199,40 @@ async def test_real_collectors_fill_the_ram_gauge(double):
     app.session.collectors.stop()
 
 
-async def test_gpu_layers_gauge_and_log_pane(tmp_path):
+@pytest.fixture
+def logged_app(tmp_path):
+    """An app on a double that writes Ollama's server log to a file the session follows."""
     from llmtop.collectors.log_sources import FileFollower
     from llmtop.collectors.log_watch import LogWatcher
     from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
-    log_file = tmp_path / "server.log"
-    log_file.write_text("")
-    writer = open(log_file, "a", encoding="utf-8", buffering=1)
-    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
-    watcher.start()
-    time.sleep(0.1)
-    double = OllamaDouble(DoubleConfig(vram_fraction=27 / 81, token_rate=100), log=ServerLog(writer.write)).start()
-    collectors = SystemCollectors(0.05)
-    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
-    session.connect()
-    collectors.start()
-    app = LlmtopApp(one_run(session))
+    opened = []
+
+    def make(**config):
+        log_file = tmp_path / "server.log"
+        log_file.write_text("")
+        writer = open(log_file, "a", encoding="utf-8", buffering=1)
+        watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+        watcher.start()
+        time.sleep(0.1)
+        double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write)).start()
+        collectors = SystemCollectors(0.05)
+        session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+        session.connect()
+        collectors.start()
+        opened.append((collectors, watcher, double, writer))
+        return LlmtopApp(one_run(session))
+
+    yield make
+    for collectors, watcher, double, writer in opened:
+        collectors.stop()
+        watcher.stop()
+        double.stop()
+        writer.close()
+
+
+async def test_gpu_layers_gauge_and_log_pane(logged_app):
+    app = logged_app(vram_fraction=27 / 81, token_rate=100)
     async with app.run_test(size=(140, 50)) as pilot:
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
@@ -228,10 +245,6 @@ async def test_gpu_layers_gauge_and_log_pane(tmp_path):
         assert any("offloaded 27/81 layers to GPU" in line for line in app.log_pane.lines)
         await pilot.press("l")
         assert not app.log_pane.display
-    collectors.stop()
-    watcher.stop()
-    double.stop()
-    writer.close()
 
 
 async def test_without_a_log_the_layers_gauge_says_why(double):
@@ -352,24 +365,8 @@ async def test_an_unusual_gap_is_said_on_screen(double_factory):
     app.session.collectors.stop()
 
 
-async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(tmp_path):
-    from llmtop.collectors.log_sources import FileFollower
-    from llmtop.collectors.log_watch import LogWatcher
-    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
-
-    log_file = tmp_path / "server.log"
-    log_file.write_text("")
-    writer = open(log_file, "a", encoding="utf-8", buffering=1)
-    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
-    watcher.start()
-    time.sleep(0.1)
-    config = DoubleConfig(token_rate=20, tokens=60, prompt_delay_s=3.0, llama_server_log=True)
-    double = OllamaDouble(config, log=ServerLog(writer.write)).start()
-    collectors = SystemCollectors(0.05)
-    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
-    session.connect()
-    collectors.start()
-    app = LlmtopApp(one_run(session))
+async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_app):
+    app = logged_app(token_rate=20, tokens=60, prompt_delay_s=3.0, llama_server_log=True)
     tokens = app.query_one
     async with app.run_test(size=(140, 50)) as pilot:
         await until(pilot, lambda: "tokens read" in str(tokens("#tokens").render()), timeout=20)
@@ -380,7 +377,3 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(tmp_pat
         assert re.search(r"server \d+\.\d\d tok/s \(log\)", str(tokens("#tokens").render()))
         await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
         assert app.runner.rows[0].log_eval_tps == pytest.approx(app.runner.rows[0].eval_rate_tps, rel=1e-3)
-    collectors.stop()
-    watcher.stop()
-    double.stop()
-    writer.close()
