@@ -62,6 +62,24 @@ _PROMPT_PROGRESS = re.compile(
 _DECODED = re.compile(r"\bn_(?:decoded|gen) =\s*(\d+), tg =\s*([\d.]+) t/s(?:, tg_3s =\s*([\d.]+) t/s)?")
 _TIMING = re.compile(r"\b(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) tokens \(.*?([\d.]+) tokens per second\)")
 _CANCEL = re.compile(r"\bstop: cancel task, id_task = (\d+)")
+# llama.cpp's fit step (common/fit.cpp; logged at Ollama's --log-verbosity 4), before the real load:
+_FIT_PROJECTED = re.compile(
+    r"projected to use (\d+) MiB of (device|host) memory vs\. (\d+) MiB of (?:free device|total host) memory"
+)
+_FIT_LEAVES = re.compile(r"will leave (-?\d+) >= (\d+) MiB of (?:free device|system) memory, no changes needed")
+_FIT_SHORT = re.compile(r"cannot meet free memory target of (\d+) MiB, need to reduce device memory by (\d+) MiB")
+_FIT_PLAN = re.compile(
+    r"\s-\s(.+?)\s*: +(\d+) layers(?: \(\s*(\d+) overflowing\))?, +(-?\d+) MiB used, +(-?\d+) MiB free"
+)
+_BREAKDOWN = re.compile(  # | - CUDA0 (RTX 2060) | total = free + (self = model + context + compute) + unaccounted |
+    r"\|\s+-\s+(.+?)\s+\|\s+(\d+) = (\d+) \+ \((\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)\) \+\s+(-?\d+) \|"
+)
+_HOST_BREAKDOWN = re.compile(r"\|\s+-\s+Host\s+\|\s+(\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)\s+\|")  # self = parts
+_DEVICE_INFO = re.compile(r"common_param:\s+-\s+(\S+)\s*: .*\((\d+) MiB, (\d+) MiB free\)")  # llama-server's devices
+_USER_CTX = re.compile(r"context size set by user to (\d+)")
+_CTX_SEQ = re.compile(r"llama_context: n_ctx_(?:seq|per_seq)\s+=\s+(\d+)\s*$")
+_CTX_FLAGS = re.compile(r"(?:^|\s)(?:-c|--ctx-size)[ =](\d+)")
+_PARALLEL_FLAGS = re.compile(r"(?:^|\s)(?:-np|--parallel)[ =](\d+)")
 _USING_DEVICE = re.compile(r"using device (\w+?)\d* \(")
 _VULKAN_DEVICES = re.compile(r"ggml_vulkan: Found \d+ Vulkan devices")
 _GPU_LAYERS = re.compile(r"GPULayers:(\d*)\[")
@@ -205,6 +223,31 @@ class RequestTiming:
 
 
 @dataclass
+class FitProjection:
+    """llama.cpp's fit step for a load: the memory a full offload needs, against what is free."""
+
+    needed_mib: int | None = None
+    free_mib: int | None = None
+    on_device: bool = True  # False: no GPU, the projection is of host memory
+    reserve_mib: int | None = None  # the free memory it keeps (Ollama's target)
+    short_mib: int | None = None  # how much too much a full offload is
+    model_mib: int | None = None  # the full offload's parts, from its breakdown table
+    context_mib: int | None = None
+    compute_mib: int | None = None
+    user_context: int | None = None  # `context size set by user to N`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "needed_mib": self.needed_mib,
+            "free_mib": self.free_mib,
+            "reserve_mib": self.reserve_mib,
+            "model_mib": self.model_mib,
+            "context_mib": self.context_mib,
+            "compute_mib": self.compute_mib,
+        }
+
+
+@dataclass
 class LoadRecord:
     """What the log says about one model load. Unknown figures are None."""
 
@@ -233,6 +276,80 @@ class LoadRecord:
     closed: bool = False
     requests: list[RequestTiming] = field(default_factory=list)  # the requests this load served
     llama_server: bool = False  # the runner is llama-server, which logs each request's timing
+    fit: FitProjection | None = None  # llama.cpp's fit step (llama-server, Ollama 0.30 on)
+    plan_devices: list[tuple[str, int, int]] = field(
+        default_factory=list
+    )  # the fit's plan: (device, layers, overflowing)
+    context_flag: int | None = None  # the runner's context per request: `-c`/`--ctx-size` over `-np`/`--parallel`
+    context_seq: int | None = None  # llama.cpp's own `n_ctx_seq`
+    default_context: int | None = None  # Ollama's VRAM-based default num_ctx, when it logged one
+    gpu_problem: str | None = None  # why Ollama found no GPU to use (a driver too old, none found)
+    runner_devices: list[str] = field(default_factory=list)  # the devices llama-server listed (`device_info:`)
+
+    @property
+    def layers_overflowing(self) -> int | None:
+        """Layers counted as offloaded whose expert weights stay in system memory (MoE models); 0
+        when the fit's plan names none, None when no plan was logged."""
+        if not self.plan_devices:
+            return None
+        return sum(overflowing for _, _, overflowing in self.plan_devices)
+
+    @property
+    def context(self) -> int | None:
+        """The context of one request: llama.cpp's `n_ctx_seq`, else the runner's flags."""
+        return self.context_seq or self.context_flag
+
+    def split_reason(self) -> str | None:
+        """One sentence that says why the layers landed where they did, from the log's own numbers."""
+        offloaded, total = self.layers_offloaded, self.layers_total
+        if offloaded is None or total is None:
+            return None
+        where = f"{offloaded}/{total} layers on the GPU"
+        if offloaded == 0:
+            why = self.no_gpu_reason()
+            return f"{where}: {why}" if why else None
+        fit = self.fit
+        if fit is not None and fit.on_device and fit.needed_mib is not None and fit.free_mib is not None:
+            parts = ", ".join(
+                f"{label} {value}"
+                for label, value in (
+                    ("weights", fit.model_mib),
+                    (f"KV cache for {self.context} tokens" if self.context else "KV cache", fit.context_mib),
+                    ("compute", fit.compute_mib),
+                )
+                if value is not None
+            )
+            reserve = f", {fit.reserve_mib} kept in reserve" if fit.reserve_mib is not None else ""
+            sentence = (
+                f"{where}: all {total} need {fit.needed_mib} MiB"
+                + (f" ({parts})" if parts else "")
+                + f" and {fit.free_mib} MiB were free{reserve}"
+            )
+            if self.layers_overflowing:
+                sentence += f"; {self.layers_overflowing} of them overflowing (their experts stay in system memory)"
+            if fit.context_mib and self.context and self.context >= 4096 and offloaded < total:
+                smaller = self.context // 4
+                sentence += f". Estimate: at num_ctx {smaller} the KV cache takes about {fit.context_mib // 4} MiB"
+            return sentence
+        full, available = self.estimate.get("memory.required.full"), self.estimate.get("memory.available")
+        if full and available:
+            kv = self.estimate.get("memory.required.kv")
+            return (
+                f"{where}: Ollama's estimate for all of them is {full}"
+                + (f" (KV cache {kv})" if kv else "")
+                + f" and {available.strip('[]')} was available"
+            )
+        return None
+
+    def no_gpu_reason(self) -> str | None:
+        """Why no layer is on a GPU, where the log says."""
+        if self.requested_gpu_layers == 0:
+            return "num_gpu 0 asked for the CPU alone"
+        if self.gpu_problem:
+            return self.gpu_problem
+        if self.runner_devices and all(device.upper().startswith("CPU") for device in self.runner_devices):
+            return "llama-server found no GPU (the only device it listed is the CPU)"
+        return None
 
     def request(self, task: int) -> RequestTiming | None:
         return next((r for r in reversed(self.requests) if r.task == task), None)
@@ -331,6 +448,11 @@ class LoadRecord:
             "error": self.error,
             "errors": list(self.errors),
             "requests": [r.to_dict() for r in self.requests],
+            "context": self.context,
+            "default_context": self.default_context,
+            "layers_overflowing": self.layers_overflowing,
+            "fit": self.fit.to_dict() if self.fit else None,
+            "split_reason": self.split_reason(),
             "evidence": list(self.evidence),
         }
 
@@ -351,6 +473,8 @@ class OllamaLogParser:
         self._system_total: str | None = None
         self._pending_errors: list[str] = []
         self._backend: str | None = None  # a GPU backend named while no load was open
+        self._default_context: int | None = None  # `vram-based default context`
+        self._gpu_problem: str | None = None  # why Ollama found no GPU (from its discovery lines)
 
     # -- record bookkeeping -----------------------------------------------------------------
     def _open(self) -> list[LoadRecord]:
@@ -364,6 +488,8 @@ class OllamaLogParser:
             gpus=list(self._gpus),
             system_total=self._system_total,
             hint_library=self._backend,
+            default_context=self._default_context,
+            gpu_problem=self._gpu_problem,
         )
         if not self.records and self._pending_errors:  # a report that quotes the error first
             record.errors.extend(self._pending_errors)
@@ -424,10 +550,24 @@ class OllamaLogParser:
         if msg == "inference compute":
             library = fields.get("library", "")
             name = fields.get("description") or fields.get("name") or ""
-            if library == "cpu":
+            if library.lower() == "cpu":
                 self._system_total = fields.get("total") or self._system_total
+                if not self._gpus and self._gpu_problem is None:
+                    self._gpu_problem = "Ollama found no GPU it can use"
             elif name and name not in self._gpus:
                 self._gpus.append(name)
+                self._gpu_problem = None
+            return None
+        if msg == "NVIDIA driver too old":
+            driver, needed = fields.get("driver"), fields.get("required_driver")
+            self._gpu_problem = (
+                f"the NVIDIA driver is too old for {fields.get('device') or 'the GPU'} (driver {driver}; Ollama needs "
+                f"{needed})"
+            )
+            return None
+        if msg == "vram-based default context":
+            value = fields.get("default_num_ctx", "")
+            self._default_context = int(value) if value.isdigit() else None
             return None
         record = None
         if msg.startswith("offload to ") or (msg == "offload" and "library" in fields):
@@ -444,6 +584,9 @@ class OllamaLogParser:
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
             record.engine = "ollama" if "--ollama-engine" in cmd else "llama.cpp"
             record.llama_server = msg == "starting llama-server" or "llama-server" in cmd
+            context, parallel = _CTX_FLAGS.search(cmd), _PARALLEL_FLAGS.search(cmd)
+            if context:
+                record.context_flag = int(context.group(1)) // max(int(parallel.group(1)) if parallel else 1, 1)
             layers = _N_GPU_LAYERS.search(cmd)
             record.requested_gpu_layers = int(layers.group(1)) if layers else None
             path = cmd.replace("\\", "/").lower()
@@ -534,8 +677,55 @@ class OllamaLogParser:
                 request.eval_ms, request.eval_tokens, request.eval_printed_tps = ms, tokens, printed
         return record
 
+    def _fit(self, line: str, now: float) -> LoadRecord | None:
+        """A line of llama.cpp's fit step, kept with the load it plans."""
+        projected, leaves, short, plan, table, host, user = (
+            pattern.search(line)
+            for pattern in (_FIT_PROJECTED, _FIT_LEAVES, _FIT_SHORT, _FIT_PLAN, _BREAKDOWN, _HOST_BREAKDOWN, _USER_CTX)
+        )
+        if not (projected or leaves or short or (plan and "layers" in line) or table or host or user):
+            return None
+        open_records = self._open()
+        last = self.records[-1] if self.records else None
+        if open_records:
+            record = open_records[-1]
+        elif last is not None and last.fit is not None and last.fit.needed_mib is not None:
+            record = last  # llama-server prints the breakdown again as it exits: not a new load
+        else:
+            record = self._new(now, None)
+        fit = record.fit = record.fit or FitProjection()
+        if projected and fit.needed_mib is None:  # the first projection is the full offload's
+            fit.needed_mib, fit.free_mib = int(projected.group(1)), int(projected.group(3))
+            fit.on_device = projected.group(2) == "device"
+        elif leaves:
+            fit.reserve_mib = int(leaves.group(2))
+        elif short:
+            fit.reserve_mib, fit.short_mib = int(short.group(1)), int(short.group(2))
+        elif plan:
+            record.plan_devices.append((plan.group(1).strip(), int(plan.group(2)), int(plan.group(3) or 0)))
+        elif table and fit.model_mib is None:  # the first table is the full offload's; the rest are trials
+            fit.model_mib, fit.context_mib, fit.compute_mib = (int(table.group(i)) for i in (5, 6, 7))
+        elif host and fit.model_mib is None:  # no device row before it: a load on the CPU alone
+            fit.model_mib, fit.context_mib, fit.compute_mib = (int(host.group(i)) for i in (2, 3, 4))
+        elif user:
+            fit.user_context = int(user.group(1))
+        return record
+
     def _plain(self, line: str, now: float) -> LoadRecord | None:
         record = None
+        if "fit" in line or "memory_breakdown" in line or "MiB" in line:
+            fitted = self._fit(line, now)
+            if fitted is not None:
+                self._note(fitted, line)
+                return fitted
+        if listed := _DEVICE_INFO.search(line):
+            record = self._newest_open(now, None)
+            record.runner_devices.append(listed.group(1))
+            return record
+        if ctx_seq := _CTX_SEQ.search(line):
+            record = self._newest_open(now, None)
+            record.context_seq = int(ctx_seq.group(1))
+            return record
         if task := _TASK.search(line):
             return self._timing(line, int(task.group(1)), now)
         if cancel := _CANCEL.search(line):

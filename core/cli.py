@@ -15,7 +15,14 @@ from llmtop.figures import help_text
 from llmtop.hosts import HostError, ollama_base_url
 from llmtop.model_facts import valid_model_name
 from llmtop.output import OutputFailed, end_after_closed_pipe, prepare_streams, unwritable
-from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED, STALL_TIMEOUT_S, RunSettings, parse_modes
+from llmtop.session_settings import (
+    DEFAULT_PROMPT,
+    DEFAULT_SEED,
+    STALL_TIMEOUT_S,
+    RunSettings,
+    parse_context,
+    parse_modes,
+)
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -90,6 +97,13 @@ def _repeat(text: str) -> int:
     return value
 
 
+def _context(text: str) -> int:
+    try:
+        return parse_context(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _modes(text: str) -> list[str]:
     try:
         return parse_modes(text)
@@ -127,7 +141,14 @@ def build_parser() -> ArgumentParser:
         "--modes",
         metavar="MODES",
         type=_modes,
-        help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N)",
+        help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N); "
+        "a mode can set the context too: auto:ctx=4096,auto:ctx=32768",
+    )
+    parser.add_argument(
+        "--num-ctx",
+        metavar="N",
+        type=_context,
+        help="the context in tokens, e.g. 8192 or 8k (options.num_ctx; default: Ollama's, from 0.30 chosen by VRAM)",
     )
     parser.add_argument("--repeat", metavar="N", type=_repeat, default=1, help="run each model and mode N times")
     parser.add_argument(
@@ -233,7 +254,13 @@ def _command(argv: list[str]) -> int:
         base_url = ollama_base_url(args.host if args.host is not None else os.environ.get("OLLAMA_HOST"))
     except HostError as exc:
         parser.error(f"argument --host: {exc}" if args.host is not None else f"OLLAMA_HOST: {exc}")
-    settings = RunSettings(prompt=args.prompt, seed=args.seed, temperature=args.temperature, keep_loaded=args.warm)
+    settings = RunSettings(
+        prompt=args.prompt,
+        num_ctx=args.num_ctx,
+        seed=args.seed,
+        temperature=args.temperature,
+        keep_loaded=args.warm,
+    )
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
     from llmtop.stopping import SignalStop, StopRequested, stop_for
 

@@ -54,16 +54,25 @@ class Comparison:
         return Counter(values).most_common(1)[0][0] if values else None
 
 
+def _placement(mode: str) -> str:
+    return mode.partition(":")[0]
+
+
+def _context_of(mode: str) -> str:
+    return mode.partition(":")[2]
+
+
 def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
-    """Groups in the order they first appear; speed-up against `cpu` where the plan had it."""
+    """Groups in the order they first appear; speed-up against `cpu` where the plan had it (a mode
+    with a context, `auto:ctx=8192`, only against `cpu:ctx=8192`)."""
     groups: dict[tuple[str, str, str], list[SummaryRow]] = {}
     for row in rows:
         groups.setdefault((row.model, row.mode, row.load_kind or "cold"), []).append(row)
     plain = [Comparison(m, mode, kind, tuple(runs), None) for (m, mode, kind), runs in groups.items()]
-    cpu_tps = {(c.model, c.load_kind): c.tps for c in plain if c.mode == "cpu"}
+    cpu_tps = {(c.model, c.load_kind, _context_of(c.mode)): c.tps for c in plain if _placement(c.mode) == "cpu"}
     result = []
-    for c in plain:
-        base = cpu_tps.get((c.model, c.load_kind))
+    for c in plain:  # against cpu at the same context: a context changes the speed too
+        base = cpu_tps.get((c.model, c.load_kind, _context_of(c.mode)))
         speedup = c.tps / base if c.tps is not None and base else None
         result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup))
     return result

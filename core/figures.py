@@ -47,8 +47,20 @@ def _gb(value: float | None) -> str:
     return _or_unknown(units.gb(None if value is None else int(value)))
 
 
+OVERFLOWING = "overflowing: their experts in system memory"
+
+
 def _layers(row: SummaryRow) -> str:
-    return f"{row.layers_offloaded}/{row.layers_total}" if row.layers_offloaded is not None else UNKNOWN
+    if row.layers_offloaded is None:
+        return UNKNOWN
+    layers = f"{row.layers_offloaded}/{row.layers_total}"
+    return f"{layers} ({row.layers_overflowing} {OVERFLOWING})" if row.layers_overflowing else layers
+
+
+def _context(row: SummaryRow) -> str:
+    if row.context is None:
+        return UNKNOWN
+    return f"{row.context} (default)" if row.context_note and "default" in row.context_note else str(row.context)
 
 
 def _tps(c: Comparison) -> str:
@@ -125,18 +137,30 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "mode",
         ("mode",),
-        "what the run asked Ollama for: `cpu` (`num_gpu` 0), `auto` (Ollama decides) or `gpu=N` (N layers)",
+        "what the run asked Ollama for: `cpu` (`num_gpu` 0), `auto` (Ollama decides) or `gpu=N` (N layers), "
+        "with `:ctx=N` where the plan varied the context (`--modes auto:ctx=4096,auto:ctx=32768`)",
         ja="モード",
         run=lambda r: r.mode,
         compared=lambda c: c.mode,
         right=False,
     ),
     Figure(
+        "ctx",
+        ("context", "context_note"),
+        "the context of the run's request in tokens: `--num-ctx` (or the mode's `:ctx=N`) where asked, else "
+        "`/api/ps` `context_length`, else the server log (llama-server's per-request `n_ctx_seq`, or `-c` over "
+        "`-np`); `(default)` and `context_note` say when it is Ollama's VRAM-based default",
+        ja="コンテキスト",
+        run=_context,
+        compared=_usual(lambda r: _context(r) if r.context is not None else None),
+    ),
+    Figure(
         "GPU layers",
-        ("layers_offloaded", "layers_total"),
+        ("layers_offloaded", "layers_total", "layers_overflowing"),
         "from the server log: the first model load after the request, `offloaded 27/81 layers to GPU`; 0 of "
         "`n_layer` + 1 where every model buffer is in host memory (a CPU-only build prints no `offloaded` line); "
-        "Ollama's plan where that is all the log has",
+        "Ollama's plan where that is all the log has; `(14 overflowing)` where the fit's plan keeps the expert "
+        "weights of offloaded layers in system memory (env is then CPU+GPU)",
         ja="GPU層",
         run=_layers,
         compared=_usual(lambda r: _layers(r) if r.layers_offloaded is not None else None),
@@ -250,6 +274,14 @@ FIGURES: tuple[Figure, ...] = (
         "the server log's eval tokens over its eval time for this run's request (llama-server's `eval time = ... "
         "ms / N tokens`, Ollama 0.30 on): how Ollama makes the API's eval rate, so it should equal tps to rounding; "
         "`null` where the log has no request timings",
+    ),
+    Figure(
+        "why this split",
+        ("split_reason",),
+        "one sentence from the server log's own numbers: what a full offload needs (weights, KV cache for the "
+        "context, compute) against the free device memory and the reserve (llama.cpp's fit step, Ollama 0.30 on), "
+        "or Ollama's estimate (`memory.required.full`, `memory.available`) before it, or why no GPU was used; "
+        "what would change it is marked as an estimate",
     ),
     Figure(
         "Ollama RSS",

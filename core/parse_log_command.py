@@ -17,8 +17,9 @@ READ_SIZE = 1024 * 1024
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmtop parse-log",
-        description="Print each model load found in an Ollama server log: layers on the GPU, backend, "
-        "GPUs, Ollama's memory estimates, buffer sizes, errors. Reads any Ollama version's format, "
+        description="Print each model load found in an Ollama server log: layers on the GPU and why they "
+        "landed there, backend, GPUs, the context, Ollama's memory estimates, buffer sizes, errors, and each "
+        "request's prompt and eval rate (Ollama 0.30 on). Reads any Ollama version's format, "
         "with journald, docker or kubectl prefixes, colour codes and CRLF line ends.",
     )
     parser.add_argument("file", metavar="FILE", help="the log file, or - for standard input")
@@ -38,6 +39,8 @@ def describe(index: int, load: LoadRecord) -> str:
         if load.layers_offloaded is not None
         else "layers on the GPU not in the log"
     )
+    if load.layers_overflowing:
+        layers += f" ({load.layers_overflowing} overflowing: their experts in system memory)"
     parts = [f"load {index}: {layers}"]
     if load.estimate_only and load.layers_offloaded is not None:
         parts.append("(Ollama's plan; no confirmation from the runner in the log)")
@@ -52,13 +55,18 @@ def describe(index: int, load: LoadRecord) -> str:
         ("memory_required_partial", "partial"),
         ("memory_available", "available"),
         ("total_memory", "total memory"),
+        ("context", "context per request"),
+        ("default_context", "Ollama's VRAM-based default context"),
         ("runner_started_s", "runner started in (s)"),
         ("error", "error"),
     ):
         value = facts.get(key)
         if value:
             parts.append(f"{label} {', '.join(value) if isinstance(value, list) else value}")
-    return "; ".join(parts) + "".join(f"\n  {describe_request(r)}" for r in load.requests)
+    reason = load.split_reason()
+    lines = [f"\n  why: {reason}"] if reason else []
+    lines.extend(f"\n  {describe_request(r)}" for r in load.requests)
+    return "; ".join(parts) + "".join(lines)
 
 
 def describe_request(request: RequestTiming) -> str:

@@ -407,7 +407,12 @@ class Replay:
         record = pending.record
         if kind == "run":
             pending.record = session.open_run(
-                event.get("mode") or "auto", event.get("host"), event.get("ollama_version"), event.get("started_at"), t
+                event.get("mode") or "auto",
+                event.get("host"),
+                event.get("ollama_version"),
+                event.get("started_at"),
+                t,
+                run_settings(event.get("settings")).num_ctx,
             )
             return
         if kind == "phase":

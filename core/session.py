@@ -170,7 +170,13 @@ class Session:
             return None
         for entry in self.server.ps().get("models") or []:
             if self._is_ours(entry.get("name") or entry.get("model") or ""):
-                reading = PsReading(now, int(entry.get("size") or 0), int(entry.get("size_vram") or 0))
+                context = entry.get("context_length")
+                reading = PsReading(
+                    now,
+                    int(entry.get("size") or 0),
+                    int(entry.get("size_vram") or 0),
+                    context if isinstance(context, int) and context > 0 else None,
+                )
                 self._ps_listed_at = now
                 self._emit("ps", now, sample=reading)
                 return reading
@@ -230,7 +236,13 @@ class Session:
 
     # -- a run's steps: the live run and a replay (replay.py) go through these same ones ----------
     def open_run(
-        self, mode: str, host: str | None, ollama_version: str | None, started_at: str | None, t: float
+        self,
+        mode: str,
+        host: str | None,
+        ollama_version: str | None,
+        started_at: str | None,
+        t: float,
+        num_ctx: int | None = None,
     ) -> RunRecord:
         """A new run: its record becomes the run in progress."""
         assert self.facts is not None, "connect() first"
@@ -243,6 +255,7 @@ class Session:
             ollama_version=ollama_version,
             started_at=started_at,
             clock=TokenClock(t),
+            num_ctx=num_ctx,
         )
         self.current = self.last = record
         return record
@@ -291,7 +304,9 @@ class Session:
         or KeyboardInterrupt: a failed or interrupted run returns a row with complete=False."""
         self.stopped_by = None
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        record = self.open_run(settings.mode, self.server.base_url, self.version, started_at, self._clock())
+        record = self.open_run(
+            settings.mode, self.server.base_url, self.version, started_at, self._clock(), settings.num_ctx
+        )
         self._emit(
             "run",
             record.clock.request_at,

@@ -13,25 +13,28 @@ DEFAULT_SEED = 42  # the same seed for every run, so runs generate comparable te
 
 @dataclass(frozen=True)
 class RunSettings:
-    """One run's request. num_gpu None lets Ollama decide; 0 is CPU only. keep_loaded skips the
-    unload before the run (a warm run, if the model is loaded)."""
+    """One run's request. num_gpu None lets Ollama decide; 0 is CPU only. num_ctx None lets Ollama
+    choose the context; ctx_in_mode says the mode set it (`auto:ctx=8192`), so it is part of the mode's
+    name. keep_loaded skips the unload before the run (a warm run, if the model is loaded)."""
 
     prompt: str = DEFAULT_PROMPT
     num_gpu: int | None = None
+    num_ctx: int | None = None  # the context of the request; None: Ollama's (from 0.30 chosen from the VRAM)
     seed: int | None = DEFAULT_SEED
     temperature: float | None = None
     keep_loaded: bool = False
+    ctx_in_mode: bool = False
 
     @property
     def mode(self) -> str:
-        if self.num_gpu is None:
-            return "auto"
-        return "cpu" if self.num_gpu == 0 else f"gpu={self.num_gpu}"
+        return mode_name(self.num_gpu, self.num_ctx if self.ctx_in_mode else None)
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.num_gpu is not None:
             options["num_gpu"] = self.num_gpu
+        if self.num_ctx is not None:
+            options["num_ctx"] = self.num_ctx
         if self.seed is not None:
             options["seed"] = self.seed
         if self.temperature is not None:
@@ -39,8 +42,11 @@ class RunSettings:
         return options
 
     def with_mode(self, mode: str) -> RunSettings:
-        """These settings with a mode from parse_mode()."""
-        return replace(self, num_gpu=parse_mode(mode))
+        """These settings with a mode from parse_modes(); a mode without a context keeps num_ctx."""
+        layers, context = parse_mode_and_context(mode)
+        if context is None:
+            return replace(self, num_gpu=layers, ctx_in_mode=False)
+        return replace(self, num_gpu=layers, num_ctx=context, ctx_in_mode=True)
 
 
 STALL_TIMEOUT_S = 300.0  # default --stall-timeout: no token for this long ends a run
@@ -68,6 +74,39 @@ def silence_limit(stall_timeout_s: float, load_timeout_s: float | None) -> float
     return max(load_timeout_s + LOAD_MARGIN_S, stall_timeout_s)
 
 
+MIN_CONTEXT, MAX_CONTEXT = 256, 16_777_216  # a context Ollama can be asked for (tokens)
+
+
+def parse_context(text: str) -> int:
+    """A context size in tokens (`8192`, `8k`, `32K`); ValueError outside 256 to 16M."""
+    match = re.fullmatch(r"(\d+)([kK]?)", text.strip())
+    if not match:
+        raise ValueError(f"not a context size: {text.strip()!r} (tokens, e.g. 8192 or 8k)")
+    value = int(match.group(1)) * (1024 if match.group(2) else 1)
+    if not MIN_CONTEXT <= value <= MAX_CONTEXT:
+        raise ValueError(f"a context must be between {MIN_CONTEXT} and {MAX_CONTEXT} tokens, got {text.strip()}")
+    return value
+
+
+def mode_name(layers: int | None, context: int | None = None) -> str:
+    """The canonical name of a mode: `cpu`, `auto` or `gpu=N`, then `:ctx=N` when it sets the context."""
+    name = "auto" if layers is None else ("cpu" if layers == 0 else f"gpu={layers}")
+    return f"{name}:ctx={context}" if context is not None else name
+
+
+def parse_mode_and_context(text: str) -> tuple[int | None, int | None]:
+    """`cpu` -> (0, None), `auto:ctx=8k` -> (None, 8192), `gpu=27` -> (27, None); ValueError else."""
+    mode, colon, context = text.strip().lower().partition(":")
+    layers = parse_mode(mode)
+    if not context:
+        if colon:
+            raise ValueError(f"empty context in mode {text.strip()!r}: use e.g. auto:ctx=8192")
+        return layers, None
+    if not context.startswith("ctx="):
+        raise ValueError(f"unknown mode {text.strip()!r}: after ':' comes ctx=N, e.g. auto:ctx=8192")
+    return layers, parse_context(context[4:])
+
+
 def parse_mode(text: str) -> int | None:
     """`cpu` -> 0, `auto` -> None, `gpu=27` -> 27; ValueError for anything else."""
     mode = text.strip().lower()
@@ -78,17 +117,16 @@ def parse_mode(text: str) -> int | None:
     match = re.fullmatch(r"gpu=(\d+)", mode)
     if match:
         return int(match.group(1))
-    raise ValueError(f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N")
+    raise ValueError(f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, each optionally with :ctx=N")
 
 
 def parse_modes(text: str) -> list[str]:
-    """`cpu,auto,gpu=20` -> the modes' canonical names, in order, without repeats."""
+    """`cpu,auto,gpu=20,auto:ctx=8192` -> the modes' canonical names, in order, without repeats."""
     modes: list[str] = []
     for part in text.split(","):
         if not part.strip():
             raise ValueError(f"empty mode in {text!r}")
-        layers = parse_mode(part)
-        name = "auto" if layers is None else ("cpu" if layers == 0 else f"gpu={layers}")
+        name = mode_name(*parse_mode_and_context(part))
         if name not in modes:
             modes.append(name)
     return modes

@@ -26,6 +26,7 @@ class PsReading:
     t: float
     size_bytes: int
     size_vram_bytes: int
+    context_length: int | None = None  # the context Ollama loaded the model with
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class SummaryRow:
     ram_mapped_delta_bytes: int | None = None
     client_rate_note: str | None = None  # why client_rate_tps is null when tokens were streamed
     log_eval_tps: float | None = None  # the server log's eval tokens / eval time for this request
+    layers_overflowing: int | None = None  # offloaded layers whose expert weights stay in system memory
+    context: int | None = None  # the context of this run's request, in tokens
+    context_note: str | None = None  # where `context` comes from
+    split_reason: str | None = None  # why the layers landed where they did, from the log's numbers
     ps_size_bytes: int | None = None
     ps_size_vram_bytes: int | None = None
     error: str | None = None
@@ -103,6 +108,7 @@ class RunRecord:
     ended_at: float | None = None
     complete: bool = False
     error: str | None = None
+    num_ctx: int | None = None  # the context the run asked for
 
 
 BURSTS = "tokens arrived in bursts (a buffering proxy?): the client's clock cannot time them"
@@ -111,11 +117,12 @@ ENV_FROM_PLAN = "server log (Ollama's plan)"
 ENV_FROM_PS = "/api/ps (Ollama's estimate)"
 
 
-def env_from_layers(offloaded: int, total: int) -> str:
-    """The split as the log gives it: no layer on the GPU is CPU, every layer GPU, else CPU+GPU."""
+def env_from_layers(offloaded: int, total: int, overflowing: int | None = None) -> str:
+    """The split as the log gives it: no layer on the GPU is CPU, every layer GPU, else CPU+GPU; and
+    CPU+GPU when offloaded layers overflow (their expert weights stay in system memory)."""
     if offloaded <= 0:
         return "CPU"
-    return "GPU" if offloaded >= total else "CPU+GPU"
+    return "GPU" if offloaded >= total and not overflowing else "CPU+GPU"
 
 
 def env_from_vram(size_bytes: int, size_vram_bytes: int) -> str:
@@ -217,6 +224,22 @@ def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, in
     return window.deltas(list(combined), base_in_use + base_mapped), in_use[0], mapped_delta
 
 
+def run_context(run: RunRecord, last_ps: PsReading | None) -> tuple[int | None, str | None]:
+    """(the context of the run's request, where it comes from): what the run asked for, else what
+    `/api/ps` reports, else what the server log says; and whether it is Ollama's VRAM-based default
+    (when the log has Ollama's start-up line that says so) or Ollama's choice for a request that set none."""
+    load = run.log_load
+    if run.num_ctx is not None:
+        return run.num_ctx, "asked for (--num-ctx)"
+    context = (last_ps.context_length if last_ps else None) or (load.context if load else None)
+    if context is None:
+        return None, None
+    source = "/api/ps" if last_ps is not None and last_ps.context_length else "server log"
+    if load is not None and load.default_context == context:
+        return context, f"Ollama's VRAM-based default ({source})"
+    return context, f"Ollama's choice: the request set none ({source})"
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -230,13 +253,15 @@ def summarize(run: RunRecord) -> SummaryRow:
     load = run.log_load
     layers_offloaded = load.layers_offloaded if load else None
     layers_total = (load.layers_total if load else None) or run.facts.layers_total
+    overflowing = load.layers_overflowing if load else None
     if layers_offloaded is not None and layers_total:
-        env: str | None = env_from_layers(layers_offloaded, layers_total)
+        env: str | None = env_from_layers(layers_offloaded, layers_total, overflowing)
         env_source: str | None = ENV_FROM_PLAN if load and load.estimate_only else ENV_FROM_LOG
     elif last_ps is not None:
         env, env_source = env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes), ENV_FROM_PS
     else:
         env = env_source = None
+    context, context_note = run_context(run, last_ps)
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
@@ -278,6 +303,10 @@ def summarize(run: RunRecord) -> SummaryRow:
         ram_mapped_delta_bytes=mapped_delta,
         client_rate_note=BURSTS if bursts else None,
         log_eval_tps=run.log_request.eval_tps if run.log_request else None,
+        layers_overflowing=overflowing,
+        context=context,
+        context_note=context_note,
+        split_reason=load.split_reason() if load else None,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         error=error,

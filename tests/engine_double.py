@@ -85,6 +85,17 @@ def model_blob(models: Path) -> Path:
     return blob
 
 
+def copy_into_log(stream: Any, write: Any, runner: Any) -> None:
+    """A runner's output into the server log, line by line, as Ollama copies it; each buffer line's
+    size is added to `runner.buffer_bytes` (the model's size as /api/ps reports it)."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        buffer = _BUFFER.search(line)
+        if buffer:
+            runner.buffer_bytes += int(float(buffer.group(1)) * 2**20)
+        write(line if line.endswith("\n") else line + "\n")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -116,7 +127,9 @@ def named_interpreter(folder: Path, roles: dict[str, str]) -> Path:
 class EngineOllama:
     """`ollama serve` with real runners, in a child process; `url` is its address and `log_path`
     its server log. Use as a context manager. `hold_load`: a file whose presence makes a runner
-    stop halfway through loading the weights until it is removed (to kill a runner mid-load)."""
+    stop halfway through loading the weights until it is removed (to kill a runner mid-load).
+    `llama_server`: a `llama-server` binary (tests/llama_server_build.py), which makes it Ollama 0.30
+    on, whose runner that is (tests/llama_server_engine.py)."""
 
     def __init__(
         self,
@@ -127,6 +140,7 @@ class EngineOllama:
         threads: int | None = None,
         use_mmap: bool = True,
         port: int | None = None,
+        llama_server: Path | None = None,
     ) -> None:
         self.folder = folder
         self.port = port or free_port()
@@ -143,6 +157,8 @@ class EngineOllama:
             ENGINE_THREADS=str(threads or os.cpu_count() or 1),
             ENGINE_HOLD_LOAD=str(hold_load or ""),
             ENGINE_USE_MMAP="1" if use_mmap else "0",
+            ENGINE_LLAMA_SERVER=str(llama_server or ""),
+            ENGINE_THREADS_SET=str(threads or ""),
         )
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
@@ -156,7 +172,7 @@ class EngineOllama:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def runner_pids(self) -> list[int]:
-        """The `ollama runner` children alive now."""
+        """The runner children alive now (`ollama runner`, or `llama-server` from 0.30)."""
         import psutil
 
         try:
@@ -166,7 +182,7 @@ class EngineOllama:
         pids = []
         for child in children:
             try:
-                if child.cmdline()[1:2] == ["runner"]:
+                if child.cmdline()[1:2] == ["runner"] or child.name() == "llama-server":
                     pids.append(child.pid)
             except psutil.Error:
                 continue
@@ -193,8 +209,9 @@ class EngineOllama:
 class _Runner:
     """One `ollama runner` child and what the server knows of it."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], context: int) -> None:
         self.process = process
+        self.context = context
         self.buffer_bytes = 0
         self.lock = threading.Lock()  # one request at a time, as OLLAMA_NUM_PARALLEL=1
 
@@ -214,16 +231,6 @@ class RunnerEngine:
         self.settings = settings
         self._runners: dict[str, _Runner] = {}
         self._lock = threading.Lock()
-
-    def _copy_stderr(self, runner: _Runner) -> None:
-        """The runner's stderr into the server log, line by line, as Ollama copies it."""
-        assert runner.process.stderr is not None
-        for raw in iter(runner.process.stderr.readline, b""):
-            line = raw.decode("utf-8", errors="replace")
-            buffer = _BUFFER.search(line)
-            if buffer:
-                runner.buffer_bytes += int(float(buffer.group(1)) * 2**20)
-            self.write(line if line.endswith("\n") else line + "\n")
 
     def load(self, name: str, model: dict[str, Any], options: dict[str, Any]) -> bool:
         with self._lock:
@@ -271,8 +278,9 @@ class RunnerEngine:
             stderr=subprocess.PIPE,
             env=dict(os.environ, ENGINE_SEED=str(options.get("seed", -1))),
         )
-        runner = _Runner(process)
-        threading.Thread(target=self._copy_stderr, args=(runner,), daemon=True).start()
+        runner = _Runner(process, ctx)
+        assert process.stderr is not None
+        threading.Thread(target=copy_into_log, args=(process.stderr, self.write, runner), daemon=True).start()
         log.structured("sched.go:483", '"loaded runners"', "count=1")
         log.structured("server.go:598", '"waiting for llama runner to start responding"')
         log.structured("server.go:632", '"waiting for server to become available"', 'status="llm server loading model"')
@@ -324,9 +332,11 @@ class RunnerEngine:
                 runner.process.kill()
                 runner.process.wait()
 
-    def loaded(self) -> dict[str, tuple[int, int]]:
+    def loaded(self) -> dict[str, tuple[int, int, int]]:
         with self._lock:
-            return {name: (r.buffer_bytes, 0) for name, r in self._runners.items() if r.process.poll() is None}
+            return {
+                name: (r.buffer_bytes, 0, r.context) for name, r in self._runners.items() if r.process.poll() is None
+            }
 
 
 def serve() -> None:
@@ -370,15 +380,27 @@ def serve() -> None:
         "max_tokens": os.environ["ENGINE_MAX_TOKENS"],
     }
     memory = psutil.virtual_memory()
+    binary = os.environ.get("ENGINE_LLAMA_SERVER")
+    if binary:  # Ollama 0.30 on: upstream llama-server is the runner
+        import llama_server_engine
+
+        engine: Any = llama_server_engine.LlamaServerEngine(
+            binary, log, write, dict(settings, threads=os.environ.get("ENGINE_THREADS_SET", ""))
+        )
+        version = llama_server_engine.OLLAMA_VERSION
+    else:
+        engine, version = RunnerEngine(Path.cwd(), log, write, settings), OLLAMA_VERSION
     config = DoubleConfig(
-        version=OLLAMA_VERSION,
+        version=version,
         models={model["name"]: model},
-        engine=RunnerEngine(Path.cwd(), log, write, settings),
+        engine=engine,
         gpu_name=None,
         machine_memory=(memory.total, memory.available),
     )
     port = int(os.environ["OLLAMA_HOST"].rsplit(":", 1)[1])
     double = OllamaDouble(config, port=port, log=log).start()
+    if binary:
+        engine.started()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     stopped.wait()

@@ -60,8 +60,8 @@ class Engine(Protocol):
     def unload(self, name: str) -> None:
         """Stop the model's runner and free its memory."""
 
-    def loaded(self) -> dict[str, tuple[int, int]]:
-        """Every loaded model: (size, size_vram) in bytes, as /api/ps reports them."""
+    def loaded(self) -> dict[str, tuple[int, int, int]]:
+        """Every loaded model: (size, size_vram) in bytes and context_length, as /api/ps reports them."""
 
 
 @dataclass
@@ -132,7 +132,7 @@ class ServerLog:
             'total="15.6 GiB" available="14.9 GiB"',
         )
 
-    def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool) -> None:
+    def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int = 2048) -> None:
         total = model["block_count"] + 1
         library = "cpu" if cpu_only else "cuda"
         self.structured(
@@ -148,7 +148,7 @@ class ServerLog:
             "server.go:388",
             '"starting llama server"',
             f'cmd="/usr/lib/ollama/runners/{runner}/ollama_llama_server --model /root/.ollama/models/blobs/'
-            f"sha256-{model['digest']} --ctx-size 2048 --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 "
+            f"sha256-{model['digest']} --ctx-size {context} --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 "
             '--parallel 1 --port 41233"',
         )
         if cpu_only:  # a CPU runner prints no "offloaded" line (as in fixture 08)
@@ -282,11 +282,16 @@ class OllamaDouble:
         else:
             layers = min(num_gpu, total)
         vram = int(model["size"] * layers / total)
+        context = int((options or {}).get("num_ctx") or 2048)  # Ollama 0.5's default num_ctx
         if self.log is not None:
-            self.log.load(model, layers, cpu_only=num_gpu == 0)
+            self.log.load(model, layers, cpu_only=num_gpu == 0, context=context)
         with self._lock:
             fresh = _canonical(name) not in self.loaded
-            self.loaded[_canonical(name)] = {"size": model["size"] + 1_500_000_000, "size_vram": vram}
+            self.loaded[_canonical(name)] = {
+                "size": model["size"] + 1_500_000_000,
+                "size_vram": vram,
+                "context_length": context,
+            }
         if fresh and self.config.on_load is not None:
             self.config.on_load(_canonical(name))
 
@@ -394,13 +399,21 @@ class _Handler(BaseHTTPRequestHandler):
             with self.owner._lock:
                 loaded = dict(self.owner.loaded)
             if cfg.engine is not None:
-                loaded = {name: {"size": size, "size_vram": vram} for name, (size, vram) in cfg.engine.loaded().items()}
+                loaded = {
+                    name: {"size": size, "size_vram": vram, "context_length": context}
+                    for name, (size, vram, context) in cfg.engine.loaded().items()
+                }
             expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)).isoformat()
             models = []
             for name, state in loaded.items():
                 entry = self._tag(cfg.models[name])
                 entry.pop("modified_at")
-                entry.update(size=state["size"], size_vram=state["size_vram"], expires_at=expires, context_length=4096)
+                entry.update(
+                    size=state["size"],
+                    size_vram=state["size_vram"],
+                    expires_at=expires,
+                    context_length=state["context_length"],
+                )
                 models.append(entry)
             self._json(200, {"models": models})
         else:

@@ -62,10 +62,11 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         row = table.summaries[0]
         assert row.complete and row.eval_rate_tps > 0
         cells = [str(c) for c in table.get_row_at(0)]
-        assert cells[:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]
-        assert cells[6] == "n/a"  # no server log in this test
-        assert cells[7] == f"{row.eval_rate_tps:.2f}"
-        assert cells[8] == "44.0GB"
+        assert cells[:7] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto", "2048"]  # ctx: /api/ps
+        assert row.context_note == "Ollama's choice: the request set none (/api/ps)"
+        assert cells[7] == "n/a"  # no server log in this test
+        assert cells[8] == f"{row.eval_rate_tps:.2f}"
+        assert cells[9] == "44.0GB"
         assert app.query_one(StreamedText).text == "".join(WORDS[:30])
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
@@ -237,7 +238,13 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
-        assert str(app.table.get_row_at(0)[6]) == "27/81"
+        assert str(app.table.get_row_at(0)[7]) == "27/81"
+        # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
+        assert app._why_shown == (
+            "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
+            "and 15.6 GiB was available"
+        )
+        assert app.runner.rows[0].split_reason == app._why_shown.removeprefix("why: ")
         assert not app.log_pane.display
         await pilot.press("l")
         await pilot.pause(0.1)
@@ -306,7 +313,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
         cells = [str(c) for c in app.table.get_row_at(0)]
-        assert cells[9] == "14.0GB"
+        assert cells[10] == "14.0GB"
     app.session.collectors.stop()
 
 
@@ -338,9 +345,9 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
         cpu_row = [str(c) for c in app.comparison.get_row_at(0)]
         auto_row = [str(c) for c in app.comparison.get_row_at(1)]
-        assert cpu_row[4:6] == ["CPU", "cpu"] and cpu_row[8] == "1.00x" and cpu_row[-1] == "2"
+        assert cpu_row[4:6] == ["CPU", "cpu"] and cpu_row[9] == "1.00x" and cpu_row[-1] == "2"
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
-        assert auto_row[7].startswith(f"{mean_auto:.2f} ± ") and auto_row[8] == f"{mean_auto / mean_cpu:.2f}x"
+        assert auto_row[8].startswith(f"{mean_auto:.2f} ± ") and auto_row[9] == f"{mean_auto / mean_cpu:.2f}x"
         bars = app.query_one(TpsBarChart)
         assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
         assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]
@@ -370,7 +377,7 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_
     tokens = app.query_one
     async with app.run_test(size=(140, 50)) as pilot:
         await until(pilot, lambda: "tokens read" in str(tokens("#tokens").render()), timeout=20)
-        assert "prompt 2560 tokens read (50%) at 1707 tok/s, about 0:01 left (server log)" in str(
+        assert "prompt 2560 of about 5120 tokens read (50%) at 1707 tok/s, about 0:01 left (server log)" in str(
             tokens("#tokens").render()
         )
         await until(pilot, lambda: re.search(r"server \d", str(tokens("#tokens").render())), timeout=20)

@@ -41,7 +41,7 @@ def test_headless_run_exports_the_servers_eval_rate(double_factory, tmp_path, su
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
     assert table[0].startswith(
-        "| model | params | quant | size | env | mode | GPU layers | tps | speed-up | RAM | VRAM |"
+        "| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up | RAM | VRAM |"
     )
     assert table[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | ")
     assert table[2].endswith("| 1 |")
@@ -158,6 +158,11 @@ def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
         (["--num-gpu", "-1"], "0 or more"),
         (["--prompt", " "], "prompt is empty"),
         (["--host", "ftp://x"], "unsupported scheme"),
+        (["--num-ctx", "lots"], "not a context size"),
+        (["--num-ctx", "100"], "between 256 and 16777216"),
+        (["--modes", "auto:ctx=1x"], "not a context size"),
+        (["--modes", "auto:ctx"], "after ':' comes ctx=N"),
+        (["--modes", "auto:"], "empty context"),
     ],
 )
 def test_bad_flags_give_a_usage_error(args, message):

@@ -32,7 +32,7 @@ def test_cpu_auto_repeat_2_writes_the_means_and_the_speed_up(double_factory, tmp
     cpu, auto = statistics.fmean(rates[0::2]), statistics.fmean(rates[1::2])
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4  # header, rule, the two means
-    assert lines[0].startswith("| model | params | quant | size | env | mode | GPU layers | tps | speed-up |")
+    assert lines[0].startswith("| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up |")
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert cells[0][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU", "cpu"]
     assert cells[1][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]

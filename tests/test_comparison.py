@@ -27,6 +27,20 @@ def test_means_deviations_and_speed_up_over_cpu_for_the_same_model():
     assert b_auto.tps_stdev is None  # one run: no deviation
 
 
+def test_a_mode_with_a_context_is_compared_with_cpu_at_that_context_only():
+    rows = [
+        row("a", "cpu", 1.0),
+        row("a", "cpu:ctx=32768", 0.5),
+        row("a", "auto:ctx=32768", 2.0),
+        row("a", "auto", 4.0),
+    ]
+    by_mode = {c.mode: c for c in compare(rows)}
+    assert by_mode["auto:ctx=32768"].speedup == pytest.approx(4.0)  # 2.0 over 0.5, not over 1.0
+    assert by_mode["auto"].speedup == pytest.approx(4.0)
+    only_long = compare([row("a", "cpu", 1.0), row("a", "auto:ctx=32768", 2.0)])
+    assert only_long[1].speedup is None  # no cpu run at that context: no speed-up rather than a wrong one
+
+
 def test_warm_and_cold_runs_are_separate_groups_each_against_its_own_cpu():
     from dataclasses import replace
 

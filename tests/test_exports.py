@@ -54,16 +54,16 @@ def test_markdown_compares_cpu_and_auto_in_the_article_layout():
     ]
     lines = to_markdown([cpu[0], auto[0], cpu[1], auto[1]]).splitlines()
     assert lines[0] == (
-        "| model | params | quant | size | env | mode | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
+        "| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
         "| prompt tps | client tps | load | peak RAM | runs |"
     )
-    assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     assert lines[2] == (
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a | 61.23s "
-        "| 4.21 | 0.99 | 48.50s | 43.2GB | 2 |"
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | n/a | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a "
+        "| 61.23s | 4.21 | 0.99 | 48.50s | 43.2GB | 2 |"
     )
     assert lines[3].startswith(
-        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | 27/81 | 1.34 ± 0.03 | 1.34x | 41.6GB | 15.2GB "
+        "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | n/a | 27/81 | 1.34 ± 0.03 | 1.34x | 41.6GB | 15.2GB "
         "| 2.1GB |"
     )
     assert len(lines) == 4
@@ -72,7 +72,7 @@ def test_markdown_compares_cpu_and_auto_in_the_article_layout():
 def test_japanese_headers_are_the_articles():
     header = to_markdown([row()], lang="ja").splitlines()[0]
     assert header.startswith(
-        "| モデル | パラ数 | 量子化 | サイズ | 環境 | モード | GPU層 | tps | 速度比 | RAM | VRAM |"
+        "| モデル | パラ数 | 量子化 | サイズ | 環境 | モード | コンテキスト | GPU層 | tps | 速度比 | RAM | VRAM |"
     )
 
 

@@ -75,3 +75,18 @@ def test_the_articles_japanese_headers():
         "RAM",
         "VRAM",
     ]
+
+
+def test_overflowing_layers_and_the_default_context_are_said_in_the_cells():
+    import dataclasses
+
+    from summary_rows import row
+
+    cells = {c.header: c for c in RUN_COLUMNS}
+    moe = dataclasses.replace(row("m", "auto"), layers_offloaded=41, layers_total=41, layers_overflowing=14)
+    assert cells["GPU layers"].text(moe) == "41/41 (14 overflowing: their experts in system memory)"
+    assert cells["GPU layers"].text(dataclasses.replace(moe, layers_overflowing=0)) == "41/41"
+    default = dataclasses.replace(moe, context=32768, context_note="Ollama's VRAM-based default (/api/ps)")
+    assert cells["ctx"].text(default) == "32768 (default)"
+    assert cells["ctx"].text(dataclasses.replace(default, context_note="asked for (--num-ctx)")) == "32768"
+    assert cells["ctx"].text(dataclasses.replace(default, context=None)) == "n/a"

@@ -19,12 +19,33 @@ def test_parse_log_json_gives_each_excerpts_expected_values(log):
     result = llmtop("parse-log", str(log), "--json")
     no_traceback(result)
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
-    load = json.loads(line)
+    found = [json.loads(line) for line in result.stdout.splitlines()]
     want = json.loads(log.with_suffix(".json").read_text(encoding="utf-8"))["expected"]
-    assert {key: load.get(key) for key in want} == want
-    for key in ("layers_offloaded", "layers_total", "library", "ollama_version"):
-        assert key in load
+    wanted = want if isinstance(want, list) else [want]  # a list: a log of several loads
+    assert len(found) == len(wanted)
+    for load, one in zip(found, wanted, strict=True):
+        assert {key: load.get(key) for key in one} == one
+    keys = ("layers_offloaded", "layers_total", "library", "ollama_version", "context", "layers_overflowing", "fit")
+    for key in (*keys, "requests", "split_reason"):
+        assert all(key in load for load in found)
+
+
+def test_parse_log_on_ollama_0_33_says_why_no_gpu_and_each_requests_rates():
+    log = FIXTURES / "09_docker_cpu_0_33_driver_too_old.log"
+    result = llmtop("parse-log", str(log))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("load 1: 0/27 layers on the GPU; backend cpu; Ollama 0.33.2;")
+    assert "context per request 4096; Ollama's VRAM-based default context 4096" in lines[0]
+    assert lines[1] == (
+        "  why: 0/27 layers on the GPU: the NVIDIA driver is too old for NVIDIA GeForce RTX 3060 Laptop GPU "
+        "(driver 546; Ollama needs 550 or newer)"
+    )
+    assert lines[2] == (
+        "  request 0: prompt 871 tokens in 13.73 s (63.42 tokens/s); eval 42 tokens in 3.52 s (11.92 tokens/s as "
+        "Ollama counts them; the log prints 11.64)"
+    )
+    assert lines[3].startswith("load 2: 0/25 layers on the GPU; backend cpu;")
 
 
 def test_parse_log_text_and_stdin():
@@ -84,7 +105,7 @@ def test_serve_starts_ollama_and_reads_the_layers_from_its_log(tmp_path):
     assert (run["layers_offloaded"], run["layers_total"], run["env"]) == (27, 81, "CPU+GPU")
     assert run["env_source"] == "server log" and run["library"] == "cuda"
     assert run["host"].startswith("http://127.0.0.1:") and run["ollama_version"] == "0.5.11"
-    assert "| CPU+GPU | auto | 27/81 |" in result.stdout
+    assert "| CPU+GPU | auto | 2048 | 27/81 |" in result.stdout
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")

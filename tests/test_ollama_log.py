@@ -28,13 +28,29 @@ def only_load(lines) -> dict:
     return records[0].to_dict()
 
 
-def assert_reads(found: dict, want: dict) -> None:
+def loads(lines) -> list[dict]:
+    return [record.to_dict() for record in parse_lines(lines)]
+
+
+def assert_reads(found: dict | list[dict], want: dict | list[dict]) -> None:
+    """`want` is one load's readings, or a list of them for a log of several loads."""
+    if isinstance(want, list):
+        assert isinstance(found, list) and len(found) == len(want)
+        for one, wanted in zip(found, want, strict=True):
+            assert_reads(one, wanted)
+        return
+    assert isinstance(found, dict)
     assert {key: found.get(key) for key in want} == want
+
+
+def read(name: str, lines=None) -> dict | list[dict]:
+    lines = read_lines(name) if lines is None else lines
+    return loads(lines) if isinstance(expected(name), list) else only_load(lines)
 
 
 @pytest.mark.parametrize("name", EXCERPTS)
 def test_every_real_excerpt_gives_what_a_careful_reader_takes(name):
-    assert_reads(only_load(read_lines(name)), expected(name))
+    assert_reads(read(name), expected(name))
 
 
 def journald(line: str) -> str:
@@ -56,13 +72,13 @@ def colour(line: str) -> str:
 @pytest.mark.parametrize("shape", [journald, kubectl, docker_timestamps, colour])
 @pytest.mark.parametrize("name", EXCERPTS)
 def test_prefixes_and_colour_codes_do_not_matter(name, shape):
-    assert_reads(only_load([shape(line) for line in read_lines(name)]), expected(name))
+    assert_reads(read(name, [shape(line) for line in read_lines(name)]), expected(name))
 
 
 @pytest.mark.parametrize("name", EXCERPTS)
 def test_crlf_line_ends_read_the_same(name):
     text = (FIXTURES / f"{name}.log").read_bytes().replace(b"\n", b"\r\n")
-    assert_reads(only_load(split_lines([text])), expected(name))
+    assert_reads(read(name, list(split_lines([text]))), expected(name))
 
 
 def test_two_loads_one_after_the_other_carry_the_server_version():
@@ -328,3 +344,125 @@ def test_a_timing_line_cut_short_is_not_read_as_numbers():
 def test_the_llama_server_start_line_of_0_30():
     (load,) = parse_lines([LLAMA_SERVER_LOAD[0].replace(" --log-verbosity", " -ngl 20 --log-verbosity")])
     assert (load.engine, load.requested_gpu_layers) == ("llama.cpp", 20)
+
+
+# -- why the layers landed where they did: llama.cpp's fit step (common/fit.cpp's formats) ----------
+FIT = [
+    'time=2026-06-02T10:00:00.000Z level=INFO source=server.go:210 msg="vram-based default context" '
+    'total_vram="6.0 GiB" default_num_ctx=32768',
+    LLAMA_SERVER_LOAD[0].replace("-c 4096", "-c 32768"),
+    "common_memory_breakdown_print: | memory breakdown [MiB]   | total   free    self   model   context   compute    "
+    "unaccounted |",
+    "common_memory_breakdown_print: |   - CUDA0 (RTX 2060)     |  5738 = 5141 + (8392 =  4155 +    4096 +     140) + "
+    "-7795 |",
+    "common_params_fit_impl: projected to use 8392 MiB of device memory vs. 5141 MiB of free device memory",
+    "common_params_fit_impl: cannot meet free memory target of 1024 MiB, need to reduce device memory by 4274 MiB",
+    "common_params_fit_impl: context size set by user to 32768 -> no change",
+    "common_memory_breakdown_print: |   - CUDA0 (RTX 2060)     |  5738 = 5141 + ( 140 =     0 +       0 +     140) + "
+    "457 |",
+    "common_params_fit_impl:   - CUDA0 (NVIDIA GeForce RTX 2060): 15 layers ( 0 overflowing),   4089 MiB used,   "
+    "1052 MiB free",
+    "llama_context: n_ctx_seq             = 32768",
+    "load_tensors: offloaded 15/33 layers to GPU",
+]
+
+
+def test_the_fit_step_says_why_15_of_33_layers_are_on_the_gpu():
+    (load,) = parse_lines(FIT)
+    assert load.to_dict()["fit"] == {
+        "needed_mib": 8392,
+        "free_mib": 5141,
+        "reserve_mib": 1024,
+        "model_mib": 4155,
+        "context_mib": 4096,
+        "compute_mib": 140,
+    }
+    assert (load.layers_offloaded, load.layers_overflowing, load.context, load.default_context) == (15, 0, 32768, 32768)
+    assert load.split_reason() == (
+        "15/33 layers on the GPU: all 33 need 8392 MiB (weights 4155, KV cache for 32768 tokens 4096, compute 140) "
+        "and 5141 MiB were free, 1024 kept in reserve. Estimate: at num_ctx 8192 the KV cache takes about 1024 MiB"
+    )
+
+
+def test_overflowing_layers_of_a_mixture_of_experts_model():
+    plan = (
+        "common_params_fit_impl:   - CUDA0 (NVIDIA GeForce RTX 4090): 41 layers (14 overflowing),  22001 MiB used,"
+        "    512 MiB free"
+    )
+    (load,) = parse_lines([LLAMA_SERVER_LOAD[0], plan, "load_tensors: offloaded 41/41 layers to GPU"])
+    assert (load.layers_offloaded, load.layers_total, load.layers_overflowing) == (41, 41, 14)
+
+
+def test_why_no_gpu_at_all():
+    old_driver = (
+        'time=2026-07-01T08:00:00.000Z level=WARN source=cuda_compat.go:65 msg="NVIDIA driver too old" '
+        'device="NVIDIA GeForce RTX 3060 Laptop GPU" compute=8.6 driver=546 required_driver="550 or newer"'
+    )
+    cpu_only = (
+        'time=2026-07-01T08:00:00.100Z level=INFO source=types.go:42 msg="inference compute" id=cpu library=cpu '
+        'compute="" name=cpu description=cpu libdirs=ollama driver="" pci_id="" type="" total="31.2 GiB" '
+        'available="29.0 GiB"'
+    )
+    start = LLAMA_SERVER_LOAD[0].replace("-c 4096 -np 1", "-c 4096 -np 1 -ngl 0").replace("-ngl 0", "")
+    lines = [
+        old_driver,
+        cpu_only,
+        start,
+        "print_info: n_layer = 26",
+        "load_tensors:          CPU model buffer size =  1500.00 MiB",
+    ]
+    (load,) = parse_lines(lines)
+    assert (load.layers_offloaded, load.layers_total, load.library) == (0, 27, "cpu")
+    assert load.split_reason() == (
+        "0/27 layers on the GPU: the NVIDIA driver is too old for NVIDIA GeForce RTX 3060 Laptop GPU "
+        "(driver 546; Ollama needs 550 or newer)"
+    )
+    (asked,) = parse_lines(
+        [
+            LLAMA_SERVER_LOAD[0].replace("-np 1", "-np 1 -ngl 0"),
+            "print_info: n_layer = 26",
+            "load_tensors:          CPU model buffer size =  1500.00 MiB",
+        ]
+    )
+    assert asked.split_reason() == "0/27 layers on the GPU: num_gpu 0 asked for the CPU alone"
+
+
+def test_the_older_formats_explain_with_ollamas_estimate():
+    (load,) = parse_lines(read_lines("02_windows_cuda_0_5_phi4_estimate"))
+    assert load.split_reason().startswith(
+        f"{load.layers_offloaded}/{load.layers_total} layers on the GPU: Ollama's estimate for all of them is "
+    )
+
+
+def test_the_breakdown_llama_server_prints_as_it_exits_is_not_a_new_load():
+    # Lines of upstream llama-server (the build tests/llama_server_build.py makes) on a CPU-only machine.
+    host = [
+        "common_memory_breakdown_print: | memory breakdown [MiB] | total   free    self   model   context   compute    "
+        "unaccounted |",
+        "common_memory_breakdown_print: |   - Host               |                  288 =   222 +      39 +      26"
+        "                |",
+        "common_memory_breakdown_print: |   - CPU_REPACK         |                   12 =    12 +       0 +       0"
+        "                |",
+    ]
+    lines = [
+        LLAMA_SERVER_LOAD[0].replace("-c 4096", "-c 8192"),
+        *host,
+        "common_params_fit_impl: projected to use 288 MiB of host memory vs. 24105 MiB of total host memory",
+        "common_params_fit_impl: will leave 23817 >= 1024 MiB of system memory, no changes needed",
+        "print_info: n_layer               = 18",
+        "load_tensors:          CPU model buffer size =   222.51 MiB",
+        "llama_context: n_ctx_seq             = 8192",
+        LLAMA_SERVER_LOAD[-1],
+        "srv    operator(): operator(): cleaning up before exit...",
+        *host,
+    ]
+    (load,) = parse_lines(lines)
+    assert (load.layers_offloaded, load.layers_total, load.context) == (0, 19, 8192)
+    assert load.to_dict()["fit"] == {
+        "needed_mib": 288,
+        "free_mib": 24105,
+        "reserve_mib": 1024,
+        "model_mib": 222,
+        "context_mib": 39,
+        "compute_mib": 26,
+    }

@@ -6,7 +6,7 @@ import pytest
 
 from llmtop.history import HistoryError
 from llmtop.plan import PlannedRun, PlanRunner, build_plan
-from llmtop.session_settings import RunSettings
+from llmtop.session_settings import RunSettings, parse_context, parse_modes
 from llmtop.stopping import StopRequested
 from llmtop.summary import SummaryRow
 from summary_rows import row
@@ -83,6 +83,23 @@ def test_repeats_are_interleaved_model_by_model():
         "seed": 7,
         "temperature": 0.0,
     }
+
+
+def test_num_ctx_is_asked_for_and_a_mode_can_vary_it():
+    base = RunSettings(prompt="hi", seed=7, num_ctx=8192)
+    plan = build_plan(["a"], parse_modes("cpu,auto:ctx=4k,AUTO:CTX=32768,auto:ctx=4096"), 1, base)
+    assert [(p.settings.mode, p.settings.num_ctx) for p in plan] == [
+        ("cpu", 8192),  # --num-ctx for a mode that sets no context
+        ("auto:ctx=4096", 4096),
+        ("auto:ctx=32768", 32768),
+    ]
+    assert plan[0].settings.options() == {"num_gpu": 0, "num_ctx": 8192, "seed": 7}
+    assert plan[2].settings.options() == {"num_ctx": 32768, "seed": 7}
+    assert RunSettings().options() == {"seed": 42}  # no num_ctx: Ollama chooses
+    assert parse_context("8k") == 8192 and parse_context(" 2048 ") == 2048
+    for bad in ("8x", "", "100", "99999999"):
+        with pytest.raises(ValueError):
+            parse_context(bad)
 
 
 def test_the_runner_runs_every_planned_run_in_order_and_keeps_the_rows():

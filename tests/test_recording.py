@@ -167,8 +167,8 @@ def test_the_demo_runs_with_no_ollama_and_no_gpu(tmp_path):
     assert result.returncode == 0, result.stderr
     assert DEMO_BANNER in result.stderr
     lines = result.stdout.splitlines()
-    assert lines[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | 0/81 | 0.99 | 1.00x |")
-    assert lines[3].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | 27/81 | 1.34 | 1.35x |")
+    assert lines[2].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | 2048 | 0/81 | 0.99 | 1.00x |")
+    assert lines[3].startswith("| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | 2048 | 27/81 | 1.34 | 1.35x |")
     loaded = load_recording(demo_path())
     [_, gpu_run] = loaded.summaries
     assert gpu_run.gpus == ("AMD Radeon RX 7600 XT",) and gpu_run.shared_delta_bytes > 1_500_000_000

@@ -148,3 +148,25 @@ def test_pairing_takes_the_nearest_process_sample():
     processes = [mapped(0.9, 1), mapped(2.2, 5), mapped(2.9, 7), OllamaProcessSample(3.0, None, None, None, ())]
     assert ram_with_mapped(memory, processes) == [(1.0, 11), (2.0, 15), (3.0, 17)]
     assert ram_with_mapped(memory, [rss(1.0, 5)]) == []
+
+
+def test_overflowing_layers_make_the_env_cpu_and_gpu_and_the_context_says_where_it_comes_from():
+    from llmtop.collectors.ollama_log import parse_lines
+
+    plan = (
+        "common_params_fit_impl:   - CUDA0 (NVIDIA GeForce RTX 4090): 41 layers (14 overflowing),  22001 MiB used,"
+        "    512 MiB free"
+    )
+    start = (
+        'time=2026-06-02T10:00:00.000Z level=INFO source=llama_server.go:431 msg="starting llama-server" '
+        'cmd="/usr/lib/ollama/llama-server --model /m --port 1 --host 127.0.0.1 -c 16384 -np 2 --log-verbosity 4"'
+    )
+    (load,) = parse_lines([start, plan, "load_tensors: offloaded 41/41 layers to GPU"])
+    run = dataclasses.replace(record(), log_load=load, ps=[PsReading(14.0, 44 * GB, 16 * GB)])
+    row = summarize(run)
+    assert (row.layers_offloaded, row.layers_total, row.layers_overflowing, row.env) == (41, 41, 14, "CPU+GPU")
+    assert (row.context, row.context_note) == (8192, "Ollama's choice: the request set none (server log)")
+    asked = summarize(dataclasses.replace(run, num_ctx=4096))
+    assert (asked.context, asked.context_note) == (4096, "asked for (--num-ctx)")
+    listed = summarize(dataclasses.replace(run, ps=[PsReading(14.0, 44 * GB, 16 * GB, 8192)]))
+    assert (listed.context, listed.context_note) == (8192, "Ollama's choice: the request set none (/api/ps)")

@@ -152,6 +152,7 @@ class LlmtopApp(App[int]):
                     yield Gauge("Shared GPU", id="shared-0")
                 yield Gauge("GPU layers", id="layers", unit=str)
                 yield TextLine(id="split")
+                yield Static(id="why", markup=False)
             yield TokenRateChart(id="chart")
             yield TpsBarChart(id="bars")
         yield StreamedText(id="text")
@@ -184,6 +185,8 @@ class LlmtopApp(App[int]):
         self.swap_gauge = self.query_one("#swap", Gauge)
         self.rss_gauge = self.query_one("#rss", Gauge)
         self.split_line = self.query_one("#split", TextLine)
+        self.why = self.query_one("#why", Static)
+        self._why_shown = ""
         self.tokens_line = self.query_one("#tokens", TextLine)
         self.chart = self.query_one(TokenRateChart)
         self.streamed = self.query_one(StreamedText)
@@ -332,9 +335,11 @@ class LlmtopApp(App[int]):
         if session.phase is Phase.GENERATING:
             return f"   ·   server {request.tg_tps:.2f} tok/s (log)" if request.tg_tps is not None else ""
         if request.prompt_done is not None and request.prompt_progress is not None and left is not None:
+            total = round(request.prompt_done / request.prompt_progress / 10) * 10  # progress has 2 decimals
+            share = f"{100 * request.prompt_progress:.0f}%"
             return (
-                f"   ·   prompt {request.prompt_done} tokens read ({100 * request.prompt_progress:.0f}%) at "
-                f"{request.prompt_live_tps:.0f} tok/s, about {units.clock(left)} left (server log)"
+                f"   ·   prompt {request.prompt_done} of about {total} tokens read ({share}) "
+                f"at {request.prompt_live_tps:.0f} tok/s, about {units.clock(left)} left (server log)"
             )
         return ""
 
@@ -449,7 +454,17 @@ class LlmtopApp(App[int]):
             return
         how = "Ollama's plan" if load.estimate_only else "confirmed"
         total = load.layers_total or (session.facts.layers_total if session.facts else None)
-        self.layers_gauge.show_reading(load.layers_offloaded, total, note=f"{load.library or '?'} · {how} (log)")
+        overflowing = f" · {load.layers_overflowing} overflowing" if load.layers_overflowing else ""
+        self.layers_gauge.show_reading(
+            load.layers_offloaded, total, note=f"{load.library or '?'} · {how} (log){overflowing}"
+        )
+        reason = load.split_reason()
+        why = f"why: {reason}" if reason else ""
+        if load.layers_overflowing:
+            why = f"{load.layers_overflowing} of them overflowing: their experts in system memory. {why}".strip()
+        if why != self._why_shown:  # a sentence that changes once a load, so it may take a new layout
+            self._why_shown = why
+            self.why.update(why)
 
     def _refresh_log_pane(self) -> None:
         lines = self.session.log.pane_lines() if self.session.log else []

@@ -1,0 +1,125 @@
+"""llmtop against Ollama as it ships today (0.30 on): upstream llama.cpp's `llama-server` as the runner,
+built here from the llama.cpp that llama-cpp-python vendors (tests/llama_server_build.py), started with
+Ollama's flags by the `ollama serve` stand-in (tests/engine_double.py, tests/llama_server_engine.py).
+
+Every `print_timing`, fit and context line these tests read is one the real llama-server printed.
+The first run on a machine builds llama-server (about 8 minutes on 2 cores, then cached); a missing
+engine or a failed build fails the tests with the reason, rather than skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine_double import MODEL, EngineOllama
+from llama_server_build import BuildFailed, llama_server_binary
+from test_cli import command, no_traceback
+from test_real_engine import engine_ready, pytestmark, user_env  # noqa: F401 - a fixture and the platform mark
+
+
+@pytest.fixture(scope="module")
+def llama_server(request: pytest.FixtureRequest) -> Path:
+    request.getfixturevalue("engine_ready")  # the engine extra first: llama-cpp-python's version names the source
+    try:
+        return llama_server_binary(sys.stderr)
+    except BuildFailed as exc:
+        pytest.fail(f"llama-server could not be built: {exc}", pytrace=False)
+
+
+def ollama_0_30(folder: Path, binary: Path, **settings) -> EngineOllama:
+    (folder / "ollama").mkdir()
+    return EngineOllama(folder / "ollama", llama_server=binary, **settings)
+
+
+def test_a_headless_run_with_num_ctx_reads_the_request_the_context_and_the_reason(llama_server, tmp_path):
+    with ollama_0_30(tmp_path, llama_server) as ollama:
+        argv = [MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--no-history"]
+        result = subprocess.run(
+            command(*argv, "--num-ctx", "8192", "--export", str(tmp_path / "run.json"), "--no-record"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=user_env(),
+        )
+        log = ollama.log_text()
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    run = json.loads((tmp_path / "run.json").read_text())["runs"][0]
+    # The request asked for 8192 tokens of context, and llama-server was started with it.
+    assert "-c 8192 -np 1 --log-verbosity 4 --no-log-prefix --no-log-timestamps" in log
+    assert "llama_context: n_ctx_seq             = 8192" in log
+    assert (run["context"], run["context_note"]) == (8192, "asked for (--num-ctx)")
+    # A CPU-only machine: llama-server's buffers are all in host memory, 18 repeating layers + output.
+    assert (run["layers_offloaded"], run["layers_total"], run["env"]) == (0, 19, "CPU")
+    assert run["ollama_version"] == "0.33.2"
+    # llmtop followed the log from its end: the reason is in llama-server's own lines of this load.
+    assert (
+        run["split_reason"]
+        == "0/19 layers on the GPU: llama-server found no GPU (the only device it listed is the CPU)"
+    )
+    # The log's eval tokens over its eval time is the API's eval_count / eval_duration.
+    timing = [line for line in log.splitlines() if "|        eval time =" in line]
+    assert len(timing) == 1
+    assert run["log_eval_tps"] == pytest.approx(run["eval_rate_tps"], rel=0.01)
+    # parse-log reads the same log: the request's rates, the context, the fit step's projection.
+    parsed = subprocess.run(command("parse-log", str(ollama.log_path), "--json"), capture_output=True, text=True)
+    (load,) = [json.loads(line) for line in parsed.stdout.splitlines()]
+    assert (load["context"], load["default_context"], load["layers_overflowing"]) == (8192, 4096, None)
+    fit = load["fit"]
+    assert fit["needed_mib"] > fit["model_mib"] > 0 and fit["context_mib"] > 0 and fit["free_mib"] > fit["needed_mib"]
+    (request,) = load["requests"]
+    assert request["eval_tokens"] == run["eval_count"]
+    assert request["eval_ms"] / 1000 == pytest.approx(run["eval_count"] / run["eval_rate_tps"], rel=0.01)
+
+
+async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it(llama_server, tmp_path):
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.ollama_api import OllamaServer
+    from llmtop.session import Session
+    from llmtop.session_settings import RunSettings
+    from llmtop.tui.app import LlmtopApp
+    from test_app import one_run, until
+
+    # About 2000 tokens on one thread: several seconds of prompt, which llama-server reports every batch
+    # once it has taken 3 s.
+    prompt = "Summarize this list: " + " ".join(f"item{i}" for i in range(500))
+    # As `llmtop --serve`: the log is read from the server's first line, its start-up lines included.
+    watcher = LogWatcher(FileFollower(tmp_path / "ollama" / "server.log", poll_s=0.05))
+    watcher.start()
+    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=4) as ollama:
+        collectors = SystemCollectors(0.25)
+        session = Session(OllamaServer(ollama.url), MODEL, collectors, log=watcher)
+        try:
+            session.connect()
+            collectors.start()
+            app = LlmtopApp(one_run(session, RunSettings(prompt=prompt)))
+            seen: list[str] = []
+            async with app.run_test(size=(160, 44)) as pilot:
+
+                def progress_shown() -> bool:
+                    text = app.tokens_line.text
+                    if "tokens read" in text:
+                        seen.append(text)
+                    return bool(seen)
+
+                await until(pilot, progress_shown, timeout=240)
+                await until(pilot, lambda: len(app.runner.rows) == 1, timeout=240)
+                row = app.runner.rows[0]
+        finally:
+            collectors.stop()
+            watcher.stop()
+    log = ollama.log_path.read_text(encoding="utf-8")
+    first = next(line for line in log.splitlines() if "prompt processing, n_tokens" in line)
+    done = int(first.split("n_tokens =")[1].split(",")[0])
+    assert f"prompt {done} of about " in seen[0] and "tokens read (" in seen[0] and "left (server log)" in seen[0]
+    assert row.complete and row.prompt_rate_tps and row.context == 4096
+    assert row.context_note == "Ollama's VRAM-based default (/api/ps)"
+    assert row.log_eval_tps == pytest.approx(row.eval_rate_tps, rel=0.01)
+    assert row.split_reason == "0/19 layers on the GPU: Ollama found no GPU it can use"
