@@ -111,7 +111,12 @@ class LlamaServerEngine:
             f'total="{gib(memory.total)}" free="{gib(memory.available)}" free_swap="0 B"',
         )
         log.structured("llama_server.go:1048", '"loading model via llama-server"', f"model={blob}")
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         server = _Server(process, port, context)
         assert process.stdout is not None
         threading.Thread(target=copy_into_log, args=(process.stdout, self.write, server), daemon=True).start()
@@ -172,7 +177,10 @@ class LlamaServerEngine:
                             return
             except (urllib.error.URLError, OSError, json.JSONDecodeError):
                 pass
-            self.log.terminated(server.exit_text() if server.process.poll() is not None else "connection lost")
+            # The runner is gone (or no longer answers): as Ollama, stop it and report the lost stream.
+            if server.process.poll() is None:
+                server.process.kill()
+            self.log.terminated(server.exit_text())
             with self._lock:
                 self._servers.pop(name, None)
             raise EngineFailed("an error was encountered while running the model: unexpected EOF")
