@@ -586,14 +586,30 @@ def main() -> None:
     )
     parser.add_argument("--no-mmap", action="store_true", help="read the weights instead of mapping them")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
+    parser.add_argument(
+        "--llama-server",
+        action="store_true",
+        help="be Ollama 0.30 on: upstream llama-server as the runner (built the first time, about 8 minutes)",
+    )
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="llmtop-engine-"))
     folder.mkdir(parents=True, exist_ok=True)
+    binary = None
+    if args.llama_server:
+        from llama_server_build import BuildFailed, llama_server_binary
+
+        try:
+            binary = llama_server_binary(sys.stderr)
+        except BuildFailed as exc:
+            sys.exit(f"engine_double: llama-server: {exc}")
     try:
-        ollama = EngineOllama(folder, port=args.port, use_mmap=not args.no_mmap, max_tokens=args.max_tokens)
+        ollama = EngineOllama(
+            folder, port=args.port, use_mmap=not args.no_mmap, max_tokens=args.max_tokens, llama_server=binary
+        )
     except EngineMissing as exc:
         sys.exit(f"engine_double: {exc}")
-    print(f"Ollama with llama.cpp at {ollama.url}, model {MODEL}; server log {ollama.log_path} (Ctrl+C to stop)")
+    runner = "llama-server" if binary else "llama.cpp"
+    print(f"Ollama with {runner} at {ollama.url}, model {MODEL}; server log {ollama.log_path} (Ctrl+C to stop)")
     print(f"  llmtop {MODEL} --host {ollama.url} --log {ollama.log_path}")
 
     def terminated(*_: object) -> None:

@@ -36,9 +36,10 @@ def test_cpu_auto_repeat_2_writes_the_means_and_the_speed_up(double_factory, tmp
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert cells[0][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU", "cpu"]
     assert cells[1][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]
-    assert cells[0][7] == f"{cpu:.2f} ± {statistics.stdev(rates[0::2]):.2f}"
-    assert cells[1][7] == f"{auto:.2f} ± {statistics.stdev(rates[1::2]):.2f}"
-    assert cells[0][8] == "1.00x" and cells[1][8] == f"{auto / cpu:.2f}x"
+    assert cells[0][6] == cells[1][6] == "2048"  # ctx: the context Ollama loaded, from /api/ps
+    assert cells[0][8] == f"{cpu:.2f} ± {statistics.stdev(rates[0::2]):.2f}"
+    assert cells[1][8] == f"{auto:.2f} ± {statistics.stdev(rates[1::2]):.2f}"
+    assert cells[0][9] == "1.00x" and cells[1][9] == f"{auto / cpu:.2f}x"
     assert 1.5 < auto / cpu < 2.2  # the double generates twice as fast with the GPU
     assert cells[0][-1] == cells[1][-1] == "2"
     assert result.stdout.splitlines() == lines  # stdout carries the same table
