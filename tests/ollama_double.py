@@ -100,11 +100,19 @@ def log_time() -> str:
 
 
 class ServerLog:
-    """Writes the lines Ollama 0.3-0.5 prints around a model load (formats as in the real excerpts
-    in tests/fixtures/ollama-logs/), to any `write(str)` callable."""
+    """Writes the lines Ollama prints around a model load, as 0.3-0.5 or as 0.6-0.2x did (formats as in
+    the real excerpts in tests/fixtures/ollama-logs/), to any `write(str)` callable."""
 
-    def __init__(self, write: Any) -> None:
+    ERAS = ("0.5", "go-engine")
+    DEFAULT_CONTEXT = {"0.5": 2048, "go-engine": 4096}  # Ollama's num_ctx when a request sets none
+
+    def __init__(self, write: Any, era: str = "0.5") -> None:
+        """`era`: "0.5", the llama.cpp runner's lines (`llm_load_tensors:`), or "go-engine", Ollama's own
+        engine's (0.6 to 0.2x: `runner --ollama-engine`, ggml.go's `offloaded N/M layers to GPU`)."""
+        if era not in self.ERAS:
+            raise ValueError(f"unknown log era {era!r}: one of {', '.join(self.ERAS)}")
         self.write = write
+        self.era = era
 
     def line(self, text: str) -> None:
         self.write(text + "\n")
@@ -135,21 +143,25 @@ class ServerLog:
     def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int = 2048) -> None:
         total = model["block_count"] + 1
         library = "cpu" if cpu_only else "cuda"
-        self.structured(
-            "memory.go:326",
-            f'"offload to {library}"',
+        estimate = (
             f"layers.requested={0 if cpu_only else -1} layers.model={total} layers.offload={gpu_layers} "
             'layers.split="" memory.available="[15.6 GiB]" memory.gpu_overhead="0 B" '
             'memory.required.full="44.4 GiB" memory.required.partial="15.2 GiB" memory.required.kv="640.0 MiB" '
-            'memory.required.allocations="[15.2 GiB]"',
+            'memory.required.allocations="[15.2 GiB]"'
         )
+        blob = f"/root/.ollama/models/blobs/sha256-{model['digest']}"
+        flags = (
+            f"--ctx-size {context} --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 --parallel 1 --port 41233"
+        )
+        if self.era == "go-engine":
+            self._go_engine_load(total, gpu_layers, library, estimate, f"--model {blob} {flags}")
+            return
+        self.structured("memory.go:326", f'"offload to {library}"', estimate)
         runner = "cpu_avx2" if cpu_only else "cuda_v12"
         self.structured(
             "server.go:388",
             '"starting llama server"',
-            f'cmd="/usr/lib/ollama/runners/{runner}/ollama_llama_server --model /root/.ollama/models/blobs/'
-            f"sha256-{model['digest']} --ctx-size {context} --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 "
-            '--parallel 1 --port 41233"',
+            f'cmd="/usr/lib/ollama/runners/{runner}/ollama_llama_server --model {blob} {flags}"',
         )
         if cpu_only:  # a CPU runner prints no "offloaded" line (as in fixture 08)
             self.line("llm_load_tensors:        CPU buffer size = 40550.27 MiB")
@@ -159,6 +171,23 @@ class ServerLog:
         gpu_mib = 40550.27 * gpu_layers / total
         self.line(f"llm_load_tensors:        CPU buffer size = {40550.27 - gpu_mib:8.2f} MiB")
         self.line(f"llm_load_tensors:      CUDA0 buffer size = {gpu_mib:8.2f} MiB")
+
+    def _go_engine_load(self, total: int, gpu_layers: int, library: str, estimate: str, args: str) -> None:
+        """Ollama's own engine (0.6 to 0.2x), as in fixtures 01 and 05: the runner is `ollama runner
+        --ollama-engine` and ggml.go prints the offload and the weights per buffer."""
+        self.structured("server.go:175", "offload", f"library={library} {estimate}")
+        self.structured(
+            "server.go:438", '"starting llama server"', f'cmd="/usr/local/bin/ollama runner --ollama-engine {args}"'
+        )
+        self.structured("runner.go:925", '"starting ollama engine"')
+        repeating = min(gpu_layers, total - 1)
+        self.structured("ggml.go:359", f'"offloading {repeating} repeating layers to GPU"')
+        self.structured("ggml.go:365", f'"offloading output layer to {"GPU" if gpu_layers >= total else "CPU"}"')
+        self.structured("ggml.go:375", f'"offloaded {gpu_layers}/{total} layers to GPU"')
+        gpu_gib = 39.6 * gpu_layers / total
+        if gpu_layers:
+            self.structured("ggml.go:377", '"model weights"', f'buffer=CUDA0 size="{gpu_gib:.1f} GiB"')
+        self.structured("ggml.go:377", '"model weights"', f'buffer=CPU size="{39.6 - gpu_gib:.1f} GiB"')
 
     def started(self, seconds: float) -> None:
         self.structured("server.go:626", f'"llama runner started in {seconds:.2f} seconds"')
@@ -282,7 +311,8 @@ class OllamaDouble:
         else:
             layers = min(num_gpu, total)
         vram = int(model["size"] * layers / total)
-        context = int((options or {}).get("num_ctx") or 2048)  # Ollama 0.5's default num_ctx
+        era = self.log.era if self.log is not None else "0.5"
+        context = int((options or {}).get("num_ctx") or ServerLog.DEFAULT_CONTEXT[era])
         if self.log is not None:
             self.log.load(model, layers, cpu_only=num_gpu == 0, context=context)
         with self._lock:

@@ -29,11 +29,11 @@ class Phases(SessionObserver):
 def logged_session(tmp_path):
     made = []
 
-    def make(**config):
+    def make(era="0.5", **config):
         log_file = tmp_path / "server.log"
         log_file.write_text("an old line from yesterday\n")
         writer = open(log_file, "a", encoding="utf-8", buffering=1)
-        double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write))
+        double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write, era))
         watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
         watcher.start()
         time.sleep(0.1)  # the follower has opened the file at its end: what the server prints is new
@@ -65,6 +65,26 @@ def test_layers_and_env_come_from_the_log(logged_session):
     assert Phase.PROMPT in session.observer.seen  # "llama runner started" moved loading on to the prompt
     load = session.log_load()
     assert load.gpus == ["NVIDIA GeForce RTX 4060 Ti"] and load.ollama_version == "0.5.11"
+
+
+@pytest.mark.parametrize(
+    ("era", "version", "engine", "context"),
+    [("0.5", "0.5.11", "llama.cpp", 2048), ("go-engine", "0.9.6", "ollama", 4096)],
+)
+def test_every_era_of_the_log_gives_the_layers_the_context_and_the_reason(
+    logged_session, era, version, engine, context
+):
+    session = logged_session(era=era, version=version, vram_fraction=27 / 81, token_rate=200)
+    auto = session.run(RunSettings())
+    cpu = session.run(RunSettings(num_gpu=0, num_ctx=8192))
+    assert (auto.layers_offloaded, auto.layers_total, auto.env, auto.library) == (27, 81, "CPU+GPU", "cuda")
+    assert (auto.context, auto.context_note) == (context, "Ollama's choice: the request set none (/api/ps)")
+    assert auto.split_reason == (
+        "27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
+        "and 15.6 GiB was available"
+    )
+    assert (cpu.layers_offloaded, cpu.env, cpu.context) == (0, "CPU", 8192)
+    assert session.log_load().engine == engine and session.log_load().context == 8192  # `--ctx-size 8192`
 
 
 def test_a_cpu_run_is_confirmed_by_llamacpps_buffers_without_an_offloaded_line(logged_session):
