@@ -270,10 +270,11 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "log tps",
-        ("log_eval_tps",),
+        ("log_eval_tps", "log_eval_note"),
         "the server log's eval tokens over its eval time for this run's request (llama-server's `eval time = ... "
         "ms / N tokens`, Ollama 0.30 on): how Ollama makes the API's eval rate, so it should equal tps to rounding; "
-        "`null` where the log has no request timings",
+        "`null` where the log has no request timings; where the two differ by more than 1%, `log_eval_note` says so "
+        "(and the screen and the headless output)",
     ),
     Figure(
         "why this split",

@@ -46,3 +46,5 @@ class HeadlessReporter(SessionObserver):
             f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}"
             + ("" if row.complete else " (incomplete)")
         )
+        if row.log_eval_note:
+            self.note(row.log_eval_note)

@@ -71,6 +71,7 @@ class SummaryRow:
     ram_mapped_delta_bytes: int | None = None
     client_rate_note: str | None = None  # why client_rate_tps is null when tokens were streamed
     log_eval_tps: float | None = None  # the server log's eval tokens / eval time for this request
+    log_eval_note: str | None = None  # set when log_eval_tps and eval_rate_tps disagree beyond rounding
     layers_overflowing: int | None = None  # offloaded layers whose expert weights stay in system memory
     context: int | None = None  # the context of this run's request, in tokens
     context_note: str | None = None  # where `context` comes from
@@ -240,6 +241,20 @@ def run_context(run: RunRecord, last_ps: PsReading | None) -> tuple[int | None, 
     return context, f"Ollama's choice: the request set none ({source})"
 
 
+RATES_AGREE = 0.01  # the API's eval rate and the log's, made the same way, agree to rounding
+
+
+def rates_disagree(api_tps: float | None, log_tps: float | None) -> str | None:
+    """A sentence when the server log's eval rate for the request is not the API's (beyond 1%),
+    which says the log's request may not be this run's; None when they agree or one is missing."""
+    if not api_tps or not log_tps or abs(log_tps - api_tps) <= RATES_AGREE * api_tps:
+        return None
+    return (
+        f"the server log's eval rate ({log_tps:.2f} tokens/s) is not the API's ({api_tps:.2f}): "
+        "the log's request may be another client's"
+    )
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -262,6 +277,8 @@ def summarize(run: RunRecord) -> SummaryRow:
     else:
         env = env_source = None
     context, context_note = run_context(run, last_ps)
+    eval_rate = server.eval_rate_tps if server else None
+    log_tps = run.log_request.eval_tps if run.log_request else None
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
@@ -274,7 +291,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         quantization=run.facts.quantization,
         size_bytes=run.facts.size_bytes,
         env=env,
-        eval_rate_tps=server.eval_rate_tps if server else None,
+        eval_rate_tps=eval_rate,
         client_rate_tps=None if bursts else clock.client_rate_tps,
         prompt_rate_tps=server.prompt_rate_tps if server else None,
         ttft_s=clock.ttft_s,
@@ -302,7 +319,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         ram_in_use_delta_bytes=in_use_delta,
         ram_mapped_delta_bytes=mapped_delta,
         client_rate_note=BURSTS if bursts else None,
-        log_eval_tps=run.log_request.eval_tps if run.log_request else None,
+        log_eval_tps=log_tps,
+        log_eval_note=rates_disagree(eval_rate, log_tps),
         layers_overflowing=overflowing,
         context=context,
         context_note=context_note,

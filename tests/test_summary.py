@@ -170,3 +170,14 @@ def test_overflowing_layers_make_the_env_cpu_and_gpu_and_the_context_says_where_
     assert (asked.context, asked.context_note) == (4096, "asked for (--num-ctx)")
     listed = summarize(dataclasses.replace(run, ps=[PsReading(14.0, 44 * GB, 16 * GB, 8192)]))
     assert (listed.context, listed.context_note) == (8192, "Ollama's choice: the request set none (/api/ps)")
+
+
+def test_the_logs_eval_rate_and_the_apis_disagree_out_loud():
+    from llmtop.summary import rates_disagree
+
+    assert rates_disagree(72.52, 72.52 * 1.009) is None  # rounding
+    assert rates_disagree(72.52, None) is None and rates_disagree(None, 70.0) is None
+    assert rates_disagree(72.52, 35.1) == (
+        "the server log's eval rate (35.10 tokens/s) is not the API's (72.52): "
+        "the log's request may be another client's"
+    )

@@ -250,6 +250,8 @@ class LlmtopApp(App[int]):
     def on_run_finished(self, message: RunFinished) -> None:
         self._show_text()
         self.table.add_summary(message.row)
+        if message.row.log_eval_note:
+            self.notify(message.row.log_eval_note, severity="warning", timeout=10)
         self._show_comparison()
         self._refresh_live()
 
