@@ -558,6 +558,11 @@ class OllamaLogParser:
                 self._gpus.append(name)
                 self._gpu_problem = None
             return None
+        if msg == "failure during GPU discovery":  # a GPU library that failed to load or to answer
+            paths = fields.get("OLLAMA_LIBRARY_PATH", "").strip("[]").split()
+            where = f" with {paths[-1]}" if paths else ""
+            self._gpu_problem = f"GPU discovery failed{where} ({fields.get('error') or 'no reason given'})"
+            return None
         if msg == "NVIDIA driver too old":
             driver, needed = fields.get("driver"), fields.get("required_driver")
             self._gpu_problem = (

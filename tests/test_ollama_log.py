@@ -466,3 +466,21 @@ def test_the_breakdown_llama_server_prints_as_it_exits_is_not_a_new_load():
         "context_mib": 39,
         "compute_mib": 26,
     }
+
+
+def test_a_gpu_library_that_failed_in_discovery_is_why_no_gpu():
+    lines = [  # the first line verbatim from a user's log (2026-03, an AMD GPU whose ROCm runner crashed)
+        'time=2026-03-11T12:00:16.598Z level=INFO source=runner.go:464 msg="failure during GPU discovery" '
+        'OLLAMA_LIBRARY_PATH="[/usr/lib/ollama /usr/lib/ollama/rocm]" extra_envs="map[GGML_CUDA_INIT:1 '
+        'ROCR_VISIBLE_DEVICES:0]" error="runner crashed"',
+        'time=2026-03-11T12:00:16.598Z level=INFO source=types.go:60 msg="inference compute" id=cpu library=cpu '
+        'compute="" name=cpu description=cpu libdirs=ollama driver="" pci_id="" type="" total="31.2 GiB" '
+        'available="29.0 GiB"',
+        LLAMA_SERVER_LOAD[0],
+        "print_info: n_layer               = 26",
+        "load_tensors:          CPU model buffer size =  1500.00 MiB",
+    ]
+    (load,) = parse_lines(lines)
+    assert (
+        load.split_reason() == "0/27 layers on the GPU: GPU discovery failed with /usr/lib/ollama/rocm (runner crashed)"
+    )
