@@ -655,10 +655,16 @@ class OllamaLogParser:
 
     def _timing(self, line: str, task: int, now: float) -> LoadRecord:
         """A `print_timing` line of llama-server: the task's progress or its final timings, kept
-        with the newest load (the server that printed it has loaded a model)."""
-        record = self.records[-1] if self.records else self._new(now, None)
+        with the load whose server has that task under way (two servers' lines interleave when a
+        second model loads while the first one answers), else with the newest load."""
+        record = next(
+            (r for r in reversed(self.records) if (q := r.request(task)) and q.eval_ms is None and not q.cancelled),
+            None,
+        ) or (self.records[-1] if self.records else self._new(now, None))
         record.llama_server = True
-        progress, decoded = _PROMPT_PROGRESS.search(line), _DECODED.search(line)
+        progress, decoded, timing = _PROMPT_PROGRESS.search(line), _DECODED.search(line), _TIMING.search(line)
+        if not (progress or decoded or timing) and ("total time" in line or "graphs reused" in line):
+            return next((r for r in reversed(self.records) if r.request(task)), record)  # after a request's timing
         request = record.request(task)
         # Task ids start again when a server restarts: progress on a finished task is a new one.
         if request is None or (request.eval_ms is not None and (progress or decoded)):
@@ -674,7 +680,7 @@ class OllamaLogParser:
             request.decoded = int(decoded.group(1))
             request.tg_tps = float(decoded.group(2))
             request.tg_3s_tps = float(decoded.group(3)) if decoded.group(3) else None
-        elif timing := _TIMING.search(line):
+        elif timing:
             ms, tokens, printed = float(timing.group(2)), int(timing.group(3)), float(timing.group(4))
             if timing.group(1) == "prompt eval":
                 request.prompt_ms, request.prompt_tokens, request.prompt_printed_tps = ms, tokens, printed

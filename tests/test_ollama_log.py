@@ -484,3 +484,17 @@ def test_a_gpu_library_that_failed_in_discovery_is_why_no_gpu():
     assert (
         load.split_reason() == "0/27 layers on the GPU: GPU discovery failed with /usr/lib/ollama/rocm (runner crashed)"
     )
+
+
+def test_a_requests_timing_goes_to_the_server_that_had_it_under_way_when_another_model_loaded():
+    first = LLAMA_SERVER_LOAD
+    second = [
+        LLAMA_SERVER_LOAD[0].replace("sha256-6a0", "sha256-bge").replace("40123", "40999"),
+        "print_info: n_layer               = 24",
+        "load_tensors:          CPU model buffer size =  1097.52 MiB",
+        LLAMA_SERVER_LOAD[-1],
+    ]
+    lines = [*first, REQUEST[0], *second, *REQUEST[1:]]  # the second model loads mid-prompt of task 79
+    chat, embedding = parse_lines(lines)
+    assert [r.task for r in chat.requests] == [79] and chat.requests[0].eval_tokens == 64
+    assert embedding.requests == []
