@@ -23,6 +23,7 @@ from llmtop.session_settings import (
     parse_context,
     parse_modes,
 )
+from llmtop.sweep import SweepError, SweepSpec, parse_sweep
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -48,13 +49,18 @@ other commands: llmtop doctor [--json] (what can be measured here, and why not),
                 llmtop demo (a recorded session that ships with llmtop: no Ollama needed),
                 llmtop parse-log FILE|- [--json]
 
+sweeping: llmtop MODEL --sweep runs num_gpu from 0 to every layer (coarse, then finer around the
+fastest) and Ollama's own choice, each point a planned run as above; it charts tps, VRAM and shared
+GPU memory by layers, and concludes in one sentence with the Modelfile to use. --sweep 0,10,20,27
+gives the points; --sweep num_ctx=2048,8192,32768 sweeps the context at Ollama's layer choice.
+
 comparing: llmtop MODEL [MODEL ...] --modes cpu,auto --repeat 3 runs every model in every mode,
 repeats interleaved; each run unloads the model, waits for memory to settle, takes the baseline
 and generates with the same prompt, seed and temperature. The table gives tps as mean ± sd and
 each mode's speed-up over cpu; every run also goes to the local history (llmtop history).
 
 keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
-b switch the live chart and the tps bar chart.
+b switch the live chart and the tps bar chart (a sweep's chart in a sweep).
 exit status: 0 every run complete, 1 a run failed midway (what was measured is kept and
 exported), 2 bad usage, server unreachable or model missing, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP
 (Ctrl+C and the signals keep the run in progress, as incomplete; a second signal ends at once).
@@ -104,6 +110,13 @@ def _context(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _sweep(text: str) -> SweepSpec:
+    try:
+        return parse_sweep(text)
+    except SweepError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _modes(text: str) -> list[str]:
     try:
         return parse_modes(text)
@@ -143,6 +156,16 @@ def build_parser() -> ArgumentParser:
         type=_modes,
         help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N); "
         "a mode can set the context too: auto:ctx=4096,auto:ctx=32768",
+    )
+    placement.add_argument(
+        "--sweep",
+        metavar="LIST",
+        nargs="?",
+        const="",
+        type=_sweep,
+        help="find the fastest num_gpu here: runs from 0 to every layer, coarse then finer around the fastest, "
+        "with Ollama's own choice, and says what to set (a Modelfile); LIST gives the layer counts "
+        "(0,10,20,27) or contexts (num_ctx=2048,8192,32768, at Ollama's layer choice)",
     )
     parser.add_argument(
         "--num-ctx",
@@ -229,6 +252,13 @@ def _command(argv: list[str]) -> int:
         return history(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.sweep is not None:
+        if len(args.models) > 1:
+            parser.error("argument --sweep: sweeps one model at a time")
+        if args.warm:
+            parser.error("argument --sweep: not allowed with --warm (each point loads the model anew)")
+        if args.sweep.parameter == "num_ctx" and args.num_ctx is not None:
+            parser.error("argument --sweep: a sweep of num_ctx sets the context itself: leave out --num-ctx")
     if args.serve and args.host is not None:
         parser.error("argument --serve: not allowed with --host (llmtop chooses the port of the server it starts)")
     for model in args.models:

@@ -17,8 +17,9 @@ from typing import Any
 
 from llmtop import __version__
 from llmtop.comparison import Comparison, compare
-from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, Column
+from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, SWEEP_COLUMNS, Column
 from llmtop.summary import SummaryRow
+from llmtop.sweep import SweepResult
 
 FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
 LANGUAGES = ("en", "ja")
@@ -54,21 +55,51 @@ def to_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     return markdown_table(compare(rows), COMPARISON_COLUMNS, lang)
 
 
+def sweep_markdown(result: SweepResult, lang: str = "en") -> str:
+    """The sweep's section: its points, the conclusion, the notes, and the Modelfile that sets it."""
+    what = "GPU layers (num_gpu)" if result.spec.parameter == "num_gpu" else "context (num_ctx)"
+    parts = [
+        f"### Sweep of {what}: {result.model}\n",
+        markdown_table(result.lines(), SWEEP_COLUMNS, lang),
+        f"**{result.conclusion}**\n",
+    ]
+    parts.extend(f"- {note}" for note in result.notes)
+    if result.notes:
+        parts[-1] += "\n"
+    if result.modelfile and result.create_command:
+        parts.append(f"Modelfile:\n\n```\n{result.modelfile}```\n")
+        parts.append(f"```\n{result.create_command}\n```\n")
+    return "\n".join(parts)
+
+
+def session_markdown(rows: Sequence[SummaryRow], lang: str = "en", sweep: SweepResult | None = None) -> str:
+    """The compared table, and the sweep's section after it when the runs were a sweep."""
+    table = to_markdown(rows, lang)
+    return table if sweep is None else f"{table}\n{sweep_markdown(sweep, lang)}"
+
+
 def runs_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     """One line per run, with its date and mode (for the history)."""
     return markdown_table(rows, HISTORY_COLUMNS, lang)
 
 
-def to_csv(rows: Sequence[SummaryRow]) -> str:
-    """CSV with the JSON keys as the header and raw values (bytes, seconds, tokens/s), one run a line."""
+def to_csv(rows: Sequence[SummaryRow], sweep: SweepResult | None = None) -> str:
+    """CSV with the JSON keys as the header and raw values (bytes, seconds, tokens/s), one run a line;
+    a sweep adds what it made of each run's point (`sweep_found`) and its conclusion (`sweep_conclusion`)."""
     out = io.StringIO()
     names = [f.name for f in fields(SummaryRow)]
+    if sweep is not None:
+        names += ["sweep_found", "sweep_conclusion"]
+        found = {p.mode: sweep.marks(p) for p in sweep.points}
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {k: ("" if v is None else ";".join(v) if isinstance(v, tuple) else v) for k, v in row.to_dict().items()}
-        )
+        values = {
+            k: ("" if v is None else ";".join(v) if isinstance(v, tuple) else v) for k, v in row.to_dict().items()
+        }
+        if sweep is not None:
+            values.update(sweep_found=found.get(row.mode, ""), sweep_conclusion=sweep.conclusion)
+        writer.writerow(values)
     return out.getvalue()
 
 
@@ -89,34 +120,46 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
-def to_json(rows: Sequence[SummaryRow], machine: Mapping[str, Any] | None = None) -> str:
-    """`{"llmtop_version", "machine", "runs": [one object per run], "comparison": [...]}`; unknown
-    figures are null."""
-    document = {
+def to_json(
+    rows: Sequence[SummaryRow], machine: Mapping[str, Any] | None = None, sweep: SweepResult | None = None
+) -> str:
+    """`{"llmtop_version", "machine", "runs": [one object per run], "comparison": [...]}`, and `"sweep"`
+    for a sweep; unknown figures are null."""
+    document: dict[str, Any] = {
         "llmtop_version": __version__,
         "machine": dict(machine or {}),
         "runs": [row.to_dict() for row in rows],
         "comparison": [comparison_dict(c) for c in compare(rows)],
     }
+    if sweep is not None:
+        document["sweep"] = sweep.to_dict()
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def render(
-    rows: Sequence[SummaryRow], path: str | Path, lang: str = "en", machine: Mapping[str, Any] | None = None
+    rows: Sequence[SummaryRow],
+    path: str | Path,
+    lang: str = "en",
+    machine: Mapping[str, Any] | None = None,
+    sweep: SweepResult | None = None,
 ) -> str:
     """The export text for `path`'s format."""
     kind = export_format(path)
     if kind == "md":
-        return to_markdown(rows, lang)
+        return session_markdown(rows, lang, sweep)
     if kind == "csv":
-        return to_csv(rows)
-    return to_json(rows, machine)
+        return to_csv(rows, sweep)
+    return to_json(rows, machine, sweep)
 
 
 def write_export(
-    rows: Sequence[SummaryRow], path: str | Path, lang: str = "en", machine: Mapping[str, Any] | None = None
+    rows: Sequence[SummaryRow],
+    path: str | Path,
+    lang: str = "en",
+    machine: Mapping[str, Any] | None = None,
+    sweep: SweepResult | None = None,
 ) -> Path:
     """Write the rows to `path` (format by suffix) and return the path written."""
     target = Path(path)
-    target.write_text(render(rows, target, lang, machine), encoding="utf-8", newline="")
+    target.write_text(render(rows, target, lang, machine, sweep), encoding="utf-8", newline="")
     return target

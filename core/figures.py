@@ -318,7 +318,13 @@ FIGURES: tuple[Figure, ...] = (
 STABLE_KEYS: tuple[str, ...] = tuple(
     f.name for f in fields(SummaryRow) if any(f.name in figure.stable for figure in FIGURES)
 )
-JAPANESE: dict[str, str] = {**{f.name: f.ja for f in FIGURES if f.ja}, "date": "日時"}
+JAPANESE: dict[str, str] = {
+    **{f.name: f.ja for f in FIGURES if f.ja},
+    "date": "日時",
+    "point": "設定",
+    "spilled": "スピル",
+    "found": "判定",
+}
 
 
 @dataclass(frozen=True)
@@ -340,6 +346,38 @@ SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
 HISTORY_COLUMNS: tuple[Column, ...] = (
     Column("date", lambda r: (r.started_at or "")[:16].replace("T", " ") or UNKNOWN, right=False),
     *RUN_COLUMNS,
+)
+
+
+def _point_tps(line: Any) -> str:
+    point = line.point
+    if point.tps is None:
+        return "failed" if point.error else UNKNOWN
+    return f"{point.tps:.2f} ± {point.tps_sd:.2f}" if point.tps_sd is not None else f"{point.tps:.2f}"
+
+
+def _point_layers(line: Any) -> str:
+    point = line.point
+    if point.layers is None:
+        return UNKNOWN
+    return f"{point.layers}/{point.layers_total}" if point.layers_total else str(point.layers)
+
+
+# The sweep's table (llmtop.sweep.SweepLine): one line per point, the figures as the tables above
+# define them (means over the point's runs), and what the sweep made of the point.
+SWEEP_COLUMNS: tuple[Column, ...] = (
+    Column("point", lambda line: line.point.mode, right=False),
+    Column("GPU layers", _point_layers),
+    Column("ctx", lambda line: str(line.point.context) if line.point.context is not None else UNKNOWN),
+    Column("tps", _point_tps),
+    Column("VRAM", lambda line: _gb(line.point.vram_bytes)),
+    Column("shared", lambda line: _gb(line.point.shared_bytes)),
+    Column("spilled", lambda line: UNKNOWN if line.point.spilled is None else ("yes" if line.point.spilled else "no")),
+    Column(
+        "runs",
+        lambda line: f"{line.point.runs}" + (f" ({line.point.incomplete} incomplete)" if line.point.incomplete else ""),
+    ),
+    Column("found", lambda line: line.marks, right=False),
 )
 
 

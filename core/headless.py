@@ -22,12 +22,12 @@ class HeadlessReporter(SessionObserver):
 
     def _where(self) -> str:
         runner = self.runner
-        if runner is None or runner.total <= 1:
+        if runner is None or runner.expected_total <= 1:
             return ""
         item = runner.current_item
         left = runner.time_left()
         eta = f", about {units.clock(left)} left" if left is not None else ""
-        return f"[run {runner.done + 1} of {runner.total}: {item.model} {item.settings.mode}{eta}] "
+        return f"[run {runner.done + 1} of {runner.total_text}: {item.model} {item.settings.mode}{eta}] "
 
     def phase(self, phase: Phase, detail: str = "") -> None:
         if phase in (Phase.DONE, Phase.FAILED):

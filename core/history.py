@@ -26,7 +26,14 @@ CREATE TABLE IF NOT EXISTS runs (
     mode TEXT NOT NULL,
     row_json TEXT NOT NULL,
     machine_json TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    model TEXT NOT NULL,
+    sweep_json TEXT NOT NULL,
+    machine_json TEXT NOT NULL
+);
 """
 
 
@@ -62,38 +69,68 @@ class History:
         try:
             private_folder(self.path.parent)
             connection = sqlite3.connect(self.path, timeout=2.0)
-            connection.execute(SCHEMA)
+            connection.executescript(SCHEMA)
             private_file(self.path)
             return connection
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
 
-    def add(self, row: SummaryRow, machine: Mapping[str, Any]) -> None:
+    def _insert(self, sql: str, values: tuple[Any, ...], what: str) -> None:
         connection = self._connect()
         try:
             with connection:
-                connection.execute(
-                    "INSERT INTO runs (model, mode, row_json, machine_json) VALUES (?, ?, ?, ?)",
-                    (row.model, row.mode, json.dumps(row.to_dict(), ensure_ascii=False), json.dumps(dict(machine))),
-                )
+                connection.execute(sql, values)
         except sqlite3.Error as exc:
-            raise HistoryError(f"cannot save the run in the history at {self.path}: {exc}") from None
+            raise HistoryError(f"cannot save the {what} in the history at {self.path}: {exc}") from None
         finally:
             connection.close()
+
+    def _select(self, sql: str) -> list[Any]:
+        """The rows of a query; [] when there is no history file yet."""
+        if not self.path.exists():
+            return []
+        connection = self._connect()
+        try:
+            return connection.execute(sql).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot read the history at {self.path}: {exc}") from None
+        finally:
+            connection.close()
+
+    def add(self, row: SummaryRow, machine: Mapping[str, Any]) -> None:
+        self._insert(
+            "INSERT INTO runs (model, mode, row_json, machine_json) VALUES (?, ?, ?, ?)",
+            (row.model, row.mode, json.dumps(row.to_dict(), ensure_ascii=False), json.dumps(dict(machine))),
+            "run",
+        )
+
+    def add_sweep(self, result: Any, machine: Mapping[str, Any]) -> None:
+        """Keep a sweep's result (llmtop.sweep.SweepResult): its points, conclusion and Modelfile."""
+        self._insert(
+            "INSERT INTO sweeps (model, sweep_json, machine_json) VALUES (?, ?, ?)",
+            (result.model, json.dumps(result.to_dict(), ensure_ascii=False), json.dumps(dict(machine))),
+            "sweep",
+        )
+
+    def sweeps(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Past sweeps, oldest first: each the export's `sweep` object with `model` and `recorded_at`."""
+        from llmtop.model_facts import same_model
+
+        sweeps = []
+        for recorded_at, name, text in self._select("SELECT recorded_at, model, sweep_json FROM sweeps ORDER BY id"):
+            try:
+                sweep = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(sweep, dict) and (model is None or same_model(name, model)):
+                sweeps.append({"recorded_at": recorded_at, "model": name, **sweep})
+        return sweeps
 
     def runs(self, model: str | None = None, limit: int | None = None) -> list[SummaryRow]:
         """Past runs, oldest first; `model` matches the name as given (tag `latest` implied)."""
         from llmtop.model_facts import same_model
 
-        if not self.path.exists():
-            return []
-        connection = self._connect()
-        try:
-            found = connection.execute("SELECT row_json FROM runs ORDER BY id").fetchall()
-        except sqlite3.Error as exc:
-            raise HistoryError(f"cannot read the history at {self.path}: {exc}") from None
-        finally:
-            connection.close()
+        found = self._select("SELECT row_json FROM runs ORDER BY id")
         rows = []
         for (text,) in found:
             try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from llmtop.exports import LANGUAGES, export_format, runs_markdown, to_csv, to_json, to_markdown
 from llmtop.history import History, HistoryError
@@ -15,13 +17,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmtop history",
         description="List the runs llmtop has kept (one line per run, oldest first), and compare them: "
-        "the second table groups them by model, mode and load, with tps mean ± sd and the speed-up over cpu.",
+        "the second table groups them by model, mode and load, with tps mean ± sd and the speed-up over cpu; "
+        "then what each --sweep concluded.",
     )
     parser.add_argument("--model", metavar="M", help="only this model's runs")
     parser.add_argument("--limit", metavar="N", type=int, help="only the last N runs")
     parser.add_argument("--export", metavar="PATH", help="write them to PATH: .md, .csv or .json")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en or ja")
     return parser
+
+
+def sweeps_markdown(sweeps: Sequence[dict[str, Any]]) -> str:
+    """Past sweeps, one line each: when, which model and setting, and what each concluded."""
+    lines = ["### Sweeps\n"]
+    for sweep in sweeps:
+        when = str(sweep.get("recorded_at") or "")[:16].replace("T", " ")
+        stopped = "" if sweep.get("finished") else " (stopped early)"
+        lines.append(f"- {when} {sweep.get('model')} {sweep.get('parameter')}{stopped}: {sweep.get('conclusion')}")
+    return "\n".join(lines) + "\n"
+
+
+def with_sweeps(document: str, sweeps: Sequence[dict[str, Any]]) -> str:
+    """The runs' JSON export with the past sweeps under `sweeps`."""
+    data = json.loads(document)
+    data["sweeps"] = list(sweeps)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -37,6 +57,7 @@ def main(argv: Sequence[str]) -> int:
     history = History()
     try:
         rows = history.runs(args.model, args.limit)
+        sweeps = history.sweeps(args.model)
     except HistoryError as exc:
         sys.stderr.write(f"llmtop history: {exc}\n")
         return 2
@@ -47,12 +68,14 @@ def main(argv: Sequence[str]) -> int:
         )
         return 1
     listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang)
+    if sweeps:
+        listing += "\n" + sweeps_markdown(sweeps)
     status = 0
     if args.export:  # the file first: a failing print never costs it
         text = {
             "md": lambda: listing,
             "csv": lambda: to_csv(rows),
-            "json": lambda: to_json(rows),
+            "json": lambda: with_sweeps(to_json(rows), sweeps),
         }[kind]()
         try:
             with open(args.export, "w", encoding="utf-8", newline="") as handle:

@@ -26,12 +26,13 @@ from llmtop.collectors.log_sources import (
     wait_for_port,
 )
 from llmtop.collectors.log_watch import LogWatcher
-from llmtop.exports import to_markdown, write_export
+from llmtop.exports import session_markdown, write_export
 from llmtop.hosts import is_local
 from llmtop.output import print_out
 from llmtop.session_settings import RunSettings, ollama_load_timeout, silence_limit
 from llmtop.stopping import SignalStop, StopRequested, stop_for
 from llmtop.summary import SummaryRow
+from llmtop.sweep import SweepResult
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -119,11 +120,14 @@ def _pull(server, model: str, stream: TextIO) -> None:
     stream.write("\n" if stream.isatty() else "")
 
 
-def write_outputs(rows: Sequence[SummaryRow], args: argparse.Namespace, machine, err: TextIO) -> bool:
-    """--export and --chart; False when a file could not be written (said on err)."""
+def write_outputs(
+    rows: Sequence[SummaryRow], args: argparse.Namespace, machine, err: TextIO, sweep: SweepResult | None = None
+) -> bool:
+    """--export and --chart (and a sweep's section in the export); False when a file could not be
+    written (said on err)."""
     ok = True
     for path, write in (
-        (args.export, lambda p: write_export(rows, p, args.lang, machine)),
+        (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),
         (args.chart, lambda p: write_chart(rows, p)),
     ):
         if not path or not rows:
@@ -136,6 +140,13 @@ def write_outputs(rows: Sequence[SummaryRow], args: argparse.Namespace, machine,
             continue
         err.write(f"llmtop: wrote {written}\n")
     return ok
+
+
+def all_measured(rows: Sequence[SummaryRow], sweep: SweepResult | None) -> bool:
+    """Every run complete; for a sweep, that it concluded: a point that failed to load is a result."""
+    if sweep is not None:
+        return sweep.concluded
+    return all(r.complete for r in rows)
 
 
 def measure(
@@ -169,8 +180,9 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
     from llmtop.history import History
     from llmtop.machine import describe_machine
     from llmtop.ollama_api import ModelNotFound, OllamaError, OllamaServer, ServerUnreachable
-    from llmtop.plan import PlanRunner, build_plan
+    from llmtop.plan import PlanRunner, SweepPlan, build_plan
     from llmtop.session import Session
+    from llmtop.sweep import SweepError, announce, check_layers
 
     err = sys.stderr
     load_timeout = ollama_load_timeout(os.environ.get("OLLAMA_LOAD_TIMEOUT"))
@@ -202,11 +214,27 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
         server.close()
         return EXIT_RUN_FAILED
 
+    sweep = None
+    if args.sweep is not None:
+        model, session = next(iter(sessions.items()))
+        facts = session.facts
+        try:
+            check_layers(args.sweep, model, facts.layers_total if facts else None)
+        except SweepError as exc:
+            err.write(f"llmtop: {exc}\n")
+            server.close()
+            return EXIT_USAGE
+        sweep = SweepPlan(model, args.sweep, facts.layers_total if facts else None, args.repeat, settings)
+        plan = sweep.first()
+        err.write(
+            f"llmtop: {announce(args.sweep, model, sweep.planner, args.repeat, facts.size_bytes if facts else None)}\n"
+        )
+    else:
+        plan = build_plan(list(sessions), modes, args.repeat, settings)
     gpus = probe_gpu_backends(pids=collectors.ollama_pids)
     collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
     version = next(iter(sessions.values())).version
-    plan = build_plan(list(sessions), modes, args.repeat, settings)
-    recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings)
+    recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings, sweep=sweep)
 
     def machine():
         latest = collectors.gpu.latest() if collectors.gpu else None
@@ -222,6 +250,7 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
         history=None if args.no_history else History(),
         machine=machine,
         on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
+        sweep=sweep,
     )
     try:
         if args.headless:
@@ -239,10 +268,10 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
                 err.write(f"llmtop: recorded to {recorder.path} (llmtop replay {recorder.path})\n")
 
 
-def start_recording(args, collectors, sessions, log, log_reason, plan, settings, demo: str | None = None):
+def start_recording(args, collectors, sessions, log, log_reason, plan, settings, demo: str | None = None, sweep=None):
     """Open the recording (unless --no-record) and hook it to the collectors, the log and the
     sessions; None when there is none. A recording that cannot be opened costs no run. `demo`
-    marks a recording made for the demo (its replay says so)."""
+    marks a recording made for the demo (its replay says so); `sweep` (a SweepPlan) a sweep's."""
     from llmtop import recording
 
     if args.no_record:
@@ -269,6 +298,7 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
             gpu={"available": collectors.gpu is not None, "reason": collectors.gpu_unavailable},
             argv=sys.argv[1:],
             demo=demo,
+            sweep=None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
         ),
     )
     for model, session in sessions.items():
@@ -317,12 +347,13 @@ def run_on_screen(
         signals.on_stop = None
         signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
     rows = runner.rows
-    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr)
+    sweep = runner.sweep_result() if rows else None
+    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep)
     if app.exit_status is not None:
         return app.exit_status
     if not written:
         return EXIT_RUN_FAILED
-    return EXIT_OK if (rows or empty_ok) and all(r.complete for r in rows) else EXIT_RUN_FAILED
+    return EXIT_OK if (rows or empty_ok) and all_measured(rows, sweep) else EXIT_RUN_FAILED
 
 
 def run_headless(runner, args: argparse.Namespace, signals: SignalStop | None = None) -> int:
@@ -351,12 +382,13 @@ def run_headless(runner, args: argparse.Namespace, signals: SignalStop | None = 
     if not rows:
         sys.stderr.write(f"llmtop: no run finished{f' ({stop.reason})' if stop else ''}\n")
         return stop.status if stop else EXIT_RUN_FAILED
-    written = write_outputs(rows, args, runner.machine, sys.stderr)
+    sweep = runner.sweep_result()
+    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep)
     for row in rows:
         if row.error:
             sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
-    table = to_markdown(rows, args.lang)
+    table = session_markdown(rows, args.lang, sweep)
     print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
     if stop is not None:
         return stop.status
-    return EXIT_OK if written and all(r.complete for r in rows) else EXIT_RUN_FAILED
+    return EXIT_OK if written and all_measured(rows, sweep) else EXIT_RUN_FAILED

@@ -19,6 +19,7 @@ from llmtop.session import Session
 from llmtop.session_settings import RunSettings
 from llmtop.stopping import StopRequested
 from llmtop.summary import SummaryRow
+from llmtop.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,31 @@ def build_plan(models: Sequence[str], modes: Sequence[str], repeat: int, base: R
     ]
 
 
+class SweepPlan:
+    """A sweep as a plan that grows: its first points, then more around the fastest (sweep.py)."""
+
+    def __init__(self, model: str, spec: SweepSpec, layers_total: int | None, repeat: int, base: RunSettings) -> None:
+        self.model = model
+        self.spec = spec
+        self.repeat = repeat
+        self.base = base
+        self.planner = SweepPlanner(spec, layers_total)
+
+    def first(self) -> list[PlannedRun]:
+        return build_plan([self.model], self.planner.first_modes(), self.repeat, self.base)
+
+    def more(self, rows: Sequence[SummaryRow]) -> list[PlannedRun]:
+        """The next points, from the runs so far; [] when the sweep is done."""
+        return build_plan([self.model], self.planner.next_modes(rows), self.repeat, self.base)
+
+    def expected_runs(self) -> int:
+        return self.planner.expected_runs() * self.repeat
+
+    def result(self, rows: Sequence[SummaryRow], finished: bool) -> SweepResult:
+        num_ctx = self.base.num_ctx if self.spec.parameter == "num_gpu" else None
+        return conclude(self.model, self.spec, rows, finished, num_ctx)
+
+
 class PlanRunner:
     """Works through the queue of planned runs, one session per model; thread-safe to read."""
 
@@ -46,7 +72,9 @@ class PlanRunner:
         machine: Callable[[], Mapping[str, Any]] = dict,
         on_note: Callable[[str], object] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
+        sweep: SweepPlan | None = None,
     ) -> None:
+        """`sweep`: the plan grows with the sweep's next points each time its queue runs dry."""
         self.sessions = dict(sessions)
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
@@ -64,6 +92,48 @@ class PlanRunner:
         self.stop_request: StopRequested | None = None  # what stopped the plan, if a signal did
         self.current: Session = next(iter(self.sessions.values()))
         self.current_item: PlannedRun | None = plan[0] if plan else None
+        self.sweep = sweep
+        self.sweep_done = sweep is None or not sweep.planner.grows  # no more points will come
+        self._sweep_kept = False
+
+    @property
+    def total_text(self) -> str:
+        """`8`, or `about 10` while a sweep may still add points."""
+        return str(self.total) if self.sweep_done else f"about {self.expected_total}"
+
+    @property
+    def expected_total(self) -> int:
+        """The runs the plan will make, as far as can be told: a sweep's guess until it is done."""
+        if self.sweep is None or self.sweep_done:
+            return self.total
+        return max(self.total, self.sweep.expected_runs())
+
+    def sweep_result(self) -> SweepResult | None:
+        """What the sweep found so far (None: not a sweep); `finished` once no point is left."""
+        if self.sweep is None:
+            return None
+        with self._lock:
+            rows = list(self.rows)
+            finished = self.sweep_done and not self.queue and not self.stopped
+        return self.sweep.result(rows, finished)
+
+    def keep_sweep(self) -> SweepResult | None:
+        """The sweep's result, added to the history once (at its end, or when it is stopped)."""
+        result = self.sweep_result()
+        if result is None or not result.points:
+            return result
+        with self._lock:
+            if self._sweep_kept:
+                return result
+            self._sweep_kept = True
+        if self.history is not None:
+            try:
+                self.history.add_sweep(result, self.machine)
+            except HistoryError as exc:
+                if self.history_problem is None:
+                    self.on_note(f"{exc}; the sweep is kept in this session and its exports")
+                self.history_problem = str(exc)
+        return result
 
     @property
     def machine(self) -> Mapping[str, Any]:
@@ -91,7 +161,10 @@ class PlanRunner:
         if not self._durations:
             return None
         mean = statistics.fmean(self._durations)
-        left = mean * len(self.queue)
+        waiting = len(self.queue)
+        if not self.sweep_done:  # a sweep's points to come are not queued yet
+            waiting = max(waiting, self.expected_total - self.done - (1 if self._started is not None else 0))
+        left = mean * waiting
         if self._started is not None:
             left += max(mean - (self._clock() - self._started), 0.0)
         return left
@@ -109,6 +182,11 @@ class PlanRunner:
     def run_next(self) -> SummaryRow | None:
         """Run the next planned run; None when the queue is empty or the runner was stopped."""
         with self._lock:
+            if not self.queue and not self.stopped and not self.sweep_done and self.sweep is not None:
+                more = self.sweep.more(self.rows)
+                self.queue.extend(more)
+                self.total += len(more)
+                self.sweep_done = not more
             if self.stopped or not self.queue:
                 return None
             item = self.queue.popleft()
@@ -130,9 +208,14 @@ class PlanRunner:
         return row
 
     def run_all(self) -> list[SummaryRow]:
-        """Run until the queue is empty or the runner is stopped; return every row."""
-        while self.run_next() is not None:
-            pass
+        """Run until the queue is empty or the runner is stopped; return every row. A sweep's result
+        goes to the history at the end, whether it ran all its points or was stopped."""
+        try:
+            while self.run_next() is not None:
+                pass
+        finally:
+            if self.sweep is not None and self.rows:
+                self.keep_sweep()
         return self.rows
 
     def abandon(self, reason: str) -> SummaryRow | None:
@@ -145,4 +228,6 @@ class PlanRunner:
                 self.rows.append(row)
         if row is not None:
             self._remember(row)
+        if self.sweep is not None and self.rows:
+            self.keep_sweep()
         return row

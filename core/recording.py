@@ -207,8 +207,9 @@ def header(
     gpu: Mapping[str, Any],
     argv: list[str] | None = None,
     demo: str | None = None,
+    sweep: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The fields of the first event."""
+    """The fields of the first event; `sweep` what a `--sweep` swept (its replay concludes the same)."""
     return {
         "v": FORMAT_VERSION,
         "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -220,4 +221,5 @@ def header(
         "gpu": dict(gpu),
         "argv": argv or [],
         "demo": demo,
+        "sweep": dict(sweep) if sweep is not None else None,
     }

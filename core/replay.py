@@ -22,7 +22,7 @@ from llmtop.collectors.log_sources import LogSource
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
-from llmtop.plan import PlannedRun, PlanRunner
+from llmtop.plan import PlannedRun, PlanRunner, SweepPlan
 from llmtop.recording import (
     FORMAT_VERSION,
     SAMPLE_READERS,
@@ -36,7 +36,9 @@ from llmtop.recording import (
     summary_row,
 )
 from llmtop.session import Phase, Session
+from llmtop.session_settings import RunSettings
 from llmtop.summary import RunRecord, SummaryRow
+from llmtop.sweep import SweepSpec
 
 
 class RecordedEvents(Sequence[dict[str, Any]]):
@@ -271,6 +273,13 @@ class ReplayRunner(PlanRunner):
     def __init__(self, world: Replay) -> None:
         super().__init__(world.sessions, world.planned, machine=world.machine, clock=world.player.now)
         self.world = world
+        swept = world.header.get("sweep")
+        if isinstance(swept, dict) and world.sessions:  # a sweep's replay concludes as the sweep did
+            model, session = next(iter(world.sessions.items()))
+            layers = session.facts.layers_total if session.facts else None
+            context = swept.get("num_ctx") if isinstance(swept.get("num_ctx"), int) else None
+            self.sweep = SweepPlan(model, SweepSpec.from_dict(swept), layers, 1, RunSettings(num_ctx=context))
+            self._sweep_kept = True  # it is in the history already, if it was kept
 
     def run_next(self) -> SummaryRow | None:
         if self.world.player.stopped.is_set():  # damaged, or stopped by the user: nothing more to play

@@ -112,6 +112,7 @@ class RunRecord:
     num_ctx: int | None = None  # the context the run asked for
 
 
+SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled
 BURSTS = "tokens arrived in bursts (a buffering proxy?): the client's clock cannot time them"
 ENV_FROM_LOG = "server log"
 ENV_FROM_PLAN = "server log (Ollama's plan)"

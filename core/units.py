@@ -57,3 +57,14 @@ def clock(elapsed: float) -> str:
     """Elapsed time as `m:ss` for the phase line (whole seconds: the line is redrawn once a second)."""
     minutes, secs = divmod(int(max(elapsed, 0.0)), 60)
     return f"{minutes}:{secs:02d}"
+
+
+def duration(value: float) -> str:
+    """A longer span for an estimate: `40 s`, `32 min`, `1 h 05 min`."""
+    total = int(round(max(value, 0.0)))
+    if total < 60:
+        return f"{total} s"
+    minutes = (total + 30) // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -15,11 +15,14 @@ session, plan runner and recorder against the Ollama double (tests/ollama_double
 - screenshots/recordings/engine.jsonl: `llmtop gemma3:270m --headless` against a real engine
   (tests/engine_double.py: llama.cpp loading Gemma 3 270M in an `ollama runner` child, weights
   mapped), where RAM is in use plus the runner's mapped weights. Needs the `engine` extra.
+- screenshots/recordings/sweep.jsonl: `llmtop llama3.3 --sweep --headless` against the double on the
+  article's machine (tests/spilling_machine.py), its GPU read through the real amdgpu sysfs reader.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -138,6 +141,33 @@ def record_engine(path: Path) -> None:
     print("wrote", path, f"({path.stat().st_size // 1000} kB)")
 
 
+def record_sweep(path: Path) -> None:
+    """`llmtop llama3.3 --sweep --headless` as a user runs it, against the double on the article's machine
+    (tests/spilling_machine.py: a 16 GB Radeon whose amdgpu counters llmtop reads from a sysfs tree,
+    tokens/s that rises with the GPU layers until VRAM is full and falls as shared memory grows, and
+    loads past the shared memory that fail). Real time: the article's 0.9-1.3 tokens/s, 12 tokens a run."""
+    from spilling_machine import SpillingMachine
+
+    path.unlink(missing_ok=True)
+    llmtop = Path(sys.executable).parent / "llmtop"
+    with tempfile.TemporaryDirectory() as folder:
+        machine = SpillingMachine(speedup=1.0)
+        sysfs = machine.install(Path(folder) / "sys")
+        log_file = Path(folder) / "server.log"
+        log_file.write_text("")
+        config = DoubleConfig(tokens=12, load_delay_s=1.0, prompt_delay_s=0.5, machine=machine)
+        with (
+            open(log_file, "a", encoding="utf-8", buffering=1) as writer,
+            OllamaDouble(config, log=ServerLog(writer.write, library="rocm")) as double,
+        ):
+            args = [
+                "llama3.3", "--host", double.url, "--log", str(log_file), "--sweep", "--headless", "--no-history",
+            ]  # fmt: skip
+            env = {**os.environ, "LLMTOP_SYSFS_ROOT": str(sysfs)}
+            subprocess.run([str(llmtop), *args, "--record", str(path)], check=True, capture_output=True, env=env)
+    print("wrote", path, f"({path.stat().st_size // 1000} kB)")
+
+
 def main() -> None:
     (HERE / "recordings").mkdir(exist_ok=True)
     record(
@@ -161,7 +191,11 @@ def main() -> None:
         demo=DEMO_NOTE,
     )
     record_engine(HERE / "recordings" / "engine.jsonl")
+    record_sweep(HERE / "recordings" / "sweep.jsonl")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["sweep"]:  # only the sweep's recording
+        record_sweep(HERE / "recordings" / "sweep.jsonl")
+    else:
+        main()

@@ -93,6 +93,9 @@ class DoubleConfig:
     on_unload: Callable[[str], None] | None = None
     # A real engine (tests/engine_double.py) generates instead of the paced words above.
     engine: Engine | None = None
+    # A machine whose GPU is too small (tests/spilling_machine.py): the layers decide the token rate,
+    # the GPU's counters and whether the load fails for want of memory.
+    machine: Any = None
 
 
 def log_time() -> str:
@@ -106,13 +109,18 @@ class ServerLog:
     ERAS = ("0.5", "go-engine")
     DEFAULT_CONTEXT = {"0.5": 2048, "go-engine": 4096}  # Ollama's num_ctx when a request sets none
 
-    def __init__(self, write: Any, era: str = "0.5") -> None:
+    BUFFERS = {"cuda": "CUDA0", "rocm": "ROCm0"}
+
+    def __init__(self, write: Any, era: str = "0.5", library: str = "cuda") -> None:
         """`era`: "0.5", the llama.cpp runner's lines (`llm_load_tensors:`), or "go-engine", Ollama's own
-        engine's (0.6 to 0.2x: `runner --ollama-engine`, ggml.go's `offloaded N/M layers to GPU`)."""
+        engine's (0.6 to 0.2x: `runner --ollama-engine`, ggml.go's `offloaded N/M layers to GPU`).
+        `library`: the GPU's, `cuda` or `rocm`."""
         if era not in self.ERAS:
             raise ValueError(f"unknown log era {era!r}: one of {', '.join(self.ERAS)}")
         self.write = write
         self.era = era
+        self.library = library
+        self.buffer = self.BUFFERS[library]
 
     def line(self, text: str) -> None:
         self.write(text + "\n")
@@ -136,13 +144,13 @@ class ServerLog:
         self.structured(
             "types.go:131",
             '"inference compute"',
-            f'id=GPU-5c9d1f3a library=cuda variant=v12 compute=8.9 driver=12.4 name="{gpu_name}" '
+            f'id=GPU-5c9d1f3a library={self.library} variant=v12 compute=8.9 driver=12.4 name="{gpu_name}" '
             'total="15.6 GiB" available="14.9 GiB"',
         )
 
     def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int = 2048) -> None:
         total = model["block_count"] + 1
-        library = "cpu" if cpu_only else "cuda"
+        library = "cpu" if cpu_only else self.library
         estimate = (
             f"layers.requested={0 if cpu_only else -1} layers.model={total} layers.offload={gpu_layers} "
             'layers.split="" memory.available="[15.6 GiB]" memory.gpu_overhead="0 B" '
@@ -157,7 +165,7 @@ class ServerLog:
             self._go_engine_load(total, gpu_layers, library, estimate, f"--model {blob} {flags}")
             return
         self.structured("memory.go:326", f'"offload to {library}"', estimate)
-        runner = "cpu_avx2" if cpu_only else "cuda_v12"
+        runner = "cpu_avx2" if cpu_only else f"{self.library}_v12"
         self.structured(
             "server.go:388",
             '"starting llama server"',
@@ -170,7 +178,7 @@ class ServerLog:
         self.line(f"llm_load_tensors: offloaded {gpu_layers}/{total} layers to GPU")
         gpu_mib = 40550.27 * gpu_layers / total
         self.line(f"llm_load_tensors:        CPU buffer size = {40550.27 - gpu_mib:8.2f} MiB")
-        self.line(f"llm_load_tensors:      CUDA0 buffer size = {gpu_mib:8.2f} MiB")
+        self.line(f"llm_load_tensors: {self.buffer:>9} buffer size = {gpu_mib:8.2f} MiB")
 
     def _go_engine_load(self, total: int, gpu_layers: int, library: str, estimate: str, args: str) -> None:
         """Ollama's own engine (0.6 to 0.2x), as in fixtures 01 and 05: the runner is `ollama runner
@@ -186,7 +194,7 @@ class ServerLog:
         self.structured("ggml.go:375", f'"offloaded {gpu_layers}/{total} layers to GPU"')
         gpu_gib = 39.6 * gpu_layers / total
         if gpu_layers:
-            self.structured("ggml.go:377", '"model weights"', f'buffer=CUDA0 size="{gpu_gib:.1f} GiB"')
+            self.structured("ggml.go:377", '"model weights"', f'buffer={self.buffer} size="{gpu_gib:.1f} GiB"')
         self.structured("ggml.go:377", '"model weights"', f'buffer=CPU size="{39.6 - gpu_gib:.1f} GiB"')
 
     def started(self, seconds: float) -> None:
@@ -300,14 +308,16 @@ class OllamaDouble:
     def _find(self, name: str) -> dict[str, Any] | None:
         return self.config.models.get(_canonical(name))
 
-    def _load(self, name: str, options: dict[str, Any] | None) -> None:
+    def _load(self, name: str, options: dict[str, Any] | None) -> bool:
+        """Load the model as the options ask; False when the machine has not the memory for it."""
         model = self._find(name)
         if model is None:
-            return
+            return True
         num_gpu = (options or {}).get("num_gpu")
         total = model["block_count"] + 1
+        machine = self.config.machine
         if num_gpu is None:
-            layers = round(total * self.config.vram_fraction)
+            layers = machine.auto_layers if machine is not None else round(total * self.config.vram_fraction)
         else:
             layers = min(num_gpu, total)
         vram = int(model["size"] * layers / total)
@@ -315,15 +325,28 @@ class OllamaDouble:
         context = int((options or {}).get("num_ctx") or ServerLog.DEFAULT_CONTEXT[era])
         if self.log is not None:
             self.log.load(model, layers, cpu_only=num_gpu == 0, context=context)
+        rate = None
+        if machine is not None:
+            if not machine.fits(model["size"], total, layers):
+                if self.log is not None:
+                    self.log.line("llama_model_load: error loading model: unable to allocate ROCm0 buffer")
+                    self.log.terminated("error loading model: unable to allocate ROCm0 buffer")
+                return False
+            dedicated, shared = machine.placement(model["size"], total, layers)
+            machine.write_counters(dedicated, shared)
+            vram = min(dedicated + shared, model["size"])
+            rate = machine.token_rate(model["size"], total, layers)
         with self._lock:
             fresh = _canonical(name) not in self.loaded
             self.loaded[_canonical(name)] = {
                 "size": model["size"] + 1_500_000_000,
                 "size_vram": vram,
                 "context_length": context,
+                "rate": rate,
             }
         if fresh and self.config.on_load is not None:
             self.config.on_load(_canonical(name))
+        return True
 
     def _unload_later(self, name: str) -> None:
         engine = self.config.engine
@@ -335,6 +358,8 @@ class OllamaDouble:
             time.sleep(self.config.unload_delay_s)
             with self._lock:
                 was_loaded = self.loaded.pop(_canonical(name), None) is not None
+            if was_loaded and self.config.machine is not None:
+                self.config.machine.write_counters(0, 0)
             if was_loaded and self.config.on_unload is not None:
                 self.config.on_unload(_canonical(name))
 
@@ -535,7 +560,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         started = time.monotonic_ns()
         already = _canonical(name) in self.owner.loaded
-        self.owner._load(name, body.get("options"))
+        if not self.owner._load(name, body.get("options")):
+            time.sleep(cfg.load_delay_s)
+            from spilling_machine import OOM_ERROR
+
+            self._error(500, OOM_ERROR)
+            return
         if not already:
             time.sleep(cfg.load_delay_s)
         loaded_at = time.monotonic_ns()
@@ -548,6 +578,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cpu_only = (body.get("options") or {}).get("num_gpu") == 0
         rate = cfg.cpu_token_rate if cpu_only and cfg.cpu_token_rate else cfg.token_rate
+        machine_rate = (self.owner.loaded.get(_canonical(name)) or {}).get("rate")
+        if machine_rate:
+            rate = machine_rate
         if cfg.llama_server_log and self.owner.log is not None and cfg.prompt_delay_s >= 1:
             time.sleep(cfg.prompt_delay_s / 2)  # a long prompt: llama-server says how far it has got
             self.owner.log.prompt_progress(len(self.owner.finals), 2560, 0.5, cfg.prompt_delay_s / 2)

@@ -78,6 +78,7 @@ class Scene:
 
 COMPARE = RECORDINGS / "compare.jsonl"
 ENGINE = RECORDINGS / "engine.jsonl"
+SWEEP = RECORDINGS / "sweep.jsonl"
 
 # The screens at the two sizes people use most, mid-run and at the end, and the README's pictures.
 SCENES = (
@@ -90,5 +91,6 @@ SCENES = (
     Scene("log-pane", COMPARE, (140, 50), keys=("b", "l")),
     Scene("spillover", demo_path(), (140, 50), run=1, at=2 / 3, banner=DEMO_BANNER),
     Scene("real-engine", ENGINE, (140, 50)),
+    Scene("sweep", SWEEP, (140, 50)),
 )
-README_PICTURES = {"compare", "session", "log-pane", "spillover", "real-engine"}
+README_PICTURES = {"compare", "session", "log-pane", "spillover", "real-engine", "sweep"}

@@ -384,3 +384,34 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_
         assert re.search(r"server \d+\.\d\d tok/s \(log\)", str(tokens("#tokens").render()))
         await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
         assert app.runner.rows[0].log_eval_tps == pytest.approx(app.runner.rows[0].eval_rate_tps, rel=1e-3)
+
+
+async def test_a_sweep_shows_its_points_its_chart_and_what_to_set(double_factory):
+    from llmtop.plan import SweepPlan
+    from llmtop.sweep import SweepSpec
+    from llmtop.tui.widgets.sweep_chart import SweepChart
+    from spilling_machine import SpillingMachine
+
+    double = double_factory(tokens=12, machine=SpillingMachine(speedup=100.0))
+    collectors = SystemCollectors(0.02)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    sweep = SweepPlan("llama3.3", SweepSpec("num_gpu", (0, 24)), 81, 1, RunSettings())
+    app = LlmtopApp(PlanRunner({"llama3.3": session}, sweep.first(), sweep=sweep))
+    try:
+        async with app.run_test(size=(140, 50)) as pilot:
+            assert "run 1 of 3" in str(app.query_one("#phase").render())
+            await until(pilot, lambda: app.query_one(SweepChart).display, timeout=30)
+            table = app.query_one("#sweep-table", SummaryTable)
+            assert [line.point.mode for line in table.summaries] == ["cpu", "gpu=24", "auto"]
+            assert [line.marks for line in table.summaries] == ["", "fastest, recommended", "Ollama's choice"]
+            conclusion = str(app.query_one("#conclusion").render())
+            assert conclusion.startswith("num_gpu 24 gives ")
+            assert "Modelfile: FROM llama3.3 / PARAMETER num_gpu 24" in conclusion
+            assert not app.query_one("#comparison").display  # the sweep's table takes its place
+            assert app.query_one(SweepChart).drawn is not None and not app.query_one("#chart").display
+            await pilot.press("b")
+            assert app.query_one("#chart").display and not app.query_one(SweepChart).display
+    finally:
+        collectors.stop()

@@ -6,8 +6,8 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from gpu_trees import AMD_CARD, GiB, proc_tree, sysfs_tree
 
+from gpu_trees import AMD_CARD, GiB, proc_tree, sysfs_tree
 from llmtop.collectors.drm_fdinfo import fdinfo_bytes, process_gpu_memory
 from llmtop.collectors.gpu_linux_drm import (
     FDINFO_DENIED,

@@ -21,29 +21,30 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Log, Static
+from textual_plotext import PlotextPlot
 
 from llmtop import units
 from llmtop.charts import chart_bars, write_chart
 from llmtop.comparison import compare
 from llmtop.exports import write_export
-from llmtop.figures import SCREEN_COMPARISON_COLUMNS
+from llmtop.figures import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
 from llmtop.output import internal_error
 from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
 from llmtop.stopping import StopRequested, stop_for
-from llmtop.summary import SummaryRow
-from llmtop.tui.messages import PhaseChanged, RunFinished, SessionNote
+from llmtop.summary import SPILL_BYTES, SummaryRow
+from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
+from llmtop.tui.widgets.sweep_chart import SweepChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 
 REFRESH_S = 0.25  # screen refresh: four times a second, whatever the sampling interval
 SLOW_EVERY = 8  # the chart and the log pane: every eighth refresh (every 2 s; plotext is the costliest draw)
 CHART_POINTS = 80
-SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory growing more than this during a run: spillover
 
 
 class _AppObserver(SessionObserver):
@@ -155,10 +156,15 @@ class LlmtopApp(App[int]):
                 yield Static(id="why", markup=False)
             yield TokenRateChart(id="chart")
             yield TpsBarChart(id="bars")
+            if self.runner.sweep is not None:
+                yield SweepChart(id="sweep-chart")
         yield StreamedText(id="text")
         yield Log(id="log-pane", max_lines=300)
         yield SummaryTable(id="summary")
         yield SummaryTable(id="comparison", columns=SCREEN_COMPARISON_COLUMNS)
+        if self.runner.sweep is not None:
+            yield SummaryTable(id="sweep-table", columns=SWEEP_COLUMNS)
+            yield Static(id="conclusion", markup=False)
         yield Footer()
 
     def _header_text(self) -> str:
@@ -195,7 +201,17 @@ class LlmtopApp(App[int]):
         self.table.border_title = "runs (Δ over the baseline of each run)"
         self.comparison.border_title = "compared: tps mean ± sd over the runs, speed-up over cpu"
         self.header = self.query_one("#header", TextLine)
-        self.bars = self.query_one(TpsBarChart)
+        # A sweep's chart (tps and memory by layers) takes the place of the bar chart: `b` shows it.
+        self.tps_bars = self.query_one(TpsBarChart)
+        self.bars: PlotextPlot = self.tps_bars
+        if self.runner.sweep is not None:
+            self.sweep_chart = self.bars = self.query_one(SweepChart)
+            self.sweep_table = self.query_one("#sweep-table", SummaryTable)
+            self.sweep_table.border_title = (
+                "sweep: one line per point, tps mean ± sd, memory Δ over each run's baseline (b: its chart)"
+            )
+            self.conclusion = self.query_one("#conclusion", Static)
+            self._show_sweep()
         self.layers_gauge = self.query_one("#layers", Gauge)
         self.log_pane = self.query_one("#log-pane", Log)
         self._pane_shown: list[str] = []
@@ -229,6 +245,7 @@ class LlmtopApp(App[int]):
         except Exception as exc:
             message = internal_error("the plan", exc)
             self.post_message(SessionNote(message))
+        self.post_message(PlanDone())
 
     def _show_text(self) -> None:
         new_run, text = self._observer.drain()
@@ -244,6 +261,9 @@ class LlmtopApp(App[int]):
         self.header.show(self._header_text())
         self._refresh_live()
 
+    def on_plan_done(self, message: PlanDone) -> None:
+        self._show_comparison(plan_done=True)  # a sweep knows only now that no point is left
+
     def on_session_note(self, message: SessionNote) -> None:
         self.notify(message.text, severity="warning", timeout=8)
 
@@ -255,12 +275,37 @@ class LlmtopApp(App[int]):
         self._show_comparison()
         self._refresh_live()
 
-    def _show_comparison(self) -> None:
+    def _show_sweep(self) -> None:
+        """The sweep's table, chart and conclusion from the points so far."""
+        result = self.runner.sweep_result()
+        if result is None:
+            return
+        self.sweep_table.replace_all(result.lines())
+        self.sweep_chart.show_result(result)
+        if not result.points:
+            self.conclusion.update("the sweep's conclusion comes as its points finish")
+            return
+        if not result.finished:
+            self.conclusion.update(f"so far: {result.conclusion}")
+            return
+        lines = [result.conclusion, *(f"· {note}" for note in result.notes)]
+        if result.modelfile and result.create_command:
+            modelfile = " / ".join(result.modelfile.strip().splitlines())
+            lines.append(f"Modelfile: {modelfile}  ·  then: {result.create_command}")
+        self.conclusion.update("\n".join(lines))
+
+    def _show_comparison(self, plan_done: bool = False) -> None:
         rows = list(self.runner.rows)
         groups = compare(rows)
         self.comparison.replace_all(groups)
-        self.comparison.display = len(rows) > 1
-        self.bars.show_bars(chart_bars(rows))
+        self.comparison.display = len(rows) > 1 and self.runner.sweep is None  # a sweep's table says it
+        if self.runner.sweep is not None:
+            self._show_sweep()
+            if plan_done and not self._bars_shown:
+                self._bars_shown = True  # the sweep is done: show its chart once (b toggles)
+                self._show_bars(True)
+            return
+        self.tps_bars.show_bars(chart_bars(rows))
         if len(groups) > 1 and not self.runner.queue and not self._bars_shown:
             self._bars_shown = True  # the plan is done: show the article's graph once (b toggles)
             self._show_bars(True)
@@ -482,8 +527,8 @@ class LlmtopApp(App[int]):
         runner = self.runner
         elapsed = units.clock(now - session.phase_since)
         item = runner.current_item
-        number = min(runner.done + (1 if runner.running else 0), runner.total) or 1
-        where = f"run {number} of {runner.total}" + (f" · {item.model} {item.settings.mode}" if item else "")
+        number = min(runner.done + (1 if runner.running else 0), runner.expected_total) or 1
+        where = f"run {number} of {runner.total_text}" + (f" · {item.model} {item.settings.mode}" if item else "")
         left = runner.time_left() if runner.queue or runner.running else None
         eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
         if self.banner:
@@ -532,7 +577,7 @@ class LlmtopApp(App[int]):
             return
         path = Path(self.export_path) if self.export_path else self._default_export_path()
         try:
-            write_export(rows, path, self.lang, self.runner.machine)
+            write_export(rows, path, self.lang, self.runner.machine, self.runner.sweep_result())
             if self.chart_path:
                 write_chart(rows, self.chart_path)
         except OSError as exc:

@@ -25,3 +25,7 @@ class RunFinished(Message):
     def __init__(self, row: SummaryRow) -> None:
         super().__init__()
         self.row = row
+
+
+class PlanDone(Message):
+    """The runner's queue is done (or it was stopped): nothing more will run until `r`."""

@@ -1,0 +1,100 @@
+"""A machine whose GPU is too small for the model, for the Ollama double (DoubleConfig.machine).
+
+Every generated token reads the whole model once: the layers on the CPU from system RAM, those in
+VRAM at the GPU's bandwidth, and the part that spilled into shared GPU memory (GTT, Windows' shared
+memory) across the bus, slower than the CPU reads its own RAM. So tokens/s rises with the GPU layers
+until VRAM is full, then falls as the spill grows; past the shared memory the driver will give, the
+load fails for want of memory. The GPU's counters are written as the amdgpu driver publishes them
+(an RX 7600 XT, tests/gpu_trees.py) under a sysfs root that llmtop reads through LLMTOP_SYSFS_ROOT.
+
+The defaults are the article's machine: Llama 3.3 70B Q4_K_M (42.5 GB, 81 layers) on a 16 GB
+Radeon, 0.94 tokens/s on the CPU alone, Ollama's choice of 27 layers spilling 1.3 GB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpu_trees import AMD_CARD, sysfs_tree
+
+OOM_ERROR = "llama runner process has terminated: error loading model: unable to allocate ROCm0 buffer"
+
+
+@dataclass
+class SpillingMachine:
+    vram_total: int = int(AMD_CARD["mem_info_vram_total"])
+    vram_idle: int = 600_000_000  # the desktop's share of VRAM before the model loads
+    gtt_total: int = int(AMD_CARD["mem_info_gtt_total"])
+    gtt_idle: int = 90_000_000
+    gpu_overhead: int = 3_700_000_000  # KV cache and compute buffers on the GPU once a layer is there
+    shared_limit: int = 16_000_000_000  # the most shared memory the driver gives before a load fails
+    cpu_bandwidth: float = 40e9  # bytes/s the CPU reads its RAM at
+    vram_bandwidth: float = 288e9
+    shared_bandwidth: float = 12e9  # across PCIe: slower than the CPU's own RAM
+    auto_layers: int = 27  # what Ollama chooses when the request sets no num_gpu
+    speedup: float = 100.0  # the double generates this much faster than the machine (tests stay short)
+    sysfs_root: Path | None = None  # where the GPU's counters are written (set up by `install`)
+
+    def install(self, root: Path) -> Path:
+        """Write the card's sysfs tree under `root`, idle; return the root for LLMTOP_SYSFS_ROOT."""
+        self.sysfs_root = sysfs_tree(root)
+        self.write_counters(0, 0)
+        return root
+
+    def placement(self, size: int, total_layers: int, gpu_layers: int) -> tuple[int, int]:
+        """(dedicated, shared) bytes the model takes on the GPU with `gpu_layers` of its layers there."""
+        if gpu_layers <= 0:
+            return 0, 0
+        wanted = size * min(gpu_layers, total_layers) // total_layers + self.gpu_overhead
+        room = self.vram_total - self.vram_idle
+        return min(wanted, room), max(wanted - room, 0)
+
+    def fits(self, size: int, total_layers: int, gpu_layers: int) -> bool:
+        return self.placement(size, total_layers, gpu_layers)[1] <= self.shared_limit
+
+    def machine_tps(self, size: int, total_layers: int, gpu_layers: int) -> float:
+        """Tokens/s on the machine itself (before `speedup`)."""
+        layers = min(max(gpu_layers, 0), total_layers)
+        on_gpu = size * layers // total_layers
+        dedicated, shared = self.placement(size, total_layers, layers)
+        in_vram = min(on_gpu, max(dedicated - self.gpu_overhead, 0))
+        seconds = (
+            (size - on_gpu) / self.cpu_bandwidth
+            + in_vram / self.vram_bandwidth
+            + (on_gpu - in_vram) / self.shared_bandwidth
+        )
+        return 1.0 / seconds
+
+    def token_rate(self, size: int, total_layers: int, gpu_layers: int) -> float:
+        """Tokens/s the double generates at."""
+        return self.machine_tps(size, total_layers, gpu_layers) * self.speedup
+
+    def best_layers(self, size: int, total_layers: int) -> int:
+        """The fastest layer count that loads: the answer a sweep should find."""
+        loadable = [n for n in range(total_layers + 1) if self.fits(size, total_layers, n)]
+        return max(loadable, key=lambda n: (self.machine_tps(size, total_layers, n), -n))
+
+    def write_counters(self, dedicated: int, shared: int) -> None:
+        """The GPU's memory counters as amdgpu publishes them, with the model's part added."""
+        if self.sysfs_root is None:
+            return
+        device = self.sysfs_root / "class/drm/card1/device"
+        for name, value in (
+            ("mem_info_vram_used", self.vram_idle + dedicated),
+            ("mem_info_vis_vram_used", self.vram_idle + dedicated),
+            ("mem_info_gtt_used", self.gtt_idle + shared),
+            ("mem_info_gtt_total", self.gtt_total),
+        ):
+            temporary = device / f".{name}"
+            temporary.write_text(f"{value}\n")
+            temporary.replace(device / name)  # a reader never sees a half-written number
+
+    def gb_per_layer(self, size: int, total_layers: int) -> float:
+        return size / total_layers / 1e9
+
+    def first_spilling_layers(self, size: int, total_layers: int) -> int:
+        """The fewest layers whose placement spills into shared memory."""
+        room = self.vram_total - self.vram_idle - self.gpu_overhead
+        return math.floor(room * total_layers / size) + 1

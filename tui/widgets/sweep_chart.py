@@ -1,0 +1,67 @@
+"""The sweep's chart (plotext): tokens/s by GPU layers (or context), with dedicated VRAM and shared GPU
+memory on the same x axis, Ollama's choice and the fastest point marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual_plotext import PlotextPlot
+
+GB = 1e9
+
+
+class SweepChart(PlotextPlot):
+    """`show_result` redraws from a llmtop.sweep.SweepResult; tps on the left axis, GB on the right."""
+
+    DEFAULT_CSS = """
+    SweepChart { height: 14; width: 2fr; display: none; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.drawn: Any = None
+
+    def show_result(self, result: Any) -> None:
+        """Draw the points measured so far (a SweepResult)."""
+        key = None if result is None else [p.to_dict() for p in result.points]
+        if key == self.drawn:
+            return
+        self.drawn = key
+        plt = self.plt
+        plt.clear_figure()  # every setting too: what is drawn depends on the points alone
+        layers = result is None or result.spec.parameter == "num_gpu"
+        plt.xlabel("GPU layers" if layers else "context (tokens)")
+        points = [p for p in (result.points if result else ()) if p.x is not None]
+        measured = [p for p in points if p.tps is not None]
+        if not points:
+            plt.title("sweep: no point measured yet")
+            self.refresh()
+            return
+        marks = []
+        if result.ollama_choice is not None and result.ollama_choice.x is not None:
+            marks.append(f"Ollama's choice {result.ollama_choice.x}")
+        if result.best is not None and result.best.x is not None:
+            marks.append(f"fastest {result.best.x}")
+        plt.title("tokens/s (left) and GPU memory GB (right)" + (": " + ", ".join(marks) if marks else ""))
+        if measured:
+            plt.plot([p.x for p in measured], [p.tps for p in measured], marker="dot", color="blue", label="tps")
+            plt.ylim(0, max(p.tps or 0.0 for p in measured) * 1.15 or 1)
+        for figure, colour, label in (("vram_bytes", "green", "VRAM"), ("shared_bytes", "red", "shared")):
+            read = [p for p in measured if getattr(p, figure) is not None]
+            if read:
+                plt.plot(
+                    [p.x for p in read],
+                    [getattr(p, figure) / GB for p in read],
+                    marker="dot",
+                    color=colour,
+                    label=label,
+                    yside="right",
+                )
+        failed = [p for p in points if p.tps is None]
+        if failed:
+            plt.scatter([p.x for p in failed], [0.0] * len(failed), marker="x", color="red", label="failed")
+        if result.ollama_choice is not None and result.ollama_choice.x is not None:
+            plt.vline(result.ollama_choice.x, "orange")
+        if result.best is not None and result.best.x is not None:
+            plt.vline(result.best.x, "green")
+        self.refresh()
