@@ -7,6 +7,7 @@ on: the history never costs a run.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -35,6 +36,9 @@ CREATE TABLE IF NOT EXISTS sweeps (
     machine_json TEXT NOT NULL
 );
 """
+
+
+REPAIR_HINT = " (`llmtop history --repair` moves it aside and starts a new one)"
 
 
 class HistoryError(Exception):
@@ -72,8 +76,41 @@ class History:
             connection.executescript(SCHEMA)
             private_file(self.path)
             return connection
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, or a folder it cannot write: not damage
+                raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+            raise HistoryError(f"cannot open the history at {self.path}: {exc}{REPAIR_HINT}") from None
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+
+    def damaged(self) -> str | None:
+        """Why the file cannot be read as a history (None: it reads, or there is none yet)."""
+        if not self.path.exists():
+            return None
+        try:
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=2.0)
+            try:
+                result = connection.execute("PRAGMA quick_check").fetchone()
+                connection.execute("SELECT count(*) FROM runs").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                return None  # in use by a run, not damaged
+            return str(exc)
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return None if result and result[0] == "ok" else f"integrity check: {result[0] if result else 'no answer'}"
+
+    def repair(self, now: dt.datetime) -> Path:
+        """Move a damaged file aside (its name gets `.damaged-` and the time) so that a new history
+        starts; return where it went."""
+        target = self.path.with_name(f"{self.path.name}.damaged-{now.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            self.path.replace(target)
+        except OSError as exc:
+            raise HistoryError(f"cannot move the history at {self.path} aside: {exc.strerror or exc}") from None
+        return target
 
     def _insert(self, sql: str, values: tuple[Any, ...], what: str) -> None:
         connection = self._connect()

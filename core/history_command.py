@@ -1,8 +1,9 @@
-"""`llmtop history [--model M] [--limit N] [--export PATH] [--lang ja]`: past runs, from any day."""
+"""`llmtop history [--model M] [--limit N] [--export PATH] [--lang ja] [--repair]`: past runs, from any day."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", metavar="N", type=int, help="only the last N runs")
     parser.add_argument("--export", metavar="PATH", help="write them to PATH: .md, .csv or .json")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en or ja")
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="a damaged history file: move it aside (its name gets .damaged- and the time) and start a new one",
+    )
     return parser
+
+
+def repair(history: History) -> int:
+    """`--repair`: move a damaged file aside, or say that there is nothing to repair."""
+    problem = history.damaged()
+    if problem is None:
+        what = "reads fine" if history.path.exists() else "does not exist yet"
+        sys.stderr.write(f"llmtop history: the history at {history.path} {what}: nothing to repair\n")
+        return 0
+    try:
+        moved = history.repair(dt.datetime.now())
+    except HistoryError as exc:
+        sys.stderr.write(f"llmtop history: {exc}\n")
+        return 2
+    sys.stderr.write(
+        f"llmtop history: the history at {history.path} was damaged ({problem}); moved it to {moved}. "
+        "A new history starts with the next run.\n"
+    )
+    return 0
 
 
 def sweeps_markdown(sweeps: Sequence[dict[str, Any]]) -> str:
@@ -55,6 +80,8 @@ def main(argv: Sequence[str]) -> int:
         except ValueError as exc:
             parser.error(f"argument --export: {exc}")
     history = History()
+    if args.repair:
+        return repair(history)
     try:
         rows = history.runs(args.model, args.limit)
         sweeps = history.sweeps(args.model)

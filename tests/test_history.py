@@ -121,3 +121,41 @@ def test_history_writes_from_several_threads_do_not_collide(tmp_path):
     for thread in threads:
         thread.join()
     assert failures == [] and len(history.runs()) == 20
+
+
+def test_a_damaged_file_is_moved_aside_by_repair_and_a_new_history_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+    path = tmp_path / "history.sqlite3"
+    damage = b"\0garbage" * 512
+    path.write_bytes(damage)
+    assert history_main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(
+        "file is not a database (`llmtop history --repair` moves it aside and starts a new one)"
+    )
+    assert history_main(["--repair"]) == 0
+    err = capsys.readouterr().err
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("history.sqlite3.damaged-")]
+    assert len(moved) == 1 and moved[0].read_bytes() == damage  # kept, not deleted
+    assert f"was damaged (file is not a database); moved it to {moved[0]}" in err
+    assert not path.exists()
+    History().add(row("a", "cpu"), MACHINE)
+    assert [r.mode for r in History().runs()] == ["cpu"]
+    assert history_main(["--repair"]) == 0
+    assert "reads fine: nothing to repair" in capsys.readouterr().err
+    assert [r.mode for r in History().runs()] == ["cpu"]
+
+
+def test_a_locked_file_is_not_called_damaged(tmp_path):
+    history = History(tmp_path / "history.sqlite3")
+    history.add(row("a", "cpu"), MACHINE)
+    holder = sqlite3.connect(history.path, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert history.damaged() is None
+        with pytest.raises(HistoryError) as error:
+            history.add(row("a", "auto"), MACHINE)
+        assert "--repair" not in str(error.value)
+    finally:
+        holder.rollback()
+        holder.close()
