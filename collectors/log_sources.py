@@ -35,6 +35,7 @@ class LogSource:
     """A stream of log lines; `lines()` blocks until stopped or the source ends."""
 
     description = "log"
+    waiting: str | None = None  # what the source waits for before it has lines to give (a file to appear)
 
     def lines(self) -> Iterator[str]:
         raise NotImplementedError
@@ -64,11 +65,13 @@ class FileFollower(LogSource):
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 - held open while following
         except FileNotFoundError:
+            self.waiting = f"waiting for {self.path} to appear"
             return None
         except OSError as exc:
             raise LogUnavailable(f"cannot read {self.path}: {exc.strerror or exc}") from None
         handle.seek(0, os.SEEK_END if at_end else os.SEEK_SET)
         self.offset = handle.tell()
+        self.waiting = None
         return handle
 
     def _chunks(self) -> Iterator[bytes]:

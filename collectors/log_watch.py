@@ -32,6 +32,11 @@ class LogWatcher:
     def description(self) -> str:
         return self.source.description
 
+    @property
+    def waiting(self) -> str | None:
+        """What the source waits for before it gives lines (a log file that does not exist yet)."""
+        return self.source.waiting
+
     def subscribe(self, listener: Callable[[LoadRecord], None]) -> None:
         """Call `listener(record)` (on the watcher's thread) each time a line adds to a load."""
         self._listeners.append(listener)

@@ -84,8 +84,14 @@ def choose_log(
         return serve, serve, None, serve.base_url
     if args.log:
         path = os.path.expanduser(args.log)
-        if not os.path.isfile(path):
-            raise LogUnavailable(f"no log file at {args.log}")
+        if os.path.isdir(path):
+            raise LogUnavailable(f"{args.log} is a folder: --log takes the server log file")
+        if not os.path.exists(path):  # Ollama may start after llmtop: the file is followed once it appears
+            sys.stderr.write(
+                f"llmtop: note: no log file at {args.log} yet: it is read from when it appears "
+                "(Ollama writes it once it starts)\n"
+            )
+            return None, FileFollower(path), None, base_url
         if not os.access(path, os.R_OK):
             raise LogUnavailable(f"cannot read {args.log}: permission denied")
         return None, FileFollower(path), None, base_url

@@ -415,3 +415,26 @@ async def test_a_sweep_shows_its_points_its_chart_and_what_to_set(double_factory
             assert app.query_one("#chart").display and not app.query_one(SweepChart).display
     finally:
         collectors.stop()
+
+
+async def test_a_log_file_that_does_not_exist_yet_is_awaited_visibly(double_factory, tmp_path):
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+
+    double = double_factory(token_rate=100, tokens=10)
+    log_file = tmp_path / "server.log"  # Ollama has not written it yet
+    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+    watcher.start()
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(one_run(session))
+    try:
+        async with app.run_test(size=(140, 44)) as pilot:
+            await until(pilot, lambda: len(app.runner.rows) == 1)
+            layers = app.query_one("#layers", Gauge).text
+            assert f"n/a: no model load in the log yet (waiting for {log_file} to appear)" in layers
+    finally:
+        collectors.stop()
+        watcher.stop()

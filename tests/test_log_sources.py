@@ -87,12 +87,14 @@ def test_truncation_and_rotation_are_followed(tmp_path):
 
 def test_a_file_that_appears_later_is_read_from_its_start(tmp_path):
     log = tmp_path / "server.log"
-    follower = Collector(FileFollower(log, poll_s=0.01))
+    source = FileFollower(log, poll_s=0.01)
+    follower = Collector(source)
     time.sleep(0.05)
+    assert source.waiting == f"waiting for {log} to appear"  # what the screen says meanwhile
     log.write_text("first\n")
     follower.wait_for(1)
     follower.stop()
-    assert follower.lines == ["first"]
+    assert follower.lines == ["first"] and source.waiting is None
 
 
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads everything")

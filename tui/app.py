@@ -496,7 +496,8 @@ class LlmtopApp(App[int]):
             return
         load = session.log_load()
         if load is None or load.layers_offloaded is None:
-            problem = f" ({session.log.problem})" if session.log.problem else ""
+            problem = session.log.problem or session.log.waiting
+            problem = f" ({problem})" if problem else ""
             self.layers_gauge.show_unavailable(f"no model load in the log yet{problem}")
             return
         how = "Ollama's plan" if load.estimate_only else "confirmed"
