@@ -52,8 +52,11 @@ RADEON = DxgiAdapter("AMD Radeon RX 7600 XT", luid_key(0, 0xD1B8), 16 * GiB, 16 
 DEMO_NOTE = "test double of Ollama; recorded counter values of a 16 GB Radeon RX 7600 XT; stand-in RAM readings"
 
 
-def record(path: Path, config: DoubleConfig, modes: list[str], repeat: int, demo: str | None = None) -> None:
-    """One plan against a double that writes its server log to a file llmtop follows."""
+def record(
+    path: Path, config: DoubleConfig, modes: list[str], repeat: int, demo: str | None = None, library: str = "cuda"
+) -> None:
+    """One plan against a double that writes its server log to a file llmtop follows (`library`: the
+    GPU backend the log names, as the GPU's vendor needs)."""
     path.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "server.log"
@@ -63,7 +66,7 @@ def record(path: Path, config: DoubleConfig, modes: list[str], repeat: int, demo
         time.sleep(0.2)
         with (
             open(log_file, "a", encoding="utf-8", buffering=1) as writer,
-            OllamaDouble(config, log=ServerLog(writer.write)) as double,
+            OllamaDouble(config, log=ServerLog(writer.write, library=library)) as double,
         ):
             collectors = SystemCollectors(0.25) if demo is None else demo_collectors(double)
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
@@ -155,7 +158,9 @@ def record_sweep(path: Path) -> None:
         sysfs = machine.install(Path(folder) / "sys")
         log_file = Path(folder) / "server.log"
         log_file.write_text("")
-        config = DoubleConfig(tokens=12, load_delay_s=1.0, prompt_delay_s=0.5, machine=machine)
+        config = DoubleConfig(
+            tokens=12, load_delay_s=1.0, prompt_delay_s=0.5, machine=machine, gpu_name="AMD Radeon RX 7600 XT"
+        )
         with (
             open(log_file, "a", encoding="utf-8", buffering=1) as writer,
             OllamaDouble(config, log=ServerLog(writer.write, library="rocm")) as double,
@@ -176,6 +181,12 @@ def main() -> None:
         ["cpu", "auto"],
         2,
     )
+    record_demo()
+    record_engine(HERE / "recordings" / "engine.jsonl")
+    record_sweep(HERE / "recordings" / "sweep.jsonl")
+
+
+def record_demo() -> None:
     record(
         ROOT / "core" / "data" / "demo.jsonl",
         DoubleConfig(
@@ -185,17 +196,19 @@ def main() -> None:
             load_delay_s=3.0,
             prompt_delay_s=2.0,
             vram_fraction=27 / 81,
+            gpu_name=RADEON.name,
         ),
         ["cpu", "auto"],
         1,
         demo=DEMO_NOTE,
+        library="rocm",  # the Radeon's: Ollama runs AMD GPUs through ROCm
     )
-    record_engine(HERE / "recordings" / "engine.jsonl")
-    record_sweep(HERE / "recordings" / "sweep.jsonl")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["sweep"]:  # only the sweep's recording
         record_sweep(HERE / "recordings" / "sweep.jsonl")
+    elif sys.argv[1:] == ["demo"]:  # only the demo's
+        record_demo()
     else:
         main()

@@ -144,8 +144,12 @@ class ServerLog:
         self.structured(
             "types.go:131",
             '"inference compute"',
-            f'id=GPU-5c9d1f3a library={self.library} variant=v12 compute=8.9 driver=12.4 name="{gpu_name}" '
-            'total="15.6 GiB" available="14.9 GiB"',
+            (
+                f'id=GPU-5c9d1f3a library=cuda variant=v12 compute=8.9 driver=12.4 name="{gpu_name}" '
+                if self.library == "cuda"
+                else f'id=0 library=rocm variant="" compute=gfx1102 driver=6.2 name="{gpu_name}" '
+            )
+            + 'total="15.6 GiB" available="14.9 GiB"',
         )
 
     def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int = 2048) -> None:
@@ -165,7 +169,7 @@ class ServerLog:
             self._go_engine_load(total, gpu_layers, library, estimate, f"--model {blob} {flags}")
             return
         self.structured("memory.go:326", f'"offload to {library}"', estimate)
-        runner = "cpu_avx2" if cpu_only else f"{self.library}_v12"
+        runner = "cpu_avx2" if cpu_only else {"cuda": "cuda_v12", "rocm": "rocm_v6"}[self.library]
         self.structured(
             "server.go:388",
             '"starting llama server"',
