@@ -26,6 +26,9 @@ class SummaryTable(DataTable):
         self.summaries: list[Any] = []
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for column in self.table_columns:
             self.add_column(column.header, key=column.header)
 
@@ -40,8 +43,9 @@ class SummaryTable(DataTable):
         self.move_cursor(row=self.row_count - 1)
 
     def replace_all(self, items: Sequence[Any]) -> None:
-        """Show exactly these rows."""
-        self.clear()
+        """Show exactly these rows, the columns as wide as they need (not as wide as earlier rows were)."""
+        self.clear(columns=True)
+        self._add_columns()
         self.summaries = []
         for item in items:
             self.add_summary(item)
