@@ -48,14 +48,6 @@ class SweepSpec:
     parameter: str = LAYERS
     values: tuple[int, ...] | None = None
 
-    @property
-    def by_hand(self) -> bool:
-        return self.values is not None
-
-    def describe(self) -> str:
-        values = ",".join(str(v) for v in self.values) if self.values else "chosen by llmtop"
-        return f"{self.parameter} {values}"
-
     def to_dict(self) -> dict[str, Any]:
         return {"parameter": self.parameter, "values": list(self.values) if self.values is not None else None}
 

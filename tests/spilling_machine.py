@@ -13,7 +13,6 @@ Radeon, 0.94 tokens/s on the CPU alone, Ollama's choice of 27 layers spilling 1.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +89,3 @@ class SpillingMachine:
             temporary = device / f".{name}"
             temporary.write_text(f"{value}\n")
             temporary.replace(device / name)  # a reader never sees a half-written number
-
-    def gb_per_layer(self, size: int, total_layers: int) -> float:
-        return size / total_layers / 1e9
-
-    def first_spilling_layers(self, size: int, total_layers: int) -> int:
-        """The fewest layers whose placement spills into shared memory."""
-        room = self.vram_total - self.vram_idle - self.gpu_overhead
-        return math.floor(room * total_layers / size) + 1
