@@ -60,7 +60,9 @@ and generates with the same prompt, seed and temperature. The table gives tps as
 each mode's speed-up over cpu; every run also goes to the local history (llmtop history).
 
 keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
-b switch the live chart and the tps bar chart (a sweep's chart in a sweep).
+b switch the live chart and the tps bar chart (a sweep's chart in a sweep), m the memory
+timeline (RAM, Ollama RSS, VRAM, shared GPU memory over the run), t the tables' other columns,
+? or F1 help: every key and figure, where each is read from, why any is n/a.
 exit status: 0 every run complete, 1 a run failed midway (what was measured is kept and
 exported), 2 bad usage, server unreachable or model missing, 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP
 (Ctrl+C and the signals keep the run in progress, as incomplete; a second signal ends at once).

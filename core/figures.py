@@ -343,6 +343,19 @@ COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
 SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
     Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None and f.on_screen_compared
 )
+# The article's table first on the screen (the columns that fit a narrow terminal come first); the
+# timing figures and the rest after them, one key away where the width is short.
+ARTICLE_FIRST = ("model", "params", "quant", "size", "env", "tps", "speed-up", "RAM", "VRAM", "shared", "GPU layers")
+
+
+def article_first(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """`columns` with the article's columns first, in the article's order, the others as they were."""
+    rank = {name: i for i, name in enumerate(ARTICLE_FIRST)}
+    return tuple(sorted(columns, key=lambda c: rank.get(c.header, len(rank))))  # sorted() is stable
+
+
+SCREEN_RUN_COLUMNS = article_first(RUN_COLUMNS)
+SCREEN_COMPARISON_COLUMNS = article_first(SCREEN_COMPARISON_COLUMNS)
 HISTORY_COLUMNS: tuple[Column, ...] = (
     Column("date", lambda r: (r.started_at or "")[:16].replace("T", " ") or UNKNOWN, right=False),
     *RUN_COLUMNS,

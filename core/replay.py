@@ -264,6 +264,8 @@ class ReplaySession(Session):
     def replay_phase(self, phase: Phase, detail: str, t: float) -> None:
         self.phase = phase
         self.phase_since = t
+        if self.current is not None:
+            self.current.phases.append((t, phase.value))
         self.observer.phase(phase, detail)
 
 

@@ -129,6 +129,8 @@ class Session:
     def _set_phase(self, phase: Phase, detail: str = "") -> None:
         self.phase = phase
         self.phase_since = self._clock()
+        if self.current is not None:
+            self.current.phases.append((self.phase_since, phase.value))
         self._emit("phase", self.phase_since, phase=phase.value, detail=detail)
         self.observer.phase(phase, detail)
 

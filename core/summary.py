@@ -110,6 +110,7 @@ class RunRecord:
     complete: bool = False
     error: str | None = None
     num_ctx: int | None = None  # the context the run asked for
+    phases: list[tuple[float, str]] = field(default_factory=list)  # (t, phase) as the run went through them
 
 
 SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled

@@ -59,3 +59,54 @@ def wrap(line: str, width: int) -> list[str]:
     """`line` cut into rows of at most `width` cells (trailing spaces aside)."""
     starts = row_starts(line, width)
     return [line[a:b] for a, b in zip(starts, [*starts[1:], len(line)], strict=True)]
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` cells at the end of a word, with `…` where it was cut (a single word
+    wider than the width is cut inside); as it is when it fits."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    room = width - 1
+    kept = ""
+    for match in _CHUNK.finditer(text):
+        candidate = kept + match.group().rstrip()
+        if cell_len(candidate) > room:
+            break
+        kept = kept + match.group()
+    kept = kept.rstrip().rstrip(",;:·(-")
+    if not kept:  # the first word alone is too wide: cut inside it
+        cells = 0
+        for index, char in enumerate(text):
+            cells += cell_len(char)
+            if cells > room:
+                return text[:index] + "…"
+    return kept.rstrip() + "…"
+
+
+def fit(variants: list[str], width: int) -> str:
+    """The first of `variants` (longest first) that fits `width` cells, else the last one shortened."""
+    for text in variants:
+        if cell_len(text) <= width:
+            return text
+    return shorten(variants[-1], width) if variants else ""
+
+
+def fit_rows(text: str, width: int, rows: int) -> list[str]:
+    """`text` wrapped at words to `width` cells in at most `rows` rows, the last one shortened with `…`
+    where the text goes on."""
+    wrapped = [row.rstrip() for row in wrap(text, width)]
+    if len(wrapped) <= rows:
+        return wrapped
+    starts = row_starts(text, width)
+    return [*wrapped[: rows - 1], shorten(text[starts[rows - 1] :].strip(), width)]
+
+
+def hanging(line: str, width: int, indent: int) -> list[str]:
+    """`line` wrapped at words to `width` cells, every row after the first indented by `indent` spaces."""
+    first = wrap(line, width)
+    if len(first) <= 1 or width <= indent + 8:
+        return [row.rstrip() for row in first]
+    rest = line[len(first[0]) :].strip()
+    return [first[0].rstrip(), *(" " * indent + row.rstrip() for row in wrap(rest, width - indent))]

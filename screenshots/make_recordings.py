@@ -9,9 +9,9 @@ session, plan runner and recorder against the Ollama double (tests/ollama_double
 - core/data/demo.jsonl (shipped as llmtop/data/demo.jsonl, played by `llmtop demo`): the same plan
   once, at the article's speeds (0.99 tokens/s on the CPU, 1.34 with 27 of 81 layers on the GPU; 16
   tokens a run so the demo lasts under a minute), with recorded counter values of a 16 GB Radeon fed
-  through the real Windows counters reader: VRAM fills and shared GPU memory grows by up to 2.1 GiB
-  while the model generates. RAM and Ollama RSS come from stand-in readers that add the model's CPU
-  part while it is loaded; the demo's banner says it is not a measurement.
+  through the real Windows counters reader: VRAM fills over the 3 s load and shared GPU memory then
+  grows by up to 2.1 GiB while the model generates. RAM and Ollama RSS come from stand-in readers
+  that add the model's CPU part as the load reads it; the demo's banner says it is not a measurement.
 - screenshots/recordings/engine.jsonl: `llmtop gemma3:270m --headless` against a real engine
   (tests/engine_double.py: llama.cpp loading Gemma 3 270M in an `ollama runner` child, weights
   mapped), where RAM is in use plus the runner's mapped weights. Needs the `engine` extra.
@@ -85,45 +85,57 @@ def record(
     print("wrote", path, f"({path.stat().st_size // 1000} kB)")
 
 
-def demo_collectors(double: OllamaDouble) -> SystemCollectors:
-    """RAM and Ollama RSS of a 64 GB machine, and the Radeon's counters as Windows reports them."""
-    loaded_since: list[float] = []
+DEMO_LOAD_S = 3.0  # the demo double's load delay: the stand-in memory fills over it
 
-    def cpu_part() -> int:
+
+def demo_collectors(double: OllamaDouble) -> SystemCollectors:
+    """RAM and Ollama RSS of a 64 GB machine, and the Radeon's counters as Windows reports them; the
+    model's memory fills over the load (weights read at an even pace) and shared memory grows after."""
+    load_started: list[float] = []
+
+    def loaded_part(now: float) -> float:
+        """How much of the model is in memory: 0 before the load, 1 once it is done."""
+        if not double.loaded:
+            load_started.clear()
+            return 0.0
+        if not load_started:
+            load_started.append(now)
+        return min(1.0, (now - load_started[0]) / DEMO_LOAD_S)
+
+    def cpu_part(now: float) -> int:
         entry = next(iter(double.loaded.values()), None)
-        return 0 if entry is None else entry["size"] - entry["size_vram"]
+        return 0 if entry is None else int((entry["size"] - entry["size_vram"]) * loaded_part(now))
 
     def memory(now: float) -> SystemMemorySample:
-        used = 14 * GB + cpu_part() + (spill(now) if double.loaded else 0)
+        used = 14 * GB + cpu_part(now) + spill(now)
         return SystemMemorySample(now, 64 * GB, 64 * GB - used, 0, 8 * GB)
 
     def processes(now: float) -> OllamaProcessSample:
-        runner = cpu_part() + 400_000_000 if double.loaded else None
+        runner = cpu_part(now) + 400_000_000 if double.loaded else None
         rss = 90_000_000 + (runner or 0)
         return OllamaProcessSample(now, rss, runner, 4120, (5311,) if runner else ())
 
     def spill(now: float) -> int:
-        """Shared GPU memory in use beyond the 0.3 GiB at rest: grows while a GPU load generates."""
+        """Shared GPU memory in use beyond the 0.3 GiB at rest: grows from the end of a GPU load."""
         entry = next(iter(double.loaded.values()), None)
-        if entry is None or not entry["size_vram"]:
-            loaded_since.clear()
+        part = loaded_part(now)
+        if entry is None or not entry["size_vram"] or part <= 0:
             return 0
-        if not loaded_since:
-            loaded_since.append(now)
-        return int(min(2.1 * GiB, 0.5 * GiB + (now - loaded_since[0]) * 0.12 * GiB))
+        since_loaded = max(0.0, now - load_started[0] - DEMO_LOAD_S)
+        return int(min(2.1 * GiB, 0.5 * GiB * part + since_loaded * 0.12 * GiB))
 
     def counters() -> dict[str, dict[str, float]]:
         now = time.monotonic()
         adapter = "luid_0x00000000_0x0000D1B8_phys_0"
         runner = f"pid_5311_{adapter}"
-        gpu_loaded = any(e["size_vram"] for e in double.loaded.values())
+        on_gpu = loaded_part(now) if any(e["size_vram"] for e in double.loaded.values()) else 0.0
         shared = spill(now)
         return {
-            "adapter_dedicated": {adapter: (15.4 if gpu_loaded else 0.9) * GiB},
+            "adapter_dedicated": {adapter: (0.9 + 14.5 * on_gpu) * GiB},
             "adapter_shared": {adapter: 0.3 * GiB + shared},
-            "process_dedicated": {runner: 14.3 * GiB if gpu_loaded else 0.0},
+            "process_dedicated": {runner: 14.3 * GiB * on_gpu},
             "process_shared": {runner: float(shared)},
-            "engine": {f"{runner}_eng_0_engtype_Compute_0": 96.0 if gpu_loaded else 0.0},
+            "engine": {f"{runner}_eng_0_engtype_Compute_0": 96.0 if on_gpu else 0.0},
         }
 
     collectors = SystemCollectors(0.25, memory_reader=memory, process_reader=processes)

@@ -80,16 +80,22 @@ COMPARE = RECORDINGS / "compare.jsonl"
 ENGINE = RECORDINGS / "engine.jsonl"
 SWEEP = RECORDINGS / "sweep.jsonl"
 
-# The screens at the two sizes people use most, mid-run and at the end, and the README's pictures.
+# The screens at the two sizes people use most (mid-run, a finished run, a finished comparison, the
+# memory timeline, the help), and the README's pictures.
 SCENES = (
     Scene("run-middle-120x40", COMPARE, (120, 40), run=1, at=0.6),
     Scene("run-middle-80x24", COMPARE, (80, 24), run=1, at=0.6),
     Scene("run-end-120x40", COMPARE, (120, 40)),
     Scene("run-end-80x24", COMPARE, (80, 24)),
+    Scene("one-run-120x40", ENGINE, (120, 40)),
+    Scene("one-run-80x24", ENGINE, (80, 24)),
+    Scene("memory-120x40", demo_path(), (120, 40), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER),
+    Scene("memory-80x24", demo_path(), (80, 24), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER),
+    Scene("help-120x40", COMPARE, (120, 40), keys=("question_mark",)),
     Scene("compare", COMPARE, (140, 50)),
     Scene("session", COMPARE, (140, 50), keys=("b",)),
     Scene("log-pane", COMPARE, (140, 50), keys=("b", "l")),
-    Scene("spillover", demo_path(), (140, 50), run=1, at=2 / 3, banner=DEMO_BANNER),
+    Scene("spillover", demo_path(), (160, 50), run=1, at=2 / 3, banner=DEMO_BANNER),
     Scene("real-engine", ENGINE, (140, 50)),
     Scene("sweep", SWEEP, (140, 50)),
 )

@@ -52,6 +52,11 @@ async def until(pilot, condition, timeout=15.0):
     await pilot.pause(0.25)  # let the refresh timer draw what the condition saw
 
 
+def cells_of(table: SummaryTable, index: int) -> dict[str, str]:
+    """A table's row as its cells say it, by column header, whichever page of columns is shown."""
+    return {c.header: c.text(table.summaries[index]) for c in table.table_columns}
+
+
 async def test_a_run_completes_and_its_row_appears(double_factory):
     double = double_factory(token_rate=100, tokens=30, load_delay_s=0.2, vram_fraction=0.36)
     app = make_app(double)
@@ -62,11 +67,16 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
         row = table.summaries[0]
         assert row.complete and row.eval_rate_tps > 0
         cells = [str(c) for c in table.get_row_at(0)]
-        assert cells[:7] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto", "2048"]  # ctx: /api/ps
+        headers = [c.header for c in table.shown_columns]
+        assert headers[:8] == ["model", "params", "quant", "size", "env", "tps", "RAM", "VRAM"]  # the article's first
+        assert len(table.pages) == 2 and table.pages[1][0] == 0  # the rest one key away, the model on both
+        cell = dict(zip(headers, cells, strict=True))
+        assert cells[:5] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU"]
+        assert (cell["mode"], cell["ctx"]) == ("auto", "2048")  # ctx: /api/ps
         assert row.context_note == "Ollama's choice: the request set none (/api/ps)"
-        assert cells[7] == "n/a"  # no server log in this test
-        assert cells[8] == f"{row.eval_rate_tps:.2f}"
-        assert cells[9] == "44.0GB"
+        assert cell["GPU layers"] == "n/a"  # no server log in this test
+        assert cell["tps"] == f"{row.eval_rate_tps:.2f}"
+        assert cell["RAM"] == "44.0GB"
         assert app.query_one(StreamedText).text == "".join(WORDS[:30])
         assert "64.0 GB / 64.0 GB" in app.query_one("#ram", Gauge).text
         assert "Δ +44.0 GB" in app.query_one("#ram", Gauge).text
@@ -156,8 +166,8 @@ async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         assert "failed" in str(app.query_one("#phase").render())
         assert any(text in n.message for n in app._notifications)
-        cells = [str(c) for c in app.query_one(SummaryTable).get_row_at(0)]
-        assert cells[-1].startswith("incomplete: ") and text in cells[-1]
+        run = cells_of(app.query_one(SummaryTable), 0)["run"]
+        assert run.startswith("incomplete: ") and text in run
     app.session.collectors.stop()
 
 
@@ -238,7 +248,7 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
-        assert str(app.table.get_row_at(0)[7]) == "27/81"
+        assert cells_of(app.table, 0)["GPU layers"] == "27/81"
         # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
         assert app._why_shown == (
             "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
@@ -312,8 +322,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         row = app.runner.rows[0]
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
-        cells = [str(c) for c in app.table.get_row_at(0)]
-        assert cells[10] == "14.0GB"
+        assert cells_of(app.table, 0)["VRAM"] == "14.0GB"
     app.session.collectors.stop()
 
 
@@ -343,11 +352,11 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         kinds = [(r.mode, r.load_kind, r.complete, r.error) for r in app.runner.rows]
         assert app.comparison.display and app.comparison.row_count == 2, kinds
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
-        cpu_row = [str(c) for c in app.comparison.get_row_at(0)]
-        auto_row = [str(c) for c in app.comparison.get_row_at(1)]
-        assert cpu_row[4:6] == ["CPU", "cpu"] and cpu_row[9] == "1.00x" and cpu_row[-1] == "2"
+        cpu_row, auto_row = cells_of(app.comparison, 0), cells_of(app.comparison, 1)
+        assert (cpu_row["env"], cpu_row["mode"], cpu_row["speed-up"], cpu_row["runs"]) == ("CPU", "cpu", "1.00x", "2")
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
-        assert auto_row[8].startswith(f"{mean_auto:.2f} ± ") and auto_row[9] == f"{mean_auto / mean_cpu:.2f}x"
+        assert auto_row["tps"].startswith(f"{mean_auto:.2f} ± ")
+        assert auto_row["speed-up"] == f"{mean_auto / mean_cpu:.2f}x"
         bars = app.query_one(TpsBarChart)
         assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
         assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]

@@ -51,3 +51,40 @@ def test_rewrapping_only_the_last_row_gives_the_same_rows_as_wrapping_the_whole_
 
 def test_control_characters_cannot_reach_the_terminal():
     assert printable("a\tb\x1b[2Jc\rd\x07") == "a    b\ufffd[2Jcd\ufffd"
+
+
+def test_shorten_cuts_at_a_word_and_says_so():
+    from llmtop.word_wrap import shorten
+
+    reason = "no GPU read (nvml: no NVIDIA driver: the NVML library is not found)"
+    assert shorten(reason, 200) == reason
+    assert shorten(reason, 40) == "no GPU read (nvml: no NVIDIA driver…"
+    assert shorten("abcdefghijkl", 5) == "abcd…"  # one word wider than the room: cut inside it
+    assert all(len(shorten(reason, w)) <= w for w in range(1, 80))
+
+
+def test_fit_takes_the_longest_variant_that_fits():
+    from llmtop.word_wrap import fit
+
+    variants = ["Ollama's split (/api/ps): 35% GPU / 65% CPU, 15.2 GB of 44.0 GB", "/api/ps: 35% GPU / 65% CPU"]
+    assert fit(variants, 80) == variants[0]
+    assert fit(variants, 40) == variants[1]
+    assert fit(variants, 20) == "/api/ps: 35% GPU /…"
+
+
+def test_fit_rows_ends_the_last_row_with_an_ellipsis_at_a_word():
+    from llmtop.word_wrap import fit_rows
+
+    why = "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB and 15.6 GiB was available"
+    assert fit_rows(why, 200, 1) == [why]
+    rows = fit_rows(why, 40, 2)
+    assert len(rows) == 2 and rows[1].endswith("…") and all(len(r) <= 40 for r in rows)
+    assert " ".join(rows)[:-1] in why
+
+
+def test_hanging_indents_the_rows_after_the_first():
+    from llmtop.word_wrap import hanging
+
+    rows = hanging("  q         quit (a run in progress is kept, marked incomplete)", 40, 12)
+    assert rows[0].startswith("  q ") and all(r.startswith(" " * 12) for r in rows[1:])
+    assert all(len(r) <= 40 for r in rows)

@@ -34,8 +34,12 @@ from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
 from llmtop.stopping import StopRequested, stop_for
 from llmtop.summary import SPILL_BYTES, SummaryRow
+from llmtop.timeline import memory_timeline
+from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
+from llmtop.tui.widgets.paragraph import Paragraph
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
 from llmtop.tui.widgets.sweep_chart import SweepChart
@@ -45,6 +49,9 @@ from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 REFRESH_S = 0.25  # screen refresh: four times a second, whatever the sampling interval
 SLOW_EVERY = 8  # the chart and the log pane: every eighth refresh (every 2 s; plotext is the costliest draw)
 CHART_POINTS = 80
+WIDE_COLUMNS = 160  # from this width on, the tokens/s chart and the memory timeline are shown side by side
+NARROW_COLUMNS = 100  # below this width, the gauges take the whole width and a chart replaces them on m or b
+SHORT_ROWS = 32  # below this height, the screen drops its borders and the legend
 
 
 class _AppObserver(SessionObserver):
@@ -94,11 +101,16 @@ class LlmtopApp(App[int]):
         Binding("q", "quit_keeping", "Quit"),
         Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
         Binding("r", "run_again", "Run again"),
-        Binding("c", "toggle_cpu", "CPU-only next run"),
+        Binding("c", "toggle_cpu", "CPU next"),
         Binding("e", "export", "Export"),
-        Binding("l", "toggle_log", "Server log"),
-        Binding("b", "toggle_bars", "tps chart"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("b", "toggle_bars", "Bars"),
+        Binding("m", "toggle_memory", "Memory"),
+        Binding("t", "more_columns", "Columns", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", show=False),
     ]
+    ENABLE_COMMAND_PALETTE = False  # every action has its key, listed on the help screen
 
     def __init__(
         self,
@@ -128,6 +140,9 @@ class LlmtopApp(App[int]):
         self._thread: threading.Thread | None = None
         self._ticks = 0
         self._bars_shown = False
+        self.chart_view = "tps"  # the chart beside the gauges: "tps", "memory" or "bars" (m and b switch)
+        self.charts_instead = False  # a narrow screen shows the chart view in place of the gauges
+        self._laid_out_size: object = None  # the size the layout was made for
 
     @property
     def session(self) -> Session:
@@ -138,7 +153,7 @@ class LlmtopApp(App[int]):
     def compose(self) -> ComposeResult:
         if self.banner:
             yield Static(self.banner, id="banner")
-        yield TextLine(self._header_text(), id="header")
+        yield TextLine(self._header_texts()[0], id="header")
         yield TextLine(id="phase")
         yield TextLine(id="tokens")
         yield Static("Δ: change since the baseline taken before the run", id="legend")
@@ -153,11 +168,12 @@ class LlmtopApp(App[int]):
                     yield Gauge("Shared GPU", id="shared-0")
                 yield Gauge("GPU layers", id="layers", unit=str)
                 yield TextLine(id="split")
-                yield Static(id="why", markup=False)
-            yield TokenRateChart(id="chart")
-            yield TpsBarChart(id="bars")
+                yield Paragraph(id="why")
+            yield TokenRateChart(id="chart", classes="chart")
+            yield MemoryTimelineChart(id="memory", classes="chart")
+            yield TpsBarChart(id="bars", classes="chart")
             if self.runner.sweep is not None:
-                yield SweepChart(id="sweep-chart")
+                yield SweepChart(id="sweep-chart", classes="chart")
         yield StreamedText(id="text")
         yield Log(id="log-pane", max_lines=300)
         yield SummaryTable(id="summary")
@@ -167,20 +183,24 @@ class LlmtopApp(App[int]):
             yield Static(id="conclusion", markup=False)
         yield Footer()
 
-    def _header_text(self) -> str:
+    def _header_texts(self) -> tuple[str, ...]:
+        """The header, and shorter ways to say it for a narrow terminal."""
         facts = self.session.facts
         if facts is None:
-            return self.session.model
+            return (self.session.model,)
         parts = [
             facts.name,
             facts.parameter_size or "params n/a",
             facts.quantization or "quant n/a",
             units.gb(facts.size_bytes) or "size n/a",
             f"{facts.layers_total} layers" if facts.layers_total else "layers n/a",
-            self.session.server.base_url,
-            f"Ollama {self.session.version or 'n/a'}",
         ]
-        return "  ·  ".join(parts)
+        server = [self.session.server.base_url, f"Ollama {self.session.version or 'n/a'}"]
+        return (
+            "  ·  ".join(parts + server),
+            "  ·  ".join(parts + server[1:]),
+            " · ".join(parts),
+        )
 
     def on_mount(self) -> None:
         # Widgets are looked up once: the refresh timer and late messages from the session
@@ -191,15 +211,16 @@ class LlmtopApp(App[int]):
         self.swap_gauge = self.query_one("#swap", Gauge)
         self.rss_gauge = self.query_one("#rss", Gauge)
         self.split_line = self.query_one("#split", TextLine)
-        self.why = self.query_one("#why", Static)
+        self.why = self.query_one("#why", Paragraph)
         self._why_shown = ""
         self.tokens_line = self.query_one("#tokens", TextLine)
         self.chart = self.query_one(TokenRateChart)
+        self.memory_chart = self.query_one(MemoryTimelineChart)
         self.streamed = self.query_one(StreamedText)
         self.table = self.query_one("#summary", SummaryTable)
         self.comparison = self.query_one("#comparison", SummaryTable)
-        self.table.border_title = "runs (Δ over the baseline of each run)"
-        self.comparison.border_title = "compared: tps mean ± sd over the runs, speed-up over cpu"
+        self.table.set_title("runs (Δ over the baseline of each run)")
+        self.comparison.set_title("compared: tps mean ± sd, speed-up over cpu")
         self.header = self.query_one("#header", TextLine)
         # A sweep's chart (tps and memory by layers) takes the place of the bar chart: `b` shows it.
         self.tps_bars = self.query_one(TpsBarChart)
@@ -207,7 +228,7 @@ class LlmtopApp(App[int]):
         if self.runner.sweep is not None:
             self.sweep_chart = self.bars = self.query_one(SweepChart)
             self.sweep_table = self.query_one("#sweep-table", SummaryTable)
-            self.sweep_table.border_title = (
+            self.sweep_table.set_title(
                 "sweep: one line per point, tps mean ± sd, memory Δ over each run's baseline (b: its chart)"
             )
             self.conclusion = self.query_one("#conclusion", Static)
@@ -216,8 +237,10 @@ class LlmtopApp(App[int]):
         self.log_pane = self.query_one("#log-pane", Log)
         self._pane_shown: list[str] = []
         self.gpu_box = self.query_one("#gpu", Vertical)
+        self.gauges_box = self.query_one("#gauges", Vertical)
         self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
         self._spill_warned: object = None
+        self._show_charts()
         self.set_interval(REFRESH_S, self._refresh_live)
         self._signal_loop = asyncio.get_running_loop()
         if self._pending_stop is not None:
@@ -252,13 +275,14 @@ class LlmtopApp(App[int]):
         if new_run:
             self.streamed.clear()
             self.chart.show_series([])
+            self.memory_chart.show_timeline(None)
         if text:
             self.streamed.append(text)
 
     def on_phase_changed(self, message: PhaseChanged) -> None:
         if message.phase is Phase.FAILED and message.detail:
             self.notify(message.detail, title="run incomplete", severity="error", timeout=10)
-        self.header.show(self._header_text())
+        self.header.show(*self._header_texts())
         self._refresh_live()
 
     def on_plan_done(self, message: PlanDone) -> None:
@@ -313,10 +337,12 @@ class LlmtopApp(App[int]):
     # -- live refresh -------------------------------------------------------------------------
     def _refresh_live(self) -> None:
         self._ticks += 1
+        if self.size != self._laid_out_size:  # the terminal was resized: the layout for its new size
+            self._show_charts()
         session = self.session
         record = session.last
         now = session.now()
-        self.phase_line.show(self._phase_text(now))
+        self.phase_line.show(*self._phase_texts(now))
         self._show_text()
 
         memory = session.collectors.memory.latest()
@@ -346,9 +372,10 @@ class LlmtopApp(App[int]):
         ps = session.latest_ps()
         if ps is not None and ps.size_bytes:
             gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
+            split = f"{gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU"
+            on_gpu = f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
             self.split_line.show(
-                f"Ollama's split (/api/ps): {gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU, "
-                f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
+                f"Ollama's split (/api/ps): {split}, {on_gpu}", f"/api/ps: {split}, {on_gpu}", f"/api/ps: {split}"
             )
         elif session.ps_problem:
             self.split_line.show(f"Ollama's split (/api/ps): n/a: {session.ps_problem}")
@@ -360,35 +387,54 @@ class LlmtopApp(App[int]):
             # A finished run keeps its figures as they were at its end, not decaying ones.
             until = min(now, record.ended_at) if record.ended_at is not None else now
             live = clock.live_rate_tps(until)
-            self.tokens_line.show(
+            figures = (
                 f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   "
                 f"TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
-                + self._server_text(session, record)
-                + self._stall_text(session, record)
             )
-            if clock.first_at is not None and (self._ticks % SLOW_EVERY == 0 or record.ended_at is not None):
+            server, server_short = self._server_texts(session, record)
+            stall = self._stall_text(session, record)
+            self.tokens_line.show(figures + server + stall, figures + server_short + stall, figures + stall)
+            slow = self._ticks % SLOW_EVERY == 0 or record.ended_at is not None
+            if clock.first_at is not None and slow and self.chart.display:
                 self.chart.show_series(clock.series(until, CHART_POINTS))
+            if slow and self.memory_chart.display:
+                self._refresh_memory_chart(record, until)
+
+    def _refresh_memory_chart(self, record, until: float) -> None:
+        collectors = self.session.collectors
+        self.memory_chart.show_timeline(
+            memory_timeline(
+                record,
+                collectors.memory.all(),
+                collectors.processes.all(),
+                collectors.gpu.all() if collectors.gpu is not None else [],
+                until,
+            )
+        )
 
     @staticmethod
-    def _server_text(session: Session, record) -> str:
-        """What llama-server's lines in the log say of this request (Ollama 0.30 on): the prompt's
-        progress while it is read, the server's own rate while it generates."""
+    def _server_texts(session: Session, record) -> tuple[str, str]:
+        """What llama-server's lines in the log say of this request (Ollama 0.30 on), in full and
+        short: the prompt's progress while it is read, the server's own rate while it generates."""
         if record.ended_at is not None or session.phase not in (Phase.LOADING, Phase.PROMPT, Phase.GENERATING):
-            return ""
+            return "", ""
         request = session.log_request(record)
         if request is None:
-            return ""
+            return "", ""
         left = request.prompt_left_s
         if session.phase is Phase.GENERATING:
-            return f"   ·   server {request.tg_tps:.2f} tok/s (log)" if request.tg_tps is not None else ""
+            if request.tg_tps is None:
+                return "", ""
+            return f"   ·   server {request.tg_tps:.2f} tok/s (log)", f"   server {request.tg_tps:.2f} tok/s"
         if request.prompt_done is not None and request.prompt_progress is not None and left is not None:
             total = round(request.prompt_done / request.prompt_progress / 10) * 10  # progress has 2 decimals
             share = f"{100 * request.prompt_progress:.0f}%"
             return (
                 f"   ·   prompt {request.prompt_done} of about {total} tokens read ({share}) "
-                f"at {request.prompt_live_tps:.0f} tok/s, about {units.clock(left)} left (server log)"
+                f"at {request.prompt_live_tps:.0f} tok/s, about {units.clock(left)} left (server log)",
+                f"   prompt {share} read, {units.clock(left)} left",
             )
-        return ""
+        return "", ""
 
     @staticmethod
     def _stall_text(session: Session, record) -> str:
@@ -512,7 +558,7 @@ class LlmtopApp(App[int]):
             why = f"{load.layers_overflowing} of them overflowing: their experts in system memory. {why}".strip()
         if why != self._why_shown:  # a sentence that changes once a load, so it may take a new layout
             self._why_shown = why
-            self.why.update(why)
+            self.why.show(why)
 
     def _refresh_log_pane(self) -> None:
         lines = self.session.log.pane_lines() if self.session.log else []
@@ -523,7 +569,8 @@ class LlmtopApp(App[int]):
             self.log_pane.write_lines(lines)
             self._pane_shown = lines
 
-    def _phase_text(self, now: float) -> str:
+    def _phase_texts(self, now: float) -> tuple[str, ...]:
+        """Where the plan is, and shorter ways to say it."""
         session = self.session
         runner = self.runner
         elapsed = units.clock(now - session.phase_since)
@@ -532,10 +579,14 @@ class LlmtopApp(App[int]):
         where = f"run {number} of {runner.total_text}" + (f" · {item.model} {item.settings.mode}" if item else "")
         left = runner.time_left() if runner.queue or runner.running else None
         eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
+        line = f"{where}  ·  {session.phase.value}  {elapsed}{eta}"
+        short = f"run {number}/{runner.total_text}  ·  {session.phase.value} {elapsed}" + (
+            f"  ·  {units.clock(left)} left" if left is not None else ""
+        )
         if self.banner:
-            return f"{where}  ·  {session.phase.value}  {elapsed}{eta}"
+            return line, short
         next_mode = "CPU only" if self.settings.num_gpu == 0 else self.settings.mode
-        return f"{where}  ·  {session.phase.value}  {elapsed}{eta}  ·  r adds a run: {next_mode}"
+        return f"{line}  ·  r adds a run: {next_mode}", line, short
 
     # -- keys -------------------------------------------------------------------------------
     def action_toggle_log(self) -> None:
@@ -543,12 +594,86 @@ class LlmtopApp(App[int]):
         if self.log_pane.display:
             self._refresh_log_pane()
 
+    def _show_charts(self) -> None:
+        """The gauges and the chart view beside them, for the terminal's size: from WIDE_COLUMNS on,
+        the memory timeline is added to the tps chart (or to the bars); below NARROW_COLUMNS the
+        gauges take the whole width and a chart is shown in their place on m or b; below
+        SHORT_ROWS the screen drops its borders and legend."""
+        width, height = self._laid_out_size = self.size
+        narrow, wide = width < NARROW_COLUMNS, width >= WIDE_COLUMNS
+        self.screen.set_class(narrow, "-narrow")
+        self.screen.set_class(height < SHORT_ROWS, "-short")
+        self.why.set_max_rows(1 if height < SHORT_ROWS else 4)
+        view = self.chart_view
+        charts = not narrow or self.charts_instead
+        self.gauges_box.display = not narrow or not self.charts_instead
+        self.bars.display = charts and view == "bars"
+        self.chart.display = charts and (view == "tps" or (wide and view == "memory"))
+        self.memory_chart.display = charts and (view == "memory" or (wide and not narrow))
+        record = self.session.last
+        if record is None:
+            return
+        now = self.session.now()
+        until = min(now, record.ended_at) if record.ended_at is not None else now
+        if self.chart.display and record.clock.first_at is not None:
+            self.chart.show_series(record.clock.series(until, CHART_POINTS))
+        if self.memory_chart.display:
+            self._refresh_memory_chart(record, until)
+
     def _show_bars(self, show: bool) -> None:
-        self.bars.display = show
-        self.chart.display = not show
+        self.chart_view = "bars" if show else "tps"
+        self.charts_instead = show
+        self._show_charts()
 
     def action_toggle_bars(self) -> None:
-        self._show_bars(not self.bars.display)
+        self._show_bars(self.chart_view != "bars" or not self.charts_instead)
+
+    def action_toggle_memory(self) -> None:
+        """tps <-> memory beside the gauges; on a narrow screen, in their place: memory, tps, gauges."""
+        if self.size.width < NARROW_COLUMNS:
+            if not self.charts_instead or self.chart_view == "bars":
+                self.charts_instead, self.chart_view = True, "memory"
+            elif self.chart_view == "memory":
+                self.chart_view = "tps"
+            else:
+                self.charts_instead, self.chart_view = False, "tps"
+        else:
+            self.chart_view = "tps" if self.chart_view == "memory" else "memory"
+        self._show_charts()
+
+    # What each key does, in full, for the help screen (the footer names them in a word).
+    KEY_HELP = {
+        "quit_keeping": "quit (a run in progress is kept, marked incomplete; the export and history keep it)",
+        "run_again": "queue one more run of the model with the next run's settings",
+        "toggle_cpu": "the next run (r) CPU only, or back to the plan's setting",
+        "export": "write the runs so far (--export PATH, else llmtop-MODEL-DATE.md)",
+        "toggle_log": "the server log's lines about the model load",
+        "toggle_bars": "tps per model and mode as bars (the article's graph); a sweep's chart in a sweep",
+        "toggle_memory": "the memory timeline in place of the tps chart (both side by side from 160 columns)",
+        "help": "this help (also F1); Esc closes it",
+    }
+    # Keys the footer leaves out, and what they do, for the help screen.
+    HELP_KEYS = (
+        ("Ctrl+C", "quit (the run in progress is kept, marked incomplete)"),
+        ("t", "the tables' other columns, where they do not all fit the width"),
+    )
+
+    def action_help(self) -> None:
+        """Every key, every figure and where it is read from, and the full reason of what is n/a."""
+        keys = [
+            (binding.key_display or binding.key, self.KEY_HELP.get(binding.action, binding.description))
+            for binding in self.BINDINGS
+            if isinstance(binding, Binding) and binding.show and self.check_action(binding.action, ()) is not False
+        ]
+        keys += list(self.HELP_KEYS)
+        unavailable = [
+            (gauge.label.strip(), gauge.reason) for gauge in self.query(Gauge) if gauge.used is None and gauge.reason
+        ]
+        self.push_screen(HelpScreen(keys, unavailable))
+
+    def action_more_columns(self) -> None:
+        for table in self.query(SummaryTable):
+            table.next_page()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """A replay shows what was recorded: it has no `r` or `c` (and the footer hides them)."""

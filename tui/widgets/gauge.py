@@ -1,4 +1,5 @@
-"""A one-line memory gauge: bar, used / total, and the change since the baseline, or n/a and why."""
+"""A one-line memory gauge: bar, used / total, and the change since the baseline, or n/a and why,
+fitted to its width (a narrower bar, then a shorter note; a reason is cut at a word)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from rich.text import Text
 from textual.widget import Widget
 
 from llmtop import units
+from llmtop.word_wrap import shorten
 
 BAR_WIDTH = 16
+LABEL_WIDTH = 12
 
 
 class Gauge(Widget):
@@ -30,6 +33,8 @@ class Gauge(Widget):
         self.reason: str | None = "waiting for the first sample"
         self.note = ""
         self._shown = self._line()
+        self._drawn: tuple[str, int] | None = None  # (full text, width) of the last render
+        self._drawn_line = self._shown
 
     def show_reading(self, used: int, total: int | None, delta: int | None = None, note: str = "") -> None:
         """Display a measured value (total None: no bar, just the value)."""
@@ -53,26 +58,56 @@ class Gauge(Widget):
 
     @property
     def text(self) -> str:
-        """The gauge as plain text (what a test or a screen reader sees)."""
+        """The gauge in full as plain text (what a test or a screen reader sees)."""
         return self._shown.plain
 
     def render(self) -> Text:
-        return self._shown
+        width = self.size.width
+        key = (self._shown.plain, width)
+        if key != self._drawn:  # fitted once per change of text or width, not on every paint
+            self._drawn = key
+            self._drawn_line = self.fitted(width) if width > 0 else self._shown
+        return self._drawn_line
 
-    def _line(self) -> Text:
-        line = Text(f"{self.label:<12}", style="bold")
+    def fitted(self, width: int) -> Text:
+        """The gauge as drawn at `width` cells: the full line where it fits; else the bar narrower,
+        the note shorter, then neither; a reason is cut at a word with `…`."""
+        if self.used is None:
+            line = Text(f"{self.label:<{LABEL_WIDTH}}", style="bold")
+            line.append(shorten(f"n/a: {self.reason}", width - LABEL_WIDTH), style="dim")
+            return line
+        for bar in (BAR_WIDTH, 8):
+            line = self._line(bar)
+            if line.cell_len <= width:
+                return line
+        bare = self._line(8, note=False)
+        room = width - bare.cell_len - 2
+        if self.note and room >= 12:  # a useful part of the note still fits
+            return self._line(8, note_text=shorten(self.note, room))
+        for bar in (8, 0):
+            line = self._line(bar, note=False)
+            if line.cell_len <= width:
+                return line
+        line.truncate(width)
+        return line
+
+    def _line(self, bar: int = BAR_WIDTH, note: bool = True, note_text: str | None = None) -> Text:
+        line = Text(f"{self.label:<{LABEL_WIDTH}}", style="bold")
         if self.used is None:
             line.append(f"n/a: {self.reason}", style="dim")
             return line
         if self.total:
-            filled = round(BAR_WIDTH * min(max(self.used / self.total, 0.0), 1.0))
-            line.append("█" * filled, style="green")
-            line.append("░" * (BAR_WIDTH - filled), style="dim")
-            line.append(f" {self.unit(self.used)} / {self.unit(self.total)}")
+            if bar:
+                filled = round(bar * min(max(self.used / self.total, 0.0), 1.0))
+                line.append("█" * filled, style="green")
+                line.append("░" * (bar - filled), style="dim")
+                line.append(" ")
+            line.append(f"{self.unit(self.used)} / {self.unit(self.total)}")
         else:
             line.append(self.unit(self.used))
         if self.delta is not None:
             line.append(f"  Δ {units.signed_bytes(self.delta)}", style="bold")
-        if self.note:
-            line.append(f"  {self.note}", style="dim")
+        shown_note = note_text if note_text is not None else self.note
+        if note and shown_note:
+            line.append(f"  {shown_note}", style="dim")
         return line

@@ -17,8 +17,8 @@ class SweepChart(PlotextPlot):
     SweepChart { height: 14; width: 2fr; display: none; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.drawn: Any = None
 
     def show_result(self, result: Any) -> None:

@@ -15,8 +15,8 @@ class TokenRateChart(PlotextPlot):
     TokenRateChart { height: 14; width: 1fr; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.points: list[tuple[float, float]] = []
 
     def on_mount(self) -> None:
@@ -49,8 +49,8 @@ class TpsBarChart(PlotextPlot):
     TpsBarChart { height: 14; width: 2fr; display: none; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.bars: list[Any] = []
 
     def show_bars(self, bars: Sequence[Any]) -> None:

@@ -1,0 +1,81 @@
+"""What the help screen says: every key, every figure on the live screen and in the tables (what it
+measures and where it is read from), and the full reason of each figure that is n/a now.
+
+Pure: no I/O, no Textual; the table figures' sentences come from llmtop.figures, as the README's do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmtop.figures import FIGURES
+
+# The live screen, top to bottom: (what is shown, what it measures and where it is read from).
+LIVE_FIGURES: tuple[tuple[str, str], ...] = (
+    (
+        "phase line",
+        "which run of the plan, its phase (unloading, baseline, loading, prompt, generating) and time in it",
+    ),
+    ("tokens", "streamed chunks counted on the client's clock since the request"),
+    ("live", "tokens/s over the last 2 s, client clock (the tokens/s chart plots the same)"),
+    ("TTFT", "client clock: request sent to first token, so it includes the model load"),
+    (
+        "server tok/s, prompt %",
+        "llama-server's own lines in the server log (Ollama 0.30 on): prompt progress, eval rate",
+    ),
+    (
+        "RAM",
+        "system memory in use (Linux: /proc/meminfo MemTotal - MemAvailable - per-CPU free pages, plus the "
+        "Ollama processes' mapped files; Windows: GlobalMemoryStatusEx; macOS: psutil total - available); "
+        "Δ over the baseline taken before the run",
+    ),
+    (
+        "  mapped",
+        "Linux: resident file-backed memory of the Ollama processes (RssFile in /proc/PID/status): mapped weights",
+    ),
+    ("Swap", "swap in use, from the same reading as RAM"),
+    (
+        "Ollama RSS",
+        "resident memory of `ollama serve` and its runners (/proc/PID/status VmRSS on Linux, psutil elsewhere)",
+    ),
+    (
+        "VRAM",
+        "dedicated GPU memory in use: NVML on NVIDIA, amdgpu sysfs mem_info_vram_used or amdsmi on AMD, "
+        "Windows' GPU Adapter Memory counters, unified memory on Apple Silicon",
+    ),
+    (
+        "Shared GPU",
+        "system RAM the GPU driver uses as GPU memory: Windows' shared GPU memory counter, GTT on Linux AMD "
+        "(mem_info_gtt_used); its growth during a run is the spill",
+    ),
+    ("GPU layers", "the server log's `offloaded N/M layers to GPU` for this run's load, and the backend it names"),
+    ("Ollama's split", "`/api/ps` size_vram of size: Ollama's own estimate of the split"),
+    ("why", "the server log's numbers: what a full offload needs against the free device memory"),
+    (
+        "memory timeline (m)",
+        "RAM (as above), Ollama RSS, VRAM and shared GPU memory over the run from the collectors' samples; "
+        "dots: each figure's baseline; marks: baseline, load, prompt, generation, end",
+    ),
+    ("tokens/s chart", "the live rate over a 2 s window against seconds since the request"),
+    ("bars (b)", "tps (the server's eval rate) per model and mode, mean over the runs"),
+)
+
+
+KEY_COLUMN = 9
+
+
+def help_lines(keys: Sequence[tuple[str, str]], unavailable: Sequence[tuple[str, str]]) -> list[tuple[str, int]]:
+    """The help screen's lines as (text, indent of its wrapped rows): `keys` as (key, what it does),
+    then the live figures, the tables' figures, and `unavailable` as (figure, its full reason) for
+    what is n/a now."""
+    lines = [("Keys", 0)]
+    lines += [(f"  {key:<{KEY_COLUMN}} {action}", KEY_COLUMN + 3) for key, action in keys]
+    lines += [("", 0), ("The live screen: what each figure measures, and where it is read from", 0)]
+    lines += [(f"  {name}: {how}", 4) for name, how in LIVE_FIGURES]
+    lines += [("", 0), ("The tables (Δ: the change over the baseline taken before each run)", 0)]
+    lines += [(f"  {f.name}: {f.how}", 4) for f in FIGURES if f.run is not None or f.compared is not None]
+    if unavailable:
+        lines += [("", 0), ("n/a now, and why (in full)", 0)]
+        lines += [(f"  {name}: {reason}", 4) for name, reason in unavailable]
+    lines += [("", 0), ("`llmtop doctor` says what each source read on this machine, and why any is missing.", 0)]
+    return lines
