@@ -18,6 +18,8 @@ import httpx
 import ollama
 import pydantic
 
+from llmtop import lean_stream
+
 CONNECT_TIMEOUT_S = 5.0
 START_HINT = "start it with `ollama serve` (or open the Ollama app), or point --host / OLLAMA_HOST at it"
 
@@ -103,6 +105,7 @@ class OllamaServer:
         self.base_url = base_url
         self.silence_limit_s = silence_limit_s
         self._stream: Any = None  # the network stream of the generation in progress (abort() closes it)
+        self._socket: socket.socket | None = None  # its socket, where the lean reader reads it
         self._answer_types = threading.local()  # the content type of each thread's last error answer
         self._client = self._streaming_client()
         self._quick = ollama.Client(
@@ -131,7 +134,7 @@ class OllamaServer:
         """End the generation in progress from another thread (a watchdog): its socket is shut, so
         the blocked read returns at once. False when no stream was open to abort."""
         stream, self._stream = self._stream, None
-        sock = stream.get_extra_info("socket") if stream is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else self._socket
         if sock is None:
             return False
         try:
@@ -169,6 +172,14 @@ class OllamaServer:
         except (ConnectionError, httpx.ConnectError) as exc:
             refused = isinstance(exc, ConnectionError) or "refused" in str(exc).lower()
             raise self._unreachable("connection refused" if refused else str(exc)) from None
+        except lean_stream.ConnectFailed as exc:
+            raise self._unreachable("connection refused" if exc.refused else str(exc)) from None
+        except lean_stream.ReadStalled:
+            raise Stalled(f"the server sent nothing for {self.silence_limit_s:.0f} s") from None
+        except lean_stream.Dropped as exc:
+            raise StreamBroken(f"the connection dropped mid-stream ({exc})") from None
+        except lean_stream.BadLine:
+            raise StreamBroken("the server sent a chunk that is not the answer Ollama sends") from None
         except httpx.ReadTimeout:
             if not stream:
                 raise self._unreachable("no answer in time") from None
@@ -249,10 +260,41 @@ class OllamaServer:
         """
         try:
             with self._answers(model, stream=True):
+                if lean_stream.usable(self.base_url):
+                    try:
+                        yield from self._lean_generate(model, prompt, options)
+                        return
+                    except lean_stream.ErrorAnswer as answer:
+                        if not 300 <= answer.status < 400:
+                            self._answer_types.last = answer.content_type
+                            raise ollama.ResponseError(answer.text, answer.status) from None
+                        # A redirect: nothing was generated; the official client follows it.
                 for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
                     yield _dump(chunk)
         finally:
             self._stream = None
+
+    def _lean_generate(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The generation read by llmtop.lean_stream: the official client's request and headers, a
+        token's chunk a dict straight from its line (see lean_stream for why)."""
+        body = {"model": model, "prompt": prompt, "stream": True, "options": dict(options)}  # as the client's
+        headers = dict(getattr(getattr(self._client, "_client", None), "headers", {}) or {})
+
+        def hold(sock: socket.socket | None) -> None:
+            self._socket = sock
+
+        for part in lean_stream.post_lines(
+            self.base_url,
+            "/api/generate",
+            body,
+            headers,
+            CONNECT_TIMEOUT_S,
+            self.silence_limit_s,
+            hold,
+        ):
+            if error := part.get("error"):
+                raise ollama.ResponseError(error)
+            yield part
 
     def pull(self, model: str) -> Iterator[dict[str, Any]]:
         """`POST /api/pull` with streaming: yields the progress records."""
