@@ -151,6 +151,10 @@ class OllamaProcessReader:
             except Exception:
                 pass
         self._runners = runners
+        keep_only = getattr(self._memory, "keep_only", None)  # a reader passed by a test may not keep files
+        if keep_only is not None:
+            tracked = [self._server, *self._runners, *self._others]
+            keep_only({p.pid for p in tracked if p is not None})
 
     def _due(self, now: float) -> bool:
         """Whether to list every process now."""

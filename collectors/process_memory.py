@@ -18,10 +18,13 @@ operating system counts those pages differs:
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llmtop.collectors.kept_file import KeptFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +43,13 @@ def default_proc_root() -> Path | None:
     return Path(os.environ.get("LLMTOP_PROC_ROOT") or "/proc")
 
 
+_STATUS_FIELDS = re.compile(r"^(VmRSS|RssFile):\s+(\d+)", re.MULTILINE)
+
+
 def parse_status(text: str) -> ProcessMemory | None:
     """VmRSS and RssFile of `/proc/PID/status` (kB); None without VmRSS (a zombie or a kernel
     thread has no memory), no file-backed figure on a kernel before 4.5 (no RssFile)."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith(("VmRSS:", "RssFile:")):
-            key, _, rest = line.partition(":")
-            number = rest.split()
-            if number and number[0].isdigit():
-                values[key] = int(number[0]) * 1024
+    values = {key: int(kb) * 1024 for key, kb in _STATUS_FIELDS.findall(text)}
     if "VmRSS" not in values:
         return None
     return ProcessMemory(values["VmRSS"], values.get("RssFile"))
@@ -61,15 +61,23 @@ class ProcessMemoryReader:
 
     def __init__(self, proc_root: Path | None) -> None:
         self.proc_root = proc_root
+        self._files: dict[int, KeptFile] = {}  # each process's status file, kept open while it is read
+
+    def keep_only(self, pids: set[int]) -> None:
+        """Close the files of the processes no longer read."""
+        for pid in [p for p in self._files if p not in pids]:
+            self._files.pop(pid).close()
 
     def __call__(self, proc: Any) -> ProcessMemory | None:
         if self.proc_root is not None:
+            status = self._files.get(proc.pid)
+            if status is None:
+                status = self._files[proc.pid] = KeptFile(self.proc_root / str(proc.pid) / "status", reopen=False)
             try:
-                with open(self.proc_root / str(proc.pid) / "status", encoding="ascii", errors="replace") as handle:
-                    memory = parse_status(handle.read())
+                return parse_status(status.read().decode("ascii", errors="replace"))
             except OSError:
-                return None  # gone (or hidden): the caller looks again
-            return memory
+                self._files.pop(proc.pid, None)  # gone (or hidden): the caller looks again
+                return None
         try:
             return ProcessMemory(int(proc.memory_info().rss))
         except Exception:  # gone, or another user's process (AccessDenied)

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import psutil as _psutil
 
+from llmtop.collectors.kept_file import KeptFile
 from llmtop.collectors.process_memory import default_proc_root
 
 PAGE_SIZE = 4096  # /proc/zoneinfo counts pages of the base page size (4 KiB on the platforms llmtop runs on)
@@ -35,6 +36,9 @@ class SystemMemorySample:
     @property
     def used_bytes(self) -> int:
         return self.total_bytes - self.available_bytes - self.percpu_free_bytes
+
+
+_MEMINFO_FIELDS = re.compile(rb"^(MemTotal|MemAvailable|SwapTotal|SwapFree):\s+(\d+) kB", re.MULTILINE)
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -66,6 +70,9 @@ class SystemMemoryReader:
     def __init__(self, psutil_module: ModuleType = _psutil, proc_root: Path | None = None) -> None:
         self._psutil = psutil_module
         self._proc = proc_root if proc_root is not None else default_proc_root() if psutil_module is _psutil else None
+        if self._proc is not None:
+            self._meminfo, self._zoneinfo = KeptFile(self._proc / "meminfo"), KeptFile(self._proc / "zoneinfo")
+        self._zoneinfo_missing = False
 
     def __call__(self, now: float) -> SystemMemorySample:
         if self._proc is not None:
@@ -84,13 +91,17 @@ class SystemMemoryReader:
             swap_total_bytes=swap_total,
         )
 
-    @staticmethod
-    def _from_proc(now: float, proc: Path) -> SystemMemorySample:
-        meminfo = parse_meminfo((proc / "meminfo").read_text(encoding="ascii", errors="replace"))
-        try:
-            percpu = percpu_free_bytes((proc / "zoneinfo").read_bytes())
-        except OSError:  # not exposed (some containers): MemAvailable alone
-            percpu = 0
+    def _from_proc(self, now: float, proc: Path) -> SystemMemorySample:
+        # The four fields needed, in kB: a full parse of the file costs four times as much.
+        meminfo = {key.decode(): int(kb) * 1024 for key, kb in _MEMINFO_FIELDS.findall(self._meminfo.read())}
+        if "MemTotal" not in meminfo or "MemAvailable" not in meminfo:
+            raise ValueError(f"{proc / 'meminfo'} has no MemTotal or MemAvailable")
+        percpu = 0
+        if not self._zoneinfo_missing:
+            try:
+                percpu = percpu_free_bytes(self._zoneinfo.read())
+            except OSError:  # not exposed (some containers): MemAvailable alone
+                self._zoneinfo_missing = True
         swap_total = meminfo.get("SwapTotal", 0)
         return SystemMemorySample(
             t=now,

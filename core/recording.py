@@ -56,12 +56,23 @@ class RecordingError(Exception):
 _PLAIN = (str, int, float, bool, type(None))
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # each dataclass's field names, looked up once
+
+
 def jsonable(value: Any) -> Any:
     """Dataclasses as dicts, tuples as lists, everything else as json takes it."""
-    if isinstance(value, _PLAIN):  # most values, and every token's: no further checks
+    kind = type(value)
+    if kind in _PLAIN:  # most values, and every token's: no further checks
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: jsonable(getattr(value, name)) for name in names}
+    if isinstance(value, _PLAIN):  # a subclass (an enum of str)
+        return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
