@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import select
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,11 +50,13 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
     """Run `llmtop ARGS` (the TUI, or headless) to its end; `over()` says when the TUI's run is
     finished, and `q` is then sent to it."""
     argv = [LLMTOP, *args] + ([] if tui else ["--headless"])
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="140", LINES="44")
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
     env.pop("OLLAMA_HOST", None)
     started = time.monotonic()
     pid, fd = os.forkpty() if tui else (os.fork(), None)
     if pid == 0:
+        if tui:  # a 120x40 terminal, as the README's figures are measured in
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         if not tui:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)

@@ -3,7 +3,8 @@
     .venv/bin/python bench/run_all.py          # the figures in the README (about 30 minutes)
     .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 5 minutes)
 
-Own cost, timing accuracy, sampling and start-up (own_cost.py), the observer effect on a CPU-bound
+Own cost, timing accuracy, sampling and start-up (own_cost.py), the cost next to htop's and
+btop's (versus_top.py: needs htop, and btop where installed), the observer effect on a CPU-bound
 stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), a
 two-hour run (long_run.py) and the log follower (log_follow.py). Run it on a quiet machine: the
 figures are medians, but a busy machine still moves them.
@@ -15,6 +16,8 @@ import argparse
 import sys
 import time
 
+import versus_top
+
 import log_follow
 import long_run
 import observer_effect
@@ -23,6 +26,7 @@ import own_cost
 # Each benchmark with its arguments for the full run and for --quick.
 BENCHMARKS = [
     (own_cost, [], ["--seconds", "20", "--repeats", "1"]),
+    (versus_top, [], ["--seconds", "15", "--repeats", "1"]),
     (observer_effect, [], ["--tokens", "200", "--repeats", "1"]),
     (observer_effect, ["--engine"], ["--engine", "--tokens", "200", "--repeats", "1"]),
     (long_run, [], ["--hours", "0.5", "--speed", "120"]),

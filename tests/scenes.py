@@ -34,6 +34,7 @@ class Scene:
     at: float = 1.0
     keys: Sequence[str] = ()
     banner: str | None = None
+    toasts: bool = True  # False: notifications are cleared first (their age at the picture varies with timing)
 
     def pause_at(self) -> float | None:
         """The recording's time to stop at, or None for its end."""
@@ -68,6 +69,8 @@ class Scene:
         # is drawn every SLOW_EVERY refreshes.
         await pilot.pause(1.0 if pause is None else REFRESH_S * SLOW_EVERY + 0.5)
         await pilot.wait_for_scheduled_animations()
+        if not self.toasts:
+            app.clear_notifications()
         for key in self.keys:
             await pilot.press(key)
             await pilot.pause(0.5)
@@ -89,14 +92,14 @@ SCENES = (
     Scene("run-end-80x24", COMPARE, (80, 24)),
     Scene("one-run-120x40", ENGINE, (120, 40)),
     Scene("one-run-80x24", ENGINE, (80, 24)),
-    Scene("memory-120x40", demo_path(), (120, 40), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER),
-    Scene("memory-80x24", demo_path(), (80, 24), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER),
+    Scene("memory-120x40", demo_path(), (120, 40), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER, toasts=False),
+    Scene("memory-80x24", demo_path(), (80, 24), run=1, at=2 / 3, keys=("m",), banner=DEMO_BANNER, toasts=False),
     Scene("help-120x40", COMPARE, (120, 40), keys=("question_mark",)),
     Scene("compare", COMPARE, (140, 50)),
     Scene("session", COMPARE, (140, 50), keys=("b",)),
     Scene("log-pane", COMPARE, (140, 50), keys=("b", "l")),
     Scene("spillover", demo_path(), (160, 50), run=1, at=2 / 3, banner=DEMO_BANNER),
     Scene("real-engine", ENGINE, (140, 50)),
-    Scene("sweep", SWEEP, (140, 50)),
+    Scene("sweep", SWEEP, (140, 50), toasts=False),
 )
 README_PICTURES = {"compare", "session", "log-pane", "spillover", "real-engine", "sweep"}

@@ -46,8 +46,8 @@ from llmtop.tui.widgets.sweep_chart import SweepChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 
-REFRESH_S = 0.25  # screen refresh: four times a second, whatever the sampling interval
-SLOW_EVERY = 8  # the chart and the log pane: every eighth refresh (every 2 s; plotext is the costliest draw)
+REFRESH_S = 0.5  # screen refresh: twice a second, whatever the sampling interval
+SLOW_EVERY = 4  # the charts and the log pane: every fourth refresh (every 2 s; plotext is the costliest draw)
 CHART_POINTS = 80
 WIDE_COLUMNS = 160  # from this width on, the tokens/s chart and the memory timeline are shown side by side
 NARROW_COLUMNS = 100  # below this width, the gauges take the whole width and a chart replaces them on m or b
@@ -528,9 +528,10 @@ class LlmtopApp(App[int]):
             shared.set_class(spilling, "-warning")
             if spilling and self._spill_warned is not record:
                 self._spill_warned = record
+                # Said once, without the figure of the moment (the gauge keeps it up to date).
                 self.notify(
-                    f"{gpu.name}: shared GPU memory grew by {units.human_bytes(delta)}: the model is spilling "
-                    "out of VRAM into system RAM",
+                    f"{gpu.name}: shared GPU memory is growing over its baseline: the model is spilling out of "
+                    "VRAM into system RAM",
                     severity="warning",
                     timeout=10,
                 )

@@ -3,24 +3,24 @@ each with its baseline as a flat line of its colour, and the phases marked on th
 
 from __future__ import annotations
 
+import math
+
 from textual_plotext import PlotextPlot
 
 from llmtop.timeline import Timeline
+from llmtop.word_wrap import fit
 
 GB = 1e9
+Y_AXIS_COLUMNS = 8  # what plotext's y axis and frame take of the widget's width
 COLOURS = {"RAM": "blue", "Ollama RSS": "magenta", "VRAM": "green", "shared": "red"}
 
 
-def axis_marks(marks: tuple[tuple[float, str], ...], span: float) -> list[tuple[float, str]]:
-    """The phase marks as axis labels; marks closer than a tenth of the span share one label
-    (`load/prompt`) so that no two labels are drawn over each other."""
-    merged: list[tuple[float, str]] = []
-    for x, word in marks:
-        if merged and x - merged[-1][0] < span / 10:
-            merged[-1] = (merged[-1][0], f"{merged[-1][1]}/{word}")
-        else:
-            merged.append((x, word))
-    return merged
+def marks_line(marks: tuple[tuple[float, str], ...], columns: int) -> str:
+    """The phase marks as one line under the axis (`s since the baseline: base 0 · load 0.3 · ...`),
+    as long as fits `columns`; the vertical lines show where each falls."""
+    full = " · ".join(f"{word} {x:.1f}" for x, word in marks)
+    short = " ".join(f"{word} {x:.0f}" for x, word in marks)
+    return fit([f"s since the baseline: {full}", f"s: {full}", f"s: {short}", short], columns)
 
 
 class MemoryTimelineChart(PlotextPlot):
@@ -33,12 +33,19 @@ class MemoryTimelineChart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.drawn: Timeline | None = None
+        self._drawn_width = 0
+
+    def on_resize(self) -> None:
+        if self.size.width != self._drawn_width:
+            self.show_timeline(self.drawn)
 
     def show_timeline(self, timeline: Timeline | None) -> None:
         """Draw `timeline` (None: nothing measured yet)."""
-        if timeline == self.drawn:
+        if timeline == self.drawn and self.size.width == self._drawn_width:
             return
-        self.drawn = timeline
+        self.drawn, self._drawn_width = timeline, self.size.width
+        if not self.size.width:  # not laid out yet: drawn once it has its width (on_resize)
+            return
         plt = self.plt
         plt.clear_figure()  # every setting too: what is drawn depends on the timeline alone
         if timeline is None or not timeline.series:
@@ -60,11 +67,8 @@ class MemoryTimelineChart(PlotextPlot):
                 plt.plot([0.0, max(timeline.end, xs[-1])], [series.baseline / GB] * 2, marker="dot", color=colour)
                 top = max(top, series.baseline / GB)
         plt.ylim(0, top * 1.15 or 1)
-        span = timeline.end or 1.0
-        marks = axis_marks(timeline.marks, span)
-        for x, _ in marks:
+        plt.xlim(0, math.ceil(timeline.end or 1.0))  # whole seconds: the axis's ticks do not hang on the last sample
+        for x, _ in timeline.marks:
             plt.vline(x, "gray")
-        if marks:
-            plt.xticks([x for x, _ in marks], [f"{word} {x:.0f}" for x, word in marks])
-        plt.xlabel("s since the baseline")
+        plt.xlabel(marks_line(timeline.marks, max(self.size.width - Y_AXIS_COLUMNS, 10)))
         self.refresh()
