@@ -31,7 +31,7 @@ class Watched:
 
     wall_s: float
     cpu_s: float  # user + system, from wait4
-    steady_cpu_pct: float  # % of one core after STEADY_AFTER_S (nan for a shorter run)
+    steady_cpu_pct: float  # % of one core from STEADY_AFTER_S to the run's end (nan for a shorter run)
     peak_rss_mb: float
     first_frame_s: float | None  # TUI: launch to the first full screen written to the terminal
     exit_status: int
@@ -47,8 +47,8 @@ def machine_line() -> str:
 
 
 def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
-    """Run `llmtop ARGS` (the TUI, or headless) to its end; `over()` says when the TUI's run is
-    finished, and `q` is then sent to it."""
+    """Run `llmtop ARGS` (the TUI, or headless) to its end; `over()` says when the run is finished:
+    the steady figure stops there, and the TUI is sent `q`."""
     argv = [LLMTOP, *args] + ([] if tui else ["--headless"])
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
     env.pop("OLLAMA_HOST", None)
@@ -63,10 +63,16 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
             os.dup2(devnull, 2)
         os.execve(argv[0], argv, env)
     process = psutil.Process(pid)
-    first_frame = steady_from = None
+    first_frame = steady_from = steady_to = None
     peak_rss = 0
     quit_at = None
     while True:
+        if steady_to is None and over():  # the run is over: what follows (the end, the exit) is left out
+            try:
+                times = process.cpu_times()
+                steady_to = (time.monotonic(), times.user + times.system)
+            except psutil.Error:
+                pass
         if fd is not None:
             ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
@@ -76,7 +82,7 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
                     data = b""
                 if first_frame is None and b"\x1b[" in data and len(data) > 2000:
                     first_frame = time.monotonic() - started
-            if quit_at is None and over():
+            if quit_at is None and steady_to is not None:
                 quit_at = time.monotonic() + 0.5
             if quit_at is not None and time.monotonic() >= quit_at:
                 os.write(fd, b"q")
@@ -98,7 +104,8 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
         os.close(fd)
     cpu = usage.ru_utime + usage.ru_stime
     max_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    steady = 100 * (cpu - steady_from[1]) / (ended - steady_from[0]) if steady_from else float("nan")
+    end_t, end_cpu = steady_to if steady_to is not None else (ended, cpu)
+    steady = 100 * (end_cpu - steady_from[1]) / (end_t - steady_from[0]) if steady_from else float("nan")
     return Watched(
         ended - started, cpu, steady, max(peak_rss, max_rss) / 1e6, first_frame, os.waitstatus_to_exitcode(status)
     )

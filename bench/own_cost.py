@@ -7,7 +7,8 @@ runs `llmtop llama3.3` against a stand-in Ollama (bench/stand_in.py: `ollama ser
 model is loaded, `ollama runner`, as real processes) streaming 30 tokens/s for --seconds, --repeats
 times, and prints medians of:
 - cpu_pct: CPU time of the llmtop process (user + system, from wait4) over the whole run, as a
-  percentage of one core; steady_cpu_pct: the same after the first 10 s (start-up left out);
+  percentage of one core; steady_cpu_pct: the same from 10 s after the start to the end of the
+  generation, while it streams (start-up, the run's end and the exit left out);
 - peak_rss_mb;
 - tps_error_pct: the client's tokens/s against the server's eval_count / eval_duration;
 - ttft_minus_server_ms: time to first token against the server's own (its load and prompt
