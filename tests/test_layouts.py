@@ -158,3 +158,12 @@ def test_a_wide_terminal_shows_the_tps_chart_and_the_memory_timeline_side_by_sid
 def test_cell_padding_is_what_the_table_draws():
     table = SummaryTable()
     assert table.cell_padding * 2 == CELL_PADDING
+
+
+def test_the_phase_marks_under_the_memory_chart_fit_its_width():
+    from llmtop.tui.widgets.memory_chart import marks_line
+
+    marks = ((0.0, "base"), (0.25, "load"), (3.29, "prompt"), (6.0, "gen"), (13.3, "end"))
+    assert marks_line(marks, 120) == "s since the baseline: base 0.0 · load 0.2 · prompt 3.3 · gen 6.0 · end 13.3"
+    assert marks_line(marks, 40) == "s: base 0 load 0 prompt 3 gen 6 end 13"
+    assert len(marks_line(marks, 20)) <= 20 and marks_line(marks, 20).endswith("…")
