@@ -34,7 +34,7 @@ from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
 from llmtop.stopping import StopRequested, stop_for
 from llmtop.summary import SPILL_BYTES, SummaryRow
-from llmtop.timeline import memory_timeline
+from llmtop.timeline import memory_timeline, run_start
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -401,13 +401,15 @@ class LlmtopApp(App[int]):
                 self._refresh_memory_chart(record, until)
 
     def _refresh_memory_chart(self, record, until: float) -> None:
+        """Only this run's samples are taken from the buffers (they hold up to two hours)."""
         collectors = self.session.collectors
+        start = run_start(record)
         self.memory_chart.show_timeline(
             memory_timeline(
                 record,
-                collectors.memory.all(),
-                collectors.processes.all(),
-                collectors.gpu.all() if collectors.gpu is not None else [],
+                collectors.memory.between(start, until),
+                collectors.processes.between(start, until),
+                collectors.gpu.between(start, until) if collectors.gpu is not None else [],
                 until,
             )
         )
