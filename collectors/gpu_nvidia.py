@@ -37,6 +37,19 @@ def load_nvml() -> ModuleType:
     return pynvml
 
 
+def start_nvml(nvml: ModuleType) -> None:
+    """`nvmlInit`, with NvmlUnavailable saying why it failed in a user's words."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        kind = _error_name(nvml, exc)
+        if kind == "LibraryNotFound":
+            raise NvmlUnavailable("no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found") from None
+        if kind == "DriverNotLoaded":
+            raise NvmlUnavailable("the NVIDIA driver is installed but not loaded") from None
+        raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
+
+
 class NvmlReader:
     """Reads every NVIDIA GPU. `nvml` is the pynvml module or a stand-in with the same functions."""
 
@@ -47,17 +60,7 @@ class NvmlReader:
         self.pids = pids
         self.platform = platform
         nvml = self.nvml
-        try:
-            nvml.nvmlInit()
-        except nvml.NVMLError as exc:
-            kind = _error_name(nvml, exc)
-            if kind == "LibraryNotFound":
-                raise NvmlUnavailable(
-                    "no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found"
-                ) from None
-            if kind == "DriverNotLoaded":
-                raise NvmlUnavailable("the NVIDIA driver is installed but not loaded") from None
-            raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
+        start_nvml(nvml)
         try:
             count = nvml.nvmlDeviceGetCount()
             self.handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]

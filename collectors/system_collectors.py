@@ -1,4 +1,4 @@
-"""The samplers that run for the whole session: system RAM, the Ollama process tree, the GPUs."""
+"""The samplers that run for the whole session: system RAM, the Ollama process tree, the GPUs, power."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProcessSample
+from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_memory import SystemMemoryReader, SystemMemorySample
 
 DEFAULT_INTERVAL_S = 0.25
+POWER_INTERVAL_S = 0.5  # counters need no faster reading; integrated power is averaged by the card
 
 
 class SystemCollectors:
@@ -28,11 +30,25 @@ class SystemCollectors:
         self.processes: Sampler[OllamaProcessSample] = Sampler("ollama-rss", self._process_reader, interval)
         self.gpu: Sampler[GpuSample] | None = Sampler("gpu", gpu_reader, interval) if gpu_reader else None
         self.gpu_unavailable = gpu_unavailable  # why `gpu` is None
+        self.power: Sampler[PowerSample] | None = None
+        self.power_unavailable: dict[str, str] = {"cpu": "power not probed", "gpu": "power not probed"}
 
     def use_gpus(self, reader: Callable[[float], GpuSample] | None, unavailable: str = "") -> None:
         """Sample the GPUs with `reader` (before start()); None keeps the reason why not."""
         self.gpu = Sampler("gpu", reader, self.memory.interval) if reader else None
         self.gpu_unavailable = unavailable
+
+    def use_power(self, reader: Callable[[float], PowerSample] | None, unavailable: dict[str, str]) -> None:
+        """Sample power with `reader` (before start()); `unavailable`: why a kind ("cpu", "gpu") is
+        not measured, for each kind that is not."""
+        interval = max(POWER_INTERVAL_S, self.memory.interval)
+        self.power = Sampler("power", reader, interval) if reader else None
+        self.power_unavailable = dict(unavailable)
+
+    def sample_power(self) -> None:
+        """One power reading now (the edges of a run's phases), so its energy is counted to the moment."""
+        if self.power is not None:
+            self.power.sample_now()
 
     def expect_load(self, loading: bool = True) -> None:
         """A model load is beginning: have the process reader find its runner at once (False: it
@@ -49,7 +65,7 @@ class SystemCollectors:
         return frozenset(p for p in (sample.server_pid, *sample.runner_pids) if p is not None)
 
     def _samplers(self) -> list[Sampler]:
-        return [s for s in (self.memory, self.processes, self.gpu) if s is not None]
+        return [s for s in (self.memory, self.processes, self.gpu, self.power) if s is not None]
 
     def start(self) -> None:
         for sampler in self._samplers():

@@ -123,6 +123,11 @@ class TokenClock:
             gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
         return gaps[len(gaps) // 2] < BURST_GAP_S
 
+    def count_until(self, t: float) -> int:
+        """Tokens that had arrived by `t`."""
+        with self._lock:
+            return bisect.bisect_right(self._times, t)
+
     def live_rate_tps(self, now: float) -> float | None:
         """Tokens per second over the last `window_s` seconds (shorter just after the first token)."""
         with self._lock:

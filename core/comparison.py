@@ -1,5 +1,6 @@
 """Runs compared the way the article does: grouped by model, mode and load, tps mean and standard
-deviation, and each mode's speed-up over `cpu` for the same model. Pure."""
+deviation, each mode's speed-up over `cpu` for the same model, and its energy per token against
+`cpu`'s. Pure."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Comparison:
     load_kind: str
     runs: tuple[SummaryRow, ...]
     speedup: float | None  # mean tps over the mean tps of `cpu` for the same model and load kind
+    energy_vs_cpu: float | None = None  # mean joules per token over that of `cpu`, the same way
 
     @property
     def first(self) -> SummaryRow:
@@ -49,6 +51,10 @@ class Comparison:
     def tps_stdev(self) -> float | None:
         return self.stdev(lambda r: r.eval_rate_tps)
 
+    @property
+    def joules_per_token(self) -> float | None:
+        return self.mean(lambda r: r.joules_per_token)
+
     def most_common(self, get: Callable[[SummaryRow], object]) -> object:
         values = [v for v in (get(r) for r in self.runs) if v is not None]
         return Counter(values).most_common(1)[0][0] if values else None
@@ -69,10 +75,13 @@ def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
     for row in rows:
         groups.setdefault((row.model, row.mode, row.load_kind or "cold"), []).append(row)
     plain = [Comparison(m, mode, kind, tuple(runs), None) for (m, mode, kind), runs in groups.items()]
-    cpu_tps = {(c.model, c.load_kind, _context_of(c.mode)): c.tps for c in plain if _placement(c.mode) == "cpu"}
+    cpu = {(c.model, c.load_kind, _context_of(c.mode)): c for c in plain if _placement(c.mode) == "cpu"}
     result = []
     for c in plain:  # against cpu at the same context: a context changes the speed too
-        base = cpu_tps.get((c.model, c.load_kind, _context_of(c.mode)))
-        speedup = c.tps / base if c.tps is not None and base else None
-        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup))
+        base = cpu.get((c.model, c.load_kind, _context_of(c.mode)))
+        speedup = c.tps / base.tps if base is not None and c.tps is not None and base.tps else None
+        energy = c.joules_per_token
+        base_energy = base.joules_per_token if base is not None else None
+        ratio = energy / base_energy if energy is not None and base_energy else None
+        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio))
     return result

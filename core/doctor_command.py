@@ -20,8 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmtop doctor",
         description="Say what llmtop can measure on this machine: each GPU backend it tries (NVML, amdsmi, "
         "AMD sysfs, Intel fdinfo, Windows performance counters, Apple ioreg) with what it reads or why it "
-        "cannot, the Ollama processes, and the server log. LLMTOP_SYSFS_ROOT and LLMTOP_PROC_ROOT point "
-        "the Linux readers at another /sys and /proc.",
+        "cannot, each power source (RAPL powercap, NVML, AMD and Intel hwmon, Windows' Energy Meter Interface) "
+        "with what it reads or why not, the Ollama processes, and the server log. LLMTOP_SYSFS_ROOT and "
+        "LLMTOP_PROC_ROOT point the Linux readers at another /sys and /proc.",
     )
     parser.add_argument("--json", action="store_true", help="the same as one JSON object")
     return parser
@@ -32,6 +33,7 @@ def gather() -> dict[str, Any]:
     from llmtop.collectors.gpu_collector import probe_gpu_backends
     from llmtop.collectors.log_sources import default_log_source
     from llmtop.collectors.ollama_processes import OllamaProcessReader
+    from llmtop.collectors.power_collector import probe_power_sources
 
     process = OllamaProcessReader()(0.0)
     pids = frozenset(p for p in (process.server_pid, *process.runner_pids) if p is not None)
@@ -48,6 +50,20 @@ def gather() -> dict[str, Any]:
         ]
     finally:
         collector.close()
+    power = probe_power_sources()
+    try:
+        power_sources = [
+            {
+                "backend": report.backend,
+                "kind": report.kind,
+                "available": report.available,
+                "detail": report.detail,
+                "sources": [dataclasses.asdict(r) for r in report.sources],
+            }
+            for report in power.reports
+        ]
+    finally:
+        power.close()
     log = default_log_source(local=True)
     return {
         "llmtop_version": __version__,
@@ -56,6 +72,8 @@ def gather() -> dict[str, Any]:
         "python": platform.python_version(),
         "gpu_backends": backends,
         "gpu_readable": any(b["available"] for b in backends),
+        "power_sources": power_sources,
+        "energy_readable": {kind: any(p["available"] and p["kind"] == kind for p in power_sources) for kind in KINDS},
         "ollama_processes": {
             "server_pid": process.server_pid,
             "runner_pids": list(process.runner_pids),
@@ -73,6 +91,25 @@ def _figure(used: int | None, total: int | None, why: str) -> str:
     if used is None:
         return f"n/a ({why})"
     return f"{units.human_bytes(used)} / {units.human_bytes(total)}" if total else units.human_bytes(used)
+
+
+KINDS = ("cpu", "gpu")
+
+
+def power_lines(report: dict[str, Any]) -> list[str]:
+    """Each power source tried: what it read (the first reading: the power comes with the second),
+    or why it cannot be read; then whether energy per token is measured."""
+    lines = ["Power sources (energy per token):"]
+    for backend in report["power_sources"]:
+        state = "OK" if backend["available"] else "not available"
+        lines.append(f"  {backend['backend']:<13} {backend['kind'].upper()} {state}: {backend['detail']}")
+        for source in backend["sources"]:
+            limit = f", limit {source['limit_w']:.0f} W" if source["limit_w"] else ""
+            lines.append(f"    {source['name']}: {source['method']}{limit}")
+    readable = report["energy_readable"]
+    said = [f"{kind.upper()} {'measured' if readable[kind] else 'n/a'}" for kind in KINDS]
+    lines.append("Energy: " + ", ".join(said) + ("" if any(readable.values()) else " (no source above can be read)"))
+    return lines
 
 
 def describe(report: dict[str, Any]) -> str:
@@ -111,6 +148,8 @@ def describe(report: dict[str, Any]) -> str:
         "VRAM and shared memory: "
         + ("measured" if report["gpu_readable"] else "n/a on this machine (no backend above can read a GPU)")
     )
+    lines.append("")
+    lines.extend(power_lines(report))
     process = report["ollama_processes"]
     lines.append(
         "Ollama processes: "

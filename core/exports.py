@@ -3,6 +3,7 @@
 Markdown compares: one row per model, mode and load kind, tps as `mean ± sd` (llama-bench's way of
 writing t/s) and the speed-up over `cpu`. CSV has one line per run with the JSON keys. JSON has one
 object per run, the comparison, and the machine (llama-bench's `cpu_info` and `gpu_info` names).
+Energy per token is in every one, per run and per compared mode.
 """
 
 from __future__ import annotations
@@ -94,13 +95,23 @@ def to_csv(rows: Sequence[SummaryRow], sweep: SweepResult | None = None) -> str:
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        values = {
-            k: ("" if v is None else ";".join(v) if isinstance(v, tuple) else v) for k, v in row.to_dict().items()
-        }
+        values = {k: _csv_cell(v) for k, v in row.to_dict().items()}
         if sweep is not None:
             values.update(sweep_found=found.get(row.mode, ""), sweep_conclusion=sweep.conclusion)
         writer.writerow(values)
     return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    """A raw value as a CSV cell: empty for null, names joined by `;`, a list of objects (the power
+    sources) as its JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (tuple, list)):
+        if all(isinstance(v, str) for v in value):
+            return ";".join(value)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else ""
+    return value
 
 
 def comparison_dict(c: Comparison) -> dict[str, Any]:
@@ -117,6 +128,10 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "ram_delta_bytes": c.mean(lambda r: r.ram_delta_bytes),
         "vram_delta_bytes": c.mean(lambda r: r.vram_delta_bytes),
         "shared_delta_bytes": c.mean(lambda r: r.shared_delta_bytes),
+        "joules_per_token": c.joules_per_token,
+        "energy_vs_cpu": c.energy_vs_cpu,
+        "energy_j": c.mean(lambda r: r.energy_j),
+        "idle_power_w": c.mean(lambda r: r.idle_power_w),
     }
 
 

@@ -57,6 +57,10 @@ def _layers(row: SummaryRow) -> str:
     return f"{layers} ({row.layers_overflowing} {OVERFLOWING})" if row.layers_overflowing else layers
 
 
+def _joules_per_token(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
 def _context(row: SummaryRow) -> str:
     if row.context is None:
         return UNKNOWN
@@ -283,6 +287,51 @@ FIGURES: tuple[Figure, ...] = (
         "context, compute) against the free device memory and the reserve (llama.cpp's fit step, Ollama 0.30 on), "
         "or Ollama's estimate (`memory.required.full`, `memory.available`) before it, or why no GPU was used; "
         "what would change it is marked as an estimate",
+    ),
+    Figure(
+        "J/token",
+        ("joules_per_token", "tokens_per_joule", "generation_power_w"),
+        "energy per generated token: the energy of every power source read (CPU package, each GPU) from the first "
+        "token to the last, over the tokens after the first (the first one's cost is the prompt's); "
+        "`tokens_per_joule` its inverse, `generation_power_w` the mean power meanwhile; compared, the mean over "
+        "the runs; `null`, with `energy_note` saying why, where no source was read",
+        ja="J/トークン",
+        run=lambda r: _or_unknown(_joules_per_token(r.joules_per_token)),
+        compared=lambda c: _or_unknown(_joules_per_token(c.joules_per_token)),
+        stable=("joules_per_token",),
+    ),
+    Figure(
+        "energy vs cpu",
+        ("energy_vs_cpu",),
+        "a mode's mean J/token over the mean J/token of `cpu` for the same model (in the JSON's `comparison`): "
+        "under 1x, its tokens cost less energy than on the CPU alone",
+        ja="電力量比",
+        compared=lambda c: f"{c.energy_vs_cpu:.2f}x" if c.energy_vs_cpu is not None else UNKNOWN,
+    ),
+    Figure(
+        "energy",
+        ("energy_j", "energy_generation_j", "power_sources", "energy_note"),
+        "the energy of the whole run, from the request to the end (load and prompt included), summed over the "
+        "sources read, and `energy_generation_j` from the first token to the last; each source apart in "
+        "`power_sources` (what it is, how it was read: a hardware counter "
+        "such as RAPL's `energy_uj` or NVML's total energy, else power integrated over time), and `energy_note` "
+        "saying which kind was not measured and why. Counters are read at each phase's edge, so a phase's "
+        "energy is their difference",
+        ja="電力量",
+        run=lambda r: _or_unknown(units.joules(r.energy_j)),
+        compared=lambda c: _or_unknown(units.joules(c.mean(lambda r: r.energy_j))),
+        stable=("energy_j", "energy_generation_j", "power_sources"),
+        on_screen_compared=False,
+    ),
+    Figure(
+        "idle W",
+        ("idle_power_w",),
+        "the mean power of the same sources over the baseline (at least 1 s before the request): the machine's "
+        "own share, to set against `generation_power_w`",
+        ja="アイドル電力",
+        run=lambda r: _or_unknown(units.watts(r.idle_power_w)),
+        compared=lambda c: _or_unknown(units.watts(c.mean(lambda r: r.idle_power_w))),
+        on_screen_compared=False,
     ),
     Figure(
         "Ollama RSS",

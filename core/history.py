@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,7 @@ def default_path() -> Path:
 
 def row_from_dict(values: Mapping[str, Any]) -> SummaryRow:
     """A SummaryRow from its JSON; keys a newer or older llmtop wrote are dropped or defaulted."""
-    known = {f.name for f in fields(SummaryRow)}
-    data = {k: v for k, v in values.items() if k in known}
-    if isinstance(data.get("gpus"), list):
-        data["gpus"] = tuple(data["gpus"])
-    return SummaryRow(**data)
+    return SummaryRow.from_dict(values)
 
 
 class History:

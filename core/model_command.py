@@ -182,6 +182,7 @@ def measure(
 def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalStop) -> int:
     from llmtop.collectors.gpu_collector import probe_gpu_backends
     from llmtop.collectors.ollama_processes import OllamaProcessReader
+    from llmtop.collectors.power_collector import power_unavailable, probe_power_sources
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.history import History
     from llmtop.machine import describe_machine
@@ -239,6 +240,8 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
         plan = build_plan(list(sessions), modes, args.repeat, settings)
     gpus = probe_gpu_backends(pids=collectors.ollama_pids)
     collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
+    power = probe_power_sources()
+    collectors.use_power(power if power.sources else None, power_unavailable(power))
     version = next(iter(sessions.values())).version
     recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings, sweep=sweep)
 
@@ -265,6 +268,7 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
     finally:
         collectors.stop()
         gpus.close()
+        power.close()
         server.close()
         if recorder is not None:
             recorder.close(time.monotonic())
@@ -302,6 +306,7 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
             settings=settings,
             log={"description": log.description if log else None, "reason": log_reason},
             gpu={"available": collectors.gpu is not None, "reason": collectors.gpu_unavailable},
+            power={"available": collectors.power is not None, "unavailable": collectors.power_unavailable},
             argv=sys.argv[1:],
             demo=demo,
             sweep=None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
@@ -319,7 +324,13 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
             },
         )
         session.on_event = recorder.event
-    for source, sampler in (("ram", collectors.memory), ("ollama-rss", collectors.processes), ("gpu", collectors.gpu)):
+    samplers = (
+        ("ram", collectors.memory),
+        ("ollama-rss", collectors.processes),
+        ("gpu", collectors.gpu),
+        ("power", collectors.power),
+    )
+    for source, sampler in samplers:
         if sampler is None:
             continue
         sampler.listeners.append(

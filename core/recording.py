@@ -3,10 +3,10 @@
 Format version 1. Every line is an object with `event` (its kind) and `t` (seconds on the session's
 monotonic clock); the first line is the `recording` event with the format version. The kinds:
 
-    recording  v, wall (UTC start), llmtop_version, interval, plan, settings, log, gpu, argv, demo
+    recording  v, wall (UTC start), llmtop_version, interval, plan, settings, log, gpu, power, argv, demo
     model      model, facts, ollama_version, host                 (one per model, after connecting)
     machine    machine                                            (CPU, RAM, GPUs, OS, versions)
-    sample     source (ram | ollama-rss | gpu), sample            (every collector reading)
+    sample     source (ram | ollama-rss | gpu | power), sample    (every collector reading)
     error      source, error                                      (a collector that failed to read)
     log        line                                               (every server-log line read)
     run        model, mode, settings, host, ollama_version, started_at
@@ -39,6 +39,7 @@ from typing import IO, Any
 from llmtop import __version__
 from llmtop.collectors.gpu_reading import GpuReading, GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.power_reading import PowerReading, PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.model_facts import ModelFacts
 from llmtop.output import private_folder
@@ -110,6 +111,13 @@ def gpu_sample(data: Mapping[str, Any] | None) -> GpuSample | None:
     return GpuSample(data["t"], gpus, tuple(data.get("problems") or ()))
 
 
+def power_sample(data: Mapping[str, Any] | None) -> PowerSample | None:
+    if data is None:
+        return None
+    sources = tuple(PowerReading(**_known(PowerReading, r)) for r in data.get("sources") or ())
+    return PowerSample(data["t"], sources, tuple(data.get("problems") or ()))
+
+
 def ps_reading(data: Mapping[str, Any]) -> PsReading:
     return PsReading(**_known(PsReading, data))
 
@@ -123,12 +131,10 @@ def run_settings(data: Mapping[str, Any] | None) -> RunSettings:
 
 
 def summary_row(data: Mapping[str, Any]) -> SummaryRow:
-    values = _known(SummaryRow, data)
-    values["gpus"] = tuple(values.get("gpus") or ())
-    return SummaryRow(**values)
+    return SummaryRow.from_dict(data)
 
 
-SAMPLE_READERS = {"ram": memory_sample, "ollama-rss": process_sample, "gpu": gpu_sample}
+SAMPLE_READERS = {"ram": memory_sample, "ollama-rss": process_sample, "gpu": gpu_sample, "power": power_sample}
 
 
 # -- where recordings go ----------------------------------------------------------------------
@@ -216,11 +222,13 @@ def header(
     settings: RunSettings,
     log: Mapping[str, Any],
     gpu: Mapping[str, Any],
+    power: Mapping[str, Any] | None = None,
     argv: list[str] | None = None,
     demo: str | None = None,
     sweep: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The fields of the first event; `sweep` what a `--sweep` swept (its replay concludes the same)."""
+    """The fields of the first event; `power`: {"available", "unavailable": why a kind is not
+    measured}; `sweep` what a `--sweep` swept (its replay concludes the same)."""
     return {
         "v": FORMAT_VERSION,
         "wall": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -230,6 +238,7 @@ def header(
         "settings": settings,
         "log": dict(log),
         "gpu": dict(gpu),
+        "power": dict(power) if power is not None else None,
         "argv": argv or [],
         "demo": demo,
         "sweep": dict(sweep) if sweep is not None else None,

@@ -224,6 +224,9 @@ class Player:
         self.resumed.set()
 
 
+NOT_RECORDED = "power is not in this recording (made before llmtop read power)"
+
+
 def _never(now: float) -> Any:
     """The reader of a replayed sampler: its samples come from the recording."""
     return None
@@ -324,6 +327,8 @@ class Replay:
         )
         gpu = head.get("gpu") or {}
         self.collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
+        power = head.get("power") or {"available": False, "unavailable": {k: NOT_RECORDED for k in ("cpu", "gpu")}}
+        self.collectors.use_power(_never if power.get("available") else None, power.get("unavailable") or {})
         log = head.get("log") or {}
         self.log = (
             LogWatcher(_RecordedSource(log["description"]), clock=self.player.now) if log.get("description") else None
@@ -354,11 +359,12 @@ class Replay:
 
     # -- playing ------------------------------------------------------------------------------
     def _sampler(self, source: str) -> Sampler[Any] | None:
-        """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu)."""
+        """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu, power)."""
         samplers: dict[str, Sampler[Any] | None] = {
             "ram": self.collectors.memory,
             "ollama-rss": self.collectors.processes,
             "gpu": self.collectors.gpu,
+            "power": self.collectors.power,
         }
         return samplers.get(source)
 

@@ -48,6 +48,17 @@ LIVE_FIGURES: tuple[tuple[str, str], ...] = (
         "system RAM the GPU driver uses as GPU memory: Windows' shared GPU memory counter, GTT on Linux AMD "
         "(mem_info_gtt_used); its growth during a run is the spill",
     ),
+    (
+        "CPU / GPU power",
+        "watts now and their last 8 s: the CPU package from RAPL (Linux powercap energy_uj; Windows' Energy Meter "
+        "Interface), NVIDIA GPUs from NVML (total energy, else power usage), AMD from hwmon power1_average, Intel "
+        "from hwmon energy1_input; the bar against the source's power limit; Δ over the baseline's idle power",
+    ),
+    (
+        "energy",
+        "joules used since the request (counters differenced, power integrated), and while generating the "
+        "joules per token after the first",
+    ),
     ("GPU layers", "the server log's `offloaded N/M layers to GPU` for this run's load, and the backend it names"),
     ("Ollama's split", "`/api/ps` size_vram of size: Ollama's own estimate of the split"),
     ("why", "the server log's numbers: what a full offload needs against the free device memory"),

@@ -23,12 +23,13 @@ from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.energy import EDGE_S
 from llmtop.model_facts import ModelFacts, model_facts, same_model
 from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
 from llmtop.output import internal_error
 from llmtop.session_settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
 from llmtop.stopping import StopRequested
-from llmtop.summary import PsReading, RunRecord, SummaryRow, summarize
+from llmtop.summary import PsReading, RunRecord, SummaryRow, baseline_start, summarize
 
 __all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver"]
 
@@ -39,6 +40,7 @@ UNLOAD_UNCHECKED_S = 3.0  # the wait after an unload that /api/ps cannot confirm
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
 SETTLE_TIMEOUT_S = 10.0
 LOG_GRACE_S = 0.5
+IDLE_POWER_S = 1.0  # where power is read, the baseline lasts at least this long: the idle power's window
 
 
 class Phase(enum.Enum):
@@ -218,6 +220,8 @@ class Session:
     def _baseline(self) -> tuple[SystemMemorySample | None, Any, GpuSample | None]:
         """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""
         self._set_phase(Phase.BASELINE, "waiting for memory to settle")
+        started = self._clock()
+        self.collectors.sample_power()
         memory = self.collectors.memory
         interval = memory.interval
         deadline = self._clock() + SETTLE_TIMEOUT_S
@@ -233,6 +237,8 @@ class Session:
                 self._note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
                 break
             previous = current
+        if self.collectors.power is not None:  # long enough to tell the machine's idle power
+            self.cancel.wait(max(0.0, IDLE_POWER_S - (self._clock() - started)))
         gpu = self.collectors.gpu.sample_now() if self.collectors.gpu is not None else None
         return memory.latest(), self.collectors.processes.sample_now(), gpu
 
@@ -258,6 +264,7 @@ class Session:
             started_at=started_at,
             clock=TokenClock(t),
             num_ctx=num_ctx,
+            power_unavailable=dict(self.collectors.power_unavailable),
         )
         self.current = self.last = record
         return record
@@ -342,6 +349,7 @@ class Session:
 
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:
         self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
+        self.collectors.sample_power()  # the baseline's end and the run's start, to the moment
         self.request_sent(record, self._clock())
         self.collectors.expect_load()  # a load starts a runner: find it while it lives
         ps = self._ps
@@ -359,6 +367,7 @@ class Session:
                     break
                 self.token_arrived(record, chunk.get("response") or "", now)
                 if record.clock.count == 1:
+                    self.collectors.sample_power()  # the generation phase's energy starts here
                     self.collectors.expect_load(False)  # a runner that loads the model has started by now
                     self._set_phase(Phase.GENERATING)
                 if self.cancel.is_set():
@@ -368,6 +377,7 @@ class Session:
                 raise StreamBroken("the stream ended without its final chunk")
         finally:
             watching.set()
+            self.collectors.sample_power()  # the last token has come: the generation's energy ends here
             record.ended_at = self._clock()
             self.collectors.expect_load(False)
             ps.stop()
@@ -442,6 +452,13 @@ class Session:
             self._abandoned = record
             return row
 
+    def _power(self, record: RunRecord, end: float) -> list[Any]:
+        """The run's power samples, from its baseline's start (its idle power) to `end`."""
+        if self.collectors.power is None:
+            return []
+        since = baseline_start(record)
+        return self.collectors.power.between(since if since is not None else record.clock.request_at, end + EDGE_S)
+
     def summarize(self, record: RunRecord, end: float | None = None) -> SummaryRow:
         """The row of `record` from what has been measured, up to `end` (default: the run's end,
         or now for a run still going)."""
@@ -458,5 +475,6 @@ class Session:
                 processes=self.collectors.processes.between(record.clock.request_at, end),
                 gpu=self.collectors.gpu.between(record.clock.request_at, end) if self.collectors.gpu else [],
                 ps=ps,
+                power=self._power(record, end),
             )
         )

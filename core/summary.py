@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import statistics
 from bisect import bisect_right
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.energy import RunEnergy, SourceEnergy, Window, run_energy
 from llmtop.model_facts import ModelFacts
 
 
@@ -52,6 +54,11 @@ class SummaryRow:
     layers_total: int | None
     ollama_version: str | None
     complete: bool
+    # Energy (energy.py): summed over the power sources read, each apart in `power_sources`.
+    energy_j: float | None = None  # from the request to the end of the run
+    energy_generation_j: float | None = None  # from the first token to the last
+    joules_per_token: float | None = None  # energy_generation_j over the tokens after the first
+    power_sources: tuple[SourceEnergy, ...] = ()
     # Beyond the stable keys: context for reading the figures above.
     mode: str = "auto"
     load_kind: str | None = None  # "cold": the model was not loaded when the request went; "warm": it was
@@ -78,11 +85,32 @@ class SummaryRow:
     split_reason: str | None = None  # why the layers landed where they did, from the log's numbers
     ps_size_bytes: int | None = None
     ps_size_vram_bytes: int | None = None
+    tokens_per_joule: float | None = None
+    generation_power_w: float | None = None  # mean power while generating
+    idle_power_w: float | None = None  # mean power over the baseline: the machine's share
+    energy_note: str | None = None  # what the sums leave out, or why they are null
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SummaryRow:
+        """A row from its JSON (history, recordings); keys a newer or older llmtop wrote are dropped
+        or defaulted."""
+        data = {k: v for k, v in values.items() if k in _ROW_FIELDS}
+        data["gpus"] = tuple(data.get("gpus") or ())
+        source_fields = {f.name for f in fields(SourceEnergy)}
+        data["power_sources"] = tuple(
+            SourceEnergy(**{k: v for k, v in s.items() if k in source_fields})
+            for s in data.get("power_sources") or ()
+            if isinstance(s, Mapping)
+        )
+        return cls(**data)
+
+
+_ROW_FIELDS = frozenset(f.name for f in fields(SummaryRow))
 
 
 @dataclass
@@ -111,6 +139,27 @@ class RunRecord:
     error: str | None = None
     num_ctx: int | None = None  # the context the run asked for
     phases: list[tuple[float, str]] = field(default_factory=list)  # (t, phase) as the run went through them
+    power: Sequence[PowerSample] = field(default_factory=list)  # from the baseline's start to the end
+    power_unavailable: dict[str, str] = field(default_factory=dict)  # why a kind ("cpu", "gpu") has no source
+
+
+def baseline_start(run: RunRecord) -> float | None:
+    """When the run's baseline phase began (its idle power is measured from there to the request)."""
+    return next((t for t, phase in run.phases if phase == "baseline"), None)
+
+
+def energy_of(run: RunRecord, end: float) -> RunEnergy:
+    """The run's energy from its power samples (see energy.py for the windows)."""
+    clock = run.clock
+    generation = (
+        Window(clock.first_at, clock.last_at)
+        if clock.first_at is not None and clock.last_at is not None and clock.count >= 2
+        else None
+    )
+    since = baseline_start(run)
+    idle = Window(since, clock.request_at) if since is not None else None
+    tokens = clock.count - 1 if clock.count >= 2 else None
+    return run_energy(run.power, Window(clock.request_at, end), generation, idle, tokens, run.power_unavailable)
 
 
 SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled
@@ -284,6 +333,7 @@ def summarize(run: RunRecord) -> SummaryRow:
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
+    energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at)
     error = run.error
     if error and load is not None and load.error and load.error not in error:
         error = f"{error} (server log: {load.error})"
@@ -329,5 +379,13 @@ def summarize(run: RunRecord) -> SummaryRow:
         split_reason=load.split_reason() if load else None,
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
+        energy_j=energy.energy_j,
+        energy_generation_j=energy.energy_generation_j,
+        joules_per_token=energy.joules_per_token,
+        tokens_per_joule=energy.tokens_per_joule,
+        generation_power_w=energy.generation_w,
+        idle_power_w=energy.idle_w,
+        power_sources=energy.sources,
+        energy_note=energy.note,
         error=error,
     )

@@ -68,3 +68,42 @@ def duration(value: float) -> str:
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def joules(value: float | None) -> str:
+    """Energy for people: `850 J`, `12.4 kJ`, `3.10 MJ`; `""` when unknown."""
+    if value is None:
+        return ""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.2f} MJ"
+    if abs(value) >= 1e4:
+        return f"{value / 1e3:.1f} kJ"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:.2f} kJ"
+    return f"{value:.3g} J" if abs(value) < 10 else f"{value:.0f} J"
+
+
+def watts(value: float | None) -> str:
+    """Power for people: `45.2 W`, `310 W`; `""` when unknown."""
+    if value is None:
+        return ""
+    return f"{value:.1f} W" if abs(value) < 100 else f"{value:.0f} W"
+
+
+def signed_watts(value: float | None) -> str:
+    """A change of power: `+38.0 W`, `-2.1 W`; `n/a` when unknown."""
+    if value is None:
+        return "n/a"
+    return ("+" if value >= 0 else "-") + watts(abs(value))
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], top: float | None = None) -> str:
+    """A short history as block characters, 0 to `top` (default: the highest value)."""
+    high = top if top else max(values, default=0.0)
+    if not values or high <= 0:
+        return ""
+    last = len(SPARKS) - 1
+    return "".join(SPARKS[min(last, max(0, round(last * v / high)))] for v in values)

@@ -447,3 +447,42 @@ async def test_a_log_file_that_does_not_exist_yet_is_awaited_visibly(double_fact
     finally:
         collectors.stop()
         watcher.stop()
+
+
+async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(double_factory, tmp_path):
+    import pynvml
+    from power_trees import RunningCounter, rapl_tree
+    from test_power import EnergyNvml
+
+    from llmtop.collectors.power_collector import power_unavailable, probe_power_sources
+
+    root = rapl_tree(tmp_path, max_range=30_000_000)
+    double = double_factory(token_rate=20, tokens=80, vram_fraction=0.36)
+    app = make_app(double)
+    app.session.collectors.stop()
+    power = probe_power_sources("linux", sysfs=root, nvml=EnergyNvml(init_error=pynvml.NVMLError_LibraryNotFound()))
+    app.session.collectors.use_power(power, power_unavailable(power))
+    with RunningCounter(root / "class/powercap/intel-rapl:0/energy_uj", 40.0, wrap=30_000_000):
+        app.session.collectors.start()
+        async with app.run_test(size=(140, 44)) as pilot:
+            await until(pilot, lambda: app.session.last is not None and app.session.last.clock.count > 30)
+            await pilot.pause(2.2)  # the energy line is redrawn every 2 s
+            cpu, gpu = [g for g in app.power_gauges if g.display]
+            watts = r"(39\.\d|40\.\d) W / 125 W  Δ [+-]\d\.\d W"  # 40 W, read on the counter's 5 ms steps
+            assert re.search(rf"^CPU power   [█░]+ {watts}  [▁-█]+ CPU package$", cpu.text), cpu.text
+            assert gpu.text.startswith("GPU power   n/a: nvml: no NVIDIA driver")
+            energy = app.energy_line.text
+            assert re.fullmatch(r"energy \d+ J since the request   ·   \d\.\d+ J/token while generating", energy), (
+                energy
+            )
+            await until(pilot, lambda: len(app.runner.rows) == 1)
+            row = app.runner.rows[0]
+            assert row.joules_per_token == pytest.approx(40.0 / 20, rel=0.1)  # 40 W at 20 tokens/s
+            assert cells_of(app.table, 0)["J/token"] == f"{row.joules_per_token:.3g}"
+            drm = root / "class" / "drm"
+            assert row.energy_note == (
+                "GPU not measured (nvml: no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found; "
+                f"amd-hwmon: no AMD GPU with hwmon power1_average or power1_input under {drm}; "
+                f"intel-hwmon: no Intel GPU with hwmon energy1_input under {drm})"
+            )
+    app.session.collectors.stop()

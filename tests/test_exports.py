@@ -39,7 +39,11 @@ def row(**changes):
 
 
 def test_markdown_compares_cpu_and_auto_in_the_article_layout():
-    cpu = [row(mode="cpu", eval_rate_tps=0.99), row(mode="cpu", eval_rate_tps=1.01)]
+    energy = {"idle_power_w": 41.0}
+    cpu = [
+        row(mode="cpu", eval_rate_tps=0.99, joules_per_token=96.0, energy_j=10_400.0, **energy),
+        row(mode="cpu", eval_rate_tps=1.01, joules_per_token=94.0, energy_j=10_200.0, **energy),
+    ]
     auto = [
         row(
             mode="auto",
@@ -49,23 +53,29 @@ def test_markdown_compares_cpu_and_auto_in_the_article_layout():
             vram_delta_bytes=15_200_000_000,
             shared_delta_bytes=2_100_000_000,
             layers_offloaded=27,
+            joules_per_token=j,
+            energy_j=9_000.0,
+            **energy,
         )
-        for tps in (1.32, 1.36)
+        for tps, j in ((1.32, 120.0), (1.36, 118.0))
     ]
     lines = to_markdown([cpu[0], auto[0], cpu[1], auto[1]]).splitlines()
     assert lines[0] == (
         "| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
-        "| prompt tps | client tps | load | peak RAM | runs |"
+        "| prompt tps | client tps | load | peak RAM | J/token | energy vs cpu | energy | idle W | runs |"
     )
-    assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (
+        "---:|" * 5
+    )
     assert lines[2] == (
         "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | n/a | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a "
-        "| 61.23s | 4.21 | 0.99 | 48.50s | 43.2GB | 2 |"
+        "| 61.23s | 4.21 | 0.99 | 48.50s | 43.2GB | 95 | 1.00x | 10.3 kJ | 41.0 W | 2 |"
     )
     assert lines[3].startswith(
         "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | n/a | 27/81 | 1.34 ± 0.03 | 1.34x | 41.6GB | 15.2GB "
         "| 2.1GB |"
     )
+    assert lines[3].endswith("| 119 | 1.25x | 9.00 kJ | 41.0 W | 2 |")  # GPU tokens cost more here
     assert len(lines) == 4
 
 

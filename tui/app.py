@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -26,6 +27,7 @@ from textual_plotext import PlotextPlot
 from llmtop import units
 from llmtop.charts import chart_bars, write_chart
 from llmtop.comparison import compare
+from llmtop.energy import EDGE_S, energy_between
 from llmtop.exports import write_export
 from llmtop.figures import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
 from llmtop.output import internal_error
@@ -33,7 +35,7 @@ from llmtop.plan import PlannedRun, PlanRunner
 from llmtop.session import Phase, Session, SessionObserver
 from llmtop.session_settings import RunSettings
 from llmtop.stopping import StopRequested, stop_for
-from llmtop.summary import SPILL_BYTES, SummaryRow
+from llmtop.summary import SPILL_BYTES, SummaryRow, baseline_start
 from llmtop.timeline import memory_timeline, run_start
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
@@ -46,12 +48,19 @@ from llmtop.tui.widgets.sweep_chart import SweepChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 
+SPARK_S = 8.0  # a power gauge's history
+SPARK_POINTS = 16
+KIND_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 REFRESH_S = 0.5  # screen refresh: twice a second, whatever the sampling interval
 SLOW_EVERY = 4  # the charts and the log pane: every fourth refresh (every 2 s; plotext is the costliest draw)
 CHART_POINTS = 80
 WIDE_COLUMNS = 160  # from this width on, the tokens/s chart and the memory timeline are shown side by side
 NARROW_COLUMNS = 100  # below this width, the gauges take the whole width and a chart replaces them on m or b
 SHORT_ROWS = 32  # below this height, the screen drops its borders and the legend
+
+
+def _power_gauge(label: str) -> Gauge:
+    return Gauge(label, unit=units.watts, delta_unit=units.signed_watts)
 
 
 class _AppObserver(SessionObserver):
@@ -143,6 +152,7 @@ class LlmtopApp(App[int]):
         self.chart_view = "tps"  # the chart beside the gauges: "tps", "memory" or "bars" (m and b switch)
         self.charts_instead = False  # a narrow screen shows the chart view in place of the gauges
         self._laid_out_size: object = None  # the size the layout was made for
+        self._idle: dict[str, float] = {}  # each power source's idle watts in the run's baseline
 
     @property
     def session(self) -> Session:
@@ -166,6 +176,9 @@ class LlmtopApp(App[int]):
                 with Vertical(id="gpu"):
                     yield Gauge("VRAM", id="vram-0")
                     yield Gauge("Shared GPU", id="shared-0")
+                with Vertical(id="power"):
+                    yield _power_gauge("Power")
+                yield TextLine(id="energy")
                 yield Gauge("GPU layers", id="layers", unit=str)
                 yield TextLine(id="split")
                 yield Paragraph(id="why")
@@ -239,6 +252,9 @@ class LlmtopApp(App[int]):
         self.gpu_box = self.query_one("#gpu", Vertical)
         self.gauges_box = self.query_one("#gauges", Vertical)
         self.gpu_gauges = [(self.query_one("#vram-0", Gauge), self.query_one("#shared-0", Gauge))]
+        self.power_box = self.query_one("#power", Vertical)
+        self.power_gauges = list(self.power_box.query(Gauge))
+        self.energy_line = self.query_one("#energy", TextLine)
         self._spill_warned: object = None
         self._show_charts()
         self.set_interval(REFRESH_S, self._refresh_live)
@@ -365,6 +381,7 @@ class LlmtopApp(App[int]):
             )
 
         self._refresh_gpus(record)
+        self._refresh_power(record, now, self._ticks % SLOW_EVERY == 0 or (record and record.ended_at) is not None)
         self._refresh_layers()
         if self.log_pane.display and self._ticks % SLOW_EVERY == 0:
             self._refresh_log_pane()
@@ -537,6 +554,104 @@ class LlmtopApp(App[int]):
                     severity="warning",
                     timeout=10,
                 )
+
+    def _refresh_power(self, record, now: float, slow: bool) -> None:
+        """A gauge per power source (watts, its last 8 s, Δ over the baseline's idle power), n/a with
+        the reasons where a kind is not measured; every 2 s the energy since the request."""
+        collectors = self.session.collectors
+        missing = collectors.power_unavailable
+        sampler = collectors.power
+        recent = sampler.between(now - SPARK_S) if sampler is not None else []
+        latest = recent[-1] if recent else None
+        shown: list[tuple[str, Any]] = [(kind, None) for kind in ("cpu", "gpu") if kind in missing]
+        if latest is not None:
+            shown = [(r.kind, r) for r in latest.sources] + shown
+        while len(self.power_gauges) < len(shown):
+            gauge = _power_gauge("Power")
+            self.power_box.mount(gauge)
+            self.power_gauges.append(gauge)
+        for gauge in self.power_gauges[len(shown) :]:
+            gauge.display = False
+        if sampler is not None and latest is None:
+            self.power_gauges[0].display = True
+            self.power_gauges[0].show_unavailable(sampler.last_error or "waiting for the first sample")
+            return
+        if slow:  # the baseline's idle power changes once a run: every 2 s is plenty
+            self._idle = self._idle_power(record)
+        idle = self._idle
+        gpus = sum(1 for kind, _ in shown if kind == "gpu")
+        number = 0
+        for gauge, (kind, reading) in zip(self.power_gauges, shown, strict=False):
+            gauge.display = True
+            if kind == "gpu" and gpus > 1 and reading is not None:
+                gauge.label = f"GPU {number} power"
+                number += 1
+            else:
+                gauge.label = f"{KIND_NAMES[kind]} power"
+            if reading is None:
+                gauge.show_unavailable(missing[kind])
+            elif reading.watts is None:
+                gauge.show_unavailable(reading.reason or "not read")
+            else:
+                history = [w for s in recent for r in s.sources if r.key == reading.key and (w := r.watts) is not None]
+                base = idle.get(reading.key)
+                spark = units.sparkline(history[-SPARK_POINTS:], reading.limit_w)
+                gauge.show_reading(
+                    reading.watts,
+                    reading.limit_w,
+                    reading.watts - base if base is not None else None,
+                    note=f"{spark} {reading.name}",
+                )
+        if slow:
+            self.energy_line.show(*self._energy_texts(record, now))
+
+    def _idle_power(self, record) -> dict[str, float]:
+        """Each source's mean power over the run's baseline, once the request has gone."""
+        if record is None or self.session.collectors.power is None or not record.clock.request_at:
+            return {}
+        since = baseline_start(record)
+        if since is None:
+            return {}
+        samples = self.session.collectors.power.between(since, record.clock.request_at + EDGE_S)
+        keys = {r.key for s in samples for r in s.sources}
+        idle = {}
+        for key in keys:
+            used, _ = energy_between(samples, key, since, record.clock.request_at)
+            if used is not None and record.clock.request_at > since:
+                idle[key] = used / (record.clock.request_at - since)
+        return idle
+
+    def _energy_texts(self, record, now: float) -> tuple[str, ...]:
+        """`energy 3.40 kJ since the request · 2.10 J/token while generating` and shorter ones."""
+        sampler = self.session.collectors.power
+        if record is None or sampler is None or not record.phases:
+            return ("",)
+        start = record.clock.request_at
+        if self.session.phase in (Phase.BASELINE, Phase.UNLOADING) and record.ended_at is None:
+            return ("",)
+        end = record.ended_at if record.ended_at is not None else now
+        samples = sampler.between(start - EDGE_S, end + EDGE_S)
+        if not samples:
+            return ("",)
+        end = min(end, samples[-1].t)
+        keys = {r.key for s in samples for r in s.sources}
+        parts = [energy_between(samples, key, start, end) for key in keys]
+        if any(j is None for j, _ in parts) or not parts:
+            why = next((w for j, w in parts if j is None), "not read")
+            return (f"energy n/a: {why}",)
+        total = sum(j for j, _ in parts if j is not None)
+        text = f"energy {units.joules(total)} since the request"
+        clock = record.clock
+        per_token = ""
+        if clock.first_at is not None and clock.count >= 2 and end > clock.first_at:
+            generated = [energy_between(samples, key, clock.first_at, end)[0] for key in keys]
+            tokens = clock.count_until(end) - 1
+            if all(j is not None for j in generated) and tokens > 0:
+                per = sum(j for j in generated if j is not None) / tokens
+                per_token = f"{per:.3g} J/token"
+        if per_token:
+            return (f"{text}   ·   {per_token} while generating", f"energy {units.joules(total)} · {per_token}", text)
+        return (text,)
 
     def _refresh_layers(self) -> None:
         session = self.session

@@ -1,9 +1,10 @@
-"""A one-line memory gauge: bar, used / total, and the change since the baseline, or n/a and why,
-fitted to its width (a narrower bar, then a shorter note; a reason is cut at a word)."""
+"""A one-line gauge (memory, power): bar, used / total, and the change since the baseline, or n/a and
+why, fitted to its width (a narrower bar, then a shorter note; a reason is cut at a word)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.widget import Widget
@@ -23,20 +24,28 @@ class Gauge(Widget):
     Gauge.-warning { color: $warning; }
     """
 
-    def __init__(self, label: str, *, id: str | None = None, unit: Callable[[int], str] = units.human_bytes) -> None:
+    def __init__(
+        self,
+        label: str,
+        *,
+        id: str | None = None,
+        unit: Callable[[Any], str] = units.human_bytes,
+        delta_unit: Callable[[Any], str] = units.signed_bytes,
+    ) -> None:
         super().__init__(id=id)
         self.label = label
         self.unit = unit
-        self.used: int | None = None
-        self.total: int | None = None
-        self.delta: int | None = None
+        self.delta_unit = delta_unit
+        self.used: float | None = None
+        self.total: float | None = None
+        self.delta: float | None = None
         self.reason: str | None = "waiting for the first sample"
         self.note = ""
         self._shown = self._line()
         self._drawn: tuple[str, int] | None = None  # (full text, width) of the last render
         self._drawn_line = self._shown
 
-    def show_reading(self, used: int, total: int | None, delta: int | None = None, note: str = "") -> None:
+    def show_reading(self, used: float, total: float | None, delta: float | None = None, note: str = "") -> None:
         """Display a measured value (total None: no bar, just the value)."""
         self.used, self.total, self.delta, self.reason, self.note = used, total, delta, None, note
         self._repaint()
@@ -106,7 +115,7 @@ class Gauge(Widget):
         else:
             line.append(self.unit(self.used))
         if self.delta is not None:
-            line.append(f"  Δ {units.signed_bytes(self.delta)}", style="bold")
+            line.append(f"  Δ {self.delta_unit(self.delta)}", style="bold")
         shown_note = note_text if note_text is not None else self.note
         if note and shown_note:
             line.append(f"  {shown_note}", style="dim")
