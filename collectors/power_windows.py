@@ -6,8 +6,9 @@ version, its channels (EMI_METADATA_V2: one name per channel) and, per channel, 
 in picowatt-hours and the time in 100 ns units (EMI_CHANNEL_MEASUREMENT_DATA). Intel platforms
 name the package's RAPL channel `RAPL_Package0_PKG`; a channel whose name has `PKG` is read as
 the CPU package. Where no driver implements EMI, Windows has no documented CPU energy counter
-and the reason says so. NVIDIA GPUs are read through NVML (power_nvidia.py); other GPUs' power
-has no documented counter on Windows.
+and the reason says so. NVIDIA GPUs are read through NVML (power_nvidia.py); AMD documents its
+cards' board power on Windows only in its ADLX SDK, not read yet; Intel's GPUs have no documented
+counter there.
 
 The device access is a parameter (`EmiDevice`-like objects) so tests read recorded values; the
 layouts are parsed by the pure functions below.
@@ -27,7 +28,10 @@ NO_EMI = (
     "Windows has no documented CPU energy counter on this machine: no driver implements the Energy "
     "Meter Interface (EMI) here"
 )
-OTHER_GPUS = "Windows has no documented power counter for this GPU (NVIDIA GPUs are read through NVML)"
+OTHER_GPUS = (
+    "no NVIDIA GPU (read through NVML); AMD documents Windows board power only in its ADLX SDK "
+    "(GPUTotalBoardPower), which llmtop does not read yet; Intel documents none"
+)
 
 _FILE_DEVICE_UNKNOWN = 0x22
 _FILE_READ_ACCESS = 1

@@ -248,6 +248,10 @@ def _command(argv: list[str]) -> int:
         from llmtop.replay_command import main as replay
 
         return replay(argv[1:], demo=argv[0] == "demo")
+    if argv[:1] == ["watch"]:
+        from llmtop.watch_command import main as watch
+
+        return watch(argv[1:])
     if argv[:1] == ["history"]:
         from llmtop.history_command import main as history
 

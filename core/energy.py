@@ -165,10 +165,12 @@ def run_energy(
     idle: Window | None,
     tokens: int | None,
     unavailable: Mapping[str, str] | None = None,
+    gpu_used: bool = False,
 ) -> RunEnergy:
     """Every source seen in `samples` over the run; `tokens` generated in the generation window
     (the tokens after the first: the first one's cost is the prompt's); `unavailable` says why a
-    kind ("cpu", "gpu") has no source."""
+    kind ("cpu", "gpu") has no source. A run that used the GPU (`gpu_used`) while no GPU's power
+    was read has no totals: the CPU's alone would make its tokens look cheaper than they were."""
     seen: dict[str, PowerReading] = {}
     for sample in samples:
         for reading in sample.sources:
@@ -179,6 +181,9 @@ def run_energy(
     notes.extend(f"{s.name}: {s.reason}" for s in missing if s.reason)
     if not sources:
         return RunEnergy((), None, None, None, None, None, None, "; ".join(notes) or "no power source read")
+    if gpu_used and not any(s.kind == "gpu" for s in sources):
+        notes.insert(0, "the GPU did part of this run's work but its power was not read, so there is no total")
+        return RunEnergy(sources, None, None, None, None, None, None, "; ".join(notes))
     energy = _sum([s.energy_j for s in sources])
     gen = _sum([s.energy_generation_j for s in sources])
     per_token = gen / tokens if gen is not None and tokens else None

@@ -18,7 +18,7 @@ from typing import Any
 
 from llmtop import __version__
 from llmtop.comparison import Comparison, compare
-from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, SWEEP_COLUMNS, Column
+from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
 from llmtop.summary import SummaryRow
 from llmtop.sweep import SweepResult
 
@@ -177,4 +177,27 @@ def write_export(
     """Write the rows to `path` (format by suffix) and return the path written."""
     target = Path(path)
     target.write_text(render(rows, target, lang, machine, sweep), encoding="utf-8", newline="")
+    return target
+
+
+def render_requests(requests: Sequence[Any], path: str | Path) -> str:
+    """`llmtop watch`'s requests in `path`'s format: a table, one CSV line or one JSON object each."""
+    kind = export_format(path)
+    if kind == "md":
+        return markdown_table(requests, REQUEST_COLUMNS)
+    dicts = [r.to_dict() for r in requests]
+    if kind == "json":
+        return json.dumps({"llmtop_version": __version__, "requests": dicts}, indent=2, ensure_ascii=False) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dicts[0]) if dicts else ["number"], lineterminator="\n")
+    writer.writeheader()
+    for values in dicts:
+        writer.writerow({k: _csv_cell(v) for k, v in values.items()})
+    return out.getvalue()
+
+
+def write_requests(requests: Sequence[Any], path: str | Path) -> Path:
+    """Write `llmtop watch`'s requests to `path` (format by suffix) and return the path written."""
+    target = Path(path)
+    target.write_text(render_requests(requests, target), encoding="utf-8", newline="")
     return target

@@ -434,12 +434,39 @@ SWEEP_COLUMNS: tuple[Column, ...] = (
     Column("tps", _point_tps),
     Column("VRAM", lambda line: _gb(line.point.vram_bytes)),
     Column("shared", lambda line: _gb(line.point.shared_bytes)),
+    Column("J/token", lambda line: _or_unknown(_joules_per_token(line.point.joules_per_token))),
     Column("spilled", lambda line: UNKNOWN if line.point.spilled is None else ("yes" if line.point.spilled else "no")),
     Column(
         "runs",
         lambda line: f"{line.point.runs}" + (f" ({line.point.incomplete} incomplete)" if line.point.incomplete else ""),
     ),
     Column("found", lambda line: line.marks, right=False),
+)
+
+
+def _rate_of(value: float | None, digits: int = 2) -> str:
+    return _or_unknown(units.rate(value, digits))
+
+
+def _request_result(request: Any) -> str:
+    if request.error:
+        return f"failed: {request.error}"
+    if request.cancelled:
+        return "cancelled"
+    return "complete" if request.done else "running"
+
+
+# `llmtop watch`'s requests (llmtop.watch.WatchedRequest): what the log's timings or the proxy told.
+REQUEST_COLUMNS: tuple[Column, ...] = (
+    Column("#", lambda r: str(r.number)),
+    Column("model", lambda r: r.model or UNKNOWN, right=False),
+    Column("prompt", lambda r: _or_unknown(str(r.prompt_tokens) if r.prompt_tokens is not None else "")),
+    Column("prompt tps", lambda r: _rate_of(r.prompt_tps, 1)),
+    Column("tokens", lambda r: _or_unknown(str(r.eval_tokens) if r.eval_tokens is not None else "")),
+    Column("tps", lambda r: _rate_of(r.eval_tps)),
+    Column("seconds", lambda r: _or_unknown(f"{r.ended - r.started:.1f}" if r.ended is not None else "")),
+    Column("from", lambda r: "server log" if r.source == "log" else (r.endpoint or "proxy"), right=False),
+    Column("result", _request_result, right=False),
 )
 
 

@@ -42,8 +42,9 @@ class HeadlessReporter(SessionObserver):
 
     def finished(self, row: SummaryRow) -> None:
         rate = units.rate(row.eval_rate_tps) or "n/a"
+        energy = f", {row.joules_per_token:.3g} J/token" if row.joules_per_token is not None else ""
         self._write(
-            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}"
+            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}{energy}"
             + ("" if row.complete else " (incomplete)")
         )
         if row.log_eval_note:

@@ -148,8 +148,9 @@ def baseline_start(run: RunRecord) -> float | None:
     return next((t for t, phase in run.phases if phase == "baseline"), None)
 
 
-def energy_of(run: RunRecord, end: float) -> RunEnergy:
-    """The run's energy from its power samples (see energy.py for the windows)."""
+def energy_of(run: RunRecord, end: float, gpu_used: bool = False) -> RunEnergy:
+    """The run's energy from its power samples (see energy.py for the windows); `gpu_used`: the
+    model was (partly) on a GPU."""
     clock = run.clock
     generation = (
         Window(clock.first_at, clock.last_at)
@@ -159,7 +160,8 @@ def energy_of(run: RunRecord, end: float) -> RunEnergy:
     since = baseline_start(run)
     idle = Window(since, clock.request_at) if since is not None else None
     tokens = clock.count - 1 if clock.count >= 2 else None
-    return run_energy(run.power, Window(clock.request_at, end), generation, idle, tokens, run.power_unavailable)
+    run_window = Window(clock.request_at, end)
+    return run_energy(run.power, run_window, generation, idle, tokens, run.power_unavailable, gpu_used)
 
 
 SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled
@@ -333,7 +335,7 @@ def summarize(run: RunRecord) -> SummaryRow:
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
-    energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at)
+    energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
     error = run.error
     if error and load is not None and load.error and load.error not in error:
         error = f"{error} (server log: {load.error})"

@@ -241,6 +241,7 @@ class SweepPoint:
     runs: int
     incomplete: int
     error: str | None  # why no run of the point finished (out of memory, say)
+    joules_per_token: float | None = None  # mean over the point's runs, where power was read
 
     @property
     def ollama_choice(self) -> bool:
@@ -269,6 +270,7 @@ class SweepPoint:
             "stddev_ts": self.tps_sd,
             "vram_delta_bytes": self.vram_bytes,
             "shared_delta_bytes": self.shared_bytes,
+            "joules_per_token": self.joules_per_token,
             "spilled": self.spilled,
             "runs": self.runs,
             "incomplete": self.incomplete,
@@ -305,6 +307,7 @@ def _point(spec: SweepSpec, group: Comparison) -> SweepPoint:
         runs=len(group.runs),
         incomplete=group.incomplete,
         error=error,
+        joules_per_token=group.joules_per_token,
     )
 
 

@@ -11,12 +11,17 @@ session, plan runner and recorder against the Ollama double (tests/ollama_double
   tokens a run so the demo lasts under a minute), with recorded counter values of a 16 GB Radeon fed
   through the real Windows counters reader: VRAM fills over the 3 s load and shared GPU memory then
   grows by up to 2.1 GiB while the model generates. RAM and Ollama RSS come from stand-in readers
-  that add the model's CPU part as the load reads it; the demo's banner says it is not a measurement.
+  that add the model's CPU part as the load reads it; the CPU package's power is a stand-in Energy
+  Meter Interface channel (15 W idle, 65 W generating on the CPU alone, 48 W with 27 layers on the
+  GPU) read by the real EMI reader; the Radeon's power is n/a, as on Windows, which has no documented
+  counter for it. The demo's banner says it is not a measurement.
 - screenshots/recordings/engine.jsonl: `llmtop gemma3:270m --headless` against a real engine
   (tests/engine_double.py: llama.cpp loading Gemma 3 270M in an `ollama runner` child, weights
   mapped), where RAM is in use plus the runner's mapped weights. Needs the `engine` extra.
 - screenshots/recordings/sweep.jsonl: `llmtop llama3.3 --sweep --headless` against the double on the
-  article's machine (tests/spilling_machine.py), its GPU read through the real amdgpu sysfs reader.
+  article's machine (tests/spilling_machine.py), its GPU read through the real amdgpu sysfs reader,
+  its stand-in power (a RAPL counter, amdgpu's hwmon power1_average) through the real powercap and
+  hwmon readers.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from llmtop.collectors.gpu_windows import DxgiAdapter, luid_key  # noqa: E402
 from llmtop.collectors.log_sources import FileFollower  # noqa: E402
 from llmtop.collectors.log_watch import LogWatcher  # noqa: E402
 from llmtop.collectors.ollama_processes import OllamaProcessSample  # noqa: E402
+from llmtop.collectors.power_collector import power_unavailable, probe_power_sources  # noqa: E402
 from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.collectors.system_memory import SystemMemorySample  # noqa: E402
 from llmtop.model_command import start_recording  # noqa: E402
@@ -49,7 +55,9 @@ from ollama_double import DoubleConfig, OllamaDouble, ServerLog  # noqa: E402
 GB = 10**9
 GiB = 1024**3
 RADEON = DxgiAdapter("AMD Radeon RX 7600 XT", luid_key(0, 0xD1B8), 16 * GiB, 16 * GiB)
-DEMO_NOTE = "test double of Ollama; recorded counter values of a 16 GB Radeon RX 7600 XT; stand-in RAM readings"
+DEMO_NOTE = (
+    "test double of Ollama; recorded counter values of a 16 GB Radeon RX 7600 XT; stand-in RAM readings and CPU power"
+)
 
 
 def record(
@@ -68,7 +76,12 @@ def record(
             open(log_file, "a", encoding="utf-8", buffering=1) as writer,
             OllamaDouble(config, log=ServerLog(writer.write, library=library)) as double,
         ):
-            collectors = SystemCollectors(0.25) if demo is None else demo_collectors(double)
+            if demo is None:  # this machine's own readings, power included (or why not)
+                collectors = SystemCollectors(0.25)
+                power = probe_power_sources()
+                collectors.use_power(power if power.sources else None, power_unavailable(power))
+            else:
+                collectors = demo_collectors(double)
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
             session.connect()
             plan = build_plan(["llama3.3"], modes, repeat, RunSettings())
@@ -141,7 +154,34 @@ def demo_collectors(double: OllamaDouble) -> SystemCollectors:
     collectors = SystemCollectors(0.25, memory_reader=memory, process_reader=processes)
     gpus = probe_gpu_backends("win32", collectors.ollama_pids, pdh_read=counters, dxgi=lambda: [RADEON], nvml=None)
     collectors.use_gpus(gpus)
+    power = probe_power_sources("win32", emi=lambda: [DemoEnergyMeter(double)])
+    collectors.use_power(power, power_unavailable(power))
     return collectors
+
+
+class DemoEnergyMeter:
+    """A stand-in EMI device with Intel's package channel: its energy (picowatt-hours) grows at the
+    CPU's power, which depends on what the double is doing."""
+
+    path = r"\\?\ACPI#INTC1040#0"
+    channels = ["RAPL_Package0_PKG", "RAPL_Package0_PP0"]
+
+    def __init__(self, double: OllamaDouble) -> None:
+        self.double = double
+        self.energy_pwh = 5.0e12
+        self.last = time.monotonic()
+
+    def watts(self) -> float:
+        entry = next(iter(self.double.loaded.values()), None)
+        if entry is None:
+            return 15.0
+        return 48.0 if entry["size_vram"] else 65.0
+
+    def measure(self) -> list[tuple[int, int]]:
+        now = time.monotonic()
+        self.energy_pwh += self.watts() * (now - self.last) / 3.6e-9  # joules to picowatt-hours
+        self.last = now
+        return [(int(self.energy_pwh), int(now * 1e7)), (int(self.energy_pwh * 0.8), int(now * 1e7))]
 
 
 def record_engine(path: Path) -> None:
@@ -167,7 +207,7 @@ def record_sweep(path: Path) -> None:
     llmtop = Path(sys.executable).parent / "llmtop"
     with tempfile.TemporaryDirectory() as folder:
         machine = SpillingMachine(speedup=1.0)
-        sysfs = machine.install(Path(folder) / "sys")
+        sysfs = machine.install(Path(folder) / "sys", power=True)
         log_file = Path(folder) / "server.log"
         log_file.write_text("")
         config = DoubleConfig(

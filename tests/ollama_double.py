@@ -264,6 +264,7 @@ class OllamaDouble:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # POSTs, with their bodies
         self.gets: list[str] = []  # the path of every GET
         self.finals: list[dict[str, Any]] = []  # every final chunk sent, as sent
+        self.prompts: list[str] = []  # every generate request's prompt, as received
         self.loaded: dict[str, dict[str, Any]] = {}
         self.stalled = threading.Event()  # set to release a stalled stream (stop() sets it)
         self._lock = threading.Lock()
@@ -338,6 +339,7 @@ class OllamaDouble:
                 return False
             dedicated, shared = machine.placement(model["size"], total, layers)
             machine.write_counters(dedicated, shared)
+            machine.draw(model["size"], total, layers)
             vram = min(dedicated + shared, model["size"])
             rate = machine.token_rate(model["size"], total, layers)
         with self._lock:
@@ -364,6 +366,7 @@ class OllamaDouble:
                 was_loaded = self.loaded.pop(_canonical(name), None) is not None
             if was_loaded and self.config.machine is not None:
                 self.config.machine.write_counters(0, 0)
+                self.config.machine.draw(0, 0, -1)
             if was_loaded and self.config.on_unload is not None:
                 self.config.on_unload(_canonical(name))
 
@@ -542,6 +545,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _generate(self, body: dict[str, Any]) -> None:
         cfg = self.owner.config
         name = body.get("model") or ""
+        self.owner.prompts.append(str(body.get("prompt") or ""))
         if self.owner._find(name) is None or cfg.fault == "404":
             self._error(404, f'model "{name}" not found, try pulling it first')
             return
@@ -592,8 +596,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             time.sleep(cfg.prompt_delay_s)
         prompt_done = time.monotonic_ns()
-        self._start_stream()
+        streaming = body.get("stream") is not False  # `"stream": false`: one JSON object at the end
+        if streaming:
+            self._start_stream()
         count = 0
+        words: list[str] = []
         held: list[bytes] = []  # "burst": a buffering proxy, which sends the whole answer at once
         for i in range(cfg.tokens):
             if cfg.fault == "stall" and i == cfg.fault_after:  # a stuck runner: silence, the connection open
@@ -619,7 +626,9 @@ class _Handler(BaseHTTPRequestHandler):
             if cfg.llama_server_log and self.owner.log is not None and i and i % 10 == 0:
                 self.owner.log.decoding(len(self.owner.finals), i, i / ((time.monotonic_ns() - prompt_done) / 1e9))
             line = {"model": name, "created_at": _now_text(), "response": word, "done": False}
-            if cfg.fault == "burst":
+            if not streaming:
+                words.append(word)
+            elif cfg.fault == "burst":
                 held.append(json.dumps(line, ensure_ascii=False).encode() + b"\n")
             else:
                 self._line(line)
@@ -648,6 +657,9 @@ class _Handler(BaseHTTPRequestHandler):
         if cfg.llama_server_log and self.owner.log is not None:
             prompt = (final["prompt_eval_count"], final["prompt_eval_duration"] / 1e6)
             self.owner.log.request_timings(len(self.owner.finals) - 1, prompt, (count, final["eval_duration"] / 1e6))
+        if not streaming:
+            self._json(200, dict(final, response="".join(words)))
+            return
         self._line(final)
         self._end_stream()
 

@@ -9,12 +9,22 @@ load fails for want of memory. The GPU's counters are written as the amdgpu driv
 
 The defaults are the article's machine: Llama 3.3 70B Q4_K_M (42.5 GB, 81 layers) on a 16 GB
 Radeon, 0.94 tokens/s on the CPU alone, Ollama's choice of 27 layers spilling 1.3 GB.
+
+With `install(root, power=True)` the machine also draws power, as a stand-in (no card was measured):
+the CPU package from an idle 18 W up to 90 W and the card from 9 W up to 169 W (its board limit is
+190 W), each in proportion to the share of a token's time its part of the model takes. The CPU's
+energy is a powercap counter a thread advances (wrapping as RAPL's does), the card's power is
+amdgpu's hwmon `power1_average`: llmtop reads both with its real Linux readers.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from power_trees import RAPL_RANGE_UJ, amd_hwmon_tree, rapl_tree, write_value
 
 from gpu_trees import AMD_CARD, sysfs_tree
 
@@ -35,12 +45,53 @@ class SpillingMachine:
     auto_layers: int = 27  # what Ollama chooses when the request sets no num_gpu
     speedup: float = 100.0  # the double generates this much faster than the machine (tests stay short)
     sysfs_root: Path | None = None  # where the GPU's counters are written (set up by `install`)
+    cpu_idle_w: float = 18.0
+    cpu_busy_w: float = 72.0  # added while the CPU reads all of every token's weights
+    gpu_idle_w: float = 9.0
+    gpu_busy_w: float = 160.0
+    cpu_w: float = 18.0  # what it draws now (draw())
+    gpu_w: float = 9.0
 
-    def install(self, root: Path) -> Path:
-        """Write the card's sysfs tree under `root`, idle; return the root for LLMTOP_SYSFS_ROOT."""
+    def install(self, root: Path, power: bool = False) -> Path:
+        """Write the card's sysfs tree under `root`, idle; return the root for LLMTOP_SYSFS_ROOT.
+        `power`: the CPU package's counter and the card's hwmon power too, the counter advanced by
+        a thread until the tree is removed."""
         self.sysfs_root = sysfs_tree(root)
         self.write_counters(0, 0)
+        self.cpu_w, self.gpu_w = self.cpu_idle_w, self.gpu_idle_w
+        if power:
+            rapl_tree(root)
+            amd_hwmon_tree(root, power_uw=int(self.gpu_idle_w * 1e6))
+            threading.Thread(target=self._count_cpu_energy, daemon=True).start()
         return root
+
+    def draw(self, size: int, total_layers: int, gpu_layers: int) -> None:
+        """The power the machine draws while it generates with `gpu_layers` on the GPU (0: idle)."""
+        cpu_share = 0.0
+        if gpu_layers >= 0 and size:
+            layers = min(max(gpu_layers, 0), total_layers)
+            on_cpu = (size - size * layers // total_layers) / self.cpu_bandwidth
+            cpu_share = on_cpu * self.machine_tps(size, total_layers, layers)
+        busy = gpu_layers >= 0
+        self.cpu_w = self.cpu_idle_w + (self.cpu_busy_w * cpu_share if busy else 0.0)
+        self.gpu_w = self.gpu_idle_w + (self.gpu_busy_w * (1 - cpu_share) if busy and gpu_layers > 0 else 0.0)
+        if self.sysfs_root is not None and (self.sysfs_root / "class/powercap").exists():
+            hwmon = self.sysfs_root / "class/drm/card1/device/hwmon/hwmon3/power1_average"
+            write_value(hwmon, int(self.gpu_w * 1e6))
+
+    def _count_cpu_energy(self) -> None:
+        assert self.sysfs_root is not None
+        counter = self.sysfs_root / "class/powercap/intel-rapl:0/energy_uj"
+        energy, last = 1_000_000.0, time.monotonic()
+        while True:
+            time.sleep(0.01)
+            now = time.monotonic()
+            energy += self.cpu_w * 1e6 * (now - last)
+            last = now
+            try:
+                write_value(counter, int(energy) % RAPL_RANGE_UJ)
+            except OSError:  # the tree was removed: the machine is gone
+                return
 
     def placement(self, size: int, total_layers: int, gpu_layers: int) -> tuple[int, int]:
         """(dedicated, shared) bytes the model takes on the GPU with `gpu_layers` of its layers there."""

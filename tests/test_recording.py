@@ -101,6 +101,27 @@ def test_sigkill_mid_run_leaves_a_recording_that_replays_to_the_last_second(doub
     assert "note: replay stopped " in result.stderr and "s into the recording" in result.stderr
 
 
+def test_a_recording_made_before_llmtop_read_power_replays_with_power_said_not_recorded(tmp_path):
+    old = []
+    for line in (RECORDINGS / "compare.jsonl").read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["event"] == "recording":
+            del event["power"]  # as llmtop wrote its header before it read power
+        if event["event"] != "sample" or event["source"] != "power":
+            old.append(json.dumps(event))
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(old) + "\n", encoding="utf-8")
+    loaded = load_recording(path)
+    _, runner = replay(loaded, speed=None)
+    rows = runner.run_all()
+    assert [r.energy_note for r in rows] == [
+        f"CPU not measured ({NOT_RECORDED}); GPU not measured ({NOT_RECORDED})"
+    ] * 4
+    assert [dataclasses.replace(r, energy_note=None) for r in rows] == [
+        dataclasses.replace(r, energy_note=None) for r in loaded.summaries
+    ]
+
+
 def test_a_recording_damaged_mid_line_replays_up_to_the_damage(tmp_path):
     lines = (RECORDINGS / "compare.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     token_lines = [i for i, line in enumerate(lines) if '"event": "token"' in line]
@@ -115,9 +136,7 @@ def test_a_recording_damaged_mid_line_replays_up_to_the_damage(tmp_path):
     world, runner = replay(loaded, speed=None)
     rows = runner.run_all()
     assert [r.complete for r in rows] == [True, False]
-    # The recording was made before llmtop read power: the replay says so, the rest is the same.
-    assert rows[0].energy_note == f"CPU not measured ({NOT_RECORDED}); GPU not measured ({NOT_RECORDED})"
-    assert dataclasses.replace(rows[0], energy_note=None) == loaded.summaries[0]
+    assert rows[0] == loaded.summaries[0]
     assert world.sessions["llama3.3"].last.clock.count == 60 - 45
     assert rows[1].error == f"replay stopped: {loaded.damage}"
 

@@ -51,7 +51,10 @@ def machine_rows(machine, modes, auto_layers=27, repeat=1):
                 rows.append(point_row(mode, None, layers, complete=False, error="unable to allocate ROCm0 buffer"))
                 continue
             dedicated, shared = machine.placement(SIZE, LAYERS, layers)
-            rows.append(point_row(mode, machine.machine_tps(SIZE, LAYERS, layers), layers, shared, dedicated))
+            tps = machine.machine_tps(SIZE, LAYERS, layers)
+            machine.draw(SIZE, LAYERS, layers)  # the stand-in power it draws meanwhile
+            point = point_row(mode, tps, layers, shared, dedicated)
+            rows.append(replace(point, joules_per_token=(machine.cpu_w + machine.gpu_w) / tps))
     return rows
 
 
@@ -237,12 +240,16 @@ def test_every_export_carries_the_sweep():
     result = conclude("llama3.3", SweepSpec(), rows)
     markdown = session_markdown(rows, "en", result)
     assert "### Sweep of GPU layers (num_gpu): llama3.3" in markdown
-    assert "| point | GPU layers | ctx | tps | VRAM | shared | spilled | runs | found |" in markdown
-    assert "| gpu=24 | 24/81 | 2048 | 1.26 | 16.3GB | 0.0GB | no | 1 | fastest, recommended |" in markdown
-    assert "| gpu=61 | 61/81 | 2048 | failed | n/a | 0.0GB | n/a | 1 (1 incomplete) | failed |" in markdown
+    assert "| point | GPU layers | ctx | tps | VRAM | shared | J/token | spilled | runs | found |" in markdown
+    [gpu24] = [r.joules_per_token for r in rows if r.mode == "gpu=24"]
+    assert (
+        f"| gpu=24 | 24/81 | 2048 | 1.26 | 16.3GB | 0.0GB | {gpu24:.3g} | no | 1 | fastest, recommended |" in markdown
+    )
+    assert "| gpu=61 | 61/81 | 2048 | failed | n/a | 0.0GB | n/a | n/a | 1 (1 incomplete) | failed |" in markdown
     assert f"**{result.conclusion}**" in markdown and "```\nFROM llama3.3\nPARAMETER num_gpu 24\n```" in markdown
-    assert "| 設定 | GPU層 | コンテキスト | tps | VRAM | 共有GPUメモリ | スピル | 回数 | 判定 |" in session_markdown(
-        rows, "ja", result
+    assert (
+        "| 設定 | GPU層 | コンテキスト | tps | VRAM | 共有GPUメモリ | J/トークン | スピル | 回数 | 判定 |"
+        in session_markdown(rows, "ja", result)
     )
     document = json.loads(to_json(rows, {}, result))
     sweep = document["sweep"]
@@ -250,6 +257,7 @@ def test_every_export_carries_the_sweep():
     assert sweep["best"] == sweep["recommended"] == "gpu=24"
     assert sweep["ollama_choice"]["layers_offloaded"] == 27 and sweep["ollama_choice"]["spilled"] is True
     assert [p["mode"] for p in sweep["points"]] == ["cpu", "gpu=20", "gpu=24", "auto", "gpu=61"]
+    assert sweep["points"][2]["joules_per_token"] == gpu24
     assert sweep["modelfile"] == "FROM llama3.3\nPARAMETER num_gpu 24\n"
     assert "sweep" not in json.loads(to_json(rows, {}))
     lines = to_csv(rows, result).splitlines()

@@ -178,7 +178,7 @@ class LlmtopApp(App[int]):
                     yield Gauge("Shared GPU", id="shared-0")
                 with Vertical(id="power"):
                     yield _power_gauge("Power")
-                yield TextLine(id="energy")
+                yield TextLine(id="energy")  # shown once there is something to say
                 yield Gauge("GPU layers", id="layers", unit=str)
                 yield TextLine(id="split")
                 yield Paragraph(id="why")
@@ -595,7 +595,8 @@ class LlmtopApp(App[int]):
             else:
                 history = [w for s in recent for r in s.sources if r.key == reading.key and (w := r.watts) is not None]
                 base = idle.get(reading.key)
-                spark = units.sparkline(history[-SPARK_POINTS:], reading.limit_w)
+                points = history[-SPARK_POINTS:]
+                spark = units.sparkline(points, reading.limit_w or 1.25 * max(points, default=0.0))
                 gauge.show_reading(
                     reading.watts,
                     reading.limit_w,
@@ -603,7 +604,11 @@ class LlmtopApp(App[int]):
                     note=f"{spark} {reading.name}",
                 )
         if slow:
-            self.energy_line.show(*self._energy_texts(record, now))
+            texts = self._energy_texts(record, now)
+            shown_line = bool(texts[0])
+            if self.energy_line.display != shown_line:  # no empty row where nothing is measured
+                self.energy_line.display = shown_line
+            self.energy_line.show(*texts)
 
     def _idle_power(self, record) -> dict[str, float]:
         """Each source's mean power over the run's baseline, once the request has gone."""
@@ -641,6 +646,10 @@ class LlmtopApp(App[int]):
             return (f"energy n/a: {why}",)
         total = sum(j for j, _ in parts if j is not None)
         text = f"energy {units.joules(total)} since the request"
+        if self._gpu_works(record) and not any(r.kind == "gpu" for r in samples[-1].sources):
+            cpu = f"CPU energy {units.joules(total)} since the request"
+            unread = "the GPU works too, but its power is not read: no J/token"
+            return (f"{cpu}   ·   {unread}", f"CPU energy {units.joules(total)} · {unread}", cpu)
         clock = record.clock
         per_token = ""
         if clock.first_at is not None and clock.count >= 2 and end > clock.first_at:
@@ -652,6 +661,14 @@ class LlmtopApp(App[int]):
         if per_token:
             return (f"{text}   ·   {per_token} while generating", f"energy {units.joules(total)} · {per_token}", text)
         return (text,)
+
+    def _gpu_works(self, record) -> bool:
+        """Whether part of the model is on a GPU in this run: the log's layers, else `/api/ps`."""
+        load = self.session.log_load(record)
+        if load is not None and load.layers_offloaded is not None:
+            return load.layers_offloaded > 0
+        ps = self.session.latest_ps()
+        return ps is not None and ps.size_vram_bytes > 0
 
     def _refresh_layers(self) -> None:
         session = self.session

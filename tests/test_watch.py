@@ -1,0 +1,446 @@
+"""`llmtop watch` against the double: requests sent by another program, seen from the server log's
+llama-server timings (Ollama 0.30 on) or through the proxy, counted on the metrics endpoint."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from llmtop.collectors.ollama_proxy import FinalChunk, OllamaProxy, free_port
+from llmtop.metrics import parse_address
+from llmtop.watch import FROM_PROXY, WatchState, canonical
+from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+from test_cli import command, llmtop, no_traceback
+
+
+def generate(url: str, prompt: str = "hello", stream: bool = True, model: str = "llama3.3") -> list[dict]:
+    """What an app does: POST /api/generate and read the answer to its end."""
+    body = json.dumps({"model": model, "prompt": prompt, "stream": stream}).encode()
+    request = urllib.request.Request(f"{url}/api/generate", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def sample_value(text: str, name: str, labels: str = "") -> float | None:
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+@pytest.fixture
+def logged_double(tmp_path):
+    """The double in its 0.30+ mode: its log has llama-server's request timings."""
+    made = []
+
+    def make(**config):
+        log_file = tmp_path / "server.log"
+        log_file.write_text("")
+        writer = open(log_file, "a", encoding="utf-8", buffering=1)
+        double = OllamaDouble(DoubleConfig(llama_server_log=True, **config), log=ServerLog(writer.write)).start()
+        made.append((double, writer))
+        return double, log_file
+
+    yield make
+    for double, writer in made:
+        double.stop()
+        writer.close()
+
+
+def start_watch(*args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    return subprocess.Popen(
+        command("watch", "--headless", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.1)
+
+
+def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_for_prometheus(logged_double):
+    double, log_file = logged_double(token_rate=60, tokens=30, load_delay_s=0.3, vram_fraction=27 / 81)
+    port = free_port()
+    watch = start_watch("--host", double.url, "--log", str(log_file), "--metrics", str(port), "--duration", "12")
+    try:
+        wait_for(lambda: _answers(port))
+        first = generate(double.url)
+        second = generate(double.url, "again")
+        tokens = first[-1]["eval_count"] + second[-1]["eval_count"]
+        wait_for(lambda: sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}') == 2.0)
+        text = scrape(port)
+    finally:
+        out, err = watch.communicate(timeout=30)
+    no_traceback(subprocess.CompletedProcess([], watch.returncode, out, err))
+    assert watch.returncode == 0, err
+    assert 'llmtop_requests_total{model="llama3.3:latest"} 2.0' in text
+    assert sample_value(text, "llmtop_eval_tokens_total", '{model="llama3.3:latest"}') == tokens
+    assert sample_value(text, "llmtop_prompt_tokens_total", '{model="llama3.3:latest"}') == (
+        first[-1]["prompt_eval_count"] + second[-1]["prompt_eval_count"]
+    )
+    assert sample_value(text, "llmtop_model_layers_offloaded", '{model="llama3.3:latest"}') == 27.0
+    assert sample_value(text, "llmtop_model_layers", '{model="llama3.3:latest"}') == 81.0
+    assert "# TYPE llmtop_ram_used_bytes gauge" in text and sample_value(text, "llmtop_server_up") == 1.0
+    rates = [final[-1]["eval_count"] / (final[-1]["eval_duration"] / 1e9) for final in (first, second)]
+    assert sample_value(text, "llmtop_eval_tokens_per_second", '{model="llama3.3:latest"}') == pytest.approx(
+        rates[1], rel=1e-3
+    )
+    done = [line for line in out.splitlines() if re.search(r"request \d to llama3\.3:latest: prompt", line)]
+    assert len(done) == 2, out
+    for line, rate in zip(done, rates, strict=True):
+        shown = float(re.search(r", \d+ tokens at ([\d.]+) tokens/s \(server log\)$", line).group(1))
+        assert shown == pytest.approx(rate, abs=0.01)
+    assert "llama3.3:latest: 27/81 layers on the GPU" in out
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in err
+
+
+def _answers(port: int) -> bool:
+    try:
+        scrape(port)
+        return True
+    except OSError:
+        return False
+
+
+def test_the_metrics_port_in_use_is_one_line_and_exit_2(double):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = llmtop("watch", "--headless", "--host", double.url, "--no-log", "--metrics", str(port))
+    no_traceback(result)
+    assert result.returncode == 2
+    assert result.stderr == f"llmtop: --metrics: port {port} on 127.0.0.1 is in use\n"
+
+
+@pytest.mark.parametrize("text, expected", [("9464", ("127.0.0.1", 9464)), ("0.0.0.0:9464", ("0.0.0.0", 9464)),
+                                            ("[::]:9464", ("::", 9464))])  # fmt: skip
+def test_metrics_addresses(text, expected):
+    assert parse_address(text) == expected
+
+
+def test_a_bad_metrics_address_is_a_usage_error():
+    result = llmtop("watch", "--metrics", "99999")
+    assert result.returncode == 2 and "is not [ADDRESS:]PORT with a port from 1 to 65535" in result.stderr
+
+
+# -- the proxy ---------------------------------------------------------------------------------------
+@pytest.fixture
+def proxied(double_factory):
+    started = []
+
+    def make(**config):
+        double = double_factory(**config)
+        state = WatchState(proxied=True)
+        proxy = OllamaProxy(double.url, 0, state).start()
+        started.append(proxy)
+        return double, proxy, state
+
+    yield make
+    for proxy in started:
+        proxy.stop()
+
+
+def _raw(url: str, path: str, body: bytes | None = None, method: str = "POST") -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(f"{url}{path}", body, {"Content-Type": "application/json"}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_the_proxy_gives_the_app_what_the_server_gives_and_measures_it(proxied):
+    double, proxy, state = proxied(token_rate=200, tokens=40)
+    direct = generate(double.url)
+    through = generate(proxy.url)
+    assert [c["response"] for c in through[:-1]] == [c["response"] for c in direct[:-1]]
+    assert through[-1].keys() == direct[-1].keys() and through[-1]["eval_count"] == direct[-1]["eval_count"]
+    single = generate(proxy.url, stream=False)
+    assert len(single) == 1 and single[0]["done"] is True
+    for path in ("/api/tags", "/api/version"):
+        assert _raw(proxy.url, path, method="GET") == _raw(double.url, path, method="GET")
+    through_ps, direct_ps = (json.loads(_raw(url, "/api/ps", method="GET")[2]) for url in (proxy.url, double.url))
+    for listing in (through_ps, direct_ps):
+        for model in listing["models"]:
+            model.pop("expires_at")  # the server writes the time of the answer
+    assert through_ps == direct_ps
+    status, _, body = _raw(proxy.url, "/api/show", json.dumps({"model": "no-such-model"}).encode())
+    assert (status, body) == _raw(double.url, "/api/show", json.dumps({"model": "no-such-model"}).encode())[::2]
+    requests, _, totals = state.snapshot()
+    assert [(r.source, r.endpoint, r.model) for r in requests] == [(FROM_PROXY, "/api/generate", "llama3.3:latest")] * 2
+    assert requests[0].eval_tokens == through[-1]["eval_count"]
+    assert requests[0].eval_tps == pytest.approx(through[-1]["eval_count"] / (through[-1]["eval_duration"] / 1e9))
+    assert requests[1].eval_tokens == single[0]["eval_count"]  # an answer that is not streamed is measured too
+    assert totals["llama3.3:latest"].requests == 2
+
+
+def test_the_proxy_streams_chunk_by_chunk(proxied):
+    double, proxy, _ = proxied(token_rate=10, tokens=20)
+    body = json.dumps({"model": "llama3.3", "prompt": "x"}).encode()
+    request = urllib.request.Request(f"{proxy.url}/api/generate", body, {"Content-Type": "application/json"})
+    times = []
+    with urllib.request.urlopen(request, timeout=60) as response:
+        for _ in response:
+            times.append(time.monotonic())
+    spread = times[-2] - times[0]
+    assert spread > 1.2  # 20 tokens at 10/s arrive over about 2 s, not all at once at the end
+
+
+def test_a_large_body_goes_through_whole(proxied):
+    double, proxy, _ = proxied()
+    big = json.dumps({"model": "llama3.3", "prompt": "y" * (12 * 1024 * 1024), "stream": False}).encode()
+    status, _, answer = _raw(proxy.url, "/api/generate", big)
+    assert status == 200 and json.loads(answer)["done"] is True
+    assert double.prompts[-1] == "y" * (12 * 1024 * 1024)
+
+
+def test_a_client_that_goes_away_mid_stream_is_a_cancelled_request(proxied):
+    double, proxy, state = proxied(token_rate=20, tokens=400)
+    host, port = proxy.server.server_address[:2]
+    body = json.dumps({"model": "llama3.3", "prompt": "x"}).encode()
+    with socket.create_connection((host, port)) as client:
+        client.sendall(
+            b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        client.recv(4096)
+        time.sleep(0.5)
+    wait_for(lambda: state.snapshot()[0] and state.snapshot()[0][-1].done, timeout=15)
+    [request] = state.snapshot()[0]
+    assert request.cancelled and request.eval_tokens is None
+    assert state.snapshot()[2].get("llama3.3:latest") is None or state.snapshot()[2]["llama3.3:latest"].requests == 0
+
+
+def test_a_server_that_is_down_or_breaks_off(proxied, closed_port_url):
+    state = WatchState(proxied=True)
+    proxy = OllamaProxy(closed_port_url, 0, state).start()
+    try:
+        status, _, body = _raw(proxy.url, "/api/generate", json.dumps({"model": "m", "prompt": "x"}).encode())
+    finally:
+        proxy.stop()
+    assert status == 502 and json.loads(body)["error"].startswith(
+        f"llmtop proxy: cannot reach Ollama at {closed_port_url}"
+    )
+    assert state.snapshot()[0][0].error.startswith("llmtop proxy: cannot reach Ollama")
+
+    double, proxy, state = proxied(token_rate=100, tokens=200, fault="drop", fault_after=10)
+    with pytest.raises(http.client.IncompleteRead):
+        generate(proxy.url)  # the app sees the stream cut, as it would without the proxy
+    with pytest.raises(http.client.IncompleteRead):
+        generate(double.url)
+    wait_for(lambda: state.snapshot()[0][-1].done)
+    assert state.snapshot()[0][0].error is not None
+
+
+def test_final_chunk_reader_takes_the_last_done_object_across_pieces():
+    reader = FinalChunk()
+    text = b'{"response":"a","done":false}\n{"response":"","done":true,"eval_count":5,"eval_duration":1000000000}\n'
+    for cut in range(0, len(text), 7):
+        reader.feed(text[cut : cut + 7])
+    reader.close()
+    assert reader.final["eval_count"] == 5
+    assert canonical("llama3.3") == "llama3.3:latest" and canonical("hf.co/u/m:Q4") == "hf.co/u/m:Q4"
+
+
+def test_watch_through_the_proxy_with_no_log_and_an_export(double_factory, tmp_path):
+    double = double_factory(token_rate=80, tokens=20)
+    proxy_port = free_port()
+    out = tmp_path / "requests.json"
+    watch = start_watch("--host", double.url, "--no-log", "--proxy", str(proxy_port), "--duration", "6",
+                        "--export", str(out))  # fmt: skip
+    try:
+        wait_for(lambda: _port_open(proxy_port))
+        finals = [generate(f"http://127.0.0.1:{proxy_port}")[-1] for _ in range(2)]
+    finally:
+        stdout, stderr = watch.communicate(timeout=30)
+    assert watch.returncode == 0, stderr
+    assert f"proxy: point apps at http://127.0.0.1:{proxy_port}" in stderr
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["eval_tokens"] for r in document["requests"]] == [f["eval_count"] for f in finals]
+    assert all(r["complete"] and r["source"] == "proxy" for r in document["requests"])
+    assert len(re.findall(r"request \d to llama3\.3:latest: .* \(/api/generate\)", stdout)) == 2
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_without_log_or_proxy_the_requests_say_why(double):
+    result = llmtop("watch", "--headless", "--host", double.url, "--no-log", "--duration", "1.5")
+    assert result.returncode == 0
+    assert "requests n/a: without the log's timings or --proxy, no request can be measured" in result.stderr
+
+
+# -- Prometheus and Grafana -------------------------------------------------------------------------------
+DASHBOARD = Path(__file__).resolve().parent.parent / "core" / "data" / "grafana-dashboard.json"
+
+
+def exported_names() -> set[str]:
+    """Every series name llmtop's endpoint can give, from a state and collectors that have everything."""
+    from llmtop.collectors.gpu_reading import GpuReading, GpuSample
+    from llmtop.collectors.ollama_processes import OllamaProcessSample
+    from llmtop.collectors.power_reading import PowerReading, PowerSample
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.collectors.system_memory import SystemMemorySample
+    from llmtop.metrics import LlmtopMetrics
+
+    collectors = SystemCollectors(0.5, memory_reader=lambda t: None, process_reader=lambda t: None)
+    collectors.memory.push(SystemMemorySample(1.0, 64 * 10**9, 30 * 10**9, 0, 0))
+    collectors.processes.push(OllamaProcessSample(1.0, 10**9, 10**9, 1, (2,)))
+    collectors.use_gpus(lambda t: None)
+    collectors.gpu.push(GpuSample(1.0, (GpuReading("k", "GPU", "nvml", 1, 2, 3, 4),)))
+    collectors.use_power(lambda t: None, {})
+    collectors.power.push(PowerSample(1.0, (PowerReading("rapl", "CPU package", "cpu", "m", 40.0, 5.0),)))
+    state = WatchState()
+    state.observe_ps(1.0, [{"name": "m:latest", "size": 10, "size_vram": 5, "context_length": 4096}])
+    state.totals["m:latest"].layers_offloaded, state.totals["m:latest"].layers_total = 27, 81  # as a load's log tells
+    number = state.proxy_started(1.0, "/api/generate", "m")
+    state.proxy_finished(2.0, number, {"done": True, "model": "m", "eval_count": 5, "eval_duration": 10**9})
+    names = set()
+    for family in LlmtopMetrics(state, collectors).collect():
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_the_grafana_dashboard_loads_and_asks_only_for_what_llmtop_exports():
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exported = exported_names()
+    assert {"llmtop_requests_total", "llmtop_eval_tokens_total", "llmtop_gpu_memory_used_bytes"} <= exported
+    asked = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            asked.update(re.findall(r"\bllmtop_[a-z_]+", target["expr"]))
+    for variable in dashboard["templating"]["list"]:
+        asked.update(re.findall(r"\bllmtop_[a-z_]+", json.dumps(variable)))
+    assert asked and asked <= exported, asked - exported
+
+
+def test_a_real_prometheus_scrapes_watch_and_counts_the_requests(logged_double, tmp_path):
+    import shutil
+
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus is not installed: .ci/run installs Debian's package")
+        pytest.skip("prometheus is not installed here (apt-get install prometheus); CI installs it")
+    double, log_file = logged_double(token_rate=80, tokens=25, load_delay_s=0.2)
+    metrics_port, web_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: llmtop\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+    )
+    server = subprocess.Popen(
+        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{web_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    watch = start_watch(
+        "--host", double.url, "--log", str(log_file), "--metrics", str(metrics_port), "--duration", "40"
+    )
+    try:
+        wait_for(lambda: _answers(metrics_port))
+        finals = [generate(double.url)[-1], generate(double.url, "again")[-1]]
+
+        def query(expr: str) -> list[dict]:
+            url = f"http://127.0.0.1:{web_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return json.loads(response.read())["data"]["result"]
+            except OSError:
+                return []
+
+        def counted() -> bool:
+            result = query("llmtop_requests_total")
+            return bool(result) and float(result[0]["value"][1]) == 2.0
+
+        wait_for(counted, timeout=40)
+        [requests] = query("llmtop_requests_total")
+        [tokens] = query("llmtop_eval_tokens_total")
+        [layers] = query("llmtop_model_layers_offloaded")
+    finally:
+        watch.terminate()
+        watch.communicate(timeout=20)
+        server.terminate()
+        server.wait(20)
+    assert requests["metric"]["model"] == "llama3.3:latest" and requests["metric"]["job"] == "llmtop"
+    assert float(tokens["value"][1]) == sum(f["eval_count"] for f in finals)
+    assert float(layers["value"][1]) == round(81 * DoubleConfig().vram_fraction)
+
+
+async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_events(logged_double):
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.tui.watch_app import WatchApp
+    from llmtop.watch_command import Watcher
+
+    double, log_file = logged_double(token_rate=60, tokens=30, load_delay_s=0.3, vram_fraction=27 / 81)
+    state = WatchState()
+    log = LogWatcher(FileFollower(log_file, poll_s=0.05))
+    log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
+    log.start()
+    watcher = Watcher(double.url, state).start()
+    collectors = SystemCollectors(0.25)
+    collectors.start()
+    app = WatchApp(state, collectors, double.url, log)
+    try:
+        async with app.run_test(size=(140, 44)) as pilot:
+            await pilot.pause(0.5)
+            finals = [generate(double.url)[-1] for _ in range(2)]
+            deadline = time.monotonic() + 15
+            while app.requests_table.row_count < 2 or not _done(app):
+                assert time.monotonic() < deadline
+                await pilot.pause(0.2)
+            await pilot.pause(1.2)
+            newest = app.requests_table.get_row_at(0)
+            assert newest[:2] == ["2", "llama3.3:latest"]
+            assert newest[4:6] == [
+                str(finals[1]["eval_count"]),
+                f"{finals[1]['eval_count'] / (finals[1]['eval_duration'] / 1e9):.2f}",
+            ]
+            assert newest[-2:] == ["server log", "complete"]
+            [listed] = json.loads(_raw(double.url, "/api/ps", method="GET")[2])["models"]
+            share = f"{100 * listed['size_vram'] / listed['size']:.0f}% GPU"
+            assert app.loaded_table.get_row_at(0)[:4] == [
+                "llama3.3:latest",
+                f"{listed['size'] / 1e9:.1f} GB",
+                share,
+                str(listed["context_length"]),
+            ]
+            events = "\n".join(app.events.lines)
+            assert "llama3.3:latest: 27/81 layers on the GPU" in events and "54 layers run on the CPU" in events
+            await pilot.press("q")
+    finally:
+        watcher.stop()
+        log.stop()
+        collectors.stop()
+
+
+def _done(app) -> bool:
+    requests = app.state.snapshot()[0]
+    return len(requests) == 2 and all(r.done for r in requests)

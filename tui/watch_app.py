@@ -1,0 +1,158 @@
+"""`llmtop watch`'s screen: the loaded models, the memory and power gauges, every request as it
+happens and the events (loads with their layers and why, unloads, evictions, spills)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Log
+
+from llmtop import units
+from llmtop.figures import REQUEST_COLUMNS
+from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.text_line import TextLine
+from llmtop.watch import WatchEvent, WatchState
+
+REFRESH_S = 1.0
+SHOWN_REQUESTS = 200
+WARNINGS = ("spill", "evicted", "cpu-layers", "server")
+
+
+def loaded_cells(model: Any, now: dt.datetime) -> tuple[str, ...]:
+    share = model.vram_share
+    unloads = model.unloads_in_s(now)
+    return (
+        model.name,
+        units.human_bytes(model.size_bytes),
+        "n/a" if share is None else f"{100 * share:.0f}% GPU",
+        str(model.context) if model.context else "n/a",
+        "never" if unloads is None else units.clock(max(unloads, 0.0)),
+    )
+
+
+class WatchApp(App[int]):
+    """The watch screen; everything it shows is read from the state and the collectors."""
+
+    CSS = """
+    #header { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
+    #server { height: 1; padding: 0 1; color: $accent; }
+    #gauges { height: auto; padding: 0 1; border: round $primary-darken-2; }
+    #loaded { height: auto; max-height: 8; border-top: solid $primary-darken-2; }
+    #requests { height: 1fr; border-top: solid $primary-darken-2; }
+    #events { height: 8; border: round $secondary; }
+    """
+    BINDINGS = [Binding("q", "quit", "Quit")]
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        state: WatchState,
+        collectors: Any,
+        base_url: str,
+        log: Any = None,
+        proxy: Any = None,
+        endpoint: Any = None,
+        duration: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.collectors = collectors
+        self.base_url = base_url
+        self.log_watcher = log
+        self.proxy = proxy
+        self.endpoint = endpoint
+        self.duration = duration
+        self._pending: list[WatchEvent] = []
+        state.listeners.append(self._pending.append)  # drained on the app's thread
+
+    def compose(self) -> ComposeResult:
+        yield TextLine(f"llmtop watch  ·  {self.base_url}", id="header")
+        yield TextLine(id="server")
+        with Vertical(id="gauges"):
+            yield Gauge("RAM", id="ram")
+            yield Gauge("VRAM", id="vram")
+            yield Gauge("Shared GPU", id="shared")
+            yield Gauge("Ollama RSS", id="rss")
+        yield DataTable(id="loaded", show_cursor=False, zebra_stripes=True)
+        yield DataTable(id="requests", show_cursor=False, zebra_stripes=True)
+        yield Log(id="events", max_lines=500)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.loaded_table = self.query_one("#loaded", DataTable)
+        self.loaded_table.border_title = "loaded models (/api/ps)"
+        self.loaded_table.add_columns("model", "size", "in VRAM", "context", "unloads in")
+        self.requests_table = self.query_one("#requests", DataTable)
+        self.requests_table.border_title = "requests, newest first"
+        self.requests_table.add_columns(*(c.header for c in REQUEST_COLUMNS))
+        self.events = self.query_one("#events", Log)
+        self.events.border_title = "events"
+        parts = []
+        if self.log_watcher is not None:
+            parts.append(f"log: {self.log_watcher.description}")
+        else:
+            parts.append("no server log: requests only through --proxy")
+        if self.proxy is not None:
+            parts.append(f"proxy {self.proxy.url}")
+        if self.endpoint is not None:
+            parts.append(f"metrics {self.endpoint.url}")
+        self.query_one("#server", TextLine).show("  ·  ".join(parts))
+        self._started = time.monotonic()
+        self.set_interval(REFRESH_S, self._refresh)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.duration and time.monotonic() - self._started >= self.duration:
+            self.exit(0)
+            return
+        events, self._pending[:] = list(self._pending), []
+        for event in events:
+            self.events.write_line(f"{time.strftime('%H:%M:%S')}  {event.text}")
+            if event.kind in WARNINGS:
+                self.notify(event.text, severity="warning", timeout=10)
+        requests, loaded, _ = self.state.snapshot()
+        now = dt.datetime.now(dt.timezone.utc)
+        self.loaded_table.clear()
+        for model in loaded.values():
+            self.loaded_table.add_row(*loaded_cells(model, now))
+        self.requests_table.clear()
+        for request in reversed(requests[-SHOWN_REQUESTS:]):
+            self.requests_table.add_row(*(c.text(request) for c in REQUEST_COLUMNS))
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        collectors = self.collectors
+        memory = collectors.memory.latest()
+        process = collectors.processes.latest()
+        ram = self.query_one("#ram", Gauge)
+        if memory is None:
+            ram.show_unavailable(collectors.memory.last_error or "waiting for the first sample")
+        else:
+            mapped = process.file_rss_bytes if process is not None and process.file_rss_bytes else 0
+            ram.show_reading(memory.used_bytes + mapped, memory.total_bytes)
+        rss = self.query_one("#rss", Gauge)
+        if process is None or process.rss_bytes is None:
+            rss.show_unavailable(process.reason if process is not None and process.reason else "not read")
+        else:
+            rss.show_reading(process.rss_bytes, memory.total_bytes if memory else None)
+        vram, shared = self.query_one("#vram", Gauge), self.query_one("#shared", Gauge)
+        gpu = collectors.gpu.latest() if collectors.gpu is not None else None
+        if gpu is None or not gpu.gpus:
+            why = collectors.gpu_unavailable if collectors.gpu is None else "waiting for the first sample"
+            vram.show_unavailable(f"no GPU read ({why})")
+            shared.show_unavailable("no GPU read (`llmtop doctor` shows each backend tried)")
+            return
+        first = gpu.gpus[0]
+        if first.dedicated_used is None:
+            vram.show_unavailable(first.reason("dedicated"))
+        else:
+            vram.show_reading(first.dedicated_used, first.dedicated_total, note=first.name)
+        if first.shared_used is None:
+            shared.show_unavailable(first.reason("shared"))
+        else:
+            shared.show_reading(first.shared_used, first.shared_total)
