@@ -6,7 +6,8 @@
 Own cost, timing accuracy, sampling and start-up (own_cost.py), the cost next to htop's and
 btop's (versus_top.py: needs htop, and btop where installed), the observer effect on a CPU-bound
 stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), a
-two-hour run (long_run.py) and the log follower (log_follow.py). Run it on a quiet machine: the
+two-hour run (long_run.py), the log follower (log_follow.py) and `--metrics` scrapes after thousands
+of requests (metrics_scrape.py). Run it on a quiet machine: the
 figures are medians, but a busy machine still moves them.
 """
 
@@ -20,6 +21,7 @@ import versus_top
 
 import log_follow
 import long_run
+import metrics_scrape
 import observer_effect
 import own_cost
 
@@ -31,6 +33,7 @@ BENCHMARKS = [
     (observer_effect, ["--engine"], ["--engine", "--tokens", "200", "--repeats", "1"]),
     (long_run, [], ["--hours", "0.5", "--speed", "120"]),
     (log_follow, [], ["--megabytes", "10"]),
+    (metrics_scrape, [], ["--requests", "5000", "--scrapes", "50"]),
 ]
 
 

@@ -112,6 +112,15 @@ def _context(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    from llmtop.metrics import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _sweep(text: str) -> SweepSpec:
     try:
         return parse_sweep(text)
@@ -213,6 +222,12 @@ def build_parser() -> ArgumentParser:
         "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus 1 min; 0 waits forever (default: 300)",
     )
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
+    parser.add_argument(
+        "--metrics",
+        metavar="[ADDR:]PORT",
+        type=_metrics_address,
+        help="while the runs go, serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)",
+    )
     log = parser.add_mutually_exclusive_group()
     log.add_argument("--serve", action="store_true", help="start `ollama serve` on a free port and read its log")
     log.add_argument("--log", metavar="PATH", help="follow this server log file")

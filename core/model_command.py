@@ -243,6 +243,21 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
     power = probe_power_sources()
     collectors.use_power(power if power.sources else None, power_unavailable(power))
     version = next(iter(sessions.values())).version
+    endpoint = None
+    if args.metrics is not None:
+        from llmtop.metrics import MetricsEndpoint, MetricsError
+        from llmtop.watch import WatchState
+
+        state = WatchState()
+        try:
+            endpoint = MetricsEndpoint(state, collectors, *args.metrics)
+        except MetricsError as exc:
+            err.write(f"llmtop: {exc}\n")
+            gpus.close()
+            power.close()
+            server.close()
+            return EXIT_USAGE
+        err.write(f"llmtop: metrics: {endpoint.url}\n")
     recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings, sweep=sweep)
 
     def machine():
@@ -261,11 +276,15 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
         on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
         sweep=sweep,
     )
+    if endpoint is not None:
+        runner.row_listeners.append(lambda row: state.observe_row(time.monotonic(), row))
     try:
         if args.headless:
             return run_headless(runner, args, signals)
         return run_on_screen(runner, args, signals=signals)
     finally:
+        if endpoint is not None:
+            endpoint.stop()
         collectors.stop()
         gpus.close()
         power.close()

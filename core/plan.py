@@ -79,6 +79,7 @@ class PlanRunner:
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
         self.rows: list[SummaryRow] = []
+        self.row_listeners: list[Callable[[SummaryRow], object]] = []  # told of each finished run (--metrics)
         self.history = history
         self.history_problem: str | None = None
         self._machine = machine
@@ -202,6 +203,8 @@ class PlanRunner:
                 return None
             self.rows.append(row)
         self._remember(row)
+        for listener in self.row_listeners:
+            listener(row)
         if self.current.stopped_by is not None:  # Ctrl+C or a signal: the rest of the plan is dropped
             self.stopped = True
             self.stop_request = self.current.stopped_by

@@ -70,6 +70,7 @@ class SummaryRow:
     host: str | None = None
     started_at: str | None = None
     eval_count: int | None = None
+    prompt_eval_count: int | None = None
     done_reason: str | None = None
     ollama_rss_delta_bytes: int | None = None
     # RAM's two parts where the platform counts mapped files apart (Linux): the system's in-use
@@ -368,6 +369,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         host=run.host,
         started_at=run.started_at,
         eval_count=server.eval_count if server else None,
+        prompt_eval_count=server.prompt_eval_count if server else None,
         done_reason=server.done_reason if server else None,
         ollama_rss_delta_bytes=rss_delta,
         ram_in_use_delta_bytes=in_use_delta,

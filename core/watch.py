@@ -237,7 +237,9 @@ class WatchState:
             first = id(load) not in self._loads_seen
             self._loads_seen[id(load)] = load
             if len(self._loads_seen) > 50:
-                del self._loads_seen[next(iter(self._loads_seen))]
+                oldest = next(iter(self._loads_seen))
+                del self._loads_seen[oldest]
+                self._load_models.pop(oldest, None)
             model = self._load_models.get(id(load))
             if model is not None:
                 self._apply_load(t, load, model)
@@ -269,6 +271,8 @@ class WatchState:
                 return
             self._number += 1
             number = self._by_task[key] = self._number
+            while len(self._by_task) > 2 * MAX_REQUESTS:  # thousands of requests an hour: memory stays flat
+                del self._by_task[next(iter(self._by_task))]
             self.requests.append(WatchedRequest(number, model, FROM_LOG, request.first_seen))
             self._event(t, "request", f"request {number} to {model or 'a model'} begins (server log)", model)
         index, current = self._find(number)
@@ -342,6 +346,23 @@ class WatchState:
                 self._finished(t, updated)
             else:
                 self._event(t, "done", f"request {number} to {model or 'a model'} ended early: {error or 'cancelled'}")
+
+    # -- llmtop MODEL's own runs (--metrics) ----------------------------------------------------------
+    def observe_row(self, t: float, row: Any) -> None:
+        """A run of `llmtop MODEL` ended (a SummaryRow): counted as a request of its model."""
+        with self._lock:
+            model = canonical(row.model) or row.model
+            totals = self._totals(model)
+            if row.eval_count is not None:
+                totals.requests += 1
+                totals.eval_tokens += row.eval_count
+                totals.prompt_tokens += row.prompt_eval_count or 0
+            if row.eval_rate_tps is not None:
+                totals.last_eval_tps = row.eval_rate_tps
+            if row.layers_offloaded is not None:
+                totals.layers_offloaded, totals.layers_total = row.layers_offloaded, row.layers_total
+            totals.context = row.context or totals.context
+            self._event(t, "done", f"run of {model} ({row.mode}) ended", model)
 
     # -- reading --------------------------------------------------------------------------------------
     def snapshot(self) -> tuple[list[WatchedRequest], dict[str, LoadedModel], dict[str, ModelTotals]]:

@@ -444,3 +444,45 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
 def _done(app) -> bool:
     requests = app.state.snapshot()[0]
     return len(requests) == 2 and all(r.done for r in requests)
+
+
+def test_llmtop_model_serves_its_runs_to_prometheus_while_they_go(double_factory):
+    double = double_factory(token_rate=25, tokens=40, load_delay_s=0.2)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    process = subprocess.Popen(
+        command("llama3.3", "--host", double.url, "--headless", "--no-log", "--no-record", "--repeat", "2",
+                "--metrics", str(port)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    seen = []
+    try:
+        while process.poll() is None:
+            try:
+                seen.append(sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}'))
+            except OSError:
+                pass
+            time.sleep(0.1)
+    finally:
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert 1.0 in seen  # after the first run, while the second one went
+    assert f"llmtop: metrics: http://127.0.0.1:{port}/metrics" in err
+
+
+def test_thousands_of_requests_keep_memory_flat_and_every_count():
+    from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
+    from llmtop.watch import MAX_REQUESTS
+
+    state = WatchState()
+    load = LoadRecord()
+    state.observe_load(0.0, load)
+    state.observe_ps(0.5, [{"name": "qwen2.5:7b", "size": 5, "size_vram": 5}])
+    for task in range(5000):
+        load.requests.append(RequestTiming(task, task, prompt_tokens=10, prompt_ms=5.0, eval_tokens=20, eval_ms=400.0))
+        state.observe_load(task + 0.5, load)
+        del load.requests[:-10]  # as the parser keeps a load's last requests only
+    requests, _, totals = state.snapshot()
+    assert len(requests) == MAX_REQUESTS and len(state._by_task) <= 2 * MAX_REQUESTS
+    assert (totals["qwen2.5:7b"].requests, totals["qwen2.5:7b"].eval_tokens) == (5000, 100_000)
+    assert requests[-1].eval_tps == pytest.approx(50.0)
