@@ -17,11 +17,11 @@ import argparse
 import sys
 import time
 
+import metrics_scrape
 import versus_top
 
 import log_follow
 import long_run
-import metrics_scrape
 import observer_effect
 import own_cost
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -86,8 +87,14 @@ class OllamaProxy:
         state: WatchState,
         address: str = "127.0.0.1",
         clock: Callable[[], float] = time.monotonic,
+        headers: Mapping[str, str] | None = None,
+        cacert: str | None = None,
     ) -> None:
+        """`headers` (llmtop's --header, credentials) are added to what apps send, where they
+        do not send that header themselves; `cacert` verifies an https upstream."""
         self.upstream = urlsplit(upstream)
+        self.headers = dict(headers or {})
+        self.context = ssl.create_default_context(cafile=cacert) if cacert else None
         self.state = state
         self.clock = clock
         proxy = self
@@ -108,7 +115,7 @@ class OllamaProxy:
     def connection(self) -> http.client.HTTPConnection:
         host, port = self.upstream.hostname or "127.0.0.1", self.upstream.port
         if self.upstream.scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=UPSTREAM_TIMEOUT_S)
+            return http.client.HTTPSConnection(host, port, timeout=UPSTREAM_TIMEOUT_S, context=self.context)
         return http.client.HTTPConnection(host, port, timeout=UPSTREAM_TIMEOUT_S)
 
     def upstream_path(self, path: str) -> str:
@@ -144,8 +151,13 @@ class _Forward(BaseHTTPRequestHandler):
         try:
             upstream.putrequest(self.command, owner.upstream_path(path), skip_host=True, skip_accept_encoding=True)
             upstream.putheader("Host", owner.upstream.netloc)
+            sent = set()
             for name, value in self.headers.items():
                 if name.lower() not in HOP_BY_HOP:
+                    upstream.putheader(name, value)
+                    sent.add(name.lower())
+            for name, value in owner.headers.items():  # llmtop's own, where the app sent none
+                if name.lower() not in sent:
                     upstream.putheader(name, value)
             if body is not None:
                 upstream.putheader("Content-Length", str(len(body)))

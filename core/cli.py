@@ -12,7 +12,7 @@ from llmtop import __version__
 from llmtop.charts import chart_format
 from llmtop.exports import LANGUAGES, export_format
 from llmtop.figures import help_text
-from llmtop.hosts import HostError, ollama_base_url
+from llmtop.hosts import HostError, add_access_arguments, check_access, ollama_base_url, redact_url
 from llmtop.model_facts import valid_model_name
 from llmtop.output import OutputFailed, end_after_closed_pipe, prepare_streams, unwritable
 from llmtop.session_settings import (
@@ -222,6 +222,7 @@ def build_parser() -> ArgumentParser:
         "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus 1 min; 0 waits forever (default: 300)",
     )
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
+    add_access_arguments(parser)
     parser.add_argument(
         "--metrics",
         metavar="[ADDR:]PORT",
@@ -301,10 +302,12 @@ def _command(argv: list[str]) -> int:
         problem = unwritable(path, option) if path else None
         if problem:  # found before anything runs, not after the whole plan
             parser.error(problem)
+    setting = args.host if args.host is not None else os.environ.get("OLLAMA_HOST")
     try:
-        base_url = ollama_base_url(args.host if args.host is not None else os.environ.get("OLLAMA_HOST"))
+        base_url = ollama_base_url(setting)
     except HostError as exc:
-        parser.error(f"argument --host: {exc}" if args.host is not None else f"OLLAMA_HOST: {exc}")
+        parser.error(redact_url(f"argument --host: {exc}" if args.host is not None else f"OLLAMA_HOST: {exc}"))
+    args.access_headers = check_access(parser, args, setting)
     settings = RunSettings(
         prompt=args.prompt,
         num_ctx=args.num_ctx,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
+from typing import Any
 
 DEFAULT_PORT = 11434
 DEFAULT_HOST = "127.0.0.1"
@@ -69,3 +71,94 @@ def is_local(base_url: str, own_addresses: frozenset[str] = frozenset()) -> bool
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# -- servers behind a gate: headers, credentials in the URL, a CA of their own ------------------------
+REDACTED = "***"
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """`Name: value` -> (name, value). ValueError names the problem, never the value (a secret)."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(ch.isspace() for ch in name) or not value:
+        raise ValueError("expected 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
+    return name, value
+
+
+def url_credentials(setting: str | None) -> dict[str, str]:
+    """An `Authorization: Basic` header from `user:password@` in a host setting; {} without them."""
+    import base64
+
+    text = (setting or "").strip()
+    if "@" not in text:
+        return {}
+    split = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    if split.username is None:
+        return {}
+    user = urllib.parse.unquote(split.username)
+    password = urllib.parse.unquote(split.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def redact_url(text: str) -> str:
+    """`https://user:secret@host` -> `https://***@host`: what may be shown of a host setting."""
+    return re.sub(r"(^|://)[^/@\s]+@", lambda m: f"{m.group(1)}{REDACTED}@", text)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line as it may be kept (a recording): header values and URL credentials hidden."""
+    kept = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            name = arg.partition(":")[0]
+            kept.append(f"{name}: {REDACTED}")
+            hide_next = False
+        elif arg == "--header":
+            kept.append(arg)
+            hide_next = True
+        elif arg.startswith("--header="):
+            kept.append(f"--header={arg[9:].partition(':')[0]}: {REDACTED}")
+        else:
+            kept.append(redact_url(arg))
+    return kept
+
+
+def access_headers(setting: str | None, header_texts: list[str] | None) -> dict[str, str]:
+    """The headers every request carries: `user:password@` in the host setting as basic auth, then
+    each `--header` (which wins over the URL's). ValueError as parse_header says."""
+    headers = url_credentials(setting)
+    for text in header_texts or []:
+        name, value = parse_header(text)
+        headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+        headers[name] = value
+    return headers
+
+
+def add_access_arguments(parser: Any) -> None:
+    """`--header` and `--cacert`, the same for `llmtop MODEL` and `llmtop watch`."""
+    parser.add_argument(
+        "--header",
+        metavar="'NAME: VALUE'",
+        action="append",
+        help="send this header with every request to the server (repeatable), e.g. 'Authorization: Bearer TOKEN'; "
+        "never shown, recorded or exported",
+    )
+    parser.add_argument(
+        "--cacert", metavar="FILE", help="the CA certificate (PEM) that signs an https server's certificate"
+    )
+
+
+def check_access(parser: Any, args: Any, setting: str | None) -> dict[str, str]:
+    """The access headers for the parsed `args`, or the parser's usage error (never echoing a secret)."""
+    import os
+
+    try:
+        headers = access_headers(setting, args.header)
+    except ValueError as exc:
+        parser.error(f"argument --header: {exc}")
+    if args.cacert and not os.access(os.path.expanduser(args.cacert), os.R_OK):
+        parser.error(f"argument --cacert: cannot read {args.cacert}")
+    return headers

@@ -70,14 +70,16 @@ def post_lines(
     connect_timeout: float,
     read_timeout: float | None,
     on_socket: Callable[[socket.socket | None], None] = lambda sock: None,
+    context: ssl.SSLContext | None = None,
 ) -> Iterator[dict[str, Any]]:
     """POST `body` as JSON to `base_url` + `path` and yield each line of the answer as a dict.
-    `on_socket` is given the connected socket (so that another thread can shut it) and None at the end."""
+    `on_socket` is given the connected socket (so that another thread can shut it) and None at the end;
+    `context` verifies an https server (default: the system's CAs)."""
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, parts.port, timeout=connect_timeout, context=ssl.create_default_context()
+            host, parts.port, timeout=connect_timeout, context=context or ssl.create_default_context()
         )
     else:
         connection = http.client.HTTPConnection(host, parts.port, timeout=connect_timeout)

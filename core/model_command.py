@@ -27,7 +27,7 @@ from llmtop.collectors.log_sources import (
 )
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.exports import session_markdown, write_export
-from llmtop.hosts import is_local
+from llmtop.hosts import is_local, redact_argv
 from llmtop.output import print_out
 from llmtop.session_settings import RunSettings, ollama_load_timeout, silence_limit
 from llmtop.stopping import SignalStop, StopRequested, stop_for
@@ -193,7 +193,12 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
 
     err = sys.stderr
     load_timeout = ollama_load_timeout(os.environ.get("OLLAMA_LOAD_TIMEOUT"))
-    server = OllamaServer(base_url, silence_limit_s=silence_limit(args.stall_timeout, load_timeout))
+    server = OllamaServer(
+        base_url,
+        silence_limit_s=silence_limit(args.stall_timeout, load_timeout),
+        headers=getattr(args, "access_headers", None),
+        cacert=getattr(args, "cacert", None),
+    )
     collectors = SystemCollectors(
         interval=args.interval,
         process_reader=OllamaProcessReader(local=is_local(base_url, own_addresses()), remote_host=base_url),
@@ -326,7 +331,7 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
             log={"description": log.description if log else None, "reason": log_reason},
             gpu={"available": collectors.gpu is not None, "reason": collectors.gpu_unavailable},
             power={"available": collectors.power is not None, "unavailable": collectors.power_unavailable},
-            argv=sys.argv[1:],
+            argv=redact_argv(sys.argv[1:]),
             demo=demo,
             sweep=None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
         ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -98,12 +99,23 @@ def not_ollamas_answer(status: int, body: str, base_url: str, content_type: str 
 class OllamaServer:
     """One Ollama server at `base_url` (see llmtop.hosts.ollama_base_url)."""
 
-    def __init__(self, base_url: str, silence_limit_s: float | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        silence_limit_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        cacert: str | None = None,
+    ) -> None:
         """`silence_limit_s`: how long a generation may send nothing, the load included, before it
         is given up as stalled (None: forever). A large model can take minutes to load and then
-        stream at a token a second; the connect timeout still catches a dead host."""
+        stream at a token a second; the connect timeout still catches a dead host. `headers` go
+        with every request (a token, basic auth: never shown); `cacert` is the CA file that signs
+        an https server's certificate, where the system's CAs do not."""
         self.base_url = base_url
         self.silence_limit_s = silence_limit_s
+        self.headers = dict(headers or {})
+        self.cacert = cacert
+        self._verify: Any = ssl.create_default_context(cafile=cacert) if cacert else True
         self._stream: Any = None  # the network stream of the generation in progress (abort() closes it)
         self._socket: socket.socket | None = None  # its socket, where the lean reader reads it
         self._answer_types = threading.local()  # the content type of each thread's last error answer
@@ -112,6 +124,8 @@ class OllamaServer:
             host=base_url,
             timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=30.0),
             event_hooks={"response": [self._note_error_type]},
+            headers=self.headers,
+            verify=self._verify,
         )
 
     def _note_error_type(self, response: httpx.Response) -> None:
@@ -128,6 +142,8 @@ class OllamaServer:
             host=self.base_url,
             timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=self.silence_limit_s),
             event_hooks={"response": [remember]},
+            headers=self.headers,
+            verify=self._verify,
         )
 
     def abort(self) -> bool:
@@ -151,7 +167,22 @@ class OllamaServer:
                 pass
 
     def _unreachable(self, why: str) -> ServerUnreachable:
+        if "CERTIFICATE_VERIFY_FAILED" in why or "certificate verify failed" in why:
+            return ServerUnreachable(
+                f"{self.base_url}: its TLS certificate is not trusted here ({why.split(' (_ssl')[0]}): "
+                "give the CA that signed it with --cacert FILE"
+            )
         return ServerUnreachable(f"cannot reach Ollama at {self.base_url} ({why}): {START_HINT}")
+
+    def _gate(self, status: int) -> ServerError:
+        """A 401 or 403: one line that names the host and says it wants credentials."""
+        said = "401 Unauthorized" if status == 401 else "403 Forbidden"
+        given = "the credentials given were refused" if self.headers else "the server wants credentials"
+        return ServerError(
+            f"{self.base_url} answered {said}: {given} (--header 'Authorization: Bearer TOKEN', "
+            "or user:password@ in --host)",
+            status,
+        )
 
     @contextmanager
     def _answers(self, model: str | None = None, stream: bool = False, action: str = "") -> Iterator[None]:
@@ -166,6 +197,8 @@ class OllamaServer:
             status = exc.status_code if exc.status_code > 0 else None
             if status == 404 and model is not None:
                 raise ModelNotFound(model) from None
+            if status in (401, 403):
+                raise self._gate(status) from None
             content_type = getattr(self._answer_types, "last", None) if status else None
             message = not_ollamas_answer(status or 0, exc.error, self.base_url, content_type) or _error_text(exc.error)
             raise ServerError(f"{action}: {message}" if action else message, status) from None
@@ -212,7 +245,11 @@ class OllamaServer:
     def version(self) -> str:
         """`GET /api/version`; ServerUnreachable when the host does not answer as Ollama does."""
         with self._answers():
-            response = httpx.get(f"{self.base_url}/api/version", timeout=CONNECT_TIMEOUT_S)
+            response = httpx.get(
+                f"{self.base_url}/api/version", timeout=CONNECT_TIMEOUT_S, headers=self.headers, verify=self._verify
+            )
+        if response.status_code in (401, 403):
+            raise ServerUnreachable(str(self._gate(response.status_code)))
         try:
             version = response.json().get("version") if response.status_code == 200 else None
         except ValueError:
@@ -291,6 +328,7 @@ class OllamaServer:
             CONNECT_TIMEOUT_S,
             self.silence_limit_s,
             hold,
+            self._verify if self.cacert else None,
         ):
             if error := part.get("error"):
                 raise ollama.ResponseError(error)

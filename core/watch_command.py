@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from llmtop.hosts import HostError, ollama_base_url
+from llmtop.hosts import HostError, add_access_arguments, check_access, ollama_base_url, redact_url
 from llmtop.metrics import MetricsError, parse_address
 from llmtop.output import unwritable
 from llmtop.watch import WatchEvent, WatchState
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="sampling interval of RAM and GPU memory (0.5)",
     )
+    add_access_arguments(parser)
     log = parser.add_mutually_exclusive_group()
     log.add_argument("--log", metavar="PATH", help="follow this server log file")
     log.add_argument("--docker", metavar="NAME", help="follow `docker logs` of this container")
@@ -96,12 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
 class Watcher:
     """One watched server: the state, and the threads that feed it."""
 
-    def __init__(self, base_url: str, state: WatchState | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        base_url: str,
+        state: WatchState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        headers: dict[str, str] | None = None,
+        cacert: str | None = None,
+    ) -> None:
         from llmtop.ollama_api import OllamaServer
 
         self.base_url = base_url
         self.state = state or WatchState()
-        self.server = OllamaServer(base_url)
+        self.server = OllamaServer(base_url, headers=headers, cacert=cacert)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,10 +191,12 @@ def main(argv: Sequence[str]) -> int:
         problem = unwritable(args.export, "--export")
         if problem:
             parser.error(problem)
+    setting = args.host if args.host is not None else os.environ.get("OLLAMA_HOST")
     try:
-        base_url = ollama_base_url(args.host if args.host is not None else os.environ.get("OLLAMA_HOST"))
+        base_url = ollama_base_url(setting)
     except HostError as exc:
-        parser.error(f"argument --host: {exc}")
+        parser.error(redact_url(f"argument --host: {exc}"))
+    args.access_headers = check_access(parser, args, setting)
     return watch(args, base_url)
 
 
@@ -230,7 +240,9 @@ def watch(args: argparse.Namespace, base_url: str) -> int:
 
             address, port = args.proxy
             try:
-                proxy = OllamaProxy(base_url, port, state, address).start()
+                proxy = OllamaProxy(
+                    base_url, port, state, address, headers=args.access_headers, cacert=args.cacert
+                ).start()
             except OSError as exc:
                 raise MetricsError(
                     f"--proxy: port {port} on {address} cannot be opened ({exc.strerror or exc})"
@@ -247,7 +259,7 @@ def watch(args: argparse.Namespace, base_url: str) -> int:
     if log is not None:
         log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
         log.start()
-    watcher = Watcher(base_url, state)
+    watcher = Watcher(base_url, state, headers=args.access_headers, cacert=args.cacert)
     said = [f"watching {base_url}"]
     said.append(f"server log: {log.description}" if log is not None else f"no server log ({log_reason})")
     if proxy is not None:

@@ -84,6 +84,9 @@ class DoubleConfig:
     fault_after: int = 5  # tokens sent before a mid-stream fault
     pull_fails: bool = False
     llama_server_log: bool = False  # also write llama-server's request timings into the log (Ollama 0.30 on)
+    # Behind a gate, as a reverse proxy puts it: this header and value or 401 (none) / 403 (another value).
+    require_header: tuple[str, str] | None = None
+    tls: tuple[str, str] | None = None  # (certificate, key) PEM files: the double speaks https
     gpu_name: str | None = "NVIDIA GeForce RTX 4060 Ti"  # None: a machine without a GPU
     machine_memory: tuple[int, int] | None = None  # RAM total and available, for the log of a machine without a GPU
     # Benchmarks: `next_token()` replaces the sleep of 1/token_rate before each token (a runner
@@ -276,6 +279,12 @@ class OllamaDouble:
             owner = double
 
         self._server = _Server(("127.0.0.1", port), Handler)
+        if self.config.tls is not None:
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.config.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property
@@ -284,7 +293,7 @@ class OllamaDouble:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.config.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> OllamaDouble:
         if self.log is not None:
@@ -438,8 +447,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _refused(self) -> bool:
+        """Behind a gate: answer 401 or 403 as the reverse proxy would, and say so."""
+        wanted = self.owner.config.require_header
+        if wanted is None:
+            return False
+        got = self.headers.get(wanted[0])
+        if got == wanted[1]:
+            return False
+        if self.command == "POST":
+            self._body()
+        self._json(401 if got is None else 403, {"error": "unauthorized" if got is None else "forbidden"})
+        return True
+
     def do_GET(self) -> None:
         cfg = self.owner.config
+        if self._refused():
+            return
         self.owner.gets.append(self.path)
         if cfg.fault == "not_ollama":
             self._json(404, {"detail": "Not Found"})
@@ -482,6 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "404 page not found")
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         body = self._body()
         if self.path == "/api/show":
             self._show(body)
