@@ -453,7 +453,13 @@ def _request_result(request: Any) -> str:
         return f"failed: {request.error}"
     if request.cancelled:
         return "cancelled"
-    return "complete" if request.done else "running"
+    if request.done:
+        return "complete"
+    if request.eval_tokens:
+        return "generating"
+    if request.prompt_progress is not None:
+        return f"prompt {100 * request.prompt_progress:.0f}% read"
+    return "running"
 
 
 # `llmtop watch`'s requests (llmtop.watch.WatchedRequest): what the log's timings or the proxy told.

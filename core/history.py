@@ -27,6 +27,13 @@ CREATE TABLE IF NOT EXISTS runs (
     row_json TEXT NOT NULL,
     machine_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS watched (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    host TEXT NOT NULL,
+    model TEXT,
+    request_json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sweeps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
@@ -143,6 +150,29 @@ class History:
             (result.model, json.dumps(result.to_dict(), ensure_ascii=False), json.dumps(dict(machine))),
             "sweep",
         )
+
+    def add_request(self, host: str, request: Mapping[str, Any]) -> None:
+        """Keep a request `llmtop watch` saw (kind `watch`): WatchedRequest.to_dict() and its server."""
+        self._insert(
+            "INSERT INTO watched (host, model, request_json) VALUES (?, ?, ?)",
+            (host, request.get("model"), json.dumps(dict(request), ensure_ascii=False)),
+            "watched request",
+        )
+
+    def requests(self, model: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Requests watched, oldest first: each WatchedRequest.to_dict() with `host`, `recorded_at`
+        and `kind` ("watch")."""
+        from llmtop.model_facts import same_model
+
+        found = []
+        for recorded_at, host, text in self._select("SELECT recorded_at, host, request_json FROM watched ORDER BY id"):
+            try:
+                request = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(request, dict) and (model is None or same_model(request.get("model") or "", model)):
+                found.append({"kind": "watch", "recorded_at": recorded_at, "host": host, **request})
+        return found[-limit:] if limit else found
 
     def sweeps(self, model: str | None = None) -> list[dict[str, Any]]:
         """Past sweeps, oldest first: each the export's `sweep` object with `model` and `recorded_at`."""

@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         "then what each --sweep concluded.",
     )
     parser.add_argument("--model", metavar="M", help="only this model's runs")
+    parser.add_argument(
+        "--watched", action="store_true", help="the requests `llmtop watch` saw (kind watch) instead of the runs"
+    )
     parser.add_argument("--limit", metavar="N", type=int, help="only the last N runs")
     parser.add_argument("--export", metavar="PATH", help="write them to PATH: .md, .csv or .json")
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en or ja")
@@ -69,6 +72,60 @@ def with_sweeps(document: str, sweeps: Sequence[dict[str, Any]]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def watched_markdown(requests: Sequence[dict[str, Any]]) -> str:
+    """The requests `llmtop watch` kept, one line each, with when and which server."""
+    from llmtop.exports import markdown_table
+    from llmtop.figures import REQUEST_COLUMNS, Column
+    from llmtop.watch import WatchedRequest
+
+    def cell(column: Column) -> Column:
+        return Column(column.header, lambda r: column.text(WatchedRequest.from_dict(r)), column.right)
+
+    columns = [
+        Column("date", lambda r: str(r.get("recorded_at") or "")[:16].replace("T", " "), right=False),
+        Column("server", lambda r: str(r.get("host") or ""), right=False),
+        *(cell(c) for c in REQUEST_COLUMNS[1:]),
+    ]
+    return markdown_table(requests, columns)
+
+
+def _watched(history: History, args: argparse.Namespace) -> int:
+    """`llmtop history --watched`: the requests kept by `llmtop watch`, listed or exported."""
+    import csv
+    import io
+
+    try:
+        requests = history.requests(args.model, args.limit)
+    except HistoryError as exc:
+        sys.stderr.write(f"llmtop history: {exc}\n")
+        return 2
+    if not requests:
+        sys.stderr.write(f"llmtop history: no watched requests kept yet (history file: {history.path})\n")
+        return 1
+    listing = watched_markdown(requests)
+    if args.export:
+        kind = export_format(args.export)
+        if kind == "json":
+            text = json.dumps({"requests": requests}, indent=2, ensure_ascii=False) + "\n"
+        elif kind == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(requests[-1]), extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(requests)
+            text = out.getvalue()
+        else:
+            text = listing
+        try:
+            with open(args.export, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            sys.stderr.write(f"llmtop history: cannot write {args.export}: {exc.strerror or exc}\n")
+            return 2
+        sys.stderr.write(f"llmtop history: wrote {args.export}\n")
+    print_out(listing)
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -82,6 +139,8 @@ def main(argv: Sequence[str]) -> int:
     history = History()
     if args.repair:
         return repair(history)
+    if args.watched:
+        return _watched(history, args)
     try:
         rows = history.runs(args.model, args.limit)
         sweeps = history.sweeps(args.model)

@@ -9,7 +9,7 @@ collector. Bound to 127.0.0.1 unless an address is given.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -52,74 +52,76 @@ class EnergyTotals:
 
 
 class LlmtopMetrics(Collector):
-    """The series of one llmtop process: per model from the watch state, the machine's from the collectors."""
+    """The series of one llmtop process: per model from the watch state (per host and model where
+    several servers are watched), the machine's from the collectors."""
 
-    def __init__(self, state: WatchState, collectors: SystemCollectors) -> None:
-        self.state = state
+    def __init__(self, state: WatchState | Mapping[str, WatchState], collectors: SystemCollectors) -> None:
+        self.states: Mapping[str, WatchState] = state if isinstance(state, Mapping) else {"": state}
         self.collectors = collectors
         self.energy = EnergyTotals()
 
+    @property
+    def _by_host(self) -> bool:
+        return len(self.states) > 1
+
     def collect(self) -> Iterator[Metric]:
-        _, loaded, totals = self.state.snapshot()
+        keys = ["host", "model"] if self._by_host else ["model"]
         families: dict[str, Any] = {
             "requests": CounterMetricFamily(
-                "llmtop_requests", "Requests to generating endpoints that ended, per model.", labels=["model"]
+                "llmtop_requests", "Requests to generating endpoints that ended, per model.", labels=keys
             ),
-            "prompt": CounterMetricFamily(
-                "llmtop_prompt_tokens", "Prompt tokens evaluated, per model.", labels=["model"]
-            ),
-            "eval": CounterMetricFamily("llmtop_eval_tokens", "Tokens generated, per model.", labels=["model"]),
+            "prompt": CounterMetricFamily("llmtop_prompt_tokens", "Prompt tokens evaluated, per model.", labels=keys),
+            "eval": CounterMetricFamily("llmtop_eval_tokens", "Tokens generated, per model.", labels=keys),
             "tps": GaugeMetricFamily(
                 "llmtop_eval_tokens_per_second",
                 "The last request's eval rate (eval_count / eval_duration), per model.",
-                labels=["model"],
+                labels=keys,
             ),
             "offloaded": GaugeMetricFamily(
-                "llmtop_model_layers_offloaded",
-                "Layers on the GPU at the model's last load (server log).",
-                labels=["model"],
+                "llmtop_model_layers_offloaded", "Layers on the GPU at the model's last load (server log).", labels=keys
             ),
-            "layers": GaugeMetricFamily("llmtop_model_layers", "The model's layers (server log).", labels=["model"]),
+            "layers": GaugeMetricFamily("llmtop_model_layers", "The model's layers (server log).", labels=keys),
             "context": GaugeMetricFamily(
-                "llmtop_model_context_tokens", "The context the model was loaded with, in tokens.", labels=["model"]
+                "llmtop_model_context_tokens", "The context the model was loaded with, in tokens.", labels=keys
+            ),
+            "size": GaugeMetricFamily("llmtop_model_size_bytes", "A loaded model's size (/api/ps).", labels=keys),
+            "vram": GaugeMetricFamily(
+                "llmtop_model_vram_bytes", "The part of a loaded model in GPU memory (/api/ps size_vram).", labels=keys
+            ),
+            "up": GaugeMetricFamily(
+                "llmtop_server_up",
+                "1 while the Ollama server answers /api/ps.",
+                labels=["host"] if self._by_host else [],
             ),
         }
-        for model, total in sorted(totals.items()):
-            families["requests"].add_metric([model], total.requests)
-            families["prompt"].add_metric([model], total.prompt_tokens)
-            families["eval"].add_metric([model], total.eval_tokens)
-            if total.last_eval_tps is not None:
-                families["tps"].add_metric([model], total.last_eval_tps)
-            if total.layers_offloaded is not None:
-                families["offloaded"].add_metric([model], total.layers_offloaded)
-            if total.layers_total is not None:
-                families["layers"].add_metric([model], total.layers_total)
-            context = loaded[model].context if model in loaded and loaded[model].context else total.context
-            if context is not None:
-                families["context"].add_metric([model], context)
+        for host, state in self.states.items():
+            _, loaded, totals = state.snapshot()
+            label = [host] if self._by_host else []
+            for model, total in sorted(totals.items()):
+                names = [*label, model]
+                families["requests"].add_metric(names, total.requests)
+                families["prompt"].add_metric(names, total.prompt_tokens)
+                families["eval"].add_metric(names, total.eval_tokens)
+                if total.last_eval_tps is not None:
+                    families["tps"].add_metric(names, total.last_eval_tps)
+                if total.layers_offloaded is not None:
+                    families["offloaded"].add_metric(names, total.layers_offloaded)
+                if total.layers_total is not None:
+                    families["layers"].add_metric(names, total.layers_total)
+                context = loaded[model].context if model in loaded and loaded[model].context else total.context
+                if context is not None:
+                    families["context"].add_metric(names, context)
+            for name, listed in sorted(loaded.items()):
+                families["size"].add_metric([*label, name], listed.size_bytes)
+                families["vram"].add_metric([*label, name], listed.size_vram_bytes)
+            families["up"].add_metric(label, 0 if state.server_problem else 1)
         yield from families.values()
-        yield from self._loaded(loaded)
         yield from self._machine()
-
-    @staticmethod
-    def _loaded(loaded: dict[str, Any]) -> Iterator[Metric]:
-        size = GaugeMetricFamily("llmtop_model_size_bytes", "A loaded model's size (/api/ps).", labels=["model"])
-        vram = GaugeMetricFamily(
-            "llmtop_model_vram_bytes", "The part of a loaded model in GPU memory (/api/ps size_vram).", labels=["model"]
-        )
-        for name, model in sorted(loaded.items()):
-            size.add_metric([name], model.size_bytes)
-            vram.add_metric([name], model.size_vram_bytes)
-        yield size
-        yield vram
 
     def _machine(self) -> Iterator[Metric]:
         collectors = self.collectors
         memory = collectors.memory.latest()
         process = collectors.processes.latest()
-        up = GaugeMetricFamily("llmtop_server_up", "1 while the Ollama server answers /api/ps.")
-        up.add_metric([], 0 if self.state.server_problem else 1)
-        yield up
         if memory is not None:
             ram = GaugeMetricFamily(
                 "llmtop_ram_used_bytes",
@@ -170,7 +172,9 @@ class LlmtopMetrics(Collector):
 class MetricsEndpoint:
     """The HTTP endpoint: `/metrics` in Prometheus' text format, or OpenMetrics where asked for."""
 
-    def __init__(self, state: WatchState, collectors: SystemCollectors, address: str, port: int) -> None:
+    def __init__(
+        self, state: WatchState | Mapping[str, WatchState], collectors: SystemCollectors, address: str, port: int
+    ) -> None:
         from prometheus_client import start_http_server
 
         self.registry = CollectorRegistry(auto_describe=False)

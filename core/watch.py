@@ -22,6 +22,7 @@ from llmtop.collectors.token_timing import ServerTiming
 
 MAX_REQUESTS = 1000
 MAX_EVENTS = 500
+ATTRIBUTE_S = 120.0  # a load and a model first listed this far apart are not the same load
 UNATTRIBUTED_S = 30.0  # a log request whose model no /api/ps listing told by then is counted as unknown
 FROM_LOG = "log"
 FROM_PROXY = "proxy"
@@ -76,6 +77,26 @@ class WatchedRequest:
     @property
     def done(self) -> bool:
         return self.ended is not None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WatchedRequest:
+        """A request as to_dict() wrote it (the history): its times relative, as `seconds` says."""
+        seconds = data.get("seconds")
+        complete = bool(data.get("complete"))
+        return cls(
+            number=int(data.get("number") or 0),
+            model=data.get("model"),
+            source=str(data.get("source") or FROM_LOG),
+            started=0.0,
+            ended=float(seconds) if isinstance(seconds, (int, float)) else (0.0 if complete else None),
+            endpoint=data.get("endpoint"),
+            prompt_tokens=data.get("prompt_tokens"),
+            prompt_tps=data.get("prompt_tps"),
+            eval_tokens=data.get("eval_tokens"),
+            eval_tps=data.get("eval_tps"),
+            cancelled=bool(data.get("cancelled")),
+            error=data.get("error"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +160,7 @@ class WatchState:
     server_problem: str | None = None
     proxied: bool = False  # requests are counted from the proxy (the log's only give live progress)
     listeners: list[Any] = field(default_factory=list)  # called with each new event
+    finished_listeners: list[Any] = field(default_factory=list)  # called with each request that ended (history)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _number: int = 0
     _by_task: dict[tuple[int, int], int] = field(default_factory=dict)  # (load, task) -> request number
@@ -207,15 +229,30 @@ class WatchState:
         )
         totals = self._totals(model.name)
         totals.context = model.context or totals.context
-        for load_id, load in self._loads_seen.items():  # a load the log showed just before: this model's
-            if load_id not in self._load_models and load.first_seen <= t:
-                self._load_models[load_id] = model.name
-                self._apply_load(t, load, model.name)
-                for number in self._unattributed.pop(load_id, []):  # counted now that their model is known
-                    index, request = self._find(number)
-                    if request is not None:
-                        self.requests[index] = replace(request, model=model.name)
-                        self._finished(t, self.requests[index])
+        for load in list(self._loads_seen.values()):  # loads the log showed before the listing
+            self._attribute(t, load)
+
+    def _attribute(self, t: float, load: LoadRecord) -> str | None:
+        """The model a load loaded: the listed model whose first listing is nearest the load's first
+        line (the log and `/api/ps` are read on their own clocks, either may come first); the one
+        model loaded, where none was listed near it."""
+        name = self._load_models.get(id(load))
+        if name is not None:
+            return name
+        near = [m for m in self.loaded.values() if abs(m.listed_since - load.first_seen) <= ATTRIBUTE_S]
+        if not near and len(self.loaded) == 1:  # a load from before llmtop started, of the one model loaded
+            near = list(self.loaded.values())
+        if not near:
+            return None
+        name = min(near, key=lambda m: abs(m.listed_since - load.first_seen)).name
+        self._load_models[id(load)] = name
+        self._apply_load(t, load, name)
+        for number in self._unattributed.pop(id(load), []):  # counted now that their model is known
+            index, request = self._find(number)
+            if request is not None:
+                self.requests[index] = replace(request, model=name)
+                self._finished(t, self.requests[index])
+        return name
 
     def server_down(self, t: float, problem: str) -> None:
         with self._lock:
@@ -225,11 +262,8 @@ class WatchState:
 
     # -- the log --------------------------------------------------------------------------------------
     def model_of(self, load: LoadRecord) -> str | None:
-        """The model a load loaded: the one `/api/ps` listed next; the only one loaded otherwise."""
-        name = self._load_models.get(id(load))
-        if name is None and len(self.loaded) == 1:
-            name = next(iter(self.loaded))
-        return name
+        """The model a load loaded, where a `/api/ps` listing told it (see _attribute)."""
+        return self._load_models.get(id(load))
 
     def observe_load(self, t: float, load: LoadRecord) -> None:
         """A load the log shows (called at each line that adds to it)."""
@@ -243,7 +277,7 @@ class WatchState:
             model = self._load_models.get(id(load))
             if model is not None:
                 self._apply_load(t, load, model)
-            elif first:
+            elif self._attribute(t, load) is None and first:
                 self._event(t, "load", "a model load begins (server log)")
             for request in load.requests:
                 self._log_request(t, load, request)
@@ -253,9 +287,8 @@ class WatchState:
         layers = (load.layers_offloaded, load.layers_total)
         if layers != (totals.layers_offloaded, totals.layers_total) and load.layers_offloaded is not None:
             totals.layers_offloaded, totals.layers_total = layers
-            text = layers_text(load)
             reason = load.split_reason()
-            self._event(t, "layers", f"{model}: {text}" + (f": {reason}" if reason else ""), model)
+            self._event(t, "layers", f"{model}: {reason or layers_text(load)}", model)
             if load.layers_total and load.layers_offloaded < load.layers_total:
                 on_cpu = load.layers_total - load.layers_offloaded
                 self._event(t, "cpu-layers", f"{model}: {on_cpu} layers run on the CPU", model)
@@ -310,6 +343,8 @@ class WatchState:
         totals.eval_tokens += request.eval_tokens or 0
         if request.eval_tps is not None:
             totals.last_eval_tps = request.eval_tps
+        for listener in self.finished_listeners:
+            listener(request)
         self._event(t, "done", f"request {request.number} to {model}: {describe(request)}", request.model)
 
     # -- the proxy ------------------------------------------------------------------------------------

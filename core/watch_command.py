@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from llmtop.hosts import HostError, add_access_arguments, check_access, ollama_base_url, redact_url
 from llmtop.metrics import MetricsError, parse_address
@@ -56,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         "rate; from the log's llama-server timings on Ollama 0.30 and later, or through --proxy), the memory and "
         "power gauges, and the warnings (a spill into shared GPU memory, layers on the CPU, a model evicted).",
     )
-    parser.add_argument("--host", metavar="URL", help="the server (default $OLLAMA_HOST, else 127.0.0.1:11434)")
+    parser.add_argument(
+        "--host",
+        metavar="URL",
+        action="append",
+        help="the server (default $OLLAMA_HOST, else 127.0.0.1:11434); repeat it to watch several side by side "
+        "(the server log, and the machine's memory and power, are the first one's)",
+    )
     parser.add_argument("--headless", action="store_true", help="no screen: one line per event on stdout")
     parser.add_argument(
         "--metrics",
@@ -68,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--proxy",
         metavar="[ADDR:]PORT",
         type=_address,
+        action="append",
         help="listen on PORT and forward everything to the server, measuring each answer: point apps at it "
-        "where the log has no request timings (Ollama before 0.30, a remote server)",
+        "where the log has no request timings (Ollama before 0.30, a remote server); with several --host, "
+        "the Nth --proxy forwards to the Nth host",
     )
     parser.add_argument("--export", metavar="PATH", help="at the end, write the requests to PATH: .md, .csv or .json")
     parser.add_argument(
@@ -87,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sampling interval of RAM and GPU memory (0.5)",
     )
     add_access_arguments(parser)
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not keep the requests in the local history (llmtop history --watched)",
+    )
     log = parser.add_mutually_exclusive_group()
     log.add_argument("--log", metavar="PATH", help="follow this server log file")
     log.add_argument("--docker", metavar="NAME", help="follow `docker logs` of this container")
@@ -164,6 +178,39 @@ class SpillWatch:
             )  # fmt: skip
 
 
+class HistoryKeeper:
+    """Writes each request that ended to the history on a thread of its own (a slow disk never holds
+    up the proxy or the log follower); a history that cannot be written is said once."""
+
+    def __init__(self, history: Any, err: TextIO) -> None:
+        import queue
+
+        self.history = history
+        self.err = err
+        self.queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._write, name="llmtop-watch-history", daemon=True)
+        self._thread.start()
+
+    def keep(self, host: str) -> Callable[[Any], None]:
+        return lambda request: self.queue.put((host, request.to_dict()))
+
+    def _write(self) -> None:
+        from llmtop.history import HistoryError
+
+        while (item := self.queue.get()) is not None:
+            try:
+                self.history.add_request(*item)
+            except HistoryError as exc:
+                if self.problem is None:
+                    self.err.write(f"llmtop: note: {exc}; the requests are kept in this session and its export\n")
+                self.problem = str(exc)
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self._thread.join(5.0)
+
+
 def headless_printer(stream: TextIO, host: str | None = None) -> Callable[[WatchEvent], None]:
     prefix = f"[{host}] " if host else ""
 
@@ -176,6 +223,17 @@ def headless_printer(stream: TextIO, host: str | None = None) -> Callable[[Watch
             pass
 
     return print_event
+
+
+@dataclass
+class Watched:
+    """One server watched: its URL, its state, its poller and its proxy (if any)."""
+
+    base_url: str
+    state: WatchState
+    watcher: Watcher
+    headers: dict[str, str]
+    proxy: Any = None
 
 
 def main(argv: Sequence[str]) -> int:
@@ -191,16 +249,32 @@ def main(argv: Sequence[str]) -> int:
         problem = unwritable(args.export, "--export")
         if problem:
             parser.error(problem)
-    setting = args.host if args.host is not None else os.environ.get("OLLAMA_HOST")
-    try:
-        base_url = ollama_base_url(setting)
-    except HostError as exc:
-        parser.error(redact_url(f"argument --host: {exc}"))
-    args.access_headers = check_access(parser, args, setting)
-    return watch(args, base_url)
+    settings = args.host or [os.environ.get("OLLAMA_HOST")]
+    if len(args.proxy or []) > len(settings):
+        parser.error("argument --proxy: one per --host at most (the Nth proxy forwards to the Nth host)")
+    hosts = []
+    for setting in settings:
+        try:
+            base_url = ollama_base_url(setting)
+        except HostError as exc:
+            parser.error(redact_url(f"argument --host: {exc}"))
+        hosts.append((base_url, check_access(parser, args, setting)))
+    if len({url for url, _ in hosts}) < len(hosts):
+        parser.error("argument --host: a server is given twice")
+    return watch(args, hosts)
 
 
-def watch(args: argparse.Namespace, base_url: str) -> int:
+def _close(*things: Any) -> None:
+    for thing in things:
+        if thing is not None:
+            try:
+                (getattr(thing, "stop", None) or thing.close)()
+            except Exception:
+                pass
+
+
+def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> int:
+    """Watch every host; the server log and the machine's collectors are the first host's."""
     from llmtop.collectors.gpu_collector import probe_gpu_backends
     from llmtop.collectors.log_sources import LogUnavailable
     from llmtop.collectors.log_watch import LogWatcher
@@ -212,69 +286,82 @@ def watch(args: argparse.Namespace, base_url: str) -> int:
     from llmtop.stopping import SignalStop
 
     err = sys.stderr
-    state = WatchState()
+    first_url = hosts[0][0]
     args.serve = False
     try:
-        _, source, log_reason, _ = choose_log(args, base_url)
+        _, source, log_reason, _ = choose_log(args, first_url)
     except LogUnavailable as exc:
         err.write(f"llmtop: {exc}\n")
         return EXIT_USAGE
+    watched = [
+        Watched(url, state, Watcher(url, state, headers=headers, cacert=args.cacert), headers)
+        for url, headers in hosts
+        for state in (WatchState(),)
+    ]
+    first = watched[0].state
     collectors = SystemCollectors(
         interval=max(args.interval, 0.05),
-        process_reader=OllamaProcessReader(local=is_local(base_url, own_addresses()), remote_host=base_url),
+        process_reader=OllamaProcessReader(local=is_local(first_url, own_addresses()), remote_host=first_url),
     )
     gpus = probe_gpu_backends(pids=collectors.ollama_pids)
     collectors.use_gpus(gpus if gpus.readers else None, gpus.unavailable_reason)
     power = probe_power_sources()
     collectors.use_power(power if power.sources else None, power_unavailable(power))
     if collectors.gpu is not None:
-        collectors.gpu.listeners.append(SpillWatch(state))
-    endpoint = proxy = None
+        collectors.gpu.listeners.append(SpillWatch(first))
+    endpoint = None
     try:
         if args.metrics is not None:
             from llmtop.metrics import MetricsEndpoint
 
-            endpoint = MetricsEndpoint(state, collectors, *args.metrics)
-        if args.proxy is not None:
+            states = {w.base_url: w.state for w in watched}
+            endpoint = MetricsEndpoint(states if len(states) > 1 else first, collectors, *args.metrics)
+        for (address, port), one in zip(args.proxy or [], watched, strict=False):
             from llmtop.collectors.ollama_proxy import OllamaProxy
 
-            address, port = args.proxy
             try:
-                proxy = OllamaProxy(
-                    base_url, port, state, address, headers=args.access_headers, cacert=args.cacert
+                one.proxy = OllamaProxy(
+                    one.base_url, port, one.state, address, headers=one.headers, cacert=args.cacert
                 ).start()
             except OSError as exc:
                 raise MetricsError(
                     f"--proxy: port {port} on {address} cannot be opened ({exc.strerror or exc})"
                 ) from None
-            state.proxied = True
+            one.state.proxied = True
     except MetricsError as exc:
         err.write(f"llmtop: {exc}\n")
-        if endpoint is not None:
-            endpoint.stop()
-        gpus.close()
-        power.close()
+        _close(endpoint, *(w.proxy for w in watched), gpus, power)
         return EXIT_USAGE
     log = LogWatcher(source) if source is not None else None
     if log is not None:
-        log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
+        log.subscribe(lambda load: first.observe_load(time.monotonic(), load))
         log.start()
-    watcher = Watcher(base_url, state, headers=args.access_headers, cacert=args.cacert)
-    said = [f"watching {base_url}"]
-    said.append(f"server log: {log.description}" if log is not None else f"no server log ({log_reason})")
-    if proxy is not None:
-        said.append(f"proxy: point apps at {proxy.url}")
+    for one in watched:
+        said = [f"watching {one.base_url}"]
+        if one is watched[0]:
+            said.append(f"server log: {log.description}" if log is not None else f"no server log ({log_reason})")
+        if one.proxy is not None:
+            said.append(f"proxy: point apps at {one.proxy.url}")
+        if (log is None or one is not watched[0]) and one.proxy is None:
+            said.append("requests n/a: without the log's timings or --proxy, no request can be measured")
+        err.write(f"llmtop: {'; '.join(said)}\n")
     if endpoint is not None:
-        said.append(f"metrics: {endpoint.url}")
-    if log is None and proxy is None:
-        said.append("requests n/a: without the log's timings or --proxy, no request can be measured")
-    err.write(f"llmtop: {'; '.join(said)}\n")
+        err.write(f"llmtop: metrics: {endpoint.url}\n")
+    keeper = None
+    if not args.no_history:
+        from llmtop.history import History
+
+        keeper = HistoryKeeper(History(), err)
+        for one in watched:
+            one.state.finished_listeners.append(keeper.keep(one.base_url))
     signals = SignalStop()
     collectors.start()
-    watcher.start()
+    for one in watched:
+        one.watcher.start()
     try:
         if args.headless:
-            state.listeners.append(headless_printer(sys.stdout))
+            for one in watched:
+                one.state.listeners.append(headless_printer(sys.stdout, one.base_url if len(watched) > 1 else None))
             signals.install()
             deadline = time.monotonic() + args.duration if args.duration else None
             try:
@@ -285,23 +372,17 @@ def watch(args: argparse.Namespace, base_url: str) -> int:
         else:
             from llmtop.tui.watch_app import WatchApp
 
-            WatchApp(state, collectors, base_url, log, proxy, endpoint, duration=args.duration).run()
+            servers = [(w.base_url, w.state, w.proxy) for w in watched]
+            WatchApp(servers, collectors, log, endpoint, duration=args.duration).run()
     finally:
         signals.restore()
-        watcher.stop()
-        if log is not None:
-            log.stop()
-        if proxy is not None:
-            proxy.stop()
-        if endpoint is not None:
-            endpoint.stop()
-        collectors.stop()
-        gpus.close()
-        power.close()
+        _close(
+            *(w.watcher for w in watched), log, *(w.proxy for w in watched), endpoint, collectors, gpus, power, keeper
+        )
     if args.export:
         from llmtop.exports import write_requests
 
-        requests, _, _ = state.snapshot()
+        requests = [r for w in watched for r in w.state.snapshot()[0]]
         try:
             path = write_requests(requests, Path(args.export))
         except OSError as exc:

@@ -249,6 +249,13 @@ def _canonical(name: str) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    connections: set[Any]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not hasattr(self, "connections"):
+            self.connections = set()
+        self.connections.add(request)  # kept, so that go_away() can close them as a dying server does
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-stream (llmtop quitting) is normal, not an error."""
@@ -305,6 +312,16 @@ class OllamaDouble:
         )
         self._thread.start()
         return self
+
+    def go_away(self) -> None:
+        """The server dies: it stops listening and every open connection is closed."""
+        self.stop()
+        self._server.server_close()
+        for connection in list(getattr(self._server, "connections", ())):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def stop(self) -> None:
         self.stalled.set()

@@ -79,7 +79,7 @@ def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_f
     port = free_port()
     watch = start_watch("--host", double.url, "--log", str(log_file), "--metrics", str(port), "--duration", "12")
     try:
-        wait_for(lambda: _answers(port))
+        ready(port)
         first = generate(double.url)
         second = generate(double.url, "again")
         tokens = first[-1]["eval_count"] + second[-1]["eval_count"]
@@ -108,6 +108,13 @@ def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_f
         assert shown == pytest.approx(rate, abs=0.01)
     assert "llama3.3:latest: 27/81 layers on the GPU" in out
     assert f"metrics: http://127.0.0.1:{port}/metrics" in err
+
+
+def ready(port: int) -> None:
+    """Until watch answers scrapes and has polled the server; then a moment for its log follower to
+    open the log at its end (what the server printed before is not watch's to see)."""
+    wait_for(lambda: _answers(port) and re.search(r"^llmtop_server_up(\{[^}]*\})? 1\.0$", scrape(port), re.M))
+    time.sleep(0.5)
 
 
 def _answers(port: int) -> bool:
@@ -277,6 +284,14 @@ def test_watch_through_the_proxy_with_no_log_and_an_export(double_factory, tmp_p
     assert [r["eval_tokens"] for r in document["requests"]] == [f["eval_count"] for f in finals]
     assert all(r["complete"] and r["source"] == "proxy" for r in document["requests"])
     assert len(re.findall(r"request \d to llama3\.3:latest: .* \(/api/generate\)", stdout)) == 2
+    kept = tmp_path / "kept.json"
+    history = llmtop("history", "--watched", "--export", str(kept))
+    assert history.returncode == 0, history.stderr
+    requests = json.loads(kept.read_text(encoding="utf-8"))["requests"]
+    assert [(r["kind"], r["host"], r["model"], r["eval_tokens"]) for r in requests] == [
+        ("watch", double.url, "llama3.3:latest", f["eval_count"]) for f in finals
+    ]
+    assert "| date | server | model | prompt | prompt tps | tokens | tps |" in history.stdout
 
 
 def _port_open(port: int) -> bool:
@@ -346,7 +361,7 @@ def test_a_real_prometheus_scrapes_watch_and_counts_the_requests(logged_double, 
         if os.environ.get("CI"):
             pytest.fail("prometheus is not installed: .ci/run installs Debian's package")
         pytest.skip("prometheus is not installed here (apt-get install prometheus); CI installs it")
-    double, log_file = logged_double(token_rate=80, tokens=25, load_delay_s=0.2)
+    double, log_file = logged_double(token_rate=80, tokens=25, load_delay_s=0.2, vram_fraction=27 / 81)
     metrics_port, web_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -363,7 +378,7 @@ def test_a_real_prometheus_scrapes_watch_and_counts_the_requests(logged_double, 
         "--host", double.url, "--log", str(log_file), "--metrics", str(metrics_port), "--duration", "40"
     )
     try:
-        wait_for(lambda: _answers(metrics_port))
+        ready(metrics_port)
         finals = [generate(double.url)[-1], generate(double.url, "again")[-1]]
 
         def query(expr: str) -> list[dict]:
@@ -389,7 +404,7 @@ def test_a_real_prometheus_scrapes_watch_and_counts_the_requests(logged_double, 
         server.wait(20)
     assert requests["metric"]["model"] == "llama3.3:latest" and requests["metric"]["job"] == "llmtop"
     assert float(tokens["value"][1]) == sum(f["eval_count"] for f in finals)
-    assert float(layers["value"][1]) == round(81 * DoubleConfig().vram_fraction)
+    assert float(layers["value"][1]) == 27
 
 
 async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_events(logged_double):
@@ -407,7 +422,7 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
     watcher = Watcher(double.url, state).start()
     collectors = SystemCollectors(0.25)
     collectors.start()
-    app = WatchApp(state, collectors, double.url, log)
+    app = WatchApp([(double.url, state, None)], collectors, log)
     try:
         async with app.run_test(size=(140, 44)) as pilot:
             await pilot.pause(0.5)
@@ -486,3 +501,60 @@ def test_thousands_of_requests_keep_memory_flat_and_every_count():
     assert len(requests) == MAX_REQUESTS and len(state._by_task) <= 2 * MAX_REQUESTS
     assert (totals["qwen2.5:7b"].requests, totals["qwen2.5:7b"].eval_tokens) == (5000, 100_000)
     assert requests[-1].eval_tps == pytest.approx(50.0)
+
+
+def test_a_server_that_goes_away_is_said_and_watched_until_it_returns():
+    from llmtop.watch_command import Watcher
+
+    double = OllamaDouble(DoubleConfig(preloaded=("llama3.3",))).start()
+    port = double.port
+    state = WatchState()
+    events = []
+    state.listeners.append(events.append)
+    watcher = Watcher(double.url, state).start()
+    try:
+        wait_for(lambda: state.snapshot()[1])
+        double.go_away()
+        wait_for(lambda: state.server_problem is not None, timeout=10)
+        back = OllamaDouble(DoubleConfig(preloaded=("llama3.3",)), port=port).start()
+        try:
+            wait_for(lambda: state.server_problem is None, timeout=10)
+        finally:
+            back.stop()
+    finally:
+        watcher.stop()
+    assert any(e.kind == "load" and e.text.startswith("llama3.3:latest loaded: ") for e in events)
+    assert any(e.kind == "server" and "does not answer" in e.text and "still watching" in e.text for e in events)
+    assert events[-1].kind == "server" and events[-1].text == "the server answers again"
+
+
+def test_several_servers_side_by_side_each_through_its_proxy(double_factory):
+    first, second = double_factory(token_rate=100, tokens=10), double_factory(token_rate=100, tokens=15)
+    proxies, metrics = [free_port(), free_port()], free_port()
+    watch = start_watch("--host", first.url, "--host", second.url, "--no-log", "--proxy", str(proxies[0]),
+                        "--proxy", str(proxies[1]), "--metrics", str(metrics), "--duration", "7")  # fmt: skip
+    try:
+        ready(metrics)
+        generate(f"http://127.0.0.1:{proxies[0]}")
+        generate(f"http://127.0.0.1:{proxies[1]}")
+        wait_for(
+            lambda: (
+                "llmtop_requests_total{host=" in scrape(metrics)
+                and scrape(metrics).count("llmtop_requests_total{") == 2
+            )
+        )
+        text = scrape(metrics)
+    finally:
+        out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert sample_value(text, "llmtop_eval_tokens_total", f'{{host="{first.url}",model="llama3.3:latest"}}') == 10
+    assert sample_value(text, "llmtop_eval_tokens_total", f'{{host="{second.url}",model="llama3.3:latest"}}') == 15
+    assert sample_value(text, "llmtop_server_up", f'{{host="{second.url}"}}') == 1.0
+    assert re.search(rf"\[{re.escape(first.url)}\] request 1 to llama3\.3:latest: .* 10 tokens", out), out
+    assert re.search(rf"\[{re.escape(second.url)}\] request 1 to llama3\.3:latest: .* 15 tokens", out), out
+    assert f"watching {second.url}; proxy: point apps at http://127.0.0.1:{proxies[1]}" in err
+
+
+def test_more_proxies_than_hosts_is_a_usage_error():
+    result = llmtop("watch", "--proxy", "11435", "--proxy", "11436")
+    assert result.returncode == 2 and "argument --proxy: one per --host at most" in result.stderr

@@ -51,27 +51,28 @@ class WatchApp(App[int]):
 
     def __init__(
         self,
-        state: WatchState,
+        servers: list[tuple[str, WatchState, Any]],
         collectors: Any,
-        base_url: str,
         log: Any = None,
-        proxy: Any = None,
         endpoint: Any = None,
         duration: float = 0.0,
     ) -> None:
+        """`servers`: (base URL, state, proxy or None) of each server watched, the first the one
+        whose log and machine are read."""
         super().__init__()
-        self.state = state
+        self.servers = servers
+        self.state = servers[0][1]
         self.collectors = collectors
-        self.base_url = base_url
         self.log_watcher = log
-        self.proxy = proxy
         self.endpoint = endpoint
         self.duration = duration
-        self._pending: list[WatchEvent] = []
-        state.listeners.append(self._pending.append)  # drained on the app's thread
+        self.several = len(servers) > 1
+        self._pending: list[tuple[str, WatchEvent]] = []
+        for url, state, _ in servers:  # drained on the app's thread
+            state.listeners.append(lambda event, url=url: self._pending.append((url, event)))
 
     def compose(self) -> ComposeResult:
-        yield TextLine(f"llmtop watch  ·  {self.base_url}", id="header")
+        yield TextLine(f"llmtop watch  ·  {'  ·  '.join(url for url, _, _ in self.servers)}", id="header")
         yield TextLine(id="server")
         with Vertical(id="gauges"):
             yield Gauge("RAM", id="ram")
@@ -86,10 +87,11 @@ class WatchApp(App[int]):
     def on_mount(self) -> None:
         self.loaded_table = self.query_one("#loaded", DataTable)
         self.loaded_table.border_title = "loaded models (/api/ps)"
-        self.loaded_table.add_columns("model", "size", "in VRAM", "context", "unloads in")
+        host = ("server",) if self.several else ()
+        self.loaded_table.add_columns(*host, "model", "size", "in VRAM", "context", "unloads in")
         self.requests_table = self.query_one("#requests", DataTable)
         self.requests_table.border_title = "requests, newest first"
-        self.requests_table.add_columns(*(c.header for c in REQUEST_COLUMNS))
+        self.requests_table.add_columns(*host, *(c.header for c in REQUEST_COLUMNS))
         self.events = self.query_one("#events", Log)
         self.events.border_title = "events"
         parts = []
@@ -97,8 +99,9 @@ class WatchApp(App[int]):
             parts.append(f"log: {self.log_watcher.description}")
         else:
             parts.append("no server log: requests only through --proxy")
-        if self.proxy is not None:
-            parts.append(f"proxy {self.proxy.url}")
+        for url, _, proxy in self.servers:
+            if proxy is not None:
+                parts.append(f"proxy {proxy.url}" + (f" -> {url}" if self.several else ""))
         if self.endpoint is not None:
             parts.append(f"metrics {self.endpoint.url}")
         self.query_one("#server", TextLine).show("  ·  ".join(parts))
@@ -111,18 +114,24 @@ class WatchApp(App[int]):
             self.exit(0)
             return
         events, self._pending[:] = list(self._pending), []
-        for event in events:
-            self.events.write_line(f"{time.strftime('%H:%M:%S')}  {event.text}")
+        for url, event in events:
+            text = f"[{url}] {event.text}" if self.several else event.text
+            self.events.write_line(f"{time.strftime('%H:%M:%S')}  {text}")
             if event.kind in WARNINGS:
-                self.notify(event.text, severity="warning", timeout=10)
-        requests, loaded, _ = self.state.snapshot()
+                self.notify(text, severity="warning", timeout=10)
         now = dt.datetime.now(dt.timezone.utc)
         self.loaded_table.clear()
-        for model in loaded.values():
-            self.loaded_table.add_row(*loaded_cells(model, now))
+        rows: list[tuple[float, tuple[str, ...], Any]] = []
+        for url, state, _ in self.servers:
+            requests, loaded, _ = state.snapshot()
+            host: tuple[str, ...] = (url,) if self.several else ()
+            for model in loaded.values():
+                self.loaded_table.add_row(*host, *loaded_cells(model, now))
+            rows.extend((request.started, host, request) for request in requests[-SHOWN_REQUESTS:])
+        rows.sort(key=lambda row: row[0], reverse=True)
         self.requests_table.clear()
-        for request in reversed(requests[-SHOWN_REQUESTS:]):
-            self.requests_table.add_row(*(c.text(request) for c in REQUEST_COLUMNS))
+        for _, host, request in rows[:SHOWN_REQUESTS]:
+            self.requests_table.add_row(*host, *(c.text(request) for c in REQUEST_COLUMNS))
         self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:
