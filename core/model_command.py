@@ -348,6 +348,12 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
             },
         )
         session.on_event = recorder.event
+    record_collectors(recorder, collectors, log)
+    return recorder
+
+
+def record_collectors(recorder, collectors, log) -> None:
+    """Every sample and sampler error, and every log line read, into the recording."""
     samplers = (
         ("ram", collectors.memory),
         ("ollama-rss", collectors.processes),
@@ -365,7 +371,6 @@ def start_recording(args, collectors, sessions, log, log_reason, plan, settings,
         )
     if log is not None:
         log.taps.append(lambda line, t: recorder.event("log", t, {"line": line}))
-    return recorder
 
 
 def run_on_screen(

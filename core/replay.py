@@ -140,7 +140,7 @@ def parse_recording(lines: Iterable[str], source: str = "recording") -> Recordin
             f"{source} is in recording format {version}; this llmtop reads format {FORMAT_VERSION} "
             "(a newer llmtop made it)"
         )
-    if "model" not in kinds:
+    if "model" not in kinds and not first.get("watch"):  # a watch session's recording has no model of its own
         raise RecordingError(
             f"{source} ends before any model was connected: nothing to replay" + (f" ({damage})" if damage else "")
         )

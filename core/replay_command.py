@@ -87,9 +87,17 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
     except RecordingError as exc:
         sys.stderr.write(f"llmtop: {exc}\n")
         return EXIT_USAGE
-    world, runner = replay(recording, speed)
     recorded = str(recording.header.get("wall") or "?").replace("T", " ")
     banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
+    if recording.header.get("watch"):  # a `llmtop watch` session
+        from llmtop.watch_replay import replay_watch
+
+        try:
+            return replay_watch(recording, args, banner)
+        except KeyboardInterrupt:
+            sys.stderr.write("llmtop: interrupted\n")
+            return stop_for(signal.SIGINT).status
+    world, runner = replay(recording, speed)
     try:
         if args.headless:
             from llmtop.model_command import run_headless

@@ -161,6 +161,7 @@ class WatchState:
     proxied: bool = False  # requests are counted from the proxy (the log's only give live progress)
     listeners: list[Any] = field(default_factory=list)  # called with each new event
     finished_listeners: list[Any] = field(default_factory=list)  # called with each request that ended (history)
+    taps: list[Any] = field(default_factory=list)  # called with (event, t, fields) of each input: a recorder
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _number: int = 0
     _by_task: dict[tuple[int, int], int] = field(default_factory=dict)  # (load, task) -> request number
@@ -181,8 +182,13 @@ class WatchState:
         return self.totals.setdefault(model, ModelTotals())
 
     # -- /api/ps ------------------------------------------------------------------------------------
+    def _tap(self, event: str, t: float, fields: Mapping[str, Any]) -> None:
+        for tap in self.taps:
+            tap(event, t, fields)
+
     def observe_ps(self, t: float, models: Sequence[Mapping[str, Any]]) -> None:
         """The loaded models now: loads, unloads and evictions are told as events."""
+        self._tap("ps", t, {"models": list(models)})
         with self._lock:
             if self.server_problem is not None:
                 self._event(t, "server", "the server answers again")
@@ -255,6 +261,7 @@ class WatchState:
         return name
 
     def server_down(self, t: float, problem: str) -> None:
+        self._tap("server-down", t, {"problem": problem})
         with self._lock:
             if self.server_problem is None:
                 self._event(t, "server", f"the server does not answer: {problem}; still watching")
@@ -352,6 +359,7 @@ class WatchState:
         """A request to a generating endpoint went through the proxy; its number."""
         with self._lock:
             self._number += 1
+            self._tap("proxy-start", t, {"number": self._number, "endpoint": endpoint, "model": model})
             model = canonical(model)
             self.requests.append(WatchedRequest(self._number, model, FROM_PROXY, t, endpoint=endpoint))
             self._event(t, "request", f"request {self._number} to {model or 'a model'} begins ({endpoint})", model)
@@ -359,6 +367,7 @@ class WatchState:
 
     def proxy_finished(self, t: float, number: int, final: Mapping[str, Any] | None, error: str | None = None) -> None:
         """The response ended: its final chunk (None: it ended without one, `error` says why)."""
+        self._tap("proxy-end", t, {"number": number, "final": dict(final) if final else None, "error": error})
         with self._lock:
             index, current = self._find(number)
             if current is None:

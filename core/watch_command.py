@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sampling interval of RAM and GPU memory (0.5)",
     )
     add_access_arguments(parser)
+    recording = parser.add_mutually_exclusive_group()
+    recording.add_argument(
+        "--record", metavar="PATH", help="write the session's recording to PATH (default: the user data folder)"
+    )
+    recording.add_argument("--no-record", action="store_true", help="do not record the session")
     parser.add_argument(
         "--no-history",
         action="store_true",
@@ -211,6 +216,50 @@ class HistoryKeeper:
         self._thread.join(5.0)
 
 
+def start_recording(args: argparse.Namespace, watched: list[Watched], collectors: Any, log: Any, log_reason: Any):
+    """The session's recording (None with --no-record, or where it cannot be opened): every input
+    of every watched server, so `llmtop replay` shows the session again."""
+    import datetime as dt
+
+    from llmtop import recording
+    from llmtop.hosts import redact_argv
+    from llmtop.model_command import record_collectors
+    from llmtop.session_settings import RunSettings
+
+    if args.no_record:
+        return None
+    path = (
+        Path(args.record)
+        if args.record
+        else recording.default_folder() / recording.default_name(["watch"], dt.datetime.now())
+    )
+    try:
+        recorder = recording.Recorder(path, private=not args.record)
+    except recording.RecordingError as exc:
+        sys.stderr.write(f"llmtop: note: {exc}; watching goes on unrecorded\n")
+        return None
+    head = recording.header(
+        interval=collectors.memory.interval,
+        plan=[],
+        settings=RunSettings(),
+        log={"description": log.description if log else None, "reason": log_reason},
+        gpu={"available": collectors.gpu is not None, "reason": collectors.gpu_unavailable},
+        power={"available": collectors.power is not None, "unavailable": collectors.power_unavailable},
+        argv=redact_argv(sys.argv[1:]),
+    )
+    head["watch"] = {
+        "hosts": [w.base_url for w in watched],
+        "proxied": [w.base_url for w in watched if w.state.proxied],
+    }
+    recorder.event("recording", time.monotonic(), head)
+    for one in watched:
+        one.state.taps.append(
+            lambda event, t, fields, host=one.base_url: recorder.event(event, t, {"host": host, **fields})
+        )
+    record_collectors(recorder, collectors, log)
+    return recorder
+
+
 def headless_printer(stream: TextIO, host: str | None = None) -> Callable[[WatchEvent], None]:
     prefix = f"[{host}] " if host else ""
 
@@ -246,7 +295,8 @@ def main(argv: Sequence[str]) -> int:
             export_format(args.export)
         except ValueError as exc:
             parser.error(f"argument --export: {exc}")
-        problem = unwritable(args.export, "--export")
+    for option, path in (("--export", args.export), ("--record", args.record)):
+        problem = unwritable(path, option) if path else None
         if problem:
             parser.error(problem)
     settings = args.host or [os.environ.get("OLLAMA_HOST")]
@@ -333,6 +383,7 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
         _close(endpoint, *(w.proxy for w in watched), gpus, power)
         return EXIT_USAGE
     log = LogWatcher(source) if source is not None else None
+    recorder = start_recording(args, watched, collectors, log, log_reason)
     if log is not None:
         log.subscribe(lambda load: first.observe_load(time.monotonic(), load))
         log.start()
@@ -379,6 +430,12 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
         _close(
             *(w.watcher for w in watched), log, *(w.proxy for w in watched), endpoint, collectors, gpus, power, keeper
         )
+        if recorder is not None:
+            recorder.close(time.monotonic())
+            if recorder.problem:
+                err.write(f"llmtop: note: {recorder.problem}; what was recorded before replays up to there\n")
+            else:
+                err.write(f"llmtop: recorded to {recorder.path} (llmtop replay {recorder.path})\n")
     if args.export:
         from llmtop.exports import write_requests
 

@@ -558,3 +558,53 @@ def test_several_servers_side_by_side_each_through_its_proxy(double_factory):
 def test_more_proxies_than_hosts_is_a_usage_error():
     result = llmtop("watch", "--proxy", "11435", "--proxy", "11436")
     assert result.returncode == 2 and "argument --proxy: one per --host at most" in result.stderr
+
+
+def test_a_watch_session_is_recorded_and_replays_to_the_same_requests(logged_double, tmp_path):
+    double, log_file = logged_double(token_rate=80, tokens=20, load_delay_s=0.2, vram_fraction=27 / 81)
+    recording, live, replayed = tmp_path / "watch.jsonl", tmp_path / "live.json", tmp_path / "replayed.json"
+    metrics = free_port()
+    watch = start_watch("--host", double.url, "--log", str(log_file), "--metrics", str(metrics), "--duration", "6",
+                        "--record", str(recording), "--export", str(live))  # fmt: skip
+    try:
+        ready(metrics)
+        generate(double.url)
+        generate(double.url, "again")
+    finally:
+        out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    assert f"llmtop: recorded to {recording} (llmtop replay {recording})" in err
+    result = llmtop("replay", str(recording), "--headless", "--export", str(replayed))
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    first, again = (json.loads(p.read_text(encoding="utf-8"))["requests"] for p in (live, replayed))
+    keys = ("number", "model", "source", "prompt_tokens", "eval_tokens", "eval_tps", "complete")
+    assert [{k: r[k] for k in keys} for r in again] == [{k: r[k] for k in keys} for r in first]
+    assert len(first) == 2 and all(r["complete"] for r in first)
+    done = [line.split(" ", 3)[3] for line in out.splitlines() if " request " in line and ": prompt" in line]
+    assert done and all(text in result.stdout for text in done)  # the same lines, replayed
+    assert "REPLAY of watch.jsonl" in result.stderr
+
+
+async def test_a_watch_replay_on_screen(logged_double, tmp_path):
+    from llmtop.replay import load_recording
+    from llmtop.tui.watch_app import WatchApp
+    from llmtop.watch_replay import WatchReplay
+
+    double, log_file = logged_double(token_rate=80, tokens=20, load_delay_s=0.2, vram_fraction=27 / 81)
+    recording, metrics = tmp_path / "watch.jsonl", free_port()
+    watch = start_watch("--host", double.url, "--log", str(log_file), "--metrics", str(metrics), "--duration", "5",
+                        "--record", str(recording))  # fmt: skip
+    try:
+        ready(metrics)
+        generate(double.url)
+    finally:
+        watch.communicate(timeout=30)
+    world = WatchReplay(load_recording(recording), speed=None)
+    world.play()
+    app = WatchApp([(h, s, None) for h, s in world.states.items()], world.collectors, world.log, banner="REPLAY")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause(1.2)
+        assert app.requests_table.row_count == 1 and app.requests_table.get_row_at(0)[-1] == "complete"
+        assert str(app.query_one("#banner").render()) == "REPLAY"
+        await pilot.press("q")

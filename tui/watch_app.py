@@ -10,7 +10,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Log
+from textual.widgets import DataTable, Footer, Log, Static
 
 from llmtop import units
 from llmtop.figures import REQUEST_COLUMNS
@@ -39,6 +39,7 @@ class WatchApp(App[int]):
     """The watch screen; everything it shows is read from the state and the collectors."""
 
     CSS = """
+    #banner { height: auto; background: $warning; color: $background; text-style: bold; padding: 0 1; }
     #header { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
     #server { height: 1; padding: 0 1; color: $accent; }
     #gauges { height: auto; padding: 0 1; border: round $primary-darken-2; }
@@ -56,6 +57,7 @@ class WatchApp(App[int]):
         log: Any = None,
         endpoint: Any = None,
         duration: float = 0.0,
+        banner: str | None = None,
     ) -> None:
         """`servers`: (base URL, state, proxy or None) of each server watched, the first the one
         whose log and machine are read."""
@@ -66,12 +68,15 @@ class WatchApp(App[int]):
         self.log_watcher = log
         self.endpoint = endpoint
         self.duration = duration
+        self.banner = banner
         self.several = len(servers) > 1
         self._pending: list[tuple[str, WatchEvent]] = []
         for url, state, _ in servers:  # drained on the app's thread
             state.listeners.append(lambda event, url=url: self._pending.append((url, event)))
 
     def compose(self) -> ComposeResult:
+        if self.banner:
+            yield Static(self.banner, id="banner", markup=False)
         yield TextLine(f"llmtop watch  ·  {'  ·  '.join(url for url, _, _ in self.servers)}", id="header")
         yield TextLine(id="server")
         with Vertical(id="gauges"):

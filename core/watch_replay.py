@@ -1,0 +1,133 @@
+"""A recorded `llmtop watch` session, played again: the same inputs (each `/api/ps` listing, each
+log line, each answer the proxy saw, each sample) fed on the recording's clock into fresh watch
+states, so the screen, the headless lines and the export are what the live session gave."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.recording import SAMPLE_READERS
+from llmtop.replay import NOT_RECORDED, Player, Recording, _never, _RecordedSource
+from llmtop.watch import WatchState
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+class WatchReplay:
+    """Everything a watch replay needs, built from the recording."""
+
+    def __init__(self, recording: Recording, speed: float | None = 1.0) -> None:
+        head = recording.header
+        self.recording = recording
+        self.player = Player(recording, speed)
+        self.hosts: list[str] = list(head["watch"].get("hosts") or [])
+        self.states = {host: WatchState() for host in self.hosts}
+        self.collectors = SystemCollectors(
+            float(head.get("interval") or 0.5), memory_reader=_never, process_reader=_never
+        )
+        gpu = head.get("gpu") or {}
+        self.collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
+        power = head.get("power") or {"available": False, "unavailable": {k: NOT_RECORDED for k in ("cpu", "gpu")}}
+        self.collectors.use_power(_never if power.get("available") else None, power.get("unavailable") or {})
+        log = head.get("log") or {}
+        self.log = (
+            LogWatcher(_RecordedSource(log["description"]), clock=self.player.now) if log.get("description") else None
+        )
+        first = self.states[self.hosts[0]] if self.hosts else WatchState()
+        if self.log is not None:
+            self.log.subscribe(lambda load: first.observe_load(self.player.now(), load))
+        for host in head["watch"].get("proxied") or []:  # counted from the proxy, as they were live
+            if host in self.states:
+                self.states[host].proxied = True
+        self._numbers: dict[tuple[str, int], int] = {}  # (host, recorded number) -> this replay's
+        self._thread: threading.Thread | None = None
+
+    def _sampler(self, source: str) -> Any:
+        return {
+            "ram": self.collectors.memory,
+            "ollama-rss": self.collectors.processes,
+            "gpu": self.collectors.gpu,
+            "power": self.collectors.power,
+        }.get(source)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """One recorded event, fed where the live session fed it."""
+        kind, t = event["event"], float(event["t"])
+        state = self.states.get(event.get("host") or "")
+        if kind == "sample":
+            reader, sampler = SAMPLE_READERS.get(event.get("source", "")), self._sampler(event.get("source", ""))
+            if reader is not None and sampler is not None and event.get("sample") is not None:
+                sampler.push(reader(event["sample"]))
+        elif kind == "log" and self.log is not None:
+            self.log.feed(event.get("line") or "", t)
+        elif state is None:
+            return
+        elif kind == "ps":
+            state.observe_ps(t, event.get("models") or [])
+        elif kind == "server-down":
+            state.server_down(t, event.get("problem") or "")
+        elif kind == "proxy-start":
+            started = state.proxy_started(t, event.get("endpoint") or "", event.get("model"))
+            self._numbers[(event["host"], int(event.get("number") or 0))] = started
+        elif kind == "proxy-end":
+            ended = self._numbers.get((event["host"], int(event.get("number") or 0)))
+            if ended is not None:
+                state.proxy_finished(t, ended, event.get("final"), event.get("error"))
+
+    def play(self) -> None:
+        """Every event, on the recording's clock (this thread waits between them)."""
+        while (event := self.player.next()) is not None:
+            self.apply(event)
+
+    def start(self) -> WatchReplay:
+        self._thread = threading.Thread(target=self.play, name="llmtop-watch-replay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.player.halt()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+
+def replay_watch(recording: Recording, args: Any, banner: str) -> int:
+    """`llmtop replay FILE` of a watch session: on screen, or its events as lines with --headless."""
+    from llmtop.watch_command import headless_printer
+
+    speed = getattr(args, "speed", None if args.headless else 1.0)
+    world = WatchReplay(recording, speed)
+    several = len(world.hosts) > 1
+    if args.headless:
+        sys.stderr.write(f"llmtop: {banner}\n")
+        for host, state in world.states.items():
+            state.listeners.append(headless_printer(sys.stdout, host if several else None))
+        world.play()
+    else:
+        from llmtop.tui.watch_app import WatchApp
+
+        world.start()
+        servers = [(host, state, None) for host, state in world.states.items()]
+        try:
+            WatchApp(servers, world.collectors, world.log, banner=banner).run()
+        finally:
+            world.stop()
+    if args.export:
+        from llmtop.exports import write_requests
+
+        requests = [r for state in world.states.values() for r in state.snapshot()[0]]
+        try:
+            path = write_requests(requests, Path(args.export))
+        except OSError as exc:
+            sys.stderr.write(f"llmtop: cannot write {args.export}: {exc.strerror or exc}\n")
+            return EXIT_FAILED
+        sys.stderr.write(f"llmtop: wrote {path}\n")
+    if recording.damage:
+        sys.stderr.write(f"llmtop: note: {recording.damage}; replayed up to there\n")
+        return EXIT_FAILED
+    return EXIT_OK
