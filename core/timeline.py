@@ -57,6 +57,72 @@ def downsample(points: Sequence[tuple[float, int]], most: int) -> list[tuple[flo
     return [buckets[k] for k in sorted(buckets)]
 
 
+def _series(
+    memory: Sequence[SystemMemorySample],
+    processes: Sequence[OllamaProcessSample],
+    gpu: Sequence[GpuSample],
+    start: float,
+    until: float,
+    points: int,
+    base_mem: SystemMemorySample | None,
+    base_proc: OllamaProcessSample | None,
+    base_gpu: GpuSample | None,
+) -> tuple[list[Series], list[str]]:
+    """RAM, Ollama RSS, VRAM and shared GPU memory from `start` to `until`, each against its
+    baseline sample where there is one (None: no dots)."""
+
+    def within(samples):
+        return [s for s in samples if start <= s.t <= until]
+
+    memory, processes, gpu = within(memory), within(processes), within(gpu)
+    series: list[Series] = []
+    missing: list[str] = []
+
+    def add(name: str, timed: Sequence[tuple[float, int | None]], baseline: int | None, why: str) -> None:
+        read = [(t - start, v) for t, v in timed if v is not None]
+        if read:
+            series.append(Series(name, tuple(downsample(read, points)), baseline))
+        else:
+            missing.append(f"{name}: {why}")
+
+    combined = ram_with_mapped(memory, processes)
+    if combined and base_proc is not None and base_proc.file_rss_bytes is not None and base_mem is not None:
+        add("RAM", combined, base_mem.used_bytes + base_proc.file_rss_bytes, "not read")
+    elif combined and base_mem is None:
+        add("RAM", combined, None, "not read")
+    else:
+        add("RAM", [(s.t, s.used_bytes) for s in memory], base_mem.used_bytes if base_mem else None, "not read")
+    add(
+        "Ollama RSS",
+        [(s.t, s.rss_bytes) for s in processes],
+        base_proc.rss_bytes if base_proc else None,
+        "no Ollama process read",
+    )
+
+    def gpu_figure(name: str, figure: Callable[[GpuSample], int | None], why: str) -> None:
+        add(name, [(s.t, figure(s)) for s in gpu], figure(base_gpu) if base_gpu else None, why)
+
+    gpu_figure("VRAM", dedicated_total, "no GPU read" if not gpu else "not read on this GPU")
+    gpu_figure("shared", shared_total, "no GPU read" if not gpu else "not read on this GPU")
+    return series, missing
+
+
+def recent_timeline(
+    memory: Sequence[SystemMemorySample],
+    processes: Sequence[OllamaProcessSample],
+    gpu: Sequence[GpuSample],
+    start: float,
+    until: float,
+    marks: Sequence[tuple[float, str]] = (),
+    points: int = 120,
+) -> Timeline:
+    """Memory from `start` to `until` with no run to set a baseline (`llmtop watch`); `marks` are
+    (time, word) of what happened meanwhile (a load)."""
+    series, missing = _series(memory, processes, gpu, start, until, points, None, None, None)
+    kept = sorted((t - start, word) for t, word in marks if start <= t <= until)
+    return Timeline(tuple(series), tuple(kept), tuple(missing))
+
+
 def run_start(record: RunRecord) -> float:
     """Where a run's timeline starts: its baseline, else its request."""
     for t, phase in record.phases:
@@ -77,40 +143,17 @@ def memory_timeline(
     samples (any that fall outside are left out). RAM is counted as the summary row counts it: in use
     plus the Ollama processes' mapped files where the platform keeps them apart (Linux)."""
     start = run_start(record)
-
-    def within(samples):
-        return [s for s in samples if start <= s.t <= until]
-
-    memory, processes, gpu = within(memory), within(processes), within(gpu)
-    series: list[Series] = []
-    missing: list[str] = []
-
-    def add(name: str, timed: Sequence[tuple[float, int | None]], baseline: int | None, why: str) -> None:
-        read = [(t - start, v) for t, v in timed if v is not None]
-        if read:
-            series.append(Series(name, tuple(downsample(read, points)), baseline))
-        else:
-            missing.append(f"{name}: {why}")
-
-    base_mem, base_proc = record.baseline_memory, record.baseline_process
-    combined = ram_with_mapped(memory, processes)
-    if combined and base_proc is not None and base_proc.file_rss_bytes is not None and base_mem is not None:
-        add("RAM", combined, base_mem.used_bytes + base_proc.file_rss_bytes, "not read")
-    else:
-        add("RAM", [(s.t, s.used_bytes) for s in memory], base_mem.used_bytes if base_mem else None, "not read")
-    add(
-        "Ollama RSS",
-        [(s.t, s.rss_bytes) for s in processes],
-        base_proc.rss_bytes if base_proc else None,
-        "no Ollama process read",
+    series, missing = _series(
+        memory,
+        processes,
+        gpu,
+        start,
+        until,
+        points,
+        record.baseline_memory,
+        record.baseline_process,
+        record.baseline_gpu,
     )
-    base_gpu = record.baseline_gpu
-
-    def gpu_figure(name: str, figure: Callable[[GpuSample], int | None], why: str) -> None:
-        add(name, [(s.t, figure(s)) for s in gpu], figure(base_gpu) if base_gpu else None, why)
-
-    gpu_figure("VRAM", dedicated_total, "no GPU read" if not gpu else "not read on this GPU")
-    gpu_figure("shared", shared_total, "no GPU read" if not gpu else "not read on this GPU")
     marks = [(t - start, PHASE_MARKS[p]) for t, p in record.phases if p in PHASE_MARKS and start <= t <= until]
     first = record.clock.first_at
     if first is not None and first <= until and not any(word == "gen" for _, word in marks):

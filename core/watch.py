@@ -319,8 +319,10 @@ class WatchState:
         if current is None or current.done:
             return
         finished = request.eval_ms is not None or request.cancelled
+        took = ((request.prompt_ms or 0.0) + (request.eval_ms or 0.0)) / 1000 if request.eval_ms is not None else None
         updated = replace(
             current,
+            started=t - took if finished and took else current.started,  # the log's own times, not its lines'
             model=current.model or model,
             prompt_tokens=request.prompt_tokens or request.prompt_done or current.prompt_tokens,
             prompt_tps=request.prompt_tps or request.prompt_live_tps or current.prompt_tps,

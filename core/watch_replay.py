@@ -114,7 +114,7 @@ def replay_watch(recording: Recording, args: Any, banner: str) -> int:
         world.start()
         servers = [(host, state, None) for host, state in world.states.items()]
         try:
-            WatchApp(servers, world.collectors, world.log, banner=banner).run()
+            WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now).run()
         finally:
             world.stop()
     if args.export:

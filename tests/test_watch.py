@@ -447,6 +447,10 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
                 share,
                 str(listed["context_length"]),
             ]
+            from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
+
+            drawn = app.query_one(MemoryTimelineChart).drawn
+            assert drawn is not None and drawn.series[0].name == "RAM" and ("load" in [w for _, w in drawn.marks])
             events = "\n".join(app.events.lines)
             assert "llama3.3:latest: 27/81 layers on the GPU" in events and "54 layers run on the CPU" in events
             await pilot.press("q")

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Log, Static
 
 from llmtop import units
 from llmtop.figures import REQUEST_COLUMNS
+from llmtop.timeline import recent_timeline
 from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.watch import WatchEvent, WatchState
 
 REFRESH_S = 1.0
+TIMELINE_S = 600.0  # the memory chart's window
+CHART_EVERY = 2  # the chart is redrawn every second refresh (plotext is the costliest draw)
 SHOWN_REQUESTS = 200
 WARNINGS = ("spill", "evicted", "cpu-layers", "server")
 
@@ -42,11 +47,14 @@ class WatchApp(App[int]):
     #banner { height: auto; background: $warning; color: $background; text-style: bold; padding: 0 1; }
     #header { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
     #server { height: 1; padding: 0 1; color: $accent; }
-    #gauges { height: auto; padding: 0 1; border: round $primary-darken-2; }
+    #live { height: auto; }
+    #gauges { height: auto; width: 1fr; padding: 0 1; border: round $primary-darken-2; }
+    #memory { display: block; height: 12; width: 1fr; }
     #loaded { height: auto; max-height: 8; border-top: solid $primary-darken-2; }
     #requests { height: 1fr; border-top: solid $primary-darken-2; }
     #events { height: 8; border: round $secondary; }
     """
+    TITLE = "llmtop watch"
     BINDINGS = [Binding("q", "quit", "Quit")]
     ENABLE_COMMAND_PALETTE = False
 
@@ -58,6 +66,7 @@ class WatchApp(App[int]):
         endpoint: Any = None,
         duration: float = 0.0,
         banner: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`servers`: (base URL, state, proxy or None) of each server watched, the first the one
         whose log and machine are read."""
@@ -69,6 +78,8 @@ class WatchApp(App[int]):
         self.endpoint = endpoint
         self.duration = duration
         self.banner = banner
+        self.clock = clock  # the session's clock (a replay's own)
+        self._ticks = 0
         self.several = len(servers) > 1
         self._pending: list[tuple[str, WatchEvent]] = []
         for url, state, _ in servers:  # drained on the app's thread
@@ -79,11 +90,15 @@ class WatchApp(App[int]):
             yield Static(self.banner, id="banner", markup=False)
         yield TextLine(f"llmtop watch  ·  {'  ·  '.join(url for url, _, _ in self.servers)}", id="header")
         yield TextLine(id="server")
-        with Vertical(id="gauges"):
-            yield Gauge("RAM", id="ram")
-            yield Gauge("VRAM", id="vram")
-            yield Gauge("Shared GPU", id="shared")
-            yield Gauge("Ollama RSS", id="rss")
+        with Horizontal(id="live"):
+            with Vertical(id="gauges"):
+                yield Gauge("RAM", id="ram")
+                yield Gauge("VRAM", id="vram")
+                yield Gauge("Shared GPU", id="shared")
+                yield Gauge("Ollama RSS", id="rss")
+            yield MemoryTimelineChart(
+                id="memory", title=f"memory GB, last {TIMELINE_S // 60:.0f} minutes", since="the window's start"
+            )
         yield DataTable(id="loaded", show_cursor=False, zebra_stripes=True)
         yield DataTable(id="requests", show_cursor=False, zebra_stripes=True)
         yield Log(id="events", max_lines=500)
@@ -138,6 +153,28 @@ class WatchApp(App[int]):
         for _, host, request in rows[:SHOWN_REQUESTS]:
             self.requests_table.add_row(*host, *(c.text(request) for c in REQUEST_COLUMNS))
         self._refresh_gauges()
+        self._ticks += 1
+        if self._ticks % CHART_EVERY == 1:
+            self._refresh_chart()
+
+    def _refresh_chart(self) -> None:
+        """Memory over the last TIMELINE_S, the loads marked."""
+        collectors, now = self.collectors, self.clock()
+        start = now - TIMELINE_S
+        memory = collectors.memory.between(start, now)
+        if memory:
+            start = max(start, memory[0].t)
+        marks = [(e.t, "load") for e in list(self.state.events) if e.kind == "load"]
+        self.query_one(MemoryTimelineChart).show_timeline(
+            recent_timeline(
+                memory,
+                collectors.processes.between(start, now),
+                collectors.gpu.between(start, now) if collectors.gpu is not None else [],
+                start,
+                now,
+                marks,
+            )
+        )
 
     def _refresh_gauges(self) -> None:
         collectors = self.collectors

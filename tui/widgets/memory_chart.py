@@ -15,12 +15,12 @@ Y_AXIS_COLUMNS = 8  # what plotext's y axis and frame take of the widget's width
 COLOURS = {"RAM": "blue", "Ollama RSS": "magenta", "VRAM": "green", "shared": "red"}
 
 
-def marks_line(marks: tuple[tuple[float, str], ...], columns: int) -> str:
+def marks_line(marks: tuple[tuple[float, str], ...], columns: int, since: str = "the baseline") -> str:
     """The phase marks as one line under the axis (`s since the baseline: base 0 · load 0.3 · ...`),
     as long as fits `columns`; the vertical lines show where each falls."""
     full = " · ".join(f"{word} {x:.1f}" for x, word in marks)
     short = " ".join(f"{word} {x:.0f}" for x, word in marks)
-    return fit([f"s since the baseline: {full}", f"s: {full}", f"s: {short}", short], columns)
+    return fit([f"s since {since}: {full}", f"s: {full}", f"s: {short}", short], columns)
 
 
 class MemoryTimelineChart(PlotextPlot):
@@ -30,10 +30,20 @@ class MemoryTimelineChart(PlotextPlot):
     MemoryTimelineChart { height: 14; width: 2fr; display: none; border-top: solid $primary-darken-2; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+        title: str = "memory GB over the run (dots: baseline)",
+        since: str = "the baseline",
+    ) -> None:
+        """`title` and `since` (what the time axis counts from) for other spans than a run's."""
         super().__init__(id=id, classes=classes)
         self.drawn: Timeline | None = None
         self._drawn_width = 0
+        self.title = title
+        self.since = since
 
     def on_resize(self) -> None:
         if self.size.width != self._drawn_width:
@@ -55,7 +65,7 @@ class MemoryTimelineChart(PlotextPlot):
             return
         # The key is the border's title, in the lines' colours: plotext's legend would sit on the load.
         self.border_title = "  ".join(f"[{COLOURS.get(s.name, 'white')}]{s.name}[/]" for s in timeline.series)
-        plt.title("memory GB over the run (dots: baseline)")
+        plt.title(self.title)
         top = 0.0
         for series in timeline.series:
             colour = COLOURS.get(series.name, "white")
@@ -70,5 +80,5 @@ class MemoryTimelineChart(PlotextPlot):
         plt.xlim(0, math.ceil(timeline.end or 1.0))  # whole seconds: the axis's ticks do not hang on the last sample
         for x, _ in timeline.marks:
             plt.vline(x, "gray")
-        plt.xlabel(marks_line(timeline.marks, max(self.size.width - Y_AXIS_COLUMNS, 10)))
+        plt.xlabel(marks_line(timeline.marks, max(self.size.width - Y_AXIS_COLUMNS, 10), self.since))
         self.refresh()
