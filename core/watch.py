@@ -2,9 +2,9 @@
 (the server log: layers and why), each request (llama-server's timings in the log, Ollama 0.30 on, or
 the response's final chunk as the proxy saw it), and per-model totals for the metrics endpoint.
 
-Pure: no I/O, no Textual; the pollers, the log follower and the proxy feed it from their threads,
-so every method takes the lock. Memory is bounded: the last MAX_REQUESTS requests and MAX_EVENTS
-events are kept, the totals are counters.
+Pure: no I/O, no Textual, no clock of its own (times are given); the pollers, the log follower and
+the proxy feed it from their threads, so every method takes the lock. Memory is bounded: the last
+MAX_REQUESTS requests and MAX_EVENTS events are kept, the totals are counters.
 """
 
 from __future__ import annotations
@@ -186,9 +186,11 @@ class WatchState:
         for tap in self.taps:
             tap(event, t, fields)
 
-    def observe_ps(self, t: float, models: Sequence[Mapping[str, Any]]) -> None:
-        """The loaded models now: loads, unloads and evictions are told as events."""
-        self._tap("ps", t, {"models": list(models)})
+    def observe_ps(self, t: float, models: Sequence[Mapping[str, Any]], wall: dt.datetime | None = None) -> None:
+        """The loaded models at `t` (`wall`: the time of day then, default now): loads, unloads and
+        evictions are told as events."""
+        wall = wall or dt.datetime.now(dt.timezone.utc)
+        self._tap("ps", t, {"models": list(models), "wall": wall.isoformat()})
         with self._lock:
             if self.server_problem is not None:
                 self._event(t, "server", "the server answers again")
@@ -216,7 +218,7 @@ class WatchState:
                         self._finished(t, self._find(number)[1] or WatchedRequest(number, None, FROM_LOG, t))
             for name, gone in self.loaded.items():
                 if name not in now:
-                    expires = gone.unloads_in_s(dt.datetime.now(dt.timezone.utc))
+                    expires = gone.unloads_in_s(wall)
                     evicted = expires is not None and expires > 2.0  # unloaded before its time: to make room
                     self._event(
                         t,

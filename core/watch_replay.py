@@ -4,6 +4,7 @@ states, so the screen, the headless lines and the export are what the live sessi
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import threading
 from pathlib import Path
@@ -69,7 +70,8 @@ class WatchReplay:
         elif state is None:
             return
         elif kind == "ps":
-            state.observe_ps(t, event.get("models") or [])
+            wall = event.get("wall")
+            state.observe_ps(t, event.get("models") or [], dt.datetime.fromisoformat(wall) if wall else None)
         elif kind == "server-down":
             state.server_down(t, event.get("problem") or "")
         elif kind == "proxy-start":
