@@ -260,11 +260,19 @@ def start_recording(args: argparse.Namespace, watched: list[Watched], collectors
     return recorder
 
 
-def headless_printer(stream: TextIO, host: str | None = None) -> Callable[[WatchEvent], None]:
+def live_wall(t: float) -> float:
+    """The time of day (epoch seconds) of monotonic time `t`, in this process."""
+    return time.time() - (time.monotonic() - t)
+
+
+def headless_printer(
+    stream: TextIO, host: str | None = None, wall: Callable[[float], float] = live_wall
+) -> Callable[[WatchEvent], None]:
+    """One line per event, stamped with the time it happened (`wall`: a replay gives its own)."""
     prefix = f"[{host}] " if host else ""
 
     def print_event(event: WatchEvent) -> None:
-        stamp = time.strftime("%H:%M:%S")
+        stamp = time.strftime("%H:%M:%S", time.localtime(wall(event.t)))
         try:
             stream.write(f"llmtop watch: {stamp} {prefix}{event.text}\n")
             stream.flush()

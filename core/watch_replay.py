@@ -98,17 +98,29 @@ class WatchReplay:
             self._thread.join(2.0)
 
 
+def recorded_wall(recording: Recording):
+    """The time of day (epoch seconds) at a recorded monotonic time: the header's `wall` is its start."""
+    head = recording.header
+    try:
+        start = dt.datetime.fromisoformat(str(head.get("wall"))).timestamp()
+    except ValueError:
+        start = 0.0
+    t0 = float(head["t"])
+    return lambda t: start + (t - t0)
+
+
 def replay_watch(recording: Recording, args: Any, banner: str) -> int:
     """`llmtop replay FILE` of a watch session: on screen, or its events as lines with --headless."""
     from llmtop.watch_command import headless_printer
 
     speed = getattr(args, "speed", None if args.headless else 1.0)
     world = WatchReplay(recording, speed)
+    wall = recorded_wall(recording)
     several = len(world.hosts) > 1
     if args.headless:
         sys.stderr.write(f"llmtop: {banner}\n")
         for host, state in world.states.items():
-            state.listeners.append(headless_printer(sys.stdout, host if several else None))
+            state.listeners.append(headless_printer(sys.stdout, host if several else None, wall))
         world.play()
     else:
         from llmtop.tui.watch_app import WatchApp
@@ -116,7 +128,7 @@ def replay_watch(recording: Recording, args: Any, banner: str) -> int:
         world.start()
         servers = [(host, state, None) for host, state in world.states.items()]
         try:
-            WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now).run()
+            WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now, wall=wall).run()
         finally:
             world.stop()
     if args.export:

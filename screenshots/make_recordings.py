@@ -18,6 +18,8 @@ session, plan runner and recorder against the Ollama double (tests/ollama_double
 - screenshots/recordings/engine.jsonl: `llmtop gemma3:270m --headless` against a real engine
   (tests/engine_double.py: llama.cpp loading Gemma 3 270M in an `ollama runner` child, weights
   mapped), where RAM is in use plus the runner's mapped weights. Needs the `engine` extra.
+- screenshots/recordings/watch.jsonl: `llmtop watch --headless` beside the double in its 0.30+ mode
+  while this script sends it three requests (the second with a 3 s prompt).
 - screenshots/recordings/sweep.jsonl: `llmtop llama3.3 --sweep --headless` against the double on the
   article's machine (tests/spilling_machine.py), its GPU read through the real amdgpu sysfs reader,
   its stand-in power (a RAPL counter, amdgpu's hwmon power1_average) through the real powercap and
@@ -225,6 +227,40 @@ def record_sweep(path: Path) -> None:
     print("wrote", path, f"({path.stat().st_size // 1000} kB)")
 
 
+def record_watch(path: Path) -> None:
+    """`llmtop watch --headless` as a user runs it, beside the double in its Ollama 0.30+ mode (the
+    log has llama-server's request timings), while another program (this script) sends it three
+    requests, the second with a long prompt."""
+    import json
+    import urllib.request
+
+    path.unlink(missing_ok=True)
+    llmtop = Path(sys.executable).parent / "llmtop"
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "server.log"
+        log_file.write_text("")
+        config = DoubleConfig(token_rate=12, tokens=40, load_delay_s=2.0, vram_fraction=27 / 81, llama_server_log=True)
+        with (
+            open(log_file, "a", encoding="utf-8", buffering=1) as writer,
+            OllamaDouble(config, log=ServerLog(writer.write)) as double,
+        ):
+            args = [
+                "watch", "--host", double.url, "--log", str(log_file), "--headless", "--no-history",
+                "--duration", "24", "--record", str(path),
+            ]  # fmt: skip
+            watch = subprocess.Popen([str(llmtop), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3)
+            for prompt_delay in (0.2, 3.0, 0.2):
+                double.config.prompt_delay_s = prompt_delay
+                body = json.dumps({"model": "llama3.3", "prompt": "hello"}).encode()
+                request = urllib.request.Request(f"{double.url}/api/generate", body)
+                with urllib.request.urlopen(request, timeout=120) as answer:
+                    answer.read()
+                time.sleep(1)
+            watch.wait(60)
+    print("wrote", path, f"({path.stat().st_size // 1000} kB)")
+
+
 def main() -> None:
     (HERE / "recordings").mkdir(exist_ok=True)
     record(
@@ -236,6 +272,7 @@ def main() -> None:
     record_demo()
     record_engine(HERE / "recordings" / "engine.jsonl")
     record_sweep(HERE / "recordings" / "sweep.jsonl")
+    record_watch(HERE / "recordings" / "watch.jsonl")
 
 
 def record_demo() -> None:
@@ -262,5 +299,7 @@ if __name__ == "__main__":
         record_sweep(HERE / "recordings" / "sweep.jsonl")
     elif sys.argv[1:] == ["demo"]:  # only the demo's
         record_demo()
+    elif sys.argv[1:] == ["watch"]:  # only the watch session's
+        record_watch(HERE / "recordings" / "watch.jsonl")
     else:
         main()

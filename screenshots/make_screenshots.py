@@ -5,7 +5,7 @@ recordings replayed in the real app, so the pictures are reproducible.
 
 The recordings come from screenshots/make_recordings.py (real runs against the Ollama double and
 against the real engine); the demo's ships in the package (core/data/demo.jsonl). Each picture is
-screenshots/llmtop-SCENE.svg.
+screenshots/llmtop-SCENE.svg; `llmtop watch`'s is llmtop-watch.svg, from the watch session's recording.
 """
 
 from __future__ import annotations
@@ -30,7 +30,28 @@ async def picture(scene: Scene) -> None:
         world.player.stop()
 
 
+async def watch_picture() -> None:
+    """`llmtop watch` at the end of screenshots/recordings/watch.jsonl, replayed as `llmtop replay` does."""
+    from llmtop.replay import load_recording
+    from llmtop.tui.watch_app import WatchApp
+    from llmtop.watch_replay import WatchReplay, recorded_wall
+
+    recording = load_recording(HERE / "recordings" / "watch.jsonl")
+    world = WatchReplay(recording, speed=None)
+    world.play()
+    servers = [(host, state, None) for host, state in world.states.items()]
+    banner = "REPLAY of watch.jsonl: llmtop watch beside the test double of Ollama in its 0.30+ mode"
+    app = WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now,
+                   wall=recorded_wall(recording))  # fmt: skip
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pilot.pause(2.5)
+        app.clear_notifications()
+        await pilot.pause(0.3)
+        print("wrote", app.save_screenshot(filename="llmtop-watch.svg", path=str(HERE)))
+
+
 if __name__ == "__main__":
     for scene in SCENES:
         if scene.name in README_PICTURES:
             asyncio.run(picture(scene))
+    asyncio.run(watch_picture())

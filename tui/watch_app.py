@@ -67,6 +67,7 @@ class WatchApp(App[int]):
         duration: float = 0.0,
         banner: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[float], float] | None = None,
     ) -> None:
         """`servers`: (base URL, state, proxy or None) of each server watched, the first the one
         whose log and machine are read."""
@@ -79,10 +80,12 @@ class WatchApp(App[int]):
         self.duration = duration
         self.banner = banner
         self.clock = clock  # the session's clock (a replay's own)
+        self.wall = wall or (lambda t: time.time() - (time.monotonic() - t))  # its time of day
         self._ticks = 0
         self.several = len(servers) > 1
         self._pending: list[tuple[str, WatchEvent]] = []
-        for url, state, _ in servers:  # drained on the app's thread
+        for url, state, _ in servers:  # what happened before the screen opened, then each new event
+            self._pending.extend((url, event) for event in list(state.events))
             state.listeners.append(lambda event, url=url: self._pending.append((url, event)))
 
     def compose(self) -> ComposeResult:
@@ -136,10 +139,11 @@ class WatchApp(App[int]):
         events, self._pending[:] = list(self._pending), []
         for url, event in events:
             text = f"[{url}] {event.text}" if self.several else event.text
-            self.events.write_line(f"{time.strftime('%H:%M:%S')}  {text}")
+            stamp = time.strftime("%H:%M:%S", time.localtime(self.wall(event.t)))
+            self.events.write_line(f"{stamp}  {text}")
             if event.kind in WARNINGS:
                 self.notify(text, severity="warning", timeout=10)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.fromtimestamp(self.wall(self.clock()), dt.timezone.utc)  # a replay's time of day
         self.loaded_table.clear()
         rows: list[tuple[float, tuple[str, ...], Any]] = []
         for url, state, _ in self.servers:
@@ -164,7 +168,7 @@ class WatchApp(App[int]):
         memory = collectors.memory.between(start, now)
         if memory:
             start = max(start, memory[0].t)
-        marks = [(e.t, "load") for e in list(self.state.events) if e.kind == "load"]
+        marks = [(e.t, "load") for e in list(self.state.events) if e.kind == "load" and e.model]
         self.query_one(MemoryTimelineChart).show_timeline(
             recent_timeline(
                 memory,
