@@ -351,11 +351,10 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
     except LogUnavailable as exc:
         err.write(f"llmtop: {exc}\n")
         return EXIT_USAGE
-    watched = [
-        Watched(url, state, Watcher(url, state, headers=headers, cacert=args.cacert), headers)
-        for url, headers in hosts
-        for state in (WatchState(),)
-    ]
+    watched = []
+    for url, headers in hosts:
+        state = WatchState()
+        watched.append(Watched(url, state, Watcher(url, state, headers=headers, cacert=args.cacert), headers))
     first = watched[0].state
     collectors = SystemCollectors(
         interval=max(args.interval, 0.05),
@@ -388,7 +387,7 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
             one.state.proxied = True
     except MetricsError as exc:
         err.write(f"llmtop: {exc}\n")
-        _close(endpoint, *(w.proxy for w in watched), gpus, power)
+        _close(endpoint, *(w.proxy for w in watched), *(w.watcher for w in watched), gpus, power)
         return EXIT_USAGE
     log = LogWatcher(source) if source is not None else None
     recorder = start_recording(args, watched, collectors, log, log_reason)
