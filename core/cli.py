@@ -12,7 +12,7 @@ from llmtop import __version__
 from llmtop.charts import chart_format
 from llmtop.exports import LANGUAGES, export_format
 from llmtop.figures import help_text
-from llmtop.hosts import HostError, add_access_arguments, check_access, ollama_base_url, redact_url
+from llmtop.hosts import HostError, add_access_arguments, address_argument, check_access, ollama_base_url, redact_url
 from llmtop.model_facts import valid_model_name
 from llmtop.output import OutputFailed, end_after_closed_pipe, prepare_streams, unwritable
 from llmtop.session_settings import (
@@ -108,15 +108,6 @@ def _repeat(text: str) -> int:
 def _context(text: str) -> int:
     try:
         return parse_context(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _metrics_address(text: str) -> tuple[str, int]:
-    from llmtop.metrics import parse_address
-
-    try:
-        return parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -226,7 +217,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--metrics",
         metavar="[ADDR:]PORT",
-        type=_metrics_address,
+        type=address_argument,
         help="while the runs go, serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)",
     )
     log = parser.add_mutually_exclusive_group()

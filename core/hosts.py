@@ -162,3 +162,26 @@ def check_access(parser: Any, args: Any, setting: str | None) -> dict[str, str]:
     if args.cacert and not os.access(os.path.expanduser(args.cacert), os.R_OK):
         parser.error(f"argument --cacert: cannot read {args.cacert}")
     return headers
+
+
+# -- addresses llmtop listens on (--metrics, --proxy) ------------------------------------------------
+DEFAULT_ADDRESS = "127.0.0.1"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`9464`, `0.0.0.0:9464`, `[::]:9464` -> (address, port); ValueError saying what is wrong."""
+    address, _, port = text.rpartition(":")
+    address = address.strip("[]") or DEFAULT_ADDRESS
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not [ADDRESS:]PORT with a port from 1 to 65535")
+    return address, int(port)
+
+
+def address_argument(text: str) -> tuple[str, int]:
+    """parse_address as an argparse type (`--metrics`, `--proxy`)."""
+    import argparse
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

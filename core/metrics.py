@@ -18,20 +18,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.watch import WatchState
 
-DEFAULT_ADDRESS = "127.0.0.1"
-
 
 class MetricsError(Exception):
     """The endpoint cannot be served; the message says why, naming the flag."""
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """`9464`, `0.0.0.0:9464`, `[::]:9464` -> (address, port); ValueError saying what is wrong."""
-    address, _, port = text.rpartition(":")
-    address = address.strip("[]") or DEFAULT_ADDRESS
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not [ADDRESS:]PORT with a port from 1 to 65535")
-    return address, int(port)
 
 
 class EnergyTotals:

@@ -232,6 +232,23 @@ def _never(now: float) -> Any:
     return None
 
 
+def replayed_collectors(head: Mapping[str, Any], interval: float = 0.25) -> SystemCollectors:
+    """The collectors of a replay, as the recording's header says they were: their samples come
+    from the recording, and what was not read keeps its recorded reason."""
+    collectors = SystemCollectors(float(head.get("interval") or interval), memory_reader=_never, process_reader=_never)
+    gpu = head.get("gpu") or {}
+    collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
+    power = head.get("power") or {"available": False, "unavailable": {k: NOT_RECORDED for k in ("cpu", "gpu")}}
+    collectors.use_power(_never if power.get("available") else None, power.get("unavailable") or {})
+    return collectors
+
+
+def recorded_log(head: Mapping[str, Any], clock: Callable[[], float]) -> LogWatcher | None:
+    """The server log of a replay (its lines come from the recording), where one was read."""
+    description = (head.get("log") or {}).get("description")
+    return LogWatcher(_RecordedSource(description), clock=clock) if description else None
+
+
 class _RecordedSource(LogSource):
     """The log source of a replay: its lines come from the recording."""
 
@@ -322,18 +339,9 @@ class Replay:
         self.player = Player(recording, speed, pause_at=pause_at)
         head = recording.header
         self.header = head
-        self.collectors = SystemCollectors(
-            float(head.get("interval") or 0.25), memory_reader=_never, process_reader=_never
-        )
-        gpu = head.get("gpu") or {}
-        self.collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
-        power = head.get("power") or {"available": False, "unavailable": {k: NOT_RECORDED for k in ("cpu", "gpu")}}
-        self.collectors.use_power(_never if power.get("available") else None, power.get("unavailable") or {})
-        log = head.get("log") or {}
-        self.log = (
-            LogWatcher(_RecordedSource(log["description"]), clock=self.player.now) if log.get("description") else None
-        )
-        self.log_reason = log.get("reason")
+        self.collectors = replayed_collectors(head)
+        self.log = recorded_log(head, self.player.now)
+        self.log_reason = (head.get("log") or {}).get("reason")
         self.sessions: dict[str, ReplaySession] = {}
         for event in _of_kind(recording.events, "model"):
             if event["model"] not in self.sessions:

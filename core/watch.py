@@ -19,6 +19,7 @@ from typing import Any
 from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
+from llmtop.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
 MAX_EVENTS = 500
@@ -138,9 +139,7 @@ class WatchEvent:
 
 def canonical(name: str | None) -> str | None:
     """`llama3.3` -> `llama3.3:latest`, as `/api/ps` names a model (a request may leave the tag out)."""
-    if not name:
-        return None
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+    return canonical_model_name(name) if name else None
 
 
 def layers_text(load: LoadRecord) -> str | None:

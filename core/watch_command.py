@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from llmtop.hosts import HostError, add_access_arguments, check_access, ollama_base_url, redact_url
-from llmtop.metrics import MetricsError, parse_address
+from llmtop.hosts import HostError, add_access_arguments, address_argument, check_access, ollama_base_url, redact_url
+from llmtop.metrics import MetricsError
 from llmtop.output import unwritable
 from llmtop.watch import WatchEvent, WatchState
 
@@ -29,13 +29,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 PS_INTERVAL_S = 1.0
 SPILL_BYTES = 64 * 1000 * 1000
-
-
-def _address(text: str) -> tuple[str, int]:
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -68,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics",
         metavar="[ADDR:]PORT",
-        type=_address,
+        type=address_argument,
         help="serve Prometheus/OpenMetrics metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)",
     )
     parser.add_argument(
         "--proxy",
         metavar="[ADDR:]PORT",
-        type=_address,
+        type=address_argument,
         action="append",
         help="listen on PORT and forward everything to the server, measuring each answer: point apps at it "
         "where the log has no request timings (Ollama before 0.30, a remote server); with several --host, "

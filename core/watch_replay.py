@@ -10,10 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llmtop.collectors.log_watch import LogWatcher
-from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.recording import SAMPLE_READERS
-from llmtop.replay import NOT_RECORDED, Player, Recording, _never, _RecordedSource
+from llmtop.replay import Player, Recording, recorded_log, replayed_collectors
 from llmtop.watch import WatchState
 
 EXIT_OK = 0
@@ -29,17 +27,8 @@ class WatchReplay:
         self.player = Player(recording, speed)
         self.hosts: list[str] = list(head["watch"].get("hosts") or [])
         self.states = {host: WatchState() for host in self.hosts}
-        self.collectors = SystemCollectors(
-            float(head.get("interval") or 0.5), memory_reader=_never, process_reader=_never
-        )
-        gpu = head.get("gpu") or {}
-        self.collectors.use_gpus(_never if gpu.get("available") else None, gpu.get("reason") or "GPUs not probed")
-        power = head.get("power") or {"available": False, "unavailable": {k: NOT_RECORDED for k in ("cpu", "gpu")}}
-        self.collectors.use_power(_never if power.get("available") else None, power.get("unavailable") or {})
-        log = head.get("log") or {}
-        self.log = (
-            LogWatcher(_RecordedSource(log["description"]), clock=self.player.now) if log.get("description") else None
-        )
+        self.collectors = replayed_collectors(head, interval=0.5)
+        self.log = recorded_log(head, self.player.now)
         first = self.states[self.hosts[0]] if self.hosts else WatchState()
         if self.log is not None:
             self.log.subscribe(lambda load: first.observe_load(self.player.now(), load))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from llmtop.collectors.ollama_proxy import FinalChunk, OllamaProxy, free_port
-from llmtop.metrics import parse_address
+from llmtop.collectors.log_sources import free_port
+from llmtop.collectors.ollama_proxy import FinalChunk, OllamaProxy
+from llmtop.hosts import parse_address
 from llmtop.watch import FROM_PROXY, WatchState, canonical
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 from test_cli import command, llmtop, no_traceback

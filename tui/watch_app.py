@@ -20,6 +20,7 @@ from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.watch import WatchEvent, WatchState
+from llmtop.watch_command import live_wall
 
 REFRESH_S = 1.0
 TIMELINE_S = 600.0  # the memory chart's window
@@ -80,7 +81,7 @@ class WatchApp(App[int]):
         self.duration = duration
         self.banner = banner
         self.clock = clock  # the session's clock (a replay's own)
-        self.wall = wall or (lambda t: time.time() - (time.monotonic() - t))  # its time of day
+        self.wall = wall or live_wall  # its time of day
         self._ticks = 0
         self.several = len(servers) > 1
         self._pending: list[tuple[str, WatchEvent]] = []
