@@ -201,9 +201,11 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "VRAM",
-        ("vram_delta_bytes", "vram_peak_bytes"),
+        ("vram_delta_bytes", "vram_peak_bytes", "gpu_baseline_note"),
         "dedicated GPU memory in use (summed over the GPUs read; unified memory on Apple Silicon) during "
-        "generation, median, minus the baseline; `vram_peak_bytes` the highest minus it",
+        "generation, median, minus the baseline; `vram_peak_bytes` the highest minus it. The baseline waits "
+        "until GPU memory is steady; a fall below it of more than 64 MB is `null`, `gpu_baseline_note` saying "
+        "the baseline was not settled",
         ja="VRAM",
         run=lambda r: _gb(r.vram_delta_bytes),
         compared=_mean_gb(lambda r: r.vram_delta_bytes),

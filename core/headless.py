@@ -49,3 +49,5 @@ class HeadlessReporter(SessionObserver):
         )
         if row.log_eval_note:
             self.note(row.log_eval_note)
+        if row.gpu_baseline_note:
+            self.note(f"VRAM/shared {row.gpu_baseline_note}")

@@ -185,3 +185,41 @@ def address_argument(text: str) -> tuple[str, int]:
         return parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` (a listener's or a peer's) is this machine's loopback, reachable from here alone."""
+    import ipaddress
+
+    if address.lower() == "localhost":
+        return True
+    try:
+        parsed = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return bool(parsed.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def app_url(address: str, port: int) -> str:
+    """The URL an app on this machine uses to reach a listener on `address`: a listener on every
+    interface (0.0.0.0, ::) is reached at the loopback address, which Windows apps can connect to."""
+    if address in ("0.0.0.0", ""):
+        address = "127.0.0.1"
+    elif address == "::":
+        address = "::1"
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
+def exposure(what: str, address: str, port: int, gives: str) -> str | None:
+    """One line saying who can reach a listener that is not on loopback, and what it gives them;
+    None on loopback."""
+    if is_loopback(address):
+        return None
+    who = (
+        "any machine that can reach this one"
+        if address in ("0.0.0.0", "::", "")
+        else f"any machine that reaches {address}"
+    )
+    return f"note: {what} listens on {address}:{port}: {who} can use it: {gives}"

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.hosts import app_url
 from llmtop.watch import WatchState
 
 
@@ -177,8 +178,8 @@ class MetricsEndpoint:
 
     @property
     def url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}/metrics"
+        """Where a scraper on this machine reads the metrics (0.0.0.0 is no address to connect to)."""
+        return f"{app_url(self.address, self.port)}/metrics"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -27,7 +27,7 @@ from llmtop.collectors.log_sources import (
 )
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.exports import session_markdown, write_export
-from llmtop.hosts import is_local, redact_argv
+from llmtop.hosts import exposure, is_local, redact_argv
 from llmtop.output import print_out
 from llmtop.session_settings import RunSettings, ollama_load_timeout, silence_limit
 from llmtop.stopping import SignalStop, StopRequested, stop_for
@@ -149,9 +149,10 @@ def write_outputs(
 
 
 def all_measured(rows: Sequence[SummaryRow], sweep: SweepResult | None) -> bool:
-    """Every run complete; for a sweep, that it concluded: a point that failed to load is a result."""
+    """Every run complete; for a sweep, that it concluded: a point that failed before its first token
+    (out of memory while loading, say) is a result, one that broke off mid-stream is not."""
     if sweep is not None:
-        return sweep.concluded
+        return sweep.concluded and all(r.complete or r.ttft_s is None for r in rows)
     return all(r.complete for r in rows)
 
 
@@ -263,6 +264,10 @@ def _measure(args, base_url, settings, modes, log, log_reason, signals: SignalSt
             server.close()
             return EXIT_USAGE
         err.write(f"llmtop: metrics: {endpoint.url}\n")
+        address, port = args.metrics
+        warning = exposure("--metrics", address, port, "the models, runs, memory and power it serves")
+        if warning:
+            err.write(f"llmtop: {warning}\n")
     recorder = start_recording(args, collectors, sessions, log, log_reason, plan, settings, sweep=sweep)
 
     def machine():

@@ -96,6 +96,62 @@ def not_ollamas_answer(status: int, body: str, base_url: str, content_type: str 
     return message
 
 
+class _Generation:
+    """The generation in progress: the thread that reads it and the connection abort() cuts. Set
+    when the generation starts and cleared when it ends (OllamaServer.generate)."""
+
+    def __init__(self, thread: int) -> None:
+        self.thread = thread
+        self.reader = "no reader yet"
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._cut = False
+
+    def hold_socket(self, sock: socket.socket | None) -> None:
+        """The lean reader's socket (None once it is closed)."""
+        with self._lock:
+            self._socket = sock
+            cut = self._cut and sock is not None
+        if cut:  # aborted while it was connecting: cut this one too
+            _shut(sock)
+
+    def hold_stream(self, stream: Any) -> None:
+        """The official client's network stream (httpcore), whose socket is read."""
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            self.hold_socket(sock)
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace of the connection: the stream once connected (through a proxy too)."""
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            self.hold_stream(info.get("return_value"))
+
+    def cut(self) -> str:
+        """Shut the socket being read, so that the blocked read returns; what was cut."""
+        with self._lock:
+            self._cut = True
+            sock = self._socket
+        if sock is None:
+            return f"nothing yet: {self.reader} had no connection open (it is cut as it connects)"
+        try:
+            peer = "{}:{}".format(*sock.getpeername()[:2])
+        except OSError:
+            peer = "a closed connection"
+        if not _shut(sock):
+            return f"nothing: the connection of {self.reader} to {peer} was already closed"
+        return f"the generation's connection to {peer}, read by {self.reader}"
+
+
+def _shut(sock: socket.socket | None) -> bool:
+    if sock is None:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return False
+    return True
+
+
 class OllamaServer:
     """One Ollama server at `base_url` (see llmtop.hosts.ollama_base_url)."""
 
@@ -116,8 +172,7 @@ class OllamaServer:
         self.headers = dict(headers or {})
         self.cacert = cacert
         self._verify: Any = ssl.create_default_context(cafile=cacert) if cacert else True
-        self._stream: Any = None  # the network stream of the generation in progress (abort() closes it)
-        self._socket: socket.socket | None = None  # its socket, where the lean reader reads it
+        self._generation: _Generation | None = None  # the one abort() cuts; no other call can take its place
         self._answer_types = threading.local()  # the content type of each thread's last error answer
         self._client = self._streaming_client()
         self._quick = ollama.Client(
@@ -133,31 +188,47 @@ class OllamaServer:
             self._answer_types.last = response.headers.get("content-type", "")
 
     def _streaming_client(self) -> ollama.Client:
+        def ours(request: httpx.Request) -> _Generation | None:
+            # Only the generation's own request, on the thread that reads it: an unload or a pull
+            # through this same client never takes its place.
+            generation = self._generation
+            if generation is not None and generation.thread == threading.get_ident():
+                if request.url.path.endswith("/api/generate"):
+                    return generation
+            return None
+
+        def trace_connection(request: httpx.Request) -> None:
+            generation = ours(request)
+            if generation is not None:  # the socket as soon as it connects: a load can be cut too
+                request.extensions = {**request.extensions, "trace": generation.trace}
+
         def remember(response: httpx.Response) -> None:
             self._note_error_type(response)
-            if response.request.url.path.endswith("/api/generate"):
-                self._stream = response.extensions.get("network_stream")
+            generation = ours(response.request)
+            if generation is not None:
+                generation.hold_stream(response.extensions.get("network_stream"))
 
         return ollama.Client(
             host=self.base_url,
             timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=self.silence_limit_s),
-            event_hooks={"response": [remember]},
+            event_hooks={"request": [trace_connection], "response": [remember]},
             headers=self.headers,
             verify=self._verify,
+            # A new connection for every request, so that the generation's is seen connecting (and
+            # is never one an unload used before).
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
-    def abort(self) -> bool:
-        """End the generation in progress from another thread (a watchdog): its socket is shut, so
-        the blocked read returns at once. False when no stream was open to abort."""
-        stream, self._stream = self._stream, None
-        sock = stream.get_extra_info("socket") if stream is not None else self._socket
-        if sock is None:
-            return False
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            return False
-        return True
+    def abort(self) -> str | None:
+        """End the generation in progress from another thread (a watchdog, a quit): its socket is
+        shut, so the blocked read returns. Says what it cut; None when no generation was reading."""
+        generation = self._generation
+        return generation.cut() if generation is not None else None
+
+    @property
+    def generating(self) -> bool:
+        """Whether a generation's stream is open now."""
+        return self._generation is not None
 
     def close(self) -> None:
         for client in (self._client, self._quick):
@@ -295,31 +366,34 @@ class OllamaServer:
         A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
         line that is not JSON raises StreamBroken, after every good chunk has been yielded.
         """
+        generation = _Generation(threading.get_ident())
+        self._generation = generation
         try:
             with self._answers(model, stream=True):
                 if lean_stream.usable(self.base_url):
                     try:
-                        yield from self._lean_generate(model, prompt, options)
+                        yield from self._lean_generate(model, prompt, options, generation)
                         return
                     except lean_stream.ErrorAnswer as answer:
                         if not 300 <= answer.status < 400:
                             self._answer_types.last = answer.content_type
                             raise ollama.ResponseError(answer.text, answer.status) from None
                         # A redirect: nothing was generated; the official client follows it.
+                generation.reader = "the official client"
                 for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
                     yield _dump(chunk)
         finally:
-            self._stream = None
+            if self._generation is generation:
+                self._generation = None
 
-    def _lean_generate(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def _lean_generate(
+        self, model: str, prompt: str, options: Mapping[str, Any], generation: _Generation
+    ) -> Iterator[dict[str, Any]]:
         """The generation read by llmtop.lean_stream: the official client's request and headers, a
         token's chunk a dict straight from its line (see lean_stream for why)."""
         body = {"model": model, "prompt": prompt, "stream": True, "options": dict(options)}  # as the client's
         headers = dict(getattr(getattr(self._client, "_client", None), "headers", {}) or {})
-
-        def hold(sock: socket.socket | None) -> None:
-            self._socket = sock
-
+        generation.reader = "llmtop's stream reader"
         for part in lean_stream.post_lines(
             self.base_url,
             "/api/generate",
@@ -327,7 +401,7 @@ class OllamaServer:
             headers,
             CONNECT_TIMEOUT_S,
             self.silence_limit_s,
-            hold,
+            generation.hold_socket,
             self._verify if self.cacert else None,
         ):
             if error := part.get("error"):

@@ -96,6 +96,7 @@ class PlanRunner:
         self.sweep = sweep
         self.sweep_done = sweep is None or not sweep.planner.grows  # no more points will come
         self._sweep_kept = False
+        self._abandon_kept = False  # abandon() kept the run in progress itself
 
     @property
     def total_text(self) -> str:
@@ -115,7 +116,7 @@ class PlanRunner:
             return None
         with self._lock:
             rows = list(self.rows)
-            finished = self.sweep_done and not self.queue and not self.stopped
+            finished = self.sweep_done and not self.queue  # every point ran, whether the user quit after or not
         return self.sweep.result(rows, finished)
 
     def keep_sweep(self) -> SweepResult | None:
@@ -183,11 +184,7 @@ class PlanRunner:
     def run_next(self) -> SummaryRow | None:
         """Run the next planned run; None when the queue is empty or the runner was stopped."""
         with self._lock:
-            if not self.queue and not self.stopped and not self.sweep_done and self.sweep is not None:
-                more = self.sweep.more(self.rows)
-                self.queue.extend(more)
-                self.total += len(more)
-                self.sweep_done = not more
+            self._extend_sweep()
             if self.stopped or not self.queue:
                 return None
             item = self.queue.popleft()
@@ -199,9 +196,10 @@ class PlanRunner:
             if self._started is not None:
                 self._durations.append(self._clock() - self._started)
             self._started = None
-            if self.stopped:  # the user quit: abandon() has kept this run already
+            if self.stopped and self._abandon_kept:  # the user quit: abandon() has kept this run already
                 return None
-            self.rows.append(row)
+            self.rows.append(row)  # (a quit just after the run ended keeps it here)
+            self._extend_sweep()  # at once: a sweep whose last point just ended has concluded, quit or not
         self._remember(row)
         for listener in self.row_listeners:
             listener(row)
@@ -209,6 +207,18 @@ class PlanRunner:
             self.stopped = True
             self.stop_request = self.current.stopped_by
         return row
+
+    def _extend_sweep(self) -> None:
+        """Queue a sweep's next points once the queue is empty; none left: the sweep is done (also
+        when the user has just quit: the last point had ended)."""
+        if self.queue or self.sweep_done or self.sweep is None:
+            return
+        more = self.sweep.more(self.rows)
+        if not more:
+            self.sweep_done = True
+        elif not self.stopped:
+            self.queue.extend(more)
+            self.total += len(more)
 
     def run_all(self) -> list[SummaryRow]:
         """Run until the queue is empty or the runner is stopped; return every row. A sweep's result
@@ -227,10 +237,12 @@ class PlanRunner:
             self.stopped = True
             self.queue.clear()
             row = self.current.abandon(reason)
+            self._abandon_kept = row is not None
             if row is not None:
                 self.rows.append(row)
-        if row is not None:
-            self._remember(row)
+        if row is None:  # no run in progress (or one that has just ended: run_next keeps it, and the sweep)
+            return None
+        self._remember(row)
         if self.sweep is not None and self.rows:
             self.keep_sweep()
         return row

@@ -25,7 +25,7 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.energy import EDGE_S
 from llmtop.model_facts import ModelFacts, model_facts, same_model
-from llmtop.ollama_api import OllamaError, OllamaServer, StreamBroken
+from llmtop.ollama_api import OllamaError, OllamaServer, Stalled, StreamBroken
 from llmtop.output import internal_error
 from llmtop.session_settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
 from llmtop.stopping import StopRequested
@@ -39,7 +39,9 @@ UNLOAD_TIMEOUT_S = 60.0
 UNLOAD_UNCHECKED_S = 3.0  # the wait after an unload that /api/ps cannot confirm
 SETTLE_TOLERANCE = 0.01  # two consecutive readings within 1% count as settled
 SETTLE_TIMEOUT_S = 10.0
+GPU_SETTLE_BYTES = 32 * 1024 * 1024  # GPU memory that moves less than this between two readings is steady
 LOG_GRACE_S = 0.5
+ABORT_GRACE_S = 2.0  # how long a cut stream's read is given to return before it is left behind
 IDLE_POWER_S = 1.0  # where power is read, the baseline lasts at least this long: the idle power's window
 
 
@@ -218,28 +220,38 @@ class Session:
         return "cold"
 
     def _baseline(self) -> tuple[SystemMemorySample | None, Any, GpuSample | None]:
-        """Wait until two consecutive RAM readings agree within 1%, then take the baseline."""
+        """Wait until RAM and GPU memory (dedicated and shared) are steady, then take the baseline:
+        two consecutive readings of each within 1% (GPU memory: or within GPU_SETTLE_BYTES), as a
+        driver may free an unloaded model's memory a moment after Ollama answers the unload."""
         self._set_phase(Phase.BASELINE, "waiting for memory to settle")
         started = self._clock()
         self.collectors.sample_power()
-        memory = self.collectors.memory
+        memory, gpus = self.collectors.memory, self.collectors.gpu
         interval = memory.interval
         deadline = self._clock() + SETTLE_TIMEOUT_S
         previous = memory.sample_now()
+        previous_gpu = gpus.sample_now() if gpus is not None else None
         while True:
             if self.cancel.wait(interval):
                 break
             current = memory.sample_now()
-            if previous is not None and current is not None:
-                if abs(current.used_bytes - previous.used_bytes) <= SETTLE_TOLERANCE * previous.used_bytes:
-                    break
-            if self._clock() >= deadline:
-                self._note(f"memory did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
+            current_gpu = gpus.sample_now() if gpus is not None else None
+            ram_steady = (
+                previous is not None
+                and current is not None
+                and (abs(current.used_bytes - previous.used_bytes) <= SETTLE_TOLERANCE * previous.used_bytes)
+            )
+            unsettled = gpu_unsettled(previous_gpu, current_gpu)
+            if ram_steady and unsettled is None:
                 break
-            previous = current
+            if self._clock() >= deadline:
+                what = "memory" if not ram_steady else unsettled
+                self._note(f"{what} did not settle within {SETTLE_TIMEOUT_S:.0f} s; baseline taken anyway")
+                break
+            previous, previous_gpu = current, current_gpu
         if self.collectors.power is not None:  # long enough to tell the machine's idle power
             self.cancel.wait(max(0.0, IDLE_POWER_S - (self._clock() - started)))
-        gpu = self.collectors.gpu.sample_now() if self.collectors.gpu is not None else None
+        gpu = gpus.sample_now() if gpus is not None else None
         return memory.latest(), self.collectors.processes.sample_now(), gpu
 
     # -- a run's steps: the live run and a replay (replay.py) go through these same ones ----------
@@ -348,6 +360,8 @@ class Session:
         return self._finish(record)
 
     def _generate(self, record: RunRecord, settings: RunSettings) -> None:
+        """Stream the generation on a reading thread while this one watches it: a stall, a quit or
+        a signal ends the run here even if the read never returns (the reader is then left behind)."""
         self._set_phase(Phase.LOADING, "loading the model and evaluating the prompt")
         self.collectors.sample_power()  # the baseline's end and the run's start, to the moment
         self.request_sent(record, self._clock())
@@ -356,27 +370,19 @@ class Session:
         assert ps is not None
         ps.start()
         self._stalled = None
-        watching = threading.Event()
-        if self.stall_timeout_s > 0:
-            threading.Thread(target=self._watch, args=(record, watching), name="llmtop-stall", daemon=True).start()
+        stream = _StreamReading(self, record, settings)
         try:
-            for chunk in self.server.generate(self.model, settings.prompt, settings.options()):
-                now = self._clock()
-                if chunk.get("done"):
-                    self.final_arrived(record, chunk, now)
-                    break
-                self.token_arrived(record, chunk.get("response") or "", now)
-                if record.clock.count == 1:
-                    self.collectors.sample_power()  # the generation phase's energy starts here
-                    self.collectors.expect_load(False)  # a runner that loads the model has started by now
-                    self._set_phase(Phase.GENERATING)
-                if self.cancel.is_set():
-                    record.error = "stopped by the user"
-                    break
+            stream.start()
+            self._watch(record, stream)
+            if self.cancel.is_set() and isinstance(stream.failure, OllamaError):  # cut because the user quit
+                record.error = record.error or "stopped by the user"
             else:
-                raise StreamBroken("the stream ended without its final chunk")
+                stream.raise_failure()
+        except BaseException:
+            if not stream.done.is_set():  # a signal, or a bug here: cut the stream, keep the run
+                stream.abandon(self.server.abort())
+            raise
         finally:
-            watching.set()
             self.collectors.sample_power()  # the last token has come: the generation's energy ends here
             record.ended_at = self._clock()
             self.collectors.expect_load(False)
@@ -387,6 +393,22 @@ class Session:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
             else:
                 self._await_request_timing(record)
+
+    def _stream_chunk(self, record: RunRecord, chunk: dict[str, Any]) -> bool:
+        """One chunk of the stream, on the reading thread; False once the run is over."""
+        now = self._clock()
+        if chunk.get("done"):
+            self.final_arrived(record, chunk, now)
+            return False
+        self.token_arrived(record, chunk.get("response") or "", now)
+        if record.clock.count == 1:
+            self.collectors.sample_power()  # the generation phase's energy starts here
+            self.collectors.expect_load(False)  # a runner that loads the model has started by now
+            self._set_phase(Phase.GENERATING)
+        if self.cancel.is_set():
+            record.error = "stopped by the user"
+            return False
+        return True
 
     def _await_request_timing(self, record: RunRecord) -> None:
         """llama-server logs a request's timing as it ends, just when the final chunk comes: give
@@ -401,17 +423,35 @@ class Session:
                 return
             time.sleep(0.02)
 
-    def _watch(self, record: RunRecord, over: threading.Event) -> None:
-        """The stall watchdog: once tokens flow, no token for `stall_timeout_s` ends the run (the
-        server's stream is cut, so the blocked read returns). A silent load is the silence limit's
-        (OllamaServer: Ollama's own load timeout plus a margin)."""
+    def _watch(self, record: RunRecord, stream: _StreamReading) -> None:
+        """The stall watchdog, until the stream ends: once tokens flow, no token for
+        `stall_timeout_s` ends the run; so does a quit (`cancel`). The stream is cut, and if its
+        read has not returned within ABORT_GRACE_S the reader is left behind and the run ends all
+        the same. A silent load is the silence limit's (OllamaServer: Ollama's own load timeout
+        plus a margin), checked here too in case the read's own timeout does not fire."""
         limit = self.stall_timeout_s
-        while not over.wait(min(1.0, limit / 4)):
+        step = min(1.0, limit / 4) if limit > 0 else 1.0
+        silence = self.server.silence_limit_s
+        while not stream.done.wait(step):
+            now = self._clock()
             last = record.clock.last_at
-            if last is not None and self._clock() - last > limit:
-                self._stalled = f"no token for {limit:.0f} s (--stall-timeout)"
-                self.server.abort()
+            if self.cancel.is_set():
+                why = None
+            elif limit > 0 and last is not None and now - last > limit:
+                why = f"no token for {limit:.0f} s (--stall-timeout)"
+            elif last is None and silence is not None and now - record.clock.request_at > silence + ABORT_GRACE_S:
+                why = f"the server sent nothing for {silence:.0f} s"
+            else:
+                continue
+            self._stalled = why
+            cut = self.server.abort()
+            if stream.done.wait(ABORT_GRACE_S):
                 return
+            stream.abandon(cut)
+            self._note(f"the stream's read did not return after cutting {cut or 'nothing'}: left behind")
+            if why is not None:
+                raise Stalled(why)
+            return
 
     def stall_s(self, record: RunRecord | None = None) -> float | None:
         """Seconds since the last token of a run that is generating; None otherwise."""
@@ -478,3 +518,62 @@ class Session:
                 power=self._power(record, end),
             )
         )
+
+
+def gpu_unsettled(previous: GpuSample | None, current: GpuSample | None) -> str | None:
+    """What of the GPUs' memory still moves between two readings ("shared GPU memory on NAME"),
+    None when all of it is steady (or nothing is read)."""
+    if previous is None or current is None:
+        return None
+    before = {g.key: g for g in previous.gpus}
+    for gpu in current.gpus:
+        old = before.get(gpu.key)
+        if old is None:
+            continue
+        for label, now, then in (
+            ("dedicated GPU memory", gpu.dedicated_used, old.dedicated_used),
+            ("shared GPU memory", gpu.shared_used, old.shared_used),
+        ):
+            if now is None or then is None:
+                continue
+            if abs(now - then) > max(GPU_SETTLE_BYTES, SETTLE_TOLERANCE * then):
+                return f"{label} on {gpu.name}"
+    return None
+
+
+class _StreamReading:
+    """The generation's stream, read on a thread of its own (see Session._generate)."""
+
+    def __init__(self, session: Session, record: RunRecord, settings: RunSettings) -> None:
+        self.session, self.record, self.settings = session, record, settings
+        self.done = threading.Event()
+        self.failure: BaseException | None = None
+        self._abandoned = False
+        self.cut: str | None = None  # what abort() cut when the reader was left behind
+        self._thread = threading.Thread(target=self._read, name="llmtop-stream", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def abandon(self, cut: str | None) -> None:
+        """The run ends without this reader: whatever it reads from now on is dropped."""
+        self._abandoned = True
+        self.cut = cut
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def _read(self) -> None:
+        session, record = self.session, self.record
+        try:
+            for chunk in session.server.generate(session.model, self.settings.prompt, self.settings.options()):
+                if self._abandoned or not session._stream_chunk(record, chunk):
+                    break
+            else:
+                if not self._abandoned:
+                    raise StreamBroken("the stream ended without its final chunk")
+        except BaseException as exc:  # handed to the session's thread, which decides
+            self.failure = exc
+        finally:
+            self.done.set()

@@ -68,10 +68,11 @@ def ollama_load_timeout(value: str | None) -> float | None:
 
 def silence_limit(stall_timeout_s: float, load_timeout_s: float | None) -> float | None:
     """How long a generation may send nothing at all, its load included (None: forever): Ollama's
-    load timeout plus a margin, and never less than the stall timeout."""
+    load timeout plus a margin (as long as the timeout itself, at most LOAD_MARGIN_S), so that
+    Ollama's own error comes first, and never less than the stall timeout."""
     if stall_timeout_s <= 0 or load_timeout_s is None:
         return None
-    return max(load_timeout_s + LOAD_MARGIN_S, stall_timeout_s)
+    return max(load_timeout_s + min(LOAD_MARGIN_S, load_timeout_s), stall_timeout_s)
 
 
 MIN_CONTEXT, MAX_CONTEXT = 256, 16_777_216  # a context Ollama can be asked for (tokens)

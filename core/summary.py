@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from llmtop import units
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.ollama_processes import OllamaProcessSample
@@ -91,6 +92,7 @@ class SummaryRow:
     idle_power_w: float | None = None  # mean power over the baseline: the machine's share
     energy_note: str | None = None  # what the sums leave out, or why they are null
     error: str | None = None
+    gpu_baseline_note: str | None = None  # why a GPU memory delta is null: it fell below an unsettled baseline
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -238,6 +240,22 @@ class RunWindow:
         return steady_and_peak(during_generation, [v for _, v in during_run], baseline)
 
 
+BASELINE_NOISE_BYTES = SPILL_BYTES  # a GPU memory delta below minus this is no figure: the baseline moved
+
+
+def unsettled_baseline(vram_delta: int | None, shared_delta: int | None) -> str | None:
+    """Why GPU memory deltas are not figures: one fell below the baseline by more than the noise, so
+    the baseline was read while memory was still being freed (None when both are figures)."""
+    fell = [
+        f"{label} fell by {units.gb(-delta)}"
+        for label, delta in (("dedicated", vram_delta), ("shared", shared_delta))
+        if delta is not None and delta < -BASELINE_NOISE_BYTES
+    ]
+    if not fell:
+        return None
+    return f"n/a: the baseline was not settled ({' and '.join(fell)} during the run)"
+
+
 def _gpu_deltas(run: RunRecord, window: RunWindow, figure) -> tuple[int | None, int | None]:
     baseline = figure(run.baseline_gpu) if run.baseline_gpu else None
     return window.deltas([(s.t, figure(s)) for s in run.gpu], baseline)
@@ -335,6 +353,11 @@ def summarize(run: RunRecord) -> SummaryRow:
     log_tps = run.log_request.eval_tps if run.log_request else None
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
+    baseline_note = unsettled_baseline(vram_delta, shared_delta)
+    if vram_delta is not None and vram_delta < -BASELINE_NOISE_BYTES:
+        vram_delta = vram_peak = None
+    if shared_delta is not None and shared_delta < -BASELINE_NOISE_BYTES:
+        shared_delta = shared_peak = None
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
     energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
     error = run.error
@@ -392,4 +415,5 @@ def summarize(run: RunRecord) -> SummaryRow:
         power_sources=energy.sources,
         energy_note=energy.note,
         error=error,
+        gpu_baseline_note=baseline_note,
     )

@@ -12,9 +12,11 @@ Run it by hand for the screenshots or to try llmtop without Ollama:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,8 +82,13 @@ class DoubleConfig:
     preloaded: tuple[str, ...] = ()
     # "404" | "oom" | "drop" | "malformed" | "stream_error" | "no_final" | "not_ollama" | "proxy_502" | "ps_500"
     # | "stall" (stops sending after fault_after tokens, the connection kept open) | "burst" (every token at once)
+    # | "reset" (the connection reset mid-stream: a TCP RST) | "silent" (nothing at all, not even the headers:
+    # a load that hangs) | "slow_first_byte" (1.5 s before the answer) | "huge_line" (one token's line of 5 MB)
+    # | "long" (this generation goes on at 50 tokens/s until it is stopped: the one a signal is sent during)
     fault: str | None = None
     fault_after: int = 5  # tokens sent before a mid-stream fault
+    fault_from: int = 1  # the first generation (counted from 1, unloads left out) that the fault applies to
+    fault_once: bool = False  # the fault applies to that generation alone
     pull_fails: bool = False
     llama_server_log: bool = False  # also write llama-server's request timings into the log (Ollama 0.30 on)
     # Behind a gate, as a reverse proxy puts it: this header and value or 401 (none) / 403 (another value).
@@ -277,6 +284,8 @@ class OllamaDouble:
         self.prompts: list[str] = []  # every generate request's prompt, as received
         self.loaded: dict[str, dict[str, Any]] = {}
         self.stalled = threading.Event()  # set to release a stalled stream (stop() sets it)
+        self.generations = 0  # generate requests with a prompt so far
+        self.proxied = 0  # requests that came as to a proxy (absolute-form targets)
         self._lock = threading.Lock()
         for name in self.config.preloaded:
             self._load(name, None)
@@ -391,7 +400,7 @@ class OllamaDouble:
             with self._lock:
                 was_loaded = self.loaded.pop(_canonical(name), None) is not None
             if was_loaded and self.config.machine is not None:
-                self.config.machine.write_counters(0, 0)
+                self.config.machine.release()
                 self.config.machine.draw(0, 0, -1)
             if was_loaded and self.config.on_unload is not None:
                 self.config.on_unload(_canonical(name))
@@ -449,10 +458,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _drop(self) -> None:
-        """Close the connection in the middle of the chunked body, as a dying runner does."""
+    def _drop(self, reset: bool = False) -> None:
+        """Close the connection in the middle of the chunked body, as a dying runner does; `reset`:
+        abort it (a TCP RST, as a crashed host or a middlebox sends)."""
         self.wfile.flush()
         self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -477,6 +491,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(401 if got is None else 403, {"error": "unauthorized" if got is None else "forbidden"})
         return True
 
+    def parse_request(self) -> bool:
+        """A request for `http://host:port/path` (the absolute form a client sends to a proxy) is
+        answered as one for `/path`: the double serves as the HTTP proxy of the environment too."""
+        if not super().parse_request():
+            return False
+        if self.path.startswith(("http://", "https://")):
+            self.owner.proxied += 1
+            self.path = "/" + self.path.split("://", 1)[1].partition("/")[2]
+        return True
+
     def do_GET(self) -> None:
         cfg = self.owner.config
         if self._refused():
@@ -496,7 +520,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"version": cfg.version})
         elif self.path == "/api/tags":
             self._json(200, {"models": [self._tag(m) for m in cfg.models.values()]})
-        elif self.path == "/api/ps" and cfg.fault == "ps_500":
+        elif self.path == "/api/ps" and cfg.fault == "ps_500" and self._ps_fails():
             self._error(500, "internal error")
         elif self.path == "/api/ps":
             with self.owner._lock:
@@ -521,6 +545,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"models": models})
         else:
             self._error(404, "404 page not found")
+
+    def _ps_fails(self) -> bool:
+        """ps_500 from the run before generation `fault_from` on, its unload included (with fault_once,
+        until the next generation begins)."""
+        cfg, count = self.owner.config, self.owner.generations
+        return count >= cfg.fault_from - 1 and not (cfg.fault_once and count > cfg.fault_from)
 
     def do_POST(self) -> None:
         if self._refused():
@@ -589,6 +619,13 @@ class _Handler(BaseHTTPRequestHandler):
         cfg = self.owner.config
         name = body.get("model") or ""
         self.owner.prompts.append(str(body.get("prompt") or ""))
+        if body.get("prompt"):
+            self.owner.generations += 1
+            count = self.owner.generations
+            if count < cfg.fault_from or (cfg.fault_once and count > cfg.fault_from):
+                cfg = dataclasses.replace(cfg, fault=None)  # not this generation's fault
+        elif cfg.fault_once or cfg.fault_from > 1:  # an unload: a fault aimed at one generation spares it
+            cfg = dataclasses.replace(cfg, fault=None)
         if self.owner._find(name) is None or cfg.fault == "404":
             self._error(404, f'model "{name}" not found, try pulling it first')
             return
@@ -622,6 +659,11 @@ class _Handler(BaseHTTPRequestHandler):
         loaded_at = time.monotonic_ns()
         if not already and self.owner.log is not None and cfg.fault != "oom":
             self.owner.log.started((loaded_at - started) / 1e9)
+        if cfg.fault == "slow_first_byte":  # a long load or prompt: the first byte comes late, then all is well
+            time.sleep(1.5)
+        if cfg.fault == "silent":  # a load that hangs: no answer at all, the connection open
+            self.owner.stalled.wait(600)
+            return
         if cfg.fault == "oom":
             with self.owner._lock:
                 self.owner.loaded.pop(_canonical(name), None)
@@ -645,15 +687,18 @@ class _Handler(BaseHTTPRequestHandler):
         count = 0
         words: list[str] = []
         held: list[bytes] = []  # "burst": a buffering proxy, which sends the whole answer at once
+        if cfg.fault == "long":
+            cfg = dataclasses.replace(cfg, tokens=100_000)
+            rate = 50.0
         for i in range(cfg.tokens):
             if cfg.fault == "stall" and i == cfg.fault_after:  # a stuck runner: silence, the connection open
                 self.owner.stalled.wait(600)
                 return
-            if cfg.fault in ("drop", "malformed", "stream_error") and i == cfg.fault_after:
-                if cfg.fault == "drop":
+            if cfg.fault in ("drop", "reset", "malformed", "stream_error") and i == cfg.fault_after:
+                if cfg.fault in ("drop", "reset"):
                     if self.owner.log is not None:
                         self.owner.log.terminated("exit status 2")
-                    self._drop()
+                    self._drop(reset=cfg.fault == "reset")
                 elif cfg.fault == "malformed":
                     self._chunk(b'{"model":"' + name.encode() + b'","response":"tok\n')
                     self._end_stream()
@@ -666,6 +711,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 time.sleep(1.0 / rate)
             word = WORDS[i % len(WORDS)]
+            if cfg.fault == "huge_line" and i == cfg.fault_after:
+                word = "x" * 5_000_000
             if cfg.llama_server_log and self.owner.log is not None and i and i % 10 == 0:
                 self.owner.log.decoding(len(self.owner.finals), i, i / ((time.monotonic_ns() - prompt_done) / 1e9))
             line = {"model": name, "created_at": _now_text(), "response": word, "done": False}

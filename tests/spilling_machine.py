@@ -51,18 +51,23 @@ class SpillingMachine:
     gpu_busy_w: float = 160.0
     cpu_w: float = 18.0  # what it draws now (draw())
     gpu_w: float = 9.0
+    # How long the driver takes to free an unloaded model's memory, after Ollama has answered the unload
+    # and stopped listing the model: the counters fall in steps over this time (0: at once).
+    release_s: float = 0.0
+    _used: tuple[int, int] = (0, 0)  # the model's (dedicated, shared) bytes in the counters now
 
     def install(self, root: Path, power: bool = False) -> Path:
         """Write the card's sysfs tree under `root`, idle; return the root for LLMTOP_SYSFS_ROOT.
         `power`: the CPU package's counter and the card's hwmon power too, the counter advanced by
         a thread until the tree is removed."""
         self.sysfs_root = sysfs_tree(root)
-        self.write_counters(0, 0)
         self.cpu_w, self.gpu_w = self.cpu_idle_w, self.gpu_idle_w
         if power:
             rapl_tree(root)
             amd_hwmon_tree(root, power_uw=int(self.gpu_idle_w * 1e6))
             threading.Thread(target=self._count_cpu_energy, daemon=True).start()
+        # Last: the trees above are the card as it was recorded, with a model loaded; it starts idle.
+        self.write_counters(0, 0)
         return root
 
     def draw(self, size: int, total_layers: int, gpu_layers: int) -> None:
@@ -126,8 +131,26 @@ class SpillingMachine:
         loadable = [n for n in range(total_layers + 1) if self.fits(size, total_layers, n)]
         return max(loadable, key=lambda n: (self.machine_tps(size, total_layers, n), -n))
 
+    def release(self) -> None:
+        """The model was unloaded: its memory goes back to idle, at once or in steps over `release_s`
+        (on a thread: the unload has been answered by then)."""
+        if self.release_s <= 0:
+            self.write_counters(0, 0)
+            return
+        dedicated, shared = self._used
+
+        def fall() -> None:
+            steps = 8
+            for step in range(1, steps + 1):
+                time.sleep(self.release_s / steps)
+                left = (steps - step) / steps
+                self.write_counters(int(dedicated * left), int(shared * left))
+
+        threading.Thread(target=fall, daemon=True).start()
+
     def write_counters(self, dedicated: int, shared: int) -> None:
         """The GPU's memory counters as amdgpu publishes them, with the model's part added."""
+        self._used = (dedicated, shared)
         if self.sysfs_root is None:
             return
         device = self.sysfs_root / "class/drm/card1/device"

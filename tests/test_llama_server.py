@@ -123,3 +123,86 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     assert row.context_note == "Ollama's VRAM-based default (/api/ps)"
     assert row.log_eval_tps == pytest.approx(row.eval_rate_tps, rel=0.01)
     assert row.split_reason == "0/19 layers on the GPU: Ollama found no GPU it can use"
+
+
+def _run_until_tokens(ollama: EngineOllama, tmp_path: Path, name: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    """`llmtop MODEL --headless` against the engine, returned once three tokens have streamed."""
+    import time
+
+    out, record = tmp_path / f"{name}.json", tmp_path / f"{name}.jsonl"
+    argv = [MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--stall-timeout", "3"]
+    process = subprocess.Popen(
+        command(*argv, "--export", str(out), "--record", str(record)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=user_env(),
+    )
+    deadline = time.monotonic() + 240
+    while not (record.exists() and record.read_text(errors="replace").count('"event": "token"') >= 3):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "no tokens from the engine"
+        time.sleep(0.05)
+    return process, out, record
+
+
+def _next_run_works(ollama: EngineOllama, tmp_path: Path) -> dict:
+    result = subprocess.run(
+        command(MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--stall-timeout", "30",
+                "--export", str(tmp_path / "next.json"), "--no-record"),
+        capture_output=True, text=True, timeout=300, env=user_env(),
+    )  # fmt: skip
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    return json.loads((tmp_path / "next.json").read_text())["runs"][0]
+
+
+def test_a_stopped_engine_ends_the_run_within_the_stall_timeout_and_the_next_run_works(llama_server, tmp_path):
+    """A hung driver looks like this: llama-server stopped (SIGSTOP) mid-generation, its connection open.
+    The model was loaded when llmtop started, so it unloaded it first (the usual path)."""
+    import os
+    import signal
+    import time
+
+    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=2000) as ollama:
+        _next_run_works(ollama, tmp_path)  # the model is loaded now
+        process, out, record = _run_until_tokens(ollama, tmp_path, "stopped")
+        (runner,) = ollama.runner_pids()
+        os.kill(runner, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            _, stderr = process.communicate(timeout=60)
+            ended = time.monotonic() - stopped_at
+        finally:
+            os.kill(runner, signal.SIGCONT)
+            if process.poll() is None:
+                process.kill()
+        assert "Traceback" not in stderr
+        assert process.returncode == 1, stderr
+        assert ended < 3 + 5, ended
+        run = json.loads(out.read_text())["runs"][0]
+        assert run["complete"] is False and run["error"] == "no token for 3 s (--stall-timeout)"
+        assert run["load_kind"] == "cold" and run["client_rate_tps"] is not None  # it unloaded first, then streamed
+        assert sum("no token for 3 s" in line for line in stderr.splitlines()) == 1
+        assert '"event": "closed"' in record.read_text()
+        after = _next_run_works(ollama, tmp_path)
+        assert after["complete"] and after["eval_count"] > 0
+
+
+def test_a_killed_runner_is_one_line_the_run_kept_and_the_next_run_starts_a_new_one(llama_server, tmp_path):
+    import os
+    import signal
+
+    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=2000) as ollama:
+        process, out, _ = _run_until_tokens(ollama, tmp_path, "killed")
+        (runner,) = ollama.runner_pids()
+        os.kill(runner, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+        assert "Traceback" not in stderr
+        assert process.returncode == 1, stderr
+        run = json.loads(out.read_text())["runs"][0]
+        assert run["complete"] is False and run["client_rate_tps"] is not None
+        assert run["error"] == "an error was encountered while running the model: unexpected EOF"
+        assert sum(run["error"] in line for line in stderr.splitlines()) == 1
+        after = _next_run_works(ollama, tmp_path)
+        assert after["complete"] and ollama.runner_pids() and runner not in ollama.runner_pids()

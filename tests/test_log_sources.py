@@ -174,3 +174,33 @@ def test_default_places(tmp_path):
     assert choice.source.path == windows / "Ollama" / "server.log"
     remote = default_log_source(False, "darwin", {}, tmp_path)
     assert remote.source is None and "another machine" in remote.reason
+
+
+@pytest.mark.parametrize("started_at_line", [0, 60])
+def test_every_load_of_a_llama_server_log_is_read_live_as_fully_as_the_first(tmp_path, started_at_line):
+    """Ollama 0.33 in a container, CPU only (a real log): a vision model's load, then an embedding
+    model's in the same log, written line by line while llmtop follows it, from the server's start
+    or from after the first load: the second load is 0 of 25 layers on the CPU, with its reason."""
+    from llmtop.collectors.log_watch import LogWatcher
+
+    fixture = Path(__file__).parent / "fixtures" / "ollama-logs" / "09_docker_cpu_0_33_driver_too_old.log"
+    lines = fixture.read_text(encoding="utf-8").splitlines(keepends=True)
+    log = tmp_path / "server.log"
+    log.write_text("".join(lines[:started_at_line]), encoding="utf-8")
+    loads = []
+    watcher = LogWatcher(FileFollower(log, poll_s=0.01))
+    watcher.subscribe(loads.append)
+    watcher.start()
+    try:
+        time.sleep(0.1)  # the follower takes the file's end as its start
+        for line in lines[started_at_line:]:
+            append(log, line)
+        deadline = time.monotonic() + 10
+        while not (watcher.latest_load() and watcher.latest_load().runner_started_s == 15.09):
+            assert time.monotonic() < deadline, "the second load was not read"
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+    second = watcher.latest_load()
+    assert (second.layers_offloaded, second.layers_total, second.library) == (0, 25, "cpu")
+    assert second.context == 4096 and second.split_reason().startswith("0/25 layers on the GPU: ")

@@ -152,3 +152,50 @@ def test_ctrl_c_halfway_keeps_the_points_done_concluded_exported_and_in_history(
     assert sweep["conclusion"] and "**" + sweep["conclusion"] + "**" in stdout
     listed = llmtop("history")
     assert "(stopped early)" in listed.stdout
+
+
+@pytest.mark.parametrize("release_s", [0.0, 1.5])
+def test_the_baseline_waits_for_gpu_memory_freed_after_the_unload(spilling, tmp_path, release_s):
+    """The model is loaded when the sweep starts (its counters full), and the driver frees its memory
+    over 1.5 s after Ollama has answered the unload: the baseline waits until the counters are
+    steady, so Ollama's choice reads the 1.3 GB spill the machine's own model gives."""
+    double, machine, args, env = spilling(preloaded=("llama3.3:latest",))
+    machine.release_s = release_s
+    _, shared = machine.placement(SIZE, LAYERS, 27)
+    out = tmp_path / "sweep.json"
+    result = llmtop("llama3.3", *args, "--sweep", "0,27", "--headless", "--export", str(out), env=env, timeout=120)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    auto = next(r for r in runs if r["mode"] == "auto")
+    assert auto["shared_delta_bytes"] == pytest.approx(shared, rel=0.001)  # 1.3 GB, as the machine's model
+    assert auto["gpu_baseline_note"] is None
+    choice = json.loads(out.read_text(encoding="utf-8"))["sweep"]["ollama_choice"]
+    assert choice["spilled"] is True and "1.3GB spilled" in json.loads(out.read_text())["sweep"]["conclusion"]
+
+
+def test_a_baseline_read_before_memory_was_freed_is_no_figure():
+    """A delta that falls below the baseline by more than the noise is n/a with the reason, never a
+    figure (summary.unsettled_baseline)."""
+    from llmtop.summary import unsettled_baseline
+
+    assert unsettled_baseline(1_200_000_000, -700_000_000) == (
+        "n/a: the baseline was not settled (shared fell by 0.7GB during the run)"
+    )
+    assert unsettled_baseline(-20_000_000, 5_000_000) is None  # within the noise
+    assert unsettled_baseline(None, None) is None
+
+
+def test_the_machine_starts_idle_with_its_power_tree_too(tmp_path):
+    """The stand-in card's counters read idle once installed, with or without power (the power tree
+    once rewrote them with the recorded, loaded values, and the README's sweep read them as its baseline)."""
+    from gpu_trees import AMD_CARD
+
+    for power in (False, True):
+        machine = SpillingMachine()
+        root = machine.install(tmp_path / f"sys-{power}", power=power)
+        device = root / "class/drm/card1/device"
+        assert (
+            int((device / "mem_info_vram_used").read_text()) == machine.vram_idle != int(AMD_CARD["mem_info_vram_used"])
+        )
+        assert int((device / "mem_info_gtt_used").read_text()) == machine.gtt_idle

@@ -172,3 +172,51 @@ def test_a_proxys_error_page_is_one_line_that_says_so(double_factory, tmp_path):
     expected = f"HTTP 502 Bad Gateway from {double.url}: not Ollama's JSON (a proxy in between?)"
     assert f"run incomplete: {expected}" in result.stderr and "<html>" not in result.stderr
     assert json.loads(out.read_text())["runs"][0]["error"] == expected
+
+
+def test_a_data_folder_that_cannot_be_written_costs_no_run(double_factory, tmp_path):
+    """The history and the default recording cannot be kept (the data folder's path runs through a
+    file, which even root cannot write into): the run goes on, and a line says what was not kept."""
+    double = double_factory(token_rate=200, tokens=20)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = tmp_path / "out.json"
+    env = dict(environment(), LLMTOP_DATA_DIR=str(blocker / "llmtop"))
+    result = subprocess.run(
+        command("llama3.3", "--host", double.url, "--headless", "--no-log", "--export", str(out)),
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["runs"][0]["complete"] is True
+    said = [line for line in result.stderr.splitlines() if str(blocker) in line]
+    assert any("history" in line and "the run is kept in this session and its exports" in line for line in said)
+    assert any("unrecorded" in line for line in said), said
+    assert "recorded to" not in result.stderr
+
+
+def test_a_disk_that_fills_during_the_recording_costs_no_run(double_factory, tmp_path):
+    """The recording's file may grow to 150 kB and no further (RLIMIT_FSIZE: writes past it fail as on
+    a full disk): the run goes on to its end, the export is written, and "recorded to" is not said."""
+    import resource
+
+    double = double_factory(token_rate=400, tokens=3000)
+    out, record = tmp_path / "out.json", tmp_path / "run.jsonl"
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    result = subprocess.run(
+        command("llama3.3", "--host", double.url, "--headless", "--no-log", "--no-history",
+                "--export", str(out), "--record", str(record)),
+        capture_output=True, text=True, env=environment(), timeout=90, stdin=subprocess.DEVNULL,
+        preexec_fn=small_files,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["complete"] is True and run["eval_count"] == 3000
+    assert f"recording to {record} stopped: File too large" in result.stderr
+    assert "recorded to" not in result.stderr
+    assert 0 < record.stat().st_size <= 150_000
