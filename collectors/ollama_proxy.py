@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 import ssl
 import threading
 import time
@@ -22,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from llmtop.hosts import app_url, is_loopback
 from llmtop.watch import WatchState
 
 PIECE = 64 * 1024
@@ -33,6 +36,7 @@ HOP_BY_HOP = frozenset(
     )
 )  # fmt: skip
 MEASURED = ("/api/generate", "/api/chat")
+CLIENT_CHECK_S = 1.0  # how often a proxied request's watcher looks whether its app is still there
 UPSTREAM_TIMEOUT_S = 600.0  # a silent load: Ollama's own load timeout is 5 minutes
 
 
@@ -88,11 +92,17 @@ class OllamaProxy:
         clock: Callable[[], float] = time.monotonic,
         headers: Mapping[str, str] | None = None,
         cacert: str | None = None,
+        share_credentials: bool = False,
+        local_peer: Callable[[str], bool] = is_loopback,
     ) -> None:
-        """`headers` (llmtop's --header, credentials) are added to what apps send, where they
-        do not send that header themselves; `cacert` verifies an https upstream."""
+        """`headers` (llmtop's --header, credentials) are added to what apps on this machine send,
+        where they do not send that header themselves; to what other machines send only with
+        `share_credentials` (`local_peer` tells a peer on this machine by its address). `cacert`
+        verifies an https upstream."""
         self.upstream = urlsplit(upstream)
         self.headers = dict(headers or {})
+        self.share_credentials = share_credentials
+        self.local_peer = local_peer
         self.context = ssl.create_default_context(cafile=cacert) if cacert else None
         self.state = state
         self.clock = clock
@@ -108,8 +118,12 @@ class OllamaProxy:
 
     @property
     def url(self) -> str:
-        host = str(self.server.server_address[0])
-        return f"http://{host}:{self.port}"
+        """Where an app on this machine reaches the proxy."""
+        return app_url(str(self.server.server_address[0]), self.port)
+
+    def added_headers(self, peer: str) -> dict[str, str]:
+        """llmtop's own headers for a request from `peer`: none for another machine, unless shared."""
+        return self.headers if self.share_credentials or self.local_peer(peer) else {}
 
     def connection(self) -> http.client.HTTPConnection:
         host, port = self.upstream.hostname or "127.0.0.1", self.upstream.port
@@ -155,27 +169,66 @@ class _Forward(BaseHTTPRequestHandler):
                 if name.lower() not in HOP_BY_HOP:
                     upstream.putheader(name, value)
                     sent.add(name.lower())
-            for name, value in owner.headers.items():  # llmtop's own, where the app sent none
+            for name, value in owner.added_headers(self.client_address[0]).items():  # where the app sent none
                 if name.lower() not in sent:
                     upstream.putheader(name, value)
             if body is not None:
                 upstream.putheader("Content-Length", str(len(body)))
             upstream.endheaders(body)
+            watching = self._watch_client(upstream.sock)
             response = upstream.getresponse()
         except OSError as exc:
             upstream.close()
+            if self.client_gone:
+                if number is not None:
+                    owner.state.proxy_finished(owner.clock(), number, None, None)
+                self.close_connection = True
+                return
             message = f"llmtop proxy: cannot reach Ollama at {owner.upstream.geturl()}: {exc}"
             if number is not None:
                 owner.state.proxy_finished(owner.clock(), number, None, message)
             self._answer(502, json.dumps({"error": message}).encode())
             return
         reader = FinalChunk() if measured else None
-        outcome = self._relay(response, reader)
+        try:
+            outcome = self._relay(response, reader)
+        finally:
+            watching.set()
         upstream.close()
         if number is not None and reader is not None:
             reader.close()
             error = reader.error or (None if outcome == "client gone" else outcome)
             owner.state.proxy_finished(owner.clock(), number, reader.final if outcome is None else None, error)
+
+    client_gone = False
+
+    def _watch_client(self, upstream: socket.socket | None) -> threading.Event:
+        """While the answer is awaited and relayed, notice an app that hangs up (its socket reads
+        the end) and cut the upstream connection, so that Ollama stops generating even while it
+        sends nothing (a load, a stuck runner). Set the returned event to stop watching."""
+        done = threading.Event()
+        client = self.connection
+
+        def watch() -> None:
+            while not done.is_set():
+                try:
+                    ready, _, _ = select.select([client], [], [], CLIENT_CHECK_S)
+                    if not ready:
+                        continue
+                    if client.recv(1, socket.MSG_PEEK):
+                        return  # the app sent more (a pipelined request): it is still there
+                except (OSError, ValueError):
+                    pass
+                self.client_gone = True
+                if upstream is not None:
+                    try:
+                        upstream.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+        threading.Thread(target=watch, name="llmtop-proxy-client", daemon=True).start()
+        return done
 
     def _request_body(self) -> bytes | None:
         """The request's body (None: it has none). Chunked bodies are read whole and sent with a length."""
@@ -231,6 +284,8 @@ class _Forward(BaseHTTPRequestHandler):
                 piece = response.read1(PIECE)
             except (OSError, http.client.HTTPException) as exc:
                 self.close_connection = True  # the client sees the stream cut, as the server cut it
+                if self.client_gone:
+                    return "client gone"
                 return f"the server broke off the answer ({type(exc).__name__})"
             if not piece:
                 break

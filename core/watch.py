@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -171,6 +171,12 @@ class WatchState:
     )  # id(load) -> requests ended before its model was known
 
     # -- events -------------------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[WatchEvent], None]) -> list[WatchEvent]:
+        """Call `listener` with each new event from now on; the events so far, none missed between."""
+        with self._lock:
+            self.listeners.append(listener)
+            return list(self.events)
+
     def _event(self, t: float, kind: str, text: str, model: str | None = None) -> None:
         event = WatchEvent(t, kind, text, model)
         self.events.append(event)
@@ -191,14 +197,18 @@ class WatchState:
         wall = wall or dt.datetime.now(dt.timezone.utc)
         self._tap("ps", t, {"models": list(models), "wall": wall.isoformat()})
         with self._lock:
-            if self.server_problem is not None:
+            returned = self.server_problem is not None
+            if returned:
                 self._event(t, "server", "the server answers again")
                 self.server_problem = None
             now: dict[str, LoadedModel] = {}
+            listed: list[LoadedModel] = []
             for entry in models:
                 name = str(entry.get("name") or entry.get("model") or "?")
                 context = entry.get("context_length")
                 before = self.loaded.get(name)
+                if returned and before is not None and before.expires_at != entry.get("expires_at"):
+                    before = None  # the server restarted (or reloaded it) while it was away: a new load
                 now[name] = LoadedModel(
                     name,
                     int(entry.get("size") or 0),
@@ -208,15 +218,20 @@ class WatchState:
                     before.listed_since if before else t,
                 )
                 if before is None:
-                    self._listed(t, now[name])
+                    listed.append(now[name])
             for load_id, numbers in list(self._unattributed.items()):
                 load = self._loads_seen.get(load_id)
                 if load is None or t - load.first_seen > UNATTRIBUTED_S:  # no listing told its model
                     del self._unattributed[load_id]
                     for number in numbers:
                         self._finished(t, self._find(number)[1] or WatchedRequest(number, None, FROM_LOG, t))
-            for name, gone in self.loaded.items():
-                if name not in now:
+            before_now, self.loaded = self.loaded, now
+            for model in listed:  # once listed, a load the log showed before can be attributed to it
+                self._listed(t, model)
+            for name, gone in before_now.items():
+                if name not in now and returned:  # not evicted: the server went away (and restarted?)
+                    self._event(t, "unload", f"{name} is no longer loaded: the server was away", name)
+                elif name not in now:
                     expires = gone.unloads_in_s(wall)
                     evicted = expires is not None and expires > 2.0  # unloaded before its time: to make room
                     self._event(
@@ -226,7 +241,6 @@ class WatchState:
                         + (" before its keep-alive ran out (evicted to make room?)" if evicted else ""),
                         name,
                     )
-            self.loaded = now
 
     def _listed(self, t: float, model: LoadedModel) -> None:
         share = model.vram_share

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from llmtop.hosts import HostError, add_access_arguments, address_argument, check_access, ollama_base_url, redact_url
+from llmtop.hosts import (
+    HostError,
+    add_access_arguments,
+    address_argument,
+    check_access,
+    exposure,
+    is_loopback,
+    ollama_base_url,
+    redact_url,
+)
 from llmtop.metrics import MetricsError
 from llmtop.output import unwritable
 from llmtop.watch import WatchEvent, WatchState
@@ -72,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen on PORT and forward everything to the server, measuring each answer: point apps at it "
         "where the log has no request timings (Ollama before 0.30, a remote server); with several --host, "
         "the Nth --proxy forwards to the Nth host",
+    )
+    parser.add_argument(
+        "--proxy-shares-credentials",
+        action="store_true",
+        help="add the --header and URL credentials also to requests that other machines send through a --proxy "
+        "that listens beyond loopback (without it such a proxy is refused where there are credentials)",
     )
     parser.add_argument("--export", metavar="PATH", help="at the end, write the requests to PATH: .md, .csv or .json")
     parser.add_argument(
@@ -312,6 +327,13 @@ def main(argv: Sequence[str]) -> int:
         hosts.append((base_url, check_access(parser, args, setting)))
     if len({url for url, _ in hosts}) < len(hosts):
         parser.error("argument --host: a server is given twice")
+    for (address, port), (_, headers) in zip(args.proxy or [], hosts, strict=False):
+        if headers and not is_loopback(address) and not args.proxy_shares_credentials:
+            parser.error(
+                f"argument --proxy: {address}:{port} is reachable from other machines, and the proxy would add "
+                "your credentials (--header, user:password@) to whatever they send: listen on 127.0.0.1, "
+                "or add --proxy-shares-credentials to mean it"
+            )
     return watch(args, hosts)
 
 
@@ -371,13 +393,28 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
 
             try:
                 one.proxy = OllamaProxy(
-                    one.base_url, port, one.state, address, headers=one.headers, cacert=args.cacert
+                    one.base_url,
+                    port,
+                    one.state,
+                    address,
+                    headers=one.headers,
+                    cacert=args.cacert,
+                    share_credentials=args.proxy_shares_credentials,
                 ).start()
             except OSError as exc:
                 raise MetricsError(
                     f"--proxy: port {port} on {address} cannot be opened ({exc.strerror or exc})"
                 ) from None
             one.state.proxied = True
+            shared = "requests to the server, with your credentials" if one.headers else "requests to the server"
+            warning = exposure("the proxy", address, port, f"it forwards {shared} ({one.base_url})")
+            if warning:
+                err.write(f"llmtop: {warning}\n")
+        if args.metrics is not None:
+            address, port = args.metrics
+            warning = exposure("--metrics", address, port, "the models, requests, memory and power it serves")
+            if warning:
+                err.write(f"llmtop: {warning}\n")
     except MetricsError as exc:
         err.write(f"llmtop: {exc}\n")
         _close(endpoint, *(w.proxy for w in watched), *(w.watcher for w in watched), gpus, power)

@@ -68,10 +68,10 @@ def start_watch(*args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, timeout=20.0):
+def wait_for(condition, timeout=20.0, what=None):
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "not in time"
+        assert time.monotonic() < deadline, f"not in time: {what}" if what is not None else "not in time"
         time.sleep(0.1)
 
 
@@ -534,7 +534,10 @@ def test_a_server_that_goes_away_is_said_and_watched_until_it_returns():
         watcher.stop()
     assert any(e.kind == "load" and e.text.startswith("llama3.3:latest loaded: ") for e in events)
     assert any(e.kind == "server" and "does not answer" in e.text and "still watching" in e.text for e in events)
-    assert events[-1].kind == "server" and events[-1].text == "the server answers again"
+    back_at = next(i for i, e in enumerate(events) if e.text == "the server answers again")
+    # A new process: its model is a new load (its expiry is not the old one's), said after the return.
+    assert [e.text.split(":")[0] for e in events[back_at + 1 :]] == ["llama3.3"]
+    assert events[-1].kind == "load" and events[-1].text.startswith("llama3.3:latest loaded: ")
 
 
 def test_several_servers_side_by_side_each_through_its_proxy(double_factory):
@@ -634,3 +637,230 @@ def test_an_unload_before_the_keep_alive_ran_out_is_an_eviction():
     kinds = [(e.kind, e.model) for e in state.events]
     assert kinds == [("load", "a:latest"), ("load", "b:latest"), ("evicted", "a:latest"), ("unload", "b:latest")]
     assert state.events[2].text == "a:latest unloaded before its keep-alive ran out (evicted to make room?)"
+
+
+def test_no_event_is_lost_between_the_pollers_and_the_screen():
+    """Eight threads report requests while the screen drains its queue as fast as it can: every
+    event reaches it exactly once, in each thread's order."""
+    import threading
+
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.tui.watch_app import WatchApp
+
+    state = WatchState()
+    state.proxy_started(0.0, "/api/generate", "before")  # before the screen opened: shown too
+    app = WatchApp([("http://127.0.0.1:1", state, None)], SystemCollectors(0.25))
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def screen() -> None:
+        while not stop.is_set():
+            seen.extend(event.text for _, event in app.pending_events())
+        seen.extend(event.text for _, event in app.pending_events())
+
+    def poller(k: int) -> None:
+        for i in range(500):
+            state.proxy_started(float(i), "/api/generate", f"m{k}-{i}")
+
+    drain = threading.Thread(target=screen)
+    drain.start()
+    pollers = [threading.Thread(target=poller, args=(k,)) for k in range(8)]
+    for thread in pollers:
+        thread.start()
+    for thread in pollers:
+        thread.join()
+    stop.set()
+    drain.join()
+    assert len(seen) == 1 + 8 * 500 and len(set(seen)) == len(seen)
+    assert "before:latest" in seen[0]
+    for k in range(8):
+        mine = [int(text.split(f"m{k}-")[1].split(":")[0]) for text in seen if f" m{k}-" in text]
+        assert mine == list(range(500))
+
+
+# -- what llmtop opens to the network -------------------------------------------------------------------
+def test_a_proxy_beyond_loopback_with_credentials_is_refused(double):
+    port = free_port()
+    result = llmtop(
+        "watch", "--headless", "--host", double.url, "--no-log", "--duration", "1",
+        "--proxy", f"0.0.0.0:{port}", "--header", "Authorization: Bearer s3cret",
+    )  # fmt: skip
+    no_traceback(result)
+    reason = [line for line in result.stderr.splitlines() if "error:" in line]  # after argparse's usage lines
+    assert result.returncode == 2 and len(reason) == 1
+    assert "reachable from other machines" in reason[0] and "--proxy-shares-credentials" in reason[0]
+    assert "s3cret" not in result.stderr and not _port_open(port)
+
+
+def test_a_proxy_and_metrics_beyond_loopback_say_who_can_reach_them(double):
+    proxy_port, metrics_port = free_port(), free_port()
+    result = llmtop(
+        "watch", "--headless", "--host", double.url, "--no-log", "--duration", "1",
+        "--proxy", f"0.0.0.0:{proxy_port}", "--metrics", f"0.0.0.0:{metrics_port}",
+    )  # fmt: skip
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert (
+        f"llmtop: note: the proxy listens on 0.0.0.0:{proxy_port}: any machine that can reach this one can use it: "
+        f"it forwards requests to the server ({double.url})" in lines
+    )
+    assert any(
+        line.startswith(f"llmtop: note: --metrics listens on 0.0.0.0:{metrics_port}: any machine") for line in lines
+    )
+    # The start line names an address an app can connect to (Windows apps cannot connect to 0.0.0.0).
+    assert f"proxy: point apps at http://127.0.0.1:{proxy_port}" in result.stderr
+    assert "http://0.0.0.0" not in result.stderr
+
+
+def test_another_machine_gets_no_credentials_added_unless_they_are_shared(double_factory):
+    double = double_factory(require_header=("Authorization", "Bearer s3cret"), token_rate=500, tokens=5)
+    body = json.dumps({"model": "llama3.3", "prompt": "hi", "stream": False}).encode()
+    answers = {}
+    for name, share, local in (("this machine", False, True), ("another", False, False), ("shared", True, False)):
+        proxy = OllamaProxy(
+            double.url, 0, WatchState(proxied=True), "127.0.0.1",
+            headers={"Authorization": "Bearer s3cret"}, share_credentials=share,
+            local_peer=lambda peer, local=local: local,
+        ).start()  # fmt: skip
+        try:
+            answers[name] = _raw(proxy.url, "/api/generate", body)[0]
+        finally:
+            proxy.stop()
+    assert answers == {"this machine": 200, "another": 401, "shared": 200}
+
+
+def _outcome(url: str, timeout: float = 5.0) -> tuple[int | str, list[str]]:
+    """What an app gets for one streamed generate: (status, or the exception's name, the keys of each line)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    body = json.dumps({"model": "llama3.3", "prompt": "hello"}).encode()
+    try:
+        connection.request("POST", "/api/generate", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        lines = [line for line in response.read().split(b"\n") if line.strip()]
+        shapes = []
+        for line in lines:
+            try:
+                shapes.append(",".join(sorted(json.loads(line))))
+            except ValueError:
+                shapes.append("not JSON")
+        return response.status, shapes
+    except (OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__, []
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "fault", ["drop", "reset", "stall", "malformed", "stream_error", "huge_line", "oom", "404", "proxy_502"]
+)
+def test_an_app_streaming_through_the_proxy_meets_each_fault_as_without_it(proxied, fault):
+    """Every fault the run's tests inject, for an app streaming through `llmtop watch --proxy`: the app
+    gets what it gets from the server directly, the request is kept as ended, and the next one works."""
+    double, proxy, state = proxied(token_rate=400, tokens=30, fault=fault, fault_after=5)
+    direct = _outcome(double.url, timeout=1.5)
+    through = _outcome(proxy.url, timeout=1.5)
+    if fault == "reset":  # the server's RST reaches the app as the end of its stream, whichever way it is cut
+        assert direct[0] in ("RemoteDisconnected", "IncompleteRead", "ConnectionResetError")
+        assert through[0] in ("RemoteDisconnected", "IncompleteRead", "ConnectionResetError")
+    else:
+        assert through == direct
+    double.stalled.set()  # a stalled stream ends once the app has given up (the proxy then sees it end)
+    wait_for(lambda: state.snapshot()[0] and state.snapshot()[0][-1].done, timeout=20)
+    [request] = state.snapshot()[0]
+    assert request.error is not None or request.cancelled or request.eval_tokens == 30
+    double.config.fault = None
+    assert _outcome(proxy.url)[0] == 200  # the proxy goes on
+    wait_for(lambda: len(state.snapshot()[0]) == 2 and state.snapshot()[0][-1].done)
+    assert state.snapshot()[0][-1].eval_tokens == 30
+
+
+def test_a_hundred_concurrent_streams_through_the_proxy_are_not_mixed(proxied):
+    """100 apps stream at once through one proxy: each gets its own answer whole (its model, its
+    words in order), every request is counted once, and the state's memory stays bounded."""
+    import threading
+    import tracemalloc
+
+    models = {f"m{i}:latest": {**DoubleConfig().models["llama3.3:latest"]} for i in range(100)}
+    double, proxy, state = proxied(token_rate=200, tokens=20, models=models, load_delay_s=0.0)
+    answers: dict[int, list[dict]] = {}
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+
+    def app(i: int) -> None:
+        answers[i] = generate(proxy.url, prompt=f"p{i}", model=f"m{i}")
+
+    threads = [threading.Thread(target=app, args=(i,)) for i in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    wait_for(lambda: len(state.snapshot()[0]) == 100 and all(r.done for r in state.snapshot()[0]), timeout=30)
+    grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert len(answers) == 100
+    for i, chunks in answers.items():
+        assert {c["model"] for c in chunks} == {f"m{i}"} and chunks[-1]["done"] and chunks[-1]["eval_count"] == 20
+        assert [c["response"] for c in chunks[:3]] == [c["response"] for c in answers[0][:3]]  # in its own order
+    requests = state.snapshot()[0]
+    assert sorted(r.model for r in requests) == sorted(f"m{i}:latest" for i in range(100))
+    assert all(r.eval_tokens == 20 for r in requests)
+    assert grown < 5_000_000, grown  # the answers themselves are the apps'; the proxy and the state keep little
+
+
+def test_watch_keeps_going_through_a_server_restart_and_both_kinds_of_log_rotation(tmp_path):
+    """The server restarts (a new process, its log goes on in the same file), then the log is rotated
+    by copytruncate and then by rename: each later request is still seen in the log, and the restart
+    is said and watched through."""
+    import shutil
+
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    config = {"llama_server_log": True, "token_rate": 60, "tokens": 30, "load_delay_s": 0.3, "vram_fraction": 27 / 81}
+
+    def server(port: int = 0) -> tuple[OllamaDouble, object]:
+        writer = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+        return OllamaDouble(DoubleConfig(**config), port=port, log=ServerLog(writer.write)).start(), writer
+
+    double, writer = server()
+    watch = start_watch("--host", double.url, "--log", str(log_file), "--duration", "25", "--no-history")
+    seen: list[str] = []
+
+    def done_requests() -> int:
+        return sum(" to llama3.3:latest: " in line for line in seen)
+
+    import threading
+
+    reader = threading.Thread(target=lambda: seen.extend(iter(watch.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        assert watch.stderr is not None and watch.stderr.readline().startswith("llmtop: watching ")
+        time.sleep(0.5)  # the follower has the file's end by then (it gives no sign of it yet)
+        generate(double.url)
+        wait_for(lambda: done_requests() >= 1)
+        port = double.port
+        double.go_away()
+        writer.close()
+        wait_for(lambda: any("does not answer" in line for line in seen))
+        double, writer = server(port)  # a new server process: its log goes on in the same file
+        wait_for(lambda: any("the server answers again" in line for line in seen))
+        generate(double.url)
+        wait_for(lambda: done_requests() >= 2, what=seen)
+        shutil.copy(log_file, tmp_path / "server.log.1")  # logrotate's copytruncate
+        with open(log_file, "r+") as handle:
+            handle.truncate(0)
+        generate(double.url)
+        wait_for(lambda: done_requests() >= 3)
+        writer.close()
+        log_file.rename(tmp_path / "server.log.2")  # rotation by rename: a new file where the old was
+        writer = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        double.log = ServerLog(writer.write)
+        generate(double.url)
+        wait_for(lambda: done_requests() >= 4)
+    finally:
+        watch.terminate()
+        watch.wait(30)
+        double.stop()
+        writer.close()
+    assert done_requests() == 4, seen

@@ -4,6 +4,7 @@ happens and the events (loads with their layers and why, unloads, evictions, spi
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,10 +85,26 @@ class WatchApp(App[int]):
         self.wall = wall or live_wall  # its time of day
         self._ticks = 0
         self.several = len(servers) > 1
-        self._pending: list[tuple[str, WatchEvent]] = []
+        # Events from the pollers' threads to the screen: a queue, so that none is lost between them.
+        self._pending: queue.SimpleQueue[tuple[str, WatchEvent]] = queue.SimpleQueue()
         for url, state, _ in servers:  # what happened before the screen opened, then each new event
-            self._pending.extend((url, event) for event in list(state.events))
-            state.listeners.append(lambda event, url=url: self._pending.append((url, event)))
+            for event in state.subscribe(self._queue_for(url)):
+                self._pending.put((url, event))
+
+    def _queue_for(self, url: str) -> Callable[[WatchEvent], None]:
+        def put(event: WatchEvent) -> None:
+            self._pending.put((url, event))
+
+        return put
+
+    def pending_events(self) -> list[tuple[str, WatchEvent]]:
+        """The events that came since the last call, in order: each exactly once."""
+        events = []
+        while True:
+            try:
+                events.append(self._pending.get_nowait())
+            except queue.Empty:
+                return events
 
     def compose(self) -> ComposeResult:
         if self.banner:
@@ -137,8 +154,7 @@ class WatchApp(App[int]):
         if self.duration and time.monotonic() - self._started >= self.duration:
             self.exit(0)
             return
-        events, self._pending[:] = list(self._pending), []
-        for url, event in events:
+        for url, event in self.pending_events():
             text = f"[{url}] {event.text}" if self.several else event.text
             stamp = time.strftime("%H:%M:%S", time.localtime(self.wall(event.t)))
             self.events.write_line(f"{stamp}  {text}")
