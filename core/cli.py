@@ -234,12 +234,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     files before it prints; a closed pipe ends quietly, a failed print in one line."""
     prepare_streams()
     try:
-        return _command(list(sys.argv[1:] if argv is None else argv))
+        return _guarded(list(sys.argv[1:] if argv is None else argv))
     except BrokenPipeError:
         return end_after_closed_pipe()
     except OutputFailed as exc:
         sys.stderr.write(f"llmtop: {exc}\n")
         return EXIT_RUN_FAILED
+
+
+def _guarded(argv: list[str]) -> int:
+    """Every subcommand under one guard: a bug ends in one line naming the error log, exit 1, never
+    a traceback (LLMTOP_DEBUG=1 shows it instead)."""
+    try:
+        return _command(argv)
+    except (OutputFailed, BrokenPipeError, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the last line of defence
+        if os.environ.get("LLMTOP_DEBUG"):
+            raise
+        from llmtop.output import internal_error
+
+        where = f"llmtop {argv[0]}" if argv[:1] and argv[0] in SUBCOMMANDS else "llmtop"
+        sys.stderr.write(f"llmtop: {internal_error(where, exc)} (set LLMTOP_DEBUG=1 to see it here)\n")
+        return EXIT_RUN_FAILED
+
+
+SUBCOMMANDS = ("parse-log", "doctor", "replay", "demo", "watch", "history")
 
 
 def _command(argv: list[str]) -> int:
@@ -318,12 +338,5 @@ def _command(argv: list[str]) -> int:
         stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
         sys.stderr.write(f"llmtop: {stop.reason}\n")
         return stop.status
-    except (OutputFailed, BrokenPipeError):
-        raise  # the files are written: main() says why the print failed
-    except Exception as exc:  # the last line of defence: one line, never a traceback
-        if os.environ.get("LLMTOP_DEBUG"):
-            raise
-        sys.stderr.write(f"llmtop: internal error: {type(exc).__name__}: {exc} (set LLMTOP_DEBUG=1 for details)\n")
-        return EXIT_RUN_FAILED
     finally:
         signals.restore()

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
 """
 
 
+BUSY_WAIT_S = 15.0  # how long a write waits for another llmtop's to end
 REPAIR_HINT = " (`llmtop history --repair` moves it aside and starts a new one)"
 
 
@@ -115,14 +117,26 @@ class History:
         return target
 
     def _insert(self, sql: str, values: tuple[Any, ...], what: str) -> None:
-        connection = self._connect()
-        try:
-            with connection:
-                connection.execute(sql, values)
-        except sqlite3.Error as exc:
-            raise HistoryError(f"cannot save the {what} in the history at {self.path}: {exc}") from None
-        finally:
-            connection.close()
+        """Add one row. Another llmtop writing at the same moment holds the file for a moment: wait
+        and try again (for up to BUSY_WAIT_S), so that both rows are kept."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            try:
+                connection = self._connect()
+                try:
+                    with connection:
+                        connection.execute(sql, values)
+                finally:
+                    connection.close()
+                return
+            except (sqlite3.Error, HistoryError) as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if busy and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                if isinstance(exc, HistoryError):
+                    raise
+                raise HistoryError(f"cannot save the {what} in the history at {self.path}: {exc}") from None
 
     def _select(self, sql: str) -> list[Any]:
         """The rows of a query; [] when there is no history file yet."""

@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,8 @@ def test_a_damaged_file_is_a_clear_error(tmp_path):
         History(path).runs()
 
 
-def test_a_locked_file_is_a_clear_error_after_a_short_wait(tmp_path):
+def test_a_locked_file_is_a_clear_error_after_a_short_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr("llmtop.history.BUSY_WAIT_S", 0.5)
     history = History(tmp_path / "history.sqlite3")
     history.add(row("a", "cpu"), MACHINE)
     holder = sqlite3.connect(history.path, check_same_thread=False)
@@ -146,7 +148,8 @@ def test_a_damaged_file_is_moved_aside_by_repair_and_a_new_history_starts(tmp_pa
     assert [r.mode for r in History().runs()] == ["cpu"]
 
 
-def test_a_locked_file_is_not_called_damaged(tmp_path):
+def test_a_locked_file_is_not_called_damaged(tmp_path, monkeypatch):
+    monkeypatch.setattr("llmtop.history.BUSY_WAIT_S", 0.5)
     history = History(tmp_path / "history.sqlite3")
     history.add(row("a", "cpu"), MACHINE)
     holder = sqlite3.connect(history.path, check_same_thread=False)
@@ -159,3 +162,29 @@ def test_a_locked_file_is_not_called_damaged(tmp_path):
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_two_llmtops_writing_at_the_same_moment_both_keep_their_rows(tmp_path):
+    """Two processes add a run while the file is held longer than SQLite's own busy wait (2 s): each
+    waits and tries again, and both rows are kept."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "history.sqlite3"
+    History(path).add(row("first", "cpu"), MACHINE)
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    script = (
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from llmtop.history import History\nfrom summary_rows import row\n"
+        f"History(__import__('pathlib').Path({str(path)!r})).add(row(sys.argv[1], 'auto'), {{}})\n"
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, name], stderr=subprocess.PIPE) for name in ("a", "b")]
+    time.sleep(3.0)  # elapsed time is what is tested: held past SQLite's 2 s busy timeout
+    holder.rollback()
+    holder.close()
+    for writer in writers:
+        _, err = writer.communicate(timeout=30)
+        assert writer.returncode == 0, err
+    assert sorted(r.model for r in History(path).runs()) == ["a", "b", "first"]

@@ -1,0 +1,53 @@
+"""Every subcommand under one guard: a bug in any of them is one line that names the error log,
+exit status 1 and no traceback; LLMTOP_DEBUG=1 shows the traceback instead."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+
+from llmtop import cli
+
+# (the command line, the module whose entry point is made to fail)
+COMMANDS = [
+    (["watch", "--headless"], "llmtop.watch_command"),
+    (["replay", "x.jsonl"], "llmtop.replay_command"),
+    (["demo"], "llmtop.replay_command"),
+    (["history"], "llmtop.history_command"),
+    (["doctor"], "llmtop.doctor_command"),
+    (["parse-log", "-"], "llmtop.parse_log_command"),
+    (["llama3.3", "--no-log"], "llmtop.model_command"),
+]
+
+
+def _break(monkeypatch, module_name: str) -> None:
+    module = importlib.import_module(module_name)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(module, "measure" if module_name.endswith("model_command") else "main", broken)
+
+
+@pytest.mark.parametrize(("argv", "module"), COMMANDS, ids=[argv[0] for argv, _ in COMMANDS])
+def test_a_bug_in_any_subcommand_is_one_line_naming_the_error_log(monkeypatch, capsys, argv, module):
+    monkeypatch.delenv("LLMTOP_DEBUG", raising=False)
+    _break(monkeypatch, module)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "internal error in llmtop" in err and "RuntimeError: a bug" in err
+    log = Path(os.environ["LLMTOP_DATA_DIR"]) / "errors.log"
+    assert f"(details in {log})" in err
+    assert "Traceback" in log.read_text() and "a bug" in log.read_text()
+
+
+@pytest.mark.parametrize(("argv", "module"), COMMANDS[:2], ids=[argv[0] for argv, _ in COMMANDS[:2]])
+def test_llmtop_debug_shows_the_traceback(monkeypatch, argv, module):
+    monkeypatch.setenv("LLMTOP_DEBUG", "1")
+    _break(monkeypatch, module)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(argv)
