@@ -33,7 +33,7 @@ DESCRIPTION = """\
 Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
 figure taken as the increase over a baseline read just before the run.
 
-A run: unload the model if it is loaded, wait until RAM settles and take the baseline, then
+A run: unload the model if it is loaded, wait until RAM and GPU memory settle and take the baseline, then
 generate PROMPT with streaming while RAM and the Ollama processes are sampled every INTERVAL
 seconds and /api/ps is polled once a second. The summary row comes when the final chunk arrives.
 """

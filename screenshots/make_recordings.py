@@ -207,7 +207,8 @@ def record_sweep(path: Path) -> None:
 
     path.unlink(missing_ok=True)
     llmtop = Path(sys.executable).parent / "llmtop"
-    with tempfile.TemporaryDirectory() as folder:
+    # ignore_cleanup_errors: the stand-in RAPL counter's thread may write once more while the tree goes.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         machine = SpillingMachine(speedup=1.0)
         sysfs = machine.install(Path(folder) / "sys", power=True)
         log_file = Path(folder) / "server.log"
