@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from llmtop import __version__
 from llmtop.charts import chart_format
@@ -14,6 +14,7 @@ from llmtop.exports import LANGUAGES, export_format
 from llmtop.figures import help_text
 from llmtop.hosts import HostError, add_access_arguments, address_argument, check_access, ollama_base_url, redact_url
 from llmtop.model_facts import valid_model_name
+from llmtop.options import add_interval_argument, float_between
 from llmtop.output import OutputFailed, end_after_closed_pipe, prepare_streams, unwritable
 from llmtop.session_settings import (
     DEFAULT_PROMPT,
@@ -43,7 +44,9 @@ the server log: --serve starts `ollama serve` on a free port and reads its outpu
 reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
 looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
 %LOCALAPPDATA%\\Ollama\\server.log, Linux `journalctl -u ollama`).
-other commands: llmtop doctor [--json] (what can be measured here, and why not),
+other commands: llmtop watch [--host URL ...] [--proxy PORT] [--metrics PORT] (what Ollama does for
+                every app: loaded models, loads, requests, memory; sends nothing itself),
+                llmtop doctor [--json] (what can be measured here, and why not),
                 llmtop history [--model M] [--export PATH] (past runs, any day),
                 llmtop replay FILE [--speed X] [--headless] (a recorded session),
                 llmtop demo (a recorded session that ships with llmtop: no Ollama needed),
@@ -71,21 +74,6 @@ exported), 2 bad usage, server unreachable or model missing, 130 Ctrl+C, 143 SIG
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with the usage line and one error line on stderr and exit status 2."""
-
-
-def _float_between(low: float, high: float, unit: str = "") -> Callable[[str], float]:
-    """An argparse type: a number from `low` to `high`, with a one-line reason otherwise."""
-
-    def read(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}{unit}, got {text}")
-        return value
-
-    return read
 
 
 def _layers(text: str) -> int:
@@ -180,7 +168,7 @@ def build_parser() -> ArgumentParser:
         "--seed", metavar="N", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})"
     )
     parser.add_argument(
-        "--temperature", metavar="T", type=_float_between(0, 5), help="sampling temperature (default: the model's)"
+        "--temperature", metavar="T", type=float_between(0, 5), help="sampling temperature (default: the model's)"
     )
     parser.add_argument(
         "--warm", action="store_true", help="keep the model loaded between runs (warm runs, reported apart from cold)"
@@ -197,20 +185,15 @@ def build_parser() -> ArgumentParser:
         "--record", metavar="PATH", help="write the session's recording to PATH (default: the user data folder)"
     )
     recording.add_argument("--no-record", action="store_true", help="do not record the session")
-    parser.add_argument(
-        "--interval",
-        metavar="SECONDS",
-        type=_float_between(0.05, 60, " seconds"),
-        default=0.25,
-        help="sampling interval (default: 0.25)",
-    )
+    add_interval_argument(parser)
     parser.add_argument(
         "--stall-timeout",
         metavar="SECONDS",
-        type=_float_between(0, 86400, " seconds"),
+        type=float_between(0, 86400, " seconds"),
         default=STALL_TIMEOUT_S,
         help="once tokens flow, end a run that gets no token for this long, keeping what was measured; "
-        "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus 1 min; 0 waits forever (default: 300)",
+        "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus as long again, at most 1 min; 0 waits forever "
+        "(default: 300)",
     )
     parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
     add_access_arguments(parser)

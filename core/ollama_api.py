@@ -225,11 +225,6 @@ class OllamaServer:
         generation = self._generation
         return generation.cut() if generation is not None else None
 
-    @property
-    def generating(self) -> bool:
-        """Whether a generation's stream is open now."""
-        return self._generation is not None
-
     def close(self) -> None:
         for client in (self._client, self._quick):
             try:

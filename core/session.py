@@ -380,7 +380,8 @@ class Session:
                 stream.raise_failure()
         except BaseException:
             if not stream.done.is_set():  # a signal, or a bug here: cut the stream, keep the run
-                stream.abandon(self.server.abort())
+                self.server.abort()
+                stream.abandon()
             raise
         finally:
             self.collectors.sample_power()  # the last token has come: the generation's energy ends here
@@ -447,7 +448,7 @@ class Session:
             cut = self.server.abort()
             if stream.done.wait(ABORT_GRACE_S):
                 return
-            stream.abandon(cut)
+            stream.abandon()
             self._note(f"the stream's read did not return after cutting {cut or 'nothing'}: left behind")
             if why is not None:
                 raise Stalled(why)
@@ -549,16 +550,14 @@ class _StreamReading:
         self.done = threading.Event()
         self.failure: BaseException | None = None
         self._abandoned = False
-        self.cut: str | None = None  # what abort() cut when the reader was left behind
         self._thread = threading.Thread(target=self._read, name="llmtop-stream", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def abandon(self, cut: str | None) -> None:
+    def abandon(self) -> None:
         """The run ends without this reader: whatever it reads from now on is dropped."""
         self._abandoned = True
-        self.cut = cut
 
     def raise_failure(self) -> None:
         if self.failure is not None:

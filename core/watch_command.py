@@ -30,6 +30,7 @@ from llmtop.hosts import (
     redact_url,
 )
 from llmtop.metrics import MetricsError
+from llmtop.options import add_interval_argument
 from llmtop.output import unwritable
 from llmtop.watch import WatchEvent, WatchState
 
@@ -96,13 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="stop after this long (default: until q or Ctrl+C)",
     )
-    parser.add_argument(
-        "--interval",
-        metavar="SECONDS",
-        type=_seconds,
-        default=0.5,
-        help="sampling interval of RAM and GPU memory (0.5)",
-    )
+    add_interval_argument(parser)
     add_access_arguments(parser)
     recording = parser.add_mutually_exclusive_group()
     recording.add_argument(
@@ -372,7 +367,7 @@ def watch(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str]]]) -> 
         watched.append(Watched(url, state, Watcher(url, state, headers=headers, cacert=args.cacert), headers))
     first = watched[0].state
     collectors = SystemCollectors(
-        interval=max(args.interval, 0.05),
+        interval=args.interval,
         process_reader=OllamaProcessReader(local=is_local(first_url, own_addresses()), remote_host=first_url),
     )
     gpus = probe_gpu_backends(pids=collectors.ollama_pids)

@@ -187,3 +187,22 @@ def test_version_and_help():
     help_text = llmtop("--help").stdout
     for phrase in ("eval rate", "TTFT", "baseline", "--headless", "--export", "OLLAMA_HOST", "q quit"):
         assert phrase in help_text
+
+
+@pytest.mark.parametrize("value", ["0", "fast", "61"])
+def test_a_bad_interval_is_the_same_line_and_status_in_every_command_that_takes_it(value):
+    said = {}
+    for argv in (["llama3.3"], ["watch", "--headless"]):
+        result = llmtop(*argv, "--interval", value)
+        no_traceback(result)
+        assert result.returncode == 2
+        said[argv[0]] = result.stderr.strip().splitlines()[-1].split("error: ", 1)[1]
+    assert said["llama3.3"] == said["watch"] and said["watch"].startswith("argument --interval: ")
+
+
+def test_help_names_every_subcommand():
+    from llmtop.cli import SUBCOMMANDS
+
+    text = llmtop("--help").stdout
+    for name in SUBCOMMANDS:
+        assert f"llmtop {name}" in text, name

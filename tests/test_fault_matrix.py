@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from test_cli import command
+from test_ways_out import _drain
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo terminals")
 
@@ -92,16 +92,6 @@ def _tokens_of_run(path: Path, run: int) -> int:
     text = _recorded(path)
     parts = text.split('"event": "run"')
     return parts[run].count('"event": "token"') if len(parts) > run else 0
-
-
-def _drain(fd: int) -> bytes:
-    ready, _, _ = select.select([fd], [], [], 0.05)
-    if ready:
-        try:
-            return os.read(fd, 65536)
-        except OSError:
-            pass
-    return b""
 
 
 class _Headless:

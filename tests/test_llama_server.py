@@ -164,7 +164,7 @@ def test_a_stopped_engine_ends_the_run_within_the_stall_timeout_and_the_next_run
     import signal
     import time
 
-    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=2000) as ollama:
+    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=300) as ollama:
         _next_run_works(ollama, tmp_path)  # the model is loaded now
         process, out, record = _run_until_tokens(ollama, tmp_path, "stopped")
         (runner,) = ollama.runner_pids()
@@ -193,7 +193,7 @@ def test_a_killed_runner_is_one_line_the_run_kept_and_the_next_run_starts_a_new_
     import os
     import signal
 
-    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=2000) as ollama:
+    with ollama_0_30(tmp_path, llama_server, threads=1, max_tokens=300) as ollama:
         process, out, _ = _run_until_tokens(ollama, tmp_path, "killed")
         (runner,) = ollama.runner_pids()
         os.kill(runner, signal.SIGKILL)

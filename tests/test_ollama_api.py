@@ -1,5 +1,7 @@
 """The real `ollama` client against the double: every call llmtop makes, and every failure."""
 
+import time
+
 import pytest
 
 from llmtop.ollama_api import (
@@ -147,3 +149,41 @@ def test_one_mapping_for_every_call(closed_port_url):
 )
 def test_answers_that_are_not_ollamas(body, content_type, message):
     assert not_ollamas_answer(502, body, "U", content_type) == message
+
+
+@pytest.mark.parametrize("reader", ["llmtop's stream reader", "the official client"])
+def test_abort_cuts_the_generation_and_never_an_unload(double_factory, monkeypatch, reader):
+    """The model loaded, so the run unloads it first through the same client: abort() still cuts the
+    generation's own connection, says what it cut, and says so when no generation is reading. The
+    official client reads the stream where a proxy from the environment applies (the double is its own)."""
+    import threading
+
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    double = double_factory(token_rate=100, tokens=400, fault="stall", fault_after=3, preloaded=("llama3.3:latest",))
+    if reader == "the official client":
+        monkeypatch.setenv("HTTP_PROXY", double.url)
+    server = OllamaServer(double.url, silence_limit_s=60)
+    assert server.abort() is None  # nothing is reading
+    server.unload("llama3.3")
+    got: list[dict] = []
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            got.extend(server.generate("llama3.3", "hi", {}))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(got) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    cut = server.abort()
+    thread.join(5)
+    assert not thread.is_alive()  # the stalled read returned
+    assert cut == f"the generation's connection to 127.0.0.1:{double.port}, read by {reader}"
+    assert isinstance(failure[0], StreamBroken)
+    assert server.abort() is None  # the generation is over: nothing left to cut
