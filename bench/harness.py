@@ -55,7 +55,7 @@ def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
     started = time.monotonic()
     pid, fd = os.forkpty() if tui else (os.fork(), None)
     if pid == 0:
-        if tui:  # a 120x40 terminal, as the README's figures are measured in
+        if tui:  # a 120x40 terminal, as docs/benchmarks.md's figures are measured in
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         if not tui:
             devnull = os.open(os.devnull, os.O_WRONLY)

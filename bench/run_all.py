@@ -1,6 +1,6 @@
 """Every benchmark, one after the other, each printing its figures.
 
-    .venv/bin/python bench/run_all.py          # the figures in the README (about 30 minutes)
+    .venv/bin/python bench/run_all.py          # the figures in docs/benchmarks.md (about 30 minutes)
     .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 5 minutes)
 
 Own cost, timing accuracy, sampling and start-up (own_cost.py), the cost next to htop's and

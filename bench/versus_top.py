@@ -6,7 +6,7 @@ For each way of running llmtop (the TUI at 120x40, and --headless; default inter
 starts a stand-in Ollama streaming 30 tokens/s (bench/stand_in.py), then llmtop, htop (refreshing
 every 1 s) and btop (every 1 s, where installed), each in its own 120x40 pseudo terminal, all at
 once; after 10 s of warm-up it reads each process's CPU time over --seconds, and prints the median
-% of one core of each and llmtop's as a ratio to htop's and btop's. Targets (README): the TUI at
+% of one core of each and llmtop's as a ratio to htop's and btop's. Targets (docs/benchmarks.md): the TUI at
 most 2% of a core, headless at most 1%.
 """
 

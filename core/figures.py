@@ -191,7 +191,7 @@ FIGURES: tuple[Figure, ...] = (
         "RAM",
         ("ram_delta_bytes", "ram_in_use_delta_bytes", "ram_mapped_delta_bytes"),
         "the model's footprint in system RAM, whether its weights are mapped or copied: RAM in use (as each "
-        'platform counts it: see "RAM, per platform" in the README) during generation (first token to last), '
+        'platform counts it: see "RAM, per platform" in docs/measurement.md) during generation (first token to last), '
         "median of the samples, minus the baseline; on Linux its two parts beside it, each minus its baseline: "
         "the system's in-use memory and the Ollama processes' mapped files (`null` elsewhere)",
         ja="RAM",

@@ -5,7 +5,7 @@ reader and by the official client (behind a proxy from the environment); headles
 Each case runs `llmtop` as a user does, against the double, and checks what the user is left with:
 the exit status, the failure said in one line on stderr, no traceback, the run so far in the export,
 the history and the recording, and the time it took to end: within the stall limit plus 5 s.
-README.md's reliability table is this matrix.
+docs/reliability.md's table is this matrix.
 """
 
 from __future__ import annotations
@@ -234,10 +234,12 @@ def test_fault_matrix(double_factory, tmp_path, fault_name, state, reader, scree
     run_case(double_factory, tmp_path, fault_name, state, reader, screen)
 
 
-def test_the_readme_lists_the_matrix():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    table = readme.split("#### Reliability: every fault, from the states users are in", 1)[1].split("\n\n")[2]
-    assert f"{len(FAULTS) * len(STATES) * 2 * 2} cases" in readme
+def test_the_reliability_page_lists_the_matrix():
+    root = Path(__file__).resolve().parent.parent
+    assert "(docs/reliability.md)" in (root / "README.md").read_text(encoding="utf-8")
+    page = (root / "docs" / "reliability.md").read_text(encoding="utf-8")
+    table = page.split("# Reliability: every fault, from the states users are in", 1)[1].split("\n\n")[2]
+    assert f"{len(FAULTS) * len(STATES) * 2 * 2} cases" in page
     for name, fault in FAULTS.items():
         label = "SIGINT / SIGTERM / SIGHUP" if fault.signum is not None else name
         line = next(line for line in table.splitlines() if line.replace("`", "").startswith(f"| {label}"))
@@ -246,3 +248,85 @@ def test_the_readme_lists_the_matrix():
         assert shown in status, (name, line)
         if fault.error is not None and fault.signum is None:
             assert fault.error.split(" (")[0].split(":")[0] in line or name in ("out of memory", "not found"), line
+
+
+class _SilencingProxy:
+    """A TCP proxy in front of the double that goes silent in the middle of a generation: once
+    `after` bytes of a streamed answer have passed, it forwards nothing more and keeps both
+    connections open (a stuck runner, seen from the client)."""
+
+    def __init__(self, upstream_port: int, after: int = 1500) -> None:
+        import socket
+        import threading
+
+        self.upstream_port, self.after = upstream_port, after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[object] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.held += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.after), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target, limit: int | None) -> None:
+        passed, streaming = 0, False
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            streaming = streaming or b"application/x-ndjson" in data
+            if streaming and limit is not None and passed + len(data) > limit:
+                return  # silent from here on: nothing more forwarded, nothing closed
+            passed += len(data) if streaming else 0
+            try:
+                target.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.held:
+            sock.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("screen", ["headless", "screen"])
+def test_done_when_a_server_going_silent_after_an_unload_ends_the_run_within_15_s(double_factory, tmp_path, screen):
+    """The issue's own case: the model loaded when llmtop starts, a proxy in front of Ollama that goes
+    silent mid-stream, `--stall-timeout 10`: the run ends within 15 s of the silence, exit 1, the
+    partial run exported."""
+    double = double_factory(token_rate=50, tokens=400, preloaded=("llama3.3:latest",))
+    proxy = _SilencingProxy(double.port)
+    out, record = tmp_path / "s.json", tmp_path / "run.jsonl"
+    argv = command(
+        "llama3.3", "--host", f"http://127.0.0.1:{proxy.port}", "--no-log", "--stall-timeout", "10",
+        "--export", str(out), "--record", str(record), *(["--headless"] if screen == "headless" else []),
+    )  # fmt: skip
+    env = _environment("lean reader", double.url, FAULTS["stall"])
+    try:
+        process = _Headless(argv, env) if screen == "headless" else _OnScreen(argv, env)
+        status, stderr = process.finish(record, 60, 1)
+    finally:
+        proxy.close()
+    assert status == 1 and "Traceback" not in stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["complete"] is False and run["error"] == "no token for 10 s (--stall-timeout)"
+    assert run["load_kind"] == "cold" and run["client_rate_tps"] is not None  # unloaded first, then streamed
+    events = [json.loads(line) for line in record.read_text().splitlines()]
+    last_token = max(e["t"] for e in events if e["event"] == "token")
+    end = next(e["t"] for e in events if e["event"] == "end")
+    assert end - last_token < 15

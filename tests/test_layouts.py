@@ -135,7 +135,7 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
         for name, _ in LIVE_FIGURES:
             assert f"  {name}: " in text
         assert "  tps: the server's `eval_count / eval_duration`" in text
-        assert "  mapped: counted apart on Linux only (README: RAM, per platform)" in text  # in full
+        assert "  mapped: counted apart on Linux only (see docs/measurement.md)" in text  # in full
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, HelpScreen)

@@ -473,7 +473,7 @@ class LlmtopApp(App[int]):
         base_proc = record.baseline_process if record else None
         base_mapped = base_proc.file_rss_bytes if base_proc is not None else None
         if mapped is None:
-            self.mapped_gauge.show_unavailable("counted apart on Linux only (README: RAM, per platform)")
+            self.mapped_gauge.show_unavailable("counted apart on Linux only (see docs/measurement.md)")
         else:
             self.mapped_gauge.show_reading(
                 mapped,
