@@ -155,7 +155,7 @@ def bare_client(url: str, model: str = "llama3.3") -> dict[str, float]:
     """One generation streamed by the official `ollama` client and nothing else, with llmtop's
     default prompt and seed: the % of one core it took from the first chunk to the last, and the
     server's eval rate."""
-    from llmtop.session_settings import DEFAULT_PROMPT, DEFAULT_SEED
+    from llmtop.measure.settings import DEFAULT_PROMPT, DEFAULT_SEED
 
     argv = [sys.executable, "-c", BARE_CLIENT, url, model, DEFAULT_PROMPT, str(DEFAULT_SEED)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)

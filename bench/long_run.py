@@ -88,7 +88,7 @@ async def replay_in_app(path: Path, speed: float) -> list[tuple[float, ...]]:
     """Every MARK_S of simulated time: (minutes, RSS MB, refresh ms median, worst, refreshes,
     frame ms median, worst). A refresh reads the buffers and updates the widgets; a frame draws
     what changed."""
-    from llmtop.replay import load_recording, replay
+    from llmtop.store.replay import load_recording, replay
     from llmtop.tui.app import LlmtopApp
 
     world, runner = replay(load_recording(path), speed)

@@ -19,8 +19,8 @@ import urllib.request
 
 from harness import machine_line
 from llmtop.collectors.system_collectors import SystemCollectors
-from llmtop.metrics import MetricsEndpoint
-from llmtop.watch import WatchState
+from llmtop.watch.metrics import MetricsEndpoint
+from llmtop.watch.state import WatchState
 
 
 def feed(state: WatchState, start: int, count: int, models: int) -> None:

@@ -37,6 +37,20 @@ class LogSource:
     description = "log"
     waiting: str | None = None  # what the source waits for before it has lines to give (a file to appear)
 
+    @property
+    def following(self) -> threading.Event:
+        """Set once the source has taken its start: a file opened at its end (or found missing: it is
+        then read from its start when it appears), a command started. Whatever the log gets after
+        this is read; tests and scripts wait for it before they write."""
+        event: threading.Event | None = self.__dict__.get("_following")
+        if event is None:
+            event = self.__dict__.setdefault("_following", threading.Event())
+        return event
+
+    def wait_until_following(self, timeout: float = 10.0) -> bool:
+        """Block until `following` is set (True) or `timeout` seconds pass (False)."""
+        return self.following.wait(timeout)
+
     def lines(self) -> Iterator[str]:
         raise NotImplementedError
 
@@ -61,17 +75,19 @@ class FileFollower(LogSource):
     def stop(self) -> None:
         self._stop.set()
 
-    def _open(self, at_end: bool):
+    def _open(self, at_end: bool) -> io.BufferedReader | None:
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 - held open while following
         except FileNotFoundError:
             self.waiting = f"waiting for {self.path} to appear"
+            self.following.set()
             return None
         except OSError as exc:
             raise LogUnavailable(f"cannot read {self.path}: {exc.strerror or exc}") from None
         handle.seek(0, os.SEEK_END if at_end else os.SEEK_SET)
         self.offset = handle.tell()
         self.waiting = None
+        self.following.set()
         return handle
 
     def _chunks(self) -> Iterator[bytes]:
@@ -130,6 +146,7 @@ class CommandFollower(LogSource):
             )
         except OSError as exc:
             raise LogUnavailable(f"cannot run {self.argv[0]}: {exc.strerror or exc}") from None
+        self.following.set()
         return self.process
 
     def lines(self) -> Iterator[str]:
@@ -171,7 +188,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 class ServeProcess(CommandFollower):

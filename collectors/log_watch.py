@@ -37,6 +37,10 @@ class LogWatcher:
         """What the source waits for before it gives lines (a log file that does not exist yet)."""
         return self.source.waiting
 
+    def wait_until_following(self, timeout: float = 10.0) -> bool:
+        """Block until the source reads (a file opened at its end, a command started); see LogSource."""
+        return self.source.wait_until_following(timeout)
+
     def subscribe(self, listener: Callable[[LoadRecord], None]) -> None:
         """Call `listener(record)` (on the watcher's thread) each time a line adds to a load."""
         self._listeners.append(listener)
@@ -75,6 +79,8 @@ class LogWatcher:
             self.problem = str(exc)
         except Exception as exc:  # a reader failure must not take the app down
             self.problem = f"reading {self.source.description} failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.source.following.set()  # nobody waits for a source that ended
 
     def request_since(self, t: float) -> RequestTiming | None:
         """The first request (llama-server task) the log showed at or after monotonic time t."""

@@ -6,7 +6,7 @@ Windows' EMI) counts joules itself: the energy between two readings is their dif
 whatever happened in between (a wrap is undone with the counter's range). A power figure (NVML's
 power usage, hwmon `power1_average`) is integrated over time by the trapezoid rule, which holds only
 while readings come close together: a gap longer than MAX_GAP_S starts a new `segment`, and energy
-is never computed across two segments (core/energy.py), so a lost stretch is never made up.
+is never computed across two segments (core/measure/energy.py), so a lost stretch is never made up.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProcessSample
@@ -64,7 +65,7 @@ class SystemCollectors:
             return frozenset()
         return frozenset(p for p in (sample.server_pid, *sample.runner_pids) if p is not None)
 
-    def _samplers(self) -> list[Sampler]:
+    def _samplers(self) -> list[Sampler[Any]]:
         return [s for s in (self.memory, self.processes, self.gpu, self.power) if s is not None]
 
     def start(self) -> None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from llmtop.cli import main
+from llmtop.commands.cli import main
 
 sys.exit(main())

@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from llmtop import units
-from llmtop.comparison import Comparison
-from llmtop.summary import SummaryRow
+from llmtop.measure.comparison import Comparison
+from llmtop.measure.summary import SummaryRow
 
 UNKNOWN = "n/a"
 
@@ -427,7 +427,7 @@ def _point_layers(line: Any) -> str:
     return f"{point.layers}/{point.layers_total}" if point.layers_total else str(point.layers)
 
 
-# The sweep's table (llmtop.sweep.SweepLine): one line per point, the figures as the tables above
+# The sweep's table (llmtop.measure.sweep.SweepLine): one line per point, the figures as the tables above
 # define them (means over the point's runs), and what the sweep made of the point.
 SWEEP_COLUMNS: tuple[Column, ...] = (
     Column("point", lambda line: line.point.mode, right=False),
@@ -464,7 +464,7 @@ def _request_result(request: Any) -> str:
     return "running"
 
 
-# `llmtop watch`'s requests (llmtop.watch.WatchedRequest): what the log's timings or the proxy told.
+# `llmtop watch`'s requests (llmtop.watch.state.WatchedRequest): what the log's timings or the proxy told.
 REQUEST_COLUMNS: tuple[Column, ...] = (
     Column("#", lambda r: str(r.number)),
     Column("model", lambda r: r.model or UNKNOWN, right=False),

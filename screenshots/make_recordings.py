@@ -48,10 +48,11 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample  # noqa: E402
 from llmtop.collectors.power_collector import power_unavailable, probe_power_sources  # noqa: E402
 from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.collectors.system_memory import SystemMemorySample  # noqa: E402
-from llmtop.model_command import start_recording  # noqa: E402
-from llmtop.ollama_api import OllamaServer  # noqa: E402
-from llmtop.plan import PlanRunner, build_plan  # noqa: E402
-from llmtop.session import RunSettings, Session  # noqa: E402
+from llmtop.commands.instruments import Instruments  # noqa: E402
+from llmtop.commands.model_command import record_sessions  # noqa: E402
+from llmtop.measure.plan import PlanRunner, build_plan  # noqa: E402
+from llmtop.measure.session import RunSettings, Session  # noqa: E402
+from llmtop.ollama.api import OllamaServer  # noqa: E402
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog  # noqa: E402
 
 GB = 10**9
@@ -73,30 +74,31 @@ def record(
         log_file.write_text("")
         watcher = LogWatcher(FileFollower(log_file, poll_s=0.05))
         watcher.start()
-        time.sleep(0.2)
+        time.sleep(0.2)  # the follower has opened the file before the double writes to it
         with (
             open(log_file, "a", encoding="utf-8", buffering=1) as writer,
             OllamaDouble(config, log=ServerLog(writer.write, library=library)) as double,
+            Instruments() as kit,
         ):
+            kit.use_log(watcher)
             if demo is None:  # this machine's own readings, power included (or why not)
                 collectors = SystemCollectors(0.25)
                 power = probe_power_sources()
                 collectors.use_power(power if power.sources else None, power_unavailable(power))
             else:
                 collectors = demo_collectors(double)
+            kit.use_collectors(collectors)
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
             session.connect()
             plan = build_plan(["llama3.3"], modes, repeat, RunSettings())
             args = argparse.Namespace(no_record=False, record=str(path))
-            recorder = start_recording(
-                args, collectors, {"llama3.3": session}, watcher, None, plan, RunSettings(), demo
-            )
-            collectors.start()
+            plan_fields = [{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan]
+            recorder = kit.record(args, ["llama3.3"], {"plan": plan_fields, "settings": RunSettings(), "demo": demo})
+            assert recorder is not None
+            record_sessions(recorder.event, {"llama3.3": session})
+            kit.start_sampling()
             PlanRunner({"llama3.3": session}, plan).run_all()
-            time.sleep(0.5)
-            collectors.stop()
-            recorder.close(time.monotonic())
-        watcher.stop()
+            time.sleep(0.5)  # the samples after the run, as a live session has them
     print("wrote", path, f"({path.stat().st_size // 1000} kB)")
 
 
@@ -246,10 +248,14 @@ def record_watch(path: Path) -> None:
             OllamaDouble(config, log=ServerLog(writer.write)) as double,
         ):
             args = [
-                "watch", "--host", double.url, "--log", str(log_file), "--headless", "--no-history",
-                "--duration", "24", "--record", str(path),
+                "watch", "--host", double.url, "--log", "server.log", "--headless", "--no-history",
+                "--duration", "24", "--record", str(path.resolve()),
             ]  # fmt: skip
-            watch = subprocess.Popen([str(llmtop), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Run from the log's folder, so the recording (and the picture) name the log as a user's
+            # `--log server.log` would, not by a temporary folder's path.
+            watch = subprocess.Popen(
+                [str(llmtop), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder
+            )
             time.sleep(3)
             for prompt_delay in (0.2, 3.0, 0.2):
                 double.config.prompt_delay_s = prompt_delay

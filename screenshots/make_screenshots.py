@@ -32,14 +32,14 @@ async def picture(scene: Scene) -> None:
 
 async def watch_picture() -> None:
     """`llmtop watch` at the end of screenshots/recordings/watch.jsonl, replayed as `llmtop replay` does."""
-    from llmtop.replay import load_recording
-    from llmtop.tui.watch_app import WatchApp
-    from llmtop.watch_replay import WatchReplay, recorded_wall
+    from llmtop.store.replay import load_recording
+    from llmtop.store.watch_replay import WatchReplay, recorded_wall
+    from llmtop.tui.watch_app import WatchApp, WatchedScreen
 
     recording = load_recording(HERE / "recordings" / "watch.jsonl")
     world = WatchReplay(recording, speed=None)
     world.play()
-    servers = [(host, state, None) for host, state in world.states.items()]
+    servers = [WatchedScreen(host, state) for host, state in world.states.items()]
     banner = "REPLAY of watch.jsonl: llmtop watch beside the test double of Ollama in its 0.30+ mode"
     app = WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now,
                    wall=recorded_wall(recording))  # fmt: skip

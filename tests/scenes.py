@@ -8,16 +8,16 @@ screen is the same on every machine.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
 
-from llmtop.replay import Replay, load_recording, replay
-from llmtop.replay_command import DEMO_BANNER, demo_path
-from llmtop.tui.app import REFRESH_S, SLOW_EVERY, LlmtopApp
+from llmtop.commands.replay_command import DEMO_BANNER, demo_path
+from llmtop.store.replay import Replay, load_recording, replay
+from llmtop.tui.app import SLOW_EVERY, LlmtopApp
+from waiting import eventually_async, next_frame
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"
 
@@ -60,23 +60,19 @@ class Scene:
                 return world.player.at >= pause
             return not app.running and bool(app.runner.rows) and app.table.row_count == len(app.runner.rows)
 
-        deadline = time.monotonic() + timeout
-        while not there():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"scene {self.name}: the replay did not get there in time")
-            await pilot.pause(0.05)
-        # Every widget shows what the replay reached: four refreshes, and mid-run the chart's, which
-        # is drawn every SLOW_EVERY refreshes.
-        await pilot.pause(1.0 if pause is None else REFRESH_S * SLOW_EVERY + 0.5)
+        await eventually_async(there, timeout, f"scene {self.name}: the replay there", lambda: pilot.pause(0.05))
+        # Every widget shows what the replay reached: live frames after it, and mid-run the chart's,
+        # which is drawn every SLOW_EVERY frames.
+        await next_frame(pilot, timeout, frames=2 if pause is None else SLOW_EVERY + 1)
         await pilot.wait_for_scheduled_animations()
         if not self.toasts:
             app.clear_notifications()
         for key in self.keys:
             await pilot.press(key)
-            await pilot.pause(0.5)
+            await next_frame(pilot, timeout)
         # Where the screen does not fit the terminal, it shows its top (a new row may have scrolled it).
         app.screen.scroll_home(animate=False, immediate=True)
-        await pilot.pause(0.3)
+        await pilot.pause()
 
 
 COMPARE = RECORDINGS / "compare.jsonl"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmtop.summary import SummaryRow
+from llmtop.measure.summary import SummaryRow
 
 
 def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> SummaryRow:

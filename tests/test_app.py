@@ -2,21 +2,21 @@
 
 import json
 import re
-import time
 
 import pytest
 
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
-from llmtop.ollama_api import OllamaServer
-from llmtop.plan import PlannedRun, PlanRunner
-from llmtop.session import Phase, RunSettings, Session
-from llmtop.tui.app import LlmtopApp
+from llmtop.measure.plan import PlannedRun, PlanRunner
+from llmtop.measure.session import Phase, RunSettings, Session
+from llmtop.ollama.api import OllamaServer
+from llmtop.tui.app import SLOW_EVERY, LlmtopApp
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
 from ollama_double import WORDS
+from waiting import next_frame, on_screen
 
 GB = 10**9
 
@@ -44,12 +44,8 @@ def one_run(session, settings=None):
 
 
 async def until(pilot, condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the app did not get there in time")
-        await pilot.pause(0.05)
-    await pilot.pause(0.25)  # let the refresh timer draw what the condition saw
+    """Until `condition()` holds and the app has drawn a frame after it."""
+    await on_screen(pilot, condition, timeout)
 
 
 def cells_of(table: SummaryTable, index: int) -> dict[str, str]:
@@ -107,7 +103,7 @@ async def test_c_then_r_runs_again_on_the_cpu_and_e_exports_both(double_factory,
         await pilot.press("c")
         assert app.settings.num_gpu is None
         await pilot.press("e")
-        await pilot.pause(0.1)
+        await on_screen(pilot, out.exists)
     runs = json.loads(out.read_text())["runs"]
     assert [r["mode"] for r in runs] == ["auto", "cpu"]
     app.session.collectors.stop()
@@ -119,9 +115,8 @@ async def test_export_before_any_run_finished_writes_nothing(double_factory, tmp
     app = make_app(double, export_path=str(out))
     async with app.run_test() as pilot:
         await pilot.press("e")
-        await pilot.pause(0.1)
+        await on_screen(pilot, lambda: any("nothing to export" in message for message in app.notified))
         assert not out.exists()
-        assert any("nothing to export" in n.message for n in app._notifications)
         await pilot.press("q")
     app.session.collectors.stop()
 
@@ -130,8 +125,7 @@ async def test_q_mid_run_keeps_the_run_so_far(double_factory):
     double = double_factory(token_rate=20, tokens=2000)
     app = make_app(double)
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.session.phase is Phase.GENERATING)
-        await pilot.pause(0.5)
+        await until(pilot, lambda: app.session.current is not None and app.session.current.clock.count >= 3)
         await pilot.press("q")
     assert app.return_code == 0
     [row] = app.runner.rows
@@ -146,9 +140,9 @@ async def test_r_during_a_run_queues_one_and_ctrl_c_drops_the_queue(double_facto
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.session.phase is Phase.GENERATING)
         await pilot.press("r")
-        await pilot.pause(0.1)
-        assert app.runner.total == 2 and len(app.runner.queue) == 1
-        assert any("queued: llama3.3 auto" in n.message for n in app._notifications)
+        await on_screen(pilot, lambda: app.runner.total == 2)
+        assert len(app.runner.queue) == 1
+        assert any("queued: llama3.3 auto" in message for message in app.notified)
         await until(pilot, lambda: "run 1 of 2" in str(app.query_one("#phase").render()))
         await pilot.press("ctrl+c")
     assert app.exit_status == 130 and app.return_code == 130
@@ -165,7 +159,7 @@ async def test_a_failed_run_is_shown_and_kept(double_factory, fault, text):
     async with app.run_test(size=(140, 44)) as pilot:
         await until(pilot, lambda: len(app.runner.rows) == 1)
         assert "failed" in str(app.query_one("#phase").render())
-        assert any(text in n.message for n in app._notifications)
+        assert any(text in message for message in app.notified)
         run = cells_of(app.query_one(SummaryTable), 0)["run"]
         assert run.startswith("incomplete: ") and text in run
     app.session.collectors.stop()
@@ -225,7 +219,7 @@ def logged_app(tmp_path):
         writer = open(log_file, "a", encoding="utf-8", buffering=1)
         watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
         watcher.start()
-        time.sleep(0.1)
+        assert watcher.wait_until_following(5)
         double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write)).start()
         collectors = SystemCollectors(0.05)
         session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
@@ -250,15 +244,14 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
         assert cells_of(app.table, 0)["GPU layers"] == "27/81"
         # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
-        assert app._why_shown == (
+        assert app.why.text == (
             "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
             "and 15.6 GiB was available"
         )
-        assert app.runner.rows[0].split_reason == app._why_shown.removeprefix("why: ")
+        assert app.runner.rows[0].split_reason == app.why.text.removeprefix("why: ")
         assert not app.log_pane.display
         await pilot.press("l")
-        await pilot.pause(0.1)
-        assert app.log_pane.display
+        await on_screen(pilot, lambda: app.log_pane.display)
         assert any("offloaded 27/81 layers to GPU" in line for line in app.log_pane.lines)
         await pilot.press("l")
         assert not app.log_pane.display
@@ -271,8 +264,7 @@ async def test_without_a_log_the_layers_gauge_says_why(double):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         assert "n/a: server log not read (--no-log)" in app.query_one("#layers", Gauge).text
         await pilot.press("l")
-        await pilot.pause(0.1)
-        assert app.log_pane.lines == ["server log: not read (--no-log)"]
+        await on_screen(pilot, lambda: app.log_pane.lines == ["server log: not read (--no-log)"])
     app.session.collectors.stop()
 
 
@@ -310,13 +302,13 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
     app.session.collectors.start()
     async with app.run_test(size=(140, 44)) as pilot:
         await until(pilot, lambda: app.session.phase is Phase.GENERATING)
-        await pilot.pause(0.4)
+        await next_frame(pilot, frames=2)  # the GPU sampler's reading since the request, drawn
         vram, shared = app.gpu_gauges[0]
         assert "15.0 GB / 16.0 GB  Δ +14.0 GB" in vram.text
         assert "AMD Radeon RX 7600 XT · 90% busy · Ollama 14.0 GB" in vram.text
         assert "2.3 GB / 16.0 GB  Δ +2.0 GB  spilling into system RAM" in shared.text
         assert shared.has_class("-warning")
-        assert any("spilling" in n.message for n in app._notifications)
+        assert any("spilling" in message for message in app.notified)
         await until(pilot, lambda: len(app.runner.rows) == 1)
         assert not shared.has_class("-warning")  # the run is over
         row = app.runner.rows[0]
@@ -327,7 +319,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
 
 
 async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_factory, tmp_path):
-    from llmtop.plan import build_plan
+    from llmtop.measure.plan import build_plan
     from llmtop.tui.widgets.token_rate import TpsBarChart
 
     double = double_factory(token_rate=150, cpu_token_rate=50, tokens=25, vram_fraction=0.36)
@@ -340,13 +332,13 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
     app = LlmtopApp(runner, export_path=str(tmp_path / "runs.md"), chart_path=str(chart))
     seen = set()
     async with app.run_test(size=(140, 50)) as pilot:
-        deadline = time.monotonic() + 30
-        while app.table.row_count < 4:  # every run's row has reached the screen
-            assert time.monotonic() < deadline, "the plan did not finish in time"
+
+        def every_row_shown() -> bool:
             text = str(app.query_one("#phase").render())
             seen.update(m.group(0) for m in [re.search(r"run \d of 4 · llama3.3 (cpu|auto)", text)] if m)
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
+            return app.table.row_count == 4
+
+        await on_screen(pilot, every_row_shown, 30)
         assert {"run 1 of 4 · llama3.3 cpu", "run 2 of 4 · llama3.3 auto"} <= seen
         assert app.table.row_count == 4
         kinds = [(r.mode, r.load_kind, r.complete, r.error) for r in app.runner.rows]
@@ -363,7 +355,7 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         await pilot.press("b")
         assert not bars.display and app.chart.display
         await pilot.press("e")
-        await pilot.pause(0.2)
+        await on_screen(pilot, (tmp_path / "runs.md").exists)
     lines = (tmp_path / "runs.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and "| 1.00x |" in lines[2]
     assert chart.read_text().startswith("<svg")
@@ -396,8 +388,8 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_
 
 
 async def test_a_sweep_shows_its_points_its_chart_and_what_to_set(double_factory):
-    from llmtop.plan import SweepPlan
-    from llmtop.sweep import SweepSpec
+    from llmtop.measure.plan import SweepPlan
+    from llmtop.measure.sweep import SweepSpec
     from llmtop.tui.widgets.sweep_chart import SweepChart
     from spilling_machine import SpillingMachine
 
@@ -466,7 +458,7 @@ async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(do
         app.session.collectors.start()
         async with app.run_test(size=(140, 44)) as pilot:
             await until(pilot, lambda: app.session.last is not None and app.session.last.clock.count > 30)
-            await pilot.pause(2.2)  # the energy line is redrawn every 2 s
+            await next_frame(pilot, frames=SLOW_EVERY + 1)  # the energy line is redrawn every SLOW_EVERY frames
             cpu, gpu = [g for g in app.power_gauges if g.display]
             shown = re.search(r"^CPU power   [█░]+ ([\d.]+) W / 125 W  Δ [+-]\d+\.\d W  [▁-█]+ CPU package$", cpu.text)
             assert shown, cpu.text

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from llmtop.charts import chart_bars, chart_format, terminal_chart, write_chart
+from llmtop.store.charts import chart_bars, chart_format, terminal_chart, write_chart
 from summary_rows import row
 
 RUNS = [

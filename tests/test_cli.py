@@ -6,12 +6,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ollama_double import OOM_MESSAGE
+from waiting import eventually
 
 LLMTOP = shutil.which("llmtop", path=str(Path(sys.executable).parent)) or shutil.which("llmtop")
 
@@ -123,21 +123,22 @@ def test_dropped_stream_keeps_the_partial_run(double_factory, tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
     double = double_factory(token_rate=10, tokens=2000)
-    out = tmp_path / "out.json"
+    out, recording = tmp_path / "out.json", tmp_path / "run.jsonl"
     environment = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
     proc = subprocess.Popen(
-        command("llama3.3", "--host", double.url, "--headless", "--export", str(out)),
+        command("llama3.3", "--host", double.url, "--headless", "--export", str(out), "--record", str(recording)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=environment,
     )
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        if any(body.get("prompt") for _, _, body in double.requests):
-            break
-        time.sleep(0.05)
-    time.sleep(1.0)  # a few tokens in
+    eventually(  # a few tokens in
+        lambda: (
+            proc.poll() is not None
+            or (recording.exists() and recording.read_text(encoding="utf-8").count('"event": "token"') >= 3)
+        ),
+        30,
+    )
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert "Traceback" not in stderr
@@ -201,8 +202,8 @@ def test_a_bad_interval_is_the_same_line_and_status_in_every_command_that_takes_
 
 
 def test_help_names_every_subcommand():
-    from llmtop.cli import SUBCOMMANDS
+    from llmtop.commands.cli import SUBCOMMAND_MODULES
 
     text = llmtop("--help").stdout
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMAND_MODULES:
         assert f"llmtop {name}" in text, name

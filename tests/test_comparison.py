@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from llmtop.comparison import compare
+from llmtop.measure.comparison import compare
 from summary_rows import row
 
 

@@ -17,11 +17,12 @@ from test_session import collectors_watching
 
 from llmtop.collectors.power_collector import power_unavailable, probe_power_sources
 from llmtop.collectors.power_reading import PowerReading, PowerSample
-from llmtop.energy import Window, energy_between, run_energy
-from llmtop.exports import to_csv, to_json, to_markdown
-from llmtop.ollama_api import OllamaServer
-from llmtop.session import IDLE_POWER_S, RunSettings, Session
+from llmtop.measure.energy import Window, energy_between, run_energy
+from llmtop.measure.session import IDLE_POWER_S, RunSettings, Session
+from llmtop.ollama.api import OllamaServer
+from llmtop.store.exports import to_csv, to_json, to_markdown
 from test_cli import llmtop, no_traceback
+from waiting import eventually
 
 
 def _sample(t: float, energy: float | None, segment: int = 0, key: str = "rapl:intel-rapl:0") -> PowerSample:
@@ -136,10 +137,9 @@ def test_a_source_lost_mid_run_leaves_its_figures_null_with_the_reason(double_fa
     collectors.start()
 
     def reset_mid_generation():
-        while session.last is None or session.last.clock.count < 20:
-            time.sleep(0.01)
+        eventually(lambda: session.last is not None and session.last.clock.count >= 20, 60)
         power_file.unlink()  # the GPU was reset: its hwmon file is gone for over a second
-        time.sleep(1.2)
+        time.sleep(1.2)  # elapsed time is what is tested: the file gone for over a second, as in a GPU reset
         power_file.write_text("100000000\n")
 
     helper = threading.Thread(target=reset_mid_generation)
@@ -186,7 +186,7 @@ def test_cpu_and_auto_compared_by_energy_per_token_in_every_export(double_factor
     assert auto_group["energy_vs_cpu"] == pytest.approx(auto_run["joules_per_token"] / cpu_run["joules_per_token"])
     assert cpu_group["joules_per_token"] == cpu_run["joules_per_token"]
 
-    from llmtop.summary import SummaryRow
+    from llmtop.measure.summary import SummaryRow
 
     rows = [SummaryRow.from_dict(r) for r in document["runs"]]
     assert rows[0].power_sources[0].energy_generation_j == cpu_run["power_sources"][0]["energy_generation_j"]
@@ -202,7 +202,7 @@ def test_cpu_and_auto_compared_by_energy_per_token_in_every_export(double_factor
 
 
 def test_a_replay_gives_the_energy_the_live_session_measured():
-    from llmtop.replay import load_recording, replay
+    from llmtop.store.replay import load_recording, replay
     from scenes import SWEEP
 
     loaded = load_recording(SWEEP)  # a sweep recorded with the machine's power read by the real readers

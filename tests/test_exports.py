@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llmtop.exports import export_format, runs_markdown, to_csv, to_json, to_markdown, write_export
 from llmtop.figures import STABLE_KEYS
-from llmtop.summary import SummaryRow
+from llmtop.measure.summary import SummaryRow
+from llmtop.store.exports import export_format, runs_markdown, to_csv, to_json, to_markdown, write_export
 
 GB = 10**9
 

@@ -25,6 +25,7 @@ import pytest
 
 from test_cli import command
 from test_ways_out import _drain
+from waiting import eventually
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo terminals")
 
@@ -178,11 +179,12 @@ def run_case(double_factory, tmp_path, fault_name: str, state: str, reader: str,
     sent = None
     try:
         if fault.signum is not None:
-            deadline = time.monotonic() + 60
-            while _tokens_of_run(record, hit) < 5:
+
+            def tokens_in_the_run() -> bool:
                 assert process.running(), "llmtop ended before the signal"
-                assert time.monotonic() < deadline, "no tokens in the run to stop"
-                time.sleep(0.02)
+                return _tokens_of_run(record, hit) >= 5
+
+            eventually(tokens_in_the_run, 60, "tokens in the run to stop")
             sent = time.monotonic()
             process.signal(fault.signum)
     finally:

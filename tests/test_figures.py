@@ -3,8 +3,7 @@
 from dataclasses import fields
 from pathlib import Path
 
-from llmtop.cli import build_parser
-from llmtop.exports import comparison_dict, to_markdown
+from llmtop.commands.model_command import build_parser
 from llmtop.figures import (
     COMPARISON_COLUMNS,
     FIGURES,
@@ -15,7 +14,8 @@ from llmtop.figures import (
     help_text,
     readme_table,
 )
-from llmtop.summary import SummaryRow
+from llmtop.measure.summary import SummaryRow
+from llmtop.store.exports import comparison_dict, to_markdown
 from llmtop.tui.widgets.summary_table import SummaryTable
 from summary_rows import row
 
@@ -44,7 +44,7 @@ def test_every_key_is_a_json_key_of_a_run_or_of_the_comparison():
 
 
 def _comparisons():
-    from llmtop.comparison import compare
+    from llmtop.measure.comparison import compare
 
     return compare([row("m", "cpu"), row("m", "auto", tps=2.0)])
 

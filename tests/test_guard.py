@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from llmtop import cli
+from llmtop.commands import cli
 
 # (the command line, the module whose entry point is made to fail)
 COMMANDS = [
-    (["watch", "--headless"], "llmtop.watch_command"),
-    (["replay", "x.jsonl"], "llmtop.replay_command"),
-    (["demo"], "llmtop.replay_command"),
-    (["history"], "llmtop.history_command"),
-    (["doctor"], "llmtop.doctor_command"),
-    (["parse-log", "-"], "llmtop.parse_log_command"),
-    (["llama3.3", "--no-log"], "llmtop.model_command"),
+    (["watch", "--headless"], "llmtop.commands.watch_command"),
+    (["replay", "x.jsonl"], "llmtop.commands.replay_command"),
+    (["demo"], "llmtop.commands.replay_command"),
+    (["history"], "llmtop.commands.history_command"),
+    (["doctor"], "llmtop.commands.doctor_command"),
+    (["parse-log", "-"], "llmtop.commands.parse_log_command"),
+    (["llama3.3", "--no-log"], "llmtop.commands.model_command"),
 ]
 
 

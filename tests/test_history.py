@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmtop.history import History, HistoryError, default_path, row_from_dict
-from llmtop.history_command import main as history_main
+from llmtop.commands.history_command import main as history_main
+from llmtop.store.history import History, HistoryError, default_path, row_from_dict
 from summary_rows import row
 
 MACHINE = {"cpu_info": "AMD Ryzen 9 7950X 16-Core Processor", "ram_total_bytes": 64 * 10**9}
@@ -50,7 +50,7 @@ def test_a_damaged_file_is_a_clear_error(tmp_path):
 
 
 def test_a_locked_file_is_a_clear_error_after_a_short_wait(tmp_path, monkeypatch):
-    monkeypatch.setattr("llmtop.history.BUSY_WAIT_S", 0.5)
+    monkeypatch.setattr("llmtop.store.history.BUSY_WAIT_S", 0.5)
     history = History(tmp_path / "history.sqlite3")
     history.add(row("a", "cpu"), MACHINE)
     holder = sqlite3.connect(history.path, check_same_thread=False)
@@ -149,7 +149,7 @@ def test_a_damaged_file_is_moved_aside_by_repair_and_a_new_history_starts(tmp_pa
 
 
 def test_a_locked_file_is_not_called_damaged(tmp_path, monkeypatch):
-    monkeypatch.setattr("llmtop.history.BUSY_WAIT_S", 0.5)
+    monkeypatch.setattr("llmtop.store.history.BUSY_WAIT_S", 0.5)
     history = History(tmp_path / "history.sqlite3")
     history.add(row("a", "cpu"), MACHINE)
     holder = sqlite3.connect(history.path, check_same_thread=False)
@@ -177,7 +177,7 @@ def test_two_llmtops_writing_at_the_same_moment_both_keep_their_rows(tmp_path):
     holder.execute("BEGIN EXCLUSIVE")
     script = (
         f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from llmtop.history import History\nfrom summary_rows import row\n"
+        "from llmtop.store.history import History\nfrom summary_rows import row\n"
         f"History(__import__('pathlib').Path({str(path)!r})).add(row(sys.argv[1], 'auto'), {{}})\n"
     )
     writers = [subprocess.Popen([sys.executable, "-c", script, name], stderr=subprocess.PIPE) for name in ("a", "b")]
@@ -188,3 +188,15 @@ def test_two_llmtops_writing_at_the_same_moment_both_keep_their_rows(tmp_path):
         _, err = writer.communicate(timeout=30)
         assert writer.returncode == 0, err
     assert sorted(r.model for r in History(path).runs()) == ["a", "b", "first"]
+
+
+def test_history_refuses_what_it_cannot_honour_before_it_reads(tmp_path, capsys):
+    for argv, said in (
+        (["--repair", "--model", "x"], "argument --repair: only moves a damaged history aside: given alone"),
+        (["--watched", "--lang", "ja"], "argument --lang: the watched requests' table has no Japanese headers"),
+        (["--export", str(tmp_path / "missing" / "h.md")], "the folder"),
+    ):
+        with pytest.raises(SystemExit) as ended:
+            history_main(argv)
+        assert ended.value.code == 2
+        assert said in capsys.readouterr().err.strip().splitlines()[-1], argv

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmtop.hosts import HostError, is_local, ollama_base_url
+from llmtop.ollama.hosts import HostError, is_local, ollama_base_url
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,15 @@ import dataclasses
 import pytest
 from rich.cells import cell_len
 
-from llmtop.screen_help import LIVE_FIGURES
 from llmtop.tui.help_screen import HelpScreen, HelpText
+from llmtop.tui.help_text import LIVE_FIGURES
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.paragraph import Paragraph
 from llmtop.tui.widgets.summary_table import CELL_PADDING, SCROLLBAR, SummaryTable
 from llmtop.tui.widgets.text_line import TextLine
 from scenes import SCENES
+from waiting import on_screen
 
 SIZED = [s for s in SCENES if s.size in ((80, 24), (120, 40)) and not s.name.startswith("help")]
 
@@ -53,7 +54,7 @@ def assert_nothing_is_cut(app) -> None:
             assert all(cell_len(row) <= paragraph.size.width for row in paragraph.rows(paragraph.size.width))
     for table in app.query(SummaryTable):
         if table.display and table.summaries:
-            widths = table._widths()
+            widths = table.column_widths()
             shown = sum(widths[i] for i in table.pages[table.page])
             assert shown <= table.size.width - SCROLLBAR or len(table.pages[table.page]) <= 2, table.id
             headers = [c.header for c in table.shown_columns]
@@ -113,8 +114,8 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
         memory = app.query_one(MemoryTimelineChart)
         assert not memory.display and app.chart.display
         await pilot.press("m")
-        await pilot.pause(0.2)
-        assert memory.display and not app.chart.display
+        await on_screen(pilot, lambda: memory.display and memory.drawn is not None)
+        assert not app.chart.display
         drawn = {s.name: s for s in memory.drawn.series}
         assert list(drawn) == ["RAM", "Ollama RSS", "VRAM", "shared"]
         # The demo's load: RAM from its baseline of 14 GB to the model's CPU part, VRAM filled,
@@ -126,8 +127,7 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
         await pilot.press("m")
         assert app.chart.display and not memory.display
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, HelpScreen)
+        await on_screen(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = "\n".join(t for t, _ in app.screen.query_one(HelpText).lines)
         for binding in app.BINDINGS:
             if binding.show and binding.action not in ("run_again", "toggle_cpu"):  # a replay runs nothing
@@ -137,8 +137,7 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
         assert "  tps: the server's `eval_count / eval_duration`" in text
         assert "  mapped: counted apart on Linux only (see docs/measurement.md)" in text  # in full
         await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert not isinstance(app.screen, HelpScreen)
+        await on_screen(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
     at_scene(scene, check)
 
@@ -149,11 +148,8 @@ def test_a_wide_terminal_shows_the_tps_chart_and_the_memory_timeline_side_by_sid
     async def check(app, pilot):
         assert app.chart.display and app.query_one(MemoryTimelineChart).display
         await pilot.resize_terminal(120, 40)
-        for _ in range(50):  # the layout follows at the next refresh (every 0.5 s, later on a busy machine)
-            if not app.query_one(MemoryTimelineChart).display:
-                break
-            await pilot.pause(0.1)
-        assert app.chart.display and not app.query_one(MemoryTimelineChart).display
+        await on_screen(pilot, lambda: not app.query_one(MemoryTimelineChart).display)  # at the next refresh
+        assert app.chart.display
 
     at_scene(scene, check, size=(170, 50))
 

@@ -1,4 +1,4 @@
-"""The generation's stream as llmtop reads it (llmtop.lean_stream): the same chunks the official client
+"""The generation's stream as llmtop reads it (llmtop.ollama.lean_stream): the same chunks the official client
 gives, every way a stream can fail, and the official client where this reader cannot go."""
 
 import socket
@@ -7,8 +7,8 @@ import threading
 import ollama
 import pytest
 
-from llmtop import lean_stream
-from llmtop.ollama_api import OllamaServer, StreamBroken
+from llmtop.ollama import lean_stream
+from llmtop.ollama.api import OllamaServer, StreamBroken
 
 PROMPT = "hi"
 

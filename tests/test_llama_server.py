@@ -20,6 +20,7 @@ from engine_double import MODEL, EngineOllama
 from llama_server_build import BuildFailed, llama_server_binary
 from test_cli import command, no_traceback
 from test_real_engine import engine_ready, pytestmark, user_env  # noqa: F401 - a fixture and the platform mark
+from waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +82,9 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     from llmtop.collectors.log_sources import FileFollower
     from llmtop.collectors.log_watch import LogWatcher
     from llmtop.collectors.system_collectors import SystemCollectors
-    from llmtop.ollama_api import OllamaServer
-    from llmtop.session import Session
-    from llmtop.session_settings import RunSettings
+    from llmtop.measure.session import Session
+    from llmtop.measure.settings import RunSettings
+    from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
     from test_app import one_run, until
 
@@ -127,7 +128,6 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
 
 def _run_until_tokens(ollama: EngineOllama, tmp_path: Path, name: str) -> tuple[subprocess.Popen[str], Path, Path]:
     """`llmtop MODEL --headless` against the engine, returned once three tokens have streamed."""
-    import time
 
     out, record = tmp_path / f"{name}.json", tmp_path / f"{name}.jsonl"
     argv = [MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--stall-timeout", "3"]
@@ -138,11 +138,12 @@ def _run_until_tokens(ollama: EngineOllama, tmp_path: Path, name: str) -> tuple[
         text=True,
         env=user_env(),
     )
-    deadline = time.monotonic() + 240
-    while not (record.exists() and record.read_text(errors="replace").count('"event": "token"') >= 3):
+
+    def tokens_flow() -> bool:
         assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "no tokens from the engine"
-        time.sleep(0.05)
+        return record.exists() and record.read_text(errors="replace").count('"event": "token"') >= 3
+
+    eventually(tokens_flow, 240, "tokens from the engine")
     return process, out, record
 
 

@@ -1,7 +1,5 @@
 """The server log in a run: the load that follows our request gives the layers and the env column."""
 
-import time
-
 import pytest
 
 from llmtop.collectors.log_sources import FileFollower
@@ -9,9 +7,9 @@ from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
-from llmtop.ollama_api import OllamaServer
-from llmtop.session import Phase, RunSettings, Session, SessionObserver
-from llmtop.summary import ENV_FROM_LOG, ENV_FROM_PS
+from llmtop.measure.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.measure.summary import ENV_FROM_LOG, ENV_FROM_PS
+from llmtop.ollama.api import OllamaServer
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
 GB = 10**9
@@ -36,7 +34,7 @@ def logged_session(tmp_path):
         double = OllamaDouble(DoubleConfig(**config), log=ServerLog(writer.write, era))
         watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
         watcher.start()
-        time.sleep(0.1)  # the follower has opened the file at its end: what the server prints is new
+        assert watcher.wait_until_following(5)  # at the file's end: what the server prints is new
         double.start()
         collectors = SystemCollectors(
             0.02,

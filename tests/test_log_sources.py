@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from llmtop.collectors.log_sources import (
     default_log_source,
     journal_source,
 )
+from waiting import eventually
 
 
 class Collector:
@@ -37,10 +37,7 @@ class Collector:
             self.error = exc
 
     def wait_for(self, count, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while len(self.lines) < count:
-            assert time.monotonic() < deadline, f"got {self.lines}"
-            time.sleep(0.01)
+        eventually(lambda: len(self.lines) >= count, timeout, f"{count} lines (got {self.lines})")
 
     def stop(self):
         self.source.stop()
@@ -56,8 +53,9 @@ def append(path: Path, text: str) -> None:
 def test_follows_from_the_end_and_completes_partial_lines(tmp_path):
     log = tmp_path / "server.log"
     log.write_text("old line 1\nold line 2\n")
-    follower = Collector(FileFollower(log, poll_s=0.01))
-    time.sleep(0.1)
+    source = FileFollower(log, poll_s=0.01)
+    follower = Collector(source)
+    assert source.wait_until_following(5)
     append(log, "new 1\nnew ")
     follower.wait_for(1)
     append(log, "2\n")
@@ -69,16 +67,17 @@ def test_follows_from_the_end_and_completes_partial_lines(tmp_path):
 def test_truncation_and_rotation_are_followed(tmp_path):
     log = tmp_path / "server.log"
     log.write_text("before\n")
-    follower = Collector(FileFollower(log, poll_s=0.01))
-    time.sleep(0.1)
+    source = FileFollower(log, poll_s=0.01)
+    follower = Collector(source)
+    assert source.wait_until_following(5)
     append(log, "a\n")
     follower.wait_for(1)
     log.write_text("")  # truncated in place (copytruncate)
-    time.sleep(0.1)
+    eventually(lambda: source.offset == 0, 5, "the truncation seen")
     append(log, "after truncate\n")
     follower.wait_for(2)
     log.rename(tmp_path / "server.log.1")  # rotated: a new file takes the name
-    time.sleep(0.1)
+    eventually(lambda: source.waiting is not None, 5, "the old file let go")
     append(log, "in the new file\n")
     follower.wait_for(3)
     follower.stop()
@@ -89,7 +88,7 @@ def test_a_file_that_appears_later_is_read_from_its_start(tmp_path):
     log = tmp_path / "server.log"
     source = FileFollower(log, poll_s=0.01)
     follower = Collector(source)
-    time.sleep(0.05)
+    assert source.wait_until_following(5)
     assert source.waiting == f"waiting for {log} to appear"  # what the screen says meanwhile
     log.write_text("first\n")
     follower.wait_for(1)
@@ -112,8 +111,9 @@ def test_a_100_mb_log_is_followed_with_constant_memory(tmp_path):
     with open(log, "wb") as handle:
         handle.truncate(100 * 1024 * 1024)  # 100 MB already there (sparse: instant to make)
     tracemalloc.start()
-    follower = Collector(FileFollower(log, poll_s=0.01))
-    time.sleep(0.1)
+    source = FileFollower(log, poll_s=0.01)
+    follower = Collector(source)
+    assert source.wait_until_following(5)
     for i in range(2000):
         append(log, f"line {i} " + "x" * 1000 + "\n")  # 2 MB more, which must all be read
     follower.wait_for(2000, timeout=30)
@@ -192,13 +192,14 @@ def test_every_load_of_a_llama_server_log_is_read_live_as_fully_as_the_first(tmp
     watcher.subscribe(loads.append)
     watcher.start()
     try:
-        time.sleep(0.1)  # the follower takes the file's end as its start
+        assert watcher.wait_until_following(5)  # the follower takes the file's end as its start
         for line in lines[started_at_line:]:
             append(log, line)
-        deadline = time.monotonic() + 10
-        while not (watcher.latest_load() and watcher.latest_load().runner_started_s == 15.09):
-            assert time.monotonic() < deadline, "the second load was not read"
-            time.sleep(0.02)
+        eventually(
+            lambda: watcher.latest_load() and watcher.latest_load().runner_started_s == 15.09,
+            10,
+            "the second load read",
+        )
     finally:
         watcher.stop()
     second = watcher.latest_load()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmtop.model_facts import canonical_model_name, model_facts, same_model, valid_model_name
+from llmtop.ollama.model_facts import canonical_model_name, model_facts, same_model, valid_model_name
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,8 @@
 """The real `ollama` client against the double: every call llmtop makes, and every failure."""
 
-import time
-
 import pytest
 
-from llmtop.ollama_api import (
+from llmtop.ollama.api import (
     ModelNotFound,
     OllamaServer,
     ServerError,
@@ -13,6 +11,7 @@ from llmtop.ollama_api import (
     not_ollamas_answer,
 )
 from ollama_double import OOM_MESSAGE
+from waiting import eventually
 
 
 def test_version_show_tags_ps(double):
@@ -177,10 +176,7 @@ def test_abort_cuts_the_generation_and_never_an_unload(double_factory, monkeypat
 
     thread = threading.Thread(target=read)
     thread.start()
-    deadline = time.monotonic() + 10
-    while len(got) < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    eventually(lambda: len(got) >= 3, 10, "three chunks read")
     cut = server.abort()
     thread.join(5)
     assert not thread.is_alive()  # the stalled read returned

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from llmtop.history import HistoryError
-from llmtop.plan import PlannedRun, PlanRunner, build_plan
-from llmtop.session_settings import RunSettings, parse_context, parse_modes
-from llmtop.stopping import StopRequested
-from llmtop.summary import SummaryRow
+from llmtop.measure.plan import PlannedRun, PlanRunner, build_plan
+from llmtop.measure.settings import RunSettings, parse_context, parse_modes
+from llmtop.measure.stopping import StopRequested
+from llmtop.measure.summary import SummaryRow
+from llmtop.store.history import HistoryError
 from summary_rows import row
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from engine_double import MODEL, EngineOllama, engine_missing
 from test_cli import command, no_traceback
+from waiting import eventually
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the engine double's processes are read through /proc (Linux)"
@@ -114,10 +115,7 @@ def kill_the_runner_when(ollama: EngineOllama, folder: Path, ready, what: str) -
         llmtop_argv(ollama, folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=user_env()
     )
     try:
-        deadline = time.monotonic() + 120
-        while not ready():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
+        eventually(ready, 120, what)
         (runner,) = ollama.runner_pids()
         os.kill(runner, signal.SIGKILL)
         out, err = llmtop.communicate(timeout=60)
@@ -150,7 +148,7 @@ def test_a_runner_killed_mid_load_ends_the_run_incomplete_with_the_servers_error
         def held_in_the_load() -> bool:
             if "load_tensors:" not in ollama.log_text() or not ollama.runner_pids():
                 return False
-            time.sleep(0.5)  # in its progress callback, the weights half read
+            time.sleep(0.5)  # elapsed time is what is tested: the runner held in its load, the weights half read
             return True
 
         status, _, err, run = kill_the_runner_when(ollama, tmp_path, held_in_the_load, "the load")

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from llmtop.recording import Recorder, RecordingError, encode
-from llmtop.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
-from llmtop.replay_command import DEMO_BANNER, demo_path
-from llmtop.summary import SummaryRow
+from llmtop.commands.replay_command import DEMO_BANNER, demo_path
+from llmtop.measure.summary import SummaryRow
+from llmtop.store.recording import Recorder, RecordingError, encode
+from llmtop.store.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
 from llmtop.tui.app import LlmtopApp
 from test_cli import command, llmtop, no_traceback
+from waiting import eventually, on_screen
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"
 
@@ -70,11 +71,11 @@ def test_sigkill_mid_run_leaves_a_recording_that_replays_to_the_last_second(doub
         stderr=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"},
     )
-    deadline = time.monotonic() + 30
-    while not (recording.exists() and '"event": "token"' in recording.read_text(encoding="utf-8")):
-        assert time.monotonic() < deadline, "no token recorded"
-        time.sleep(0.05)
-    time.sleep(1.5)
+    eventually(
+        lambda: recording.exists() and recording.read_text(encoding="utf-8").count('"event": "token"') >= 20,
+        30,
+        "tokens recorded",
+    )
     process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()  # the same clock as the recording's on this machine
     process.wait(10)
@@ -260,11 +261,7 @@ async def test_a_replay_on_screen_has_its_banner_its_rows_and_no_r(tmp_path):
     _, runner = replay(loaded, speed=None)
     app = LlmtopApp(runner, banner="REPLAY of compare.jsonl")
     async with app.run_test(size=(140, 50)) as pilot:
-        deadline = time.monotonic() + 20
-        while len(runner.rows) < 4 or not app.bars.display:
-            assert time.monotonic() < deadline
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
+        await on_screen(pilot, lambda: len(runner.rows) == 4 and app.bars.display)
         assert str(app.query_one("#banner").render()) == "REPLAY of compare.jsonl"
         assert app.table.row_count == 4 and app.comparison.row_count == 2
         assert runner.rows == loaded.summaries

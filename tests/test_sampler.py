@@ -1,12 +1,12 @@
 """The sampler thread: fixed-rate samples in a bounded buffer, failures kept apart."""
 
 import threading
-import time
 from dataclasses import dataclass
 
 import pytest
 
 from llmtop.collectors.sampler import Sampler
+from waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -15,19 +15,11 @@ class Reading:
     value: int
 
 
-def wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
-
-
 def test_samples_have_increasing_monotonic_times_and_the_buffer_is_bounded():
     counter = iter(range(10**9))
     sampler = Sampler("count", lambda now: Reading(now, next(counter)), interval=0.005, capacity=10)
     sampler.start()
-    wait_for(lambda: sampler.latest() is not None and sampler.latest().value >= 30)
+    eventually(lambda: sampler.latest() is not None and sampler.latest().value >= 30)
     sampler.stop()
     samples = sampler.all()
     assert len(samples) == 10
@@ -50,7 +42,7 @@ def test_a_failing_reader_records_its_error_and_adds_no_sample():
     assert sampler.last_error == "PermissionError: denied"
     assert sampler.all() == []
     sampler.start()
-    wait_for(lambda: sampler.latest() is not None)
+    eventually(lambda: sampler.latest() is not None)
     sampler.stop()
     assert sampler.last_error is None
     assert sampler.all()[0].value == 3

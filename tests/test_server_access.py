@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmtop.hosts import access_headers, redact_argv, redact_url
-from llmtop.ollama_api import OllamaServer, ServerUnreachable
+from llmtop.ollama.api import OllamaServer, ServerUnreachable
+from llmtop.ollama.hosts import access_headers, redact_argv, redact_url
 from test_cli import llmtop, no_traceback
 
 TOKEN = "sk-SECRET-7f3a9c"
@@ -128,8 +128,8 @@ def test_the_proxy_adds_the_credentials_apps_do_not_send(double_factory):
     import urllib.error
     import urllib.request
 
-    from llmtop.collectors.ollama_proxy import OllamaProxy
-    from llmtop.watch import WatchState
+    from llmtop.watch.proxy import OllamaProxy
+    from llmtop.watch.state import WatchState
 
     double = double_factory(tokens=5, require_header=("Authorization", f"Bearer {TOKEN}"))
     proxy = OllamaProxy(double.url, 0, WatchState(), headers={"Authorization": f"Bearer {TOKEN}"}).start()

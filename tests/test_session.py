@@ -5,8 +5,8 @@ import pytest
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
-from llmtop.ollama_api import OllamaServer
-from llmtop.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.measure.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.ollama.api import OllamaServer
 
 GB = 10**9
 
@@ -140,9 +140,9 @@ def test_abandon_keeps_the_run_in_progress_once(double_factory, run_session):
 
 
 def test_api_ps_is_asked_less_often_once_the_model_is_listed(double_factory, run_session, monkeypatch):
-    import llmtop.session
+    import llmtop.measure.session
 
-    monkeypatch.setattr(llmtop.session, "PS_INTERVAL_S", 0.05)
+    monkeypatch.setattr(llmtop.measure.session, "PS_INTERVAL_S", 0.05)
     double = double_factory(token_rate=20, tokens=30, load_delay_s=0.2, vram_fraction=0.36)
     session = run_session(double)
     before = len(double.gets)

@@ -8,8 +8,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.figures import STABLE_KEYS
-from llmtop.model_facts import ModelFacts
-from llmtop.summary import (
+from llmtop.measure.summary import (
     PsReading,
     RunRecord,
     env_from_vram,
@@ -17,6 +16,7 @@ from llmtop.summary import (
     steady_and_peak,
     summarize,
 )
+from llmtop.ollama.model_facts import ModelFacts
 
 GB = 10**9
 FACTS = ModelFacts("llama3.3", "70.6B", "Q4_K_M", "llama", 80, 42_520_413_916)
@@ -173,7 +173,7 @@ def test_overflowing_layers_make_the_env_cpu_and_gpu_and_the_context_says_where_
 
 
 def test_the_logs_eval_rate_and_the_apis_disagree_out_loud():
-    from llmtop.summary import rates_disagree
+    from llmtop.measure.summary import rates_disagree
 
     assert rates_disagree(72.52, 72.52 * 1.009) is None  # rounding
     assert rates_disagree(72.52, None) is None and rates_disagree(None, 70.0) is None

@@ -6,11 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from llmtop.exports import session_markdown, to_csv, to_json
-from llmtop.history import History
-from llmtop.plan import PlanRunner, SweepPlan
-from llmtop.session_settings import RunSettings
-from llmtop.sweep import (
+from llmtop.measure.plan import PlanRunner, SweepPlan
+from llmtop.measure.settings import RunSettings
+from llmtop.measure.sweep import (
     SweepError,
     SweepPlanner,
     SweepSpec,
@@ -21,6 +19,8 @@ from llmtop.sweep import (
     final_step,
     parse_sweep,
 )
+from llmtop.store.exports import session_markdown, to_csv, to_json
+from llmtop.store.history import History
 from spilling_machine import SpillingMachine
 from summary_rows import row
 

@@ -140,8 +140,7 @@ def test_ctrl_c_halfway_keeps_the_points_done_concluded_exported_and_in_history(
         seen.append(line)
         if "[run 4 of about" in line and "baseline" in line:
             break
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # during the 4th point's baseline
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, "".join(seen) + stderr
     assert "Traceback" not in stderr
@@ -177,7 +176,7 @@ def test_the_baseline_waits_for_gpu_memory_freed_after_the_unload(spilling, tmp_
 def test_a_baseline_read_before_memory_was_freed_is_no_figure():
     """A delta that falls below the baseline by more than the noise is n/a with the reason, never a
     figure (summary.unsettled_baseline)."""
-    from llmtop.summary import unsettled_baseline
+    from llmtop.measure.summary import unsettled_baseline
 
     assert unsettled_baseline(1_200_000_000, -700_000_000) == (
         "n/a: the baseline was not settled (shared fell by 0.7GB during the run)"

@@ -1,6 +1,6 @@
 """Columns that do not fit the width go to another page, the first (the row's name) on every page."""
 
-from llmtop.table_pages import column_pages
+from llmtop.tui.table_pages import column_pages
 
 
 def test_columns_fill_pages_in_order_with_the_first_on_each():

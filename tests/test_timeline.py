@@ -5,9 +5,9 @@ from llmtop.collectors.gpu_reading import GpuReading, GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import TokenClock
-from llmtop.model_facts import ModelFacts
-from llmtop.summary import RunRecord
-from llmtop.timeline import downsample, memory_timeline
+from llmtop.measure.summary import RunRecord
+from llmtop.measure.timeline import downsample, memory_timeline
+from llmtop.ollama.model_facts import ModelFacts
 
 GB = 10**9
 FACTS = ModelFacts("llama3.3", "70.6B", "Q4_K_M", "llama", 80, 42 * GB)

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from llmtop.collectors.log_sources import free_port
-from llmtop.collectors.ollama_proxy import FinalChunk, OllamaProxy
-from llmtop.hosts import parse_address
-from llmtop.watch import FROM_PROXY, WatchState, canonical
+from llmtop.ollama.hosts import parse_address
+from llmtop.watch.proxy import FinalChunk, OllamaProxy
+from llmtop.watch.state import FROM_PROXY, WatchState, canonical
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 from test_cli import command, llmtop, no_traceback
+from waiting import eventually, on_screen
 
 
 def generate(url: str, prompt: str = "hello", stream: bool = True, model: str = "llama3.3") -> list[dict]:
@@ -68,13 +69,6 @@ def start_watch(*args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, timeout=20.0, what=None):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not in time: {what}" if what is not None else "not in time"
-        time.sleep(0.1)
-
-
 def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_for_prometheus(logged_double):
     double, log_file = logged_double(token_rate=60, tokens=30, load_delay_s=0.3, vram_fraction=27 / 81)
     port = free_port()
@@ -84,7 +78,7 @@ def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_f
         first = generate(double.url)
         second = generate(double.url, "again")
         tokens = first[-1]["eval_count"] + second[-1]["eval_count"]
-        wait_for(lambda: sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}') == 2.0)
+        eventually(lambda: sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}') == 2.0)
         text = scrape(port)
     finally:
         out, err = watch.communicate(timeout=30)
@@ -112,10 +106,8 @@ def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_f
 
 
 def ready(port: int) -> None:
-    """Until watch answers scrapes and has polled the server; then a moment for its log follower to
-    open the log at its end (what the server printed before is not watch's to see)."""
-    wait_for(lambda: _answers(port) and re.search(r"^llmtop_server_up(\{[^}]*\})? 1\.0$", scrape(port), re.M))
-    time.sleep(0.5)
+    """Until watch answers scrapes and has polled the server (it follows the log before it polls)."""
+    eventually(lambda: _answers(port) and re.search(r"^llmtop_server_up(\{[^}]*\})? 1\.0$", scrape(port), re.M))
 
 
 def _answers(port: int) -> bool:
@@ -230,11 +222,14 @@ def test_a_client_that_goes_away_mid_stream_is_a_cancelled_request(proxied):
             + body
         )
         client.recv(4096)
-        time.sleep(0.5)
-    wait_for(lambda: state.snapshot()[0] and state.snapshot()[0][-1].done, timeout=15)
-    [request] = state.snapshot()[0]
+        eventually(lambda: state.snapshot().requests, 15, "the request seen by the proxy")
+    eventually(lambda: state.snapshot().requests and state.snapshot().requests[-1].done, timeout=15)
+    [request] = state.snapshot().requests
     assert request.cancelled and request.eval_tokens is None
-    assert state.snapshot()[2].get("llama3.3:latest") is None or state.snapshot()[2]["llama3.3:latest"].requests == 0
+    assert (
+        state.snapshot().totals.get("llama3.3:latest") is None
+        or state.snapshot().totals["llama3.3:latest"].requests == 0
+    )
 
 
 def test_a_server_that_is_down_or_breaks_off(proxied, closed_port_url):
@@ -247,15 +242,15 @@ def test_a_server_that_is_down_or_breaks_off(proxied, closed_port_url):
     assert status == 502 and json.loads(body)["error"].startswith(
         f"llmtop proxy: cannot reach Ollama at {closed_port_url}"
     )
-    assert state.snapshot()[0][0].error.startswith("llmtop proxy: cannot reach Ollama")
+    assert state.snapshot().requests[0].error.startswith("llmtop proxy: cannot reach Ollama")
 
     double, proxy, state = proxied(token_rate=100, tokens=200, fault="drop", fault_after=10)
     with pytest.raises(http.client.IncompleteRead):
         generate(proxy.url)  # the app sees the stream cut, as it would without the proxy
     with pytest.raises(http.client.IncompleteRead):
         generate(double.url)
-    wait_for(lambda: state.snapshot()[0][-1].done)
-    assert state.snapshot()[0][0].error is not None
+    eventually(lambda: state.snapshot().requests[-1].done)
+    assert state.snapshot().requests[0].error is not None
 
 
 def test_final_chunk_reader_takes_the_last_done_object_across_pieces():
@@ -275,7 +270,7 @@ def test_watch_through_the_proxy_with_no_log_and_an_export(double_factory, tmp_p
     watch = start_watch("--host", double.url, "--no-log", "--proxy", str(proxy_port), "--duration", "10",
                         "--export", str(out))  # fmt: skip
     try:
-        wait_for(lambda: _port_open(proxy_port))
+        eventually(lambda: _port_open(proxy_port))
         finals = [generate(f"http://127.0.0.1:{proxy_port}")[-1] for _ in range(2)]
     finally:
         stdout, stderr = watch.communicate(timeout=30)
@@ -320,7 +315,7 @@ def exported_names() -> set[str]:
     from llmtop.collectors.power_reading import PowerReading, PowerSample
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.collectors.system_memory import SystemMemorySample
-    from llmtop.metrics import LlmtopMetrics
+    from llmtop.watch.metrics import LlmtopMetrics
 
     collectors = SystemCollectors(0.5, memory_reader=lambda t: None, process_reader=lambda t: None)
     collectors.memory.push(SystemMemorySample(1.0, 64 * 10**9, 30 * 10**9, 0, 0))
@@ -394,7 +389,7 @@ def test_a_real_prometheus_scrapes_watch_and_counts_the_requests(logged_double, 
             result = query("llmtop_requests_total")
             return bool(result) and float(result[0]["value"][1]) == 2.0
 
-        wait_for(counted, timeout=40)
+        eventually(counted, timeout=40)
         [requests] = query("llmtop_requests_total")
         [tokens] = query("llmtop_eval_tokens_total")
         [layers] = query("llmtop_model_layers_offloaded")
@@ -412,26 +407,23 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
     from llmtop.collectors.log_sources import FileFollower
     from llmtop.collectors.log_watch import LogWatcher
     from llmtop.collectors.system_collectors import SystemCollectors
-    from llmtop.tui.watch_app import WatchApp
-    from llmtop.watch_command import Watcher
+    from llmtop.tui.watch_app import WatchApp, WatchedScreen
+    from llmtop.watch.poller import PsPoller
 
     double, log_file = logged_double(token_rate=60, tokens=30, load_delay_s=0.3, vram_fraction=27 / 81)
     state = WatchState()
     log = LogWatcher(FileFollower(log_file, poll_s=0.05))
     log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
     log.start()
-    watcher = Watcher(double.url, state).start()
+    assert log.wait_until_following(5)
+    watcher = PsPoller(double.url, state).start()
     collectors = SystemCollectors(0.25)
     collectors.start()
-    app = WatchApp([(double.url, state, None)], collectors, log)
+    app = WatchApp([WatchedScreen(double.url, state)], collectors, log)
     try:
         async with app.run_test(size=(140, 44)) as pilot:
-            await pilot.pause(0.5)
             finals = [generate(double.url)[-1] for _ in range(2)]
-            deadline = time.monotonic() + 15
-            while not (_done(app) and _shown_done(app)):  # the screen refreshes every second, later when busy
-                assert time.monotonic() < deadline
-                await pilot.pause(0.2)
+            await on_screen(pilot, lambda: _done(app) and _shown_done(app), 15)
             newest = app.requests_table.get_row_at(0)
             assert newest[:2] == ["2", "llama3.3:latest"]
             assert newest[4] == str(finals[1]["eval_count"])
@@ -466,7 +458,7 @@ def _shown_done(app) -> bool:
 
 
 def _done(app) -> bool:
-    requests = app.state.snapshot()[0]
+    requests = app.state.snapshot().requests
     return len(requests) == 2 and all(r.done for r in requests)
 
 
@@ -480,13 +472,16 @@ def test_llmtop_model_serves_its_runs_to_prometheus_while_they_go(double_factory
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     seen = []
+
+    def scraped_until_the_end() -> bool:
+        try:
+            seen.append(sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}'))
+        except OSError:
+            pass
+        return process.poll() is not None
+
     try:
-        while process.poll() is None:
-            try:
-                seen.append(sample_value(scrape(port), "llmtop_requests_total", '{model="llama3.3:latest"}'))
-            except OSError:
-                pass
-            time.sleep(0.1)
+        eventually(scraped_until_the_end, 60, "llmtop MODEL --metrics to end")
     finally:
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
@@ -496,7 +491,7 @@ def test_llmtop_model_serves_its_runs_to_prometheus_while_they_go(double_factory
 
 def test_thousands_of_requests_keep_memory_flat_and_every_count():
     from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
-    from llmtop.watch import MAX_REQUESTS
+    from llmtop.watch.state import MAX_REQUESTS
 
     state = WatchState()
     load = LoadRecord()
@@ -507,27 +502,27 @@ def test_thousands_of_requests_keep_memory_flat_and_every_count():
         state.observe_load(task + 0.5, load)
         del load.requests[:-10]  # as the parser keeps a load's last requests only
     requests, _, totals = state.snapshot()
-    assert len(requests) == MAX_REQUESTS and len(state._by_task) <= 2 * MAX_REQUESTS
+    assert len(requests) == MAX_REQUESTS and state.tasks_tracked <= 2 * MAX_REQUESTS
     assert (totals["qwen2.5:7b"].requests, totals["qwen2.5:7b"].eval_tokens) == (5000, 100_000)
     assert requests[-1].eval_tps == pytest.approx(50.0)
 
 
 def test_a_server_that_goes_away_is_said_and_watched_until_it_returns():
-    from llmtop.watch_command import Watcher
+    from llmtop.watch.poller import PsPoller
 
     double = OllamaDouble(DoubleConfig(preloaded=("llama3.3",))).start()
     port = double.port
     state = WatchState()
     events = []
     state.listeners.append(events.append)
-    watcher = Watcher(double.url, state).start()
+    watcher = PsPoller(double.url, state).start()
     try:
-        wait_for(lambda: state.snapshot()[1])
+        eventually(lambda: state.snapshot().loaded)
         double.go_away()
-        wait_for(lambda: state.server_problem is not None, timeout=10)
+        eventually(lambda: state.server_problem is not None, timeout=10)
         back = OllamaDouble(DoubleConfig(preloaded=("llama3.3",)), port=port).start()
         try:
-            wait_for(lambda: state.server_problem is None, timeout=10)
+            eventually(lambda: state.server_problem is None, timeout=10)
         finally:
             back.stop()
     finally:
@@ -549,7 +544,7 @@ def test_several_servers_side_by_side_each_through_its_proxy(double_factory):
         ready(metrics)
         generate(f"http://127.0.0.1:{proxies[0]}")
         generate(f"http://127.0.0.1:{proxies[1]}")
-        wait_for(
+        eventually(
             lambda: (
                 "llmtop_requests_total{host=" in scrape(metrics)
                 and scrape(metrics).count("llmtop_requests_total{") == 2
@@ -596,12 +591,21 @@ def test_a_watch_session_is_recorded_and_replays_to_the_same_requests(logged_dou
     done = [line.split(" ", 3)[3] for line in out.splitlines() if " request " in line and ": prompt" in line]
     assert done and all(text in result.stdout for text in done)  # the same lines, replayed
     assert "REPLAY of watch.jsonl" in result.stderr
+    for option in (["--chart", str(tmp_path / "tps.svg")], ["--lang", "ja"]):  # a watch has no runs to chart
+        refused = llmtop("replay", str(recording), "--headless", *option)
+        no_traceback(refused)
+        assert (
+            refused.returncode == 2
+            and f"argument {option[0]}: watch.jsonl is a recording of `llmtop watch`"
+            in (refused.stderr.strip().splitlines()[-1])
+        )
+        assert not (tmp_path / "tps.svg").exists()
 
 
 async def test_a_watch_replay_on_screen(logged_double, tmp_path):
-    from llmtop.replay import load_recording
-    from llmtop.tui.watch_app import WatchApp
-    from llmtop.watch_replay import WatchReplay
+    from llmtop.store.replay import load_recording
+    from llmtop.store.watch_replay import WatchReplay
+    from llmtop.tui.watch_app import WatchApp, WatchedScreen
 
     double, log_file = logged_double(token_rate=80, tokens=20, load_delay_s=0.2, vram_fraction=27 / 81)
     recording, metrics = tmp_path / "watch.jsonl", free_port()
@@ -614,12 +618,9 @@ async def test_a_watch_replay_on_screen(logged_double, tmp_path):
         watch.communicate(timeout=30)
     world = WatchReplay(load_recording(recording), speed=None)
     world.play()
-    app = WatchApp([(h, s, None) for h, s in world.states.items()], world.collectors, world.log, banner="REPLAY")
+    app = WatchApp([WatchedScreen(h, s) for h, s in world.states.items()], world.collectors, world.log, banner="REPLAY")
     async with app.run_test(size=(140, 40)) as pilot:
-        deadline = time.monotonic() + 15
-        while app.requests_table.row_count != 1:  # the first refresh, however busy the machine
-            assert time.monotonic() < deadline
-            await pilot.pause(0.2)
+        await on_screen(pilot, lambda: app.requests_table.row_count == 1, 15)
         assert app.requests_table.get_row_at(0)[-1] == "complete"
         assert str(app.query_one("#banner").render()) == "REPLAY"
         await pilot.press("q")
@@ -645,11 +646,11 @@ def test_no_event_is_lost_between_the_pollers_and_the_screen():
     import threading
 
     from llmtop.collectors.system_collectors import SystemCollectors
-    from llmtop.tui.watch_app import WatchApp
+    from llmtop.tui.watch_app import WatchApp, WatchedScreen
 
     state = WatchState()
     state.proxy_started(0.0, "/api/generate", "before")  # before the screen opened: shown too
-    app = WatchApp([("http://127.0.0.1:1", state, None)], SystemCollectors(0.25))
+    app = WatchApp([WatchedScreen("http://127.0.0.1:1", state)], SystemCollectors(0.25))
     seen: list[str] = []
     stop = threading.Event()
 
@@ -767,13 +768,13 @@ def test_an_app_streaming_through_the_proxy_meets_each_fault_as_without_it(proxi
     else:
         assert through == direct
     double.stalled.set()  # a stalled stream ends once the app has given up (the proxy then sees it end)
-    wait_for(lambda: state.snapshot()[0] and state.snapshot()[0][-1].done, timeout=20)
-    [request] = state.snapshot()[0]
+    eventually(lambda: state.snapshot().requests and state.snapshot().requests[-1].done, timeout=20)
+    [request] = state.snapshot().requests
     assert request.error is not None or request.cancelled or request.eval_tokens == 30
     double.config.fault = None
     assert _outcome(proxy.url)[0] == 200  # the proxy goes on
-    wait_for(lambda: len(state.snapshot()[0]) == 2 and state.snapshot()[0][-1].done)
-    assert state.snapshot()[0][-1].eval_tokens == 30
+    eventually(lambda: len(state.snapshot().requests) == 2 and state.snapshot().requests[-1].done)
+    assert state.snapshot().requests[-1].eval_tokens == 30
 
 
 def test_a_hundred_concurrent_streams_through_the_proxy_are_not_mixed(proxied):
@@ -796,14 +797,16 @@ def test_a_hundred_concurrent_streams_through_the_proxy_are_not_mixed(proxied):
         thread.start()
     for thread in threads:
         thread.join(60)
-    wait_for(lambda: len(state.snapshot()[0]) == 100 and all(r.done for r in state.snapshot()[0]), timeout=30)
+    eventually(
+        lambda: len(state.snapshot().requests) == 100 and all(r.done for r in state.snapshot().requests), timeout=30
+    )
     grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
     assert len(answers) == 100
     for i, chunks in answers.items():
         assert {c["model"] for c in chunks} == {f"m{i}"} and chunks[-1]["done"] and chunks[-1]["eval_count"] == 20
         assert [c["response"] for c in chunks[:3]] == [c["response"] for c in answers[0][:3]]  # in its own order
-    requests = state.snapshot()[0]
+    requests = state.snapshot().requests
     assert sorted(r.model for r in requests) == sorted(f"m{i}:latest" for i in range(100))
     assert all(r.eval_tokens == 20 for r in requests)
     assert grown < 5_000_000, grown  # the answers themselves are the apps'; the proxy and the state keep little
@@ -835,29 +838,29 @@ def test_watch_keeps_going_through_a_server_restart_and_both_kinds_of_log_rotati
     reader = threading.Thread(target=lambda: seen.extend(iter(watch.stdout.readline, "")), daemon=True)
     reader.start()
     try:
+        # said once the log is followed: what the server prints from here on is read
         assert watch.stderr is not None and watch.stderr.readline().startswith("llmtop: watching ")
-        time.sleep(0.5)  # the follower has the file's end by then (it gives no sign of it yet)
         generate(double.url)
-        wait_for(lambda: done_requests() >= 1)
+        eventually(lambda: done_requests() >= 1)
         port = double.port
         double.go_away()
         writer.close()
-        wait_for(lambda: any("does not answer" in line for line in seen))
+        eventually(lambda: any("does not answer" in line for line in seen))
         double, writer = server(port)  # a new server process: its log goes on in the same file
-        wait_for(lambda: any("the server answers again" in line for line in seen))
+        eventually(lambda: any("the server answers again" in line for line in seen))
         generate(double.url)
-        wait_for(lambda: done_requests() >= 2, what=seen)
+        eventually(lambda: done_requests() >= 2, what=seen)
         shutil.copy(log_file, tmp_path / "server.log.1")  # logrotate's copytruncate
         with open(log_file, "r+") as handle:
             handle.truncate(0)
         generate(double.url)
-        wait_for(lambda: done_requests() >= 3)
+        eventually(lambda: done_requests() >= 3)
         writer.close()
         log_file.rename(tmp_path / "server.log.2")  # rotation by rename: a new file where the old was
         writer = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         double.log = ServerLog(writer.write)
         generate(double.url)
-        wait_for(lambda: done_requests() >= 4)
+        eventually(lambda: done_requests() >= 4)
     finally:
         watch.terminate()
         watch.wait(30)

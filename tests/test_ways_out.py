@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from test_cli import command, llmtop, no_traceback
+from waiting import eventually
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -27,13 +28,6 @@ def data_dir() -> Path:
 def history_rows() -> list[dict]:
     with sqlite3.connect(data_dir() / "history.sqlite3") as db:
         return [json.loads(text) for (text,) in db.execute("SELECT row_json FROM runs ORDER BY id")]
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def recorded(path: Path) -> str:
@@ -57,7 +51,7 @@ def test_a_signal_keeps_the_run_headless(double_factory, tmp_path, signum, statu
         command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment()
     )
     try:
-        wait_for(lambda: recorded(record).count('"event": "token"') >= 10, 30, "tokens")
+        eventually(lambda: recorded(record).count('"event": "token"') >= 10, 30, "tokens")
         process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -124,7 +118,7 @@ def _drain(fd: int) -> bytes:
 def test_a_second_signal_ends_llmtop_at_once(tmp_path):
     script = (
         "import sys, time\n"
-        "from llmtop.stopping import SignalStop\n"
+        "from llmtop.measure.stopping import SignalStop\n"
         "SignalStop(on_stop=lambda stop: print(stop.reason, stop.status, flush=True)).install()\n"
         "print('ready', flush=True)\n"
         "time.sleep(30)\n"

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from llmtop.word_wrap import printable, row_starts, wrap
+from llmtop.tui.word_wrap import printable, row_starts, wrap
 
 
 def test_words_move_to_the_next_row_whole():
@@ -54,7 +54,7 @@ def test_control_characters_cannot_reach_the_terminal():
 
 
 def test_shorten_cuts_at_a_word_and_says_so():
-    from llmtop.word_wrap import shorten
+    from llmtop.tui.word_wrap import shorten
 
     reason = "no GPU read (nvml: no NVIDIA driver: the NVML library is not found)"
     assert shorten(reason, 200) == reason
@@ -64,7 +64,7 @@ def test_shorten_cuts_at_a_word_and_says_so():
 
 
 def test_fit_takes_the_longest_variant_that_fits():
-    from llmtop.word_wrap import fit
+    from llmtop.tui.word_wrap import fit
 
     variants = ["Ollama's split (/api/ps): 35% GPU / 65% CPU, 15.2 GB of 44.0 GB", "/api/ps: 35% GPU / 65% CPU"]
     assert fit(variants, 80) == variants[0]
@@ -73,7 +73,7 @@ def test_fit_takes_the_longest_variant_that_fits():
 
 
 def test_fit_rows_ends_the_last_row_with_an_ellipsis_at_a_word():
-    from llmtop.word_wrap import fit_rows
+    from llmtop.tui.word_wrap import fit_rows
 
     why = "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB and 15.6 GiB was available"
     assert fit_rows(why, 200, 1) == [why]
@@ -83,7 +83,7 @@ def test_fit_rows_ends_the_last_row_with_an_ellipsis_at_a_word():
 
 
 def test_hanging_indents_the_rows_after_the_first():
-    from llmtop.word_wrap import hanging
+    from llmtop.tui.word_wrap import hanging
 
     rows = hanging("  q         quit (a run in progress is kept, marked incomplete)", 40, 12)
     assert rows[0].startswith("  q ") and all(r.startswith(" " * 12) for r in rows[1:])

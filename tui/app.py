@@ -21,22 +21,24 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Log, Static
 from textual_plotext import PlotextPlot
 
 from llmtop import units
-from llmtop.charts import chart_bars, write_chart
-from llmtop.comparison import compare
-from llmtop.energy import EDGE_S, energy_between
-from llmtop.exports import write_export
+from llmtop.data_folder import internal_error
 from llmtop.figures import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
-from llmtop.output import internal_error
-from llmtop.plan import PlannedRun, PlanRunner
-from llmtop.session import Phase, Session, SessionObserver
-from llmtop.session_settings import RunSettings
-from llmtop.stopping import StopRequested, stop_for
-from llmtop.summary import SPILL_BYTES, SummaryRow, baseline_start
-from llmtop.timeline import memory_timeline, run_start
+from llmtop.measure.comparison import compare
+from llmtop.measure.energy import EDGE_S, GPU_UNREAD
+from llmtop.measure.live import energy_so_far, gpu_now, idle_power, process_deltas, ram_now, watts_over_idle
+from llmtop.measure.plan import PlannedRun, PlanRunner
+from llmtop.measure.session import Phase, Session, SessionObserver
+from llmtop.measure.settings import RunSettings
+from llmtop.measure.stopping import StopRequested, stop_for
+from llmtop.measure.summary import SummaryRow, baseline_start
+from llmtop.measure.timeline import memory_timeline, run_start
+from llmtop.store.charts import chart_bars, write_chart
+from llmtop.store.exports import write_export
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -148,6 +150,8 @@ class LlmtopApp(App[int]):
         runner.on_note = lambda message: self.post_message(SessionNote(message))
         self._thread: threading.Thread | None = None
         self._ticks = 0
+        self.frames = 0  # live refreshes drawn so far (tests wait for one after what they check)
+        self.notified: list[str] = []  # every toast's message, as notify() was asked
         self._bars_shown = False
         self.chart_view = "tps"  # the chart beside the gauges: "tps", "memory" or "bars" (m and b switch)
         self.charts_instead = False  # a narrow screen shows the chart view in place of the gauges
@@ -257,7 +261,7 @@ class LlmtopApp(App[int]):
         self.energy_line = self.query_one("#energy", TextLine)
         self._spill_warned: object = None
         self._show_charts()
-        self.set_interval(REFRESH_S, self._refresh_live)
+        self.set_interval(REFRESH_S, self._refresh_frame)
         self._signal_loop = asyncio.get_running_loop()
         if self._pending_stop is not None:
             self._stop(self._pending_stop)
@@ -351,6 +355,10 @@ class LlmtopApp(App[int]):
             self._show_bars(True)
 
     # -- live refresh -------------------------------------------------------------------------
+    def _refresh_frame(self) -> None:
+        self._refresh_live()
+        self.frames += 1  # what the state held before this frame is on the screen now
+
     def _refresh_live(self) -> None:
         self._ticks += 1
         if self.size != self._laid_out_size:  # the terminal was resized: the layout for its new size
@@ -371,14 +379,9 @@ class LlmtopApp(App[int]):
         elif proc.rss_bytes is None:
             rss.show_unavailable(proc.reason or "not readable")
         else:
-            base_rss = record.baseline_process.rss_bytes if record and record.baseline_process else None
+            rss_delta, _ = process_deltas(proc, record.baseline_process if record else None)
             runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
-            rss.show_reading(
-                proc.rss_bytes,
-                memory.total_bytes if memory else None,
-                proc.rss_bytes - base_rss if base_rss is not None else None,
-                note=runner,
-            )
+            rss.show_reading(proc.rss_bytes, memory.total_bytes if memory else None, rss_delta, note=runner)
 
         self._refresh_gpus(record)
         self._refresh_power(record, now, self._ticks % SLOW_EVERY == 0 or (record and record.ended_at) is not None)
@@ -469,18 +472,13 @@ class LlmtopApp(App[int]):
         """RAM as the summary row counts it: the system's in-use memory plus, where the platform
         counts mapped files as cache (Linux), the Ollama processes' file-backed memory, which holds
         mapped weights; that part is shown on the line below."""
-        mapped = proc.file_rss_bytes if proc is not None else None
         base_proc = record.baseline_process if record else None
-        base_mapped = base_proc.file_rss_bytes if base_proc is not None else None
-        if mapped is None:
+        if proc is None or proc.file_rss_bytes is None:
             self.mapped_gauge.show_unavailable("counted apart on Linux only (see docs/measurement.md)")
         else:
-            self.mapped_gauge.show_reading(
-                mapped,
-                memory.total_bytes if memory else None,
-                mapped - base_mapped if base_mapped is not None else None,
-                note="Ollama's files",
-            )
+            _, mapped_delta = process_deltas(proc, base_proc)
+            total = memory.total_bytes if memory else None
+            self.mapped_gauge.show_reading(proc.file_rss_bytes, total, mapped_delta, note="Ollama's files")
         ram = self.ram_gauge
         if memory is None:
             ram.show_unavailable(self.session.collectors.memory.last_error or "waiting for the first sample")
@@ -490,14 +488,9 @@ class LlmtopApp(App[int]):
             swap.show_reading(memory.swap_used_bytes, memory.swap_total_bytes)
         else:
             swap.show_unavailable("no swap configured")
-        base = record.baseline_memory if record else None
-        if mapped is None or (base is not None and base_mapped is None):
-            in_use_delta = memory.used_bytes - base.used_bytes if base else None
-            ram.show_reading(memory.used_bytes, memory.total_bytes, in_use_delta)
-            return
-        used = memory.used_bytes + mapped
-        delta = used - base.used_bytes - base_mapped if base is not None and base_mapped is not None else None
-        ram.show_reading(used, memory.total_bytes, delta, note=f"in use {units.human_bytes(memory.used_bytes)}")
+        now = ram_now(memory, proc, record.baseline_memory if record else None, base_proc)
+        note = f"in use {units.human_bytes(now.in_use)}" if now.in_use is not None else ""
+        ram.show_reading(now.used, now.total, now.delta, note=note)
 
     def _refresh_gpus(self, record) -> None:
         collectors = self.session.collectors
@@ -524,7 +517,7 @@ class LlmtopApp(App[int]):
             suffix = f" {index}" if several else ""
             vram.label = ("Unified" if gpu.unified else "VRAM") + suffix
             shared.label = "Shared GPU" + suffix
-            base = baseline.get(gpu.key)
+            figures = gpu_now(gpu, baseline.get(gpu.key), running)
             notes = [gpu.name]
             if gpu.utilization_pct is not None:
                 notes.append(f"{gpu.utilization_pct:.0f}% busy")
@@ -533,16 +526,19 @@ class LlmtopApp(App[int]):
             if gpu.dedicated_used is None:
                 vram.show_unavailable(gpu.reason("dedicated"))
             else:
-                delta = gpu.dedicated_used - base.dedicated_used if base and base.dedicated_used is not None else None
-                vram.show_reading(gpu.dedicated_used, gpu.dedicated_total, delta, note=" · ".join(notes))
+                vram.show_reading(
+                    gpu.dedicated_used, gpu.dedicated_total, figures.dedicated_delta, note=" · ".join(notes)
+                )
             if gpu.shared_used is None:
                 shared.show_unavailable(gpu.reason("shared"))
                 shared.set_class(False, "-warning")
                 continue
-            delta = gpu.shared_used - base.shared_used if base and base.shared_used is not None else None
-            spilling = running and delta is not None and delta > SPILL_BYTES
+            spilling = figures.spilling
             shared.show_reading(
-                gpu.shared_used, gpu.shared_total, delta, note="spilling into system RAM" if spilling else ""
+                gpu.shared_used,
+                gpu.shared_total,
+                figures.shared_delta,
+                note="spilling into system RAM" if spilling else "",
             )
             shared.set_class(spilling, "-warning")
             if spilling and self._spill_warned is not record:
@@ -594,15 +590,10 @@ class LlmtopApp(App[int]):
                 gauge.show_unavailable(reading.reason or "not read")
             else:
                 history = [w for s in recent for r in s.sources if r.key == reading.key and (w := r.watts) is not None]
-                base = idle.get(reading.key)
                 points = history[-SPARK_POINTS:]
                 spark = units.sparkline(points, reading.limit_w or 1.25 * max(points, default=0.0))
-                gauge.show_reading(
-                    reading.watts,
-                    reading.limit_w,
-                    reading.watts - base if base is not None else None,
-                    note=f"{spark} {reading.name}",
-                )
+                over_idle = watts_over_idle(reading.watts, reading.key, idle)
+                gauge.show_reading(reading.watts, reading.limit_w, over_idle, note=f"{spark} {reading.name}")
         if slow:
             texts = self._energy_texts(record, now)
             shown_line = bool(texts[0])
@@ -612,55 +603,39 @@ class LlmtopApp(App[int]):
 
     def _idle_power(self, record) -> dict[str, float]:
         """Each source's mean power over the run's baseline, once the request has gone."""
-        if record is None or self.session.collectors.power is None or not record.clock.request_at:
+        power = self.session.collectors.power
+        if record is None or power is None or not record.clock.request_at:
             return {}
         since = baseline_start(record)
-        if since is None:
-            return {}
-        samples = self.session.collectors.power.between(since, record.clock.request_at + EDGE_S)
-        keys = {r.key for s in samples for r in s.sources}
-        idle = {}
-        for key in keys:
-            used, _ = energy_between(samples, key, since, record.clock.request_at)
-            if used is not None and record.clock.request_at > since:
-                idle[key] = used / (record.clock.request_at - since)
-        return idle
+        samples = power.between(since, record.clock.request_at + EDGE_S) if since is not None else []
+        return idle_power(record, samples)
 
     def _energy_texts(self, record, now: float) -> tuple[str, ...]:
         """`energy 3.40 kJ since the request · 2.10 J/token while generating` and shorter ones."""
         sampler = self.session.collectors.power
         if record is None or sampler is None or not record.phases:
             return ("",)
-        start = record.clock.request_at
         if self.session.phase in (Phase.BASELINE, Phase.UNLOADING) and record.ended_at is None:
             return ("",)
         end = record.ended_at if record.ended_at is not None else now
-        samples = sampler.between(start - EDGE_S, end + EDGE_S)
-        if not samples:
+        samples = sampler.between(record.clock.request_at - EDGE_S, end + EDGE_S)
+        energy = energy_so_far(record, samples, now, self._gpu_works(record))
+        if energy is None:
             return ("",)
-        end = min(end, samples[-1].t)
-        keys = {r.key for s in samples for r in s.sources}
-        parts = [energy_between(samples, key, start, end) for key in keys]
-        if any(j is None for j, _ in parts) or not parts:
-            why = next((w for j, w in parts if j is None), "not read")
+        if energy.energy_j is None:
+            why = energy.note or "not read"
+            if why.startswith(GPU_UNREAD):
+                return (f"energy n/a: {GPU_UNREAD}", "energy n/a: the GPU worked, its power is not read")
             return (f"energy n/a: {why}",)
-        total = sum(j for j, _ in parts if j is not None)
-        text = f"energy {units.joules(total)} since the request"
-        if self._gpu_works(record) and not any(r.kind == "gpu" for r in samples[-1].sources):
-            cpu = f"CPU energy {units.joules(total)} since the request"
-            unread = "the GPU works too, but its power is not read: no J/token"
-            return (f"{cpu}   ·   {unread}", f"CPU energy {units.joules(total)} · {unread}", cpu)
-        clock = record.clock
-        per_token = ""
-        if clock.first_at is not None and clock.count >= 2 and end > clock.first_at:
-            generated = [energy_between(samples, key, clock.first_at, end)[0] for key in keys]
-            tokens = clock.count_until(end) - 1
-            if all(j is not None for j in generated) and tokens > 0:
-                per = sum(j for j in generated if j is not None) / tokens
-                per_token = f"{per:.3g} J/token"
-        if per_token:
-            return (f"{text}   ·   {per_token} while generating", f"energy {units.joules(total)} · {per_token}", text)
-        return (text,)
+        text = f"energy {units.joules(energy.energy_j)} since the request"
+        if energy.joules_per_token is None:
+            return (text,)
+        per_token = f"{energy.joules_per_token:.3g} J/token"
+        return (
+            f"{text}   ·   {per_token} while generating",
+            f"energy {units.joules(energy.energy_j)} · {per_token}",
+            text,
+        )
 
     def _gpu_works(self, record) -> bool:
         """Whether part of the model is on a GPU in this run: the log's layers, else `/api/ps`."""
@@ -865,6 +840,19 @@ class LlmtopApp(App[int]):
         self.exit_status = stop.status
         self._keep_run_in_progress(stop.reason)
         self.exit(return_code=stop.status)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast, as Textual shows it; every message is also kept in `notified`, oldest first."""
+        self.notified.append(message)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def stop_for_signal(self, stop: StopRequested) -> None:
         """SIGTERM or SIGHUP (called from the signal handler, on the main thread): stop as Ctrl+C

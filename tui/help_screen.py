@@ -12,8 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 
-from llmtop.screen_help import help_lines
-from llmtop.word_wrap import hanging
+from llmtop.tui.help_text import help_lines
+from llmtop.tui.word_wrap import hanging
 
 
 class HelpText(Widget):

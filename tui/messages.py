@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from llmtop.session import Phase
-from llmtop.summary import SummaryRow
+from llmtop.measure.session import Phase
+from llmtop.measure.summary import SummaryRow
 
 
 class PhaseChanged(Message):

@@ -7,6 +7,7 @@ import datetime as dt
 import queue
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import App, ComposeResult
@@ -15,13 +16,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Log, Static
 
 from llmtop import units
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.figures import REQUEST_COLUMNS
-from llmtop.timeline import recent_timeline
+from llmtop.measure.live import ram_in_use
+from llmtop.measure.timeline import recent_timeline
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
-from llmtop.watch import WatchEvent, WatchState
-from llmtop.watch_command import live_wall
+from llmtop.watch.state import LoadedModel, WatchEvent, WatchState, live_wall
 
 REFRESH_S = 1.0
 TIMELINE_S = 600.0  # the memory chart's window
@@ -30,7 +33,16 @@ SHOWN_REQUESTS = 200
 WARNINGS = ("spill", "evicted", "cpu-layers", "server")
 
 
-def loaded_cells(model: Any, now: dt.datetime) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class WatchedScreen:
+    """One server as the watch screen shows it: its URL, its state, and the URL of its proxy."""
+
+    url: str
+    state: WatchState
+    proxy_url: str | None = None
+
+
+def loaded_cells(model: LoadedModel, now: dt.datetime) -> tuple[str, ...]:
     share = model.vram_share
     unloads = model.unloads_in_s(now)
     return (
@@ -62,34 +74,35 @@ class WatchApp(App[int]):
 
     def __init__(
         self,
-        servers: list[tuple[str, WatchState, Any]],
-        collectors: Any,
-        log: Any = None,
-        endpoint: Any = None,
+        servers: list[WatchedScreen],
+        collectors: SystemCollectors,
+        log: LogWatcher | None = None,
+        metrics_url: str | None = None,
         duration: float = 0.0,
         banner: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[float], float] | None = None,
     ) -> None:
-        """`servers`: (base URL, state, proxy or None) of each server watched, the first the one
-        whose log and machine are read."""
+        """`servers`: each server watched, the first the one whose log and machine are read;
+        `metrics_url`: where --metrics serves them."""
         super().__init__()
         self.servers = servers
-        self.state = servers[0][1]
+        self.state = servers[0].state
         self.collectors = collectors
         self.log_watcher = log
-        self.endpoint = endpoint
+        self.metrics_url = metrics_url
         self.duration = duration
         self.banner = banner
         self.clock = clock  # the session's clock (a replay's own)
         self.wall = wall or live_wall  # its time of day
         self._ticks = 0
+        self.frames = 0  # refreshes drawn so far (tests wait for one after what they check)
         self.several = len(servers) > 1
         # Events from the pollers' threads to the screen: a queue, so that none is lost between them.
         self._pending: queue.SimpleQueue[tuple[str, WatchEvent]] = queue.SimpleQueue()
-        for url, state, _ in servers:  # what happened before the screen opened, then each new event
-            for event in state.subscribe(self._queue_for(url)):
-                self._pending.put((url, event))
+        for server in servers:  # what happened before the screen opened, then each new event
+            for event in server.state.subscribe(self._queue_for(server.url)):
+                self._pending.put((server.url, event))
 
     def _queue_for(self, url: str) -> Callable[[WatchEvent], None]:
         def put(event: WatchEvent) -> None:
@@ -109,7 +122,7 @@ class WatchApp(App[int]):
     def compose(self) -> ComposeResult:
         if self.banner:
             yield Static(self.banner, id="banner", markup=False)
-        yield TextLine(f"llmtop watch  ·  {'  ·  '.join(url for url, _, _ in self.servers)}", id="header")
+        yield TextLine(f"llmtop watch  ·  {'  ·  '.join(server.url for server in self.servers)}", id="header")
         yield TextLine(id="server")
         with Horizontal(id="live"):
             with Vertical(id="gauges"):
@@ -140,11 +153,11 @@ class WatchApp(App[int]):
             parts.append(f"log: {self.log_watcher.description}")
         else:
             parts.append("no server log: requests only through --proxy")
-        for url, _, proxy in self.servers:
-            if proxy is not None:
-                parts.append(f"proxy {proxy.url}" + (f" -> {url}" if self.several else ""))
-        if self.endpoint is not None:
-            parts.append(f"metrics {self.endpoint.url}")
+        for server in self.servers:
+            if server.proxy_url is not None:
+                parts.append(f"proxy {server.proxy_url}" + (f" -> {server.url}" if self.several else ""))
+        if self.metrics_url is not None:
+            parts.append(f"metrics {self.metrics_url}")
         self.query_one("#server", TextLine).show("  ·  ".join(parts))
         self._started = time.monotonic()
         self.set_interval(REFRESH_S, self._refresh)
@@ -163,8 +176,9 @@ class WatchApp(App[int]):
         now = dt.datetime.fromtimestamp(self.wall(self.clock()), dt.timezone.utc)  # a replay's time of day
         self.loaded_table.clear()
         rows: list[tuple[float, tuple[str, ...], Any]] = []
-        for url, state, _ in self.servers:
-            requests, loaded, _ = state.snapshot()
+        for server in self.servers:
+            url = server.url
+            requests, loaded, _ = server.state.snapshot()
             host: tuple[str, ...] = (url,) if self.several else ()
             for model in loaded.values():
                 self.loaded_table.add_row(*host, *loaded_cells(model, now))
@@ -177,6 +191,7 @@ class WatchApp(App[int]):
         self._ticks += 1
         if self._ticks % CHART_EVERY == 1:
             self._refresh_chart()
+        self.frames += 1
 
     def _refresh_chart(self) -> None:
         """Memory over the last TIMELINE_S, the loads marked."""
@@ -205,8 +220,7 @@ class WatchApp(App[int]):
         if memory is None:
             ram.show_unavailable(collectors.memory.last_error or "waiting for the first sample")
         else:
-            mapped = process.file_rss_bytes if process is not None and process.file_rss_bytes else 0
-            ram.show_reading(memory.used_bytes + mapped, memory.total_bytes)
+            ram.show_reading(ram_in_use(memory, process), memory.total_bytes)
         rss = self.query_one("#rss", Gauge)
         if process is None or process.rss_bytes is None:
             rss.show_unavailable(process.reason if process is not None and process.reason else "not read")

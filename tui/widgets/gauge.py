@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from llmtop import units
-from llmtop.word_wrap import shorten
+from llmtop.tui.word_wrap import shorten
 
 BAR_WIDTH = 16
 LABEL_WIDTH = 12

@@ -7,8 +7,8 @@ import math
 
 from textual_plotext import PlotextPlot
 
-from llmtop.timeline import Timeline
-from llmtop.word_wrap import fit
+from llmtop.measure.timeline import Timeline
+from llmtop.tui.word_wrap import fit
 
 GB = 1e9
 Y_AXIS_COLUMNS = 8  # what plotext's y axis and frame take of the widget's width
@@ -24,7 +24,7 @@ def marks_line(marks: tuple[tuple[float, str], ...], columns: int, since: str = 
 
 
 class MemoryTimelineChart(PlotextPlot):
-    """`show_timeline` redraws from a llmtop.timeline.Timeline (GB against seconds)."""
+    """`show_timeline` redraws from a llmtop.measure.timeline.Timeline (GB against seconds)."""
 
     DEFAULT_CSS = """
     MemoryTimelineChart { height: 14; width: 2fr; display: none; border-top: solid $primary-darken-2; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from llmtop.word_wrap import fit_rows
+from llmtop.tui.word_wrap import fit_rows
 
 
 class Paragraph(Widget):

@@ -16,7 +16,7 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from llmtop.word_wrap import printable, wrap
+from llmtop.tui.word_wrap import printable, wrap
 
 MAX_CHARS = 64_000
 SIZE_EVERY_S = 5.0

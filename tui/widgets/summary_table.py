@@ -11,8 +11,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from llmtop.figures import SCREEN_RUN_COLUMNS, Column
-from llmtop.summary import SummaryRow
-from llmtop.table_pages import column_pages
+from llmtop.measure.summary import SummaryRow
+from llmtop.tui.table_pages import column_pages
 
 CELL_PADDING = 2  # DataTable pads each cell by one on either side
 SCROLLBAR = 2  # room kept for the vertical scrollbar a long table shows
@@ -59,7 +59,8 @@ class SummaryTable(DataTable):
         for column in self.shown_columns:
             self.add_column(column.header, key=column.header)
 
-    def _widths(self) -> list[int]:
+    def column_widths(self) -> list[int]:
+        """Each column's width in cells: its widest cell or header, and the padding."""
         return [
             max([cell_len(c.header)] + [cell_len(c.text(item)) for item in self.summaries]) + CELL_PADDING
             for c in self.table_columns
@@ -74,7 +75,7 @@ class SummaryTable(DataTable):
         if key == self._laid_out_for and not force:
             return
         self._laid_out_for = key
-        pages = column_pages(self._widths(), width)
+        pages = column_pages(self.column_widths(), width)
         if pages != self.pages:
             self.pages = pages
             self.page = min(self.page, len(pages) - 1)

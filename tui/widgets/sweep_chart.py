@@ -11,7 +11,7 @@ GB = 1e9
 
 
 class SweepChart(PlotextPlot):
-    """`show_result` redraws from a llmtop.sweep.SweepResult; tps on the left axis, GB on the right."""
+    """`show_result` redraws from a llmtop.measure.sweep.SweepResult; tps on the left axis, GB on the right."""
 
     DEFAULT_CSS = """
     SweepChart { height: 14; width: 2fr; display: none; }

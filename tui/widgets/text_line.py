@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from llmtop.word_wrap import fit
+from llmtop.tui.word_wrap import fit
 
 
 class TextLine(Widget):

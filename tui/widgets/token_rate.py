@@ -54,7 +54,7 @@ class TpsBarChart(PlotextPlot):
         self.bars: list[Any] = []
 
     def show_bars(self, bars: Sequence[Any]) -> None:
-        """Replace the bars (llmtop.charts.Bar)."""
+        """Replace the bars (llmtop.store.charts.Bar)."""
         if list(bars) == self.bars:
             return
         self.bars = list(bars)

@@ -1,0 +1,440 @@
+"""`llmtop MODEL ...`: read the command line, build the instruments, connect, run the plan on the
+screen or headless, then export. Every failure ends in one line and an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from llmtop import __version__
+from llmtop.collectors.log_sources import LogUnavailable
+from llmtop.commands.instruments import Instruments
+from llmtop.commands.options import (
+    add_chart_argument,
+    add_export_argument,
+    add_interval_argument,
+    add_lang_argument,
+    add_log_arguments,
+    add_record_arguments,
+    check_files,
+    float_between,
+)
+from llmtop.commands.plan_runs import run_headless, run_on_screen
+from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
+from llmtop.figures import help_text
+from llmtop.measure.settings import (
+    DEFAULT_PROMPT,
+    DEFAULT_SEED,
+    STALL_TIMEOUT_S,
+    RunSettings,
+    ollama_load_timeout,
+    parse_context,
+    parse_modes,
+    silence_limit,
+)
+from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
+from llmtop.measure.sweep import SweepError, SweepSpec, parse_sweep
+from llmtop.ollama.api import OllamaServer
+from llmtop.ollama.hosts import (
+    HostError,
+    add_access_arguments,
+    address_argument,
+    check_access,
+    exposure,
+    ollama_base_url,
+    redact_url,
+)
+from llmtop.ollama.model_facts import valid_model_name
+
+DESCRIPTION = """\
+Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
+figure taken as the increase over a baseline read just before the run.
+
+A run: unload the model if it is loaded, wait until RAM and GPU memory settle and take the baseline, then
+generate PROMPT with streaming while RAM and the Ollama processes are sampled every INTERVAL
+seconds and /api/ps is polled once a second. The summary row comes when the final chunk arrives.
+"""
+
+OTHER = """\
+the server log: --serve starts `ollama serve` on a free port and reads its output (the most
+reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
+looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
+%LOCALAPPDATA%\\Ollama\\server.log, Linux `journalctl -u ollama`).
+other commands: llmtop watch [--host URL ...] [--proxy PORT] [--metrics PORT] (what Ollama does for
+                every app: loaded models, loads, requests, memory; sends nothing itself),
+                llmtop doctor [--json] (what can be measured here, and why not),
+                llmtop history [--model M] [--export PATH] (past runs, any day),
+                llmtop replay FILE [--speed X] [--headless] (a recorded session),
+                llmtop demo (a recorded session that ships with llmtop: no Ollama needed),
+                llmtop parse-log FILE|- [--json]
+
+sweeping: llmtop MODEL --sweep runs num_gpu from 0 to every layer (coarse, then finer around the
+fastest) and Ollama's own choice, each point a planned run as above; it charts tps, VRAM and shared
+GPU memory by layers, and concludes in one sentence with the Modelfile to use. --sweep 0,10,20,27
+gives the points; --sweep num_ctx=2048,8192,32768 sweeps the context at Ollama's layer choice.
+
+comparing: llmtop MODEL [MODEL ...] --modes cpu,auto --repeat 3 runs every model in every mode,
+repeats interleaved; each run unloads the model, waits for memory to settle, takes the baseline
+and generates with the same prompt, seed and temperature. The table gives tps as mean ± sd and
+each mode's speed-up over cpu; every run also goes to the local history (llmtop history).
+
+keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
+b switch the live chart and the tps bar chart (a sweep's chart in a sweep), m the memory
+timeline (RAM, Ollama RSS, VRAM, shared GPU memory over the run), t the tables' other columns,
+? or F1 help: every key and figure, where each is read from, why any is n/a.
+exit status (every command):
+"""
+
+
+def _exit_statuses() -> str:
+    return "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES.items())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with the usage line and one error line on stderr and exit status 2."""
+
+
+def _layers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _repeat(text: str) -> int:
+    value = _layers(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text}")
+    return value
+
+
+def _context(text: str) -> int:
+    try:
+        return parse_context(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sweep(text: str) -> SweepSpec:
+    try:
+        return parse_sweep(text)
+    except SweepError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _modes(text: str) -> list[str]:
+    try:
+        return parse_modes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="llmtop",
+        description=DESCRIPTION,
+        epilog=help_text() + "\n\n" + OTHER + _exit_statuses(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="any name Ollama accepts, e.g. llama3.3 or hf.co/org/repo:Q4_K_M; several compare in one plan",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="URL",
+        help="the Ollama server: host, host:port or a URL (default: $OLLAMA_HOST, else 127.0.0.1:11434)",
+    )
+    parser.add_argument(
+        "--prompt", metavar="TEXT", default=DEFAULT_PROMPT, help=f"what to generate from (default: {DEFAULT_PROMPT})"
+    )
+    placement = parser.add_mutually_exclusive_group()
+    placement.add_argument("--cpu", action="store_true", help="run on the CPU only (num_gpu 0)")
+    placement.add_argument(
+        "--num-gpu", metavar="N", type=_layers, help="put N layers on the GPU (default: Ollama decides)"
+    )
+    placement.add_argument(
+        "--modes",
+        metavar="MODES",
+        type=_modes,
+        help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N); "
+        "a mode can set the context too: auto:ctx=4096,auto:ctx=32768",
+    )
+    placement.add_argument(
+        "--sweep",
+        metavar="LIST",
+        nargs="?",
+        const="",
+        type=_sweep,
+        help="find the fastest num_gpu here: runs from 0 to every layer, coarse then finer around the fastest, "
+        "with Ollama's own choice, and says what to set (a Modelfile); LIST gives the layer counts "
+        "(0,10,20,27) or contexts (num_ctx=2048,8192,32768, at Ollama's layer choice)",
+    )
+    parser.add_argument(
+        "--num-ctx",
+        metavar="N",
+        type=_context,
+        help="the context in tokens, e.g. 8192 or 8k (options.num_ctx; default: Ollama's, from 0.30 chosen by VRAM)",
+    )
+    parser.add_argument("--repeat", metavar="N", type=_repeat, default=1, help="run each model and mode N times")
+    parser.add_argument(
+        "--seed", metavar="N", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})"
+    )
+    parser.add_argument(
+        "--temperature", metavar="T", type=float_between(0, 5), help="sampling temperature (default: the model's)"
+    )
+    parser.add_argument(
+        "--warm", action="store_true", help="keep the model loaded between runs (warm runs, reported apart from cold)"
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="no screen: run the plan and print the summary table to stdout"
+    )
+    add_export_argument(parser, "the runs")
+    add_lang_argument(parser)
+    add_chart_argument(parser)
+    parser.add_argument("--no-history", action="store_true", help="do not add the runs to the local history")
+    add_record_arguments(parser)
+    add_interval_argument(parser)
+    parser.add_argument(
+        "--stall-timeout",
+        metavar="SECONDS",
+        type=float_between(0, 86400, " seconds"),
+        default=STALL_TIMEOUT_S,
+        help="once tokens flow, end a run that gets no token for this long, keeping what was measured; "
+        "a silent load waits for OLLAMA_LOAD_TIMEOUT (5 min) plus as long again, at most 1 min; 0 waits forever "
+        "(default: 300)",
+    )
+    parser.add_argument("--pull", action="store_true", help="pull the model first if the server does not have it")
+    add_access_arguments(parser)
+    parser.add_argument(
+        "--metrics",
+        metavar="[ADDR:]PORT",
+        type=address_argument,
+        help="while the runs go, serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)",
+    )
+    add_log_arguments(parser, serve=True)
+    parser.add_argument("--version", action="version", version=f"llmtop {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """`llmtop MODEL [MODEL ...] [options]`: check the command line, then measure; the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sweep is not None:
+        if len(args.models) > 1:
+            parser.error("argument --sweep: sweeps one model at a time")
+        if args.warm:
+            parser.error("argument --sweep: not allowed with --warm (each point loads the model anew)")
+        if args.sweep.parameter == "num_ctx" and args.num_ctx is not None:
+            parser.error("argument --sweep: a sweep of num_ctx sets the context itself: leave out --num-ctx")
+    if args.serve and args.host is not None:
+        parser.error("argument --serve: not allowed with --host (llmtop chooses the port of the server it starts)")
+    for model in args.models:
+        if not valid_model_name(model):
+            parser.error(f"not a model name Ollama accepts: {model!r}")
+    if not args.prompt.strip():
+        parser.error("argument --prompt: the prompt is empty")
+    check_files(parser, args)  # found before anything runs, not after the whole plan
+    setting = args.host if args.host is not None else os.environ.get("OLLAMA_HOST")
+    try:
+        base_url = ollama_base_url(setting)
+    except HostError as exc:
+        parser.error(redact_url(f"argument --host: {exc}" if args.host is not None else f"OLLAMA_HOST: {exc}"))
+    args.access_headers = check_access(parser, args, setting)
+    settings = RunSettings(
+        prompt=args.prompt,
+        num_ctx=args.num_ctx,
+        seed=args.seed,
+        temperature=args.temperature,
+        keep_loaded=args.warm,
+    )
+    modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
+    signals = SignalStop().install()
+    try:
+        return measure(args, base_url, settings, modes, signals)
+    except KeyboardInterrupt as exc:  # before any run began: nothing to keep
+        stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
+        sys.stderr.write(f"llmtop: {stop.reason}\n")
+        return stop.status
+    finally:
+        signals.restore()
+
+
+def _pull(server, model: str, stream: TextIO) -> None:
+    """Pull with a progress line on stderr."""
+    last = ""
+    for progress in server.pull(model):
+        status = progress.get("status") or ""
+        total, completed = progress.get("total"), progress.get("completed")
+        line = status
+        if isinstance(total, int) and total > 0 and isinstance(completed, int):
+            line = f"{status}: {100 * completed / total:5.1f}% of {total / 1e9:.1f} GB"
+        if line != last:
+            end = "\r" if stream.isatty() and total else "\n"
+            stream.write(f"llmtop: {line}{' ' * 8}{end}")
+            stream.flush()
+            last = line
+    stream.write("\n" if stream.isatty() else "")
+
+
+def measure(
+    args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[str], signals: SignalStop
+) -> int:
+    """Run the plan: every model in every mode, `args.repeat` times; `signals` turns Ctrl+C, SIGTERM
+    and SIGHUP into a stop that keeps the run in progress. Whatever was opened is closed on every
+    way out."""
+    with Instruments() as kit:
+        try:
+            if args.serve:
+                base_url = kit.start_ollama_serve()
+            else:
+                kit.open_log(args, base_url)
+        except LogUnavailable as exc:
+            sys.stderr.write(f"llmtop: {exc}\n")
+            return EXIT_USAGE
+        kit.start_log()
+        return _measure(kit, args, base_url, settings, modes, signals)
+
+
+def _measure(
+    kit: Instruments,
+    args: argparse.Namespace,
+    base_url: str,
+    settings: RunSettings,
+    modes: Sequence[str],
+    signals: SignalStop,
+) -> int:
+    from llmtop.measure.machine import describe_machine
+    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan
+    from llmtop.measure.session import Session
+    from llmtop.measure.sweep import SweepError, announce, check_layers
+    from llmtop.ollama.api import ModelNotFound, OllamaError, ServerUnreachable
+    from llmtop.store.history import History
+
+    err = sys.stderr
+    load_timeout = ollama_load_timeout(os.environ.get("OLLAMA_LOAD_TIMEOUT"))
+    server = OllamaServer(
+        base_url,
+        silence_limit_s=silence_limit(args.stall_timeout, load_timeout),
+        headers=getattr(args, "access_headers", None),
+        cacert=getattr(args, "cacert", None),
+    )
+    kit.closing(server)
+    collectors = kit.sample_machine(base_url, args.interval)
+    sessions = {}
+    try:
+        for model in dict.fromkeys(args.models):
+            session = Session(
+                server, model, collectors, log=kit.log, log_reason=kit.log_reason, stall_timeout_s=args.stall_timeout
+            )
+            try:
+                session.connect()
+            except ModelNotFound:
+                if not args.pull:
+                    raise
+                _pull(server, model, err)
+                session.connect()
+            sessions[model] = session
+    except (ServerUnreachable, ModelNotFound) as exc:
+        err.write(f"llmtop: {exc}\n")
+        return EXIT_USAGE
+    except OllamaError as exc:
+        err.write(f"llmtop: {exc}\n")
+        return EXIT_FAILED
+
+    sweep = None
+    if args.sweep is not None:
+        model, session = next(iter(sessions.items()))
+        facts = session.facts
+        try:
+            check_layers(args.sweep, model, facts.layers_total if facts else None)
+        except SweepError as exc:
+            err.write(f"llmtop: {exc}\n")
+            return EXIT_USAGE
+        sweep = SweepPlan(model, args.sweep, facts.layers_total if facts else None, args.repeat, settings)
+        plan = sweep.first()
+        err.write(
+            f"llmtop: {announce(args.sweep, model, sweep.planner, args.repeat, facts.size_bytes if facts else None)}\n"
+        )
+    else:
+        plan = build_plan(list(sessions), modes, args.repeat, settings)
+    kit.probe_devices()
+    version = next(iter(sessions.values())).version
+    metrics = None
+    if args.metrics is not None:
+        from llmtop.watch.metrics import MetricsEndpoint, MetricsError
+        from llmtop.watch.state import WatchState
+
+        metrics = WatchState()
+        try:
+            endpoint = MetricsEndpoint(metrics, collectors, *args.metrics)
+        except MetricsError as exc:
+            err.write(f"llmtop: {exc}\n")
+            return EXIT_USAGE
+        kit.stopping(endpoint)
+        err.write(f"llmtop: metrics: {endpoint.url}\n")
+        address, port = args.metrics
+        warning = exposure("--metrics", address, port, "the models, runs, memory and power it serves")
+        if warning:
+            err.write(f"llmtop: {warning}\n")
+    recorder = kit.record(
+        args,
+        sessions,
+        {
+            "plan": [{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan],
+            "settings": settings,
+            "sweep": None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
+        },
+    )
+    if recorder is not None:
+        record_sessions(recorder.event, sessions)
+
+    def machine() -> Mapping[str, Any]:
+        latest = collectors.gpu.latest() if collectors.gpu else None
+        facts = describe_machine(latest.gpus if latest else (), version)
+        if recorder is not None:
+            recorder.event("machine", time.monotonic(), {"machine": facts})
+        return facts
+
+    kit.start_sampling()
+    runner = PlanRunner(
+        sessions,
+        plan,
+        history=None if args.no_history else History(),
+        machine=machine,
+        on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
+        sweep=sweep,
+    )
+    if metrics is not None:
+        runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
+    if args.headless:
+        return run_headless(runner, args, signals)
+    return run_on_screen(runner, args, signals=signals)
+
+
+def record_sessions(event: Any, sessions: Mapping[str, Any]) -> None:
+    """Each model's facts into the recording, and each session's events (phases, runs) after them."""
+    now = time.monotonic()
+    for model, session in sessions.items():
+        event(
+            "model",
+            now,
+            {
+                "model": model,
+                "facts": session.facts,
+                "ollama_version": session.version,
+                "host": session.server.base_url,
+            },
+        )
+        session.on_event = event

@@ -1,0 +1,93 @@
+"""Options that several commands take, defined once: the same limits, default and help wherever
+they appear (`llmtop MODEL`, `llmtop watch`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+INTERVAL_S = 0.25  # the collectors' sampling interval unless --interval says otherwise
+INTERVAL_LIMITS = (0.05, 60.0)
+
+
+def float_between(low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number from `low` to `high`, with a one-line reason otherwise."""
+
+    def read(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}{unit}, got {text}")
+        return value
+
+    return read
+
+
+def add_interval_argument(parser: argparse.ArgumentParser) -> None:
+    """`--interval SECONDS`: how often RAM, GPU memory, the Ollama processes and power are sampled."""
+    parser.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=float_between(*INTERVAL_LIMITS, " seconds"),
+        default=INTERVAL_S,
+        help=f"sampling interval of RAM, GPU memory and power, {INTERVAL_LIMITS[0]:g} to {INTERVAL_LIMITS[1]:g} "
+        f"(default: {INTERVAL_S:g})",
+    )
+
+
+def add_export_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--export PATH`: `what` written to PATH in the format its suffix names."""
+    parser.add_argument("--export", metavar="PATH", help=f"write {what} to PATH: .md, .csv or .json")
+
+
+def add_lang_argument(parser: argparse.ArgumentParser) -> None:
+    """`--lang en|ja`: the Markdown table's headers."""
+    from llmtop.store.exports import LANGUAGES
+
+    parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en, or ja (the article's)")
+
+
+def add_chart_argument(parser: argparse.ArgumentParser) -> None:
+    """`--chart PATH`: the tokens/s bar chart."""
+    parser.add_argument("--chart", metavar="PATH", help="write the tokens/s bar chart to PATH: .svg, .html or .png")
+
+
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--record PATH` / `--no-record`."""
+    recording = parser.add_mutually_exclusive_group()
+    recording.add_argument(
+        "--record", metavar="PATH", help="write the session's recording to PATH (default: the user data folder)"
+    )
+    recording.add_argument("--no-record", action="store_true", help="do not record the session")
+
+
+def add_log_arguments(parser: argparse.ArgumentParser, serve: bool) -> None:
+    """`--log PATH` / `--docker NAME` / `--no-log`, and `--serve` where the command can start a server."""
+    log = parser.add_mutually_exclusive_group()
+    if serve:
+        log.add_argument("--serve", action="store_true", help="start `ollama serve` on a free port and read its log")
+    log.add_argument("--log", metavar="PATH", help="follow this server log file")
+    log.add_argument("--docker", metavar="NAME", help="follow `docker logs` of this container")
+    log.add_argument("--no-log", action="store_true", help="do not read the server log")
+
+
+def check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Before anything runs: --export and --chart name a format llmtop writes, and every file option
+    given (--export, --chart, --record) can be written; else one line and exit status 2."""
+    from llmtop.commands.output import unwritable
+    from llmtop.store.charts import chart_format
+    from llmtop.store.exports import export_format
+
+    for option, check in (("export", export_format), ("chart", chart_format)):
+        if getattr(args, option, None):
+            try:
+                check(getattr(args, option))
+            except ValueError as exc:
+                parser.error(f"argument --{option}: {exc}")
+    for option in ("export", "chart", "record"):
+        path = getattr(args, option, None)
+        problem = unwritable(path, f"--{option}") if path else None
+        if problem:
+            parser.error(problem)

@@ -1,0 +1,121 @@
+"""Running a plan to its end, on the screen or headless, and what follows it: the files asked for
+(--export, --chart), the compared table, and the exit status. `llmtop MODEL`, `replay` and `demo`
+end here."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from llmtop.commands.output import print_out
+from llmtop.exit_status import EXIT_FAILED, EXIT_OK
+from llmtop.measure.plan import PlanRunner
+from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
+from llmtop.measure.summary import SummaryRow
+from llmtop.measure.sweep import SweepResult
+from llmtop.store.charts import terminal_chart, write_chart
+from llmtop.store.exports import session_markdown, write_export
+
+
+def write_outputs(
+    rows: Sequence[SummaryRow],
+    args: argparse.Namespace,
+    machine: Mapping[str, Any],
+    err: TextIO,
+    sweep: SweepResult | None = None,
+) -> bool:
+    """--export and --chart (and a sweep's section in the export); False when a file could not be
+    written (said on err)."""
+    ok = True
+    for path, write in (
+        (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),
+        (args.chart, lambda p: write_chart(rows, p)),
+    ):
+        if not path or not rows:
+            continue
+        try:
+            written = write(path)
+        except OSError as exc:
+            err.write(f"llmtop: cannot write {path}: {exc.strerror or exc}\n")
+            ok = False
+            continue
+        err.write(f"llmtop: wrote {written}\n")
+    return ok
+
+
+def all_measured(rows: Sequence[SummaryRow], sweep: SweepResult | None) -> bool:
+    """Every run complete; for a sweep, that it concluded: a point that failed before its first token
+    (out of memory while loading, say) is a result, one that broke off mid-stream is not."""
+    if sweep is not None:
+        return sweep.concluded and all(r.complete or r.ttft_s is None for r in rows)
+    return all(r.complete for r in rows)
+
+
+def run_on_screen(
+    runner: PlanRunner,
+    args: argparse.Namespace,
+    banner: str | None = None,
+    empty_ok: bool = True,
+    signals: SignalStop | None = None,
+) -> int:
+    """Run the plan in the app, then --export and --chart; the exit status (`empty_ok`: quitting
+    before any run finished is not a failure). A signal stops the app as `q` does, keeping the run
+    in progress, and gives the signal's exit status."""
+    from llmtop.tui.app import LlmtopApp
+
+    app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart, banner=banner)
+    if signals is not None:
+        signals.on_stop = app.stop_for_signal
+    app.run()
+    if signals is not None:
+        signals.on_stop = None
+        signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
+    rows = runner.rows
+    sweep = runner.sweep_result() if rows else None
+    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep)
+    if app.exit_status is not None:
+        return app.exit_status
+    if not written:
+        return EXIT_FAILED
+    return EXIT_OK if (rows or empty_ok) and all_measured(rows, sweep) else EXIT_FAILED
+
+
+def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalStop | None = None) -> int:
+    """Run the plan with progress lines on stderr, then write the files asked for and print the
+    compared table; the exit status. Ctrl+C, SIGTERM and SIGHUP keep the run in progress and drop
+    the rest of the plan (see stopping.py)."""
+    from llmtop.commands.headless import HeadlessReporter
+
+    reporter = HeadlessReporter(sys.stderr, runner)
+    for session in runner.sessions.values():
+        session.observer = reporter
+    first = runner.current
+    if first.log is not None:
+        sys.stderr.write(f"llmtop: server log: {first.log.description}\n")
+    else:
+        sys.stderr.write(f"llmtop: note: server log not read: {first.log_reason}\n")
+    stop: StopRequested | None = None
+    try:
+        runner.run_all()
+    except KeyboardInterrupt as exc:  # between two runs: what is done is kept
+        stop = exc if isinstance(exc, StopRequested) else stop_for(signal.SIGINT)
+    if signals is not None:
+        signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
+    stop = stop or runner.stop_request
+    rows = runner.rows
+    if not rows:
+        sys.stderr.write(f"llmtop: no run finished{f' ({stop.reason})' if stop else ''}\n")
+        return stop.status if stop else EXIT_FAILED
+    sweep = runner.sweep_result()
+    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep)
+    for row in rows:
+        if row.error:
+            sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
+    table = session_markdown(rows, args.lang, sweep)
+    print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
+    if stop is not None:
+        return stop.status
+    return EXIT_OK if written and all_measured(rows, sweep) else EXIT_FAILED

@@ -1,0 +1,67 @@
+"""llmtop's data folder (the history, the recordings, errors.log): where it is, files in it readable
+by their owner alone, and the line that reports a bug with its traceback kept there. Every layer
+may use it: it imports nothing of llmtop's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import traceback
+from pathlib import Path
+
+
+def data_folder() -> Path:
+    """The platform's user data folder for llmtop (platformdirs); `LLMTOP_DATA_DIR` overrides it."""
+    override = os.environ.get("LLMTOP_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("llmtop", appauthor=False))
+
+
+def history_path() -> Path:
+    """The history's SQLite file."""
+    return data_folder() / "history.sqlite3"
+
+
+def recordings_folder() -> Path:
+    """Where recordings go unless --record names a file."""
+    return data_folder() / "recordings"
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder`, created if needed and readable by its owner alone (700): llmtop's data folder holds
+    every prompt and every answer, as a shell's history does."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+    except OSError:
+        pass
+    return folder
+
+
+def private_file(path: Path) -> None:
+    """Make a file of the data folder readable by its owner alone (600)."""
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        pass
+
+
+def internal_error(where: str, exc: BaseException) -> str:
+    """One line for an unexpected exception in `where` (a bug), its traceback appended to
+    `errors.log` in the data folder, whose path the line gives."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    line = f"internal error in {where}: {type(exc).__name__}: {first}".rstrip(": ")
+    try:
+        log = private_folder(data_folder()) / "errors.log"
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} {line}\n")
+            handle.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        private_file(log)
+    except OSError:
+        return line
+    return f"{line} (details in {log})"

@@ -1,0 +1,87 @@
+"""Runs compared the way the article does: grouped by model, mode and load, tps mean and standard
+deviation, each mode's speed-up over `cpu` for the same model, and its energy per token against
+`cpu`'s. Pure."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llmtop.measure.summary import SummaryRow
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One (model, mode, load kind) group of runs."""
+
+    model: str
+    mode: str
+    load_kind: str
+    runs: tuple[SummaryRow, ...]
+    speedup: float | None  # mean tps over the mean tps of `cpu` for the same model and load kind
+    energy_vs_cpu: float | None = None  # mean joules per token over that of `cpu`, the same way
+
+    @property
+    def first(self) -> SummaryRow:
+        return self.runs[0]
+
+    @property
+    def incomplete(self) -> int:
+        return sum(1 for r in self.runs if not r.complete)
+
+    def _values(self, get: Callable[[SummaryRow], float | int | None]) -> list[float]:
+        return [float(v) for v in (get(r) for r in self.runs) if v is not None]
+
+    def mean(self, get: Callable[[SummaryRow], float | int | None]) -> float | None:
+        values = self._values(get)
+        return statistics.fmean(values) if values else None
+
+    def stdev(self, get: Callable[[SummaryRow], float | int | None]) -> float | None:
+        """Sample standard deviation; None with fewer than two values."""
+        values = self._values(get)
+        return statistics.stdev(values) if len(values) >= 2 else None
+
+    @property
+    def tps(self) -> float | None:
+        return self.mean(lambda r: r.eval_rate_tps)
+
+    @property
+    def tps_stdev(self) -> float | None:
+        return self.stdev(lambda r: r.eval_rate_tps)
+
+    @property
+    def joules_per_token(self) -> float | None:
+        return self.mean(lambda r: r.joules_per_token)
+
+    def most_common(self, get: Callable[[SummaryRow], object]) -> object:
+        values = [v for v in (get(r) for r in self.runs) if v is not None]
+        return Counter(values).most_common(1)[0][0] if values else None
+
+
+def _placement(mode: str) -> str:
+    return mode.partition(":")[0]
+
+
+def _context_of(mode: str) -> str:
+    return mode.partition(":")[2]
+
+
+def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
+    """Groups in the order they first appear; speed-up against `cpu` where the plan had it (a mode
+    with a context, `auto:ctx=8192`, only against `cpu:ctx=8192`)."""
+    groups: dict[tuple[str, str, str], list[SummaryRow]] = {}
+    for row in rows:
+        groups.setdefault((row.model, row.mode, row.load_kind or "cold"), []).append(row)
+    plain = [Comparison(m, mode, kind, tuple(runs), None) for (m, mode, kind), runs in groups.items()]
+    cpu = {(c.model, c.load_kind, _context_of(c.mode)): c for c in plain if _placement(c.mode) == "cpu"}
+    result = []
+    for c in plain:  # against cpu at the same context: a context changes the speed too
+        base = cpu.get((c.model, c.load_kind, _context_of(c.mode)))
+        speedup = c.tps / base.tps if base is not None and c.tps is not None and base.tps else None
+        energy = c.joules_per_token
+        base_energy = base.joules_per_token if base is not None else None
+        ratio = energy / base_energy if energy is not None and base_energy else None
+        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio))
+    return result

@@ -1,0 +1,260 @@
+"""A plan of runs (models x modes x repeats) and the runner that works through it.
+
+Repeats are interleaved (cpu, auto, cpu, auto, ...) so a slow drift of the machine (heat, a
+background job) falls on every mode alike rather than on the last one.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llmtop.measure.session import Session
+from llmtop.measure.settings import RunSettings
+from llmtop.measure.stopping import StopRequested
+from llmtop.measure.summary import SummaryRow
+from llmtop.measure.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
+
+
+class KeepingFailed(Exception):
+    """Where finished runs are kept (the history) could not take one; the text says why and where."""
+
+
+class RunKeeper(Protocol):
+    """Where each finished run and each sweep's result is kept (store.history.History); a failure
+    raises KeepingFailed, which costs no run."""
+
+    def add(self, row: SummaryRow, machine: Mapping[str, Any]) -> object: ...
+
+    def add_sweep(self, result: SweepResult, machine: Mapping[str, Any]) -> object: ...
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    model: str
+    settings: RunSettings
+    repeat: int = 1
+
+
+def build_plan(models: Sequence[str], modes: Sequence[str], repeat: int, base: RunSettings) -> list[PlannedRun]:
+    """For each model: repeat 1 of every mode, then repeat 2, and so on."""
+    return [
+        PlannedRun(model, base.with_mode(mode), r) for model in models for r in range(1, repeat + 1) for mode in modes
+    ]
+
+
+class SweepPlan:
+    """A sweep as a plan that grows: its first points, then more around the fastest (sweep.py)."""
+
+    def __init__(self, model: str, spec: SweepSpec, layers_total: int | None, repeat: int, base: RunSettings) -> None:
+        self.model = model
+        self.spec = spec
+        self.repeat = repeat
+        self.base = base
+        self.planner = SweepPlanner(spec, layers_total)
+
+    def first(self) -> list[PlannedRun]:
+        return build_plan([self.model], self.planner.first_modes(), self.repeat, self.base)
+
+    def more(self, rows: Sequence[SummaryRow]) -> list[PlannedRun]:
+        """The next points, from the runs so far; [] when the sweep is done."""
+        return build_plan([self.model], self.planner.next_modes(rows), self.repeat, self.base)
+
+    def expected_runs(self) -> int:
+        return self.planner.expected_runs() * self.repeat
+
+    def result(self, rows: Sequence[SummaryRow], finished: bool) -> SweepResult:
+        num_ctx = self.base.num_ctx if self.spec.parameter == "num_gpu" else None
+        return conclude(self.model, self.spec, rows, finished, num_ctx)
+
+
+class PlanRunner:
+    """Works through the queue of planned runs, one session per model; thread-safe to read."""
+
+    def __init__(
+        self,
+        sessions: Mapping[str, Session],
+        plan: Sequence[PlannedRun],
+        history: RunKeeper | None = None,
+        machine: Callable[[], Mapping[str, Any]] = dict,
+        on_note: Callable[[str], object] = lambda message: None,
+        clock: Callable[[], float] = time.monotonic,
+        sweep: SweepPlan | None = None,
+    ) -> None:
+        """`sweep`: the plan grows with the sweep's next points each time its queue runs dry."""
+        self.sessions = dict(sessions)
+        self.queue: deque[PlannedRun] = deque(plan)
+        self.total = len(plan)
+        self.rows: list[SummaryRow] = []
+        self.row_listeners: list[Callable[[SummaryRow], object]] = []  # told of each finished run (--metrics)
+        self.history = history
+        self.history_problem: str | None = None
+        self._machine = machine
+        self._machine_facts: Mapping[str, Any] | None = None
+        self.on_note = on_note
+        self._clock = clock
+        self._durations: list[float] = []
+        self._started: float | None = None
+        self._lock = threading.Lock()
+        self.stopped = False
+        self.stop_request: StopRequested | None = None  # what stopped the plan, if a signal did
+        self.current: Session = next(iter(self.sessions.values()))
+        self.current_item: PlannedRun | None = plan[0] if plan else None
+        self.sweep = sweep
+        self.sweep_done = sweep is None or not sweep.planner.grows  # no more points will come
+        self._sweep_kept = False
+        self._abandon_kept = False  # abandon() kept the run in progress itself
+
+    @property
+    def total_text(self) -> str:
+        """`8`, or `about 10` while a sweep may still add points."""
+        return str(self.total) if self.sweep_done else f"about {self.expected_total}"
+
+    @property
+    def expected_total(self) -> int:
+        """The runs the plan will make, as far as can be told: a sweep's guess until it is done."""
+        if self.sweep is None or self.sweep_done:
+            return self.total
+        return max(self.total, self.sweep.expected_runs())
+
+    def sweep_result(self) -> SweepResult | None:
+        """What the sweep found so far (None: not a sweep); `finished` once no point is left."""
+        if self.sweep is None:
+            return None
+        with self._lock:
+            rows = list(self.rows)
+            finished = self.sweep_done and not self.queue  # every point ran, whether the user quit after or not
+        return self.sweep.result(rows, finished)
+
+    def keep_sweep(self) -> SweepResult | None:
+        """The sweep's result, added to the history once (at its end, or when it is stopped)."""
+        result = self.sweep_result()
+        if result is None or not result.points:
+            return result
+        with self._lock:
+            if self._sweep_kept:
+                return result
+            self._sweep_kept = True
+        if self.history is not None:
+            try:
+                self.history.add_sweep(result, self.machine)
+            except KeepingFailed as exc:
+                if self.history_problem is None:
+                    self.on_note(f"{exc}; the sweep is kept in this session and its exports")
+                self.history_problem = str(exc)
+        return result
+
+    @property
+    def machine(self) -> Mapping[str, Any]:
+        if self._machine_facts is None:
+            self._machine_facts = self._machine()
+        return self._machine_facts
+
+    @property
+    def done(self) -> int:
+        return len(self._durations)
+
+    @property
+    def running(self) -> bool:
+        return self._started is not None
+
+    def add(self, item: PlannedRun) -> None:
+        """Queue one more run (the app's `r`)."""
+        with self._lock:
+            self.queue.append(item)
+            self.total += 1
+            self.stopped = False
+
+    def time_left(self) -> float | None:
+        """Seconds until the queue is done, from the mean duration of the runs so far."""
+        if not self._durations:
+            return None
+        mean = statistics.fmean(self._durations)
+        waiting = len(self.queue)
+        if not self.sweep_done:  # a sweep's points to come are not queued yet
+            waiting = max(waiting, self.expected_total - self.done - (1 if self._started is not None else 0))
+        left = mean * waiting
+        if self._started is not None:
+            left += max(mean - (self._clock() - self._started), 0.0)
+        return left
+
+    def _remember(self, row: SummaryRow) -> None:
+        if self.history is None:
+            return
+        try:
+            self.history.add(row, self.machine)
+        except KeepingFailed as exc:
+            if self.history_problem is None:  # say it once; the runs go on
+                self.on_note(f"{exc}; the run is kept in this session and its exports")
+            self.history_problem = str(exc)
+
+    def run_next(self) -> SummaryRow | None:
+        """Run the next planned run; None when the queue is empty or the runner was stopped."""
+        with self._lock:
+            self._extend_sweep()
+            if self.stopped or not self.queue:
+                return None
+            item = self.queue.popleft()
+            self.current = self.sessions[item.model]
+            self.current_item = item
+            self._started = self._clock()
+        row = self.current.run(item.settings)
+        with self._lock:
+            if self._started is not None:
+                self._durations.append(self._clock() - self._started)
+            self._started = None
+            if self.stopped and self._abandon_kept:  # the user quit: abandon() has kept this run already
+                return None
+            self.rows.append(row)  # (a quit just after the run ended keeps it here)
+            self._extend_sweep()  # at once: a sweep whose last point just ended has concluded, quit or not
+        self._remember(row)
+        for listener in self.row_listeners:
+            listener(row)
+        if self.current.stopped_by is not None:  # Ctrl+C or a signal: the rest of the plan is dropped
+            self.stopped = True
+            self.stop_request = self.current.stopped_by
+        return row
+
+    def _extend_sweep(self) -> None:
+        """Queue a sweep's next points once the queue is empty; none left: the sweep is done (also
+        when the user has just quit: the last point had ended)."""
+        if self.queue or self.sweep_done or self.sweep is None:
+            return
+        more = self.sweep.more(self.rows)
+        if not more:
+            self.sweep_done = True
+        elif not self.stopped:
+            self.queue.extend(more)
+            self.total += len(more)
+
+    def run_all(self) -> list[SummaryRow]:
+        """Run until the queue is empty or the runner is stopped; return every row. A sweep's result
+        goes to the history at the end, whether it ran all its points or was stopped."""
+        try:
+            while self.run_next() is not None:
+                pass
+        finally:
+            if self.sweep is not None and self.rows:
+                self.keep_sweep()
+        return self.rows
+
+    def abandon(self, reason: str) -> SummaryRow | None:
+        """Stop: the run in progress is kept as far as it got, and the rest of the queue dropped."""
+        with self._lock:
+            self.stopped = True
+            self.queue.clear()
+            row = self.current.abandon(reason)
+            self._abandon_kept = row is not None
+            if row is not None:
+                self.rows.append(row)
+        if row is None:  # no run in progress (or one that has just ended: run_next keeps it, and the sweep)
+            return None
+        self._remember(row)
+        if self.sweep is not None and self.rows:
+            self.keep_sweep()
+        return row

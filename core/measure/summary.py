@@ -1,0 +1,421 @@
+"""The summary row of one run: the article's columns and the timing figures, computed from samples.
+
+Pure: no I/O, no Textual. Every figure is None when it was not measured; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import statistics
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from llmtop import units
+from llmtop.collectors.gpu_reading import GpuSample, sum_known
+from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
+from llmtop.collectors.ollama_processes import OllamaProcessSample
+from llmtop.collectors.power_reading import PowerSample
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.collectors.token_timing import ServerTiming, TokenClock
+from llmtop.measure.energy import RunEnergy, SourceEnergy, Window, run_energy
+from llmtop.ollama.model_facts import ModelFacts
+
+
+@dataclass(frozen=True, slots=True)
+class PsReading:
+    """One `/api/ps` entry for our model: Ollama's own account of where it put the model."""
+
+    t: float
+    size_bytes: int
+    size_vram_bytes: int
+    context_length: int | None = None  # the context Ollama loaded the model with
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One run, as exported (figures.py says what each figure is; STABLE_KEYS there, the keys
+    every export carries)."""
+
+    model: str
+    parameter_size: str | None
+    quantization: str | None
+    size_bytes: int | None
+    env: str | None
+    eval_rate_tps: float | None
+    client_rate_tps: float | None
+    prompt_rate_tps: float | None
+    ttft_s: float | None
+    load_s: float | None
+    ram_delta_bytes: int | None
+    ram_peak_bytes: int | None
+    vram_delta_bytes: int | None
+    shared_delta_bytes: int | None
+    layers_offloaded: int | None
+    layers_total: int | None
+    ollama_version: str | None
+    complete: bool
+    # Energy (energy.py): summed over the power sources read, each apart in `power_sources`.
+    energy_j: float | None = None  # from the request to the end of the run
+    energy_generation_j: float | None = None  # from the first token to the last
+    joules_per_token: float | None = None  # energy_generation_j over the tokens after the first
+    power_sources: tuple[SourceEnergy, ...] = ()
+    # Beyond the stable keys: context for reading the figures above.
+    mode: str = "auto"
+    load_kind: str | None = None  # "cold": the model was not loaded when the request went; "warm": it was
+    env_source: str | None = None
+    library: str | None = None
+    gpus: tuple[str, ...] = ()
+    vram_peak_bytes: int | None = None
+    shared_peak_bytes: int | None = None
+    host: str | None = None
+    started_at: str | None = None
+    eval_count: int | None = None
+    prompt_eval_count: int | None = None
+    done_reason: str | None = None
+    ollama_rss_delta_bytes: int | None = None
+    # RAM's two parts where the platform counts mapped files apart (Linux): the system's in-use
+    # memory, and the Ollama processes' resident file-backed memory (the mapped weights).
+    ram_in_use_delta_bytes: int | None = None
+    ram_mapped_delta_bytes: int | None = None
+    client_rate_note: str | None = None  # why client_rate_tps is null when tokens were streamed
+    log_eval_tps: float | None = None  # the server log's eval tokens / eval time for this request
+    log_eval_note: str | None = None  # set when log_eval_tps and eval_rate_tps disagree beyond rounding
+    layers_overflowing: int | None = None  # offloaded layers whose expert weights stay in system memory
+    context: int | None = None  # the context of this run's request, in tokens
+    context_note: str | None = None  # where `context` comes from
+    split_reason: str | None = None  # why the layers landed where they did, from the log's numbers
+    ps_size_bytes: int | None = None
+    ps_size_vram_bytes: int | None = None
+    tokens_per_joule: float | None = None
+    generation_power_w: float | None = None  # mean power while generating
+    idle_power_w: float | None = None  # mean power over the baseline: the machine's share
+    energy_note: str | None = None  # what the sums leave out, or why they are null
+    error: str | None = None
+    gpu_baseline_note: str | None = None  # why a GPU memory delta is null: it fell below an unsettled baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping: the stable keys first, then the context keys."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SummaryRow:
+        """A row from its JSON (history, recordings); keys a newer or older llmtop wrote are dropped
+        or defaulted."""
+        data = {k: v for k, v in values.items() if k in _ROW_FIELDS}
+        data["gpus"] = tuple(data.get("gpus") or ())
+        source_fields = {f.name for f in fields(SourceEnergy)}
+        data["power_sources"] = tuple(
+            SourceEnergy(**{k: v for k, v in s.items() if k in source_fields})
+            for s in data.get("power_sources") or ()
+            if isinstance(s, Mapping)
+        )
+        return cls(**data)
+
+
+_ROW_FIELDS = frozenset(f.name for f in fields(SummaryRow))
+
+
+@dataclass
+class RunRecord:
+    """Everything measured in one run, as the session collected it."""
+
+    facts: ModelFacts
+    mode: str
+    host: str | None
+    ollama_version: str | None
+    started_at: str | None
+    clock: TokenClock
+    load_kind: str | None = None
+    baseline_memory: SystemMemorySample | None = None
+    baseline_process: OllamaProcessSample | None = None
+    memory: Sequence[SystemMemorySample] = field(default_factory=list)
+    processes: Sequence[OllamaProcessSample] = field(default_factory=list)
+    ps: Sequence[PsReading] = field(default_factory=list)
+    baseline_gpu: GpuSample | None = None
+    gpu: Sequence[GpuSample] = field(default_factory=list)
+    server: ServerTiming | None = None
+    log_load: LoadRecord | None = None
+    log_request: RequestTiming | None = None  # the run's request as llama-server's log timed it
+    ended_at: float | None = None
+    complete: bool = False
+    error: str | None = None
+    num_ctx: int | None = None  # the context the run asked for
+    phases: list[tuple[float, str]] = field(default_factory=list)  # (t, phase) as the run went through them
+    power: Sequence[PowerSample] = field(default_factory=list)  # from the baseline's start to the end
+    power_unavailable: dict[str, str] = field(default_factory=dict)  # why a kind ("cpu", "gpu") has no source
+
+
+def baseline_start(run: RunRecord) -> float | None:
+    """When the run's baseline phase began (its idle power is measured from there to the request)."""
+    return next((t for t, phase in run.phases if phase == "baseline"), None)
+
+
+def energy_of(run: RunRecord, end: float, gpu_used: bool = False) -> RunEnergy:
+    """The run's energy from its power samples (see energy.py for the windows); `gpu_used`: the
+    model was (partly) on a GPU."""
+    clock = run.clock
+    generation = (
+        Window(clock.first_at, clock.last_at)
+        if clock.first_at is not None and clock.last_at is not None and clock.count >= 2
+        else None
+    )
+    since = baseline_start(run)
+    idle = Window(since, clock.request_at) if since is not None else None
+    tokens = clock.count - 1 if clock.count >= 2 else None
+    run_window = Window(clock.request_at, end)
+    return run_energy(run.power, run_window, generation, idle, tokens, run.power_unavailable, gpu_used)
+
+
+SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled
+BURSTS = "tokens arrived in bursts (a buffering proxy?): the client's clock cannot time them"
+ENV_FROM_LOG = "server log"
+ENV_FROM_PLAN = "server log (Ollama's plan)"
+ENV_FROM_PS = "/api/ps (Ollama's estimate)"
+
+
+def env_from_layers(offloaded: int, total: int, overflowing: int | None = None) -> str:
+    """The split as the log gives it: no layer on the GPU is CPU, every layer GPU, else CPU+GPU; and
+    CPU+GPU when offloaded layers overflow (their expert weights stay in system memory)."""
+    if offloaded <= 0:
+        return "CPU"
+    return "GPU" if offloaded >= total and not overflowing else "CPU+GPU"
+
+
+def env_from_vram(size_bytes: int, size_vram_bytes: int) -> str:
+    """Ollama's split as `ollama ps` reads it: no VRAM is CPU, all of it GPU, else CPU+GPU."""
+    if size_vram_bytes <= 0:
+        return "CPU"
+    if size_vram_bytes >= size_bytes:
+        return "GPU"
+    return "CPU+GPU"
+
+
+def steady_and_peak(
+    during_generation: Sequence[int], during_run: Sequence[int], baseline: int | None
+) -> tuple[int | None, int | None]:
+    """(steady increase, peak increase) of a memory figure over its baseline.
+
+    Steady is the median during generation (the model is loaded and working); when generation was
+    too short for a sample, the last sample of the run. Peak is the highest sample of the run.
+    """
+    if baseline is None or not during_run:
+        return None, None
+    steady = statistics.median_low(during_generation) if during_generation else during_run[-1]
+    return int(steady) - baseline, max(during_run) - baseline
+
+
+def dedicated_total(sample: GpuSample) -> int | None:
+    """Dedicated (or unified) memory in use on every GPU read, summed."""
+    return sum_known([g.dedicated_used for g in sample.gpus])
+
+
+def shared_total(sample: GpuSample) -> int | None:
+    """Shared GPU memory (Windows' shared, Linux GTT) in use on every GPU read, summed."""
+    return sum_known([g.shared_used for g in sample.gpus])
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """When a run's samples count: from the request to the end for peaks, and for steady values
+    while it generated, from the first token to the last (after a runner dies, its memory is gone
+    before the stream says so)."""
+
+    start: float
+    end: float
+    gen_start: float
+    gen_end: float
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunWindow:
+        clock = run.clock
+        end = run.ended_at if run.ended_at is not None else float("inf")
+        gen_start = clock.first_at if clock.first_at is not None else end
+        return cls(clock.request_at, end, gen_start, clock.last_at if clock.last_at is not None else end)
+
+    def deltas(self, points: Sequence[tuple[float, int | None]], baseline: int | None) -> tuple[int | None, int | None]:
+        """(steady, peak) increase over `baseline` of a figure's (t, value) points; see steady_and_peak."""
+        during_run = [(t, v) for t, v in points if v is not None and self.start <= t <= self.end]
+        during_generation = [v for t, v in during_run if self.gen_start <= t <= self.gen_end]
+        return steady_and_peak(during_generation, [v for _, v in during_run], baseline)
+
+
+BASELINE_NOISE_BYTES = SPILL_BYTES  # a GPU memory delta below minus this is no figure: the baseline moved
+
+
+def unsettled_baseline(vram_delta: int | None, shared_delta: int | None) -> str | None:
+    """Why GPU memory deltas are not figures: one fell below the baseline by more than the noise, so
+    the baseline was read while memory was still being freed (None when both are figures)."""
+    fell = [
+        f"{label} fell by {units.gb(-delta)}"
+        for label, delta in (("dedicated", vram_delta), ("shared", shared_delta))
+        if delta is not None and delta < -BASELINE_NOISE_BYTES
+    ]
+    if not fell:
+        return None
+    return f"n/a: the baseline was not settled ({' and '.join(fell)} during the run)"
+
+
+def _gpu_deltas(
+    run: RunRecord, window: RunWindow, figure: Callable[[GpuSample], int | None]
+) -> tuple[int | None, int | None]:
+    baseline = figure(run.baseline_gpu) if run.baseline_gpu else None
+    return window.deltas([(s.t, figure(s)) for s in run.gpu], baseline)
+
+
+def ram_with_mapped(
+    memory: Sequence[SystemMemorySample], processes: Sequence[OllamaProcessSample]
+) -> list[tuple[float, int]]:
+    """(t, in-use + the Ollama processes' file-backed memory) for each RAM sample, the process
+    sample nearest in time giving the second part; [] when no process sample has that figure."""
+    known = [(p.t, p.file_rss_bytes) for p in processes if p.file_rss_bytes is not None]
+    if not known:
+        return []
+    times = [t for t, _ in known]
+    combined = []
+    for sample in memory:
+        i = bisect_right(times, sample.t)
+        nearest = min((known[j] for j in (i - 1, i) if 0 <= j < len(known)), key=lambda k: abs(k[0] - sample.t))
+        combined.append((sample.t, sample.used_bytes + nearest[1]))
+    return combined
+
+
+def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, int | None], int | None, int | None]:
+    """((RAM delta, RAM peak), in-use delta, mapped delta). RAM is the system's in-use memory plus,
+    where the platform counts mapped files apart (Linux), the Ollama processes' resident
+    file-backed memory: the model's footprint whether its weights are mapped or copied."""
+    base_in_use = run.baseline_memory.used_bytes if run.baseline_memory else None
+    in_use = window.deltas([(s.t, s.used_bytes) for s in run.memory], base_in_use)
+    base_mapped = run.baseline_process.file_rss_bytes if run.baseline_process else None
+    mapped_delta, _ = window.deltas([(s.t, s.file_rss_bytes) for s in run.processes], base_mapped)
+    if base_in_use is None or base_mapped is None:
+        return in_use, in_use[0], None
+    combined = ram_with_mapped(
+        [s for s in run.memory if window.start <= s.t <= window.end],
+        [s for s in run.processes if window.start <= s.t <= window.end],
+    )
+    if not combined:
+        return in_use, in_use[0], None
+    return window.deltas(list(combined), base_in_use + base_mapped), in_use[0], mapped_delta
+
+
+def run_context(run: RunRecord, last_ps: PsReading | None) -> tuple[int | None, str | None]:
+    """(the context of the run's request, where it comes from): what the run asked for, else what
+    `/api/ps` reports, else what the server log says; and whether it is Ollama's VRAM-based default
+    (when the log has Ollama's start-up line that says so) or Ollama's choice for a request that set none."""
+    load = run.log_load
+    if run.num_ctx is not None:
+        return run.num_ctx, "asked for (--num-ctx)"
+    context = (last_ps.context_length if last_ps else None) or (load.context if load else None)
+    if context is None:
+        return None, None
+    source = "/api/ps" if last_ps is not None and last_ps.context_length else "server log"
+    if load is not None and load.default_context == context:
+        return context, f"Ollama's VRAM-based default ({source})"
+    return context, f"Ollama's choice: the request set none ({source})"
+
+
+RATES_AGREE = 0.01  # the API's eval rate and the log's, made the same way, agree to rounding
+
+
+def rates_disagree(api_tps: float | None, log_tps: float | None) -> str | None:
+    """A sentence when the server log's eval rate for the request is not the API's (beyond 1%),
+    which says the log's request may not be this run's; None when they agree or one is missing."""
+    if not api_tps or not log_tps or abs(log_tps - api_tps) <= RATES_AGREE * api_tps:
+        return None
+    return (
+        f"the server log's eval rate ({log_tps:.2f} tokens/s) is not the API's ({api_tps:.2f}): "
+        "the log's request may be another client's"
+    )
+
+
+def summarize(run: RunRecord) -> SummaryRow:
+    """Build the summary row of a run, complete or not."""
+    clock = run.clock
+    bursts = clock.in_bursts()
+    window = RunWindow.of(run)
+    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, window)
+    baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
+    rss_delta, _ = window.deltas([(s.t, s.rss_bytes) for s in run.processes], baseline_rss)
+    last_ps = run.ps[-1] if run.ps else None
+    server = run.server
+    load = run.log_load
+    layers_offloaded = load.layers_offloaded if load else None
+    layers_total = (load.layers_total if load else None) or run.facts.layers_total
+    overflowing = load.layers_overflowing if load else None
+    if layers_offloaded is not None and layers_total:
+        env: str | None = env_from_layers(layers_offloaded, layers_total, overflowing)
+        env_source: str | None = ENV_FROM_PLAN if load and load.estimate_only else ENV_FROM_LOG
+    elif last_ps is not None:
+        env, env_source = env_from_vram(last_ps.size_bytes, last_ps.size_vram_bytes), ENV_FROM_PS
+    else:
+        env = env_source = None
+    context, context_note = run_context(run, last_ps)
+    eval_rate = server.eval_rate_tps if server else None
+    log_tps = run.log_request.eval_tps if run.log_request else None
+    vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
+    shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
+    baseline_note = unsettled_baseline(vram_delta, shared_delta)
+    if vram_delta is not None and vram_delta < -BASELINE_NOISE_BYTES:
+        vram_delta = vram_peak = None
+    if shared_delta is not None and shared_delta < -BASELINE_NOISE_BYTES:
+        shared_delta = shared_peak = None
+    gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
+    energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
+    error = run.error
+    if error and load is not None and load.error and load.error not in error:
+        error = f"{error} (server log: {load.error})"
+    return SummaryRow(
+        model=run.facts.name,
+        parameter_size=run.facts.parameter_size,
+        quantization=run.facts.quantization,
+        size_bytes=run.facts.size_bytes,
+        env=env,
+        eval_rate_tps=eval_rate,
+        client_rate_tps=None if bursts else clock.client_rate_tps,
+        prompt_rate_tps=server.prompt_rate_tps if server else None,
+        ttft_s=clock.ttft_s,
+        load_s=server.load_s if server else None,
+        ram_delta_bytes=ram_delta,
+        ram_peak_bytes=ram_peak,
+        vram_delta_bytes=vram_delta,
+        shared_delta_bytes=shared_delta,
+        layers_offloaded=layers_offloaded,
+        layers_total=layers_total,
+        ollama_version=run.ollama_version,
+        complete=run.complete,
+        mode=run.mode,
+        load_kind=run.load_kind,
+        env_source=env_source,
+        library=load.library if load else None,
+        gpus=tuple(g.name for g in gpu_names),
+        vram_peak_bytes=vram_peak,
+        shared_peak_bytes=shared_peak,
+        host=run.host,
+        started_at=run.started_at,
+        eval_count=server.eval_count if server else None,
+        prompt_eval_count=server.prompt_eval_count if server else None,
+        done_reason=server.done_reason if server else None,
+        ollama_rss_delta_bytes=rss_delta,
+        ram_in_use_delta_bytes=in_use_delta,
+        ram_mapped_delta_bytes=mapped_delta,
+        client_rate_note=BURSTS if bursts else None,
+        log_eval_tps=log_tps,
+        log_eval_note=rates_disagree(eval_rate, log_tps),
+        layers_overflowing=overflowing,
+        context=context,
+        context_note=context_note,
+        split_reason=load.split_reason() if load else None,
+        ps_size_bytes=last_ps.size_bytes if last_ps else None,
+        ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
+        energy_j=energy.energy_j,
+        energy_generation_j=energy.energy_generation_j,
+        joules_per_token=energy.joules_per_token,
+        tokens_per_joule=energy.tokens_per_joule,
+        generation_power_w=energy.generation_w,
+        idle_power_w=energy.idle_w,
+        power_sources=energy.sources,
+        energy_note=energy.note,
+        error=error,
+        gpu_baseline_note=baseline_note,
+    )

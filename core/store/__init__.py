@@ -1,0 +1,1 @@
+"""What outlives a run: the history, recordings and their replay, exports and charts."""

@@ -1,0 +1,203 @@
+"""Session exports: Markdown in the article's layout, CSV and JSON. Pure text; writing is the caller's.
+
+Markdown compares: one row per model, mode and load kind, tps as `mean ± sd` (llama-bench's way of
+writing t/s) and the speed-up over `cpu`. CSV has one line per run with the JSON keys. JSON has one
+object per run, the comparison, and the machine (llama-bench's `cpu_info` and `gpu_info` names).
+Energy per token is in every one, per run and per compared mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from llmtop import __version__
+from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
+from llmtop.measure.comparison import Comparison, compare
+from llmtop.measure.summary import SummaryRow
+from llmtop.measure.sweep import SweepResult
+
+FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
+LANGUAGES = ("en", "ja")
+
+
+def export_format(path: str | Path) -> str:
+    """`md`, `csv` or `json` from the file's suffix; ValueError naming the accepted ones otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the export format of {str(path)!r}: use .md, .csv or .json")
+    return FORMATS[suffix]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(items: Sequence[Any], columns: Sequence[Column], lang: str = "en") -> str:
+    """A GitHub-flavoured Markdown table, numbers right-aligned."""
+    names = JAPANESE if lang == "ja" else {}
+    lines = [
+        "| " + " | ".join(names.get(c.header, c.header) for c in columns) + " |",
+        "|" + "|".join("---:" if c.right else "---" for c in columns) + "|",
+    ]
+    for item in items:
+        lines.append("| " + " | ".join(_md_cell(c.text(item)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
+    """The compared table: RAM, VRAM, shared and peak RAM are the increase over the baseline taken
+    before each run (means over the runs), sizes in GB (10^9 bytes) with one decimal."""
+    return markdown_table(compare(rows), COMPARISON_COLUMNS, lang)
+
+
+def sweep_markdown(result: SweepResult, lang: str = "en") -> str:
+    """The sweep's section: its points, the conclusion, the notes, and the Modelfile that sets it."""
+    what = "GPU layers (num_gpu)" if result.spec.parameter == "num_gpu" else "context (num_ctx)"
+    parts = [
+        f"### Sweep of {what}: {result.model}\n",
+        markdown_table(result.lines(), SWEEP_COLUMNS, lang),
+        f"**{result.conclusion}**\n",
+    ]
+    parts.extend(f"- {note}" for note in result.notes)
+    if result.notes:
+        parts[-1] += "\n"
+    if result.modelfile and result.create_command:
+        parts.append(f"Modelfile:\n\n```\n{result.modelfile}```\n")
+        parts.append(f"```\n{result.create_command}\n```\n")
+    return "\n".join(parts)
+
+
+def session_markdown(rows: Sequence[SummaryRow], lang: str = "en", sweep: SweepResult | None = None) -> str:
+    """The compared table, and the sweep's section after it when the runs were a sweep."""
+    table = to_markdown(rows, lang)
+    return table if sweep is None else f"{table}\n{sweep_markdown(sweep, lang)}"
+
+
+def runs_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
+    """One line per run, with its date and mode (for the history)."""
+    return markdown_table(rows, HISTORY_COLUMNS, lang)
+
+
+def to_csv(rows: Sequence[SummaryRow], sweep: SweepResult | None = None) -> str:
+    """CSV with the JSON keys as the header and raw values (bytes, seconds, tokens/s), one run a line;
+    a sweep adds what it made of each run's point (`sweep_found`) and its conclusion (`sweep_conclusion`)."""
+    out = io.StringIO()
+    names = [f.name for f in fields(SummaryRow)]
+    if sweep is not None:
+        names += ["sweep_found", "sweep_conclusion"]
+        found = {p.mode: sweep.marks(p) for p in sweep.points}
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        values = {k: _csv_cell(v) for k, v in row.to_dict().items()}
+        if sweep is not None:
+            values.update(sweep_found=found.get(row.mode, ""), sweep_conclusion=sweep.conclusion)
+        writer.writerow(values)
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    """A raw value as a CSV cell: empty for null, names joined by `;`, a list of objects (the power
+    sources) as its JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (tuple, list)):
+        if all(isinstance(v, str) for v in value):
+            return ";".join(value)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else ""
+    return value
+
+
+def comparison_dict(c: Comparison) -> dict[str, Any]:
+    """A compared group as JSON: llama-bench's `avg_ts` and `stddev_ts` for tps."""
+    return {
+        "model": c.model,
+        "mode": c.mode,
+        "load_kind": c.load_kind,
+        "runs": len(c.runs),
+        "incomplete": c.incomplete,
+        "avg_ts": c.tps,
+        "stddev_ts": c.tps_stdev,
+        "speedup_vs_cpu": c.speedup,
+        "ram_delta_bytes": c.mean(lambda r: r.ram_delta_bytes),
+        "vram_delta_bytes": c.mean(lambda r: r.vram_delta_bytes),
+        "shared_delta_bytes": c.mean(lambda r: r.shared_delta_bytes),
+        "joules_per_token": c.joules_per_token,
+        "energy_vs_cpu": c.energy_vs_cpu,
+        "energy_j": c.mean(lambda r: r.energy_j),
+        "idle_power_w": c.mean(lambda r: r.idle_power_w),
+    }
+
+
+def to_json(
+    rows: Sequence[SummaryRow], machine: Mapping[str, Any] | None = None, sweep: SweepResult | None = None
+) -> str:
+    """`{"llmtop_version", "machine", "runs": [one object per run], "comparison": [...]}`, and `"sweep"`
+    for a sweep; unknown figures are null."""
+    document: dict[str, Any] = {
+        "llmtop_version": __version__,
+        "machine": dict(machine or {}),
+        "runs": [row.to_dict() for row in rows],
+        "comparison": [comparison_dict(c) for c in compare(rows)],
+    }
+    if sweep is not None:
+        document["sweep"] = sweep.to_dict()
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render(
+    rows: Sequence[SummaryRow],
+    path: str | Path,
+    lang: str = "en",
+    machine: Mapping[str, Any] | None = None,
+    sweep: SweepResult | None = None,
+) -> str:
+    """The export text for `path`'s format."""
+    kind = export_format(path)
+    if kind == "md":
+        return session_markdown(rows, lang, sweep)
+    if kind == "csv":
+        return to_csv(rows, sweep)
+    return to_json(rows, machine, sweep)
+
+
+def write_export(
+    rows: Sequence[SummaryRow],
+    path: str | Path,
+    lang: str = "en",
+    machine: Mapping[str, Any] | None = None,
+    sweep: SweepResult | None = None,
+) -> Path:
+    """Write the rows to `path` (format by suffix) and return the path written."""
+    target = Path(path)
+    target.write_text(render(rows, target, lang, machine, sweep), encoding="utf-8", newline="")
+    return target
+
+
+def render_requests(requests: Sequence[Any], path: str | Path) -> str:
+    """`llmtop watch`'s requests in `path`'s format: a table, one CSV line or one JSON object each."""
+    kind = export_format(path)
+    if kind == "md":
+        return markdown_table(requests, REQUEST_COLUMNS)
+    dicts = [r.to_dict() for r in requests]
+    if kind == "json":
+        return json.dumps({"llmtop_version": __version__, "requests": dicts}, indent=2, ensure_ascii=False) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dicts[0]) if dicts else ["number"], lineterminator="\n")
+    writer.writeheader()
+    for values in dicts:
+        writer.writerow({k: _csv_cell(v) for k, v in values.items()})
+    return out.getvalue()
+
+
+def write_requests(requests: Sequence[Any], path: str | Path) -> Path:
+    """Write `llmtop watch`'s requests to `path` (format by suffix) and return the path written."""
+    target = Path(path)
+    target.write_text(render_requests(requests, target), encoding="utf-8", newline="")
+    return target

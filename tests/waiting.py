@@ -1,0 +1,72 @@
+"""The one way tests wait: for what they check, not for a while. `eventually(check)` polls `check`
+until it gives a true value and returns it; on timeout it fails with what was asked and the last
+value seen (or the last assertion that failed), so a slow machine makes a test slower, never wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+POLL_S = 0.02
+TIMEOUT_S = 20.0
+
+
+def _late(check: Callable[[], Any], timeout: float, what: str | None, last: Any) -> AssertionError:
+    asked = what or getattr(check, "__name__", "the check")
+    return AssertionError(f"not within {timeout:g} s: {asked} (last: {last!r})")
+
+
+def _try(check: Callable[[], T]) -> tuple[bool, Any]:
+    try:
+        value = check()
+    except AssertionError as exc:
+        return False, exc
+    return bool(value), value
+
+
+def eventually(check: Callable[[], T], timeout: float = TIMEOUT_S, what: str | None = None) -> T:
+    """`check()`'s first true value within `timeout` seconds; AssertionError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, last = _try(check)
+        if done:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() >= deadline:
+            raise _late(check, timeout, what, last)
+        time.sleep(POLL_S)
+
+
+async def eventually_async(
+    check: Callable[[], T],
+    timeout: float = TIMEOUT_S,
+    what: str | None = None,
+    pause: Callable[[], Awaitable[Any]] | None = None,
+) -> T:
+    """As eventually(), for an app under Pilot: the event loop runs between the checks (`pause`,
+    e.g. `pilot.pause`; asyncio.sleep by default), so the app's timers and messages go on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, last = _try(check)
+        if done:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() >= deadline:
+            raise _late(check, timeout, what, last)
+        await (pause() if pause is not None else asyncio.sleep(POLL_S))
+
+
+async def on_screen(pilot: Any, check: Callable[[], T], timeout: float = TIMEOUT_S, what: str | None = None) -> T:
+    """`check()`'s first true value while the app under `pilot` runs; then one more of its live
+    frames (`app.frames`), so that what the state held when the check passed is drawn."""
+    value = await eventually_async(check, timeout, what, pause=lambda: pilot.pause(POLL_S))
+    await next_frame(pilot, timeout)
+    return value
+
+
+async def next_frame(pilot: Any, timeout: float = TIMEOUT_S, frames: int = 1) -> None:
+    """Until the app under `pilot` has drawn `frames` more live refreshes."""
+    seen = pilot.app.frames
+    await eventually_async(lambda: pilot.app.frames >= seen + frames, timeout, "a frame", lambda: pilot.pause(POLL_S))
