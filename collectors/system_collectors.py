@@ -65,8 +65,14 @@ class SystemCollectors:
             return frozenset()
         return frozenset(p for p in (sample.server_pid, *sample.runner_pids) if p is not None)
 
+    def by_source(self) -> dict[str, Sampler[Any]]:
+        """Each running sampler by the name its samples have in a recording: `ram`, `ollama-rss`,
+        `gpu`, `power` (those not read are left out)."""
+        named = (("ram", self.memory), ("ollama-rss", self.processes), ("gpu", self.gpu), ("power", self.power))
+        return {name: sampler for name, sampler in named if sampler is not None}
+
     def _samplers(self) -> list[Sampler[Any]]:
-        return [s for s in (self.memory, self.processes, self.gpu, self.power) if s is not None]
+        return list(self.by_source().values())
 
     def start(self) -> None:
         for sampler in self._samplers():

@@ -201,6 +201,27 @@ def test_a_bad_interval_is_the_same_line_and_status_in_every_command_that_takes_
     assert said["llama3.3"] == said["watch"] and said["watch"].startswith("argument --interval: ")
 
 
+@pytest.mark.parametrize("option", ["--export", "--record"])
+@pytest.mark.parametrize("problem", ["format", "folder"])
+def test_a_bad_file_option_is_the_same_line_and_status_in_every_command_that_takes_it(tmp_path, option, problem):
+    commands = {
+        "--export": (["llama3.3"], ["watch", "--headless"], ["replay", "x.jsonl"], ["demo"], ["history"]),
+        "--record": (["llama3.3"], ["watch", "--headless"]),
+    }[option]
+    # --record takes any name: its "format" case is a folder given as the file
+    path = {"format": tmp_path / "out.txt" if option == "--export" else tmp_path, "folder": tmp_path / "no" / "x.json"}[
+        problem
+    ]
+    said = set()
+    for argv in commands:
+        result = llmtop(*argv, option, str(path))
+        no_traceback(result)
+        assert result.returncode == 2, (argv, result.stderr)
+        said.add(result.stderr.strip().splitlines()[-1].split("error: ", 1)[1])
+    assert len(said) == 1, said
+    assert option in said.pop()
+
+
 def test_help_names_every_subcommand():
     from llmtop.commands.cli import SUBCOMMAND_MODULES
 

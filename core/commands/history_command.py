@@ -13,7 +13,7 @@ from typing import Any
 from llmtop.commands.options import add_export_argument, add_lang_argument, check_files
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from llmtop.store.exports import export_format, runs_markdown, to_csv, to_json, to_markdown
+from llmtop.store.exports import export_format, render_requests, runs_markdown, to_csv, to_json, to_markdown
 from llmtop.store.history import History, HistoryError
 
 
@@ -75,52 +75,26 @@ def with_sweeps(document: str, sweeps: Sequence[dict[str, Any]]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def watched_markdown(requests: Sequence[dict[str, Any]]) -> str:
-    """The requests `llmtop watch` kept, one line each, with when and which server."""
-    from llmtop.figures import REQUEST_COLUMNS, Column
-    from llmtop.store.exports import markdown_table
+def _watched(history: History, args: argparse.Namespace) -> int:
+    """`llmtop history --watched`: the requests kept by `llmtop watch`, listed or exported (the same
+    columns as `llmtop watch --export`, after each one's date and server)."""
     from llmtop.watch.state import WatchedRequest
 
-    def cell(column: Column) -> Column:
-        return Column(column.header, lambda r: column.text(WatchedRequest.from_dict(r)), column.right)
-
-    columns = [
-        Column("date", lambda r: str(r.get("recorded_at") or "")[:16].replace("T", " "), right=False),
-        Column("server", lambda r: str(r.get("host") or ""), right=False),
-        *(cell(c) for c in REQUEST_COLUMNS[1:]),
-    ]
-    return markdown_table(requests, columns)
-
-
-def _watched(history: History, args: argparse.Namespace) -> int:
-    """`llmtop history --watched`: the requests kept by `llmtop watch`, listed or exported."""
-    import csv
-    import io
-
     try:
-        requests = history.requests(args.model, args.limit)
+        kept = history.requests(args.model, args.limit)
     except HistoryError as exc:
         sys.stderr.write(f"llmtop: {exc}\n")
         return EXIT_USAGE
-    if not requests:
+    if not kept:
         sys.stderr.write(f"llmtop: no watched requests kept yet (history file: {history.path})\n")
         return EXIT_FAILED
-    listing = watched_markdown(requests)
+    requests = [WatchedRequest.from_dict(r) for r in kept]
+    facts = [{"kind": r.get("kind"), "recorded_at": r.get("recorded_at"), "host": r.get("host")} for r in kept]
+    listing = render_requests(requests, "listing.md", facts)
     if args.export:
-        kind = export_format(args.export)
-        if kind == "json":
-            text = json.dumps({"requests": requests}, indent=2, ensure_ascii=False) + "\n"
-        elif kind == "csv":
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(requests[-1]), extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(requests)
-            text = out.getvalue()
-        else:
-            text = listing
         try:
             with open(args.export, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+                handle.write(render_requests(requests, args.export, facts))
         except OSError as exc:
             sys.stderr.write(f"llmtop: cannot write {args.export}: {exc.strerror or exc}\n")
             return EXIT_FAILED

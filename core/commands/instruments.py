@@ -29,7 +29,6 @@ from llmtop.collectors.log_sources import (
     wait_for_port,
 )
 from llmtop.collectors.log_watch import LogWatcher
-from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.ollama.hosts import is_local, redact_argv
 from llmtop.store import recording
@@ -273,16 +272,9 @@ class Instruments:
         return recorder
 
     def _record_inputs(self, recorder: recording.Recorder, collectors: SystemCollectors) -> None:
-        samplers: tuple[tuple[str, Sampler[Any] | None], ...] = (
-            ("ram", collectors.memory),
-            ("ollama-rss", collectors.processes),
-            ("gpu", collectors.gpu),
-            ("power", collectors.power),
-        )
-        for source, sampler in samplers:
-            if sampler is not None:
-                sampler.listeners.append(_sample_writer(recorder, source))
-                sampler.error_listeners.append(_error_writer(recorder, source))
+        for source, sampler in collectors.by_source().items():
+            sampler.listeners.append(_sample_writer(recorder, source))
+            sampler.error_listeners.append(_error_writer(recorder, source))
         if self.log is not None:
             self.log.taps.append(lambda line, t: recorder.event("log", t, {"line": line}))
 

@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llmtop import __version__
 from llmtop.collectors.log_sources import LogUnavailable
@@ -17,9 +17,11 @@ from llmtop.commands.instruments import Instruments
 from llmtop.commands.options import (
     add_chart_argument,
     add_export_argument,
+    add_host_argument,
     add_interval_argument,
     add_lang_argument,
     add_log_arguments,
+    add_no_history_argument,
     add_record_arguments,
     check_files,
     float_between,
@@ -50,6 +52,9 @@ from llmtop.ollama.hosts import (
     redact_url,
 )
 from llmtop.ollama.model_facts import valid_model_name
+
+if TYPE_CHECKING:
+    from llmtop.measure.session import Session
 
 DESCRIPTION = """\
 Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
@@ -150,11 +155,7 @@ def build_parser() -> ArgumentParser:
         metavar="MODEL",
         help="any name Ollama accepts, e.g. llama3.3 or hf.co/org/repo:Q4_K_M; several compare in one plan",
     )
-    parser.add_argument(
-        "--host",
-        metavar="URL",
-        help="the Ollama server: host, host:port or a URL (default: $OLLAMA_HOST, else 127.0.0.1:11434)",
-    )
+    add_host_argument(parser)
     parser.add_argument(
         "--prompt", metavar="TEXT", default=DEFAULT_PROMPT, help=f"what to generate from (default: {DEFAULT_PROMPT})"
     )
@@ -202,7 +203,7 @@ def build_parser() -> ArgumentParser:
     add_export_argument(parser, "the runs")
     add_lang_argument(parser)
     add_chart_argument(parser)
-    parser.add_argument("--no-history", action="store_true", help="do not add the runs to the local history")
+    add_no_history_argument(parser, "the runs")
     add_record_arguments(parser)
     add_interval_argument(parser)
     parser.add_argument(
@@ -423,7 +424,7 @@ def _measure(
     return run_on_screen(runner, args, signals=signals)
 
 
-def record_sessions(event: Any, sessions: Mapping[str, Any]) -> None:
+def record_sessions(event: Callable[[str, float, Mapping[str, Any]], None], sessions: Mapping[str, Session]) -> None:
     """Each model's facts into the recording, and each session's events (phases, runs) after them."""
     now = time.monotonic()
     for model, session in sessions.items():

@@ -91,3 +91,19 @@ def check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         problem = unwritable(path, f"--{option}") if path else None
         if problem:
             parser.error(problem)
+
+
+HOST_HELP = "the Ollama server: host, host:port or a URL (default: $OLLAMA_HOST, else 127.0.0.1:11434)"
+
+
+def add_host_argument(parser: argparse.ArgumentParser, several: str | None = None) -> None:
+    """`--host URL`; `several`: it may be repeated, and the sentence that says what that does."""
+    if several is None:
+        parser.add_argument("--host", metavar="URL", help=HOST_HELP)
+    else:
+        parser.add_argument("--host", metavar="URL", action="append", help=f"{HOST_HELP}; {several}")
+
+
+def add_no_history_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--no-history`: `what` is not kept in the local history (llmtop history)."""
+    parser.add_argument("--no-history", action="store_true", help=f"do not keep {what} in the local history")

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -25,8 +25,10 @@ from llmtop.commands.headless import watch_printer
 from llmtop.commands.instruments import Instruments
 from llmtop.commands.options import (
     add_export_argument,
+    add_host_argument,
     add_interval_argument,
     add_log_arguments,
+    add_no_history_argument,
     add_record_arguments,
     check_files,
 )
@@ -43,6 +45,8 @@ from llmtop.ollama.hosts import (
     ollama_base_url,
     redact_url,
 )
+from llmtop.store.history import History, HistoryError
+from llmtop.store.recording import Recorder
 from llmtop.watch.metrics import MetricsEndpoint, MetricsError
 from llmtop.watch.poller import PsPoller, SpillWarning
 from llmtop.watch.proxy import OllamaProxy
@@ -68,12 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         "rate; from the log's llama-server timings on Ollama 0.30 and later, or through --proxy), the memory and "
         "power gauges, and the warnings (a spill into shared GPU memory, layers on the CPU, a model evicted).",
     )
-    parser.add_argument(
-        "--host",
-        metavar="URL",
-        action="append",
-        help="the server (default $OLLAMA_HOST, else 127.0.0.1:11434); repeat it to watch several side by side "
-        "(the server log, and the machine's memory and power, are the first one's)",
+    add_host_argument(
+        parser,
+        several="repeat it to watch several side by side (the server log, and the machine's memory and power, "
+        "are the first one's)",
     )
     parser.add_argument("--headless", action="store_true", help="no screen: one line per event on stdout")
     parser.add_argument(
@@ -108,11 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_interval_argument(parser)
     add_access_arguments(parser)
     add_record_arguments(parser)
-    parser.add_argument(
-        "--no-history",
-        action="store_true",
-        help="do not keep the requests in the local history (llmtop history --watched)",
-    )
+    add_no_history_argument(parser, "the requests (llmtop history --watched)")
     add_log_arguments(parser, serve=False)
     return parser
 
@@ -121,7 +119,7 @@ class HistoryKeeper:
     """Writes each request that ended to the history on a thread of its own (a slow disk never holds
     up the proxy or the log follower); a history that cannot be written is said once."""
 
-    def __init__(self, history: Any, err: TextIO) -> None:
+    def __init__(self, history: History, err: TextIO) -> None:
         import queue
 
         self.history = history
@@ -135,8 +133,6 @@ class HistoryKeeper:
         return lambda request: self.queue.put((host, request.to_dict()))
 
     def _write(self) -> None:
-        from llmtop.store.history import HistoryError
-
         while (item := self.queue.get()) is not None:
             try:
                 self.history.add_request(*item)
@@ -185,6 +181,11 @@ def main(argv: Sequence[str]) -> int:
                 "or add --proxy-shares-credentials to mean it"
             )
     return watch_servers(args, hosts)
+
+
+def _host_tap(recorder: Recorder, host: str) -> Callable[[str, float, Mapping[str, Any]], None]:
+    """A state's tap: each of its inputs into the recording, marked with the server it came from."""
+    return lambda event, t, fields: recorder.event(event, t, {"host": host, **fields})
 
 
 def _start_proxies(kit: Instruments, args: argparse.Namespace, watched: list[WatchedServer], err: TextIO) -> None:
@@ -261,9 +262,7 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
         )
         if recorder is not None:
             for one in watched:
-                one.state.taps.append(
-                    lambda event, t, fields, host=one.base_url: recorder.event(event, t, {"host": host, **fields})
-                )
+                one.state.taps.append(_host_tap(recorder, one.base_url))
         if log is not None:
             log.subscribe(lambda load: first.observe_load(time.monotonic(), load))
         kit.start_log()
@@ -281,8 +280,6 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
         if endpoint is not None:
             err.write(f"llmtop: metrics: {endpoint.url}\n")
         if not args.no_history:
-            from llmtop.store.history import History
-
             keeper = HistoryKeeper(History(), err)
             kit.stopping(keeper)
             for one in watched:

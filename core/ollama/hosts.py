@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import re
 import urllib.parse
-from typing import Any
 
 DEFAULT_PORT = 11434
 DEFAULT_HOST = "127.0.0.1"
@@ -137,7 +137,7 @@ def access_headers(setting: str | None, header_texts: list[str] | None) -> dict[
     return headers
 
 
-def add_access_arguments(parser: Any) -> None:
+def add_access_arguments(parser: argparse.ArgumentParser) -> None:
     """`--header` and `--cacert`, the same for `llmtop MODEL` and `llmtop watch`."""
     parser.add_argument(
         "--header",
@@ -151,7 +151,7 @@ def add_access_arguments(parser: Any) -> None:
     )
 
 
-def check_access(parser: Any, args: Any, setting: str | None) -> dict[str, str]:
+def check_access(parser: argparse.ArgumentParser, args: argparse.Namespace, setting: str | None) -> dict[str, str]:
     """The access headers for the parsed `args`, or the parser's usage error (never echoing a secret)."""
     import os
 

@@ -21,6 +21,7 @@ from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUES
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
+from llmtop.watch.state import WatchedRequest
 
 FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
 LANGUAGES = ("en", "ja")
@@ -180,12 +181,31 @@ def write_export(
     return target
 
 
-def render_requests(requests: Sequence[Any], path: str | Path) -> str:
-    """`llmtop watch`'s requests in `path`'s format: a table, one CSV line or one JSON object each."""
+KEPT_COLUMNS = (
+    Column("date", lambda kept: str(kept.get("recorded_at") or "")[:16].replace("T", " "), right=False),
+    Column("server", lambda kept: str(kept.get("host") or ""), right=False),
+)
+
+
+def _of_pair(column: Column, side: int) -> Column:
+    """`column` read from one side of a (kept facts, request) pair."""
+    return Column(column.header, lambda pair: column.text(pair[side]), column.right)
+
+
+def render_requests(
+    requests: Sequence[WatchedRequest], path: str | Path, kept: Sequence[Mapping[str, Any]] | None = None
+) -> str:
+    """`llmtop watch`'s requests in `path`'s format: a table, one CSV line or one JSON object each.
+    `kept`: the history's facts of each request (`recorded_at`, `host`, `kind`), shown first (the
+    table's date and server) for `llmtop history --watched`."""
     kind = export_format(path)
+    extra: list[Mapping[str, Any]] = list(kept) if kept is not None else [{} for _ in requests]
     if kind == "md":
-        return markdown_table(requests, REQUEST_COLUMNS)
-    dicts = [r.to_dict() for r in requests]
+        if kept is None:
+            return markdown_table(requests, REQUEST_COLUMNS)
+        columns = [*(_of_pair(c, 0) for c in KEPT_COLUMNS), *(_of_pair(c, 1) for c in REQUEST_COLUMNS[1:])]
+        return markdown_table(list(zip(extra, requests, strict=True)), columns)
+    dicts = [{**facts, **r.to_dict()} for facts, r in zip(extra, requests, strict=True)]
     if kind == "json":
         return json.dumps({"llmtop_version": __version__, "requests": dicts}, indent=2, ensure_ascii=False) + "\n"
     out = io.StringIO()
@@ -196,7 +216,7 @@ def render_requests(requests: Sequence[Any], path: str | Path) -> str:
     return out.getvalue()
 
 
-def write_requests(requests: Sequence[Any], path: str | Path) -> Path:
+def write_requests(requests: Sequence[WatchedRequest], path: str | Path) -> Path:
     """Write `llmtop watch`'s requests to `path` (format by suffix) and return the path written."""
     target = Path(path)
     target.write_text(render_requests(requests, target), encoding="utf-8", newline="")

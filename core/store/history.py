@@ -18,6 +18,7 @@ from typing import Any
 from llmtop.data_folder import history_path, private_file, private_folder
 from llmtop.measure.plan import KeepingFailed
 from llmtop.measure.summary import SummaryRow
+from llmtop.measure.sweep import SweepResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -153,7 +154,7 @@ class History:
             "run",
         )
 
-    def add_sweep(self, result: Any, machine: Mapping[str, Any]) -> None:
+    def add_sweep(self, result: SweepResult, machine: Mapping[str, Any]) -> None:
         """Keep a sweep's result (llmtop.measure.sweep.SweepResult): its points, conclusion and Modelfile."""
         self._insert(
             "INSERT INTO sweeps (model, sweep_json, machine_json) VALUES (?, ?, ?)",

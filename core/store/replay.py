@@ -368,13 +368,7 @@ class Replay:
     # -- playing ------------------------------------------------------------------------------
     def _sampler(self, source: str) -> Sampler[Any] | None:
         """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu, power)."""
-        samplers: dict[str, Sampler[Any] | None] = {
-            "ram": self.collectors.memory,
-            "ollama-rss": self.collectors.processes,
-            "gpu": self.collectors.gpu,
-            "power": self.collectors.power,
-        }
-        return samplers.get(source)
+        return self.collectors.by_source().get(source)
 
     def _apply_shared(self, event: dict[str, Any]) -> bool:
         """Samples, errors and log lines: the collectors' part. True when the event was one."""

@@ -34,20 +34,13 @@ class WatchReplay:
         self._numbers: dict[tuple[str, int], int] = {}  # (host, recorded number) -> this replay's
         self._thread: threading.Thread | None = None
 
-    def _sampler(self, source: str) -> Any:
-        return {
-            "ram": self.collectors.memory,
-            "ollama-rss": self.collectors.processes,
-            "gpu": self.collectors.gpu,
-            "power": self.collectors.power,
-        }.get(source)
-
     def apply(self, event: dict[str, Any]) -> None:
         """One recorded event, fed where the live session fed it."""
         kind, t = event["event"], float(event["t"])
         state = self.states.get(event.get("host") or "")
         if kind == "sample":
-            reader, sampler = SAMPLE_READERS.get(event.get("source", "")), self._sampler(event.get("source", ""))
+            reader = SAMPLE_READERS.get(event.get("source", ""))
+            sampler = self.collectors.by_source().get(event.get("source", ""))
             if reader is not None and sampler is not None and event.get("sample") is not None:
                 sampler.push(reader(event["sample"]))
         elif kind == "log" and self.log is not None:

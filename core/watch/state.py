@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
+from llmtop.measure.summary import SummaryRow
 from llmtop.ollama.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
@@ -159,9 +160,11 @@ class WatchState:
     totals: dict[str, ModelTotals] = field(default_factory=dict)
     server_problem: str | None = None
     proxied: bool = False  # requests are counted from the proxy (the log's only give live progress)
-    listeners: list[Any] = field(default_factory=list)  # called with each new event
-    finished_listeners: list[Any] = field(default_factory=list)  # called with each request that ended (history)
-    taps: list[Any] = field(default_factory=list)  # called with (event, t, fields) of each input: a recorder
+    listeners: list[Callable[[WatchEvent], object]] = field(default_factory=list)  # each new event
+    # each request that ended (the history)
+    finished_listeners: list[Callable[[WatchedRequest], object]] = field(default_factory=list)
+    # (event, t, fields) of each input: a recorder
+    taps: list[Callable[[str, float, Mapping[str, Any]], object]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _number: int = 0
     _by_task: dict[tuple[int, int], int] = field(default_factory=dict)  # (load, task) -> request number
@@ -410,7 +413,7 @@ class WatchState:
                 self._event(t, "done", f"request {number} to {model or 'a model'} ended early: {error or 'cancelled'}")
 
     # -- llmtop MODEL's own runs (--metrics) ----------------------------------------------------------
-    def observe_row(self, t: float, row: Any) -> None:
+    def observe_row(self, t: float, row: SummaryRow) -> None:
         """A run of `llmtop MODEL` ended (a SummaryRow): counted as a request of its model."""
         with self._lock:
             model = canonical(row.model) or row.model

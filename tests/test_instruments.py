@@ -1,0 +1,97 @@
+"""The one assembly of the instruments: everything it built is closed on every way out, in reverse
+order (the samplers before the recording's last line), and the log options choose a source without
+starting anything."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pytest
+
+from llmtop.collectors.log_sources import FileFollower, LogUnavailable
+from llmtop.collectors.log_watch import LogWatcher
+from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.commands.instruments import Instruments, choose_log_source
+from llmtop.measure.settings import RunSettings
+from waiting import eventually
+
+GB = 10**9
+
+
+class Closed:
+    """Something an instrument holds, which notes when it is closed or stopped."""
+
+    def __init__(self, name: str, order: list[str]) -> None:
+        self.name, self.order = name, order
+
+    def close(self) -> None:
+        self.order.append(self.name)
+
+    def stop(self) -> None:
+        self.order.append(self.name)
+
+
+def collectors() -> SystemCollectors:
+    return SystemCollectors(0.05, memory_reader=lambda now: SystemMemorySample(now, 64 * GB, 40 * GB, 0, 0))
+
+
+@pytest.mark.parametrize("way_out", ["end", "error", "ctrl-c"])
+def test_everything_is_closed_in_reverse_on_every_way_out(tmp_path, capsys, way_out):
+    order: list[str] = []
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    recording = tmp_path / "run.jsonl"
+    failure = {"end": None, "error": RuntimeError("a bug"), "ctrl-c": KeyboardInterrupt()}[way_out]
+    kit = Instruments()
+    with pytest.raises(type(failure)) if failure else _nothing():
+        with kit:
+            kit.closing(Closed("server", order))
+            kit.open_log(argparse.Namespace(log=str(log_file), docker=None, no_log=False), "http://127.0.0.1:1")
+            kit.use_collectors(collectors())
+            kit.stopping(Closed("metrics", order))
+            options = argparse.Namespace(record=str(recording), no_record=False)
+            assert kit.record(options, ["m"], {"settings": RunSettings()}) is not None
+            kit.start_log()
+            kit.start_sampling()
+            assert kit.log is not None and kit.log.wait_until_following(5)
+            if failure is not None:
+                raise failure
+    assert order == ["metrics", "server"]  # the last built, the first closed
+    assert kit.collectors is not None and not kit.collectors.memory.running
+    events = [json.loads(line)["event"] for line in recording.read_text(encoding="utf-8").splitlines()]
+    assert events[0] == "recording" and events[-1] == "closed"
+    assert f"llmtop: recorded to {recording} (llmtop replay {recording})" in capsys.readouterr().err
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_the_log_options_choose_without_starting_anything(tmp_path, capsys):
+    folder = argparse.Namespace(log=str(tmp_path), docker=None, no_log=False)
+    with pytest.raises(LogUnavailable, match="is a folder: --log takes the server log file"):
+        choose_log_source(folder, "http://127.0.0.1:1", sys.stderr)
+    off = choose_log_source(argparse.Namespace(log=None, docker=None, no_log=True), "http://127.0.0.1:1", sys.stderr)
+    assert off.source is None and off.reason == "not read (--no-log)"
+    later = tmp_path / "later.log"
+    waiting = choose_log_source(argparse.Namespace(log=str(later), docker=None, no_log=False), "x", sys.stderr)
+    assert isinstance(waiting.source, FileFollower)
+    assert "no log file at" in capsys.readouterr().err
+
+
+def test_a_log_that_is_not_there_yet_is_followed_once_it_appears(tmp_path):
+    later = tmp_path / "later.log"
+    watcher = LogWatcher(FileFollower(later, poll_s=0.01))
+    with Instruments() as kit:
+        kit.use_log(watcher)
+        kit.start_log()  # returns at once: the file is missing, and it will be read from its start
+        assert watcher.waiting == f"waiting for {later} to appear"
+        later.write_text("time=x level=INFO msg=hello\n")
+        eventually(lambda: watcher.waiting is None, 5, "the file opened")
