@@ -5,7 +5,8 @@
 
 Own cost, timing accuracy, sampling and start-up (own_cost.py), the cost next to htop's and
 btop's (versus_top.py: needs htop, and btop where installed), the observer effect on a CPU-bound
-stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), a
+stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), what
+`--priority low` does to the engine and to llmtop's sampling (priority.py, on the real engine), a
 two-hour run (long_run.py), the log follower (log_follow.py) and `--metrics` scrapes after thousands
 of requests (metrics_scrape.py). Run it on a quiet machine: the
 figures are medians, but a busy machine still moves them.
@@ -18,6 +19,7 @@ import sys
 import time
 
 import metrics_scrape
+import priority
 import versus_top
 
 import log_follow
@@ -31,6 +33,7 @@ BENCHMARKS = [
     (versus_top, [], ["--seconds", "15", "--repeats", "1"]),
     (observer_effect, [], ["--tokens", "200", "--repeats", "1"]),
     (observer_effect, ["--engine"], ["--engine", "--tokens", "200", "--repeats", "1"]),
+    (priority, [], ["--rounds", "1", "--tokens", "100"]),
     (long_run, [], ["--hours", "0.5", "--speed", "120"]),
     (log_follow, [], ["--megabytes", "10"]),
     (metrics_scrape, [], ["--requests", "5000", "--scrapes", "50"]),

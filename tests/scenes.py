@@ -70,6 +70,14 @@ class Scene:
         for key in self.keys:
             await pilot.press(key)
             await next_frame(pilot, timeout)
+        if self.toasts and app.notified:  # a toast is mounted a moment after it is asked for
+            try:
+                await eventually_async(
+                    lambda: len(app.screen.query("Toast")) > 0, 5.0, "the toast shown", lambda: pilot.pause(0.05)
+                )
+            except AssertionError:  # gone already (shown for 10 s, on a slow machine): the snapshot will say
+                pass
+            await pilot.wait_for_scheduled_animations()
         # Where the screen does not fit the terminal, it shows its top (a new row may have scrolled it).
         app.screen.scroll_home(animate=False, immediate=True)
         await pilot.pause()

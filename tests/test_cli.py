@@ -120,6 +120,18 @@ def test_dropped_stream_keeps_the_partial_run(double_factory, tmp_path):
     assert "incomplete" in result.stdout
 
 
+def _thread_nices(pid: int) -> list[int]:
+    """The nice value of each thread of process `pid` (Linux: field 19 of /proc/PID/task/TID/stat)."""
+    nices = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        nices.append(int(fields[16]))
+    return nices
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
     double = double_factory(token_rate=10, tokens=2000)
@@ -139,10 +151,14 @@ def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
         ),
         30,
     )
+    if sys.platform.startswith("linux"):  # every thread of llmtop's yields to the engine (--priority low)
+        assert set(_thread_nices(proc.pid)) == {19}
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert "Traceback" not in stderr
     assert proc.returncode == 130
+    head = json.loads(recording.read_text(encoding="utf-8").splitlines()[0])
+    assert head["priority"] == ("nice 19" if sys.platform != "win32" else "below normal priority class")
     run = json.loads(out.read_text())["runs"][0]
     assert run["complete"] is False and run["error"].startswith("interrupted")
     assert run["client_rate_tps"] is not None

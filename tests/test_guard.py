@@ -19,7 +19,8 @@ COMMANDS = [
     (["history"], "llmtop.commands.history_command"),
     (["doctor"], "llmtop.commands.doctor_command"),
     (["parse-log", "-"], "llmtop.commands.parse_log_command"),
-    (["llama3.3", "--no-log"], "llmtop.commands.model_command"),
+    # --priority normal: in this process, llmtop MODEL would lower the test's own priority
+    (["llama3.3", "--no-log", "--priority", "normal"], "llmtop.commands.model_command"),
 ]
 
 

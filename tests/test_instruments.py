@@ -95,3 +95,29 @@ def test_a_log_that_is_not_there_yet_is_followed_once_it_appears(tmp_path):
         assert watcher.waiting == f"waiting for {later} to appear"
         later.write_text("time=x level=INFO msg=hello\n")
         eventually(lambda: watcher.waiting is None, 5, "the file opened")
+
+
+def test_yielding_to_the_engine_asks_for_nice_19_or_says_why_not():
+    from llmtop.commands.priority import yield_to_engine
+
+    asked = []
+    said = yield_to_engine("linux", lambda which, who, nice: asked.append(nice), lambda which, who: 19)
+    assert asked == [19] and said == "nice 19"
+
+    def denied(which: int, who: int, nice: int) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    assert (
+        yield_to_engine("linux", denied, lambda which, who: 0) == "normal (nice could not be raised: Permission denied)"
+    )
+
+    class Process:
+        def nice(self, value: int) -> None:
+            asked.append(value)
+
+    import psutil
+
+    if hasattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS"):  # the constant exists on Windows only
+        assert yield_to_engine("win32", process=Process()) == "below normal priority class"
+    else:
+        assert yield_to_engine("win32", process=Process()).startswith("normal (the priority class could not be")

@@ -227,19 +227,27 @@ def test_a_recording_path_that_cannot_be_written_is_refused_before_anything_runs
     assert not any(path == "/api/generate" for _, path, _ in double.requests)
 
 
-def test_the_recorder_keeps_every_line_whole_and_says_when_writing_fails(tmp_path):
+def test_the_recorder_keeps_every_line_whole(tmp_path):
     (tmp_path / "sub").mkdir()
     recorder = Recorder(tmp_path / "sub" / "r.jsonl")
     recorder.event("recording", 1.0, {"v": 1, "settings": SummaryRow.__name__, "gpus": ("a", "b")})
-    recorder._file.close()  # the disk goes away
-    recorder.event("token", 2.0, {"text": "x"})
-    assert recorder.problem and "recording to " in recorder.problem
-    recorder.close(3.0)
-    assert events(tmp_path / "sub" / "r.jsonl") == [
+    assert events(tmp_path / "sub" / "r.jsonl") == [  # on disk at once, before the recording closes
         {"event": "recording", "t": 1.0, "v": 1, "settings": "SummaryRow", "gpus": ["a", "b"]}
     ]
+    recorder.close(3.0)
+    assert [e["event"] for e in events(tmp_path / "sub" / "r.jsonl")] == ["recording", "closed"]
     with pytest.raises(RecordingError, match="cannot record to "):
         Recorder(tmp_path / "sub" / "r.jsonl" / "deeper.jsonl")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: a device that is always full (Linux)")
+def test_a_recording_whose_disk_is_full_stops_and_says_why():
+    recorder = Recorder(Path("/dev/full"))
+    recorder.event("recording", 1.0, {"v": 1})
+    assert recorder.problem == "recording to /dev/full stopped: No space left on device"
+    recorder.event("token", 2.0, {"text": "x"})  # a no-op once the recording has stopped
+    recorder.close(3.0)
+    assert recorder.problem == "recording to /dev/full stopped: No space left on device"
 
 
 def test_the_player_keeps_the_recordings_time_at_the_speed_asked():

@@ -441,8 +441,14 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
             ]
             from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 
-            drawn = app.query_one(MemoryTimelineChart).drawn
-            assert drawn is not None and drawn.series[0].name == "RAM" and ("load" in [w for _, w in drawn.marks])
+            chart = app.query_one(MemoryTimelineChart)  # redrawn every CHART_EVERY refreshes
+
+            def drawn_with_the_load():
+                drawn = chart.drawn
+                return drawn if drawn is not None and "load" in [w for _, w in drawn.marks] else None
+
+            drawn = await on_screen(pilot, drawn_with_the_load)
+            assert drawn.series[0].name == "RAM"
             events = "\n".join(app.events.lines)
             assert "llama3.3:latest: 27/81 layers on the GPU" in events and "54 layers run on the CPU" in events
             await pilot.press("q")

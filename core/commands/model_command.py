@@ -27,6 +27,7 @@ from llmtop.commands.options import (
     float_between,
 )
 from llmtop.commands.plan_runs import run_headless, run_on_screen
+from llmtop.commands.priority import add_priority_argument, running_at
 from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
 from llmtop.figures import help_text
 from llmtop.measure.settings import (
@@ -206,6 +207,7 @@ def build_parser() -> ArgumentParser:
     add_no_history_argument(parser, "the runs")
     add_record_arguments(parser)
     add_interval_argument(parser)
+    add_priority_argument(parser)
     parser.add_argument(
         "--stall-timeout",
         metavar="SECONDS",
@@ -261,6 +263,7 @@ def main(argv: Sequence[str]) -> int:
         keep_loaded=args.warm,
     )
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
+    args.running_at = running_at(args.priority)  # before any thread starts: they inherit it
     signals = SignalStop().install()
     try:
         return measure(args, base_url, settings, modes, signals)
@@ -395,6 +398,7 @@ def _measure(
         {
             "plan": [{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan],
             "settings": settings,
+            "priority": args.running_at,
             "sweep": None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
         },
     )

@@ -33,6 +33,7 @@ from llmtop.commands.options import (
     check_files,
 )
 from llmtop.commands.output import export_requests
+from llmtop.commands.priority import add_priority_argument, running_at
 from llmtop.exit_status import EXIT_OK, EXIT_USAGE
 from llmtop.measure.settings import RunSettings
 from llmtop.ollama.hosts import (
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this long (default: until q or Ctrl+C)",
     )
     add_interval_argument(parser)
+    add_priority_argument(parser)
     add_access_arguments(parser)
     add_record_arguments(parser)
     add_no_history_argument(parser, "the requests (llmtop history --watched)")
@@ -180,6 +182,7 @@ def main(argv: Sequence[str]) -> int:
                 "your credentials (--header, user:password@) to whatever they send: listen on 127.0.0.1, "
                 "or add --proxy-shares-credentials to mean it"
             )
+    args.running_at = running_at(args.priority)  # before any thread starts: they inherit it
     return watch_servers(args, hosts)
 
 
@@ -253,6 +256,7 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
             ["watch"],
             {
                 "settings": RunSettings(),
+                "priority": args.running_at,
                 "watch": {
                     "hosts": [w.base_url for w in watched],
                     "proxied": [w.base_url for w in watched if w.state.proxied],
