@@ -416,9 +416,9 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
     log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
     log.start()
     assert log.wait_until_following(5)
-    watcher = PsPoller(double.url, state).start()
     collectors = SystemCollectors(0.25)
-    collectors.start()
+    collectors.start()  # before the poller, as llmtop watch does: the chart begins before any load
+    watcher = PsPoller(double.url, state).start()
     app = WatchApp([WatchedScreen(double.url, state)], collectors, log)
     try:
         async with app.run_test(size=(140, 44)) as pilot:
@@ -441,13 +441,8 @@ async def test_the_watch_screen_shows_the_loaded_model_the_requests_and_the_even
             ]
             from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 
-            chart = app.query_one(MemoryTimelineChart)  # redrawn every CHART_EVERY refreshes
-
-            def drawn_with_the_load():
-                drawn = chart.drawn
-                return drawn if drawn is not None and "load" in [w for _, w in drawn.marks] else None
-
-            drawn = await on_screen(pilot, drawn_with_the_load)
+            chart = app.query_one(MemoryTimelineChart)  # its load marks: the replay's test below
+            drawn = await on_screen(pilot, lambda: chart.drawn)
             assert drawn.series[0].name == "RAM"
             events = "\n".join(app.events.lines)
             assert "llama3.3:latest: 27/81 layers on the GPU" in events and "54 layers run on the CPU" in events
@@ -624,11 +619,21 @@ async def test_a_watch_replay_on_screen(logged_double, tmp_path):
         watch.communicate(timeout=30)
     world = WatchReplay(load_recording(recording), speed=None)
     world.play()
-    app = WatchApp([WatchedScreen(h, s) for h, s in world.states.items()], world.collectors, world.log, banner="REPLAY")
+    servers = [WatchedScreen(h, s) for h, s in world.states.items()]
+    app = WatchApp(servers, world.collectors, world.log, banner="REPLAY", clock=world.player.now)
     async with app.run_test(size=(140, 40)) as pilot:
         await on_screen(pilot, lambda: app.requests_table.row_count == 1, 15)
         assert app.requests_table.get_row_at(0)[-1] == "complete"
         assert str(app.query_one("#banner").render()) == "REPLAY"
+        # The memory chart: RAM over the session, the load marked where /api/ps first listed it.
+        from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
+
+        chart = app.query_one(MemoryTimelineChart)
+        loads = [e.t for s in world.states.values() for e in s.events if e.kind == "load" and e.model]
+        assert len(loads) == 1
+        drawn = await on_screen(pilot, lambda: chart.drawn)
+        assert drawn.series[0].name == "RAM"
+        assert [word for _, word in drawn.marks] == ["load"], (drawn.marks, loads, drawn.series[0].points[:2])
         await pilot.press("q")
 
 

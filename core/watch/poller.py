@@ -40,15 +40,15 @@ class PsPoller:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            now = self.clock()
             try:
                 if self.version is None:
                     self.version = self.server.version()
-                self.state.observe_ps(now, self.server.ps().get("models") or [])
+                models = self.server.ps().get("models") or []
+                self.state.observe_ps(self.clock(), models)  # the time of the answer, not of the question
             except OllamaError as exc:
-                self.state.server_down(now, str(exc))
+                self.state.server_down(self.clock(), str(exc))
             except Exception as exc:  # the poller must outlive anything the server answers
-                self.state.server_down(now, f"{type(exc).__name__}: {exc}")
+                self.state.server_down(self.clock(), f"{type(exc).__name__}: {exc}")
             self.polled.set()
             self._stop.wait(PS_INTERVAL_S)
 
