@@ -15,29 +15,34 @@ POLL_S = 0.02
 TIMEOUT_S = 20.0
 
 
-def _late(check: Callable[[], Any], timeout: float, what: str | None, last: Any) -> AssertionError:
-    asked = what or getattr(check, "__name__", "the check")
-    return AssertionError(f"not within {timeout:g} s: {asked} (last: {last!r})")
+class _Deadline:
+    """One wait: `check` asked until it gives a true value, or AssertionError once `timeout` is up."""
 
+    def __init__(self, check: Callable[[], Any], timeout: float, what: str | None) -> None:
+        self.check, self.timeout, self.what = check, timeout, what
+        self.ends = time.monotonic() + timeout
 
-def _try(check: Callable[[], T]) -> tuple[bool, Any]:
-    try:
-        value = check()
-    except AssertionError as exc:
-        return False, exc
-    return bool(value), value
+    def done(self) -> tuple[bool, Any]:
+        """(True, the value) once `check` holds; (False, None) while there is time left."""
+        try:
+            value = self.check()
+        except AssertionError as exc:
+            value = exc
+        else:
+            if value:
+                return True, value
+        if time.monotonic() >= self.ends:
+            asked = self.what or getattr(self.check, "__name__", "the check")
+            raise AssertionError(f"not within {self.timeout:g} s: {asked} (last: {value!r})")
+        return False, None
 
 
 def eventually(check: Callable[[], T], timeout: float = TIMEOUT_S, what: str | None = None) -> T:
     """`check()`'s first true value within `timeout` seconds; AssertionError otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, last = _try(check)
-        if done:
-            return last  # type: ignore[no-any-return]
-        if time.monotonic() >= deadline:
-            raise _late(check, timeout, what, last)
+    wait = _Deadline(check, timeout, what)
+    while not (found := wait.done())[0]:
         time.sleep(POLL_S)
+    return found[1]  # type: ignore[no-any-return]
 
 
 async def eventually_async(
@@ -48,14 +53,10 @@ async def eventually_async(
 ) -> T:
     """As eventually(), for an app under Pilot: the event loop runs between the checks (`pause`,
     e.g. `pilot.pause`; asyncio.sleep by default), so the app's timers and messages go on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, last = _try(check)
-        if done:
-            return last  # type: ignore[no-any-return]
-        if time.monotonic() >= deadline:
-            raise _late(check, timeout, what, last)
+    wait = _Deadline(check, timeout, what)
+    while not (found := wait.done())[0]:
         await (pause() if pause is not None else asyncio.sleep(POLL_S))
+    return found[1]  # type: ignore[no-any-return]
 
 
 async def on_screen(pilot: Any, check: Callable[[], T], timeout: float = TIMEOUT_S, what: str | None = None) -> T:

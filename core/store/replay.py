@@ -340,6 +340,7 @@ class Replay:
         head = recording.header
         self.header = head
         self.collectors = replayed_collectors(head)
+        self._samplers = self.collectors.by_source()  # fixed by the header: looked up per sample event
         self.log = recorded_log(head, self.player.now)
         self.log_reason = (head.get("log") or {}).get("reason")
         self.sessions: dict[str, ReplaySession] = {}
@@ -368,7 +369,7 @@ class Replay:
     # -- playing ------------------------------------------------------------------------------
     def _sampler(self, source: str) -> Sampler[Any] | None:
         """The replayed sampler of a recorded `source` (ram, ollama-rss, gpu, power)."""
-        return self.collectors.by_source().get(source)
+        return self._samplers.get(source)
 
     def _apply_shared(self, event: dict[str, Any]) -> bool:
         """Samples, errors and log lines: the collectors' part. True when the event was one."""

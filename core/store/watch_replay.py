@@ -24,6 +24,7 @@ class WatchReplay:
         self.hosts: list[str] = list(head["watch"].get("hosts") or [])
         self.states = {host: WatchState() for host in self.hosts}
         self.collectors = replayed_collectors(head, interval=0.5)
+        self._samplers = self.collectors.by_source()  # fixed by the header: looked up per sample event
         self.log = recorded_log(head, self.player.now)
         first = self.states[self.hosts[0]] if self.hosts else WatchState()
         if self.log is not None:
@@ -40,7 +41,7 @@ class WatchReplay:
         state = self.states.get(event.get("host") or "")
         if kind == "sample":
             reader = SAMPLE_READERS.get(event.get("source", ""))
-            sampler = self.collectors.by_source().get(event.get("source", ""))
+            sampler = self._samplers.get(event.get("source", ""))
             if reader is not None and sampler is not None and event.get("sample") is not None:
                 sampler.push(reader(event["sample"]))
         elif kind == "log" and self.log is not None:
