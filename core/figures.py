@@ -225,7 +225,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "TTFT",
         ("ttft_s",),
-        "client clock: request sent to first token received, so it includes the model load",
+        "client clock: request sent to first token received (the kernel's receive time on Linux), so it includes "
+        "the model load",
         run=lambda r: _or_unknown(units.seconds(r.ttft_s)),
         compared=lambda c: _or_unknown(units.seconds(c.mean(lambda r: r.ttft_s))),
         stable=("ttft_s",),
@@ -245,8 +246,10 @@ FIGURES: tuple[Figure, ...] = (
         "client tps",
         ("client_rate_tps", "client_rate_note"),
         "client clock: (tokens - 1) / (last token time - first token time); the live chart is the same over a "
-        "2 s window; `null`, with `client_rate_note` saying why, when the tokens arrived in bursts (most of "
-        "them under 0.5 ms apart, as a buffering proxy delivers them)",
+        "2 s window. The stream is read at most 10 times a second: a token read with others is timed within "
+        "0.1 s of its arrival, a token read alone (under 10 tokens/s) and the first one as it arrived; `null`, "
+        "with `client_rate_note` saying why, when the tokens arrived in bursts (most of them under 0.5 ms "
+        "apart, as a buffering proxy delivers them)",
         ja="実測tps",
         run=lambda r: _or_unknown(units.rate(r.client_rate_tps)),
         compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps))),

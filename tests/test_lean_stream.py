@@ -3,10 +3,12 @@ gives, every way a stream can fail, and the official client where this reader ca
 
 import socket
 import threading
+import time
 
 import ollama
 import pytest
 
+from llmtop.collectors.token_timing import TokenClock
 from llmtop.ollama import lean_stream
 from llmtop.ollama.api import OllamaServer, StreamBroken
 
@@ -118,3 +120,82 @@ def test_where_a_proxy_applies_the_official_client_reads_the_stream(monkeypatch)
     monkeypatch.setenv("NO_PROXY", "gpu-box")
     assert lean_stream.usable("http://gpu-box:11434")
     assert not lean_stream.usable("unix:///run/ollama.sock")
+
+
+def test_a_batch_spread_ends_at_its_last_arrival_and_stays_after_the_socket_was_empty():
+    assert lean_stream.spread(1, 10.0, 10.5) == [10.5]
+    assert lean_stream.spread(4, 10.0, 10.4) == pytest.approx([10.1, 10.2, 10.3, 10.4])
+    assert lean_stream.spread(3, 10.0, 9.0) == [9.0, 9.0, 9.0]  # a clock step: never spread backwards
+
+
+class PacedServer(RawServer):
+    """Sends the head, waits `first_after` s, then each chunk `every` s apart (all at once with
+    every=None, as a buffering proxy would), noting when each chunk went (time.monotonic())."""
+
+    def __init__(self, tokens: int, every: float | None, first_after: float = 0.0) -> None:
+        self.tokens, self.every, self.first_after = tokens, every, first_after
+        self.sent: list[float] = []
+        super().__init__(b"")
+
+    def _answer(self, conn: socket.socket) -> None:
+        super()._answer(conn)  # reads the request (and sends the empty answer)
+        conn.sendall(HEAD)
+        time.sleep(self.first_after)
+        if self.every is None:
+            self.sent = [time.monotonic()] * (self.tokens + 1)
+            conn.sendall(chunked(*[TOKEN] * self.tokens, FINAL) + b"0\r\n\r\n")
+            return
+        for _ in range(self.tokens):
+            self.sent.append(time.monotonic())
+            conn.sendall(chunked(TOKEN))
+            time.sleep(self.every)
+        self.sent.append(time.monotonic())
+        conn.sendall(chunked(FINAL) + b"0\r\n\r\n")
+
+
+def timed_batches(server: RawServer) -> list[list[lean_stream.Arrival]]:
+    return list(OllamaServer(server.url).generate_timed("llama3.3", PROMPT, {}))
+
+
+def test_a_fast_stream_is_read_a_bounded_number_of_times_each_chunk_timed_within_one_read_interval():
+    server = PacedServer(tokens=300, every=0.004)  # about 250 tokens a second for 1.2 s or more
+    batches = timed_batches(server)
+    arrivals = [a for batch in batches for a in batch]
+    assert [a.chunk["done"] for a in arrivals] == [False] * 300 + [True]
+    span = server.sent[-1] - server.sent[0]
+    # At most READS_PER_S reads a second once the first chunk has come (and the first on its own).
+    assert len(batches) <= span * lean_stream.READS_PER_S + 3, (len(batches), span)
+    times = [a.at for a in arrivals]
+    assert times == sorted(times)
+    errors = [got - sent for got, sent in zip(times, server.sent, strict=True)]
+    # Each time is between the last empty read and the batch's last arrival: off by at most one
+    # read interval, plus what it takes a loaded machine to come back from its sleep.
+    assert max(abs(e) for e in errors) < 1 / lean_stream.READS_PER_S + 0.05, errors
+    assert abs(errors[0]) < 0.02  # the first chunk was waited for: timed as it came
+
+
+def test_a_slow_stream_is_read_chunk_by_chunk_each_timed_as_it_came():
+    server = PacedServer(tokens=8, every=0.12, first_after=0.3)
+    batches = timed_batches(server)
+    assert [len(b) for b in batches] == [1] * 9
+    errors = [b[0].at - sent for b, sent in zip(batches, server.sent, strict=True)]
+    assert all(-0.001 < e < 0.02 for e in errors), errors
+
+
+def test_a_stream_delivered_at_once_keeps_its_chunks_together_so_a_buffering_proxy_shows():
+    server = PacedServer(tokens=50, every=None, first_after=0.2)
+    arrivals = [a for batch in timed_batches(server) for a in batch]
+    assert len(arrivals) == 51 and len({a.at for a in arrivals}) == 1
+    clock = TokenClock(arrivals[0].at - 1.0)
+    for arrival in arrivals[:-1]:
+        clock.token(arrival.at)
+    assert clock.in_bursts()
+
+
+def test_good_chunks_read_with_a_malformed_line_are_given_out_before_the_error():
+    server = RawServer(HEAD + chunked(TOKEN + TOKEN + b"{not json\n") + b"0\r\n\r\n")
+    got = []
+    with pytest.raises(StreamBroken, match="not JSON"):
+        for chunk in OllamaServer(server.url).generate("llama3.3", PROMPT, {}):
+            got.append(chunk)
+    assert [c["response"] for c in got] == ["Hi", "Hi"]

@@ -394,9 +394,10 @@ class Session:
             else:
                 self._await_request_timing(record)
 
-    def _stream_chunk(self, record: RunRecord, chunk: dict[str, Any]) -> bool:
-        """One chunk of the stream, on the reading thread; False once the run is over."""
-        now = self._clock()
+    def _stream_chunk(self, record: RunRecord, chunk: dict[str, Any], arrived: float) -> bool:
+        """One chunk of the stream, on the reading thread, that `arrived` at that time.monotonic()
+        reading; False once the run is over."""
+        now = arrived if self._clock is time.monotonic else self._clock()
         if chunk.get("done"):
             self.final_arrived(record, chunk, now)
             return False
@@ -565,8 +566,9 @@ class _StreamReading:
     def _read(self) -> None:
         session, record = self.session, self.record
         try:
-            for chunk in session.server.generate(session.model, self.settings.prompt, self.settings.options()):
-                if self._abandoned or not session._stream_chunk(record, chunk):
+            batches = session.server.generate_timed(session.model, self.settings.prompt, self.settings.options())
+            for batch in batches:
+                if self._abandoned or not all(session._stream_chunk(record, *arrival) for arrival in batch):
                     break
             else:
                 if not self._abandoned:

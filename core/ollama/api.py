@@ -20,6 +20,7 @@ import httpx
 import pydantic
 
 from llmtop.ollama import lean_stream
+from llmtop.ollama.lean_stream import Arrival
 
 # The official `ollama` package builds a default client from OLLAMA_HOST when it is imported and
 # raises on a value it cannot read. llmtop reads the setting itself (and passes the host to every
@@ -370,7 +371,15 @@ class OllamaServer:
             time.sleep(poll_s)
 
     def generate(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """`POST /api/generate` with streaming: yields each chunk as a dict, the final one included.
+        """`POST /api/generate` with streaming: yields each chunk as a dict, the final one included
+        (see generate_timed)."""
+        for batch in self.generate_timed(model, prompt, options):
+            for arrival in batch:
+                yield arrival.chunk
+
+    def generate_timed(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[list[Arrival]]:
+        """`POST /api/generate` with streaming: yields the chunks as they are read, with the time
+        each arrived (llmtop's reader reads them in batches: see llmtop.ollama.lean_stream).
 
         A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
         line that is not JSON raises StreamBroken, after every good chunk has been yielded.
@@ -390,20 +399,20 @@ class OllamaServer:
                         # A redirect: nothing was generated; the official client follows it.
                 generation.reader = "the official client"
                 for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
-                    yield _dump(chunk)
+                    yield [Arrival(_dump(chunk), time.monotonic())]
         finally:
             if self._generation is generation:
                 self._generation = None
 
     def _lean_generate(
         self, model: str, prompt: str, options: Mapping[str, Any], generation: _Generation
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[list[Arrival]]:
         """The generation read by llmtop.ollama.lean_stream: the official client's request and headers, a
         token's chunk a dict straight from its line (see lean_stream for why)."""
         body = {"model": model, "prompt": prompt, "stream": True, "options": dict(options)}  # as the client's
         headers = dict(getattr(getattr(self._client, "_client", None), "headers", {}) or {})
         generation.reader = "llmtop's stream reader"
-        for part in lean_stream.post_lines(
+        for batch in lean_stream.post_batches(
             self.base_url,
             "/api/generate",
             body,
@@ -413,9 +422,12 @@ class OllamaServer:
             generation.hold_socket,
             self._verify if self.cacert else None,
         ):
-            if error := part.get("error"):
-                raise ollama.ResponseError(error)
-            yield part
+            for i, arrival in enumerate(batch):
+                if error := arrival.chunk.get("error"):
+                    if i:
+                        yield batch[:i]
+                    raise ollama.ResponseError(error)
+            yield batch
 
     def pull(self, model: str) -> Iterator[dict[str, Any]]:
         """`POST /api/pull` with streaming: yields the progress records."""
