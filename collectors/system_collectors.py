@@ -8,7 +8,7 @@ from typing import Any
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProcessSample
 from llmtop.collectors.power_reading import PowerSample
-from llmtop.collectors.sampler import Sampler
+from llmtop.collectors.sampler import Sampler, SharedTimer
 from llmtop.collectors.system_memory import SystemMemoryReader, SystemMemorySample
 
 DEFAULT_INTERVAL_S = 0.25
@@ -16,7 +16,8 @@ POWER_INTERVAL_S = 0.5  # counters need no faster reading; integrated power is a
 
 
 class SystemCollectors:
-    """Starts and stops one sampler thread per source; readers may be replaced for tests."""
+    """Starts and stops the samplers of every source, on one shared timer (a slow reader gets a
+    thread of its own); readers may be replaced for tests."""
 
     def __init__(
         self,
@@ -33,6 +34,7 @@ class SystemCollectors:
         self.gpu_unavailable = gpu_unavailable  # why `gpu` is None
         self.power: Sampler[PowerSample] | None = None
         self.power_unavailable: dict[str, str] = {"cpu": "power not probed", "gpu": "power not probed"}
+        self._timer: SharedTimer | None = None
 
     def use_gpus(self, reader: Callable[[float], GpuSample] | None, unavailable: str = "") -> None:
         """Sample the GPUs with `reader` (before start()); None keeps the reason why not."""
@@ -75,9 +77,17 @@ class SystemCollectors:
         return list(self.by_source().values())
 
     def start(self) -> None:
-        for sampler in self._samplers():
-            sampler.start()
+        if self._timer is not None:
+            raise RuntimeError("the collectors are already sampling")
+        self._timer = SharedTimer(self._samplers())
+        self._timer.start()
 
     def stop(self) -> None:
-        for sampler in self._samplers():
-            sampler.stop()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the samplers are being read."""
+        return self._timer is not None

@@ -1,11 +1,13 @@
-"""The sampler thread: fixed-rate samples in a bounded buffer, failures kept apart."""
+"""Samplers: fixed-rate samples in a bounded buffer, failures kept apart, on a thread of their own
+or on one timer shared by several."""
 
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
 
-from llmtop.collectors.sampler import Sampler
+from llmtop.collectors.sampler import SLOW_READ_S, Sampler, SharedTimer
 from waiting import eventually
 
 
@@ -79,3 +81,49 @@ def test_bad_interval_and_double_start_are_refused():
     with pytest.raises(RuntimeError):
         sampler.start()
     sampler.stop()
+
+
+def test_a_shared_timer_reads_every_sampler_on_one_thread_each_on_its_own_schedule():
+    threads: dict[str, set[str]] = {"fast": set(), "slow": set()}
+
+    def reader(name):
+        def read(now):
+            threads[name].add(threading.current_thread().name)
+            return Reading(now, 0)
+
+        return read
+
+    fast = Sampler("fast", reader("fast"), interval=0.01)
+    slow = Sampler("slow", reader("slow"), interval=0.04)
+    timer = SharedTimer([fast, slow])
+    timer.start()
+    eventually(lambda: len(slow.all()) >= 5)
+    timer.stop()
+    assert threads["fast"] == threads["slow"] == {"llmtop-samplers"}
+    assert not fast.running and not slow.running  # no thread of their own
+    # Each on its own fixed-rate schedule: about four fast samples to a slow one (ticks the
+    # loaded machine missed are skipped, never run twice).
+    fast_times = [s.t for s in fast.all()]
+    slow_times = [s.t for s in slow.all()]
+    assert len(fast_times) >= 2 * len(slow_times)
+    assert all(b - a >= 0.035 for a, b in zip(slow_times, slow_times[1:], strict=False))
+
+
+def test_a_slow_reader_leaves_the_shared_timer_for_a_thread_of_its_own():
+    names: list[str] = []
+
+    def slow_read(now):
+        names.append(threading.current_thread().name)
+        time.sleep(SLOW_READ_S * 1.5)
+        return Reading(now, 0)
+
+    quick = Sampler("quick", lambda now: Reading(now, 0), interval=0.01)
+    slow = Sampler("gpu", slow_read, interval=0.01)
+    timer = SharedTimer([quick, slow])
+    timer.start()
+    eventually(lambda: "llmtop-gpu" in names)
+    count = len(quick.all())
+    eventually(lambda: len(quick.all()) >= count + 20)  # the quick one is no longer held up
+    timer.stop()
+    assert timer.moved == [slow] and not slow.running
+    assert names[:2] == ["llmtop-samplers", "llmtop-samplers"]
