@@ -295,7 +295,7 @@ def gpu_watching(double):
 
 
 async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_factory):
-    double = double_factory(token_rate=40, tokens=60, vram_fraction=0.36)
+    double = double_factory(token_rate=40, tokens=200, vram_fraction=0.36)  # 5 s: two frames and more
     app = make_app(double)
     app.session.collectors.stop()
     app.session.collectors.use_gpus(gpu_watching(double))

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the benchmarks 
 
 
 def test_the_stand_in_runs_as_ollama_serve_and_starts_a_runner_for_a_load(tmp_path):
-    with StandIn(tmp_path, mode="cpu", tokens=20, work_ms=5) as ollama:
+    with StandIn(tmp_path, mode="cpu", tokens=80, work_ms=5) as ollama:  # a generation of several samples
         export = tmp_path / "run.json"
         done = subprocess.run(
             [LLMTOP, "llama3.3", "--host", ollama.url, "--headless", "--no-log", "--no-history", "--no-record"]

@@ -53,8 +53,8 @@ from llmtop.tui.widgets.token_rate import TokenRateChart, TpsBarChart
 SPARK_S = 8.0  # a power gauge's history
 SPARK_POINTS = 16
 KIND_NAMES = {"cpu": "CPU", "gpu": "GPU"}
-REFRESH_S = 0.5  # screen refresh: twice a second, whatever the sampling interval
-SLOW_EVERY = 4  # the charts and the log pane: every fourth refresh (every 2 s; plotext is the costliest draw)
+REFRESH_S = 1.0  # screen refresh: once a second, whatever the sampling interval
+SLOW_EVERY = 4  # the charts and the log pane: every fourth refresh (every 4 s; plotext is the costliest draw)
 CHART_POINTS = 80
 WIDE_COLUMNS = 160  # from this width on, the tokens/s chart and the memory timeline are shown side by side
 NARROW_COLUMNS = 100  # below this width, the gauges take the whole width and a chart replaces them on m or b
@@ -553,7 +553,7 @@ class LlmtopApp(App[int]):
 
     def _refresh_power(self, record, now: float, slow: bool) -> None:
         """A gauge per power source (watts, its last 8 s, Δ over the baseline's idle power), n/a with
-        the reasons where a kind is not measured; every 2 s the energy since the request."""
+        the reasons where a kind is not measured; every 4 s the energy since the request."""
         collectors = self.session.collectors
         missing = collectors.power_unavailable
         sampler = collectors.power
@@ -572,7 +572,7 @@ class LlmtopApp(App[int]):
             self.power_gauges[0].display = True
             self.power_gauges[0].show_unavailable(sampler.last_error or "waiting for the first sample")
             return
-        if slow:  # the baseline's idle power changes once a run: every 2 s is plenty
+        if slow:  # the baseline's idle power changes once a run: every 4 s is plenty
             self._idle = self._idle_power(record)
         idle = self._idle
         gpus = sum(1 for kind, _ in shown if kind == "gpu")
