@@ -46,17 +46,26 @@ def machine_line() -> str:
     return f"{platform.platform()}, {cpu}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
-def run_llmtop(args: list[str], tui: bool, over: Callable[[], bool]) -> Watched:
-    """Run `llmtop ARGS` (the TUI, or headless) to its end; `over()` says when the run is finished:
-    the steady figure stops there, and the TUI is sent `q`."""
+def run_llmtop(
+    args: list[str],
+    tui: bool,
+    over: Callable[[], bool],
+    size: tuple[int, int] = (120, 40),
+    cpus: set[int] | None = None,
+) -> Watched:
+    """Run `llmtop ARGS` (the TUI in a terminal of `size` columns x rows, or headless) to its end;
+    `over()` says when the run is finished: the steady figure stops there, and the TUI is sent `q`.
+    `cpus`: the cores it may run on (all by default)."""
     argv = [LLMTOP, *args] + ([] if tui else ["--headless"])
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(size[0]), LINES=str(size[1]))
     env.pop("OLLAMA_HOST", None)
     started = time.monotonic()
     pid, fd = os.forkpty() if tui else (os.fork(), None)
     if pid == 0:
-        if tui:  # a 120x40 terminal, as docs/benchmarks.md's figures are measured in
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if tui:  # 120x40 by default, as docs/benchmarks.md's figures are measured in
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         if not tui:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
@@ -151,14 +160,15 @@ print(json.dumps({"cpu_pct": 100 * (cpu() - began[1]) / (time.monotonic() - bega
 """
 
 
-def bare_client(url: str, model: str = "llama3.3") -> dict[str, float]:
+def bare_client(url: str, model: str = "llama3.3", cpus: set[int] | None = None) -> dict[str, float]:
     """One generation streamed by the official `ollama` client and nothing else, with llmtop's
     default prompt and seed: the % of one core it took from the first chunk to the last, and the
-    server's eval rate."""
+    server's eval rate. `cpus`: the cores it may run on (all by default)."""
     from llmtop.measure.settings import DEFAULT_PROMPT, DEFAULT_SEED
 
     argv = [sys.executable, "-c", BARE_CLIENT, url, model, DEFAULT_PROMPT, str(DEFAULT_SEED)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, preexec_fn=pin)  # noqa: PLW1509
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

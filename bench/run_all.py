@@ -1,11 +1,12 @@
 """Every benchmark, one after the other, each printing its figures.
 
-    .venv/bin/python bench/run_all.py          # the figures in docs/benchmarks.md (about 30 minutes)
+    .venv/bin/python bench/run_all.py          # the figures in docs/benchmarks.md (about an hour)
     .venv/bin/python bench/run_all.py --quick  # the same, short and once (about 5 minutes)
 
 Own cost, timing accuracy, sampling and start-up (own_cost.py), the cost next to htop's and
-btop's (versus_top.py: needs htop, and btop where installed), the observer effect on a CPU-bound
-stand-in and on the real engine (observer_effect.py, `--engine`: needs the `engine` extra), what
+btop's at 30 and 300 tokens/s (versus_top.py: needs htop, and btop where installed), the observer
+effect on the real llama-server, on one shared core and on all cores (observer_effect.py: needs the
+`engine` extra; llama-server is built once, cached), what
 `--priority low` does to the engine and to llmtop's sampling (priority.py, on the real engine), a
 two-hour run (long_run.py), the log follower (log_follow.py) and `--metrics` scrapes after thousands
 of requests (metrics_scrape.py). Run it on a quiet machine: the
@@ -31,8 +32,7 @@ import own_cost
 BENCHMARKS = [
     (own_cost, [], ["--seconds", "20", "--repeats", "1"]),
     (versus_top, [], ["--seconds", "15", "--repeats", "1"]),
-    (observer_effect, [], ["--tokens", "200", "--repeats", "1"]),
-    (observer_effect, ["--engine"], ["--engine", "--tokens", "200", "--repeats", "1"]),
+    (observer_effect, [], ["--rounds", "2", "--tokens", "100"]),
     (priority, [], ["--rounds", "1", "--tokens", "100"]),
     (long_run, [], ["--hours", "0.5", "--speed", "120"]),
     (log_follow, [], ["--megabytes", "10"]),
