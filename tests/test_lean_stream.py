@@ -174,9 +174,18 @@ def test_a_fast_stream_is_read_a_bounded_number_of_times_each_chunk_timed_within
     assert abs(errors[0]) < 0.02  # the first chunk was waited for: timed as it came
 
 
-def test_a_slow_stream_is_read_chunk_by_chunk_each_timed_as_it_came():
+def test_a_slow_stream_is_read_chunk_by_chunk_each_timed_as_it_came(monkeypatch):
     server = PacedServer(tokens=8, every=0.12, first_after=0.3)
+    reader, sleep, naps = threading.current_thread(), time.sleep, []
+
+    def counted(seconds):
+        if threading.current_thread() is reader:
+            naps.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", counted)
     batches = timed_batches(server)
+    assert naps == []  # slower than the reads: one wake-up a chunk, when it comes (no pacing sleep)
     assert [len(b) for b in batches] == [1] * 9
     errors = [b[0].at - sent for b, sent in zip(batches, server.sent, strict=True)]
     assert all(-0.001 < e < 0.02 for e in errors), errors

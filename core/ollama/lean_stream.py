@@ -8,7 +8,8 @@ standard library's HTTP client, and the answer is read from the socket by this m
 
 - The first byte is waited for, so the time to first token is exact.
 - From then on the socket is read at most READS_PER_S times a second, whatever the token rate:
-  everything that has arrived is read at once. A slower stream is read as each chunk arrives.
+  everything that has arrived is read at once. A slower stream is read as each chunk arrives, with
+  one wake-up a chunk.
 - Each batch is timed by the kernel's receive timestamp of its last byte (SO_TIMESTAMPNS, Linux;
   elsewhere, and over TLS, the time of the read). A batch of several chunks that had waited for the
   read is spread evenly between the last time the socket was found empty and that timestamp, so a
@@ -161,7 +162,7 @@ class _Receiver:
                 pass
         sock.setblocking(False)
         self._to_monotonic = time.monotonic() - time.time()  # kernel stamps are wall-clock times
-        self._woke_at = float("-inf")
+        self._woke_at = self._woke_before = float("-inf")
         self.paced = False  # set once the first chunk has come
         self.empty_at = time.monotonic()  # when the socket was last found with nothing to read
         self.waited = True  # whether the last batch was waited for (it arrived while nothing else waited)
@@ -170,7 +171,10 @@ class _Receiver:
         """The bytes that have arrived (b"" at the end of the stream), when the last of them arrived,
         and the earliest time any of them can have arrived."""
         gap = 1.0 / READS_PER_S
-        if self.paced and self._woke_at + gap > (now := time.monotonic()):
+        # A stream faster than the reads (the last read found data waiting, or came within `gap` of
+        # the one before): wait out the gap, then take what has come. A slower one: wait for it.
+        faster = not self.waited or self._woke_at - self._woke_before < gap
+        if self.paced and faster and self._woke_at + gap > (now := time.monotonic()):
             time.sleep(self._woke_at + gap - now)
         since = self.empty_at
         data, at = self._drain()
@@ -181,7 +185,8 @@ class _Receiver:
                 raise TimeoutError()
             data, at = self._drain()
         now = time.monotonic()
-        self.empty_at = self._woke_at = now
+        self._woke_before, self._woke_at = self._woke_at, now
+        self.empty_at = now
         return data, min(max(at, since), now), since
 
     def _wait(self) -> bool:
