@@ -56,7 +56,8 @@ class _Looping:
 
 
 class Sampler(_Looping, Generic[S]):
-    """Runs `read(now)` every `interval` seconds on its own thread until stopped.
+    """Runs `read(now)` every `interval` seconds until stopped: on a thread of its own (start) or on
+    a SharedTimer's.
 
     The schedule is fixed-rate (ticks at start + k*interval), so a slow read does not make the
     timeline drift; a tick that is missed entirely is skipped, not run twice. A reader that
