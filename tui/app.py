@@ -3,8 +3,8 @@ comparison.
 
 The plan runs on its own daemon thread (a blocked read from a slow server must never keep the
 app from quitting) and posts messages; the screen is refreshed from the collectors' buffers
-four times a second, the chart every two seconds, and a widget is redrawn only when what it
-shows has changed (bench/own_cost.py measures what a refresh costs).
+once a second, the charts every four seconds, and a widget is redrawn only when what it shows
+has changed (bench/versus_top.py measures what that costs).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ SIZE_EVERY_S = 5.0
 
 class StreamedText(ScrollView):
     """Accumulates streamed text and follows its end (unless scrolled up); `append` is batched by
-    the caller (four times a second)."""
+    the caller (once a second)."""
 
     DEFAULT_CSS = """
     StreamedText { height: 1fr; border: round $primary-darken-2; padding: 0 1;
