@@ -170,12 +170,12 @@ def test_a_fast_stream_is_read_a_bounded_number_of_times_each_chunk_timed_within
     errors = [got - sent for got, sent in zip(times, server.sent, strict=True)]
     # Each time is between the last empty read and the batch's last arrival: off by at most one
     # read interval, plus what it takes a loaded machine to come back from its sleep.
-    assert max(abs(e) for e in errors) < 1 / lean_stream.READS_PER_S + 0.05, errors
-    assert abs(errors[0]) < 0.02  # the first chunk was waited for: timed as it came
+    assert max(abs(e) for e in errors) < 1 / lean_stream.READS_PER_S + 0.1, errors
+    assert abs(errors[0]) < 0.05  # the first chunk was waited for: timed as it came
 
 
 def test_a_slow_stream_is_read_chunk_by_chunk_each_timed_as_it_came(monkeypatch):
-    server = PacedServer(tokens=8, every=0.12, first_after=0.3)
+    server = PacedServer(tokens=8, every=0.2, first_after=0.3)
     reader, sleep, naps = threading.current_thread(), time.sleep, []
 
     def counted(seconds):
@@ -188,7 +188,7 @@ def test_a_slow_stream_is_read_chunk_by_chunk_each_timed_as_it_came(monkeypatch)
     assert naps == []  # slower than the reads: one wake-up a chunk, when it comes (no pacing sleep)
     assert [len(b) for b in batches] == [1] * 9
     errors = [b[0].at - sent for b, sent in zip(batches, server.sent, strict=True)]
-    assert all(-0.001 < e < 0.02 for e in errors), errors
+    assert all(-0.001 < e < 0.05 for e in errors), errors  # as it came (a loaded machine wakes late)
 
 
 def test_a_stream_delivered_at_once_keeps_its_chunks_together_so_a_buffering_proxy_shows():

@@ -102,11 +102,11 @@ def test_a_shared_timer_reads_every_sampler_on_one_thread_each_on_its_own_schedu
     assert threads["fast"] == threads["slow"] == {"llmtop-samplers"}
     assert not fast.running and not slow.running  # no thread of their own
     # Each on its own fixed-rate schedule: about four fast samples to a slow one (ticks the
-    # loaded machine missed are skipped, never run twice).
+    # loaded machine missed are skipped, never run twice: at most one sample per interval).
     fast_times = [s.t for s in fast.all()]
     slow_times = [s.t for s in slow.all()]
     assert len(fast_times) >= 2 * len(slow_times)
-    assert all(b - a >= 0.035 for a, b in zip(slow_times, slow_times[1:], strict=False))
+    assert len(slow_times) <= (slow_times[-1] - slow_times[0]) / 0.04 + 1.5
 
 
 def test_a_slow_reader_leaves_the_shared_timer_for_a_thread_of_its_own():
