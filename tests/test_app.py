@@ -16,7 +16,7 @@ from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.streamed_text import StreamedText
 from llmtop.tui.widgets.summary_table import SummaryTable
 from ollama_double import WORDS
-from waiting import next_frame, on_screen
+from waiting import eventually_async, next_frame, on_screen
 
 GB = 10**9
 
@@ -377,10 +377,14 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_
     app = logged_app(token_rate=20, tokens=60, prompt_delay_s=3.0, llama_server_log=True)
     tokens = app.query_one
     async with app.run_test(size=(140, 50)) as pilot:
-        await until(pilot, lambda: "tokens read" in str(tokens("#tokens").render()), timeout=20)
-        assert "prompt 2560 of about 5120 tokens read (50%) at 1707 tok/s, about 0:01 left (server log)" in str(
-            tokens("#tokens").render()
+        # the frame that shows the progress, read as it is drawn: with one frame a second, the next
+        # frame may already show the first tokens (the progress line lasts 1.5 s here)
+        shown = await eventually_async(
+            lambda: text if "tokens read" in (text := str(tokens("#tokens").render())) else "",
+            timeout=20,
+            pause=lambda: pilot.pause(0.02),
         )
+        assert "prompt 2560 of about 5120 tokens read (50%) at 1707 tok/s, about 0:01 left (server log)" in shown
         await until(pilot, lambda: re.search(r"server \d", str(tokens("#tokens").render())), timeout=20)
         assert re.search(r"server \d+\.\d\d tok/s \(log\)", str(tokens("#tokens").render()))
         await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
