@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
+
+from llmtop.collectors.sample_sharing import share_unchanged
 
 
 class Timed(Protocol):
@@ -108,9 +112,18 @@ class Sampler(_Looping, Generic[S]):
         return sample
 
     def push(self, sample: S) -> None:
-        """Add a sample taken elsewhere (a replay) and tell the listeners."""
+        """Add a sample taken elsewhere (a replay) and tell the listeners. The buffer stays in time
+        order (a sample taken on another thread may come in after a later one), and what a sample
+        repeats from the one before it is kept once (llmtop.collectors.sample_sharing)."""
         with self._lock:
-            self._samples.append(sample)
+            samples = self._samples
+            if not samples or samples[-1].t <= sample.t:
+                sample = share_unchanged(samples[-1] if samples else None, sample)
+                samples.append(sample)
+            else:
+                if len(samples) == samples.maxlen:
+                    samples.popleft()
+                samples.insert(bisect_right(samples, sample.t, key=_time), sample)
         for listener in self.listeners:
             listener(sample)
 
@@ -130,7 +143,9 @@ class Sampler(_Looping, Generic[S]):
     def between(self, start: float, end: float = float("inf")) -> list[S]:
         """Samples with start <= t <= end, oldest first."""
         with self._lock:
-            return [s for s in self._samples if start <= s.t <= end]
+            samples = self._samples
+            first = bisect_left(samples, start, key=_time)
+            return list(islice(samples, first, bisect_right(samples, end, lo=first, key=_time)))
 
     def all(self) -> list[S]:
         """Every sample still in the buffer, oldest first."""
@@ -179,6 +194,10 @@ class SharedTimer(_Looping):
                 due[key] = _next_tick(due[key], sampler.interval, self._clock())
             if self._samplers:
                 self._stop.wait(max(0.0, min(due[id(s)] for s in self._samplers) - self._clock()))
+
+
+def _time(sample: Timed) -> float:
+    return sample.t
 
 
 def _next_tick(tick: float, interval: float, now: float) -> float:

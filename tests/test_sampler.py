@@ -127,3 +127,28 @@ def test_a_slow_reader_leaves_the_shared_timer_for_a_thread_of_its_own():
     timer.stop()
     assert timer.moved == [slow] and not slow.running
     assert names[:2] == ["llmtop-samplers", "llmtop-samplers"]
+
+
+def test_a_sample_taken_on_another_thread_that_comes_in_late_is_kept_in_time_order():
+    sampler = Sampler("count", lambda now: None, interval=1.0, capacity=4)
+    for t in (1.0, 2.0, 4.0):
+        sampler.push(Reading(t, int(t)))
+    sampler.push(Reading(3.0, 3))  # read before the 4.0 one, pushed after it
+    assert [s.t for s in sampler.all()] == [1.0, 2.0, 3.0, 4.0]
+    assert [s.t for s in sampler.between(2.5, 3.5)] == [3.0]
+    sampler.push(Reading(2.5, 2))  # the buffer is full: the oldest goes
+    assert [s.t for s in sampler.all()] == [2.0, 2.5, 3.0, 4.0]
+    assert [s.t for s in sampler.between(2.0, 2.5)] == [2.0, 2.5]
+    assert sampler.between(4.5) == [] and sampler.between(0.0, 0.5) == []
+
+
+def test_the_buffer_keeps_what_a_sample_repeats_once():
+    from llmtop.collectors.system_memory import SystemMemorySample
+
+    sampler = Sampler("ram", lambda now: None, interval=0.25)
+    total = 64 * 2**30
+    sampler.push(SystemMemorySample(1.0, int(str(total)), 10 * 2**30, 0, int(str(8 * 2**30))))
+    sampler.push(SystemMemorySample(1.25, int(str(total)), 11 * 2**30, 0, int(str(8 * 2**30))))
+    first, second = sampler.all()
+    assert second.total_bytes is first.total_bytes and second.swap_total_bytes is first.swap_total_bytes
+    assert second.available_bytes == 11 * 2**30 and second.t == 1.25  # what changed is its own
