@@ -19,6 +19,7 @@ from llmtop.measure.settings import RunSettings
 from llmtop.measure.stopping import StopRequested
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
+from llmtop.measure.timeline import RunCurves
 
 
 class KeepingFailed(Exception):
@@ -192,6 +193,14 @@ class PlanRunner:
             if self.history_problem is None:  # say it once; the runs go on
                 self.on_note(f"{exc}; the run is kept in this session and its exports")
             self.history_problem = str(exc)
+
+    def curves_of(self, row: SummaryRow) -> RunCurves | None:
+        """The memory timeline and tokens/s of one of `rows` (None for a row no session made)."""
+        for session in self.sessions.values():
+            for made, curves in zip(session.rows, session.curves, strict=False):
+                if made is row:
+                    return curves
+        return None
 
     def run_next(self) -> SummaryRow | None:
         """Run the next planned run; None when the queue is empty or the runner was stopped."""

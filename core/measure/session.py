@@ -28,6 +28,7 @@ from llmtop.measure.energy import EDGE_S
 from llmtop.measure.settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
 from llmtop.measure.stopping import StopRequested
 from llmtop.measure.summary import PsReading, RunRecord, SummaryRow, baseline_start, summarize
+from llmtop.measure.timeline import RunCurves, run_curves, run_start
 from llmtop.ollama.api import PS_INTERVAL_S, OllamaError, OllamaServer, Stalled, StreamBroken
 from llmtop.ollama.model_facts import ModelFacts, model_facts, same_model
 
@@ -101,6 +102,7 @@ class Session:
         self.phase = Phase.IDLE
         self.phase_since = clock()
         self.rows: list[SummaryRow] = []
+        self.curves: list[RunCurves] = []  # each row's memory timeline and tokens/s (for a report)
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
@@ -315,6 +317,7 @@ class Session:
         row = self.summarize(record, end)
         self._emit("summary", end, row=row)
         self.rows.append(row)
+        self.curves.append(self.curves_of(record, end))
         self.current = None
         return row
 
@@ -499,6 +502,17 @@ class Session:
             return []
         since = baseline_start(record)
         return self.collectors.power.between(since if since is not None else record.clock.request_at, end + EDGE_S)
+
+    def curves_of(self, record: RunRecord, end: float) -> RunCurves:
+        """The run's memory timeline and tokens/s from its baseline to `end`, from the buffers."""
+        collectors, since = self.collectors, run_start(record)
+        return run_curves(
+            record,
+            collectors.memory.between(since, end),
+            collectors.processes.between(since, end),
+            collectors.gpu.between(since, end) if collectors.gpu else [],
+            end,
+        )
 
     def summarize(self, record: RunRecord, end: float | None = None) -> SummaryRow:
         """The row of `record` from what has been measured, up to `end` (default: the run's end,

@@ -170,3 +170,30 @@ def memory_timeline(
     if record.ended_at is not None and record.ended_at <= until:
         marks.append((record.ended_at - start, "end"))
     return Timeline(tuple(series), tuple(sorted(marks)), tuple(missing))
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """What a run's report draws over time: its memory timeline, and its tokens/s as (seconds since
+    the timeline's start, tok/s), on the same axis."""
+
+    timeline: Timeline
+    rate: tuple[tuple[float, float], ...]
+
+
+def run_curves(
+    record: RunRecord,
+    memory: Sequence[SystemMemorySample],
+    processes: Sequence[OllamaProcessSample],
+    gpu: Sequence[GpuSample],
+    end: float,
+    points: int = 240,
+) -> RunCurves:
+    """A finished run's curves, from its baseline to `end`."""
+    start = run_start(record)
+    shift = record.clock.request_at - start
+    rate = record.clock.series(end, points) if record.clock.first_at is not None else []
+    return RunCurves(
+        memory_timeline(record, memory, processes, gpu, end, points),
+        tuple((shift + x, y) for x, y in rate),
+    )
