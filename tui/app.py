@@ -39,6 +39,7 @@ from llmtop.measure.summary import SummaryRow, baseline_start
 from llmtop.measure.timeline import memory_timeline, run_start
 from llmtop.store.charts import chart_bars, write_chart
 from llmtop.store.exports import write_export
+from llmtop.store.report import SessionReport, write_report
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -130,8 +131,10 @@ class LlmtopApp(App[int]):
         lang: str = "en",
         chart_path: str | None = None,
         banner: str | None = None,
+        report_path: str | None = None,
     ) -> None:
-        """`banner` marks a replay: it is shown above everything, and nothing new can be run."""
+        """`banner` marks a replay: it is shown above everything, and nothing new can be run.
+        `e` writes the export to `export_path`, and the chart and the report where they are given."""
         super().__init__()
         self.runner = runner
         self.banner = banner
@@ -141,6 +144,7 @@ class LlmtopApp(App[int]):
         self.export_path = export_path
         self.lang = lang
         self.chart_path = chart_path
+        self.report_path = report_path
         self.exit_status: int | None = None  # set when Ctrl+C or a signal stopped the app
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._pending_stop: StopRequested | None = None
@@ -812,16 +816,20 @@ class LlmtopApp(App[int]):
             self.notify("nothing to export yet: no run has finished", severity="warning")
             return
         path = Path(self.export_path) if self.export_path else self._default_export_path()
+        runner, sweep = self.runner, self.runner.sweep_result()
         try:
-            write_export(rows, path, self.lang, self.runner.machine, self.runner.sweep_result())
+            write_export(rows, path, self.lang, runner.machine, sweep)
             if self.chart_path:
                 write_chart(rows, self.chart_path)
+            if self.report_path:
+                curves = [runner.curves_of(row) for row in rows]
+                write_report(self.report_path, SessionReport(rows, curves, runner.machine, self.lang, sweep))
         except OSError as exc:
             self.notify(f"cannot write {exc.filename or path}: {exc.strerror or exc}", severity="error")
             return
-        self.notify(
-            f"wrote {len(rows)} run(s) to {path}" + (f" and the chart to {self.chart_path}" if self.chart_path else "")
-        )
+        files = (("chart", self.chart_path), ("report", self.report_path))
+        also = "".join(f" and the {what} to {where}" for what, where in files if where)
+        self.notify(f"wrote {len(rows)} run(s) to {path}{also}")
 
     def _keep_run_in_progress(self, reason: str = "quit before the run finished") -> None:
         row = self.runner.abandon(reason)

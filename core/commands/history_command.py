@@ -1,5 +1,5 @@
-"""`llmtop history [--model M] [--limit N] [--export PATH] [--lang ja] [--repair] [--watched]`: past runs,
-from any day, and the requests `llmtop watch` kept."""
+"""`llmtop history [--model M] [--limit N] [--export PATH] [--report PATH] [--lang ja] [--repair]
+[--watched]`: past runs, from any day, and the requests `llmtop watch` kept."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from llmtop.commands.options import add_export_argument, add_lang_argument, check_files
+from llmtop.commands.options import add_export_argument, add_lang_argument, add_report_argument, check_files
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from llmtop.store.exports import export_format, render_requests, runs_markdown, to_csv, to_json, to_markdown
 from llmtop.store.history import History, HistoryError
+from llmtop.store.report import SessionReport, write_report
+
+HISTORY_HAS_NO_SAMPLES = (
+    "the history keeps each run's figures, not its samples: `llmtop replay` its recording for these"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", metavar="N", type=int, help="only the last N runs")
     add_export_argument(parser, "them")
     add_lang_argument(parser)
+    add_report_argument(parser)
     parser.add_argument(
         "--repair",
         action="store_true",
@@ -109,8 +115,10 @@ def main(argv: Sequence[str]) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("argument --limit: must be 1 or more")
     check_files(parser, args)
-    if args.repair and (args.model or args.watched or args.limit is not None or args.export):
+    if args.repair and (args.model or args.watched or args.limit is not None or args.export or args.report):
         parser.error("argument --repair: only moves a damaged history aside: given alone")
+    if args.watched and args.report:
+        parser.error("argument --report: the watched requests have no runs to report (use --export)")
     if args.watched and args.lang != "en":
         parser.error("argument --lang: the watched requests' table has no Japanese headers")
     kind = export_format(args.export) if args.export else ""
@@ -148,5 +156,14 @@ def main(argv: Sequence[str]) -> int:
             status = EXIT_FAILED
         else:
             sys.stderr.write(f"llmtop: wrote {args.export}\n")
+    if args.report:
+        try:
+            report = SessionReport(rows, [], history.last_machine(), args.lang, no_curves=HISTORY_HAS_NO_SAMPLES)
+            written = write_report(args.report, report)
+        except OSError as exc:
+            sys.stderr.write(f"llmtop: cannot write {args.report}: {exc.strerror or exc}\n")
+            status = EXIT_FAILED
+        else:
+            sys.stderr.write(f"llmtop: wrote {written}\n")
     print_out(listing)
     return status

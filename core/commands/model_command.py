@@ -23,6 +23,7 @@ from llmtop.commands.options import (
     add_log_arguments,
     add_no_history_argument,
     add_record_arguments,
+    add_report_argument,
     check_files,
     float_between,
 )
@@ -204,6 +205,7 @@ def build_parser() -> ArgumentParser:
     add_export_argument(parser, "the runs")
     add_lang_argument(parser)
     add_chart_argument(parser)
+    add_report_argument(parser)
     add_no_history_argument(parser, "the runs")
     add_record_arguments(parser)
     add_interval_argument(parser)

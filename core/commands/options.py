@@ -54,6 +54,16 @@ def add_chart_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chart", metavar="PATH", help="write the tokens/s bar chart to PATH: .svg, .html or .png")
 
 
+def add_report_argument(parser: argparse.ArgumentParser) -> None:
+    """`--report PATH.html`: the session's page."""
+    parser.add_argument(
+        "--report",
+        metavar="PATH",
+        help="write the session as one self-contained HTML page to PATH (.html): the table, the charts, "
+        "each run's memory timeline, the machine",
+    )
+
+
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     """`--record PATH` / `--no-record`."""
     recording = parser.add_mutually_exclusive_group()
@@ -74,19 +84,21 @@ def add_log_arguments(parser: argparse.ArgumentParser, serve: bool) -> None:
 
 
 def check_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Before anything runs: --export and --chart name a format llmtop writes, and every file option
-    given (--export, --chart, --record) can be written; else one line and exit status 2."""
+    """Before anything runs: --export, --chart and --report name a format llmtop writes, and every
+    file option given (--export, --chart, --report, --record) can be written; else one line and exit
+    status 2."""
     from llmtop.commands.output import unwritable
     from llmtop.store.charts import chart_format
     from llmtop.store.exports import export_format
+    from llmtop.store.report import report_format
 
-    for option, check in (("export", export_format), ("chart", chart_format)):
+    for option, check in (("export", export_format), ("chart", chart_format), ("report", report_format)):
         if getattr(args, option, None):
             try:
                 check(getattr(args, option))
             except ValueError as exc:
                 parser.error(f"argument --{option}: {exc}")
-    for option in ("export", "chart", "record"):
+    for option in ("export", "chart", "report", "record"):
         path = getattr(args, option, None)
         problem = unwritable(path, f"--{option}") if path else None
         if problem:

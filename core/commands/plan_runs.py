@@ -1,5 +1,5 @@
 """Running a plan to its end, on the screen or headless, and what follows it: the files asked for
-(--export, --chart), the compared table, and the exit status. `llmtop MODEL`, `replay` and `demo`
+(--export, --chart, --report), the compared table, and the exit status. `llmtop MODEL`, `replay` and `demo`
 end here."""
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from llmtop.measure.plan import PlanRunner
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
+from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import terminal_chart, write_chart
 from llmtop.store.exports import session_markdown, write_export
+from llmtop.store.report import SessionReport, write_report
 
 
 def write_outputs(
@@ -26,13 +28,19 @@ def write_outputs(
     machine: Mapping[str, Any],
     err: TextIO,
     sweep: SweepResult | None = None,
+    curves: Sequence[RunCurves | None] = (),
 ) -> bool:
-    """--export and --chart (and a sweep's section in the export); False when a file could not be
-    written (said on err)."""
+    """--export, --chart and --report (a sweep's section in the export and the report; `curves`,
+    the rows' memory timelines and tokens/s, in the report); False when a file could not be written
+    (said on err)."""
     ok = True
     for path, write in (
         (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),
         (args.chart, lambda p: write_chart(rows, p)),
+        (
+            getattr(args, "report", None),
+            lambda p: write_report(p, SessionReport(rows, curves, machine, args.lang, sweep)),
+        ),
     ):
         if not path or not rows:
             continue
@@ -66,7 +74,14 @@ def run_on_screen(
     in progress, and gives the signal's exit status."""
     from llmtop.tui.app import LlmtopApp
 
-    app = LlmtopApp(runner, export_path=args.export, lang=args.lang, chart_path=args.chart, banner=banner)
+    app = LlmtopApp(
+        runner,
+        export_path=args.export,
+        lang=args.lang,
+        chart_path=args.chart,
+        banner=banner,
+        report_path=getattr(args, "report", None),
+    )
     if signals is not None:
         signals.on_stop = app.stop_for_signal
     app.run()
@@ -75,7 +90,8 @@ def run_on_screen(
         signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
     rows = runner.rows
     sweep = runner.sweep_result() if rows else None
-    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep)
+    curves = [runner.curves_of(row) for row in rows]
+    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep, curves)
     if app.exit_status is not None:
         return app.exit_status
     if not written:
@@ -110,7 +126,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
         sys.stderr.write(f"llmtop: no run finished{f' ({stop.reason})' if stop else ''}\n")
         return stop.status if stop else EXIT_FAILED
     sweep = runner.sweep_result()
-    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep)
+    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, [runner.curves_of(row) for row in rows])
     for row in rows:
         if row.error:
             sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")

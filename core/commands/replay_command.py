@@ -11,7 +11,13 @@ from pathlib import Path
 
 from llmtop.commands.headless import watch_printer
 from llmtop.commands.instruments import Instruments
-from llmtop.commands.options import add_chart_argument, add_export_argument, add_lang_argument, check_files
+from llmtop.commands.options import (
+    add_chart_argument,
+    add_export_argument,
+    add_lang_argument,
+    add_report_argument,
+    check_files,
+)
 from llmtop.commands.output import export_requests
 from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -61,6 +67,7 @@ def build_parser(demo: bool) -> argparse.ArgumentParser:
     add_export_argument(parser, "the runs (of a watch: its requests)")
     add_lang_argument(parser)
     add_chart_argument(parser)
+    add_report_argument(parser)
     return parser
 
 
@@ -87,11 +94,12 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
     banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
     try:
         if recording.header.get("watch"):  # a `llmtop watch` session
-            unhonoured = [o for o, given in (("--chart", args.chart), ("--lang", args.lang != "en")) if given]
+            asked = (("--chart", args.chart), ("--report", args.report), ("--lang", args.lang != "en"))
+            unhonoured = [o for o, given in asked if given]
             if unhonoured:
                 parser.error(
                     f"argument {unhonoured[0]}: {path.name} is a recording of `llmtop watch`, whose replay exports "
-                    "its requests (--export) but has no runs to chart or table headers to translate"
+                    "its requests (--export) but has no runs to chart or report, or table headers to translate"
                 )
             return replay_watch(recording, args, banner, speed)
         return replay_runs(recording, args, banner, speed)

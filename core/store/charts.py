@@ -54,22 +54,31 @@ def _scale_top(values: Sequence[float]) -> float:
     return top
 
 
+def _said(bars: Sequence[Bar]) -> str:
+    """The chart in words, for a screen reader and a search."""
+    said = [f"{b.label}: {b.value:.2f}" + (f" ± {b.error:.2f}" if b.error else "") for b in bars]
+    return "; ".join(said) + "." if said else "no run measured a rate."
+
+
 def bar_chart_svg(bars: Sequence[Bar], title: str = "tokens/s (eval rate)") -> str:
-    """A self-contained SVG bar chart with value labels and a y axis."""
+    """A self-contained SVG bar chart with value labels and a y axis. Its colours are presentation
+    attributes, which a page's CSS overrides (the report's dark theme: report_charts.CHART_CSS)."""
     width, height, left, bottom, top_margin = 160 + 120 * max(len(bars), 1), 420, 60, 90, 50
     plot_h = height - bottom - top_margin
     top = _scale_top([b.value + (b.error or 0) for b in bars])
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        'font-family="Helvetica, Arial, sans-serif" font-size="13">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="13" role="img">',
+        f"<title>{html.escape(title)}</title>",
+        f"<desc>{html.escape(_said(bars))}</desc>",
+        f'<rect class="bg" width="{width}" height="{height}" fill="white"/>',
         f'<text x="{width / 2}" y="28" text-anchor="middle" font-size="17" font-weight="bold">'
         f"{html.escape(title)}</text>",
     ]
     for i in range(6):
         value = top * i / 5
         y = top_margin + plot_h - plot_h * i / 5
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 20}" y2="{y:.1f}" stroke="#ddd"/>')
+        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - 20}" y2="{y:.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{value:g}</text>')
     slot = (width - left - 20) / max(len(bars), 1)
     for i, bar in enumerate(bars):
@@ -83,7 +92,8 @@ def bar_chart_svg(bars: Sequence[Bar], title: str = "tokens/s (eval rate)") -> s
             e_top = top_margin + plot_h - plot_h * (bar.value + bar.error) / top
             e_bottom = top_margin + plot_h - plot_h * max(bar.value - bar.error, 0) / top
             parts.append(
-                f'<line x1="{centre:.1f}" y1="{e_top:.1f}" x2="{centre:.1f}" y2="{e_bottom:.1f}" stroke="#333"/>'
+                f'<line class="axis" x1="{centre:.1f}" y1="{e_top:.1f}" x2="{centre:.1f}" y2="{e_bottom:.1f}" '
+                'stroke="#333"/>'
             )
         label = f"{bar.value:.2f}" + (f" ± {bar.error:.2f}" if bar.error else "")
         parts.append(f'<text x="{centre:.1f}" y="{y - 8:.1f}" text-anchor="middle">{html.escape(label)}</text>')
@@ -93,7 +103,8 @@ def bar_chart_svg(bars: Sequence[Bar], title: str = "tokens/s (eval rate)") -> s
                 f"{html.escape(text)}</text>"
             )
     parts.append(
-        f'<line x1="{left}" y1="{top_margin + plot_h}" x2="{width - 20}" y2="{top_margin + plot_h}" stroke="#333"/>'
+        f'<line class="axis" x1="{left}" y1="{top_margin + plot_h}" x2="{width - 20}" y2="{top_margin + plot_h}" '
+        'stroke="#333"/>'
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

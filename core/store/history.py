@@ -199,6 +199,17 @@ class History:
                 sweeps.append({"recorded_at": recorded_at, "model": name, **sweep})
         return sweeps
 
+    def last_machine(self) -> dict[str, Any]:
+        """The machine of the newest run kept ({} when none is)."""
+        found = self._select("SELECT machine_json FROM runs ORDER BY id DESC LIMIT 1")
+        for (text,) in found:
+            try:
+                machine = json.loads(text)
+            except ValueError:
+                return {}
+            return machine if isinstance(machine, dict) else {}
+        return {}
+
     def runs(self, model: str | None = None, limit: int | None = None) -> list[SummaryRow]:
         """Past runs, oldest first; `model` matches the name as given (tag `latest` implied)."""
         from llmtop.ollama.model_facts import same_model

@@ -1,0 +1,186 @@
+"""`--report PATH.html`: one self-contained page of a session, made from the same rows and samples as
+the exports; parsed as a browser parses it (html5lib). tests/test_report_browser.py opens it in Chromium."""
+
+import re
+from pathlib import Path
+
+import html5lib
+import pytest
+
+from llmtop.measure.timeline import RunCurves, Series, Timeline
+from llmtop.store.report import SessionReport, report_html
+from summary_rows import row
+from test_cli import llmtop, no_traceback
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDINGS = ROOT / "screenshots" / "recordings"
+LIMIT_BYTES = 1_000_000
+
+
+def parsed(page: str):
+    """The page as html5lib's strict parser reads it (ParseError on the first error)."""
+    return html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(page)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svgs(tree) -> list:
+    """The page's charts (html5lib puts SVG in its own namespace)."""
+    return list(tree.iter(f"{SVG}svg"))
+
+
+def within(svg, name: str) -> list:
+    return list(svg.iter(f"{SVG}{name}"))
+
+
+def fetched_addresses(tree) -> list[str]:
+    """Every address the page would fetch: src, href (other than in-page ones), CSS url(), @import."""
+    found = []
+    for element in tree.iter():
+        for name in ("src", "href", "xlink:href", "srcset", "poster", "data"):
+            value = element.get(name)
+            if value and not value.startswith("#"):
+                found.append(value)
+        if element.tag == "style" and element.text:
+            found += re.findall(r"url\(([^)]*)\)|@import", element.text)
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    """`llmtop demo --headless --report demo.html`: (its result, the page)."""
+    path = tmp_path_factory.mktemp("report") / "demo.html"
+    result = llmtop("demo", "--headless", "--report", str(path))
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert f"llmtop: wrote {path}" in result.stderr
+    return result, path.read_text(encoding="utf-8")
+
+
+def test_the_demos_page_is_well_formed_self_contained_and_small(demo_report):
+    _, page = demo_report
+    tree = parsed(page)
+    assert fetched_addresses(tree) == []
+    assert len(page.encode()) < LIMIT_BYTES
+    assert tree.find("head/title").text == "llmtop: llama3.3"
+    assert tree.find("head/meta[@name='viewport']") is not None
+
+
+def test_the_page_holds_the_exports_table_and_each_runs_figures(demo_report):
+    result, page = demo_report
+    tree = parsed(page)
+    assert tree.find(".//pre[@id='markdown']").text == result.stdout  # the table printed is the page's Markdown
+    cells = [[td.text for td in tr.findall("td")] for tr in tree.findall(".//section[@id='results']//tbody/tr")]
+    assert [c[:10] for c in cells] == [
+        ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU", "cpu", "2048", "0/81", "0.99", "1.00x"],
+        ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto", "2048", "27/81", "1.34", "1.35x"],
+    ]
+    text = "".join(tree.find("body").itertext())
+    assert "llama3.3 CPU+GPU: 1.35x the CPU's rate." in text
+    assert "27/81 layers on the GPU" in text  # the sentence that says why the split is what it is
+    runs = tree.findall(".//section[@class='run']")
+    assert [r.find("h3").text for r in runs] == ["Run 1: llama3.3 CPU", "Run 2: llama3.3 CPU+GPU"]
+    facts = {dt.text: "".join(dd.itertext()) for dt, dd in zip(runs[1].iter("dt"), runs[1].iter("dd"), strict=True)}
+    assert facts["GPU layers"] == "27/81" and facts["tps"] == "1.34" and facts["TTFT"] == "5.75s"
+    assert facts["J/token"].startswith("n/a (")  # every n/a with its reason
+
+
+def test_each_runs_memory_timeline_has_its_series_baselines_marks_and_the_spill(demo_report):
+    _, page = demo_report
+    tree = parsed(page)
+    charts = {svg.findtext(f"{SVG}title"): svg for svg in svgs(tree)}
+    assert list(charts) == [
+        "tokens/s (eval rate)",
+        "Run 1 memory: llama3.3 CPU",
+        "Run 1 tokens/s: llama3.3 CPU",
+        "Run 2 memory: llama3.3 CPU+GPU",
+        "Run 2 tokens/s: llama3.3 CPU+GPU",
+    ]
+    cpu, gpu = charts["Run 1 memory: llama3.3 CPU"], charts["Run 2 memory: llama3.3 CPU+GPU"]
+    for svg in (cpu, gpu):
+        lines = within(svg, "polyline")
+        assert [p.get("data-series") for p in lines] == ["RAM", "Ollama RSS", "VRAM", "shared"]
+        assert all(len(p.get("points").split()) > 10 for p in lines)
+        assert len([line for line in within(svg, "line") if "base" in line.get("class", "")]) == 4
+        assert {t.text for t in within(svg, "text")} >= {"load", "gen", "end"}
+    assert [r for r in within(gpu, "rect") if r.get("class") == "spill"]
+    assert not [r for r in within(cpu, "rect") if r.get("class") == "spill"]
+    assert "a spill" in gpu.findtext(f"{SVG}desc")
+    tokens = charts["Run 2 tokens/s: llama3.3 CPU+GPU"]
+    assert [p.get("data-series") for p in within(tokens, "polyline")] == ["tokens/s"]
+
+
+def test_a_replays_report_is_the_live_runs(double_factory, tmp_path):
+    double = double_factory(token_rate=40, tokens=40, load_delay_s=0.3, vram_fraction=0.36)
+    recording, live, replayed = tmp_path / "run.jsonl", tmp_path / "live.html", tmp_path / "replay.html"
+    result = llmtop(
+        "llama3.3", "--host", double.url, "--headless", "--no-log", "--record", str(recording), "--report", str(live)
+    )
+    assert result.returncode == 0, result.stderr
+    again = llmtop("replay", str(recording), "--headless", "--report", str(replayed))
+    assert again.returncode == 0, again.stderr
+    assert replayed.read_text(encoding="utf-8") == live.read_text(encoding="utf-8")
+
+
+def long_curves(seconds: float, points: int = 240) -> RunCurves:
+    """Curves as run_curves makes them for a long run: every series at its most points."""
+    step = seconds / points
+
+    def series(name: str, base: int) -> Series:
+        return Series(name, tuple((i * step, base + i * 7_919_000) for i in range(points)), base)
+
+    names = ("RAM", "Ollama RSS", "VRAM", "shared")
+    timeline = Timeline(tuple(series(n, (k + 1) * 3_000_000_000) for k, n in enumerate(names)), ((0.0, "base"),))
+    return RunCurves(timeline, tuple((i * step, 1.0 + (i % 7) / 10) for i in range(points)))
+
+
+def test_a_four_run_comparison_of_two_hour_runs_stays_under_a_megabyte():
+    rows = [row("llama3.3", mode, tps) for mode, tps in (("cpu", 0.99), ("cpu", 1.01), ("auto", 1.34), ("auto", 1.30))]
+    page = report_html(SessionReport(rows, [long_curves(7200.0) for _ in rows], {"cpu_info": "AMD Ryzen 7 7700"}))
+    parsed(page)
+    assert len(page.encode()) < LIMIT_BYTES
+    assert "1.00 ± 0.01" in page and "1.32 ± 0.03" in page  # repeated runs: mean ± sd, in the table and the bars
+
+
+def test_the_comparison_and_the_sweep_recordings_make_their_pages(tmp_path):
+    compare, sweep = tmp_path / "compare.html", tmp_path / "sweep.html"
+    for recording, page in ((RECORDINGS / "compare.jsonl", compare), (RECORDINGS / "sweep.jsonl", sweep)):
+        result = llmtop("replay", str(recording), "--headless", "--report", str(page), timeout=120)
+        no_traceback(result)
+        assert page.is_file(), result.stderr
+        parsed(page.read_text(encoding="utf-8"))
+    text = "".join(parsed(sweep.read_text(encoding="utf-8")).find("body").itertext())
+    assert "Sweep of GPU layers (num_gpu): llama3.3" in text
+    assert "PARAMETER num_gpu" in text  # the Modelfile that sets what the sweep found
+    assert len(parsed(compare.read_text(encoding="utf-8")).findall(".//section[@class='run']")) == 4
+
+
+def test_the_history_reports_its_runs_and_says_why_it_has_no_timelines(double, tmp_path):
+    env = {"LLMTOP_DATA_DIR": str(tmp_path / "data")}
+    assert llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", env=env).returncode == 0
+    page = tmp_path / "history.html"
+    result = llmtop("history", "--report", str(page), env=env)
+    assert result.returncode == 0, result.stderr
+    tree = parsed(page.read_text(encoding="utf-8"))
+    text = "".join(tree.find("body").itertext())
+    assert "the history keeps each run's figures, not its samples" in text
+    assert tree.find(".//section[@id='machine']//dd").text not in ("n/a", None)  # the run's machine, kept
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("missing/r.html", "--report {tmp}/missing/r.html: the folder {tmp}/missing does not exist"),
+        ("folder.html", "--report {tmp}/folder.html is a folder, not a file"),
+        ("r.txt", "argument --report: a report is an HTML page: '{tmp}/r.txt' should end in .html"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(double, tmp_path, given, said):
+    (tmp_path / "folder.html").mkdir()
+    path = f"{tmp_path}/{given}"
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--report", path)
+    no_traceback(result)
+    assert result.returncode == 2
+    assert said.format(tmp=tmp_path) in result.stderr.splitlines()[-1]
+    assert double.finals == []  # nothing was run
