@@ -156,6 +156,23 @@ def test_the_comparison_and_the_sweep_recordings_make_their_pages(tmp_path):
     assert len(parsed(compare.read_text(encoding="utf-8")).findall(".//section[@class='run']")) == 4
 
 
+def test_a_watch_sessions_replay_reports_its_requests_and_its_memory(tmp_path):
+    page = tmp_path / "watch.html"
+    result = llmtop("replay", str(RECORDINGS / "watch.jsonl"), "--headless", "--report", str(page), timeout=120)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    tree = parsed(page.read_text(encoding="utf-8"))
+    rows = tree.findall(".//section[@id='requests']//tbody/tr")
+    assert len(rows) == 3 and [td.text for td in rows[0].findall("td")][1] == "llama3.3:latest"
+    [chart] = svgs(tree)
+    assert chart.findtext(f"{SVG}title") == "Memory while watching"
+    assert [p.get("data-series") for p in within(chart, "polyline")] == ["RAM"]
+    assert "load" in {t.text for t in within(chart, "text")}
+    text = "".join(tree.find("body").itertext())
+    assert "Not drawn: Ollama RSS: no Ollama process read" in text  # what is missing, and why
+    assert tree.find(".//pre[@id='markdown']").text.startswith("| # | model |")
+
+
 def test_the_history_reports_its_runs_and_says_why_it_has_no_timelines(double, tmp_path):
     env = {"LLMTOP_DATA_DIR": str(tmp_path / "data")}
     assert llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", env=env).returncode == 0

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmtop.commands.headless import watch_printer
 from llmtop.commands.instruments import Instruments
@@ -23,6 +24,10 @@ from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from llmtop.measure.stopping import stop_for
 from llmtop.store.replay import Recording
+
+if TYPE_CHECKING:
+    from llmtop.store.watch_replay import WatchReplay
+    from llmtop.watch.state import WatchedRequest
 
 DEMO = "demo.jsonl"
 DEMO_BANNER = (
@@ -94,12 +99,12 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
     banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
     try:
         if recording.header.get("watch"):  # a `llmtop watch` session
-            asked = (("--chart", args.chart), ("--report", args.report), ("--lang", args.lang != "en"))
+            asked = (("--chart", args.chart), ("--lang", args.lang != "en"))
             unhonoured = [o for o, given in asked if given]
             if unhonoured:
                 parser.error(
                     f"argument {unhonoured[0]}: {path.name} is a recording of `llmtop watch`, whose replay exports "
-                    "its requests (--export) but has no runs to chart or report, or table headers to translate"
+                    "its requests (--export, --report) but has no runs to chart or table headers to translate"
                 )
             return replay_watch(recording, args, banner, speed)
         return replay_runs(recording, args, banner, speed)
@@ -127,6 +132,30 @@ def replay_runs(recording: Recording, args: argparse.Namespace, banner: str, spe
     return status
 
 
+def report_watch(world: WatchReplay, recording: Recording, requests: list[WatchedRequest], path: str) -> int:
+    """--report of a watch's replay: its requests and the memory over the whole session."""
+    from llmtop.measure.timeline import recent_timeline
+    from llmtop.store.report import SessionReport, write_report
+
+    collectors = world.collectors
+    memory = collectors.memory.all()
+    watched = None
+    if memory:
+        start, until = memory[0].t, memory[-1].t
+        loads = [(e.t, "load") for s in world.states.values() for e in list(s.events) if e.kind == "load" and e.model]
+        gpu = collectors.gpu.all() if collectors.gpu is not None else []
+        watched = recent_timeline(memory, collectors.processes.all(), gpu, start, until, loads, points=240)
+    machine = recording.first("machine")
+    report = SessionReport([], [], dict(machine["machine"]) if machine else {}, requests=requests, watched=watched)
+    try:
+        written = write_report(path, report)
+    except OSError as exc:
+        sys.stderr.write(f"llmtop: cannot write {path}: {exc.strerror or exc}\n")
+        return EXIT_FAILED
+    sys.stderr.write(f"llmtop: wrote {written}\n")
+    return EXIT_OK
+
+
 def replay_watch(recording: Recording, args: argparse.Namespace, banner: str, speed: float | None) -> int:
     """A recording of `llmtop watch`: on screen, or its events as lines with --headless."""
     from llmtop.store.watch_replay import WatchReplay, recorded_wall
@@ -148,8 +177,13 @@ def replay_watch(recording: Recording, args: argparse.Namespace, banner: str, sp
             kit.stopping(world.start())
             servers = [WatchedScreen(host, state) for host, state in world.states.items()]
             WatchApp(servers, world.collectors, world.log, banner=banner, clock=world.player.now, wall=wall).run()
+    requests = [r for s in world.states.values() for r in s.snapshot().requests]
     if args.export:
-        status = export_requests([r for s in world.states.values() for r in s.snapshot().requests], args.export)
+        status = export_requests(requests, args.export)
+        if status != EXIT_OK:
+            return status
+    if args.report:
+        status = report_watch(world, recording, requests, args.report)
         if status != EXIT_OK:
             return status
     if recording.damage:

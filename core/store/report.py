@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from llmtop import __version__
-from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, SWEEP_COLUMNS, UNKNOWN, Column
+from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
 from llmtop.measure.comparison import compare
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
-from llmtop.measure.timeline import RunCurves
+from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
-from llmtop.store.exports import session_markdown
+from llmtop.store.exports import markdown_table, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, rate_chart, spills
+from llmtop.watch.state import WatchedRequest
 
 REPORT_SUFFIXES = (".html", ".htm")
 NOTE_KEYS = ("_note", "_reason", "error")  # a figure's keys that say why it is n/a, or what it leaves out
@@ -233,6 +234,19 @@ def _sweep_section(sweep: SweepResult, lang: str, figure: _Figures) -> str:
     return "".join(parts)
 
 
+def _watch_section(report: SessionReport, figure: _Figures) -> str:
+    """A `llmtop watch` session: its requests, and the machine's memory while it watched."""
+    parts = ['<section id="requests">\n<h2>Requests seen by llmtop watch</h2>\n']
+    parts.append(_table(report.requests, REQUEST_COLUMNS, "en", f"{len(report.requests)} request(s), oldest first"))
+    if report.watched is not None and report.watched.series:
+        chart = memory_chart("w1", RunCurves(report.watched, ()), "Memory while watching")
+        caption = "RAM, the Ollama processes, dedicated VRAM and shared GPU memory, in GB; marks: the loads"
+        parts.append(figure("watch-memory", chart, caption))
+        parts.extend(f'<p class="why">Not drawn: {_e(why)}</p>\n' for why in report.watched.missing)
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
 def _machine_section(machine: Mapping[str, Any]) -> str:
     facts = [
         ("CPU", machine.get("cpu_info")),
@@ -269,39 +283,40 @@ class SessionReport:
     lang: str = "en"
     sweep: SweepResult | None = None
     no_curves: str = "this run's samples are not in this session"
+    requests: Sequence[WatchedRequest] = ()  # a `llmtop watch` session's
+    watched: Timeline | None = None  # and its memory over the whole session
 
 
 def report_html(report: SessionReport) -> str:
-    """The page of a session."""
-    rows, lang, sweep, no_curves = report.rows, report.lang, report.sweep, report.no_curves
+    """The page of a session: its runs, or the requests `llmtop watch` saw."""
+    rows, lang = report.rows, report.lang
     models = list(dict.fromkeys(row.model for row in rows))
-    title = f"llmtop: {', '.join(models) or 'no runs'}"
+    if rows or not report.requests:
+        title = f"llmtop: {', '.join(models) or 'no runs'}"
+        counted = f"{len(rows)} run(s)"
+        markdown = session_markdown(rows, lang, report.sweep)
+    else:
+        title, counted = "llmtop watch", f"{len(report.requests)} request(s)"
+        markdown = markdown_table(report.requests, REQUEST_COLUMNS)
     dates = sorted(row.started_at for row in rows if row.started_at)
     when = dates[0].replace("T", " ") if dates else ""
     if len(dates) > 1 and dates[-1][:10] != dates[0][:10]:
         when += f" to {dates[-1].replace('T', ' ')}"
-    markdown = session_markdown(rows, lang, sweep)
     figure = _Figures()
     body = [
-        f'<header>\n<h1>{_e(title)}</h1>\n<p class="muted">{len(rows)} run(s) · {_e(when)} · '
+        f'<header>\n<h1>{_e(title)}</h1>\n<p class="muted">{counted}{f" · {_e(when)}" if when else ""} · '
         f"llmtop {_e(__version__)}</p>\n</header>\n",
-        '<section id="results">\n<h2>Results</h2>\n',
-        _table(compare(rows), COMPARISON_COLUMNS, lang, "RAM, VRAM, shared: the increase over each run's baseline"),
-        '<button type="button" class="copy" id="copy-markdown">Copy the table as Markdown</button>\n',
-        f'<details><summary>Markdown</summary>\n<pre id="markdown">{_e(markdown)}</pre>\n</details>\n',
     ]
-    bars = chart_bars(rows)
-    if bars:
-        body.append(figure("tokens-per-second", bar_chart_svg(bars), _speed_ups(rows)))
-    body.append("</section>\n")
-    if sweep is not None:
-        body.append(_sweep_section(sweep, lang, figure))
-    body.append('<section id="runs">\n<h2>Each run</h2>\n')
-    padded = list(report.curves) + [None] * (len(rows) - len(report.curves))
-    body.extend(
-        _run_section(i + 1, row, c, figure, no_curves) for i, (row, c) in enumerate(zip(rows, padded, strict=False))
+    if rows:
+        body.append(_results_section(report, figure))
+    if report.requests:
+        body.append(_watch_section(report, figure))
+    body.append(
+        '<button type="button" class="copy" id="copy-markdown">Copy the table as Markdown</button>\n'
+        f'<details><summary>Markdown</summary>\n<pre id="markdown">{_e(markdown)}</pre>\n</details>\n'
     )
-    body.append("</section>\n")
+    if rows:
+        body.append(_runs_section(report, figure))
     body.append(_machine_section(report.machine))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -311,6 +326,34 @@ def report_html(report: SessionReport) -> str:
         + "".join(body)
         + f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
+
+
+def _results_section(report: SessionReport, figure: _Figures) -> str:
+    """The article's table, the tokens/s bars with the speed-up over the CPU, and a sweep's section."""
+    rows = report.rows
+    parts = [
+        '<section id="results">\n<h2>Results</h2>\n',
+        _table(
+            compare(rows), COMPARISON_COLUMNS, report.lang, "RAM, VRAM, shared: the increase over each run's baseline"
+        ),
+    ]
+    bars = chart_bars(rows)
+    if bars:
+        parts.append(figure("tokens-per-second", bar_chart_svg(bars), _speed_ups(rows)))
+    parts.append("</section>\n")
+    if report.sweep is not None:
+        parts.append(_sweep_section(report.sweep, report.lang, figure))
+    return "".join(parts)
+
+
+def _runs_section(report: SessionReport, figure: _Figures) -> str:
+    rows = report.rows
+    padded = list(report.curves) + [None] * (len(rows) - len(report.curves))
+    parts = ['<section id="runs">\n<h2>Each run</h2>\n']
+    for number, (row, curves) in enumerate(zip(rows, padded, strict=False), start=1):
+        parts.append(_run_section(number, row, curves, figure, report.no_curves))
+    parts.append("</section>\n")
+    return "".join(parts)
 
 
 def write_report(path: str | Path, report: SessionReport) -> Path:
