@@ -21,7 +21,7 @@ from waiting import eventually_async, next_frame, on_screen
 GB = 10**9
 
 
-def make_app(double, settings=None, export_path=None, readers=True):
+def make_app(double, settings=None, export_path=None, readers=True, report_path=None):
     def memory(now):
         used = 20 * GB + (44 * GB if double.loaded else 0)
         return SystemMemorySample(now, 64 * GB, 64 * GB - used, 2 * GB, 8 * GB)
@@ -35,7 +35,7 @@ def make_app(double, settings=None, export_path=None, readers=True):
     session = Session(OllamaServer(double.url), "llama3.3", collectors)
     session.connect()
     collectors.start()
-    return LlmtopApp(one_run(session, settings), export_path=export_path)
+    return LlmtopApp(one_run(session, settings), export_path=export_path, report_path=report_path)
 
 
 def one_run(session, settings=None):
@@ -89,8 +89,8 @@ async def test_a_run_completes_and_its_row_appears(double_factory):
 
 async def test_c_then_r_runs_again_on_the_cpu_and_e_exports_both(double_factory, tmp_path):
     double = double_factory(token_rate=200, tokens=20, vram_fraction=0.5)
-    out = tmp_path / "runs.json"
-    app = make_app(double, export_path=str(out))
+    out, page = tmp_path / "runs.json", tmp_path / "runs.html"
+    app = make_app(double, export_path=str(out), report_path=str(page))
     async with app.run_test(size=(140, 44)) as pilot:
         await until(pilot, lambda: len(app.runner.rows) == 1)
         await pilot.press("c")
@@ -104,8 +104,12 @@ async def test_c_then_r_runs_again_on_the_cpu_and_e_exports_both(double_factory,
         assert app.settings.num_gpu is None
         await pilot.press("e")
         await on_screen(pilot, out.exists)
+        assert f"wrote 2 run(s) to {out} and the report to {page}" in app.notified
     runs = json.loads(out.read_text())["runs"]
     assert [r["mode"] for r in runs] == ["auto", "cpu"]
+    report = page.read_text(encoding="utf-8")
+    assert report.count('<section class="run"') == 2  # both runs, each with its memory timeline from the samplers
+    assert report.count('data-series="RAM"') == 2 and report.count('data-series="Ollama RSS"') == 2
     app.session.collectors.stop()
 
 

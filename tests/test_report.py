@@ -141,6 +141,9 @@ def test_a_four_run_comparison_of_two_hour_runs_stays_under_a_megabyte():
     parsed(page)
     assert len(page.encode()) < LIMIT_BYTES
     assert "1.00 ± 0.01" in page and "1.32 ± 0.03" in page  # repeated runs: mean ± sd, in the table and the bars
+    japanese = report_html(SessionReport(rows, [], {}, lang="ja"))
+    assert '<table lang="ja">' in japanese and "パラ数" in japanese
+    assert "over time: n/a (this run's samples" in "".join(parsed(japanese).find("body").itertext())
 
 
 def test_the_comparison_and_the_sweep_recordings_make_their_pages(tmp_path):
