@@ -145,6 +145,8 @@ class LlmtopApp(App[int]):
         self.lang = lang
         self.chart_path = chart_path
         self.report_path = report_path
+        if report_path:
+            runner.keep_curves()
         self.exit_status: int | None = None  # set when Ctrl+C or a signal stopped the app
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._pending_stop: StopRequested | None = None

@@ -105,6 +105,8 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     the rest of the plan (see stopping.py)."""
     from llmtop.commands.headless import HeadlessReporter
 
+    if getattr(args, "report", None):
+        runner.keep_curves()
     reporter = HeadlessReporter(sys.stderr, runner)
     for session in runner.sessions.values():
         session.observer = reporter

@@ -194,8 +194,14 @@ class PlanRunner:
                 self.on_note(f"{exc}; the run is kept in this session and its exports")
             self.history_problem = str(exc)
 
+    def keep_curves(self) -> None:
+        """Keep each run's memory timeline and tokens/s from now on, for a report (curves_of)."""
+        for session in self.sessions.values():
+            session.keep_curves = True
+
     def curves_of(self, row: SummaryRow) -> RunCurves | None:
-        """The memory timeline and tokens/s of one of `rows` (None for a row no session made)."""
+        """The memory timeline and tokens/s of one of `rows` (None for a row no session made, or
+        one that ended before keep_curves())."""
         for session in self.sessions.values():
             for made, curves in zip(session.rows, session.curves, strict=False):
                 if made is row:

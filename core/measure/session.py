@@ -102,7 +102,8 @@ class Session:
         self.phase = Phase.IDLE
         self.phase_since = clock()
         self.rows: list[SummaryRow] = []
-        self.curves: list[RunCurves] = []  # each row's memory timeline and tokens/s (for a report)
+        self.curves: list[RunCurves | None] = []  # each row's memory timeline and tokens/s, if kept
+        self.keep_curves = False  # a report was asked for: keep them (about 130 kB a run)
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
@@ -317,7 +318,7 @@ class Session:
         row = self.summarize(record, end)
         self._emit("summary", end, row=row)
         self.rows.append(row)
-        self.curves.append(self.curves_of(record, end))
+        self.curves.append(self._curves(record, end) if self.keep_curves else None)
         self.current = None
         return row
 
@@ -503,7 +504,7 @@ class Session:
         since = baseline_start(record)
         return self.collectors.power.between(since if since is not None else record.clock.request_at, end + EDGE_S)
 
-    def curves_of(self, record: RunRecord, end: float) -> RunCurves:
+    def _curves(self, record: RunRecord, end: float) -> RunCurves:
         """The run's memory timeline and tokens/s from its baseline to `end`, from the buffers."""
         collectors, since = self.collectors, run_start(record)
         return run_curves(
