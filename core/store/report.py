@@ -160,7 +160,7 @@ def _speed_ups(rows: Sequence[SummaryRow]) -> str:
     said = [
         f"{c.model} {c.most_common(lambda r: r.env) or c.mode}: {speed_up.text(c)} the CPU's rate"
         for c in compare(rows)
-        if speed_up.text(c) not in (UNKNOWN, "", "1.00x")
+        if c.mode.split(":")[0] != "cpu" and speed_up.text(c) not in (UNKNOWN, "")
     ]
     return "; ".join(said) + "." if said else "No CPU-only run to compare with."
 
