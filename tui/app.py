@@ -39,7 +39,6 @@ from llmtop.measure.summary import SummaryRow, baseline_start
 from llmtop.measure.timeline import memory_timeline, run_start
 from llmtop.store.charts import chart_bars, write_chart
 from llmtop.store.exports import write_export
-from llmtop.store.report import SessionReport, write_report
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -824,6 +823,8 @@ class LlmtopApp(App[int]):
             if self.chart_path:
                 write_chart(rows, self.chart_path)
             if self.report_path:
+                from llmtop.store.report import SessionReport, write_report
+
                 curves = [runner.curves_of(row) for row in rows]
                 write_report(self.report_path, SessionReport(rows, curves, runner.machine, self.lang, sweep))
         except OSError as exc:

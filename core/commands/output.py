@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmtop.exit_status import EXIT_CLOSED_PIPE, EXIT_FAILED, EXIT_OK
-from llmtop.watch.state import WatchedRequest
+
+if TYPE_CHECKING:
+    from llmtop.watch.state import WatchedRequest
 
 
 class OutputFailed(Exception):

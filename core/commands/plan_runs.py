@@ -19,7 +19,6 @@ from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import terminal_chart, write_chart
 from llmtop.store.exports import session_markdown, write_export
-from llmtop.store.report import SessionReport, write_report
 
 
 def write_outputs(
@@ -33,6 +32,8 @@ def write_outputs(
     """--export, --chart and --report (a sweep's section in the export and the report; `curves`,
     the rows' memory timelines and tokens/s, in the report); False when a file could not be written
     (said on err)."""
+    from llmtop.store.report import SessionReport, write_report
+
     ok = True
     for path, write in (
         (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),

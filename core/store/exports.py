@@ -14,14 +14,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtop import __version__
 from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
-from llmtop.watch.state import WatchedRequest
+
+if TYPE_CHECKING:
+    from llmtop.watch.state import WatchedRequest
 
 FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}
 LANGUAGES = ("en", "ja")

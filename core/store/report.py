@@ -14,7 +14,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmtop import __version__
 from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
@@ -25,7 +25,9 @@ from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
 from llmtop.store.exports import markdown_table, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, rate_chart, spills
-from llmtop.watch.state import WatchedRequest
+
+if TYPE_CHECKING:
+    from llmtop.watch.state import WatchedRequest
 
 REPORT_SUFFIXES = (".html", ".htm")
 NOTE_KEYS = ("_note", "_reason", "error")  # a figure's keys that say why it is n/a, or what it leaves out
