@@ -204,3 +204,28 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(double, 
     assert result.returncode == 2
     assert said.format(tmp=tmp_path) in result.stderr.splitlines()[-1]
     assert double.finals == []  # nothing was run
+
+
+def test_runs_keep_their_curves_only_once_a_report_is_asked_for(double_factory):
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.measure.plan import PlannedRun, PlanRunner
+    from llmtop.measure.session import RunSettings, Session
+    from llmtop.ollama.api import OllamaServer
+
+    double = double_factory(token_rate=200, tokens=20)
+    collectors = SystemCollectors(0.02)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    try:
+        runner = PlanRunner({"llama3.3": session}, [PlannedRun("llama3.3", RunSettings())] * 2)
+        first = runner.run_next()
+        runner.keep_curves()
+        second = runner.run_next()
+    finally:
+        collectors.stop()
+    assert runner.curves_of(first) is None  # no report asked for: nothing kept
+    curves = runner.curves_of(second)
+    assert curves is not None and curves.timeline.series[0].name == "RAM"
+    assert len(curves.rate) > 5 and max(tps for _, tps in curves.rate) > 50  # the double streams 200 a second
+    assert {word for _, word in curves.timeline.marks} >= {"base", "gen", "end"}
