@@ -19,6 +19,7 @@ from llmtop.measure.timeline import RunCurves
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 34, 40  # the legend sits right of the plot
 SPILL_MIN_BYTES = 64 * 2**20  # shared GPU memory this far over its baseline is a spill
+COLOUR_OF = {"RAM": 0, "Ollama RSS": 1, "VRAM": 2, "shared": 3}  # the classes s0-s3 and k0-k3
 
 CHART_CSS = """
 svg.chart { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 12px; }
@@ -131,7 +132,7 @@ def line_chart(
         out.append(f'<text x="{x + shift:.1f}" y="{y}" font-size="10"{anchor}>{html.escape(word)}</text>')
     out.append(f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>')
     for i, line in enumerate(lines):
-        colour = i % 4
+        colour = COLOUR_OF.get(line.name, i % 4)  # a figure keeps its colour when another is missing
         if line.baseline is not None:
             y = y_of(line.baseline)
             out.append(
