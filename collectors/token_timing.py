@@ -133,10 +133,11 @@ class TokenClock:
         with self._lock:
             return windowed_rate(self._times, now, self.window_s)
 
-    def series(self, end: float, points: int) -> list[tuple[float, float]]:
-        """`rate_series` from the request to `end` (the chart's points)."""
+    def series(self, end: float, points: int, window_s: float | None = None) -> list[tuple[float, float]]:
+        """`rate_series` from the request to `end` (the chart's points), over `window_s` (default
+        the live window)."""
         with self._lock:
-            return rate_series(self._times, self.request_at, end, points, self.window_s)
+            return rate_series(self._times, self.request_at, end, points, window_s or self.window_s)
 
 
 def windowed_rate(times: Sequence[float], now: float, window_s: float) -> float | None:

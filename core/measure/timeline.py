@@ -172,13 +172,17 @@ def memory_timeline(
     return Timeline(tuple(series), tuple(sorted(marks)), tuple(missing))
 
 
+RATE_WINDOW_TOKENS = 10  # a report's tokens/s is over a window that holds about this many tokens
+
+
 @dataclass(frozen=True)
 class RunCurves:
     """What a run's report draws over time: its memory timeline, and its tokens/s as (seconds since
-    the timeline's start, tok/s), on the same axis."""
+    the timeline's start, tok/s) over a window of `rate_window_s`, on the same axis."""
 
     timeline: Timeline
     rate: tuple[tuple[float, float], ...]
+    rate_window_s: float = 2.0
 
 
 def run_curves(
@@ -189,11 +193,16 @@ def run_curves(
     end: float,
     points: int = 240,
 ) -> RunCurves:
-    """A finished run's curves, from its baseline to `end`."""
-    start = run_start(record)
-    shift = record.clock.request_at - start
-    rate = record.clock.series(end, points) if record.clock.first_at is not None else []
+    """A finished run's curves, from its baseline to `end`. Its tokens/s is over the live chart's
+    window, or one holding about RATE_WINDOW_TOKENS tokens where the run was slower (at 1 token/s
+    a 2 s window can only say 0, 0.5 or 1)."""
+    start, clock = run_start(record), record.clock
+    shift = clock.request_at - start
+    mean = clock.client_rate_tps
+    window = max(clock.window_s, RATE_WINDOW_TOKENS / mean) if mean else clock.window_s
+    rate = clock.series(end, points, window) if clock.first_at is not None else []
     return RunCurves(
         memory_timeline(record, memory, processes, gpu, end, points),
         tuple((shift + x, y) for x, y in rate),
+        window,
     )

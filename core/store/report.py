@@ -211,7 +211,7 @@ def _run_section(number: int, row: SummaryRow, curves: RunCurves | None, figure:
             figure(
                 f"run-{number}-tokens",
                 rate_chart(f"r{number}", curves, f"Run {number} tokens/s: {name}"),
-                "tokens/s over a 2 s window, on the memory timeline's axis",
+                f"tokens/s over a {curves.rate_window_s:.3g} s window, on the memory timeline's axis",
             )
         )
     parts.append(_run_facts(row))
