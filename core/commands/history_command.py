@@ -130,6 +130,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         rows = history.runs(args.model, args.limit)
         sweeps = history.sweeps(args.model)
+        machine = history.last_machine() if args.report else {}
     except HistoryError as exc:
         sys.stderr.write(f"llmtop: {exc}\n")
         return EXIT_USAGE
@@ -158,7 +159,7 @@ def main(argv: Sequence[str]) -> int:
             sys.stderr.write(f"llmtop: wrote {args.export}\n")
     if args.report:
         try:
-            report = SessionReport(rows, [], history.last_machine(), args.lang, no_curves=HISTORY_HAS_NO_SAMPLES)
+            report = SessionReport(rows, [], machine, args.lang, no_curves=HISTORY_HAS_NO_SAMPLES)
             written = write_report(args.report, report)
         except OSError as exc:
             sys.stderr.write(f"llmtop: cannot write {args.report}: {exc.strerror or exc}\n")
