@@ -27,6 +27,11 @@ def test_one_bar_per_mode_with_the_mean_and_deviation():
     assert bars[0].error == pytest.approx(0.01414, rel=1e-3) and bars[2].error is None
 
 
+def test_bars_that_would_share_a_label_are_named_by_their_mode():
+    points = [row("llama3.3", "cpu", 0.94), row("llama3.3", "gpu=20", 1.19), row("llama3.3", "gpu=24", 1.26)]
+    assert [b.label for b in chart_bars(points)] == ["llama3.3 CPU", "llama3.3 gpu=20", "llama3.3 gpu=24"]
+
+
 def test_svg_is_well_formed_and_labels_every_bar(tmp_path):
     path = write_chart(RUNS, tmp_path / "tps.svg")
     root = ET.fromstring(path.read_text())

@@ -77,7 +77,7 @@ def test_the_page_holds_the_exports_table_and_each_runs_figures(demo_report):
         ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto", "2048", "27/81", "1.34", "1.35x"],
     ]
     text = "".join(tree.find("body").itertext())
-    assert "llama3.3 CPU+GPU: 1.35x the CPU's rate." in text
+    assert "llama3.3 CPU+GPU (auto): 1.35x the CPU's rate." in text
     assert "27/81 layers on the GPU" in text  # the sentence that says why the split is what it is
     runs = tree.findall(".//section[@class='run']")
     assert [r.find("h3").text for r in runs] == ["Run 1: llama3.3 CPU", "Run 2: llama3.3 CPU+GPU"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmtop.measure.comparison import compare
+from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.summary import SummaryRow
 
 CHART_FORMATS = (".svg", ".html", ".png")
@@ -24,18 +24,22 @@ class Bar:
 
 
 def chart_bars(rows: Sequence[SummaryRow]) -> list[Bar]:
-    """One bar per model, mode and load kind with a measured tps (mean, and sd when repeated)."""
-    bars = []
-    models: list[str] = []
-    for c in compare(rows):
-        if c.tps is None:
-            continue
-        if c.model not in models:
-            models.append(c.model)
-        env = c.most_common(lambda r: r.env) or c.mode
-        label = f"{c.model} {env}" + (" (warm)" if c.load_kind == "warm" else "")
-        bars.append(Bar(label, c.tps, c.tps_stdev, models.index(c.model)))
-    return bars
+    """One bar per model, mode and load kind with a measured tps (mean, and sd when repeated),
+    labelled by model and env ("llama3.3 CPU+GPU"), or by mode where two bars would share a label
+    (a sweep's points: "llama3.3 gpu=20")."""
+    measured = [c for c in compare(rows) if c.tps is not None]
+    models = list(dict.fromkeys(c.model for c in measured))
+
+    def label(c: Comparison, by_mode: bool) -> str:
+        what = c.mode if by_mode else c.most_common(lambda r: r.env) or c.mode
+        return f"{c.model} {what}" + (" (warm)" if c.load_kind == "warm" else "")
+
+    labels = [label(c, False) for c in measured]
+    labels = [label(c, True) if labels.count(text) > 1 else text for c, text in zip(measured, labels, strict=True)]
+    return [
+        Bar(text, c.tps, c.tps_stdev, models.index(c.model))  # type: ignore[arg-type]
+        for c, text in zip(measured, labels, strict=True)
+    ]
 
 
 def chart_format(path: str | Path) -> str:

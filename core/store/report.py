@@ -160,7 +160,7 @@ def _speed_ups(rows: Sequence[SummaryRow]) -> str:
     """The speed-up over the CPU-only run of each compared mode, as a sentence."""
     speed_up = next(c for c in COMPARISON_COLUMNS if c.header == "speed-up")
     said = [
-        f"{c.model} {c.most_common(lambda r: r.env) or c.mode}: {speed_up.text(c)} the CPU's rate"
+        f"{c.model} {c.most_common(lambda r: r.env) or c.mode} ({c.mode}): {speed_up.text(c)} the CPU's rate"
         for c in compare(rows)
         if c.mode.split(":")[0] != "cpu" and speed_up.text(c) not in (UNKNOWN, "")
     ]
