@@ -200,7 +200,7 @@ class WatchApp(App[int]):
         memory = collectors.memory.between(start, now)
         if memory:
             start = max(start, memory[0].t)
-        marks = [(e.t, "load") for e in list(self.state.events) if e.kind == "load" and e.model]
+        marks = [(t, "load") for t in self.state.load_times()]
         self.query_one(MemoryTimelineChart).show_timeline(
             recent_timeline(
                 memory,

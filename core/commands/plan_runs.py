@@ -39,7 +39,7 @@ def write_outputs(
         (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),
         (args.chart, lambda p: write_chart(rows, p)),
         (
-            getattr(args, "report", None),
+            args.report,
             lambda p: write_report(p, SessionReport(rows, curves, machine, args.lang, sweep)),
         ),
     ):
@@ -81,7 +81,7 @@ def run_on_screen(
         lang=args.lang,
         chart_path=args.chart,
         banner=banner,
-        report_path=getattr(args, "report", None),
+        report_path=args.report,
     )
     if signals is not None:
         signals.on_stop = app.stop_for_signal
@@ -106,7 +106,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     the rest of the plan (see stopping.py)."""
     from llmtop.commands.headless import HeadlessReporter
 
-    if getattr(args, "report", None):
+    if args.report:
         runner.keep_curves()
     reporter = HeadlessReporter(sys.stderr, runner)
     for session in runner.sessions.values():

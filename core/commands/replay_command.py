@@ -142,7 +142,7 @@ def report_watch(world: WatchReplay, recording: Recording, requests: list[Watche
     watched = None
     if memory:
         start, until = memory[0].t, memory[-1].t
-        loads = [(e.t, "load") for s in world.states.values() for e in list(s.events) if e.kind == "load" and e.model]
+        loads = [(t, "load") for state in world.states.values() for t in state.load_times()]
         gpu = collectors.gpu.all() if collectors.gpu is not None else []
         watched = recent_timeline(memory, collectors.processes.all(), gpu, start, until, loads, points=240)
     machine = recording.first("machine")

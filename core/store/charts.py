@@ -49,13 +49,24 @@ def chart_format(path: str | Path) -> str:
     return suffix[1:]
 
 
-def _scale_top(values: Sequence[float]) -> float:
-    top = max(values) if values else 1.0
+def nice_top(value: float) -> float:
+    """A round number at or above `value` for a y axis (1, 2, 2.5 or 5 times a power of ten)."""
+    if value <= 0:
+        return 1.0
+    power = 1.0
+    while power * 10 < value:
+        power *= 10
+    while power > value and power > 1e-9:
+        power /= 10
     for step in (1, 2, 2.5, 5, 10):
-        magnitude = 10 ** (len(str(int(top))) - 1)
-        if top <= step * magnitude:
-            return step * magnitude
-    return top
+        if step * power >= value:
+            return step * power
+    return 10 * power
+
+
+def _scale_top(values: Sequence[float]) -> float:
+    """The bar chart's axis: at least 1 (tokens a second)."""
+    return nice_top(max([*values, 1.0]))
 
 
 def _said(bars: Sequence[Bar]) -> str:

@@ -14,7 +14,9 @@ import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llmtop import units
 from llmtop.measure.timeline import RunCurves
+from llmtop.store.charts import nice_top
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 34, 40  # the legend sits right of the plot
@@ -56,21 +58,6 @@ class Line:
     note: str = ""  # said after the name in the legend
 
 
-def _axis_top(value: float) -> float:
-    """A round number at or above `value` for the y axis (1, 2, 2.5 or 5 times a power of ten)."""
-    if value <= 0:
-        return 1.0
-    power = 1.0
-    while power * 10 < value:
-        power *= 10
-    while power > value and power > 1e-9:
-        power /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if step * power >= value:
-            return step * power
-    return 10 * power
-
-
 def line_chart(
     ident: str,
     title: str,
@@ -87,7 +74,7 @@ def line_chart(
     `ident` names it in the page (unique there)."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     end_s = end_s if end_s > 0 else 1.0
-    top = _axis_top(max([y for line in lines for _, y in line.points] + [line.baseline or 0 for line in lines] + [0]))
+    top = nice_top(max([y for line in lines for _, y in line.points] + [line.baseline or 0 for line in lines] + [0]))
 
     def x_of(seconds: float) -> float:
         return LEFT + plot_w * min(max(seconds, 0.0), end_s) / end_s
@@ -154,7 +141,7 @@ def line_chart(
 
 def _seconds(value: float) -> str:
     if value >= 120:
-        return f"{int(value // 60)}:{int(value % 60):02d}"
+        return units.clock(value)
     return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 

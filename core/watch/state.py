@@ -287,6 +287,10 @@ class WatchState:
             self.server_problem = problem
 
     # -- the log --------------------------------------------------------------------------------------
+    def load_times(self) -> list[float]:
+        """When each model load among the events kept began (a memory timeline's marks)."""
+        return [e.t for e in list(self.events) if e.kind == "load" and e.model]
+
     def model_of(self, load: LoadRecord) -> str | None:
         """The model a load loaded, where a `/api/ps` listing told it (see _attribute)."""
         return self._load_models.get(id(load))
