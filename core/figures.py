@@ -201,11 +201,11 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "VRAM",
-        ("vram_delta_bytes", "vram_peak_bytes", "gpu_baseline_note"),
+        ("vram_delta_bytes", "vram_peak_bytes", "gpu_baseline_note", "vram_note"),
         "dedicated GPU memory in use (summed over the GPUs read; unified memory on Apple Silicon) during "
         "generation, median, minus the baseline; `vram_peak_bytes` the highest minus it. The baseline waits "
         "until GPU memory is steady; a fall below it of more than 64 MB is `null`, `gpu_baseline_note` saying "
-        "the baseline was not settled",
+        "the baseline was not settled; where no GPU was read, `vram_note` says why, in the screen's words",
         ja="VRAM",
         run=lambda r: _gb(r.vram_delta_bytes),
         compared=_mean_gb(lambda r: r.vram_delta_bytes),
@@ -213,10 +213,10 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "shared",
-        ("shared_delta_bytes", "shared_peak_bytes"),
+        ("shared_delta_bytes", "shared_peak_bytes", "shared_note"),
         "shared GPU memory (Windows' shared GPU memory, GTT on Linux AMD) the same way, `shared_peak_bytes` "
         "beside it: the part of the model that spilled out of VRAM; `null` where the platform has no such "
-        "figure (NVIDIA on Linux, Apple)",
+        "figure (NVIDIA on Linux, Apple), `shared_note` saying why",
         ja="共有GPUメモリ",
         run=lambda r: _gb(r.shared_delta_bytes),
         compared=_mean_gb(lambda r: r.shared_delta_bytes),
@@ -295,7 +295,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "J/token",
-        ("joules_per_token", "tokens_per_joule", "generation_power_w"),
+        ("joules_per_token", "tokens_per_joule", "generation_power_w", "energy_note"),
         "energy per generated token: the energy of every power source read (CPU package, each GPU) from the first "
         "token to the last, over the tokens after the first (the first one's cost is the prompt's); "
         "`tokens_per_joule` its inverse, `generation_power_w` the mean power meanwhile; compared, the mean over "

@@ -130,15 +130,21 @@ def test_every_subcommand_module_is_named_like_the_others():
 
 
 ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)
-FIGURE_WORDS = ("joule", "energy", "watt", "mapped", "_used", "used_bytes", "rss", "idle", "shared", "dedicated")
+FIGURE_WORDS = (
+    "joule", "energy", "watt", "power", "mapped", "_used", "used_bytes", "rss", "idle", "shared", "dedicated",
+    "vram", "size_", "_size",
+)  # fmt: skip
+
+
+def _is_text(node: ast.expr) -> bool:
+    if isinstance(node, ast.IfExp):
+        return _is_text(node.body) and _is_text(node.orelse)
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
 def _text(node: ast.BinOp) -> bool:
     """A string joined, not a figure computed."""
-    return any(
-        isinstance(side, ast.JoinedStr) or (isinstance(side, ast.Constant) and isinstance(side.value, str))
-        for side in (node.left, node.right)
-    )
+    return any(_is_text(side) for side in (node.left, node.right))
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tui").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))

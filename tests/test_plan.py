@@ -186,3 +186,29 @@ def test_abandon_keeps_the_run_in_progress_and_drops_the_rest():
     assert runner.rows == [kept] and not runner.queue and runner.stopped
     assert [r for r, _ in history.kept] == [kept]
     assert runner.run_next() is None
+
+
+def test_a_run_that_ended_as_the_user_quit_reaches_the_history_before_llmtop_exits():
+    """The row is in `rows` (and so in the export) a moment before the history has it: leaving the
+    screen right then waits for it (wait_kept), so the history never misses the last run."""
+    import threading
+
+    class SlowHistory(FakeHistory):
+        def __init__(self) -> None:
+            super().__init__()
+            self.adding = threading.Event()
+
+        def add(self, summary: SummaryRow, machine) -> None:
+            self.adding.set()
+            threading.Event().wait(0.5)
+            super().add(summary, machine)
+
+    history = SlowHistory()
+    runner = PlanRunner({"a": FakeSession("a", Clock())}, build_plan(["a"], ["auto"], 1, RunSettings()), history)
+    worker = threading.Thread(target=runner.run_next)
+    worker.start()
+    assert history.adding.wait(5) and len(runner.rows) == 1  # the row is out, the history not yet written
+    assert runner.wait_kept(5)
+    assert [r for r, _ in history.kept] == runner.rows
+    worker.join(5)
+    assert runner.wait_kept(0)  # nothing in flight: at once

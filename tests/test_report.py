@@ -151,7 +151,7 @@ def test_the_comparison_and_the_sweep_recordings_make_their_pages(tmp_path):
     for recording, page in ((RECORDINGS / "compare.jsonl", compare), (RECORDINGS / "sweep.jsonl", sweep)):
         result = llmtop("replay", str(recording), "--headless", "--report", str(page), timeout=120)
         no_traceback(result)
-        assert page.is_file(), result.stderr
+        assert result.returncode == 0 and page.is_file(), result.stderr
         parsed(page.read_text(encoding="utf-8"))
     text = "".join(parsed(sweep.read_text(encoding="utf-8")).find("body").itertext())
     assert "Sweep of GPU layers (num_gpu): llama3.3" in text
@@ -229,3 +229,39 @@ def test_runs_keep_their_curves_only_once_a_report_is_asked_for(double_factory):
     assert curves is not None and curves.timeline.series[0].name == "RAM"
     assert len(curves.rate) > 5 and max(tps for _, tps in curves.rate) > 50  # the double streams 200 a second
     assert {word for _, word in curves.timeline.marks} >= {"base", "gen", "end"}
+
+
+def test_one_spill_threshold_the_report_shades_what_the_screen_and_row_call_a_spill():
+    """65 MB over the baseline: between 64 MB and 64 MiB, where the report once had a threshold of
+    its own and left unshaded what the screen called a spill."""
+    from llmtop.collectors.gpu_reading import GpuReading
+    from llmtop.measure.live import gpu_now
+    from llmtop.store.report_charts import spills
+
+    base, grown = 1_000_000_000, 1_000_000_000 + 65_000_000
+    shared = Series("shared", ((0.0, base), (1.0, grown), (2.0, grown), (3.0, base)), base)
+    curves = RunCurves(Timeline((shared,), ()), ())
+    assert spills(curves) == [(1.0, 3.0)]
+    reading = GpuReading("0", "Radeon", "amdgpu", 0, 16 * 10**9, grown, 32 * 10**9)
+    before = GpuReading("0", "Radeon", "amdgpu", 0, 16 * 10**9, base, 32 * 10**9)
+    assert gpu_now(reading, before, running=True).spilling
+
+
+def test_an_na_in_the_report_gives_the_runs_own_reason_as_the_screen_does(tmp_path):
+    """The real engine's recording (a machine with no GPU, no power source), replayed with --report:
+    VRAM, shared and J/token say why the run has none, in the screen's words; what each figure
+    is stays in its name's tooltip."""
+    path = tmp_path / "engine.html"
+    result = llmtop("replay", str(RECORDINGS / "engine.jsonl"), "--headless", "--report", str(path))
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    tree = parsed(path.read_text(encoding="utf-8"))
+    facts = tree.find(".//section[@id='run-1']//dl")
+    said = {dt.text: "".join(dd.itertext()) for dt, dd in zip(facts.findall("dt"), facts.findall("dd"), strict=True)}
+    for name in ("VRAM", "shared"):
+        assert said[name].startswith("n/a (no GPU read (nvml: no NVIDIA driver"), said[name]
+        assert "summed over the GPUs" not in said[name] and "Windows' shared GPU memory" not in said[name]
+    assert "powercap: no RAPL package zone" in said["J/token"], said["J/token"]
+    assert "not measured in this run (" not in "".join(said.values())
+    vram = next(dt for dt in facts.findall("dt") if dt.text == "VRAM")
+    assert vram.get("title").startswith("dedicated GPU memory in use")

@@ -167,3 +167,17 @@ def test_a_bug_in_the_run_ends_it_incomplete_kept_and_logged(double_factory, run
     assert session.rows == [row] and session.observer.notes[-1] == row.error
     log = row.error.split("(details in ")[1].rstrip(")")
     assert 'raise RuntimeError("boom")' in open(log, encoding="utf-8").read()
+
+
+def test_a_stall_reason_belongs_to_its_run_alone(double_factory, run_session):
+    """A stalled run, then the server goes away: the next run's error is the unreachable server,
+    not the stall of the run before (the watchdog's reason once outlived its run)."""
+    double = double_factory(fault="stall", fault_after=5, fault_once=True, token_rate=100, tokens=40)
+    session = run_session(double)
+    session.stall_timeout_s = 1.0
+    stalled = session.run(RunSettings())
+    assert not stalled.complete and stalled.error == "no token for 1 s (--stall-timeout)"
+    double.stop()  # the server went away: the next run's unload cannot reach it
+    after = session.run(RunSettings())
+    assert not after.complete
+    assert "--stall-timeout" not in after.error and "cannot reach" in after.error, after.error

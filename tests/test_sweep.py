@@ -206,6 +206,19 @@ def test_ollamas_choice_when_it_is_the_fastest_and_a_stopped_sweep():
     assert result.notes[0] == "the sweep was stopped after 3 points: this is as far as it went"
 
 
+def test_a_sweep_where_no_point_put_a_layer_on_a_gpu_recommends_nothing():
+    """A machine without a GPU (as the real Ollama of tests/test_real_ollama.py shows): every point is
+    the same CPU run, so the fastest of them is noise, not a setting to keep."""
+    rows = [point_row("auto", 61.0, 0), point_row("cpu", 55.9, 0), point_row("gpu=40", 63.3, 0)]
+    result = conclude("r81", SweepSpec(), rows)
+    assert result.conclusion == (
+        "every point ran on the CPU alone (0 of 81 layers on a GPU): "
+        "there is no layer setting to choose on this machine"
+    )
+    assert result.recommended is None and result.modelfile is None and result.create_command is None
+    assert result.concluded
+
+
 def test_failed_points_are_results_named_once_per_reason():
     rows = machine_rows(SpillingMachine(), ["auto", "cpu", "gpu=20", "gpu=40", "gpu=61", "gpu=81"])
     result = conclude("llama3.3", SweepSpec(), rows)

@@ -35,10 +35,10 @@ from llmtop.measure.plan import PlannedRun, PlanRunner
 from llmtop.measure.session import Phase, Session, SessionObserver
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.stopping import StopRequested, stop_for
-from llmtop.measure.summary import SummaryRow, baseline_start
+from llmtop.measure.summary import SummaryRow, baseline_start, split_words
 from llmtop.measure.timeline import memory_timeline, run_start
-from llmtop.store.charts import chart_bars, write_chart
-from llmtop.store.exports import write_export
+from llmtop.store.charts import chart_bars
+from llmtop.store.session_files import write_session_files
 from llmtop.tui.help_screen import HelpScreen
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.widgets.gauge import Gauge
@@ -395,9 +395,8 @@ class LlmtopApp(App[int]):
             self._refresh_log_pane()
 
         ps = session.latest_ps()
-        if ps is not None and ps.size_bytes:
-            gpu_pct = 100 * ps.size_vram_bytes / ps.size_bytes
-            split = f"{gpu_pct:.0f}% GPU / {100 - gpu_pct:.0f}% CPU"
+        if ps is not None and ps.vram_share is not None:
+            split = split_words(ps.vram_share)
             on_gpu = f"{units.human_bytes(ps.size_vram_bytes)} of {units.human_bytes(ps.size_bytes)} on GPU"
             self.split_line.show(
                 f"Ollama's split (/api/ps): {split}, {on_gpu}", f"/api/ps: {split}, {on_gpu}", f"/api/ps: {split}"
@@ -816,23 +815,26 @@ class LlmtopApp(App[int]):
         if not rows:
             self.notify("nothing to export yet: no run has finished", severity="warning")
             return
-        path = Path(self.export_path) if self.export_path else self._default_export_path()
-        runner, sweep = self.runner, self.runner.sweep_result()
-        try:
-            write_export(rows, path, self.lang, runner.machine, sweep)
-            if self.chart_path:
-                write_chart(rows, self.chart_path)
-            if self.report_path:
-                from llmtop.store.report import SessionReport, write_report
-
-                curves = [runner.curves_of(row) for row in rows]
-                write_report(self.report_path, SessionReport(rows, curves, runner.machine, self.lang, sweep))
-        except OSError as exc:
-            self.notify(f"cannot write {exc.filename or path}: {exc.strerror or exc}", severity="error")
-            return
-        files = (("chart", self.chart_path), ("report", self.report_path))
-        also = "".join(f" and the {what} to {where}" for what, where in files if where)
-        self.notify(f"wrote {len(rows)} run(s) to {path}{also}")
+        path = self.export_path or str(self._default_export_path())
+        runner = self.runner
+        outcomes = write_session_files(
+            rows,
+            export=path,
+            chart=self.chart_path,
+            report=self.report_path,
+            lang=self.lang,
+            machine=runner.machine,
+            sweep=runner.sweep_result(),
+            curves=[runner.curves_of(row) for row in rows] if self.report_path else (),
+        )
+        for failed in (o for o in outcomes if o.problem):
+            self.notify(failed.problem or "", severity="error")
+        written = [o for o in outcomes if o.written]
+        if written and written[0].what == "export":
+            also = "".join(f" and the {o.what} to {o.path}" for o in written[1:])
+            self.notify(f"wrote {len(rows)} run(s) to {written[0].path}{also}")
+        elif written:
+            self.notify("wrote " + " and ".join(f"the {o.what} to {o.path}" for o in written))
 
     def _keep_run_in_progress(self, reason: str = "quit before the run finished") -> None:
         row = self.runner.abandon(reason)

@@ -19,7 +19,7 @@ from llmtop import units
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.figures import REQUEST_COLUMNS
-from llmtop.measure.live import ram_in_use
+from llmtop.measure.summary import ram_used
 from llmtop.measure.timeline import recent_timeline
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
@@ -220,7 +220,7 @@ class WatchApp(App[int]):
         if memory is None:
             ram.show_unavailable(collectors.memory.last_error or "waiting for the first sample")
         else:
-            ram.show_reading(ram_in_use(memory, process), memory.total_bytes)
+            ram.show_reading(ram_used(memory, process), memory.total_bytes)
         rss = self.query_one("#rss", Gauge)
         if process is None or process.rss_bytes is None:
             rss.show_unavailable(process.reason if process is not None and process.reason else "not read")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from llmtop import __version__
 from llmtop.collectors.log_sources import LogUnavailable
-from llmtop.commands.instruments import Instruments
+from llmtop.commands.instruments import Instruments, server_is_local
 from llmtop.commands.options import (
     add_chart_argument,
     add_export_argument,
@@ -376,6 +376,16 @@ def _measure(
     else:
         plan = build_plan(list(sessions), modes, args.repeat, settings)
     kit.probe_devices()
+    if (
+        sweep is not None
+        and sweep.spec.parameter == "num_gpu"
+        and collectors.gpu is None
+        and server_is_local(base_url)[0]
+    ):
+        err.write(
+            f"llmtop: note: no GPU found on this machine ({collectors.gpu_unavailable}): Ollama runs every point on "
+            "the CPU, so the layer sweep compares runs of the same thing\n"
+        )
     version = next(iter(sessions.values())).version
     metrics = None
     if args.metrics is not None:

@@ -17,8 +17,11 @@ from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves
-from llmtop.store.charts import terminal_chart, write_chart
-from llmtop.store.exports import session_markdown, write_export
+from llmtop.store.charts import terminal_chart
+from llmtop.store.exports import session_markdown
+from llmtop.store.session_files import write_session_files
+
+KEEP_WAIT_S = 10.0  # how long leaving the screen waits for the run that just ended to reach the history
 
 
 def write_outputs(
@@ -32,27 +35,26 @@ def write_outputs(
     """--export, --chart and --report (a sweep's section in the export and the report; `curves`,
     the rows' memory timelines and tokens/s, in the report); False when a file could not be written
     (said on err)."""
-    from llmtop.store.report import SessionReport, write_report
+    outcomes = write_session_files(
+        rows,
+        export=args.export,
+        chart=args.chart,
+        report=args.report,
+        lang=args.lang,
+        machine=machine,
+        sweep=sweep,
+        curves=curves,
+    )
+    for outcome in outcomes:
+        err.write(f"llmtop: {outcome.problem or f'wrote {outcome.written}'}\n")
+    return all(outcome.problem is None for outcome in outcomes)
 
-    ok = True
-    for path, write in (
-        (args.export, lambda p: write_export(rows, p, args.lang, machine, sweep)),
-        (args.chart, lambda p: write_chart(rows, p)),
-        (
-            args.report,
-            lambda p: write_report(p, SessionReport(rows, curves, machine, args.lang, sweep)),
-        ),
-    ):
-        if not path or not rows:
-            continue
-        try:
-            written = write(path)
-        except OSError as exc:
-            err.write(f"llmtop: cannot write {path}: {exc.strerror or exc}\n")
-            ok = False
-            continue
-        err.write(f"llmtop: wrote {written}\n")
-    return ok
+
+def say_incomplete(rows: Sequence[SummaryRow], err: TextIO) -> None:
+    """One line for each run that broke off, with its reason."""
+    for row in rows:
+        if row.error:
+            err.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
 
 
 def all_measured(rows: Sequence[SummaryRow], sweep: SweepResult | None) -> bool:
@@ -86,6 +88,7 @@ def run_on_screen(
     if signals is not None:
         signals.on_stop = app.stop_for_signal
     app.run()
+    runner.wait_kept(KEEP_WAIT_S)  # a run that ended as the user quit: in the history before llmtop exits
     if signals is not None:
         signals.on_stop = None
         signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
@@ -93,6 +96,7 @@ def run_on_screen(
     sweep = runner.sweep_result() if rows else None
     curves = [runner.curves_of(row) for row in rows]
     written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep, curves)
+    say_incomplete(rows, sys.stderr)  # the screen is gone: the terminal keeps why a run broke off
     if app.exit_status is not None:
         return app.exit_status
     if not written:
@@ -130,9 +134,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
         return stop.status if stop else EXIT_FAILED
     sweep = runner.sweep_result()
     written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, [runner.curves_of(row) for row in rows])
-    for row in rows:
-        if row.error:
-            sys.stderr.write(f"llmtop: {row.model} {row.mode}: run incomplete: {row.error}\n")
+    say_incomplete(rows, sys.stderr)
     table = session_markdown(rows, args.lang, sweep)
     print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
     if stop is not None:

@@ -12,7 +12,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.measure.energy import RunEnergy, Window, energy_span, run_energy
-from llmtop.measure.summary import SPILL_BYTES, RunRecord, baseline_start
+from llmtop.measure.summary import RunRecord, baseline_start, counts_mapped_apart, is_spill, ram_used
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,12 @@ def ram_now(
 ) -> RamNow:
     """RAM now and its increase over the baseline, the mapped weights counted once (as the summary
     row's RAM figure is)."""
-    mapped = process.file_rss_bytes if process is not None else None
-    base_mapped = base_process.file_rss_bytes if base_process is not None else None
-    if mapped is None or (base_memory is not None and base_mapped is None):
+    if not counts_mapped_apart(process) or (base_memory is not None and not counts_mapped_apart(base_process)):
         delta = _minus(memory.used_bytes, base_memory.used_bytes if base_memory else None)
         return RamNow(memory.used_bytes, memory.total_bytes, None if delta is None else int(delta), None)
-    used = memory.used_bytes + mapped
-    base = base_memory.used_bytes + base_mapped if base_memory is not None and base_mapped is not None else None
-    delta = _minus(used, base)
+    used = ram_used(memory, process)
+    delta = _minus(used, ram_used(base_memory, base_process) if base_memory is not None else None)
     return RamNow(used, memory.total_bytes, None if delta is None else int(delta), memory.used_bytes)
-
-
-def ram_in_use(memory: SystemMemorySample, process: OllamaProcessSample | None) -> int:
-    """RAM in use with the Ollama processes' mapped weights, where the platform counts them apart."""
-    mapped = process.file_rss_bytes if process is not None and process.file_rss_bytes else 0
-    return memory.used_bytes + mapped
 
 
 def process_deltas(process: OllamaProcessSample, base: OllamaProcessSample | None) -> tuple[int | None, int | None]:
@@ -73,13 +64,13 @@ class GpuNow:
 
 
 def gpu_now(gpu: GpuReading, base: GpuReading | None, running: bool) -> GpuNow:
-    """`running`: a run is in progress (a spill is said only then); SPILL_BYTES as in the summary."""
+    """`running`: a run is in progress (a spill is said only then), by the summary's is_spill."""
     dedicated = _minus(gpu.dedicated_used, base.dedicated_used if base else None)
     shared = _minus(gpu.shared_used, base.shared_used if base else None)
     return GpuNow(
         None if dedicated is None else int(dedicated),
         None if shared is None else int(shared),
-        running and shared is not None and shared > SPILL_BYTES,
+        running and is_spill(shared),
     )
 
 

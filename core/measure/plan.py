@@ -102,6 +102,8 @@ class PlanRunner:
         self._durations: list[float] = []
         self._started: float | None = None
         self._lock = threading.Lock()
+        self._kept = threading.Condition(self._lock)  # notified when a row ended and was kept everywhere
+        self._keeping = 0  # rows in `rows` not yet in the history and told to the listeners
         self.stopped = False
         self.stop_request: StopRequested | None = None  # what stopped the plan, if a signal did
         self.current: Session = next(iter(self.sessions.values()))
@@ -226,10 +228,16 @@ class PlanRunner:
             if self.stopped and self._abandon_kept:  # the user quit: abandon() has kept this run already
                 return None
             self.rows.append(row)  # (a quit just after the run ended keeps it here)
+            self._keeping += 1
             self._extend_sweep()  # at once: a sweep whose last point just ended has concluded, quit or not
-        self._remember(row)
-        for listener in self.row_listeners:
-            listener(row)
+        try:
+            self._remember(row)
+            for listener in self.row_listeners:
+                listener(row)
+        finally:
+            with self._lock:
+                self._keeping -= 1
+                self._kept.notify_all()
         if self.current.stopped_by is not None:  # Ctrl+C or a signal: the rest of the plan is dropped
             self.stopped = True
             self.stop_request = self.current.stopped_by
@@ -257,6 +265,12 @@ class PlanRunner:
             if self.sweep is not None and self.rows:
                 self.keep_sweep()
         return self.rows
+
+    def wait_kept(self, timeout: float) -> bool:
+        """Block until every row in `rows` is in the history too (a run that ended just as the user
+        quit is kept there before llmtop exits); False if `timeout` seconds pass first."""
+        with self._lock:
+            return self._kept.wait_for(lambda: self._keeping == 0, timeout)
 
     def abandon(self, reason: str) -> SummaryRow | None:
         """Stop: the run in progress is kept as far as it got, and the rest of the queue dropped."""

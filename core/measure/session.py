@@ -88,7 +88,6 @@ class Session:
         """`stall_timeout_s`: once tokens flow, a gap this long ends the run as stalled (0: never)."""
         self.server = server
         self.stall_timeout_s = stall_timeout_s
-        self._stalled: str | None = None
         self.log = log
         self.log_reason = log_reason  # why there is no log, when there is none
         self.model = model
@@ -279,6 +278,7 @@ class Session:
             clock=TokenClock(t),
             num_ctx=num_ctx,
             power_unavailable=dict(self.collectors.power_unavailable),
+            gpu_unavailable=self.collectors.gpu_unavailable if self.collectors.gpu is None else None,
         )
         self.current = self.last = record
         return record
@@ -317,8 +317,9 @@ class Session:
         self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
         row = self.summarize(record, end)
         self._emit("summary", end, row=row)
+        curves = self._curves(record, end) if self.keep_curves else None
+        self.curves.append(curves)  # before the row: a reader that finds the row finds its curves
         self.rows.append(row)
-        self.curves.append(self._curves(record, end) if self.keep_curves else None)
         self.current = None
         return row
 
@@ -353,7 +354,7 @@ class Session:
             if not self.cancel.is_set():
                 self._generate(record, settings)
         except OllamaError as exc:
-            record.error = self._stalled or str(exc)
+            record.error = record.stalled or str(exc)
         except KeyboardInterrupt as exc:  # Ctrl+C, SIGTERM, SIGHUP: the run so far is kept (stopping.py)
             self.stopped_by = exc if isinstance(exc, StopRequested) else StopRequested("interrupted (Ctrl+C)", 130)
             record.error = self.stopped_by.reason
@@ -372,7 +373,6 @@ class Session:
         ps = self._ps
         assert ps is not None
         ps.start()
-        self._stalled = None
         stream = _StreamReading(self, record, settings)
         try:
             stream.start()
@@ -403,7 +403,9 @@ class Session:
         reading; False once the run is over."""
         now = arrived if self._clock is time.monotonic else self._clock()
         if chunk.get("done"):
-            self.final_arrived(record, chunk, now)
+            with self._lock:  # abandon() reads and closes the record under it, from another thread
+                if record is not self._abandoned:
+                    self.final_arrived(record, chunk, now)
             return False
         self.token_arrived(record, chunk.get("response") or "", now)
         if record.clock.count == 1:
@@ -411,7 +413,9 @@ class Session:
             self.collectors.expect_load(False)  # a runner that loads the model has started by now
             self._set_phase(Phase.GENERATING)
         if self.cancel.is_set():
-            record.error = "stopped by the user"
+            with self._lock:
+                if record is not self._abandoned:
+                    record.error = "stopped by the user"
             return False
         return True
 
@@ -448,7 +452,7 @@ class Session:
                 why = f"the server sent nothing for {silence:.0f} s"
             else:
                 continue
-            self._stalled = why
+            record.stalled = why
             cut = self.server.abort()
             if stream.done.wait(ABORT_GRACE_S):
                 return

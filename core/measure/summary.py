@@ -31,6 +31,21 @@ class PsReading:
     size_vram_bytes: int
     context_length: int | None = None  # the context Ollama loaded the model with
 
+    @property
+    def vram_share(self) -> float | None:
+        """The part of the model Ollama put on the GPU (0 to 1); None when it gave no size."""
+        return vram_share(self.size_bytes, self.size_vram_bytes)
+
+
+def vram_share(size_bytes: int | None, size_vram_bytes: int | None) -> float | None:
+    """`/api/ps`'s size_vram over its size: the model's share on the GPU (None without a size)."""
+    return size_vram_bytes / size_bytes if size_bytes and size_vram_bytes is not None else None
+
+
+def split_words(share: float | None) -> str:
+    """Ollama's split as people say it: "36% GPU / 64% CPU" ("n/a" without a share)."""
+    return "n/a" if share is None else f"{100 * share:.0f}% GPU / {100 - 100 * share:.0f}% CPU"
+
 
 @dataclass(frozen=True)
 class SummaryRow:
@@ -93,6 +108,8 @@ class SummaryRow:
     energy_note: str | None = None  # what the sums leave out, or why they are null
     error: str | None = None
     gpu_baseline_note: str | None = None  # why a GPU memory delta is null: it fell below an unsettled baseline
+    vram_note: str | None = None  # why vram_delta_bytes is null where no GPU (or none of its figures) was read
+    shared_note: str | None = None  # the same for shared_delta_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -140,10 +157,12 @@ class RunRecord:
     ended_at: float | None = None
     complete: bool = False
     error: str | None = None
+    stalled: str | None = None  # why the stall watchdog cut this run's stream, if it did
     num_ctx: int | None = None  # the context the run asked for
     phases: list[tuple[float, str]] = field(default_factory=list)  # (t, phase) as the run went through them
     power: Sequence[PowerSample] = field(default_factory=list)  # from the baseline's start to the end
     power_unavailable: dict[str, str] = field(default_factory=dict)  # why a kind ("cpu", "gpu") has no source
+    gpu_unavailable: str | None = None  # why no GPU was read during the run (the collectors' reason)
 
 
 def baseline_start(run: RunRecord) -> float | None:
@@ -168,6 +187,14 @@ def energy_of(run: RunRecord, end: float, gpu_used: bool = False) -> RunEnergy:
 
 
 SPILL_BYTES = 64 * 1000 * 1000  # shared GPU memory grown by more than this during a run: the model spilled
+
+
+def is_spill(shared_over_baseline: float | None) -> bool:
+    """Shared GPU memory this far over its baseline is a spill (the screen, the row, a sweep's
+    point, watch's warning and the report's shading all decide here)."""
+    return shared_over_baseline is not None and shared_over_baseline > SPILL_BYTES
+
+
 BURSTS = "tokens arrived in bursts (a buffering proxy?): the client's clock cannot time them"
 ENV_FROM_LOG = "server log"
 ENV_FROM_PLAN = "server log (Ollama's plan)"
@@ -263,20 +290,34 @@ def _gpu_deltas(
     return window.deltas([(s.t, figure(s)) for s in run.gpu], baseline)
 
 
+def ram_used(memory: SystemMemorySample, process: OllamaProcessSample | None) -> int:
+    """RAM as llmtop counts it everywhere (the row, the gauge, the timeline, the metrics): the
+    system's in-use memory plus, where the platform counts mapped files apart (Linux), the Ollama
+    processes' resident file-backed memory (the mapped weights), so a model's footprint is the
+    same whether its weights are mapped or copied."""
+    mapped = process.file_rss_bytes if process is not None else None
+    return memory.used_bytes + (mapped or 0)
+
+
+def counts_mapped_apart(process: OllamaProcessSample | None) -> bool:
+    """The platform reports the processes' mapped files apart from in-use memory (ram_used adds them)."""
+    return process is not None and process.file_rss_bytes is not None
+
+
 def ram_with_mapped(
     memory: Sequence[SystemMemorySample], processes: Sequence[OllamaProcessSample]
 ) -> list[tuple[float, int]]:
-    """(t, in-use + the Ollama processes' file-backed memory) for each RAM sample, the process
-    sample nearest in time giving the second part; [] when no process sample has that figure."""
-    known = [(p.t, p.file_rss_bytes) for p in processes if p.file_rss_bytes is not None]
+    """(t, ram_used) for each RAM sample, the process sample nearest in time giving the mapped
+    part; [] when no process sample has that figure."""
+    known = [p for p in processes if counts_mapped_apart(p)]
     if not known:
         return []
-    times = [t for t, _ in known]
+    times = [p.t for p in known]
     combined = []
     for sample in memory:
         i = bisect_right(times, sample.t)
-        nearest = min((known[j] for j in (i - 1, i) if 0 <= j < len(known)), key=lambda k: abs(k[0] - sample.t))
-        combined.append((sample.t, sample.used_bytes + nearest[1]))
+        nearest = min((known[j] for j in (i - 1, i) if 0 <= j < len(known)), key=lambda p: abs(p.t - sample.t))
+        combined.append((sample.t, ram_used(sample, nearest)))
     return combined
 
 
@@ -288,7 +329,7 @@ def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, in
     in_use = window.deltas([(s.t, s.used_bytes) for s in run.memory], base_in_use)
     base_mapped = run.baseline_process.file_rss_bytes if run.baseline_process else None
     mapped_delta, _ = window.deltas([(s.t, s.file_rss_bytes) for s in run.processes], base_mapped)
-    if base_in_use is None or base_mapped is None:
+    if run.baseline_memory is None or not counts_mapped_apart(run.baseline_process):
         return in_use, in_use[0], None
     combined = ram_with_mapped(
         [s for s in run.memory if window.start <= s.t <= window.end],
@@ -296,7 +337,7 @@ def _ram_deltas(run: RunRecord, window: RunWindow) -> tuple[tuple[int | None, in
     )
     if not combined:
         return in_use, in_use[0], None
-    return window.deltas(list(combined), base_in_use + base_mapped), in_use[0], mapped_delta
+    return window.deltas(combined, ram_used(run.baseline_memory, run.baseline_process)), in_use[0], mapped_delta
 
 
 def run_context(run: RunRecord, last_ps: PsReading | None) -> tuple[int | None, str | None]:
@@ -327,6 +368,19 @@ def rates_disagree(api_tps: float | None, log_tps: float | None) -> str | None:
         f"the server log's eval rate ({log_tps:.2f} tokens/s) is not the API's ({api_tps:.2f}): "
         "the log's request may be another client's"
     )
+
+
+def gpu_note(run: RunRecord, figure: str) -> str | None:
+    """Why the run has no `figure` ("dedicated" or "shared") reading, in the screen's words: no GPU
+    read and the collectors' reason, or each GPU's own reason for the figure. None when it was read."""
+    samples = list(run.gpu) + ([run.baseline_gpu] if run.baseline_gpu else [])
+    gpus = [g for sample in samples for g in sample.gpus]
+    if not gpus:
+        return f"no GPU read ({run.gpu_unavailable})" if run.gpu_unavailable else "no GPU read"
+    if any(getattr(g, f"{figure}_used") is not None for g in gpus):
+        return None
+    reasons = {g.name: g.reason(figure) for g in gpus}
+    return "; ".join(f"{name}: {why}" for name, why in reasons.items())
 
 
 def summarize(run: RunRecord) -> SummaryRow:
@@ -418,4 +472,6 @@ def summarize(run: RunRecord) -> SummaryRow:
         energy_note=energy.note,
         error=error,
         gpu_baseline_note=baseline_note,
+        vram_note=gpu_note(run, "dedicated") if vram_delta is None and not baseline_note else None,
+        shared_note=gpu_note(run, "shared") if shared_delta is None and not baseline_note else None,
     )

@@ -21,7 +21,7 @@ from typing import Any
 from llmtop import units
 from llmtop.measure.comparison import Comparison
 from llmtop.measure.settings import mode_name, parse_context, parse_mode_and_context
-from llmtop.measure.summary import SPILL_BYTES, SummaryRow
+from llmtop.measure.summary import SummaryRow, is_spill
 
 LAYERS, CONTEXT = "num_gpu", "num_ctx"
 COARSE_PARTS = 4  # the coarse grid: 0, a quarter, half, three quarters and all of the layers
@@ -256,7 +256,7 @@ class SweepPoint:
         """Shared GPU memory grew during the run (None: not read here, or the point failed)."""
         if self.shared_bytes is None or self.failed:
             return None
-        return self.shared_bytes > SPILL_BYTES
+        return is_spill(self.shared_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -354,8 +354,9 @@ class SweepResult:
 
     @property
     def concluded(self) -> bool:
-        """The sweep ran every point and has something to advise (failed points are results too)."""
-        return self.finished and self.recommended is not None
+        """The sweep ran every point and a point finished, so it concludes: a setting to keep, or
+        that there is none to choose (failed points are results too)."""
+        return self.finished and self.best is not None
 
     def lines(self) -> list[SweepLine]:
         return [SweepLine(p, self.marks(p)) for p in self.points]
@@ -458,6 +459,15 @@ def conclude(model: str, spec: SweepSpec, rows: Sequence[SummaryRow], finished: 
         return SweepResult(model, spec, tuple(points), None, auto, None, (), conclusion, tuple(notes), None, None,
                            finished)  # fmt: skip
     best = max(candidates, key=lambda p: (p.tps or 0.0, p.value is None))
+    if spec.parameter == LAYERS and all(p.layers == 0 for p in candidates):
+        # No point put a layer on a GPU (there is none, or Ollama would not use it): the points are
+        # the same run, and a "fastest num_gpu" would be noise dressed as advice.
+        conclusion = (
+            f"every point ran on the CPU alone (0 of {best.layers_total or '?'} layers on a GPU): there is no "
+            "layer setting to choose on this machine"
+        )
+        return SweepResult(model, spec, tuple(points), best, auto, None, (), conclusion, tuple(notes), None, None,
+                           finished)  # fmt: skip
     recommended, close = _choose(spec, best, candidates)
     if any(p.tps_sd is None for p in candidates):
         notes.append("one run per point: differences of a few percent may be noise (--repeat 3 tells them apart)")

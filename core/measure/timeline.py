@@ -10,7 +10,14 @@ from typing import Protocol, TypeVar
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
-from llmtop.measure.summary import RunRecord, dedicated_total, ram_with_mapped, shared_total
+from llmtop.measure.summary import (
+    RunRecord,
+    counts_mapped_apart,
+    dedicated_total,
+    ram_used,
+    ram_with_mapped,
+    shared_total,
+)
 
 # The phases a timeline marks, and the short word each mark carries on the chart.
 PHASE_MARKS = {"baseline": "base", "loading": "load", "prompt": "prompt", "generating": "gen"}
@@ -95,8 +102,8 @@ def _series(
             missing.append(f"{name}: {why}")
 
     combined = ram_with_mapped(memory, processes)
-    if combined and base_proc is not None and base_proc.file_rss_bytes is not None and base_mem is not None:
-        add("RAM", combined, base_mem.used_bytes + base_proc.file_rss_bytes, "not read")
+    if combined and counts_mapped_apart(base_proc) and base_mem is not None:
+        add("RAM", combined, ram_used(base_mem, base_proc), "not read")
     elif combined and base_mem is None:
         add("RAM", combined, None, "not read")
     else:

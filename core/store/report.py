@@ -168,7 +168,8 @@ def _speed_ups(rows: Sequence[SummaryRow]) -> str:
 
 
 def _run_facts(row: SummaryRow) -> str:
-    """Every figure of the run, n/a ones with the reason the row gives (or how the figure is read)."""
+    """Every figure of the run, n/a ones with the reason the run recorded; what each figure is, in
+    its name's tooltip."""
     items = []
     for figure in FIGURES:
         if figure.run is None:
@@ -177,9 +178,9 @@ def _run_facts(row: SummaryRow) -> str:
         notes = [str(getattr(row, k)) for k in figure.keys if k.endswith(NOTE_KEYS) and getattr(row, k, None)]
         why = "; ".join(notes)
         if text == UNKNOWN and not why:
-            why = f"not measured in this run ({figure.how})"
+            why = "not measured in this run"
         detail = f' <span class="why">({_e(why)})</span>' if why else ""
-        items.append(f"<dt>{_e(figure.name)}</dt><dd>{_e(text)}{detail}</dd>")
+        items.append(f'<dt title="{_e(figure.how)}">{_e(figure.name)}</dt><dd>{_e(text)}{detail}</dd>')
     return '<dl class="facts">\n' + "\n".join(items) + "\n</dl>\n"
 
 

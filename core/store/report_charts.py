@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llmtop import units
+from llmtop.measure.summary import is_spill
 from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import nice_top
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 34, 40  # the legend sits right of the plot
-SPILL_MIN_BYTES = 64 * 2**20  # shared GPU memory this far over its baseline is a spill
 COLOUR_OF = {"RAM": 0, "Ollama RSS": 1, "VRAM": 2, "shared": 3}  # the classes s0-s3 and k0-k3
 
 CHART_CSS = """
@@ -146,14 +146,14 @@ def _seconds(value: float) -> str:
 
 
 def spills(curves: RunCurves) -> list[tuple[float, float]]:
-    """The stretches where shared GPU memory stood more than SPILL_MIN_BYTES over its baseline."""
+    """The stretches where shared GPU memory stood over its baseline by a spill (is_spill)."""
     shared = next((s for s in curves.timeline.series if s.name == "shared"), None)
     if shared is None or shared.baseline is None:
         return []
     stretches: list[tuple[float, float]] = []
     begun: float | None = None
     for x, value in shared.points:
-        over = value - shared.baseline > SPILL_MIN_BYTES
+        over = is_spill(value - shared.baseline)
         if over and begun is None:
             begun = x
         elif not over and begun is not None:

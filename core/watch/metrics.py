@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.measure.summary import ram_used
 from llmtop.ollama.hosts import app_url
 from llmtop.watch.state import WatchState
 
@@ -118,8 +119,7 @@ class LlmtopMetrics(Collector):
                 "System RAM in use, counted as llmtop's RAM column counts it (Linux: with the Ollama processes' "
                 "mapped files).",
             )
-            mapped = process.file_rss_bytes if process is not None and process.file_rss_bytes is not None else 0
-            ram.add_metric([], memory.used_bytes + mapped)
+            ram.add_metric([], ram_used(memory, process))
             yield ram
             total = GaugeMetricFamily("llmtop_ram_total_bytes", "System RAM.")
             total.add_metric([], memory.total_bytes)

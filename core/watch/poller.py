@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from llmtop.collectors.gpu_reading import GpuSample
-from llmtop.measure.summary import SPILL_BYTES
+from llmtop.measure.summary import is_spill
 from llmtop.ollama.api import PS_INTERVAL_S, OllamaError, OllamaServer
 from llmtop.watch.state import WatchState
 
@@ -60,7 +60,7 @@ class PsPoller:
 
 
 class SpillWarning:
-    """A GPU sampler's listener: warns once when shared GPU memory grows by SPILL_BYTES over its
+    """A GPU sampler's listener: warns once when shared GPU memory grows by a spill (is_spill) over its
     level while no model was loaded."""
 
     def __init__(self, state: WatchState) -> None:
@@ -73,7 +73,7 @@ class SpillWarning:
         if not self.state.loaded:
             self.base, self.warned = shared, False
             return
-        if self.base is not None and not self.warned and shared - self.base > SPILL_BYTES:
+        if self.base is not None and not self.warned and is_spill(shared - self.base):
             self.warned = True
             grown = (shared - self.base) / 1e9
             self.state.warn(

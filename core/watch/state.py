@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary import SummaryRow, split_words, vram_share
 from llmtop.ollama.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
@@ -44,7 +44,7 @@ class LoadedModel:
 
     @property
     def vram_share(self) -> float | None:
-        return self.size_vram_bytes / self.size_bytes if self.size_bytes else None
+        return vram_share(self.size_bytes, self.size_vram_bytes)
 
     def unloads_in_s(self, now: dt.datetime) -> float | None:
         """Seconds until the server unloads it (None: never, or not told)."""
@@ -247,8 +247,7 @@ class WatchState:
                     )
 
     def _listed(self, t: float, model: LoadedModel) -> None:
-        share = model.vram_share
-        split = "n/a" if share is None else f"{100 * share:.0f}% GPU / {100 - 100 * share:.0f}% CPU"
+        split = split_words(model.vram_share)
         self._event(
             t, "load", f"{model.name} loaded: {units.human_bytes(model.size_bytes)}, {split} (/api/ps)", model.name
         )
