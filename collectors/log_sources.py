@@ -24,6 +24,7 @@ from pathlib import Path
 from llmtop.collectors.ollama_log import MAX_LINE, split_lines
 
 READ_SIZE = 64 * 1024
+LOG_HINT = "use --serve (recommended), --log PATH or --docker NAME"  # what to do when no log is found
 JOURNAL_GROUPS = "systemd-journal (or adm)"
 
 
@@ -119,7 +120,10 @@ class FileFollower(LogSource):
             if self._stop.wait(self.poll_s):
                 break
         if handle is not None:
-            handle.close()
+            with handle:  # stopped: what the file got since the last read is read, not dropped
+                while chunk := handle.read(READ_SIZE):
+                    self.offset += len(chunk)
+                    yield chunk
 
     def lines(self) -> Iterator[str]:
         yield from split_lines(self._chunks(), MAX_LINE)
@@ -261,7 +265,7 @@ def default_log_source(
     run: Runner = subprocess.run,
 ) -> LogChoice:
     """The server log where Ollama's installers put it on this platform."""
-    hint = "use --serve (recommended), --log PATH or --docker NAME"
+    hint = LOG_HINT
     if not local:
         return LogChoice(None, f"the server runs on another machine, so its log is there: {hint}")
     home = home or Path.home()

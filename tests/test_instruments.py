@@ -66,6 +66,61 @@ def test_everything_is_closed_in_reverse_on_every_way_out(tmp_path, capsys, way_
     assert f"llmtop: recorded to {recording} (llmtop replay {recording})" in capsys.readouterr().err
 
 
+def test_the_recording_closes_last_with_the_servers_last_words_in_it(tmp_path):
+    """The log is stopped before the recording closes: what the server wrote as llmtop ended (an
+    unload, a runner's exit) is read at the stop and recorded, and nothing comes after `closed`."""
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    recording = tmp_path / "run.jsonl"
+    last_words = 'time=2026-12-06T13:00:00.000Z level=INFO source=server.go:1 msg="runner exited" code=0'
+    with Instruments() as kit:
+        kit.use_log(LogWatcher(FileFollower(log_file, poll_s=60)))  # read again only when stopped
+        kit.use_collectors(collectors())
+        kit.record(argparse.Namespace(record=str(recording), no_record=False), ["m"], {"settings": RunSettings()})
+        kit.start_log()
+        kit.start_sampling()
+        with log_file.open("a") as log:
+            log.write(last_words + "\n")
+    recorder = kit.recorder
+    assert recorder is not None and recorder.late == 0, f"{recorder.late} events came after the recording closed"
+    events = [json.loads(line) for line in recording.read_text(encoding="utf-8").splitlines()]
+    assert events[-1]["event"] == "closed"
+    assert [e["line"] for e in events if e["event"] == "log"] == [last_words]
+
+
+def test_an_event_after_close_is_counted_not_silently_dropped(tmp_path):
+    from llmtop.store.recording import Recorder
+
+    recorder = Recorder(tmp_path / "r.jsonl")
+    recorder.event("note", 1.0)
+    recorder.close(2.0)
+    recorder.event("log", 3.0, {"line": "too late"})
+    assert recorder.late == 1
+    assert "too late" not in (tmp_path / "r.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_server_at_this_machines_lan_address_is_local_and_unreadable_addresses_are_said():
+    from types import SimpleNamespace
+
+    from llmtop.commands.instruments import server_is_local
+
+    lan = {"eth0": [SimpleNamespace(address="192.168.1.20"), SimpleNamespace(address="fe80::1%eth0")]}
+    assert server_is_local("http://192.168.1.20:11434", lambda: lan) == (True, None)
+    assert server_is_local("http://192.168.1.21:11434", lambda: lan) == (False, None)
+    assert server_is_local("http://127.0.0.1:11434", lambda: lan) == (True, None)
+
+    def denied() -> dict:
+        raise PermissionError(13, "Permission denied")
+
+    local, why = server_is_local("http://192.168.1.20:11434", denied)
+    assert not local
+    assert why == "this machine's addresses could not be read (PermissionError: [Errno 13] Permission denied)"
+    options = argparse.Namespace(log=None, docker=None, no_log=False)
+    choice = choose_log_source(options, "http://192.168.1.20:11434", sys.stderr, denied)
+    assert choice.source is None and choice.reason is not None
+    assert choice.reason.startswith(why) and "--serve" in choice.reason
+
+
 class _nothing:
     def __enter__(self) -> None:
         return None

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 from llmtop.collectors.log_sources import (
+    LOG_HINT,
     CommandFollower,
     FileFollower,
     LogSource,
@@ -67,17 +68,32 @@ class LogChoice:
     reason: str | None
 
 
-def own_addresses() -> frozenset[str]:
-    """This machine's interface addresses (a server reached by its LAN address is still local)."""
+Interfaces = Callable[[], Mapping[str, Iterable[Any]]]  # psutil.net_if_addrs's shape
+
+
+def _psutil_interfaces() -> Mapping[str, Iterable[Any]]:
+    import psutil
+
+    return psutil.net_if_addrs()
+
+
+def server_is_local(base_url: str, interfaces: Interfaces | None = None) -> tuple[bool, str | None]:
+    """Whether the server at `base_url` is on this machine (reached by loopback or by one of this
+    machine's interface addresses), and, where that could not be told, why: the addresses could
+    not be read, so a server at a LAN address is taken to be another machine's."""
+    if is_local(base_url):
+        return True, None
     try:
-        import psutil
+        listed = (interfaces or _psutil_interfaces)()
+        addresses = frozenset(a.address.split("%")[0] for addrs in listed.values() for a in addrs)
+    except Exception as exc:  # psutil's errors vary by platform: say which, decide "remote"
+        return False, f"this machine's addresses could not be read ({type(exc).__name__}: {exc})"
+    return is_local(base_url, addresses), None
 
-        return frozenset(a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs)
-    except Exception:
-        return frozenset()
 
-
-def choose_log_source(options: LogOptions, base_url: str, err: TextIO) -> LogChoice:
+def choose_log_source(
+    options: LogOptions, base_url: str, err: TextIO, interfaces: Interfaces | None = None
+) -> LogChoice:
     """The server log named by --log, --docker or --no-log, else the usual place for a server at
     `base_url` (none for a remote one, with the reason). Starts nothing; raises LogUnavailable."""
     if options.no_log:
@@ -104,7 +120,10 @@ def choose_log_source(options: LogOptions, base_url: str, err: TextIO) -> LogCho
             raise LogUnavailable(f"docker logs {options.docker}: {(probe.stderr or probe.stdout).strip() or 'failed'}")
         name = options.docker
         return LogChoice(CommandFollower(["docker", "logs", "-f", "--tail", "0", name], f"docker logs {name}"), None)
-    choice = default_log_source(is_local(base_url, own_addresses()))
+    local, unsure = server_is_local(base_url, interfaces)
+    if unsure is not None:
+        return LogChoice(None, f"{unsure}, so the server is taken to be another machine's: {LOG_HINT}")
+    choice = default_log_source(local)
     return LogChoice(choice.source, choice.reason)
 
 
@@ -139,7 +158,10 @@ class Instruments:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        self._stack.close()
+        try:
+            self._stack.close()
+        finally:  # last: every sampler, the log (and the server's last words) have stopped feeding it
+            self._close_recording()
 
     def closing(self, thing: Closable) -> None:
         """Close `thing` when the instruments are closed."""
@@ -190,9 +212,11 @@ class Instruments:
         power come with probe_devices(). Not started yet (see start_sampling)."""
         from llmtop.collectors.ollama_processes import OllamaProcessReader
 
+        local, unsure = server_is_local(base_url)
+        if unsure is not None:
+            self.err.write(f"llmtop: note: {unsure}: the Ollama processes are not measured\n")
         collectors = SystemCollectors(
-            interval=interval,
-            process_reader=OllamaProcessReader(local=is_local(base_url, own_addresses()), remote_host=base_url),
+            interval=interval, process_reader=OllamaProcessReader(local=local, remote_host=base_url)
         )
         self.use_collectors(collectors)
         return collectors
@@ -212,11 +236,10 @@ class Instruments:
         collectors.use_power(power if power.sources else None, power_unavailable(power))
 
     def use_collectors(self, collectors: SystemCollectors) -> None:
-        """Collectors built elsewhere (a replay's, the demo's stand-ins); stopped with the rest, and
-        the recording closed once they are (its last samples in it)."""
+        """Collectors built elsewhere (a replay's, the demo's stand-ins); stopped with the rest
+        (the recording is closed after everything, its last samples and log lines in it)."""
         self.collectors = collectors
         self._stack.callback(self._close_devices)  # after the samplers that read them have stopped
-        self._stack.callback(self._close_recording)
         self.stopping(collectors)
 
     def _close_devices(self) -> None:

@@ -182,6 +182,8 @@ class Recorder:
         unique); else the file the user named, replaced if it exists."""
         self.path = path
         self.problem: str | None = None
+        self.late = 0  # events offered after close(): what closed it came too soon (Instruments' order)
+        self._closed = False
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._flushed_at = time.monotonic()
@@ -195,10 +197,11 @@ class Recorder:
             raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
 
     def event(self, event: str, t: float, fields: Mapping[str, Any] | None = None) -> None:
-        """Write one event (a no-op once the recording has failed or been closed)."""
+        """Write one event (a no-op once the recording has failed; counted in `late` once closed)."""
         line = encode(event, t, fields or {})
         with self._lock:
             if self._file is None:
+                self.late += self._closed
                 return
             try:
                 self._file.write(line + "\n")
@@ -223,6 +226,7 @@ class Recorder:
         self.event("closed", t)
         with self._lock:
             self._close()
+            self._closed = True
 
 
 def header(
