@@ -116,15 +116,16 @@ def test_the_printed_pdf_cuts_no_chart_across_pages(browser, reports, tmp_path):
 
 
 def test_dark_mode_and_a_phones_width(browser, reports):
-    page, errors, _ = opened(browser, reports["demo"], color_scheme="dark")
+    page, dark_errors, _ = opened(browser, reports["demo"], color_scheme="dark")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     chart = page.evaluate('getComputedStyle(document.querySelector("svg.chart .bg")).fill')
     assert background == "rgb(17, 19, 22)" and chart == "rgb(27, 29, 33)"
-    phone, errors, _ = opened(browser, reports["demo"], viewport={"width": 390, "height": 844}, is_mobile=True)
+    assert dark_errors == []
+    phone, phone_errors, _ = opened(browser, reports["demo"], viewport={"width": 390, "height": 844}, is_mobile=True)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # tables scroll in their own box
     width = phone.evaluate('document.querySelector("svg.chart").getBoundingClientRect().width')
     assert 300 < width <= 390
-    assert errors == []
+    assert phone_errors == []
 
 
 def test_each_chart_downloads_as_svg_and_png_and_the_table_copies_as_markdown(browser, reports, tmp_path):

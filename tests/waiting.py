@@ -1,6 +1,8 @@
 """The one way tests wait: for what they check, not for a while. `eventually(check)` polls `check`
 until it gives a true value and returns it; on timeout it fails with what was asked and the last
-value seen (or the last assertion that failed), so a slow machine makes a test slower, never wrong."""
+value seen (or the last assertion that failed), so a slow machine makes a test slower, never wrong.
+An assertion inside `check` means "not yet"; `give_up(why)` inside it fails the wait at once (what
+can no longer come true, such as a process that already ended)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,15 @@ POLL_S = 0.02
 TIMEOUT_S = 20.0
 
 
+class GaveUp(AssertionError):
+    """Raised by give_up(): the wait fails now, not at its deadline."""
+
+
+def give_up(why: str) -> None:
+    """Inside a check: what it waits for can no longer happen; the wait fails at once with `why`."""
+    raise GaveUp(why)
+
+
 class _Deadline:
     """One wait: `check` asked until it gives a true value, or AssertionError once `timeout` is up."""
 
@@ -26,6 +37,8 @@ class _Deadline:
         """(True, the value) once `check` holds; (False, None) while there is time left."""
         try:
             value = self.check()
+        except GaveUp:
+            raise
         except AssertionError as exc:
             value = exc
         else:
