@@ -42,6 +42,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmtop.units import one_line
+
 MAX_LINE = 64 * 1024  # longer lines are cut before matching: no pattern needs more
 EVIDENCE_LINES = 40
 MAX_REQUESTS = 200  # the newest requests a load keeps: a server that runs for days serves thousands
@@ -159,6 +161,7 @@ class DeviceBuffer:
     device: str
     size: str
     bytes: int | None
+    planned: bool = False  # Ollama's plan (device.go, before the runner), until the runner's own line comes
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "size": self.size, "bytes": self.bytes}
@@ -508,6 +511,7 @@ class OllamaLogParser:
         return self._new(now, time_text)
 
     def _error(self, message: str) -> None:
+        message = one_line(message)
         open_records = self._open()
         target = open_records[-1] if open_records else (self.records[-1] if self.records else None)
         if target is None:
@@ -583,7 +587,9 @@ class OllamaLogParser:
             last.estimate = {k: v for k, v in fields.items() if k.startswith(("layers.", "memory."))}
             last.plan_library = fields.get("library") or msg.removeprefix("offload to ").strip() or None
             record = last
-        elif msg in ("starting llama server", "starting llama-server"):
+        elif msg in ("starting llama server", "starting llama-server") or (
+            msg == "starting runner" and "--model" in fields.get("cmd", "")  # 0.2x; without a model: GPU discovery
+        ):
             cmd = fields.get("cmd", "")
             open_records = self._open()
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
@@ -610,11 +616,11 @@ class OllamaLogParser:
         elif msg == "model weights":
             record = self._newest_open(now, time_text)
             device = fields.get("buffer") or fields.get("device") or "?"
-            self._model_buffer(record, device, fields.get("size", ""))
+            self._model_buffer(record, device, fields.get("size", ""), planned="device" in fields)
         elif msg == "kv cache":
             record = self._newest_open(now, time_text)
             size = fields.get("size", "")
-            record.kv_buffers.append(DeviceBuffer(fields.get("device", "?"), size, size_bytes(size)))
+            record.kv_buffers.append(DeviceBuffer(fields.get("device", "?"), size, size_bytes(size), planned=True))
         elif msg == "total memory":
             record = self._newest_open(now, time_text)
             record.total_memory = fields.get("size")
@@ -636,8 +642,10 @@ class OllamaLogParser:
         return record
 
     @staticmethod
-    def _model_buffer(record: LoadRecord, device: str, size: str) -> None:
-        record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+    def _model_buffer(record: LoadRecord, device: str, size: str, planned: bool = False) -> None:
+        if not planned:  # the runner's own allocation replaces Ollama's plan of it
+            record.model_buffers[:] = [b for b in record.model_buffers if not b.planned]
+        record.model_buffers.append(DeviceBuffer(device, size, size_bytes(size), planned))
         if not _is_host_memory(device):
             record.buffer_library = record.buffer_library or _library_from_device(device)
 
@@ -764,6 +772,7 @@ class OllamaLogParser:
             device, value, unit = kv.groups()
             record = self._newest_open(now, None)
             size = f"{value} {unit}"
+            record.kv_buffers[:] = [b for b in record.kv_buffers if not b.planned]  # the runner's own replaces the plan
             record.kv_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
         elif device := (_CUDA_DEVICE.search(line) or _METAL_GPU.search(line)):
             name = device.group(1).strip()

@@ -1,4 +1,4 @@
-"""Formatting of bytes, seconds and rates, done only at the edge (screen and exports).
+"""Formatting of bytes, seconds, rates and messages, done only at the edge (screen and exports).
 
 Sizes are decimal gigabytes (1 GB = 10^9 bytes), as `ollama list` and `ollama ps` print them.
 """
@@ -7,6 +7,12 @@ from __future__ import annotations
 
 GB = 1_000_000_000
 MB = 1_000_000
+
+
+def one_line(text: str) -> str:
+    """A message on one line: its lines joined with " / ", blank ones left out (Ollama's errors can
+    hold llama.cpp's several lines: `error loading model: ...\nllama_load_model_from_file: failed`)."""
+    return " / ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def gb(value: int | None, digits: int = 1) -> str:

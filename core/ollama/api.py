@@ -21,6 +21,7 @@ import pydantic
 
 from llmtop.ollama import lean_stream
 from llmtop.ollama.lean_stream import Arrival
+from llmtop.units import one_line
 
 # The official `ollama` package builds a default client from OLLAMA_HOST when it is imported and
 # raises on a value it cannot read. llmtop reads the setting itself (and passes the host to every
@@ -39,7 +40,11 @@ PS_INTERVAL_S = 1.0  # how often /api/ps is asked which models are loaded (a run
 
 
 class OllamaError(Exception):
-    """A failure talking to Ollama, with a one-line message for the user."""
+    """A failure talking to Ollama, with a one-line message for the user (Ollama's own words, their
+    lines joined)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(str(message)))
 
 
 class ServerUnreachable(OllamaError):
