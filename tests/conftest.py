@@ -46,3 +46,68 @@ def closed_port_url() -> str:
 def private_history(tmp_path_factory, monkeypatch) -> None:
     """Every test (and every llmtop it starts) keeps its history in a folder of its own."""
     monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path_factory.mktemp("llmtop-data")))
+
+
+# -- real Ollama (tests/ollama_build.py, tests/real_ollama.py) ------------------------------------------
+OLLAMA_VERSIONS = ("article", "last Go engine", "newest")  # 0.5.11, 0.24.0, the newest the proxy serves
+
+
+@pytest.fixture(scope="session")
+def ollama_builds():
+    """The three real Ollamas, built once per machine (the first session pays; each step and its
+    time said on stderr, so CI's log shows them)."""
+    import sys
+
+    from ollama_build import _say_to, all_builds
+
+    builds = all_builds(_say_to(sys.stderr))
+    return dict(zip(OLLAMA_VERSIONS, builds, strict=True))
+
+
+@pytest.fixture(scope="session")
+def ollama_models(ollama_builds, tmp_path_factory):
+    """Per version, an OLLAMA_MODELS folder with the tests' models imported (`ollama create`)."""
+    from real_ollama import GEMMA, LONG_LLAMA, NUM_PREDICT, RANDOM_LLAMA, RealOllama, knows_gemma3, model_files
+
+    prepared = {}
+
+    def models_of(kind: str):
+        build = ollama_builds[kind]
+        if build.binary is None:
+            pytest.skip(f"Ollama {build.version} was not built here: {build.why_not}")
+        if kind not in prepared:
+            folder = tmp_path_factory.mktemp(f"ollama-{build.version}-models")
+            server = RealOllama(build, folder).start()
+            try:
+                for name, path in model_files().items():
+                    if name != GEMMA or knows_gemma3(build.version):
+                        server.create(name, path, {"num_predict": NUM_PREDICT})
+                server.create(LONG_LLAMA, model_files()[RANDOM_LLAMA], {"num_predict": 4096})
+            finally:
+                server.stop()
+            prepared[kind] = server.models
+        return prepared[kind]
+
+    return models_of
+
+
+@pytest.fixture
+def real_ollama(ollama_builds, ollama_models, tmp_path_factory):
+    """Start a real `ollama serve` of a version (`real_ollama("newest")`), its models imported, a
+    log of its own; every one started is stopped after the test."""
+    from real_ollama import RealOllama
+
+    started = []
+
+    def start(kind: str, start: bool = True, **env: str) -> RealOllama:
+        """`start=False`: its folders and environment only (for `llmtop --serve` to start it)."""
+        models = ollama_models(kind)
+        server = RealOllama(ollama_builds[kind], tmp_path_factory.mktemp("ollama"), extra_env=dict(env))
+        server.folder.joinpath("models").symlink_to(models)
+        server.folder.joinpath("home").mkdir()
+        started.append(server)
+        return server.start() if start else server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -250,6 +250,21 @@ def _now_text() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+INTEGER_OPTIONS = ("num_ctx", "num_gpu", "num_predict", "seed", "num_batch", "num_thread", "num_keep", "top_k")
+NUMBER_OPTIONS = ("temperature", "top_p", "min_p", "repeat_penalty")
+
+
+def _mistyped_option(options: dict[str, Any]) -> str | None:
+    """Ollama's error for an option of the wrong type (api/types.go: `option "num_ctx" must be of type
+    integer`), as tests/test_ollama_contract.py saw the real servers answer it; None when all are fine."""
+    for key, value in options.items():
+        if key in INTEGER_OPTIONS and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return f'option "{key}" must be of type integer'
+        if key in NUMBER_OPTIONS and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return f'option "{key}" must be of type float'
+    return None
+
+
 def _canonical(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
@@ -627,7 +642,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif cfg.fault_once or cfg.fault_from > 1:  # an unload: a fault aimed at one generation spares it
             cfg = dataclasses.replace(cfg, fault=None)
         if self.owner._find(name) is None or cfg.fault == "404":
-            self._error(404, f'model "{name}" not found, try pulling it first')
+            self._error(404, f"model '{name}' not found")  # 0.5.11 to 0.34's words
+            return
+        wrong = _mistyped_option(body.get("options") or {})
+        if wrong is not None:  # as real Ollama (0.5.11 to 0.34) answers it: a 500, not a 400
+            self._error(500, wrong)
             return
         if cfg.fault == "proxy_502" and body.get("prompt"):  # a reverse proxy whose upstream failed
             page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"

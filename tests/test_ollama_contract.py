@@ -1,0 +1,260 @@
+"""The double agrees with the real thing: the same scenarios against tests/ollama_double.py and each
+real Ollama (tests/real_ollama.py), compared on every field llmtop reads (READS), on the status codes
+and error bodies, on `keep_alive: 0`, and on the order of the log lines llmtop's parser takes.
+
+Where the double and a real version differ, the difference is named in KNOWN_DIFFERENCES with why; a
+difference not named there fails the test, and a named one that no longer shows fails it too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from conftest import OLLAMA_VERSIONS
+
+from llmtop.collectors.ollama_log import OllamaLogParser, logfmt
+from real_ollama import RANDOM_LLAMA
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
+
+# Every field llmtop reads from each answer (core/ollama/api.py, model_facts.py, watch/state.py,
+# collectors/token_timing.py): "a.b" a key inside a key, "models[]" each item of a list, "*" any key.
+READS: dict[str, tuple[str, ...]] = {
+    "GET /api/version": ("version",),
+    "GET /api/tags": ("models[].name", "models[].model", "models[].size", "models[].details.parameter_size",
+                      "models[].details.quantization_level", "models[].details.family"),
+    "POST /api/show": ("details.parameter_size", "details.quantization_level", "details.family",
+                       "model_info.general.architecture", "model_info.*.block_count", "model_info.*.context_length"),
+    "GET /api/ps": ("models[].name", "models[].model", "models[].size", "models[].size_vram",
+                    "models[].expires_at", "models[].context_length"),
+    "stream chunk": ("model", "response", "done"),
+    "final chunk": ("model", "response", "done", "done_reason", "total_duration", "load_duration",
+                    "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"),
+    "unload (keep_alive 0)": ("done", "done_reason"),
+    "unknown model: show": ("error",),
+    "unknown model: generate": ("error",),
+    "bad option": ("error",),
+}  # fmt: skip
+
+# (scenario, field or "status") -> (the real versions it concerns, why the double differs there)
+KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+    ("GET /api/ps", "models[].context_length"): (
+        ("article",),
+        "0.5.11's /api/ps has no context_length (added in 0.6); the double gives it on every version, and "
+        "llmtop reads the context from the log where /api/ps has none",
+    ),
+    ("unknown model: show", "words"): (
+        ("newest",),
+        "0.34 names a missing model with its tag (`model 'NAME:latest' not found`) where 0.5.11 and 0.24, and "
+        "the double, name it as asked; llmtop shows Ollama's own words either way",
+    ),
+}
+
+
+def _get(url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any, list[Any]]:
+    """(status, the answer's JSON, every line of a streamed answer)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=300) as answer:
+            lines = [json.loads(line) for line in answer.read().decode().splitlines() if line.strip()]
+            return answer.status, lines[-1] if lines else None, lines
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(text), []
+        except ValueError:
+            return exc.code, text, []
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "number", str: "str", list: "list", dict: "dict"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _find(value: Any, path: str) -> Any:
+    """The value at `path`; KeyError where it is missing."""
+    head, _, rest = path.partition(".")
+    if isinstance(value, dict) and head.endswith("[]"):
+        items = value[head[:-2]]
+        if not items:
+            raise KeyError(path)
+        return _find(items[0], rest) if rest else items[0]
+    if head == "*" and isinstance(value, dict):
+        for key, item in value.items():
+            if key.endswith("." + rest) or key == rest:
+                return item
+        raise KeyError(path)
+    if not isinstance(value, dict):
+        raise KeyError(path)
+    if head not in value and path in value:  # model_info's keys hold dots themselves
+        return value[path]
+    return _find(value[head], rest) if rest else value[head]
+
+
+def shape(answer: Any, paths: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for path in paths:
+        try:
+            found[path] = _kind(_find(answer, path))
+        except (KeyError, TypeError, IndexError):
+            found[path] = "missing"
+    return found
+
+
+def observe(url: str, model: str) -> dict[str, dict[str, str]]:
+    """Every scenario against the server at `url`: the kind of each field llmtop reads, and the status."""
+    seen: dict[str, dict[str, str]] = {}
+
+    def note(scenario: str, status: int, answer: Any) -> None:
+        seen[scenario] = {"status": str(status), **shape(answer, READS[scenario])}
+
+    for scenario in ("GET /api/version", "GET /api/tags"):
+        status, answer, _ = _get(url, scenario.split()[1])
+        note(scenario, status, answer)
+    status, answer, _ = _get(url, "/api/show", {"model": model})
+    note("POST /api/show", status, answer)
+    status, final, lines = _get(
+        url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 8}}
+    )
+    note("stream chunk", status, lines[0] if len(lines) > 1 else None)
+    note("final chunk", status, final)
+    status, answer, _ = _get(url, "/api/ps")
+    note("GET /api/ps", status, answer)
+    status, answer, _ = _get(url, "/api/generate", {"model": model, "keep_alive": 0})
+    note("unload (keep_alive 0)", status, answer)
+    seen["unload (keep_alive 0)"]["done_reason value"] = str(answer.get("done_reason"))
+    deadline = time.monotonic() + 15
+    while _get(url, "/api/ps")[1].get("models") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seen["unload (keep_alive 0)"]["listed after"] = str(bool(_get(url, "/api/ps")[1].get("models")))
+    for scenario, path, body in (
+        ("unknown model: show", "/api/show", {"model": "no-such-model"}),
+        ("unknown model: generate", "/api/generate", {"model": "no-such-model", "prompt": "Hello"}),
+        ("bad option", "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_ctx": "many"}}),
+    ):
+        status, answer, _ = _get(url, path, body)
+        note(scenario, status, answer)
+        said = answer.get("error") if isinstance(answer, dict) else None
+        seen[scenario]["words"] = str(said).replace(model, "MODEL")  # what llmtop shows of it
+    return seen
+
+
+def differences(double: dict[str, dict[str, str]], real: dict[str, dict[str, str]]) -> set[tuple[str, str]]:
+    return {
+        (scenario, key)
+        for scenario in real
+        for key in real[scenario]
+        if double.get(scenario, {}).get(key) != real[scenario][key]
+    }
+
+
+@pytest.fixture(scope="module")
+def double_seen(request):
+    from ollama_double import DoubleConfig, OllamaDouble
+
+    double = OllamaDouble(DoubleConfig(tokens=8, token_rate=100)).start()
+    try:
+        return observe(double.url, "llama3.3")
+    finally:
+        double.stop()
+
+
+@pytest.mark.parametrize("kind", OLLAMA_VERSIONS)
+def test_the_double_answers_as_the_real_ollama_does(real_ollama, double_seen, kind):
+    server = real_ollama(kind)
+    real = observe(server.url, RANDOM_LLAMA)
+    found = differences(double_seen, real)
+    named = {key for key, (kinds, _) in KNOWN_DIFFERENCES.items() if kind in kinds}
+    unexplained = {d: (double_seen.get(d[0], {}).get(d[1]), real[d[0]][d[1]]) for d in found - named}
+    assert not unexplained, f"the double differs from Ollama {server.version} (double, real): {unexplained}"
+    assert named <= found, f"named differences that no longer show: {named - found}"
+
+
+def test_every_field_llmtop_reads_is_named():
+    """The fields the contract compares are the ones llmtop reads: each is read somewhere in llmtop."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    source = "".join(p.read_text(encoding="utf-8") for p in root.glob("co*/**/*.py"))
+    for scenario, paths in READS.items():
+        for path in paths:
+            if path.startswith("model_info."):  # its keys hold dots: "general.architecture", "<arch>.block_count"
+                needle = path.removeprefix("model_info.").replace("*", "")
+            else:
+                needle = '"' + path.split(".")[-1].removesuffix("[]") + '"'
+            assert needle in source, (scenario, path)
+
+
+def _line_kind(line: str) -> str:
+    fields = logfmt(line) if "msg=" in line else {}
+    if "msg" in fields:
+        return fields["msg"]
+    head, _, rest = line.partition(":")
+    return f"{head}: {rest.split()[0] if rest.split() else ''}"
+
+
+def parsed_kinds(text: str) -> list[str]:
+    """The kinds of the lines llmtop's parser took (those that added to a load), in order, once each."""
+    parser = OllamaLogParser()
+    kinds: list[str] = []
+    for line in text.splitlines():
+        if parser.feed(line) is not None:
+            kind = _line_kind(line)
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
+
+
+def _normal(kind: str) -> str:
+    import re
+
+    return re.sub(r"\d+(\.\d+)?", "N", kind)
+
+
+def in_order(double: list[str], real: list[str]) -> list[str]:
+    """The double's kinds that the real log does not have in the same order (a subsequence check)."""
+    remaining = iter(real)
+    return [kind for kind in double if not any(kind == seen for seen in remaining)]
+
+
+# The lines a load's log has on the real server that the double leaves out, by version, and why
+# leaving them out changes nothing llmtop shows.
+LOG_LEFT_OUT: dict[str, dict[str, str]] = {
+    "article": {
+        "llm_load_print_meta: n_layer": "the block count, which the double's plan line gives as layers.model",
+        "llama_kv_cache_init: CPU": "the KV cache's size: shown by parse-log, not used by a run's row",
+    },
+}
+
+
+def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):
+    """The lines of a load that llmtop's parser takes: the double's (era 0.5, a machine without a
+    GPU) are the real 0.5.11's, in the same order; what it leaves out is named in LOG_LEFT_OUT."""
+    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+
+    log = tmp_path / "double.log"
+    with log.open("w") as out:
+        double = OllamaDouble(
+            DoubleConfig(tokens=4, gpu_name=None), log=ServerLog(lambda t: (out.write(t), out.flush()))
+        ).start()
+        try:
+            _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
+        finally:
+            double.stop()
+    server = real_ollama("article")
+    _get(server.url, "/api/generate", {"model": RANDOM_LLAMA, "prompt": "Hello", "options": {"num_predict": 4}})
+    real = [_normal(k) for k in parsed_kinds(server.log_text())]
+    doubled = [_normal(k) for k in parsed_kinds(log.read_text())]
+    assert in_order(doubled, real) == [], (doubled, real)
+    assert sorted(set(real) - set(doubled)) == sorted(LOG_LEFT_OUT["article"]), (doubled, real)
