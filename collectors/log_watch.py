@@ -8,10 +8,18 @@ from collections import deque
 from collections.abc import Callable
 
 from llmtop.collectors.log_sources import LogSource, LogUnavailable
-from llmtop.collectors.ollama_log import LoadRecord, OllamaLogParser, RequestTiming, clean_line
+from llmtop.collectors.ollama_log import (
+    LoadRecord,
+    OllamaLogParser,
+    RequestTiming,
+    ServedRequest,
+    clean_line,
+    served_request,
+)
 
 PANE_LINES = 300
 KEEP_RECORDS = 50  # older loads are dropped, so a long session keeps constant memory
+KEEP_SERVED = 2000  # the generating requests the server finished most recently
 
 
 class LogWatcher:
@@ -23,6 +31,7 @@ class LogWatcher:
         self._clock = clock
         self._lock = threading.Lock()
         self._pane: deque[str] = deque(maxlen=PANE_LINES)
+        self._served: deque[ServedRequest] = deque(maxlen=KEEP_SERVED)
         self._listeners: list[Callable[[LoadRecord], None]] = []
         self.taps: list[Callable[[str, float], None]] = []  # called with every line read and its time (a recorder)
         self._thread: threading.Thread | None = None
@@ -62,6 +71,8 @@ class LogWatcher:
             record = self.parser.feed(line, now)
             if record is not None:
                 self._pane.append(clean_line(line))
+            elif (served := served_request(line, now)) is not None and served.generating:
+                self._served.append(served)
             records = self.parser.records
             if len(records) > KEEP_RECORDS:
                 del records[: len(records) - KEEP_RECORDS]
@@ -87,6 +98,16 @@ class LogWatcher:
         with self._lock:
             found = [r for load in self.parser.records for r in load.requests if r.first_seen >= t]
         return min(found, key=lambda r: r.first_seen) if found else None
+
+    def served_between(self, start: float, end: float) -> list[ServedRequest]:
+        """The generating requests the server finished whose time overlaps [start, end] (its access lines)."""
+        with self._lock:
+            return [r for r in self._served if r.overlaps(start, end)]
+
+    def tasks_between(self, start: float, end: float) -> list[RequestTiming]:
+        """llama-server's requests (Ollama 0.30 on) whose first line came within [start, end]."""
+        with self._lock:
+            return [q for load in self.parser.records for q in load.requests if start <= q.first_seen <= end]
 
     def latest_load(self) -> LoadRecord | None:
         """The newest load the log showed."""

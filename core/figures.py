@@ -48,6 +48,7 @@ def _gb(value: float | None) -> str:
 
 
 OVERFLOWING = "overflowing: their experts in system memory"
+SHARED_SERVER = " (shared server)"  # a run's tps while the server also worked for another app
 
 
 def _layers(row: SummaryRow) -> str:
@@ -69,6 +70,8 @@ def _context(row: SummaryRow) -> str:
 
 def _tps(c: Comparison) -> str:
     mean, sd = c.tps, c.tps_stdev
+    if mean is None and c.shared_tps is not None:  # every run shared the server: their rate, marked
+        return f"{c.shared_tps:.2f}{SHARED_SERVER}"
     if mean is None:
         return UNKNOWN
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
@@ -172,11 +175,14 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "tps",
-        ("eval_rate_tps",),
+        ("eval_rate_tps", "concurrent_requests", "concurrent_note"),
         'the server\'s `eval_count / eval_duration` from the final chunk: the "eval rate" `ollama run --verbose` '
-        "prints; compared, the mean ± the sample standard deviation over the runs",
+        "prints; compared, the mean ± the sample standard deviation over the runs. A run during which the server "
+        "also worked on another app's request (its log's access lines, llama-server's tasks) is marked "
+        "`(shared server)`, counted in `concurrent_requests` and said in `concurrent_note`, and left out of the "
+        "comparisons; `concurrent_requests` is `null` without a server log",
         ja="tps",
-        run=lambda r: _or_unknown(units.rate(r.eval_rate_tps)),
+        run=lambda r: _or_unknown(units.rate(r.eval_rate_tps)) + (SHARED_SERVER if r.concurrent_requests else ""),
         compared=_tps,
         stable=("eval_rate_tps",),
     ),
@@ -362,9 +368,14 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "runs",
         (),
-        "the runs in the group, and how many of them did not complete",
+        "the runs in the group, how many of them did not complete, and how many ran while the server also "
+        "worked for another app (left out of the group's figures)",
         ja="回数",
-        compared=lambda c: f"{len(c.runs)}" + (f" ({c.incomplete} incomplete)" if c.incomplete else ""),
+        compared=lambda c: (
+            f"{len(c.runs)}"
+            + (f" ({c.incomplete} incomplete)" if c.incomplete else "")
+            + (f" ({c.shared} on a shared server, left out)" if c.shared else "")
+        ),
     ),
 )
 

@@ -82,8 +82,9 @@ def test_a_run_against_a_real_server_with_nothing_loaded(real_ollama, tmp_path, 
     assert run["eval_rate_tps"] == pytest.approx(chunk["eval_count"] / (chunk["eval_duration"] / 1e9), rel=1e-9)
     assert run["prompt_eval_count"] == chunk["prompt_eval_count"]
     assert run["load_s"] == pytest.approx(chunk["load_duration"] / 1e9)
-    # The server's version, as it answers it.
+    # The server's version, as it answers it; and nobody else used it meanwhile (its access lines).
     assert run["ollama_version"] == server.version
+    assert (run["concurrent_requests"], run["concurrent_note"]) == (0, None)
     # The model's facts are /api/show's and /api/tags'.
     assert run["parameter_size"] == show["details"]["parameter_size"]
     assert run["quantization"] == show["details"]["quantization_level"]
@@ -324,3 +325,63 @@ def test_the_readme_says_which_ollama_versions_are_tested(ollama_builds):
     table = version_table(ollama_builds)
     assert table in readme, f"README.md's table of tested Ollama versions is not the tests' own: paste in\n{table}"
     assert all(build.binary is not None for build in ollama_builds.values()), table  # a polyglot machine builds all
+
+
+@pytest.mark.parametrize("kind", ["article", "newest"])
+def test_a_run_during_which_another_app_used_the_server_is_marked_shared(real_ollama, tmp_path, kind):
+    """Another app's request reaches the same server while llmtop measures: the server works on both
+    (0.5.11's four slots; OLLAMA_NUM_PARALLEL=2 on the newest), so the run's tokens/s is not the
+    model's alone. It is marked in the row, the table, the report and a replay of the recording."""
+    import threading
+
+    from waiting import eventually, give_up
+
+    server = real_ollama(kind, OLLAMA_NUM_PARALLEL="2") if kind == "newest" else real_ollama(kind)
+    argv = command(
+        RANDOM_LLAMA, "--host", server.url, "--log", str(server.log_path), "--headless", "--no-history",
+        "--export", str(tmp_path / "run.json"), "--record", str(tmp_path / "run.jsonl"),
+        "--report", str(tmp_path / "run.html"),
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    llmtop = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    other: list[dict] = []
+
+    def tokens_flowing() -> bool:
+        if llmtop.poll() is not None:
+            give_up("llmtop ended before the other app's request")
+        path = tmp_path / "run.jsonl"
+        return path.exists() and path.read_text(encoding="utf-8").count('"event": "token"') >= 3
+
+    try:
+        eventually(tokens_flowing, 180, "llmtop's tokens")
+        app = threading.Thread(
+            target=lambda: other.append(
+                server.api(
+                    "/api/generate",
+                    {"model": RANDOM_LLAMA, "prompt": "Hi", "stream": False, "options": {"num_predict": 4}},
+                )  # fmt: skip
+            )
+        )
+        app.start()
+        stdout, stderr = llmtop.communicate(timeout=240)
+        app.join(60)
+    finally:
+        if llmtop.poll() is None:
+            llmtop.kill()
+    assert llmtop.returncode == 0, stderr
+    assert other and other[0]["done"]
+    (run,) = exported(tmp_path)
+    assert run["concurrent_requests"] >= 1, run
+    assert "POST /api/generate from 127.0.0.1" in run["concurrent_note"]
+    assert "(shared server)" in stdout  # the table's tps, never shown as a clean one
+    assert "other request(s) were served while this run ran" in (tmp_path / "run.html").read_text(encoding="utf-8")
+    replayed = subprocess.run(
+        command("replay", str(tmp_path / "run.jsonl"), "--headless", "--export", str(tmp_path / "again.json")),
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    (again,) = json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))["runs"]
+    assert (again["concurrent_requests"], again["concurrent_note"]) == (
+        run["concurrent_requests"],
+        run["concurrent_note"],
+    )

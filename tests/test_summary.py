@@ -181,3 +181,38 @@ def test_the_logs_eval_rate_and_the_apis_disagree_out_loud():
         "the server log's eval rate (35.10 tokens/s) is not the API's (72.52): "
         "the log's request may be another client's"
     )
+
+
+def test_a_run_during_which_the_server_also_served_another_app_is_marked_and_left_out_of_comparisons():
+    """The server's access lines over the run (10.0 to 15.0): its own generate, another app's chat
+    that overlapped it, and one that ended before it began. Without a log: nobody can tell."""
+    from llmtop.collectors.ollama_log import served_request
+    from llmtop.figures import COMPARISON_COLUMNS, RUN_COLUMNS
+    from llmtop.measure.comparison import compare
+
+    def line(when: str, latency: str, path: str) -> str:
+        return f'[GIN] 2026/12/06 - {when} | 200 | {latency} |       127.0.0.1 | POST     "{path}"'
+
+    own = served_request(line("13:43:24", "5.02s", "/api/generate"), 15.05)
+    other = served_request(line("13:43:22", "3.5s", "/api/chat"), 13.5)
+    before = served_request(line("13:43:18", "1.0s", "/api/chat"), 9.0)
+    alone = summarize(dataclasses.replace(record(), served=(own, before)))
+    assert (alone.concurrent_requests, alone.concurrent_note) == (0, None)
+    shared = summarize(dataclasses.replace(record(), served=(own, other, before)))
+    assert shared.concurrent_requests == 1
+    assert shared.concurrent_note == (
+        "1 other request(s) were served while this run ran (POST /api/chat from 127.0.0.1, 3.5 s; server log): "
+        "its tokens/s is not this model's alone"
+    )
+    unknown = summarize(record())
+    assert (unknown.concurrent_requests, unknown.concurrent_note) == (None, None)
+    tps = next(c for c in RUN_COLUMNS if c.header == "tps")
+    assert tps.text(shared) == "10.00 (shared server)" and tps.text(alone) == "10.00"
+    clean = dataclasses.replace(alone, eval_rate_tps=8.0)
+    (group,) = compare([clean, shared])
+    assert group.tps == 8.0 and group.shared == 1  # the shared run's 10.00 is not in the mean
+    runs = next(c for c in COMPARISON_COLUMNS if c.header == "runs")
+    assert runs.text(group) == "2 (1 on a shared server, left out)"
+    (only_shared,) = compare([shared])  # nothing clean to show: the shared rate, marked
+    compared_tps = next(c for c in COMPARISON_COLUMNS if c.header == "tps")
+    assert compared_tps.text(only_shared) == "10.00 (shared server)" and only_shared.tps is None

@@ -31,8 +31,14 @@ class Comparison:
     def incomplete(self) -> int:
         return sum(1 for r in self.runs if not r.complete)
 
+    @property
+    def shared(self) -> int:
+        """Runs during which the server also worked for another app: left out of the figures."""
+        return sum(1 for r in self.runs if r.concurrent_requests)
+
     def _values(self, get: Callable[[SummaryRow], float | int | None]) -> list[float]:
-        return [float(v) for v in (get(r) for r in self.runs) if v is not None]
+        clean = [r for r in self.runs if not r.concurrent_requests]
+        return [float(v) for v in (get(r) for r in clean) if v is not None]
 
     def mean(self, get: Callable[[SummaryRow], float | int | None]) -> float | None:
         values = self._values(get)
@@ -46,6 +52,12 @@ class Comparison:
     @property
     def tps(self) -> float | None:
         return self.mean(lambda r: r.eval_rate_tps)
+
+    @property
+    def shared_tps(self) -> float | None:
+        """The mean tps of the runs that shared the server (what a group of only those can show, marked)."""
+        values = [r.eval_rate_tps for r in self.runs if r.concurrent_requests and r.eval_rate_tps is not None]
+        return statistics.fmean(values) if values else None
 
     @property
     def tps_stdev(self) -> float | None:

@@ -314,6 +314,9 @@ class Session:
 
     def close_run(self, record: RunRecord, end: float) -> SummaryRow:
         """The run is over at `end`: its row, kept in `rows`; a recorder sees the end and the row."""
+        if self.log is not None and record.served is None:  # what else the server worked on meanwhile
+            record.served = tuple(self.log.served_between(record.clock.request_at, end))
+            record.tasks = tuple(self.log.tasks_between(record.clock.request_at, end))
         self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
         row = self.summarize(record, end)
         self._emit("summary", end, row=row)
@@ -397,6 +400,7 @@ class Session:
                 time.sleep(LOG_GRACE_S)  # a crashing runner's last words reach the log just after
             else:
                 self._await_request_timing(record)
+                self._await_access_line(record)
 
     def _stream_chunk(self, record: RunRecord, chunk: dict[str, Any], arrived: float) -> bool:
         """One chunk of the stream, on the reading thread, that `arrived` at that time.monotonic()
@@ -429,6 +433,18 @@ class Session:
         while self._clock() < deadline:
             request = self.log_request(record)
             if request is not None and (request.eval_ms is not None or request.cancelled):
+                return
+            time.sleep(0.02)
+
+    def _await_access_line(self, record: RunRecord) -> None:
+        """Ollama prints a request's access line as it ends, just after the final chunk: give the log
+        follower a moment (at most LOG_GRACE_S) to read the run's own, so the requests served
+        meanwhile are told from it."""
+        if self.log is None or record.ended_at is None:
+            return
+        deadline = self._clock() + LOG_GRACE_S
+        while self._clock() < deadline:
+            if any(r.ended >= record.ended_at for r in self.log.served_between(record.clock.request_at, self._clock())):
                 return
             time.sleep(0.02)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from llmtop import units
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
-from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
+from llmtop.collectors.ollama_log import LoadRecord, RequestTiming, ServedRequest
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
@@ -110,6 +110,10 @@ class SummaryRow:
     gpu_baseline_note: str | None = None  # why a GPU memory delta is null: it fell below an unsettled baseline
     vram_note: str | None = None  # why vram_delta_bytes is null where no GPU (or none of its figures) was read
     shared_note: str | None = None  # the same for shared_delta_bytes
+    # Requests of other apps the server worked on while this run ran (0: none; None: no log to tell):
+    # such a run's tokens/s is not the model's alone, and comparisons leave it out.
+    concurrent_requests: int | None = None
+    concurrent_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -163,6 +167,10 @@ class RunRecord:
     power: Sequence[PowerSample] = field(default_factory=list)  # from the baseline's start to the end
     power_unavailable: dict[str, str] = field(default_factory=dict)  # why a kind ("cpu", "gpu") has no source
     gpu_unavailable: str | None = None  # why no GPU was read during the run (the collectors' reason)
+    # What the server log says it served meanwhile (None: no log to tell): its access lines of
+    # generating requests, and llama-server's tasks (0.30 on), over the run's time.
+    served: Sequence[ServedRequest] | None = None
+    tasks: Sequence[RequestTiming] = ()
 
 
 def baseline_start(run: RunRecord) -> float | None:
@@ -383,6 +391,28 @@ def gpu_note(run: RunRecord, figure: str) -> str | None:
     return "; ".join(f"{name}: {why}" for name, why in reasons.items())
 
 
+def others_served(run: RunRecord, end: float) -> tuple[int | None, str | None]:
+    """(how many requests of other apps the server worked on during the run, what the log showed of
+    them); (None, None) without a log. The run's own request is the generate whose access line fits
+    its time best; llama-server's tasks count too (they show a request that was still running)."""
+    if run.served is None:
+        return None, None
+    start = run.clock.request_at
+    overlapping = [r for r in run.served if r.generating and r.overlaps(start, end)]
+    candidates = [r for r in overlapping if r.path == "/api/generate"]
+    own = min(candidates, key=lambda r: abs(r.ended - end) + abs(r.began - start), default=None)
+    others = [r for r in overlapping if r is not own]
+    tasks = [q for q in run.tasks if start <= q.first_seen <= end]
+    count = max(len(others), len(tasks) - 1)
+    if count <= 0:
+        return 0, None
+    seen = "; ".join(r.describe() for r in others[:3]) or f"{len(tasks)} llama-server tasks"
+    return count, (
+        f"{count} other request(s) were served while this run ran ({seen}; server log): its tokens/s is not "
+        "this model's alone"
+    )
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -416,6 +446,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         shared_delta = shared_peak = None
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
     energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
+    concurrent, concurrent_note = others_served(run, window.end if window.end != float("inf") else clock.request_at)
     error = run.error
     if error and load is not None and load.error and load.error not in error:
         error = f"{error} (server log: {load.error})"
@@ -474,4 +505,6 @@ def summarize(run: RunRecord) -> SummaryRow:
         gpu_baseline_note=baseline_note,
         vram_note=gpu_note(run, "dedicated") if vram_delta is None and not baseline_note else None,
         shared_note=gpu_note(run, "shared") if shared_delta is None and not baseline_note else None,
+        concurrent_requests=concurrent,
+        concurrent_note=concurrent_note,
     )
