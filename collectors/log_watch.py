@@ -109,6 +109,11 @@ class LogWatcher:
         with self._lock:
             return [q for load in self.parser.records for q in load.requests if start <= q.first_seen <= end]
 
+    def loads(self) -> list[LoadRecord]:
+        """The loads kept, oldest first."""
+        with self._lock:
+            return list(self.parser.records)
+
     def latest_load(self) -> LoadRecord | None:
         """The newest load the log showed."""
         with self._lock:

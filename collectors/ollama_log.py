@@ -57,13 +57,16 @@ _CPP_KV = re.compile(r"llama_kv_cache\w*:\s+(\S+) KV buffer size =\s+([\d.]+) ([
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
 _STARTED = re.compile(r"(?:llama runner|llama-server) started in ([\d.]+) seconds")
 _N_LAYER = re.compile(r"(?:print_info|llm_load_print_meta):\s+n_layer\s+=\s+(\d+)\s*$")
-_TASK = re.compile(r"print_timing: id\s+\d+ \| task (\d+) \|")
+# A task's timings, and (0.30 on: llama-server's own line as a slot takes a request) its start.
+_TASK = re.compile(r"(?:print_timing|launch_slot_): id\s+\d+ \| task (\d+) \|(?!.*sampler)")
+_PORT_FLAG = re.compile(r"(?:^|\s)--port[ =](\d+)\b")
 _PROMPT_PROGRESS = re.compile(
     r"prompt processing, n_tokens =\s*(\d+), progress =\s*([\d.]+), t =\s*([\d.]+) s /\s*([\d.]+) tokens per second"
 )
 _DECODED = re.compile(r"\bn_(?:decoded|gen) =\s*(\d+), tg =\s*([\d.]+) t/s(?:, tg_3s =\s*([\d.]+) t/s)?")
 _TIMING = re.compile(r"\b(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) tokens \(.*?([\d.]+) tokens per second\)")
 _CANCEL = re.compile(r"\bstop: cancel task, id_task = (\d+)")
+_RELEASE = re.compile(r"release: id\s+\d+ \| task (\d+) \| stop processing")
 # llama.cpp's fit step (common/fit.cpp; logged at Ollama's --log-verbosity 4), before the real load:
 _FIT_PROJECTED = re.compile(
     r"projected to use (\d+) MiB of (device|host) memory vs\. (\d+) MiB of (?:free device|total host) memory"
@@ -190,6 +193,14 @@ class RequestTiming:
     eval_ms: float | None = None
     eval_printed_tps: float | None = None
     cancelled: bool = False
+    released: bool = False  # its slot let it go (`stop processing`): over, with or without timings
+
+    @property
+    def timed(self) -> bool:
+        """Its lines said more than that it began: progress, timings, or that it was cancelled."""
+        return self.cancelled or any(
+            v is not None for v in (self.prompt_done, self.decoded, self.prompt_ms, self.eval_ms)
+        )
 
     @property
     def eval_tps(self) -> float | None:
@@ -288,6 +299,7 @@ class LoadRecord:
     default_context: int | None = None  # Ollama's VRAM-based default num_ctx, when it logged one
     gpu_problem: str | None = None  # why Ollama found no GPU to use (a driver too old, none found)
     runner_devices: list[str] = field(default_factory=list)  # the devices llama-server listed (`device_info:`)
+    server_port: int | None = None  # the port llama-server listens on, on 127.0.0.1 (its start line's --port)
 
     @property
     def layers_overflowing(self) -> int | None:
@@ -450,7 +462,7 @@ class LoadRecord:
             "runner_started_s": self.runner_started_s,
             "error": self.error,
             "errors": list(self.errors),
-            "requests": [r.to_dict() for r in self.requests],
+            "requests": [r.to_dict() for r in self.requests if r.timed],
             "context": self.context,
             "default_context": self.default_context,
             "layers_overflowing": self.layers_overflowing,
@@ -595,6 +607,8 @@ class OllamaLogParser:
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
             record.engine = "ollama" if "--ollama-engine" in cmd else "llama.cpp"
             record.llama_server = msg == "starting llama-server" or "llama-server" in cmd
+            port = _PORT_FLAG.search(cmd)
+            record.server_port = int(port.group(1)) if port and record.llama_server else None
             context, parallel = _CTX_FLAGS.search(cmd), _PARALLEL_FLAGS.search(cmd)
             if context:
                 record.context_flag = int(context.group(1)) // max(int(parallel.group(1)) if parallel else 1, 1)
@@ -747,6 +761,12 @@ class OllamaLogParser:
             return record
         if task := _TASK.search(line):
             return self._timing(line, int(task.group(1)), now)
+        if release := _RELEASE.search(line):
+            for load in reversed(self.records):
+                over = load.request(int(release.group(1)))
+                if over is not None and not over.released:
+                    over.released = True
+                    return load
         if cancel := _CANCEL.search(line):
             for load in reversed(self.records):
                 given_up = load.request(int(cancel.group(1)))

@@ -53,15 +53,31 @@ OLLAMA_VERSIONS = ("article", "last Go engine", "newest")  # 0.5.11, 0.24.0, the
 
 
 @pytest.fixture(scope="session")
-def ollama_builds():
-    """The three real Ollamas, built once per machine (the first session pays; each step and its
-    time said on stderr, so CI's log shows them)."""
+def ollama_builds(request):
+    """The three real Ollamas, built once per machine (the first session pays); each step and its
+    time written to the terminal past pytest's capture, so CI's log shows them."""
     import sys
 
     from ollama_build import _say_to, all_builds
 
-    builds = all_builds(_say_to(sys.stderr))
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.getplugin("terminalreporter"), plugins.getplugin("capturemanager")
+    stream = _TerminalLines(reporter, capture) if reporter is not None and capture is not None else sys.stderr
+    builds = all_builds(_say_to(stream))
     return dict(zip(OLLAMA_VERSIONS, builds, strict=True))
+
+
+class _TerminalLines:
+    """A `write(text)` that puts each line on pytest's terminal (not captured)."""
+
+    def __init__(self, reporter, capture) -> None:
+        self.reporter, self.capture = reporter, capture
+
+    def write(self, text: str) -> None:
+        with self.capture.global_and_fixture_disabled():
+            self.reporter.ensure_newline()
+            for line in text.splitlines():
+                self.reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -169,8 +169,9 @@ def _build(version: str, folder: Path, say: Say) -> Path:
     inputs = _inputs(version, go_version, headers)
     binary = folder / "bin" / "ollama"
     stamp = folder / "inputs.json"
-    if binary.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == inputs and _starts(binary):
-        say(f"{version}: cached in {folder} (built with {go_version})")
+    kept = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    if binary.is_file() and kept.get("inputs") == inputs and _starts(binary):
+        say(f"{version}: cached in {folder} (built with {go_version} in {kept.get('seconds', '?')} s)")
         return binary
     shutil.rmtree(folder / "bin", ignore_errors=True)
     env = dict(os.environ, GOBIN=str(folder / "bin"), CGO_ENABLED="1")
@@ -188,8 +189,9 @@ def _build(version: str, folder: Path, say: Say) -> Path:
         raise BuildFailed(f"{version}: go install failed: {_last_error(result.stdout + result.stderr)}")
     if not _starts(binary):
         raise BuildFailed(f"{version}: the build finished but {binary} does not start")
-    stamp.write_text(json.dumps(inputs))
-    say(f"{version}: built in {time.monotonic() - began:.0f} s")
+    seconds = round(time.monotonic() - began)
+    stamp.write_text(json.dumps({"inputs": inputs, "seconds": seconds}))
+    say(f"{version}: built in {seconds} s")
     return binary
 
 
@@ -247,6 +249,17 @@ def place_llama_server(folder: Path, llama_server: Path) -> Path:
 
 
 # -- the three -----------------------------------------------------------------------------------------
+class _SaidLines:
+    """llama_server_build's log (`write(text)`), said the way these builds say their steps."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            self.say(line)
+
+
 def build(version: str, say: Say) -> OllamaBuild:
     """One version, built (or found in the cache); an OllamaBuild with why_not when it cannot be."""
     folder = cache_root() / f"ollama-{version}"
@@ -257,7 +270,9 @@ def build(version: str, say: Say) -> OllamaBuild:
             binary = _build(version, folder, say)
             if era_of(version) != "llama-server":
                 return OllamaBuild(version, binary)
-            server = llama_server_binary(sys.stderr)
+            began = time.monotonic()
+            server = llama_server_binary(_SaidLines(say))
+            say(f"llama-server for {version}: {server} ({time.monotonic() - began:.0f} s)")
             unknown = unknown_flags(server, flags_ollama_passes([_module_source(version, "llm/llama_server.go")]))
             if unknown:
                 return OllamaBuild(

@@ -102,3 +102,54 @@ def test_watch_sees_other_apps_requests_through_a_restart(real_ollama, tmp_path,
     assert sample_value(text, "llmtop_eval_tokens_total", f'{{model="{MODEL}"}}') == sum(r["eval_tokens"] for r in done)
     assert sample_value(text, "llmtop_model_layers", f'{{model="{MODEL}"}}') == 81.0
     assert "the server does not answer: " in stdout and "the server answers again" in stdout, stdout
+
+
+@pytest.mark.parametrize("kind", ["article", "newest"])
+def test_live_progress_of_another_apps_request_from_llama_servers_slots(real_ollama, kind):
+    """Without a proxy: on 0.30+ watch reads llama-server's own /slots (the port its start line
+    names) and shows another app's request as it generates, tokens so far and their rate, then its
+    final count from the log; before 0.30 it says that this needs --proxy."""
+    import threading
+    import time
+
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.watch.poller import PsPoller
+    from llmtop.watch.slots import NOT_BEFORE_0_30, SlotsPoller
+    from llmtop.watch.state import WatchState
+    from real_ollama import LONG_LLAMA
+
+    server = real_ollama(kind)
+    state, log = WatchState(), LogWatcher(FileFollower(server.log_path))
+    log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
+    log.start()
+    assert log.wait_until_following(10)
+    ps, slots = PsPoller(server.url, state).start(), SlotsPoller(state, log, interval=0.25).start()
+    answers: list[dict] = []
+    body = {"model": LONG_LLAMA, "prompt": "Once", "stream": False, "options": {"num_predict": 160}}
+    app = threading.Thread(target=lambda: answers.append(server.api("/api/generate", body)))
+    try:
+        app.start()
+        if kind == "article":
+            eventually(lambda: any(NOT_BEFORE_0_30 in e.text for e in list(state.events)), 60, "the n/a note")
+            app.join(120)
+            return
+        live = eventually(
+            lambda: next(
+                (r for r in state.snapshot().requests if not r.done and (r.eval_tokens or 0) > 5 and r.eval_tps), None
+            ),
+            120,
+            "the request's tokens while it generates",
+        )
+        app.join(120)
+        final = answers[0]
+        assert live.eval_tokens < final["eval_count"] and live.eval_tps and live.eval_tps > 0
+        done = eventually(
+            lambda: next((r for r in state.snapshot().requests if r.done and r.number == live.number), None), 30
+        )
+        assert done.eval_tokens == final["eval_count"]  # the log's final count replaces the live one
+        assert slots.servers() == [] or all(load.server_port for load in slots.servers())
+    finally:
+        slots.stop()
+        ps.stop()
+        log.stop()

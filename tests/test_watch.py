@@ -878,3 +878,57 @@ def test_watch_keeps_going_through_a_server_restart_and_both_kinds_of_log_rotati
         double.stop()
         writer.close()
     assert done_requests() == 4, seen
+
+
+def test_llama_servers_slots_give_live_progress_and_a_gone_child_is_not_asked_again(tmp_path):
+    """core/watch/slots.py on the lines and answers of a real 0.34 llama-server (its start line's
+    --port, a slot taking task 7, /slots as it generates): tokens so far and their rate, asked only at
+    that port; a child still starting is asked again, one that had started and no longer answers is not."""
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.watch.slots import SlotsPoller
+
+    now = [10.0]
+    state, log = WatchState(), LogWatcher(FileFollower(tmp_path / "unused.log"), clock=lambda: now[0])
+    log.subscribe(lambda load: state.observe_load(now[0], load))
+    log.feed(
+        'time=2026-12-06T14:52:24.844Z level=INFO source=llama_server.go:436 msg="starting llama-server" '
+        'cmd="/usr/lib/ollama/llama-server --model /blobs/sha256-x --port 40123 --host 127.0.0.1 --no-webui '
+        '--offline -c 4096 -np 1 --log-verbosity 4"',
+        now[0],
+    )
+    asked: list[int] = []
+    answers: list[object] = [OSError("refused")]  # still starting
+
+    def fetch(port: int):
+        asked.append(port)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def busy(task: int, decoded: int) -> list[dict]:
+        return [{"id": 0, "is_processing": True, "id_task": task, "n_prompt_tokens_processed": 17,
+                 "next_token": [{"has_next_token": True, "n_remain": 100, "n_decoded": decoded}]}]  # fmt: skip
+
+    poller = SlotsPoller(state, log, fetch=fetch, clock=lambda: now[0])
+    poller.poll_once()
+    assert asked == [40123] and poller.servers() != []  # not started yet: asked again
+    log.feed("slot launch_slot_: id  0 | task 7 | processing task, is_child = 0", now[0])
+    log.feed(
+        'time=2026-12-06T14:52:25.8Z level=INFO source=llama_server.go:1374 msg="llama-server started in 1.01 seconds"',
+        now[0],
+    )  # noqa: E501
+    answers += [busy(7, 20), busy(7, 50), OSError("refused")]
+    now[0] = 11.0
+    poller.poll_once()
+    now[0] = 12.0
+    poller.poll_once()
+    (request,) = state.snapshot().requests
+    assert (request.done, request.eval_tokens, request.prompt_tokens) == (False, 50, 17)
+    assert request.eval_tps == pytest.approx(30.0)  # 30 tokens in the second between the two readings
+    now[0] = 13.0
+    poller.poll_once()  # the child is gone
+    assert poller.servers() == [] and asked == [40123] * 4
+    poller.poll_once()
+    assert len(asked) == 4  # not asked again

@@ -22,7 +22,7 @@ from llmtop.collectors.log_sources import LogUnavailable
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.commands.headless import watch_printer
-from llmtop.commands.instruments import Instruments
+from llmtop.commands.instruments import Instruments, server_is_local
 from llmtop.commands.options import (
     add_export_argument,
     add_host_argument,
@@ -51,6 +51,7 @@ from llmtop.store.recording import Recorder
 from llmtop.watch.metrics import MetricsEndpoint, MetricsError
 from llmtop.watch.poller import PsPoller, SpillWarning
 from llmtop.watch.proxy import OllamaProxy
+from llmtop.watch.slots import SlotsPoller
 from llmtop.watch.state import WatchedRequest, WatchState
 
 
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch what Ollama does for every app that uses it, without sending a request: the loaded "
         "models (/api/ps: size, share in VRAM, context, time to unload), each load from the server log (layers on "
         "the GPU and why), each request as it happens (prompt tokens and rate, progress, generated tokens and "
-        "rate; from the log's llama-server timings on Ollama 0.30 and later, or through --proxy), the memory and "
+        "rate; on Ollama 0.30 and later from the log's llama-server lines and, live, llama-server's own /slots on "
+        "this machine's loopback; before 0.30 through --proxy), the memory and "
         "power gauges, and the warnings (a spill into shared GPU memory, layers on the CPU, a model evicted).",
     )
     add_host_argument(
@@ -269,6 +271,8 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
                 one.state.taps.append(_host_tap(recorder, one.base_url))
         if log is not None:
             log.subscribe(lambda load: first.observe_load(time.monotonic(), load))
+            if server_is_local(first_url)[0]:  # llama-server's /slots listens on this machine's loopback
+                kit.stopping(SlotsPoller(first, log).start())
         kit.start_log()
         for one in watched:
             said = [f"watching {one.base_url}"]

@@ -169,6 +169,7 @@ class WatchState:
     _number: int = 0
     _by_task: dict[tuple[int, int], int] = field(default_factory=dict)  # (load, task) -> request number
     _load_models: dict[int, str] = field(default_factory=dict)  # id(load) -> the model it loaded
+    _slots_seen: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # (load, task) -> (t, decoded)
     _loads_seen: dict[int, LoadRecord] = field(default_factory=dict)
     _unattributed: dict[int, list[int]] = field(
         default_factory=dict
@@ -340,7 +341,7 @@ class WatchState:
         index, current = self._find(number)
         if current is None or current.done:
             return
-        finished = request.eval_ms is not None or request.cancelled
+        finished = request.eval_ms is not None or request.cancelled or request.released
         took = ((request.prompt_ms or 0.0) + (request.eval_ms or 0.0)) / 1000 if request.eval_ms is not None else None
         updated = replace(
             current,
@@ -359,6 +360,31 @@ class WatchState:
             self._unattributed.setdefault(id(load), []).append(number)
         elif finished:
             self._finished(t, updated)
+
+    def observe_slots(self, t: float, load: LoadRecord, slots: Sequence[Mapping[str, Any]]) -> None:
+        """llama-server's `/slots` for `load`, read at `t`: each busy slot's task, the prompt tokens it
+        has read and the tokens decoded so far; the rate since the last reading (core/watch/slots.py)."""
+        with self._lock:
+            for slot in slots:
+                task = slot.get("id_task")
+                if not slot.get("is_processing") or not isinstance(task, int) or task < 0:
+                    continue
+                upcoming = slot.get("next_token")
+                first = upcoming[0] if isinstance(upcoming, list) and upcoming else upcoming
+                decoded = first.get("n_decoded") if isinstance(first, Mapping) else None
+                decoded = decoded if isinstance(decoded, int) and decoded > 0 else None
+                read = slot.get("n_prompt_tokens_processed")
+                key = (id(load), task)
+                before, rate = self._slots_seen.get(key), None
+                if decoded is not None:
+                    if before is not None and t > before[0] and decoded > before[1]:
+                        rate = (decoded - before[1]) / (t - before[0])
+                    self._slots_seen[key] = (t, decoded)
+                    while len(self._slots_seen) > 2 * MAX_REQUESTS:
+                        del self._slots_seen[next(iter(self._slots_seen))]
+                progress = RequestTiming(task, t, prompt_done=read if isinstance(read, int) and read > 0 else None)
+                progress.decoded, progress.tg_tps = decoded, rate
+                self._log_request(t, load, progress)
 
     def _find(self, number: int) -> tuple[int, WatchedRequest | None]:
         for index in range(len(self.requests) - 1, -1, -1):
