@@ -54,6 +54,18 @@ def _args(proc: Any) -> list[str] | None:
         return None
 
 
+def _listens(proc: Any, port: int) -> bool:
+    """The process listens on TCP `port` (False where its sockets cannot be read)."""
+    read = getattr(proc, "net_connections", None) or getattr(proc, "connections", None)
+    if read is None:
+        return False
+    try:
+        connections = read(kind="tcp")
+    except Exception:
+        return False
+    return any(getattr(c, "status", "") == "LISTEN" and getattr(c.laddr, "port", None) == port for c in connections)
+
+
 def is_runner(name: str, args: list[str] | None) -> bool:
     """Whether a process with this name and first argument is a model runner."""
     base = _base_name(name)
@@ -86,6 +98,7 @@ class OllamaProcessReader:
         psutil_module: ModuleType = _psutil,
         local: bool = True,
         remote_host: str = "",
+        port: int | None = None,
         rescan_seconds: float = RESCAN_SECONDS,
         settled_rescan_seconds: float = SETTLED_RESCAN_SECONDS,
         memory: Callable[[Any], ProcessMemory | None] | None = None,
@@ -93,6 +106,7 @@ class OllamaProcessReader:
         self._psutil = psutil_module
         self._local = local
         self._remote_host = remote_host
+        self._port = port  # the server's port: with several servers running, the one listening on it is ours
         self._rescan_seconds = rescan_seconds
         self._settled_rescan_seconds = settled_rescan_seconds
         # The proc root describes the real process table, not a stand-in's.
@@ -137,11 +151,14 @@ class OllamaProcessReader:
             except Exception:
                 parent = None
             (runners if parent in candidate_pids else servers).append(proc)
+        self._server, self._scan_note = self._ours(servers)
+        if len(servers) > 1 and self._server is not None:  # another server's runners are not ours
+            try:
+                below = {child.pid for child in self._server.children(recursive=True)}
+            except Exception:
+                below = set()
+            runners = [r for r in runners if r.pid in below]
         runner_pids = {r.pid for r in runners}
-        self._server = servers[0] if servers else None
-        self._scan_note = (
-            f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid}" if len(servers) > 1 else None
-        )
         self._others = []
         if self._server is not None:
             try:
@@ -155,6 +172,22 @@ class OllamaProcessReader:
         if keep_only is not None:
             tracked = [self._server, *self._runners, *self._others]
             keep_only({p.pid for p in tracked if p is not None})
+
+    def _ours(self, servers: list[Any]) -> tuple[Any, str | None]:
+        """The server to measure, and a note where there was a choice: the one that listens on the
+        port llmtop talks to, else the first found (said)."""
+        if len(servers) <= 1:
+            return (servers[0] if servers else None), None
+        listening = next((s for s in servers if self._port is not None and _listens(s, self._port)), None)
+        if listening is not None:
+            return listening, (
+                f"{len(servers)} Ollama servers are running; measuring pid {listening.pid}, the one listening "
+                f"on port {self._port}"
+            )
+        return servers[0], (
+            f"{len(servers)} Ollama servers are running; measuring pid {servers[0].pid} (none was seen listening "
+            f"on port {self._port}: their sockets could not be read)"
+        )
 
     def _due(self, now: float) -> bool:
         """Whether to list every process now."""

@@ -220,3 +220,33 @@ def test_a_zombie_ollama_is_not_a_server():
     zombie.info["status"] = "zombie"
     sample = OllamaProcessReader(fake_psutil([zombie]))(0.0)
     assert sample.rss_bytes is None and "no Ollama process" in sample.reason
+
+
+class Listening(FakeProcess):
+    """A server that listens on a port (what psutil's net_connections shows)."""
+
+    def __init__(self, *args, port=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.port = port
+
+    def net_connections(self, kind="inet"):
+        return [SimpleNamespace(status="LISTEN", laddr=SimpleNamespace(ip="127.0.0.1", port=self.port))]
+
+
+def test_with_two_servers_running_the_one_on_our_port_is_measured_with_its_runners_alone():
+    """Seen when the tests ran beside another `ollama serve` on the same machine: the first server
+    found and every runner on the machine were counted. Now: the server listening on the port llmtop
+    talks to, and only the runners below it."""
+    theirs = Listening(100, "ollama", ["/usr/bin/ollama", "serve"], 60 * MiB, port=11434)
+    their_runner = FakeProcess(110, "llama-server", ["llama-server", "--model", "a"], 900 * MiB, ppid=100)
+    theirs.kids = [their_runner]
+    ours = Listening(200, "ollama", ["/opt/ollama", "serve"], 50 * MiB, port=41000)
+    our_runner = FakeProcess(210, "llama-server", ["llama-server", "--model", "b"], 300 * MiB, ppid=200)
+    ours.kids = [our_runner]
+    everything = fake_psutil([theirs, their_runner, ours, our_runner])
+    sample = OllamaProcessReader(everything, port=41000)(1.0)
+    assert (sample.server_pid, sample.runner_pids) == (200, (210,))
+    assert sample.rss_bytes == 350 * MiB
+    assert sample.note == "2 Ollama servers are running; measuring pid 200, the one listening on port 41000"
+    unknown = OllamaProcessReader(everything, port=9)(1.0)  # nobody on that port: said, not hidden
+    assert unknown.server_pid == 100 and "none was seen listening on port 9" in unknown.note

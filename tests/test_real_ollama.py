@@ -276,7 +276,12 @@ def test_a_layer_sweep_on_a_machine_without_a_gpu_says_so_and_ends_well(real_oll
     assert sweep["recommended"] is None and sweep["modelfile"] is None
 
 
-REAL_OLLAMA_MODULES = ("test_real_ollama", "test_real_ollama_faults", "test_ollama_contract")
+REAL_OLLAMA_MODULES = ("test_real_ollama", "test_real_ollama_faults", "test_real_ollama_watch", "test_ollama_contract")
+UNPARAMETRIZED = {  # the real-Ollama tests that name their versions in their body
+    "test_a_layer_sweep_on_a_machine_without_a_gpu_says_so_and_ends_well": ("newest",),
+    "test_the_doubles_log_lines_come_in_the_real_order": ("article",),
+    "test_with_another_ollama_on_the_machine_llmtop_measures_the_one_it_talks_to": ("article", "newest"),
+}
 HOW_BUILT = {
     "llama.cpp runner": "`go install`; llama.cpp compiled in by cgo",
     "Go engine beside the runner": "`go install`; llama.cpp's header-only libraries from llama-cpp-python's sdist",
@@ -298,10 +303,8 @@ def version_tests() -> dict[str, list[str]]:
                 if mark.name == "parametrize" and mark.args[0] == "kind":
                     for kind in mark.args[1]:
                         found[kind].append(attribute)
-            if attribute == "test_a_layer_sweep_on_a_machine_without_a_gpu_says_so_and_ends_well":
-                found["newest"].append(attribute)
-            if attribute == "test_the_doubles_log_lines_come_in_the_real_order":
-                found["article"].append(attribute)
+            for kind in UNPARAMETRIZED.get(attribute, ()):
+                found[kind].append(attribute)
     return found
 
 
@@ -385,3 +388,20 @@ def test_a_run_during_which_another_app_used_the_server_is_marked_shared(real_ol
         run["concurrent_requests"],
         run["concurrent_note"],
     )
+
+
+def test_with_another_ollama_on_the_machine_llmtop_measures_the_one_it_talks_to(real_ollama, tmp_path):
+    """Two real servers, another one with a model loaded: the process tree llmtop reads is the one
+    listening on the port it talks to, with its own runner alone (it once took the first server found
+    and every runner on the machine)."""
+    other = real_ollama("article")
+    other.load(RANDOM_LLAMA)
+    server = real_ollama("newest")
+    result = run_llmtop(server, tmp_path, RANDOM_LLAMA, "--host", server.url, "--log", str(server.log_path))
+    assert result.returncode == 0, result.stderr
+    ours, theirs = server.process_tree(), other.process_tree()
+    samples = [e["sample"] for e in events(tmp_path, "sample") if e["source"] == "ollama-rss"]
+    last = samples[-1]
+    assert {last["server_pid"], *last["runner_pids"]} == set(ours) and not set(theirs) & set(last["runner_pids"])
+    assert last["note"].endswith(f"the one listening on port {server.port}")
+    assert last["rss_bytes"] == pytest.approx(resident_bytes(ours), rel=0.05, abs=32 * 2**20)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,8 +216,10 @@ class Instruments:
         local, unsure = server_is_local(base_url)
         if unsure is not None:
             self.err.write(f"llmtop: note: {unsure}: the Ollama processes are not measured\n")
+        address = urllib.parse.urlsplit(base_url)
+        port = address.port or (443 if address.scheme == "https" else 80)
         collectors = SystemCollectors(
-            interval=interval, process_reader=OllamaProcessReader(local=local, remote_host=base_url)
+            interval=interval, process_reader=OllamaProcessReader(local=local, remote_host=base_url, port=port)
         )
         self.use_collectors(collectors)
         return collectors
