@@ -19,6 +19,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,6 +212,11 @@ class ServerLog:
             self.structured("ggml.go:377", '"model weights"', f'buffer={self.buffer} size="{gpu_gib:.1f} GiB"')
         self.structured("ggml.go:377", '"model weights"', f'buffer=CPU size="{39.6 - gpu_gib:.1f} GiB"')
 
+    def access(self, status: int, seconds: float, client: str, method: str, path: str) -> None:
+        """gin's access line, printed as each request ends (every Ollama, 0.1 to 0.34)."""
+        when = dt.datetime.now().strftime("%Y/%m/%d - %H:%M:%S")
+        self.line(f'[GIN] {when} | {status} | {go_duration_text(seconds):>13} | {client:>15} | {method:<7} "{path}"')
+
     def started(self, seconds: float) -> None:
         self.structured("server.go:626", f'"llama runner started in {seconds:.2f} seconds"')
 
@@ -236,6 +242,19 @@ class ServerLog:
                 f"slot print_timing: id  0 | task {task} | {label} = {ms:10.2f} ms / {tokens:5d} tokens "
                 f"({per_token:8.2f} ms per token, {rate:8.2f} tokens per second)"
             )
+
+
+def go_duration_text(seconds: float) -> str:
+    """A duration as Go's time.Duration prints it: `6.909257441s`, `2.193542ms`, `102.752µs`."""
+    if seconds >= 60:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}m" + f"{rest:.9f}".rstrip("0").rstrip(".") + "s"
+    if seconds >= 1:
+        return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+    for unit, scale in (("ms", 1e3), ("µs", 1e6)):
+        if seconds * scale >= 1:
+            return f"{seconds * scale:.6f}".rstrip("0").rstrip(".") + unit
+    return f"{round(seconds * 1e9)}ns"
 
 
 def gib(size: int) -> str:
@@ -434,6 +453,28 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def _logged(self, handle: Callable[[], None]) -> None:
+        """Handle a request; then, as Ollama's gin does, the access line in the server log."""
+        began, self._status = time.monotonic(), 0
+        try:
+            handle()
+        finally:
+            if self.owner.log is not None and self._status:
+                path = urllib.parse.urlsplit(self.path).path or self.path
+                self.owner.log.access(
+                    self._status, time.monotonic() - began, self.client_address[0], self.command, path
+                )
+
+    def do_GET(self) -> None:
+        self._logged(self._get)
+
+    def do_POST(self) -> None:
+        self._logged(self._post)
+
     # -- plumbing --------------------------------------------------------------------------
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -516,7 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.path = "/" + self.path.split("://", 1)[1].partition("/")[2]
         return True
 
-    def do_GET(self) -> None:
+    def _get(self) -> None:
         cfg = self.owner.config
         if self._refused():
             return
@@ -567,7 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
         cfg, count = self.owner.config, self.owner.generations
         return count >= cfg.fault_from - 1 and not (cfg.fault_once and count > cfg.fault_from)
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         if self._refused():
             return
         body = self._body()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import OLLAMA_VERSIONS
 
-from llmtop.collectors.ollama_log import OllamaLogParser, logfmt
+from llmtop.collectors.ollama_log import OllamaLogParser, logfmt, served_request
 from real_ollama import RANDOM_LLAMA
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
@@ -258,3 +258,7 @@ def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):
     doubled = [_normal(k) for k in parsed_kinds(log.read_text())]
     assert in_order(doubled, real) == [], (doubled, real)
     assert sorted(set(real) - set(doubled)) == sorted(LOG_LEFT_OUT["article"]), (doubled, real)
+    # Both print gin's access line as each request ends, which tells a shared server.
+    for text in (server.log_text(), log.read_text()):
+        served = [r for r in (served_request(line, 0.0) for line in text.splitlines()) if r is not None]
+        assert any(r.generating and r.status == 200 and r.latency_s > 0 for r in served), text[-1500:]
