@@ -281,6 +281,7 @@ UNPARAMETRIZED = {  # the real-Ollama tests that name their versions in their bo
     "test_a_layer_sweep_on_a_machine_without_a_gpu_says_so_and_ends_well": ("newest",),
     "test_the_doubles_log_lines_come_in_the_real_order": ("article",),
     "test_with_another_ollama_on_the_machine_llmtop_measures_the_one_it_talks_to": ("article", "newest"),
+    "test_the_watch_screen_beside_a_real_server": ("newest",),
 }
 HOW_BUILT = {
     "llama.cpp runner": "`go install`; llama.cpp compiled in by cgo",

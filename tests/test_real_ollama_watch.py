@@ -153,3 +153,28 @@ def test_live_progress_of_another_apps_request_from_llama_servers_slots(real_oll
         slots.stop()
         ps.stop()
         log.stop()
+
+
+def test_the_watch_screen_beside_a_real_server(real_ollama, tmp_path):
+    """`llmtop watch` on a pseudo terminal while the official client uses the newest Ollama: the
+    loaded model (from /api/ps) and the request with its tokens (from the log) on the screen; q ends it."""
+    from terminal import Terminal
+
+    server = real_ollama("newest")
+    argv = command("watch", "--host", server.url, "--log", str(server.log_path), "--no-history", "--no-record")
+    terminal = Terminal(argv, {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"})
+    try:
+        terminal.wait_for(lambda s: "watching" in s.lower() or "model" in s, 30, "the first frame")
+        final = python_client(server.url, "Why is the sky blue?")
+        tokens = str(final["eval_count"])
+        screen = terminal.wait_for(
+            lambda s: MODEL in s and any(MODEL in line and f" {tokens} " in f" {line} " for line in s.splitlines()),
+            60,
+            f"the request's {tokens} tokens beside {MODEL}",
+        )
+        assert "Traceback" not in screen
+        terminal.press("q")
+        status = terminal.finish()
+    finally:
+        terminal.kill()
+    assert status == 0
