@@ -284,9 +284,9 @@ def build(version: str, say: Say) -> OllamaBuild:
 
 
 def newest(say: Say) -> OllamaBuild:
-    """The newest release the proxy serves whose llama-server flags the tests' llama-server knows
-    (stepping back a release at a time when it passes one it does not); recorded in the cache, so
-    a machine without the proxy uses the last one found."""
+    """The newest release the proxy serves that builds here and whose llama-server flags the tests'
+    llama-server knows (stepping back a release at a time, each one passed over said); recorded in
+    the cache, so a machine without the proxy uses the last one found."""
     record = cache_root() / "ollama-newest.json"
     try:
         top = newest_release()
@@ -308,9 +308,7 @@ def newest(say: Say) -> OllamaBuild:
                 if not skipped
                 else OllamaBuild(found.version, found.binary, "; ".join(skipped), found.llama_server)
             )
-        if "flags" not in (found.why_not or ""):
-            return found
-        skipped.append(f"{version} {found.why_not}")
+        skipped.append(f"{version}: {found.why_not}")  # flags llama-server lacks, a Go too old, a build error
         say(f"{version} {found.why_not}: trying the release before it")
         candidate = _previous(candidate)
     return OllamaBuild("newest", None, "; ".join(skipped) or "no release from 0.30 on could be built")
