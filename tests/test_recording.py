@@ -18,18 +18,11 @@ from llmtop.measure.summary import SummaryRow
 from llmtop.store.recording import Recorder, RecordingError, encode
 from llmtop.store.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
 from llmtop.tui.app import LlmtopApp
+from summary_rows import as_recorded
 from test_cli import command, llmtop, no_traceback
 from waiting import eventually, on_screen
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"
-# Figures llmtop keeps since the shipped recordings were made: their recorded rows lack them, a
-# replay computes them (why VRAM and shared are n/a, the run's own reason).
-NEWER_THAN_THE_RECORDINGS = {"vram_note": None, "shared_note": None}
-
-
-def as_recorded(rows):
-    """The rows as the shipped recordings' llmtop wrote them: without the figures it did not keep yet."""
-    return [dataclasses.replace(row, **NEWER_THAN_THE_RECORDINGS) for row in rows]
 
 
 def events(path: Path) -> list[dict]:
