@@ -181,3 +181,33 @@ def test_a_stall_reason_belongs_to_its_run_alone(double_factory, run_session):
     after = session.run(RunSettings())
     assert not after.complete
     assert "--stall-timeout" not in after.error and "cannot reach" in after.error, after.error
+
+
+def test_a_final_chunk_that_comes_after_the_user_quit_does_not_rewrite_the_kept_run(double_factory, run_session):
+    """The reader thread's writes to a run go through the session's lock and leave a run that
+    abandon() has kept (as the user quit) as it was kept: not complete, with the quit's reason."""
+    session = run_session(double_factory())
+    record = session.open_run("auto", session.server.base_url, "0.5.11", None, session.now())
+    record.clock.token(session.now())
+    kept = session.abandon("quit before the run finished")
+    final = {"done": True, "done_reason": "stop", "eval_count": 40, "eval_duration": 200_000_000}
+    assert session._stream_chunk(record, final, session.now()) is False
+    assert kept is not None and kept.error == "quit before the run finished" and not kept.complete
+    assert record.complete is False and record.server is None  # the late final chunk changed nothing
+
+
+def test_a_reader_that_finds_a_runs_row_finds_its_curves(double_factory, run_session):
+    """close_run keeps the curves before the row: a report made while runs end (another thread)
+    never finds a row without its curves."""
+    session = run_session(double_factory(token_rate=200, tokens=10))
+    session.keep_curves = True
+    checked = []
+
+    class Rows(list):
+        def append(self, row):
+            checked.append(len(session.curves) == len(self) + 1 and session.curves[-1] is not None)
+            super().append(row)
+
+    session.rows = Rows()
+    session.run(RunSettings())
+    assert checked == [True]
