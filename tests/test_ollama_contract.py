@@ -262,3 +262,44 @@ def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):
     for text in (server.log_text(), log.read_text()):
         served = [r for r in (served_request(line, 0.0) for line in text.splitlines()) if r is not None]
         assert any(r.generating and r.status == 200 and r.latency_s > 0 for r in served), text[-1500:]
+
+
+# The double's Go-engine log is that of 0.6 to 0.1x (fixtures 01 and 05, users' real logs); 0.24
+# words a load otherwise. What each prints that the other does not, and why llmtop reads both:
+GO_ENGINE_ERA_DIFFERENCES = {
+    "only the double (0.6-0.1x)": {
+        "offload": "the plan line before the runner; 0.24 logs its plan as `model weights`/`kv cache` by device",
+        "starting llama server": "0.24 says `starting runner` (both are read as a load's start)",
+    },
+    "only 0.24": {
+        "starting runner": "0.24's start line, read as the older one",
+        "kv cache": "0.24's plan of the KV cache by device (parse-log shows it)",
+        "total memory": "0.24's plan total (parse-log shows it)",
+        "load": "the runner's load request (its GPU layers), which 0.6-0.1x printed without a msg llmtop needs",
+    },
+}
+
+
+def test_the_doubles_go_engine_log_against_real_0_24(real_ollama, tmp_path):
+    """Gemma 3 on Ollama's own engine: the double's lines (era go-engine, no GPU) against real 0.24's,
+    every difference named in GO_ENGINE_ERA_DIFFERENCES, and the lines both print in the same order
+    but for the weights, which 0.24 gives as a plan before the offload where 0.6-0.1x gave them after."""
+    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+    from real_ollama import GEMMA
+
+    log = tmp_path / "double.log"
+    with log.open("w") as out:
+        writer = ServerLog(lambda t: (out.write(t), out.flush()), "go-engine")
+        double = OllamaDouble(DoubleConfig(tokens=4, gpu_name=None), log=writer).start()
+        try:
+            _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
+        finally:
+            double.stop()
+    server = real_ollama("last Go engine")
+    _get(server.url, "/api/generate", {"model": GEMMA, "prompt": "Hello", "options": {"num_predict": 4}})
+    real = [_normal(k) for k in parsed_kinds(server.log_text())]
+    doubled = [_normal(k) for k in parsed_kinds(log.read_text())]
+    assert set(doubled) - set(real) == set(GO_ENGINE_ERA_DIFFERENCES["only the double (0.6-0.1x)"]), (doubled, real)
+    assert set(real) - set(doubled) == set(GO_ENGINE_ERA_DIFFERENCES["only 0.24"]), (doubled, real)
+    both = [k for k in doubled if k in real and k != "model weights"]
+    assert in_order(both, real) == [], (doubled, real)

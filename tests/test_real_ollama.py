@@ -280,6 +280,7 @@ REAL_OLLAMA_MODULES = ("test_real_ollama", "test_real_ollama_faults", "test_real
 UNPARAMETRIZED = {  # the real-Ollama tests that name their versions in their body
     "test_a_layer_sweep_on_a_machine_without_a_gpu_says_so_and_ends_well": ("newest",),
     "test_the_doubles_log_lines_come_in_the_real_order": ("article",),
+    "test_the_doubles_go_engine_log_against_real_0_24": ("last Go engine",),
     "test_with_another_ollama_on_the_machine_llmtop_measures_the_one_it_talks_to": ("article", "newest"),
     "test_the_watch_screen_beside_a_real_server": ("newest",),
 }
