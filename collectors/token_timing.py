@@ -68,6 +68,9 @@ class ServerTiming:
 
 
 BURST_GAP_S = 0.0005  # tokens closer than this (2,000 a second) came in one delivery, not one by one
+BURST_SAMPLE_GAPS = 8
+"""Fewer gaps than this cannot tell a buffering proxy from chance: a busy server writes two chunks
+in one packet now and then (the first ones after the prompt most of all)."""
 
 
 class TokenClock:
@@ -114,11 +117,16 @@ class TokenClock:
         return (self.count - 1) / (self.last_at - self.first_at)
 
     def in_bursts(self) -> bool:
-        """Whether the tokens arrived in bursts (most of them within BURST_GAP_S of the one before),
-        as a buffering proxy delivers them: then the client's clock cannot time the generation."""
+        """Whether the tokens arrived in bursts, as a buffering proxy delivers them: all at once, or
+        (given BURST_SAMPLE_GAPS gaps or more) most of them within BURST_GAP_S of the one before.
+        Then the client's clock cannot time the generation."""
         with self._lock:
             times = self._times
-            if len(times) < 3:
+            if len(times) < 2:
+                return False
+            if times[-1] - times[0] < BURST_GAP_S:
+                return True
+            if len(times) <= BURST_SAMPLE_GAPS:
                 return False
             gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
         return gaps[len(gaps) // 2] < BURST_GAP_S

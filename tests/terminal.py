@@ -12,23 +12,29 @@ from collections.abc import Callable
 import pyte
 
 
+def spawn_on_pty(argv: list[str], env: dict[str, str], columns: int = 120, lines: int = 40) -> tuple[int, int]:
+    """Start `argv` on a new pseudo terminal of `columns` x `lines`: (its pid, the terminal's fd)."""
+    env = dict(env, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(lines))
+    pid, fd = os.forkpty()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+    return pid, fd
+
+
 class Terminal:
     """`argv` started on a pseudo terminal of `columns` x `lines`; `screen()` is what it shows."""
 
     def __init__(self, argv: list[str], env: dict[str, str], columns: int = 120, lines: int = 40) -> None:
-        env = dict(env, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(lines))
         self.started = time.monotonic()
-        self.pid, self.fd = os.forkpty()
-        if self.pid == 0:
-            try:
-                os.execve(argv[0], argv, env)
-            finally:
-                os._exit(127)
-        import fcntl
-        import struct
-        import termios
-
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        self.pid, self.fd = spawn_on_pty(argv, env, columns, lines)
         self._screen = pyte.Screen(columns, lines)
         self._stream = pyte.ByteStream(self._screen)
         self.raw = bytearray()

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from terminal import spawn_on_pty
 from test_cli import command
 from test_ways_out import _drain
 from waiting import eventually, give_up
@@ -212,13 +213,7 @@ class _OnScreen(_Process):
 
     def __init__(self, argv: list[str], env: dict[str, str], record: Path) -> None:
         super().__init__(record)
-        env = dict(env, TERM="xterm-256color", COLUMNS="120", LINES="40")
-        self.pid, self.fd = os.forkpty()
-        if self.pid == 0:
-            try:
-                os.execve(argv[0], argv, env)
-            finally:
-                os._exit(127)
+        self.pid, self.fd = spawn_on_pty(argv, env)
         self.status: int | None = None
         self.output = b""
         self.exited_at: float | None = None

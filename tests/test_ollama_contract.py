@@ -238,28 +238,32 @@ LOG_LEFT_OUT: dict[str, dict[str, str]] = {
 }
 
 
-def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):
-    """The lines of a load that llmtop's parser takes: the double's (era 0.5, a machine without a
-    GPU) are the real 0.5.11's, in the same order; what it leaves out is named in LOG_LEFT_OUT."""
+def kinds_of_a_load(server, model: str, era: str, folder) -> tuple[list[str], list[str], tuple[str, str]]:
+    """The kinds of the lines llmtop takes from one load, on the double (ServerLog `era`, a machine
+    without a GPU) and on the real `server` loading `model`: (double's, real's, (real log, double's log))."""
     from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
-    log = tmp_path / "double.log"
+    log = folder / "double.log"
     with log.open("w") as out:
-        double = OllamaDouble(
-            DoubleConfig(tokens=4, gpu_name=None), log=ServerLog(lambda t: (out.write(t), out.flush()))
-        ).start()
+        writer = ServerLog(lambda t: (out.write(t), out.flush()), era)
+        double = OllamaDouble(DoubleConfig(tokens=4, gpu_name=None), log=writer).start()
         try:
             _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
         finally:
             double.stop()
-    server = real_ollama("article")
-    _get(server.url, "/api/generate", {"model": RANDOM_LLAMA, "prompt": "Hello", "options": {"num_predict": 4}})
-    real = [_normal(k) for k in parsed_kinds(server.log_text())]
-    doubled = [_normal(k) for k in parsed_kinds(log.read_text())]
+    _get(server.url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 4}})
+    logs = (server.log_text(), log.read_text())
+    return [_normal(k) for k in parsed_kinds(logs[1])], [_normal(k) for k in parsed_kinds(logs[0])], logs
+
+
+def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):
+    """The lines of a load that llmtop's parser takes: the double's (era 0.5, a machine without a
+    GPU) are the real 0.5.11's, in the same order; what it leaves out is named in LOG_LEFT_OUT."""
+    doubled, real, logs = kinds_of_a_load(real_ollama("article"), RANDOM_LLAMA, "0.5", tmp_path)
     assert in_order(doubled, real) == [], (doubled, real)
     assert sorted(set(real) - set(doubled)) == sorted(LOG_LEFT_OUT["article"]), (doubled, real)
     # Both print gin's access line as each request ends, which tells a shared server.
-    for text in (server.log_text(), log.read_text()):
+    for text in logs:
         served = [r for r in (served_request(line, 0.0) for line in text.splitlines()) if r is not None]
         assert any(r.generating and r.status == 200 and r.latency_s > 0 for r in served), text[-1500:]
 
@@ -284,21 +288,9 @@ def test_the_doubles_go_engine_log_against_real_0_24(real_ollama, tmp_path):
     """Gemma 3 on Ollama's own engine: the double's lines (era go-engine, no GPU) against real 0.24's,
     every difference named in GO_ENGINE_ERA_DIFFERENCES, and the lines both print in the same order
     but for the weights, which 0.24 gives as a plan before the offload where 0.6-0.1x gave them after."""
-    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
     from real_ollama import GEMMA
 
-    log = tmp_path / "double.log"
-    with log.open("w") as out:
-        writer = ServerLog(lambda t: (out.write(t), out.flush()), "go-engine")
-        double = OllamaDouble(DoubleConfig(tokens=4, gpu_name=None), log=writer).start()
-        try:
-            _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
-        finally:
-            double.stop()
-    server = real_ollama("last Go engine")
-    _get(server.url, "/api/generate", {"model": GEMMA, "prompt": "Hello", "options": {"num_predict": 4}})
-    real = [_normal(k) for k in parsed_kinds(server.log_text())]
-    doubled = [_normal(k) for k in parsed_kinds(log.read_text())]
+    doubled, real, _ = kinds_of_a_load(real_ollama("last Go engine"), GEMMA, "go-engine", tmp_path)
     assert set(doubled) - set(real) == set(GO_ENGINE_ERA_DIFFERENCES["only the double (0.6-0.1x)"]), (doubled, real)
     assert set(real) - set(doubled) == set(GO_ENGINE_ERA_DIFFERENCES["only 0.24"]), (doubled, real)
     both = [k for k in doubled if k in real and k != "model weights"]

@@ -26,6 +26,7 @@ from waiting import eventually, give_up
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
 
 STALL_S = 5  # a 2-core machine running other tests may pause a healthy runner for a second or two
+TOKENS_BEFORE = 12  # tokens of the run before the fault: enough that a busy server's coalesced chunks still span time
 
 
 def start_llmtop(server: RealOllama, folder: Path, *args: str) -> subprocess.Popen[str]:
@@ -72,7 +73,7 @@ def test_the_runner_killed_mid_generation(real_ollama, tmp_path, kind):
     server = real_ollama(kind)
     llmtop = start_llmtop(server, tmp_path, LONG_LLAMA, RANDOM_LLAMA)
     try:
-        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= 5, 180, "tokens of the first run")
+        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= TOKENS_BEFORE, 180, "tokens of the first run")
         (runner,) = runner_pids(server)
         os.kill(runner, signal.SIGKILL)
         _, stderr = llmtop.communicate(timeout=240)
@@ -95,7 +96,7 @@ def test_the_runner_stopped_mid_generation_ends_the_run_within_the_stall_limit(r
     llmtop = start_llmtop(server, tmp_path, LONG_LLAMA, RANDOM_LLAMA, "--stall-timeout", str(STALL_S))
     runner = None
     try:
-        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= 5, 180, "tokens of the first run")
+        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= TOKENS_BEFORE, 180, "tokens of the first run")
         (runner,) = runner_pids(server)
         os.kill(runner, signal.SIGSTOP)
         stopped = time.monotonic()
@@ -122,7 +123,7 @@ def test_ollama_serve_stopped_mid_run(real_ollama, tmp_path, kind):
     server = real_ollama(kind)
     llmtop = start_llmtop(server, tmp_path, LONG_LLAMA)
     try:
-        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= 5, 180, "tokens of the run")
+        eventually(lambda: tokens_in_first_run(tmp_path, llmtop) >= TOKENS_BEFORE, 180, "tokens of the run")
         stopped = time.monotonic()
         server.stop()
         _, stderr = llmtop.communicate(timeout=60)
@@ -166,7 +167,9 @@ def test_a_model_whose_file_is_damaged(real_ollama, tmp_path, kind):
     if status == 200:
         status, answer = server.api_error("/api/generate", {"model": "damaged", "prompt": "Hello"})
     assert status == 500, answer
-    words = one_line(answer["error"])  # Ollama's own words, on one line
+    # Ollama's own words, on one line: their first line, as 0.5.11 adds the runner's last stderr
+    # lines only where it has read them before the runner's exit (one request of two, on a busy machine).
+    words = one_line(answer["error"]).split(" / ")[0]
     said_once(stderr, words)
     if (tmp_path / "run.json").exists():  # the load failed: the run is kept with them
         (run,) = exported(tmp_path)

@@ -80,3 +80,20 @@ def test_bursts_are_told_apart_from_a_fast_stream():
     for i in range(40):
         fast.token(1.0 + i * 0.002)  # 500 tokens a second, one by one
     assert not fast.in_bursts() and fast.client_rate_tps == pytest.approx(500)
+
+
+def test_a_few_tokens_that_came_two_at_a_time_are_no_burst_but_all_at_once_is():
+    """As a busy server on two cores sends a short run's first chunks (seen on real Ollama 0.34 in CI):
+    a handful of gaps cannot tell a buffering proxy from chance, so the client rate stands."""
+    few = TokenClock(0.0)
+    for t in (1.0, 1.0, 1.0, 1.03, 1.06, 1.06):
+        few.token(t)
+    assert not few.in_bursts() and few.client_rate_tps == pytest.approx(5 / 0.06)
+    at_once = TokenClock(0.0)
+    for _ in range(5):
+        at_once.token(2.0)
+    assert at_once.in_bursts() and at_once.client_rate_tps is None
+    many = TokenClock(0.0)
+    for i in range(12):
+        many.token(1.0 + (i // 4) * 0.1)  # three deliveries of four: most gaps are nothing
+    assert many.in_bursts()
