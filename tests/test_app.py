@@ -246,13 +246,13 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
-        assert cells_of(app.table, 0)["GPU layers"] == "27/81"
+        assert cells_of(app.runs.table, 0)["GPU layers"] == "27/81"
         # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
-        assert app.why.text == (
+        assert app.layers_panel.why.text == (
             "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
             "and 15.6 GiB was available"
         )
-        assert app.runner.rows[0].split_reason == app.why.text.removeprefix("why: ")
+        assert app.runner.rows[0].split_reason == app.layers_panel.why.text.removeprefix("why: ")
         assert not app.log_pane.display
         await pilot.press("l")
         await on_screen(pilot, lambda: app.log_pane.display)
@@ -307,7 +307,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
     async with app.run_test(size=(140, 44)) as pilot:
         await until(pilot, lambda: app.session.phase is Phase.GENERATING)
         await next_frame(pilot, frames=2)  # the GPU sampler's reading since the request, drawn
-        vram, shared = app.gpu_gauges[0]
+        vram, shared = app.gpu_panel.pairs[0]
         assert "15.0 GB / 16.0 GB  Δ +14.0 GB" in vram.text
         assert "AMD Radeon RX 7600 XT · 90% busy · Ollama 14.0 GB" in vram.text
         assert "2.3 GB / 16.0 GB  Δ +2.0 GB  spilling into system RAM" in shared.text
@@ -318,7 +318,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         row = app.runner.rows[0]
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
-        assert cells_of(app.table, 0)["VRAM"] == "14.0GB"
+        assert cells_of(app.runs.table, 0)["VRAM"] == "14.0GB"
     app.session.collectors.stop()
 
 
@@ -340,15 +340,15 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         def every_row_shown() -> bool:
             text = str(app.query_one("#phase").render())
             seen.update(m.group(0) for m in [re.search(r"run \d of 4 · llama3.3 (cpu|auto)", text)] if m)
-            return app.table.row_count == 4
+            return app.runs.table.row_count == 4
 
         await on_screen(pilot, every_row_shown, 30)
         assert {"run 1 of 4 · llama3.3 cpu", "run 2 of 4 · llama3.3 auto"} <= seen
-        assert app.table.row_count == 4
+        assert app.runs.table.row_count == 4
         kinds = [(r.mode, r.load_kind, r.complete, r.error) for r in app.runner.rows]
-        assert app.comparison.display and app.comparison.row_count == 2, kinds
+        assert app.runs.comparison.display and app.runs.comparison.row_count == 2, kinds
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
-        cpu_row, auto_row = cells_of(app.comparison, 0), cells_of(app.comparison, 1)
+        cpu_row, auto_row = cells_of(app.runs.comparison, 0), cells_of(app.runs.comparison, 1)
         assert (cpu_row["env"], cpu_row["mode"], cpu_row["speed-up"], cpu_row["runs"]) == ("CPU", "cpu", "1.00x", "2")
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
         assert auto_row["tps"].startswith(f"{mean_auto:.2f} ± ")
@@ -467,20 +467,20 @@ async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(do
         async with app.run_test(size=(140, 44)) as pilot:
             await until(pilot, lambda: app.session.last is not None and app.session.last.clock.count > 30)
             await next_frame(pilot, frames=SLOW_EVERY + 1)  # the energy line is redrawn every SLOW_EVERY frames
-            cpu, gpu = [g for g in app.power_gauges if g.display]
+            cpu, gpu = [g for g in app.power_panel.gauges if g.display]
             shown = re.search(r"^CPU power   [█░]+ ([\d.]+) W / 125 W  Δ [+-]\d+\.\d W  [▁-█]+ CPU package$", cpu.text)
             assert shown, cpu.text
             # 40 W, read between two samples 0.5 s apart from a file its writer steps every 5 ms (more when busy)
             assert float(shown.group(1)) == pytest.approx(40.0, abs=40.0 * 2 * counter.max_gap_s / 0.5 + 1.0)
             assert gpu.text.startswith("GPU power   n/a: nvml: no NVIDIA driver")
-            energy = app.energy_line.text
+            energy = app.power_panel.energy_line.text
             assert re.fullmatch(r"energy \d+ J since the request   ·   \d\.\d+ J/token while generating", energy), (
                 energy
             )
             await until(pilot, lambda: len(app.runner.rows) == 1)
             row = app.runner.rows[0]
             assert row.joules_per_token == pytest.approx(40.0 / 20, rel=0.1)  # 40 W at 20 tokens/s
-            assert cells_of(app.table, 0)["J/token"] == f"{row.joules_per_token:.3g}"
+            assert cells_of(app.runs.table, 0)["J/token"] == f"{row.joules_per_token:.3g}"
             drm = root / "class" / "drm"
             assert row.energy_note == (
                 "GPU not measured (nvml: no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found; "

@@ -105,7 +105,7 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
             async with app.run_test(size=(160, 44)) as pilot:
 
                 def progress_shown() -> bool:
-                    text = app.tokens_line.text
+                    text = app.query_one("#tokens").text
                     if "tokens read" in text:
                         seen.append(text)
                     return bool(seen)

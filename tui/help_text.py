@@ -90,3 +90,27 @@ def help_lines(keys: Sequence[tuple[str, str]], unavailable: Sequence[tuple[str,
         lines += [(f"  {name}: {reason}", 4) for name, reason in unavailable]
     lines += [("", 0), ("`llmtop doctor` says what each source read on this machine, and why any is missing.", 0)]
     return lines
+
+
+# What each of the run screen's keys does, in full (the footer names them in a word), by action.
+RUN_KEY_HELP = {
+    "quit_keeping": "quit (a run in progress is kept, marked incomplete; the export and history keep it)",
+    "run_again": "queue one more run of the model with the next run's settings",
+    "toggle_cpu": "the next run (r) CPU only, or back to the plan's setting",
+    "export": "write the runs so far (--export PATH, else llmtop-MODEL-DATE.md)",
+    "toggle_log": "the server log's lines about the model load",
+    "toggle_bars": "tps per model and mode as bars (the article's graph); a sweep's chart in a sweep",
+    "toggle_memory": "the memory timeline in place of the tps chart (both side by side from 160 columns)",
+    "help": "this help (also F1); Esc closes it",
+}
+# Keys the footer leaves out, and what they do.
+HIDDEN_KEYS = (
+    ("Ctrl+C", "quit (the run in progress is kept, marked incomplete)"),
+    ("t", "the tables' other columns, where they do not all fit the width"),
+)
+
+
+def key_lines(keys: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """(key, what it does) for the help screen: each (key, action, word) the footer shows, in full
+    where RUN_KEY_HELP says more, then the keys the footer leaves out."""
+    return [(key, RUN_KEY_HELP.get(action, word)) for key, action, word in keys] + list(HIDDEN_KEYS)

@@ -19,9 +19,10 @@ from llmtop import units
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.figures import REQUEST_COLUMNS
-from llmtop.measure.summary import ram_used
+from llmtop.measure.screen_states import gpu_state, memory_state
 from llmtop.measure.timeline import recent_timeline
-from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.panels.gpu_panel import GpuPanel
+from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
 from llmtop.watch.state import LoadedModel, WatchEvent, WatchState, live_wall
@@ -126,10 +127,8 @@ class WatchApp(App[int]):
         yield TextLine(id="server")
         with Horizontal(id="live"):
             with Vertical(id="gauges"):
-                yield Gauge("RAM", id="ram")
-                yield Gauge("VRAM", id="vram")
-                yield Gauge("Shared GPU", id="shared")
-                yield Gauge("Ollama RSS", id="rss")
+                yield MemoryPanel()
+                yield GpuPanel(id="gpu")
             yield MemoryTimelineChart(
                 id="memory", title=f"memory GB, last {TIMELINE_S // 60:.0f} minutes", since="the window's start"
             )
@@ -213,32 +212,7 @@ class WatchApp(App[int]):
         )
 
     def _refresh_gauges(self) -> None:
-        collectors = self.collectors
-        memory = collectors.memory.latest()
-        process = collectors.processes.latest()
-        ram = self.query_one("#ram", Gauge)
-        if memory is None:
-            ram.show_unavailable(collectors.memory.last_error or "waiting for the first sample")
-        else:
-            ram.show_reading(ram_used(memory, process), memory.total_bytes)
-        rss = self.query_one("#rss", Gauge)
-        if process is None or process.rss_bytes is None:
-            rss.show_unavailable(process.reason if process is not None and process.reason else "not read")
-        else:
-            rss.show_reading(process.rss_bytes, memory.total_bytes if memory else None)
-        vram, shared = self.query_one("#vram", Gauge), self.query_one("#shared", Gauge)
-        gpu = collectors.gpu.latest() if collectors.gpu is not None else None
-        if gpu is None or not gpu.gpus:
-            why = collectors.gpu_unavailable if collectors.gpu is None else "waiting for the first sample"
-            vram.show_unavailable(f"no GPU read ({why})")
-            shared.show_unavailable("no GPU read (`llmtop doctor` shows each backend tried)")
-            return
-        first = gpu.gpus[0]
-        if first.dedicated_used is None:
-            vram.show_unavailable(first.reason("dedicated"))
-        else:
-            vram.show_reading(first.dedicated_used, first.dedicated_total, note=first.name)
-        if first.shared_used is None:
-            shared.show_unavailable(first.reason("shared"))
-        else:
-            shared.show_reading(first.shared_used, first.shared_total)
+        """The run screen's memory and GPU panels, without a baseline (no Δ) or a run (no spill
+        warning: the events say a spill)."""
+        self.query_one(MemoryPanel).show(memory_state(self.collectors, None))
+        self.query_one(GpuPanel).show(gpu_state(self.collectors, None, running=False))

@@ -3,10 +3,13 @@ cannot be written costs none of the others. The commands print the outcomes, the
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmtop.measure.plan import PlanRunner
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves
@@ -57,3 +60,41 @@ def write_session_files(
         except OSError as exc:
             outcomes.append(Written(what, path, problem=f"cannot write {path}: {exc.strerror or exc}"))
     return outcomes
+
+
+def write_plan_files(
+    runner: PlanRunner, *, export: str, chart: str | None, report: str | None, lang: str
+) -> list[Written]:
+    """`write_session_files` for the runs of a plan so far (the screen's `e`): its machine, its
+    sweep, and with a report the rows' curves."""
+    rows = list(runner.rows)
+    curves = [runner.curves_of(row) for row in rows] if report else []
+    return write_session_files(
+        rows,
+        export=export,
+        chart=chart,
+        report=report,
+        lang=lang,
+        machine=runner.machine,
+        sweep=runner.sweep_result(),
+        curves=curves,
+    )
+
+
+def export_name(model: str, now: dt.datetime) -> str:
+    """The export's name where none was given: `llmtop-MODEL-YYYYmmdd-HHMMSS.md`, the model's name
+    made safe for a file name."""
+    return f"llmtop-{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}-{now.strftime('%Y%m%d-%H%M%S')}.md"
+
+
+def outcome_messages(outcomes: Sequence[Written], runs: int) -> list[tuple[str, bool]]:
+    """What the screen says of the files written: (message, whether it is a failure), each failure
+    on its own, then one line for what was written."""
+    messages = [(o.problem or "", True) for o in outcomes if o.problem]
+    written = [o for o in outcomes if o.written]
+    if written and written[0].what == "export":
+        also = "".join(f" and the {o.what} to {o.path}" for o in written[1:])
+        messages.append((f"wrote {runs} run(s) to {written[0].path}{also}", False))
+    elif written:
+        messages.append(("wrote " + " and ".join(f"the {o.what} to {o.path}" for o in written), False))
+    return messages

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from llmtop import units
+from llmtop.measure.screen_states import GaugeState
 from llmtop.tui.word_wrap import shorten
 
 BAR_WIDTH = 16
@@ -50,6 +51,15 @@ class Gauge(Widget):
         self.used, self.total, self.delta, self.reason, self.note = used, total, delta, None, note
         self._repaint()
 
+    def show_state(self, state: GaugeState) -> None:
+        """Display a gauge's state: its label, its reading or why it has none, the warning colour."""
+        self.label = state.label
+        if state.used is None:
+            self.show_unavailable(state.reason)
+        else:
+            self.show_reading(state.used, state.total, state.delta, note=state.note)
+        self.set_class(state.warning, "-warning")
+
     def show_unavailable(self, reason: str) -> None:
         """Display `n/a: reason`; never a number that was not read."""
         self.used = self.total = self.delta = None
@@ -82,8 +92,8 @@ class Gauge(Widget):
         """The gauge as drawn at `width` cells: the full line where it fits; else the bar narrower,
         the note shorter, then neither; a reason is cut at a word with `…`."""
         if self.used is None:
-            line = Text(f"{self.label:<{LABEL_WIDTH}}", style="bold")
-            line.append(shorten(f"n/a: {self.reason}", width - LABEL_WIDTH), style="dim")
+            line = Text(f"{self.label:<{LABEL_WIDTH - 1}} ", style="bold")
+            line.append(shorten(f"n/a: {self.reason}", width - line.cell_len), style="dim")
             return line
         for bar in (BAR_WIDTH, 8):
             line = self._line(bar)
@@ -101,7 +111,7 @@ class Gauge(Widget):
         return line
 
     def _line(self, bar: int = BAR_WIDTH, note: bool = True, note_text: str | None = None) -> Text:
-        line = Text(f"{self.label:<{LABEL_WIDTH}}", style="bold")
+        line = Text(f"{self.label:<{LABEL_WIDTH - 1}} ", style="bold")
         if self.used is None:
             line.append(f"n/a: {self.reason}", style="dim")
             return line

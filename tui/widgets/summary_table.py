@@ -53,7 +53,8 @@ class SummaryTable(DataTable):
         self._add_columns()
 
     def on_resize(self) -> None:
-        self._fit()
+        # Not within the layout that resized it: the rows a new split rebuilds need a layout of their own.
+        self.call_after_refresh(self._fit)
 
     def _add_columns(self) -> None:
         for column in self.shown_columns:
