@@ -108,12 +108,12 @@ def test_what_is_not_read_says_why_and_shows_no_figure():
 
 
 def test_a_spill_is_said_only_while_a_run_goes_on():
-    base = SimpleNamespace(baseline_gpu=GpuSample(0, (radeon(0.5),)))
+    base = SimpleNamespace(baseline_gpu=GpuSample(0, (radeon(0.5),)), phases=[(0.25, "baseline")])
     buffer = Buffer(GpuSample(5, (radeon(2.5),)))
     running = gpu_state(collectors(gpu=buffer), base, running=True)
     ((vram, shared),) = running.gauges
     assert shared.warning and shared.delta == 2 * GB and shared.note == "spilling into system RAM"
-    assert running.spill == "Radeon RX 7600 XT" and vram.note == "Radeon RX 7600 XT · 97% busy"
+    assert running.spill == "Radeon RX 7600 XT" and running.run == 0.25 and vram.note == "Radeon RX 7600 XT · 97% busy"
     idle = gpu_state(collectors(gpu=buffer), base, running=False)
     assert idle.spill is None and not idle.gauges[0][1].warning
 

@@ -92,11 +92,11 @@ def memory_state(collectors: SystemCollectors, record: RunRecord | None) -> Memo
 @dataclass(frozen=True)
 class GpuState:
     """Per GPU, its dedicated (or unified) and its shared memory gauges; `spill` names a GPU whose
-    shared memory grows over its baseline while `run` (a number for the run) goes on."""
+    shared memory grows over its baseline while `run` goes on (the time the run began: one per run)."""
 
     gauges: tuple[tuple[GaugeState, GaugeState], ...]
     spill: str | None = None
-    run: int = 0
+    run: float = 0.0
 
 
 def gpu_state(collectors: SystemCollectors, record: RunRecord | None, running: bool) -> GpuState:
@@ -137,7 +137,7 @@ def gpu_state(collectors: SystemCollectors, record: RunRecord | None, running: b
             if figures.spilling and spill is None:
                 spill = gpu.name
         gauges.append((vram, shared))
-    return GpuState(tuple(gauges), spill, id(record) if record is not None else 0)
+    return GpuState(tuple(gauges), spill, record.phases[0][0] if record is not None and record.phases else 0.0)
 
 
 def spill_warning(gpu_name: str) -> str:

@@ -21,7 +21,7 @@ class GpuPanel(Vertical):
         super().__init__(id=id)
         self.drawn: GpuState | None = None
         self.pairs: list[tuple[Gauge, Gauge]] = []
-        self.warned_run: int | None = None
+        self.warned_run: float | None = None
 
     def compose(self) -> ComposeResult:
         pair = (Gauge("VRAM", id="vram-0"), Gauge("Shared GPU", id="shared-0"))
