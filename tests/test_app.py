@@ -246,7 +246,7 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         await until(pilot, lambda: len(app.runner.rows) == 1)
         gauge = app.query_one("#layers", Gauge).text
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
-        assert cells_of(app.runs.table, 0)["GPU layers"] == "27/81"
+        assert cells_of(app.runs_table, 0)["GPU layers"] == "27/81"
         # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
         assert app.layers_panel.why.text == (
             "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
@@ -318,7 +318,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
         row = app.runner.rows[0]
         assert (row.vram_delta_bytes, row.shared_delta_bytes) == (14 * GB, 2 * GB)
         assert row.gpus == ("AMD Radeon RX 7600 XT",)
-        assert cells_of(app.runs.table, 0)["VRAM"] == "14.0GB"
+        assert cells_of(app.runs_table, 0)["VRAM"] == "14.0GB"
     app.session.collectors.stop()
 
 
@@ -340,15 +340,15 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         def every_row_shown() -> bool:
             text = str(app.query_one("#phase").render())
             seen.update(m.group(0) for m in [re.search(r"run \d of 4 · llama3.3 (cpu|auto)", text)] if m)
-            return app.runs.table.row_count == 4
+            return app.runs_table.row_count == 4
 
         await on_screen(pilot, every_row_shown, 30)
         assert {"run 1 of 4 · llama3.3 cpu", "run 2 of 4 · llama3.3 auto"} <= seen
-        assert app.runs.table.row_count == 4
+        assert app.runs_table.row_count == 4
         kinds = [(r.mode, r.load_kind, r.complete, r.error) for r in app.runner.rows]
-        assert app.runs.comparison.display and app.runs.comparison.row_count == 2, kinds
+        assert app.comparison_table.display and app.comparison_table.row_count == 2, kinds
         rates = [f["eval_count"] / (f["eval_duration"] / 1e9) for f in double.finals]
-        cpu_row, auto_row = cells_of(app.runs.comparison, 0), cells_of(app.runs.comparison, 1)
+        cpu_row, auto_row = cells_of(app.comparison_table, 0), cells_of(app.comparison_table, 1)
         assert (cpu_row["env"], cpu_row["mode"], cpu_row["speed-up"], cpu_row["runs"]) == ("CPU", "cpu", "1.00x", "2")
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
         assert auto_row["tps"].startswith(f"{mean_auto:.2f} ± ")
@@ -480,7 +480,7 @@ async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(do
             await until(pilot, lambda: len(app.runner.rows) == 1)
             row = app.runner.rows[0]
             assert row.joules_per_token == pytest.approx(40.0 / 20, rel=0.1)  # 40 W at 20 tokens/s
-            assert cells_of(app.runs.table, 0)["J/token"] == f"{row.joules_per_token:.3g}"
+            assert cells_of(app.runs_table, 0)["J/token"] == f"{row.joules_per_token:.3g}"
             drm = root / "class" / "drm"
             assert row.energy_note == (
                 "GPU not measured (nvml: no NVIDIA driver: the NVML library (libnvidia-ml / nvml.dll) is not found; "

@@ -67,7 +67,7 @@ def test_every_line_fits_its_width(scene):
         assert_nothing_is_cut(app)
         if scene.size == (120, 40) and scene.name.startswith("run"):
             # The article's columns fit at 120: params, quant, size, env, tps, RAM, VRAM.
-            shown = [c.header for c in app.runs.table.shown_columns]
+            shown = [c.header for c in app.runs_table.shown_columns]
             assert shown[:8] == ["model", "params", "quant", "size", "env", "tps", "RAM", "VRAM"]
 
     at_scene(scene, check)
@@ -77,7 +77,7 @@ def test_t_shows_the_columns_that_did_not_fit():
     scene = next(s for s in SCENES if s.name == "run-end-80x24")
 
     async def check(app, pilot):
-        table = app.runs.table
+        table = app.runs_table
         assert len(table.pages) > 1 and "t: more columns (1/" in str(table.border_title)
         first = [c.header for c in table.shown_columns]
         await pilot.press("t")

@@ -33,9 +33,10 @@ from llmtop.tui.panels.log_panel import LogPanel
 from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.panels.phase_panel import PhasePanel
 from llmtop.tui.panels.power_panel import PowerPanel
-from llmtop.tui.panels.runs_panel import RunsPanel
+from llmtop.tui.panels.runs_panel import runs_panel
 from llmtop.tui.screen_layout import after_memory_key, screen_layout
 from llmtop.tui.widgets.gauge import Gauge
+from llmtop.tui.widgets.summary_table import SummaryTable
 from llmtop.tui.widgets.text_line import TextLine
 from summary_rows import row
 
@@ -101,6 +102,8 @@ def test_what_is_not_read_says_why_and_shows_no_figure():
     elsewhere = collectors([memory(1, 20)], [ollama(1, 2, None)])
     assert memory_state(elsewhere, None).mapped.reason == "counted apart on Linux only (see docs/measurement.md)"
     assert memory_state(elsewhere, None).swap.reason == "no swap configured"
+    no_process = collectors([memory(1, 20)], [OllamaProcessSample(1, None, None, None, (), reason="no Ollama process")])
+    assert memory_state(no_process, None).mapped.reason == "no Ollama process read (see Ollama RSS)"
     no_gpu = gpu_state(collectors(gpu_unavailable="nvml: no NVIDIA driver"), None, running=True)
     ((vram, shared),) = no_gpu.gauges
     assert vram.used is None and vram.reason == "no GPU read (nvml: no NVIDIA driver)"
@@ -151,13 +154,14 @@ def test_the_layout_for_the_terminal_and_the_memory_key():
 class Host(App[None]):
     """One panel on a screen of its own; every toast kept."""
 
-    def __init__(self, panel: Widget) -> None:
+    def __init__(self, panel: Widget, *more: Widget) -> None:
         super().__init__()
-        self.panel = panel
+        self.panel, self.more = panel, more
         self.toasts: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield self.panel
+        yield from self.more
 
     def notify(self, message, **kwargs) -> None:  # type: ignore[override]
         self.toasts.append(message)
@@ -291,17 +295,24 @@ async def test_the_phase_and_layers_panels_take_the_longest_text_that_fits(width
         assert " ".join(app.panel.why.rows(width)) == layers.why  # wrapped, none of it lost
 
 
-async def test_the_runs_panel_adds_rows_and_compares_from_two_runs_on():
+async def test_the_runs_panel_adds_rows_and_compares_from_two_runs_on(monkeypatch):
+    rebuilt = counted(monkeypatch, SummaryTable, "replace_all")
     rows = (row("llama3.3", "cpu", 0.99), row("llama3.3", "auto", 1.34))
-    app = Host(RunsPanel())
+    table, comparison = parts = runs_panel(sweep=False)
+    app = Host(*parts)
     async with app.run_test(size=(160, 30)) as pilot:
-        app.panel.show(RunsState(rows[:1], tuple(compare(rows[:1]))))
+        for part in parts:
+            part.show(RunsState(rows[:1], tuple(compare(rows[:1]))))
         await pilot.pause()
-        assert app.panel.table.row_count == 1 and not app.panel.comparison.display
-        app.panel.show(RunsState(rows, tuple(compare(rows))))
+        assert table.row_count == 1 and not comparison.display
+        for part in parts:
+            part.show(RunsState(rows, tuple(compare(rows))))
         await pilot.pause()
-        assert app.panel.table.row_count == 2 and app.panel.comparison.display
-        assert app.panel.comparison.row_count == 2
+        assert table.row_count == 2 and comparison.display and comparison.row_count == 2
+        assert len(rebuilt) == 2  # the comparison, twice; the runs' rows were added to
+        for part in parts:
+            part.show(RunsState(rows, tuple(compare(rows))))
+        assert len(rebuilt) == 2
 
 
 async def test_the_log_panel_rewrites_only_new_lines(monkeypatch):

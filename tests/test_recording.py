@@ -274,7 +274,7 @@ async def test_a_replay_on_screen_has_its_banner_its_rows_and_no_r(tmp_path):
     async with app.run_test(size=(140, 50)) as pilot:
         await on_screen(pilot, lambda: len(runner.rows) == 4 and app.bars.display)
         assert str(app.query_one("#banner").render()) == "REPLAY of compare.jsonl"
-        assert app.runs.table.row_count == 4 and app.runs.comparison.row_count == 2
+        assert app.runs_table.row_count == 4 and app.comparison_table.row_count == 2
         assert as_recorded(runner.rows) == loaded.summaries
         last_run = max(i for i, e in enumerate(loaded.events) if e["event"] == "run")
         text = "".join(e["text"] for e in loaded.events[last_run:] if e["event"] == "token")

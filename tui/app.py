@@ -40,7 +40,7 @@ from llmtop.tui.panels.log_panel import LogPanel
 from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.panels.phase_panel import PhasePanel
 from llmtop.tui.panels.power_panel import PowerPanel
-from llmtop.tui.panels.runs_panel import RunsPanel
+from llmtop.tui.panels.runs_panel import runs_panel
 from llmtop.tui.screen_layout import after_memory_key, screen_layout
 from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
@@ -115,6 +115,8 @@ class LlmtopApp(App[int]):
         self._idle: dict[str, float] = {}  # each power source's idle watts in the run's baseline
         self._energy: tuple[str, ...] = ("",)
         self._rows_shown = 0  # the runner's rows the runs panel was last handed
+        self.runs_parts = runs_panel(runner.sweep is not None)
+        self.runs_table, self.comparison_table = self.runs_parts[0], self.runs_parts[1]
 
     @property
     def session(self) -> Session:
@@ -142,7 +144,7 @@ class LlmtopApp(App[int]):
                 yield SweepChart(id="sweep-chart", classes="chart")
         yield AnswerPanel(id="text")
         yield LogPanel(id="log-pane")
-        yield RunsPanel(sweep)
+        yield from self.runs_parts
         yield Footer()
 
     def on_mount(self) -> None:
@@ -156,7 +158,6 @@ class LlmtopApp(App[int]):
         self.layers_panel = self.query_one(LayersPanel)
         self.answer = self.query_one(AnswerPanel)
         self.log_pane = self.query_one(LogPanel)
-        self.runs = self.query_one(RunsPanel)
         self.gauges_box = self.query_one("#gauges", Vertical)
         self.chart = self.query_one(TokenRateChart)
         self.memory_chart = self.query_one(MemoryTimelineChart)
@@ -226,7 +227,8 @@ class LlmtopApp(App[int]):
         """The runs panel, and the bars (or a sweep's chart) once the plan is done."""
         self._rows_shown = len(self.runner.rows)
         runs = states.runs_state(self.runner, finished)
-        self.runs.show(runs)
+        for part in self.runs_parts:
+            part.show(runs)
         if runs.sweep is not None:
             self.sweep_chart.show_result(runs.sweep)
             if plan_done and not self._bars_shown:
@@ -348,7 +350,8 @@ class LlmtopApp(App[int]):
 
     def _keep_run_in_progress(self, reason: str = "quit before the run finished") -> None:
         if self.runner.abandon(reason) is not None:
-            self.runs.show(states.runs_state(self.runner))
+            for part in self.runs_parts:
+                part.show(states.runs_state(self.runner))
 
     def action_quit_keeping(self) -> None:
         self._keep_run_in_progress()

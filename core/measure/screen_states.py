@@ -63,7 +63,9 @@ def memory_state(collectors: SystemCollectors, record: RunRecord | None) -> Memo
     proc = collectors.processes.latest()
     base_proc = record.baseline_process if record else None
     total = memory.total_bytes if memory else None
-    if proc is None or proc.file_rss_bytes is None:
+    if proc is None or proc.rss_bytes is None:  # the Ollama processes are not read: the RSS gauge says why
+        mapped = GaugeState.na("  mapped", "no Ollama process read (see Ollama RSS)")
+    elif proc.file_rss_bytes is None:
         mapped = GaugeState.na("  mapped", "counted apart on Linux only (see docs/measurement.md)")
     else:
         _, mapped_delta = process_deltas(proc, base_proc)
@@ -137,7 +139,9 @@ def gpu_state(collectors: SystemCollectors, record: RunRecord | None, running: b
             if figures.spilling and spill is None:
                 spill = gpu.name
         gauges.append((vram, shared))
-    return GpuState(tuple(gauges), spill, record.phases[0][0] if record is not None and record.phases else 0.0)
+    if record is None or not record.phases:  # no run to say it of
+        return GpuState(tuple(gauges))
+    return GpuState(tuple(gauges), spill, record.phases[0][0])
 
 
 def spill_warning(gpu_name: str) -> str:

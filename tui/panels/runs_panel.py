@@ -1,9 +1,11 @@
-"""The runs panel: a row per run, the runs compared, and in a sweep its table and conclusion."""
+"""The runs panel: a row per run, the runs compared, and in a sweep its table and conclusion.
+
+Its parts lie on the screen itself, one under the other, each drawing its share of the one RunsState:
+a table's height follows its rows, and the screen lays out a table of its own at once where one
+inside a container of automatic height could be left at its old height for a frame or more."""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widgets import Static
 
 from llmtop.figures import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
@@ -13,56 +15,82 @@ from llmtop.tui.widgets.summary_table import SummaryTable
 SWEEP_TITLE = "sweep: one line per point, tps mean ± sd, memory Δ over each run's baseline (b: its chart)"
 
 
-class RunsPanel(Vertical):
-    """The tables at the bottom of the run screen (`sweep`: the sweep's table and conclusion too)."""
+class RunsTable(SummaryTable):
+    """A row per run; rows are added to those shown."""
 
-    DEFAULT_CSS = """
-    RunsPanel { height: auto; }
-    """
-
-    def __init__(self, sweep: bool = False) -> None:
-        super().__init__()
-        self.sweep = sweep
+    def __init__(self) -> None:
+        super().__init__(id="summary")
         self.drawn: RunsState | None = None
 
-    def compose(self) -> ComposeResult:
-        yield SummaryTable(id="summary")
-        yield SummaryTable(id="comparison", columns=SCREEN_COMPARISON_COLUMNS)
-        if self.sweep:
-            yield SummaryTable(id="sweep-table", columns=SWEEP_COLUMNS)
-            yield Static(id="conclusion", markup=False)
-
     def on_mount(self) -> None:
-        self.table.set_title("runs (Δ over the baseline of each run)")
-        self.comparison.set_title("compared: tps mean ± sd, speed-up over cpu")
-        if self.sweep:
-            self.query_one("#sweep-table", SummaryTable).set_title(SWEEP_TITLE)
-
-    @property
-    def table(self) -> SummaryTable:
-        return self.query_one("#summary", SummaryTable)
-
-    @property
-    def comparison(self) -> SummaryTable:
-        return self.query_one("#comparison", SummaryTable)
+        self.set_title("runs (Δ over the baseline of each run)")
 
     def show(self, state: RunsState) -> None:
-        """Draw `state` (nothing when it is the one drawn last); rows are added to those shown."""
-        if state == self.drawn:
+        """Draw `state`'s rows (nothing when they are the ones drawn last)."""
+        shown = self.drawn.rows if self.drawn else ()
+        self.drawn = state
+        if state.rows == shown:
             return
-        drawn, self.drawn = self.drawn, state
-        shown = drawn.rows if drawn else ()
         if state.rows[: len(shown)] == shown:
             for row in state.rows[len(shown) :]:
-                self.table.add_summary(row)
+                self.add_summary(row)
         else:
-            self.table.replace_all(state.rows)
-        comparison = self.comparison
-        if comparison.display != state.compared:
-            comparison.display = state.compared
-            comparison.replace_all(state.comparisons)  # filled as it is shown, at the width it is given
-        elif drawn is None or state.comparisons != drawn.comparisons:
-            comparison.replace_all(state.comparisons)
-        if self.sweep and state.sweep is not None:
-            self.query_one("#sweep-table", SummaryTable).replace_all(state.sweep.lines())
-            self.query_one("#conclusion", Static).update(state.conclusion)
+            self.replace_all(state.rows)
+
+
+class ComparisonTable(SummaryTable):
+    """The runs compared, shown from two runs on (not in a sweep, whose table says it)."""
+
+    def __init__(self) -> None:
+        super().__init__(id="comparison", columns=SCREEN_COMPARISON_COLUMNS)
+        self.drawn: RunsState | None = None
+
+    def on_mount(self) -> None:
+        self.set_title("compared: tps mean ± sd, speed-up over cpu")
+
+    def show(self, state: RunsState) -> None:
+        """Draw `state`'s comparison (nothing when it is the one drawn last)."""
+        drawn, self.drawn = self.drawn, state
+        if drawn is None or state.comparisons != drawn.comparisons:
+            self.replace_all(state.comparisons)
+        self.display = state.compared
+
+
+class SweepTable(SummaryTable):
+    """A sweep's points, a line each."""
+
+    def __init__(self) -> None:
+        super().__init__(id="sweep-table", columns=SWEEP_COLUMNS)
+        self.drawn: RunsState | None = None
+
+    def on_mount(self) -> None:
+        self.set_title(SWEEP_TITLE)
+
+    def show(self, state: RunsState) -> None:
+        """Draw `state`'s sweep (nothing when it is the one drawn last)."""
+        drawn, self.drawn = self.drawn, state
+        if state.sweep is not None and (drawn is None or state.sweep != drawn.sweep):
+            self.replace_all(state.sweep.lines())
+
+
+class SweepConclusion(Static):
+    """What the sweep concludes so far, and the Modelfile that sets its best point."""
+
+    def __init__(self) -> None:
+        super().__init__(id="conclusion", markup=False)
+        self.drawn = ""
+
+    def show(self, state: RunsState) -> None:
+        """Draw `state`'s conclusion (nothing when it is the one drawn last)."""
+        if state.conclusion != self.drawn:
+            self.drawn = state.conclusion
+            self.update(state.conclusion)
+
+
+RunsPart = RunsTable | ComparisonTable | SweepTable | SweepConclusion
+
+
+def runs_panel(sweep: bool) -> tuple[RunsPart, ...]:
+    """The runs panel's parts, top to bottom (`sweep`: the sweep's table and conclusion too)."""
+    parts: tuple[RunsPart, ...] = (RunsTable(), ComparisonTable())
+    return (*parts, SweepTable(), SweepConclusion()) if sweep else parts

@@ -53,8 +53,7 @@ class SummaryTable(DataTable):
         self._add_columns()
 
     def on_resize(self) -> None:
-        # Not within the layout that resized it: the rows a new split rebuilds need a layout of their own.
-        self.call_after_refresh(self._fit)
+        self._fit()
 
     def _add_columns(self) -> None:
         for column in self.shown_columns:
