@@ -255,7 +255,8 @@ FIGURES: tuple[Figure, ...] = (
         "2 s window. The stream is read at most 10 times a second: a token read with others is timed within "
         "0.1 s of its arrival, a token read alone (under 10 tokens/s) and the first one as it arrived; `null`, "
         "with `client_rate_note` saying why, when the tokens arrived in bursts (all at once, or, of 9 "
-        "tokens or more, most under 0.5 ms apart: as a buffering proxy delivers them)",
+        "tokens or more, 8 or more to a delivery on average, tokens under 0.5 ms apart being one delivery: "
+        "as a buffering proxy hands them on)",
         ja="実測tps",
         run=lambda r: _or_unknown(units.rate(r.client_rate_tps)),
         compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps))),

@@ -94,6 +94,24 @@ def test_a_few_tokens_that_came_two_at_a_time_are_no_burst_but_all_at_once_is():
         at_once.token(2.0)
     assert at_once.in_bursts() and at_once.client_rate_tps is None
     many = TokenClock(0.0)
-    for i in range(12):
-        many.token(1.0 + (i // 4) * 0.1)  # three deliveries of four: most gaps are nothing
+    for i in range(40):
+        many.token(1.0 + (i // 10) * 0.1)  # four deliveries of ten: a proxy's buffers
     assert many.in_bursts()
+
+
+# Real Ollama 0.34.4 under a CPU burner on 2 cores, `ollama serve` stopped after 20 tokens: the gaps
+# (ms) between the tokens as llmtop's reader timed them; late wake-ups gave 4, 2 and 7 tokens at once.
+BUSY_SERVER_GAPS_MS = (181.45, 0, 0, 0, 129.81, 0, 207.82, 0, 0, 0, 0, 0, 0, 45.5, 79.21, 42.44, 42.44, 53.56, 48.85)
+
+
+def test_a_busy_machines_late_wake_ups_are_no_burst():
+    """Most gaps are nothing, but the deliveries hold 2 tokens on average: the client's span from
+    first to last token still times the generation."""
+    clock = TokenClock(0.0)
+    t = 1.0
+    clock.token(t)
+    for gap in BUSY_SERVER_GAPS_MS:
+        t += gap / 1000
+        clock.token(t)
+    assert not clock.in_bursts()
+    assert clock.client_rate_tps == pytest.approx(19 / (sum(BUSY_SERVER_GAPS_MS) / 1000))
