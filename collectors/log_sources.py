@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -197,20 +198,61 @@ def free_port() -> int:
 
 class ServeProcess(CommandFollower):
     """`ollama serve` started by llmtop on a free port with the user's OLLAMA_* settings; its own
-    output is the log. Stopped when llmtop exits."""
+    output is the log, through restarts (restart() with another environment, on the same port).
+    Stopped when llmtop exits."""
 
     def __init__(self, executable: str = "ollama", env: Mapping[str, str] | None = None, port: int | None = None):
         path = shutil.which(executable)
         if path is None:
             raise LogUnavailable(f"--serve needs the `{executable}` command on PATH: install Ollama from ollama.com")
         self.port = port or free_port()
+        super().__init__([path, "serve"], f"`ollama serve` started by llmtop on port {self.port}", self._env(env))
+        self._changed = threading.Condition()
+        self._restarting = False
+        self._stopped = False
+
+    def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         environment = dict(os.environ if env is None else env)
         environment["OLLAMA_HOST"] = f"127.0.0.1:{self.port}"
-        super().__init__([path, "serve"], f"`ollama serve` started by llmtop on port {self.port}", environment)
+        return environment
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def restart(self, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        """Stop the server and start it again on the same port with `env` (OLLAMA_HOST aside); the
+        log goes on with the new server's output. Raises LogUnavailable if it cannot be started."""
+        with self._changed:
+            self._restarting = True
+        try:
+            _terminate(self.process)
+            self.env = self._env(env)
+            return self.start()
+        finally:
+            with self._changed:
+                self._restarting = False
+                self._changed.notify_all()
+
+    def lines(self) -> Iterator[str]:
+        yield from split_lines(self._chunks(), MAX_LINE)
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            process = self.process or self.start()
+            stdout = process.stdout
+            assert isinstance(stdout, io.BufferedReader)  # a pipe opened in binary mode
+            yield from iter(functools.partial(stdout.read1, READ_SIZE), b"")
+            with self._changed:  # the output ended: a restart's new server goes on with it
+                self._changed.wait_for(lambda: not self._restarting or self._stopped)
+                if self._stopped or self.process is process:
+                    return
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        super().stop()
 
 
 @dataclass(frozen=True)

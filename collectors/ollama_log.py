@@ -54,6 +54,17 @@ _PAIR = re.compile(r'([A-Za-z_][\w.\-]*)=("(?:[^"\\]|\\.)*"|\S*)')
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _CPP_BUFFER = re.compile(r"load_tensors:\s+(\S+)(?: model)? buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
 _CPP_KV = re.compile(r"llama_kv_cache\w*:\s+(\S+) KV buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
+_CPP_COMPUTE = re.compile(r"(?:^|\s)\w+:\s+(\S+) compute buffer size =\s+([\d.]+) ([KMGT]i?B|B)\b")
+_KV_TYPES = re.compile(
+    r"\bK \((\w+)\):\s+[\d.]+ \w+, V \((\w+)\)"
+)  # `llama_kv_cache: size = ... K (q8_0): ..., V (q8_0): ...`
+_FLASH_RESOLVED = re.compile(r"\bllama\w*:\s+flash_attn\s+=\s+(\w+)\s*$")  # 0/1 (older llama.cpp), enabled/disabled
+_FLASH_CHOSEN = re.compile(r"\bFlash Attention (?:was auto, set to )?(enabled|disabled)\b")  # what `auto` became
+_SERVER_CONFIG = re.compile(r"\b(OLLAMA_KV_CACHE_TYPE|OLLAMA_FLASH_ATTENTION|OLLAMA_NUM_PARALLEL|LLAMA_ARG_\w+):(\S*)")
+_KV_FLAG = re.compile(r"(?:^|\s)(?:--kv-cache-type|--cache-type-k|-ctk)[ =](\S+)")
+_FLASH_FLAG = re.compile(r"(?:^|\s)(?:--flash-attn|-fa)(?:[ =](on|off|auto)\b)?(?=\s|$)")
+_MOE_FLAG = re.compile(r"(?:^|\s)(?:(--cpu-moe|-cmoe)|(?:--n-cpu-moe|-ncmoe)[ =](\d+))(?=\s|$)")
+_LOAD_REQUEST = re.compile(r"\b(Parallel|FlashAttention|KvCacheType):(\S*)")
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
 _STARTED = re.compile(r"(?:llama runner|llama-server) started in ([\d.]+) seconds")
 _N_LAYER = re.compile(r"(?:print_info|llm_load_print_meta):\s+n_layer\s+=\s+(\d+)\s*$")
@@ -300,6 +311,17 @@ class LoadRecord:
     gpu_problem: str | None = None  # why Ollama found no GPU to use (a driver too old, none found)
     runner_devices: list[str] = field(default_factory=list)  # the devices llama-server listed (`device_info:`)
     server_port: int | None = None  # the port llama-server listens on, on 127.0.0.1 (its start line's --port)
+    compute_buffers: list[DeviceBuffer] = field(default_factory=list)  # llama.cpp's compute buffers, Ollama's graph
+    launch: dict[str, str] = field(default_factory=dict)  # what the runner was started with: see `settings`
+    server_env: dict[str, str] = field(default_factory=dict)  # the `server config` line's settings of this kind
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The settings this load ran with, as the log tells them: `kv_cache` (the K cache's type, or
+        `K q8_0, V f16`), `flash_attention` (on, off, or auto where only the request was logged),
+        `parallel` (slots), `cpu_moe` (all, or the layers whose experts stay in system memory). A
+        setting the log does not tell is left out, never assumed."""
+        return dict(self.launch)
 
     @property
     def layers_overflowing(self) -> int | None:
@@ -457,6 +479,9 @@ class LoadRecord:
             "model_buffers": [b.to_dict() for b in self.model_buffers],
             "gpu_weights": self._on_devices(self.model_buffers, gpu=True),
             "kv_cache": self._on_devices(self.kv_buffers, gpu=None),
+            "compute": self._on_devices(self.compute_buffers, gpu=None),
+            "settings": self.settings,
+            "server_env": dict(self.server_env),
             "total_memory": self.total_memory,
             "system_total": self.system_total,
             "runner_started_s": self.runner_started_s,
@@ -484,6 +509,8 @@ class OllamaLogParser:
         self.records: list[LoadRecord] = []
         self.lines_read = 0
         self._version: str | None = None
+        self._server_env: dict[str, str] = {}  # the `server config` line's settings llmtop reads (server_env)
+        self._flash_next: str | None = None  # Ollama said it enables flash attention for the load to come
         self._gpus: list[str] = []
         self._system_total: str | None = None
         self._pending_errors: list[str] = []
@@ -505,7 +532,11 @@ class OllamaLogParser:
             hint_library=self._backend,
             default_context=self._default_context,
             gpu_problem=self._gpu_problem,
+            server_env={k: v for k, v in self._server_env.items() if v},
         )
+        if self._flash_next:
+            record.launch["flash_attention"] = self._flash_next
+            self._flash_next = None
         if not self.records and self._pending_errors:  # a report that quotes the error first
             record.errors.extend(self._pending_errors)
             self._pending_errors.clear()
@@ -563,6 +594,9 @@ class OllamaLogParser:
         if version:
             self._version = version.group(1)
             return None
+        if msg == "server config":
+            self._server_env = dict(_SERVER_CONFIG.findall(fields.get("env", "")))
+            return None
         if msg == "inference compute":
             library = fields.get("library", "")
             name = fields.get("description") or fields.get("name") or ""
@@ -614,11 +648,19 @@ class OllamaLogParser:
                 record.context_flag = int(context.group(1)) // max(int(parallel.group(1)) if parallel else 1, 1)
             layers = _N_GPU_LAYERS.search(cmd)
             record.requested_gpu_layers = int(layers.group(1)) if layers else None
+            self._launch_flags(record, cmd, parallel)
             path = cmd.replace("\\", "/").lower()
             record.runner_library = next((lib for lib in _RUNNER_LIBRARIES if f"runners/{lib}" in path), None)
         elif msg == "load" and "request" in fields:
             record = self._newest_open(now, time_text)
             record.engine = record.engine or "ollama"
+            for key, value in _LOAD_REQUEST.findall(fields["request"]):
+                if key == "Parallel" and value.isdigit():
+                    record.launch["parallel"] = value
+                elif key == "FlashAttention" and value.lower() in ("enabled", "disabled", "auto", "true", "false"):
+                    record.launch["flash_attention"] = _on_off(value)
+                elif key == "KvCacheType" and value:
+                    record.launch["kv_cache"] = value.lower()
             layers = _GPU_LAYERS.search(fields["request"])
             if layers:
                 record.planned_gpu_layers = int(layers.group(1) or 0)
@@ -631,6 +673,15 @@ class OllamaLogParser:
             record = self._newest_open(now, time_text)
             device = fields.get("buffer") or fields.get("device") or "?"
             self._model_buffer(record, device, fields.get("size", ""), planned="device" in fields)
+        elif msg == "compute graph":  # the engine reserves the graph again as it settles: its last size counts
+            record = self._newest_open(now, time_text)
+            size = fields.get("size", "")
+            device = fields.get("device") or fields.get("backend") or fields.get("buffer_type") or "?"
+            record.compute_buffers[:] = [b for b in record.compute_buffers if b.device != device]
+            record.compute_buffers.append(DeviceBuffer(device, size, size_bytes(size), planned=True))
+        elif msg == "enabling flash attention":  # Ollama's own word (0.2x), before it starts the runner
+            self._flash_next = "on"
+            return None
         elif msg == "kv cache":
             record = self._newest_open(now, time_text)
             size = fields.get("size", "")
@@ -654,6 +705,18 @@ class OllamaLogParser:
         if record is not None:
             self._note(record, line)
         return record
+
+    @staticmethod
+    def _launch_flags(record: LoadRecord, cmd: str, parallel: re.Match[str] | None) -> None:
+        """The settings on the runner's command line (llama-server's, or the 0.5 runner's)."""
+        if parallel:
+            record.launch["parallel"] = parallel.group(1)
+        if kv := _KV_FLAG.search(cmd):
+            record.launch["kv_cache"] = kv.group(1).lower()
+        if flash := _FLASH_FLAG.search(cmd):
+            record.launch["flash_attention"] = flash.group(1) or "on"  # bare --flash-attn (0.5): on
+        if moe := _MOE_FLAG.search(cmd):
+            record.launch["cpu_moe"] = "all" if moe.group(1) else moe.group(2)
 
     @staticmethod
     def _model_buffer(record: LoadRecord, device: str, size: str, planned: bool = False) -> None:
@@ -788,6 +851,20 @@ class OllamaLogParser:
         elif layers := _N_LAYER.search(line):
             record = self._newest_open(now, None)
             record.n_layer = int(layers.group(1))
+        elif compute := _CPP_COMPUTE.search(line):
+            device, value, unit = compute.groups()
+            record = self._newest_open(now, None)
+            size = f"{value} {unit}"
+            record.compute_buffers[:] = [b for b in record.compute_buffers if not b.planned]
+            record.compute_buffers.append(DeviceBuffer(device, size, size_bytes(size)))
+        elif kv_types := _KV_TYPES.search(line):
+            record = self._newest_open(now, None)
+            k, v = kv_types.groups()
+            record.launch["kv_cache"] = k if k == v else f"K {k}, V {v}"
+        elif flash := (_FLASH_RESOLVED.search(line) or _FLASH_CHOSEN.search(line)):
+            if flash.group(1).lower() != "auto":  # the request's auto: llama.cpp says what it chose later
+                record = self._newest_open(now, None)
+                record.launch["flash_attention"] = _on_off(flash.group(1))
         elif kv := _CPP_KV.search(line):
             device, value, unit = kv.groups()
             record = self._newest_open(now, None)
@@ -877,6 +954,16 @@ def served_request(line: str, now: float) -> ServedRequest | None:
     if seconds is None:
         return None
     return ServedRequest(now, seconds, int(status), client, method, path)
+
+
+def _on_off(value: str) -> str:
+    """`on`, `off` or `auto` for the ways the log writes flash attention (1, enabled, true, ...)."""
+    text = value.strip().lower()
+    if text in ("1", "true", "enabled", "on"):
+        return "on"
+    if text in ("0", "false", "disabled", "off"):
+        return "off"
+    return text
 
 
 def parse_lines(lines: Iterable[str]) -> list[LoadRecord]:

@@ -40,6 +40,7 @@ class OllamaProcessSample:
     reason: str | None = None
     note: str | None = None
     file_rss_bytes: int | None = None
+    runner_env: tuple[tuple[str, str], ...] = ()  # the runners' LLAMA_ARG_* settings, as their environment has them
 
 
 def _base_name(name: str) -> str:
@@ -64,6 +65,19 @@ def _listens(proc: Any, port: int) -> bool:
     except Exception:
         return False
     return any(getattr(c, "status", "") == "LISTEN" and getattr(c.laddr, "port", None) == port for c in connections)
+
+
+def runner_settings(runners: list[Any]) -> tuple[tuple[str, str], ...]:
+    """The LLAMA_ARG_* variables in the runners' environments (llama-server reads its settings from
+    them: LLAMA_ARG_CPU_MOE, LLAMA_ARG_N_CPU_MOE), sorted; () where none can be read."""
+    found: dict[str, str] = {}
+    for runner in runners:
+        try:
+            environment = runner.environ()
+        except Exception:  # another user's process, one gone, a platform that cannot tell
+            continue
+        found.update({k: v for k, v in environment.items() if k.startswith("LLAMA_ARG_")})
+    return tuple(sorted(found.items()))
 
 
 def is_runner(name: str, args: list[str] | None) -> bool:
@@ -117,6 +131,7 @@ class OllamaProcessReader:
         self._runners: list[Any] = []
         self._others: list[Any] = []
         self._scan_note: str | None = None
+        self._runner_env: tuple[tuple[str, str], ...] = ()
         self._expecting = False  # a load has begun: list the processes at every reading
         self._expecting_since: float | None = None
 
@@ -168,6 +183,7 @@ class OllamaProcessReader:
             except Exception:
                 pass
         self._runners = runners
+        self._runner_env = runner_settings(runners)
         keep_only = getattr(self._memory, "keep_only", None)  # a reader passed by a test may not keep files
         if keep_only is not None:
             tracked = [self._server, *self._runners, *self._others]
@@ -232,4 +248,5 @@ class OllamaProcessReader:
             runner_pids=tuple(p.pid for p in self._runners),
             note=self._scan_note,
             file_rss_bytes=None if not files or None in files else sum(files),  # type: ignore[arg-type]
+            runner_env=self._runner_env,
         )

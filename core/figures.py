@@ -19,6 +19,7 @@ from typing import Any
 
 from llmtop import units
 from llmtop.measure.comparison import Comparison
+from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 
 UNKNOWN = "n/a"
@@ -145,10 +146,12 @@ FIGURES: tuple[Figure, ...] = (
         "mode",
         ("mode",),
         "what the run asked Ollama for: `cpu` (`num_gpu` 0), `auto` (Ollama decides) or `gpu=N` (N layers), "
-        "with `:ctx=N` where the plan varied the context (`--modes auto:ctx=4096,auto:ctx=32768`)",
+        "with `:ctx=N` where the plan varied the context (`--modes auto:ctx=4096,auto:ctx=32768`), then the "
+        "server settings it asked of the `ollama serve` llmtop started (`auto:kv=q8_0:fa=on`, shown as `auto, KV "
+        "q8_0, FA on`)",
         ja="モード",
-        run=lambda r: r.mode,
-        compared=lambda c: c.mode,
+        run=lambda r: mode_label(r.mode),
+        compared=lambda c: mode_label(c.mode),
         right=False,
     ),
     Figure(
@@ -299,6 +302,23 @@ FIGURES: tuple[Figure, ...] = (
         "context, compute) against the free device memory and the reserve (llama.cpp's fit step, Ollama 0.30 on), "
         "or Ollama's estimate (`memory.required.full`, `memory.available`) before it, or why no GPU was used; "
         "what would change it is marked as an estimate",
+    ),
+    Figure(
+        "settings",
+        ("settings",),
+        "what the run's load ran with, as the server tells it, never assumed: `kv_cache` (the KV cache's type, "
+        "from llama.cpp's `K (q8_0)`/`V (q8_0)` sizes or the runner's flags), `flash_attention` (`on`/`off` as "
+        "llama.cpp chose, `auto` where only the request says), `parallel` (slots, `-np`), `cpu_moe` (`all` or N: "
+        "the layers whose experts stay in system memory, from llama-server's flags or the `LLAMA_ARG_CPU_MOE`/"
+        "`LLAMA_ARG_N_CPU_MOE` in its environment); a setting the server does not tell is left out",
+    ),
+    Figure(
+        "memory by part",
+        ("memory_parts",),
+        "where the load's memory went, per device, from the server log's own buffer sizes: `weights` (llama.cpp's "
+        "`model buffer size`, Ollama's `model weights`), `kv_cache` (`KV buffer size`, `kv cache`) and `compute` "
+        "(`compute buffer size`, `compute graph`); `device` is the GPU as llama.cpp names it (CUDA0, ROCm0, Metal) "
+        "or `system memory`; the export's Markdown draws them as a bar per run",
     ),
     Figure(
         "J/token",

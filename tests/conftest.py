@@ -83,7 +83,17 @@ class _TerminalLines:
 @pytest.fixture(scope="session")
 def ollama_models(ollama_builds, tmp_path_factory):
     """Per version, an OLLAMA_MODELS folder with the tests' models imported (`ollama create`)."""
-    from real_ollama import GEMMA, LONG_LLAMA, NUM_PREDICT, RANDOM_LLAMA, RealOllama, knows_gemma3, model_files
+    from real_ollama import (
+        GEMMA,
+        LONG_LLAMA,
+        MOE_LLAMA,
+        NUM_PREDICT,
+        RANDOM_LLAMA,
+        RealOllama,
+        knows_gemma3,
+        model_files,
+        runs_llama_server,
+    )
 
     prepared = {}
 
@@ -96,8 +106,11 @@ def ollama_models(ollama_builds, tmp_path_factory):
             server = RealOllama(build, folder).start()
             try:
                 for name, path in model_files().items():
-                    if name != GEMMA or knows_gemma3(build.version):
-                        server.create(name, path, {"num_predict": NUM_PREDICT})
+                    if name == GEMMA and not knows_gemma3(build.version):
+                        continue
+                    if name == MOE_LLAMA and not runs_llama_server(build.version):
+                        continue
+                    server.create(name, path, {"num_predict": NUM_PREDICT})
                 server.create(LONG_LLAMA, model_files()[RANDOM_LLAMA], {"num_predict": 4096})
             finally:
                 server.stop()

@@ -25,10 +25,13 @@ class Shape:
     heads: int = 6
     vocab: int = 4096  # large enough that </s> comes by chance about once in 4,000 tokens
     context: int = 4096
+    experts: int = 0  # a mixture of experts (Mixtral-style: llama with `ffn_*_exps`) when more than 0
+    experts_used: int = 0
 
     @property
     def parameters(self) -> int:
-        per_layer = 4 * self.embedding**2 + 3 * self.embedding * self.feed_forward + 2 * self.embedding
+        feed_forward = 3 * self.embedding * self.feed_forward * max(self.experts, 1) + self.embedding * self.experts
+        per_layer = 4 * self.embedding**2 + feed_forward + 2 * self.embedding
         return self.layers * per_layer + 2 * self.vocab * self.embedding + self.embedding
 
 
@@ -68,7 +71,7 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
     partial = target.with_name(target.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), "llama")
     e, f = shape.embedding, shape.feed_forward
-    writer.add_name(f"llmtop random llama {shape.layers}L")
+    writer.add_name(f"llmtop random llama {shape.layers}L" + (f" {shape.experts}x experts" if shape.experts else ""))
     writer.add_context_length(shape.context)
     writer.add_embedding_length(e)
     writer.add_block_count(shape.layers)
@@ -77,6 +80,9 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
     writer.add_head_count(shape.heads)
     writer.add_head_count_kv(shape.heads)
     writer.add_layer_norm_rms_eps(1e-5)
+    if shape.experts:
+        writer.add_expert_count(shape.experts)
+        writer.add_expert_used_count(shape.experts_used)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     writer.add_vocab_size(shape.vocab)
     tokens, scores, types = vocabulary(shape.vocab)
@@ -90,8 +96,8 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
 
-    def weights(rows: int, columns: int) -> np.ndarray:
-        return (rng.standard_normal((rows, columns), dtype=np.float32) * 0.02).astype(np.float16)
+    def weights(*dimensions: int) -> np.ndarray:
+        return (rng.standard_normal(dimensions, dtype=np.float32) * 0.02).astype(np.float16)
 
     def norm() -> np.ndarray:
         return np.ones(e, dtype=np.float32)
@@ -103,6 +109,12 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
         for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
             writer.add_tensor(f"{block}.{name}.weight", weights(e, e))
         writer.add_tensor(f"{block}.ffn_norm.weight", norm())
+        if shape.experts:  # llama.cpp's shapes, numpy's order: the router, then every expert's three
+            writer.add_tensor(f"{block}.ffn_gate_inp.weight", weights(shape.experts, e).astype(np.float32))
+            writer.add_tensor(f"{block}.ffn_gate_exps.weight", weights(shape.experts, f, e))
+            writer.add_tensor(f"{block}.ffn_up_exps.weight", weights(shape.experts, f, e))
+            writer.add_tensor(f"{block}.ffn_down_exps.weight", weights(shape.experts, e, f))
+            continue
         writer.add_tensor(f"{block}.ffn_gate.weight", weights(f, e))
         writer.add_tensor(f"{block}.ffn_up.weight", weights(f, e))
         writer.add_tensor(f"{block}.ffn_down.weight", weights(e, f))

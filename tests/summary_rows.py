@@ -34,12 +34,14 @@ def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> Su
 
 # Figures llmtop keeps since the shipped recordings (screenshots/recordings/) were made: their
 # recorded rows lack them, a replay computes them (why VRAM and shared are n/a; whether the server
-# served another app meanwhile).
+# served another app meanwhile; what the load ran with and its memory by part).
 NEWER_THAN_THE_RECORDINGS = {
     "vram_note": None,
     "shared_note": None,
     "concurrent_requests": None,
     "concurrent_note": None,
+    "settings": {},
+    "memory_parts": (),
 }
 
 

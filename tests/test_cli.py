@@ -178,8 +178,14 @@ def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
         (["--num-ctx", "lots"], "not a context size"),
         (["--num-ctx", "100"], "between 256 and 16777216"),
         (["--modes", "auto:ctx=1x"], "not a context size"),
-        (["--modes", "auto:ctx"], "after ':' comes ctx=N"),
-        (["--modes", "auto:"], "empty context"),
+        (["--modes", "auto:ctx"], "ctx without a value in mode 'auto:ctx'"),
+        (["--modes", "auto:"], "empty part in mode 'auto:'"),
+        (["--modes", "auto:kv=q5"], "unknown KV cache type 'q5': use f16, q8_0, q4_0"),
+        (["--modes", "auto:fa=yes"], "fa= takes on or off"),
+        (["--modes", "moe=some"], "moe= takes all or a number of layers"),
+        (["--modes", "auto:np=0"], "np= takes a number of parallel slots from 1 to 64"),
+        (["--modes", "auto:kv=f16:kv=q8_0"], "kv= twice"),
+        (["--modes", "auto:turbo=1"], "a mode is cpu, auto or gpu=N, then any of ctx=N, kv=TYPE"),
     ],
 )
 def test_bad_flags_give_a_usage_error(args, message):
@@ -187,6 +193,20 @@ def test_bad_flags_give_a_usage_error(args, message):
     no_traceback(result)
     assert result.returncode == 2
     assert "usage: llmtop" in result.stderr and message in result.stderr
+
+
+def test_server_settings_without_serve_are_one_line_and_status_2_before_anything_runs(double):
+    """kv=, fa=, moe= and np= are settings of `ollama serve`: llmtop never restarts a server it did not
+    start, so without --serve it says so and what to do, and asks the server nothing."""
+    result = llmtop("llama3.3", "--host", double.url, "--headless", "--modes", "auto,auto:kv=q8_0,moe=all")
+    no_traceback(result)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "llmtop: auto:kv=q8_0, auto:moe=all set the server's own settings (LLAMA_ARG_CPU_MOE, OLLAMA_KV_CACHE_TYPE), "
+        "and llmtop never restarts a server it did not start: add --serve, and llmtop starts `ollama serve` itself "
+        "and restarts it between runs whose settings differ"
+    ]
+    assert double.requests == [] and double.gets == []
 
 
 def test_bad_model_name_and_bad_ollama_host():

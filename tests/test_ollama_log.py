@@ -498,3 +498,61 @@ def test_a_requests_timing_goes_to_the_server_that_had_it_under_way_when_another
     chat, embedding = parse_lines(lines)
     assert [r.task for r in chat.requests] == [79] and chat.requests[0].eval_tokens == 64
     assert embedding.requests == []
+
+
+# -- what each load ran with, and its compute buffers (server settings as modes) -----------------------
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        # 0.4 on a Mac: the runner's `--parallel 4`, llama.cpp's `flash_attn = 0` and `K (f16)` sizes
+        ("07_macos_metal_0_4_granite_full_offload", [{"parallel": "4", "flash_attention": "off", "kv_cache": "f16"}]),
+        # 0.33: `-np 2`, llama-server's `--flash-attn auto` with nothing after it to say what it chose
+        (
+            "09_docker_cpu_0_33_driver_too_old",
+            [
+                {"parallel": "2", "flash_attention": "auto", "kv_cache": "f16"},
+                {"parallel": "1", "flash_attention": "auto"},
+            ],
+        ),
+        # 0.24: llama.cpp's runner, then Ollama's engine, whose load request says Parallel:1 FlashAttention:Enabled
+        (
+            "10_linux_cpu_real_0_24_two_engines",
+            [{"parallel": "1", "flash_attention": "on", "kv_cache": "f16"}, {"parallel": "1", "flash_attention": "on"}],
+        ),
+    ],
+)
+def test_each_load_says_what_it_ran_with_as_the_log_tells_it(name, settings):
+    assert [load["settings"] for load in loads(read_lines(name))] == settings
+
+
+def test_the_kv_cache_type_and_flash_attention_come_from_what_llamacpp_did_not_from_the_request():
+    """0.34: `--flash-attn auto` on the command line, then llama.cpp's own word (`Flash Attention enabled`);
+    `--cache-type-k q8_0`, then the cache's own `K (q8_0)`; a bare `--flash-attn` is 0.5's `on`."""
+    name = "11_linux_cpu_real_0_34_three_server_settings"
+    second = loads(read_lines(name))[1]
+    assert second["settings"]["kv_cache"] == "q8_0" and second["settings"]["flash_attention"] == "on"
+    start = (
+        'time=2026-06-02T10:00:00.000Z level=INFO source=server.go:376 msg="starting llama server" '
+        'cmd="/usr/bin/ollama runner --model /m --ctx-size 8192 --batch-size 512 --threads 8 --flash-attn '
+        '--kv-cache-type q4_0 --parallel 4 --port 40615"'
+    )
+    assert only_load([start])["settings"] == {"parallel": "4", "kv_cache": "q4_0", "flash_attention": "on"}
+    mixed = only_load([start, "llama_kv_cache: size =  480.00 MiB (  4096 cells,  80 layers,  1/1 seqs), K (q8_0):  "
+                              "240.00 MiB, V (f16):  240.00 MiB"])  # fmt: skip
+    assert mixed["settings"]["kv_cache"] == "K q8_0, V f16"
+    moe = only_load([START_LLAMA_SERVER.replace("-np 1", "-np 1 --n-cpu-moe 12")])
+    assert moe["settings"]["cpu_moe"] == "12"
+    assert only_load([START_LLAMA_SERVER.replace("-np 1", "-np 1 --cpu-moe")])["settings"]["cpu_moe"] == "all"
+
+
+def test_compute_buffers_add_up_across_a_loads_contexts_but_the_engine_reports_its_graph_once_settled():
+    """llama-server's model and its vision projector each reserve a compute buffer (both count);
+    Ollama's engine logs its graph twice as it settles, and the last figure is the one that stays."""
+    (first, _) = loads(read_lines("09_docker_cpu_0_33_driver_too_old"))
+    assert first["compute"] == "168.03 MiB on CPU, 64.49 MiB on CPU"
+    assert (
+        only_load(read_lines("01_windows_rocm_newengine_gemma3_27b"))["compute"] == "1.1 GiB on ROCm0, 10.5 MiB on CPU"
+    )
+
+
+START_LLAMA_SERVER = LLAMA_SERVER_LOAD[0]

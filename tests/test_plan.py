@@ -212,3 +212,48 @@ def test_a_run_that_ended_as_the_user_quit_reaches_the_history_before_llmtop_exi
     assert [r for r, _ in history.kept] == runner.rows
     worker.join(5)
     assert runner.wait_kept(0)  # nothing in flight: at once
+
+
+def test_the_server_is_restarted_only_between_runs_whose_settings_differ_and_not_within_a_run():
+    """Repeats interleave the modes, so each mode change is a restart; a model change with the same
+    settings is not. The restart's duration counts as no run's."""
+    from llmtop.measure.server_settings import ServerSettings
+
+    clock = Clock()
+    sessions = {"a": FakeSession("a", clock), "b": FakeSession("b", clock)}
+    restarts: list[ServerSettings] = []
+    told: list[ServerSettings] = []
+
+    def restart(settings: ServerSettings) -> None:
+        assert runner.restarting is not None  # the screen's phase line says so meanwhile
+        clock.now += 3.0
+        restarts.append(settings)
+
+    plan = build_plan(["a", "b"], parse_modes("auto,auto:kv=q8_0"), 1, RunSettings())
+    runner = PlanRunner(sessions, plan, clock=clock, restart_server=restart, server_settings=ServerSettings())
+    runner.on_restart = told.append
+    rows = runner.run_all()
+    assert [r.mode for r in rows] == ["auto", "auto:kv=q8_0", "auto", "auto:kv=q8_0"]
+    q8 = ServerSettings(kv_cache="q8_0")
+    assert restarts == told == [q8, ServerSettings(), q8]
+    assert runner.restarting is None and runner.server_settings == q8 and runner.failure is None
+    assert runner._durations == [10.0] * 4  # noqa: SLF001 - a restart is no run's time
+
+
+def test_a_restart_that_fails_ends_the_plan_keeping_the_runs_so_far():
+    from llmtop.measure.plan import RestartFailed
+    from llmtop.measure.server_settings import ServerSettings
+
+    clock = Clock()
+    notes: list[str] = []
+
+    def restart(settings: ServerSettings) -> None:
+        raise RestartFailed("`ollama serve` did not start again (exit status 1): Error: listen tcp: address in use")
+
+    plan = build_plan(["a"], parse_modes("auto,moe=all,auto"), 1, RunSettings())
+    runner = PlanRunner({"a": FakeSession("a", clock)}, plan, clock=clock, on_note=notes.append,
+                        restart_server=restart, server_settings=ServerSettings())  # fmt: skip
+    rows = runner.run_all()
+    assert [r.mode for r in rows] == ["auto"]
+    assert runner.failure.startswith("`ollama serve` did not start again") and not runner.queue
+    assert notes == [f"{runner.failure}; the runs so far are kept"]

@@ -143,6 +143,9 @@ def _drain(process: subprocess.Popen[bytes]) -> str:
         return ""
 
 
+SERVE_START_S = 60.0  # how long `ollama serve` may take to listen on its port
+
+
 class Instruments:
     """What one command measures with, closed in reverse order of building when the `with` ends."""
 
@@ -154,6 +157,7 @@ class Instruments:
         self.recorder: recording.Recorder | None = None
         self._devices: list[Closable] = []
         self._stack = contextlib.ExitStack()
+        self.serve: ServeProcess | None = None  # the `ollama serve` llmtop started (--serve)
 
     def __enter__(self) -> Instruments:
         return self
@@ -173,18 +177,30 @@ class Instruments:
         self._stack.callback(thing.stop)
 
     # -- the server log ------------------------------------------------------------------------
-    def start_ollama_serve(self) -> str:
-        """Start `ollama serve` on a free port, its output read as the server log; its base URL.
-        The server is stopped when the instruments are closed. Raises LogUnavailable."""
-        serve = ServeProcess()
+    def start_ollama_serve(self, env: Mapping[str, str] | None = None) -> str:
+        """Start `ollama serve` on a free port (with `env`, default this process's), its output read as
+        the server log; its base URL. The server is stopped when the instruments are closed. Raises
+        LogUnavailable."""
+        serve = ServeProcess(env=env)
         process = serve.start()
         self._stack.callback(serve.stop)
-        if not wait_for_port(serve.port, 60, lambda: process.poll() is None):
-            serve.stop()
-            tail = _drain(process)[-300:].strip().replace("\n", " | ")
-            raise LogUnavailable(f"`ollama serve` did not start (exit status {process.poll()}): {tail or 'no output'}")
+        self._wait_serving(serve, process, "did not start")
+        self.serve = serve
         self._follow(serve, None)
         return serve.base_url
+
+    def restart_ollama_serve(self, env: Mapping[str, str]) -> None:
+        """Restart the `ollama serve` started above with `env`, on its port, and return once it answers.
+        Raises LogUnavailable with the reason."""
+        assert self.serve is not None, "start_ollama_serve() comes first"
+        self._wait_serving(self.serve, self.serve.restart(env), "did not start again")
+
+    @staticmethod
+    def _wait_serving(serve: ServeProcess, process: subprocess.Popen[bytes], what: str) -> None:
+        if not wait_for_port(serve.port, SERVE_START_S, lambda: process.poll() is None):
+            serve.stop()
+            tail = _drain(process)[-300:].strip().replace("\n", " | ")
+            raise LogUnavailable(f"`ollama serve` {what} (exit status {process.poll()}): {tail or 'no output'}")
 
     def open_log(self, options: LogOptions, base_url: str) -> None:
         """Follow the server log the options name (see choose_log_source); not started yet."""

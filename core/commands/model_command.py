@@ -31,6 +31,7 @@ from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.commands.priority import add_priority_argument, running_at
 from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
 from llmtop.figures import help_text
+from llmtop.measure.server_settings import ServerSettings, serve_env, unsupported
 from llmtop.measure.settings import (
     DEFAULT_PROMPT,
     DEFAULT_SEED,
@@ -265,6 +266,10 @@ def main(argv: Sequence[str]) -> int:
         keep_loaded=args.warm,
     )
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
+    refusal = server_modes_refused(modes, args.serve)
+    if refusal:
+        sys.stderr.write(f"llmtop: {refusal}\n")
+        return EXIT_USAGE
     args.running_at = running_at(args.priority)  # before any thread starts: they inherit it
     signals = SignalStop().install()
     try:
@@ -275,6 +280,20 @@ def main(argv: Sequence[str]) -> int:
         return stop.status
     finally:
         signals.restore()
+
+
+def server_modes_refused(modes: Sequence[str], serve: bool) -> str | None:
+    """Why modes that set the server's own settings cannot run (no --serve: the server is someone
+    else's, and llmtop never restarts it); None when they can, or none does."""
+    setting = [mode for mode in modes if not RunSettings().with_mode(mode).server.empty]
+    if not setting or serve:
+        return None
+    names = sorted({name for mode in setting for name in RunSettings().with_mode(mode).server.env()})
+    return (
+        f"{', '.join(setting)} set{'s' if len(setting) == 1 else ''} the server's own settings ({', '.join(names)}), "
+        "and llmtop never restarts a server it did not start: add --serve, and llmtop starts `ollama serve` "
+        "itself and restarts it between runs whose settings differ"
+    )
 
 
 def _pull(server, model: str, stream: TextIO) -> None:
@@ -303,7 +322,8 @@ def measure(
     with Instruments() as kit:
         try:
             if args.serve:
-                base_url = kit.start_ollama_serve()
+                first = RunSettings().with_mode(modes[0]) if args.sweep is None else RunSettings()
+                base_url = kit.start_ollama_serve(serve_env(os.environ, first.server))
             else:
                 kit.open_log(args, base_url)
         except LogUnavailable as exc:
@@ -375,6 +395,12 @@ def _measure(
         )
     else:
         plan = build_plan(list(sessions), modes, args.repeat, settings)
+    version = next(iter(sessions.values())).version
+    for server_settings in dict.fromkeys(item.settings.server for item in plan):
+        problem = unsupported(server_settings, version, serve_env(os.environ, server_settings))
+        if problem:
+            err.write(f"llmtop: {problem}\n")
+            return EXIT_USAGE
     kit.probe_devices()
     if (
         sweep is not None
@@ -386,7 +412,6 @@ def _measure(
             f"llmtop: note: no GPU found on this machine ({collectors.gpu_unavailable}): Ollama runs every point on "
             "the CPU, so the layer sweep compares runs of the same thing\n"
         )
-    version = next(iter(sessions.values())).version
     metrics = None
     if args.metrics is not None:
         from llmtop.watch.metrics import MetricsEndpoint, MetricsError
@@ -432,12 +457,27 @@ def _measure(
         machine=machine,
         on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
         sweep=sweep,
+        restart_server=_restarter(kit) if kit.serve is not None else None,
+        server_settings=plan[0].settings.server if plan else None,
     )
     if metrics is not None:
         runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
     if args.headless:
         return run_headless(runner, args, signals)
     return run_on_screen(runner, args, signals=signals)
+
+
+def _restarter(kit: Instruments) -> Callable[[ServerSettings], None]:
+    """Restarts the `ollama serve` llmtop started with a run's settings (RestartFailed with the reason)."""
+    from llmtop.measure.plan import RestartFailed
+
+    def restart(settings: ServerSettings) -> None:
+        try:
+            kit.restart_ollama_serve(serve_env(os.environ, settings))
+        except LogUnavailable as exc:
+            raise RestartFailed(str(exc)) from None
+
+    return restart
 
 
 def record_sessions(event: Callable[[str, float, Mapping[str, Any]], None], sessions: Mapping[str, Session]) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK
 from llmtop.measure.plan import PlanRunner
+from llmtop.measure.server_settings import serve_line
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
@@ -97,9 +98,11 @@ def run_on_screen(
     curves = [runner.curves_of(row) for row in rows]
     written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep, curves)
     say_incomplete(rows, sys.stderr)  # the screen is gone: the terminal keeps why a run broke off
+    if runner.failure:
+        sys.stderr.write(f"llmtop: {runner.failure}\n")
     if app.exit_status is not None:
         return app.exit_status
-    if not written:
+    if not written or runner.failure:
         return EXIT_FAILED
     return EXIT_OK if (rows or empty_ok) and all_measured(rows, sweep) else EXIT_FAILED
 
@@ -113,6 +116,9 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     if args.report:
         runner.keep_curves()
     reporter = HeadlessReporter(sys.stderr, runner)
+    runner.on_restart = lambda settings: sys.stderr.write(
+        f"llmtop: restarting the ollama serve llmtop started: {serve_line(settings)}\n"
+    )
     for session in runner.sessions.values():
         session.observer = reporter
     first = runner.current
@@ -130,7 +136,8 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     stop = stop or runner.stop_request
     rows = runner.rows
     if not rows:
-        sys.stderr.write(f"llmtop: no run finished{f' ({stop.reason})' if stop else ''}\n")
+        why = stop.reason if stop else runner.failure
+        sys.stderr.write(f"llmtop: no run finished{f' ({why})' if why else ''}\n")
         return stop.status if stop else EXIT_FAILED
     sweep = runner.sweep_result()
     written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, [runner.curves_of(row) for row in rows])
@@ -139,4 +146,4 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
     if stop is not None:
         return stop.status
-    return EXIT_OK if written and all_measured(rows, sweep) else EXIT_FAILED
+    return EXIT_OK if written and all_measured(rows, sweep) and not runner.failure else EXIT_FAILED

@@ -14,12 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.session import Session
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.stopping import StopRequested
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
 from llmtop.measure.timeline import RunCurves
+
+
+class RestartFailed(Exception):
+    """The server llmtop started could not be restarted with a run's settings; the text says why."""
 
 
 class KeepingFailed(Exception):
@@ -86,8 +91,13 @@ class PlanRunner:
         on_note: Callable[[str], object] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
         sweep: SweepPlan | None = None,
+        restart_server: Callable[[ServerSettings], object] | None = None,
+        server_settings: ServerSettings | None = None,
     ) -> None:
-        """`sweep`: the plan grows with the sweep's next points each time its queue runs dry."""
+        """`sweep`: the plan grows with the sweep's next points each time its queue runs dry.
+        `restart_server`: restarts the `ollama serve` llmtop started with other settings (raises
+        RestartFailed), called before a run whose settings differ from `server_settings`, those
+        the server runs with now."""
         self.sessions = dict(sessions)
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
@@ -112,6 +122,11 @@ class PlanRunner:
         self.sweep_done = sweep is None or not sweep.planner.grows  # no more points will come
         self._sweep_kept = False
         self._abandon_kept = False  # abandon() kept the run in progress itself
+        self._restart_server = restart_server
+        self.server_settings = server_settings or ServerSettings()
+        self.restarting: str | None = None  # what the server is being restarted with, while it is
+        self.failure: str | None = None  # why the plan could not go on (a restart failed)
+        self.on_restart: Callable[[ServerSettings], object] = lambda settings: None  # told before each restart
 
     @property
     def total_text(self) -> str:
@@ -219,6 +234,9 @@ class PlanRunner:
             item = self.queue.popleft()
             self.current = self.sessions[item.model]
             self.current_item = item
+        if not self._serve_with(item.settings.server):
+            return None
+        with self._lock:
             self._started = self._clock()
         row = self.current.run(item.settings)
         with self._lock:
@@ -242,6 +260,27 @@ class PlanRunner:
             self.stopped = True
             self.stop_request = self.current.stopped_by
         return row
+
+    def _serve_with(self, settings: ServerSettings) -> bool:
+        """Restart the server with `settings` when they are not those it runs with (only a server
+        llmtop started is ever restarted); False, with the plan stopped, when that failed."""
+        if self._restart_server is None or settings == self.server_settings:
+            return True
+        self.restarting = ", ".join(settings.label_parts()) or "its own settings"
+        self.on_restart(settings)
+        try:
+            self._restart_server(settings)
+        except RestartFailed as exc:
+            with self._lock:
+                self.failure = str(exc)
+                self.stopped = True
+                self.queue.clear()
+            self.on_note(f"{exc}; the runs so far are kept")
+            return False
+        finally:
+            self.restarting = None
+        self.server_settings = settings
+        return True
 
     def _extend_sweep(self) -> None:
         """Queue a sweep's next points once the queue is empty; none left: the sweep is done (also

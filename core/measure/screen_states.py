@@ -321,8 +321,9 @@ def _phase_texts(runner: PlanRunner, session: Session, now: float, next_mode: st
     where = f"run {number} of {runner.total_text}" + (f" · {item.model} {item.settings.mode}" if item else "")
     left = runner.time_left() if runner.queue or runner.running else None
     eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
-    line = f"{where}  ·  {session.phase.value}  {elapsed}{eta}"
-    short = f"run {number}/{runner.total_text}  ·  {session.phase.value} {elapsed}" + (
+    phase = f"restarting ollama serve ({runner.restarting})" if runner.restarting else session.phase.value
+    line = f"{where}  ·  {phase}  {elapsed}{eta}"
+    short = f"run {number}/{runner.total_text}  ·  {phase} {elapsed}" + (
         f"  ·  {units.clock(left)} left" if left is not None else ""
     )
     if next_mode is None:

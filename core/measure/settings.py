@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from llmtop.measure.server_settings import SETTING_KEYS, ServerSettings
 
 # The prompt of the article this project grew from ("Predict the future of AI, in 100 characters").
 DEFAULT_PROMPT = "AIの未来を予測してください。（100字）"
@@ -15,7 +17,8 @@ DEFAULT_SEED = 42  # the same seed for every run, so runs generate comparable te
 class RunSettings:
     """One run's request. num_gpu None lets Ollama decide; 0 is CPU only. num_ctx None lets Ollama
     choose the context; ctx_in_mode says the mode set it (`auto:ctx=8192`), so it is part of the mode's
-    name. keep_loaded skips the unload before the run (a warm run, if the model is loaded)."""
+    name. keep_loaded skips the unload before the run (a warm run, if the model is loaded). `server`:
+    the settings of `ollama serve` the mode asks for (`auto:kv=q8_0`), honoured only with --serve."""
 
     prompt: str = DEFAULT_PROMPT
     num_gpu: int | None = None
@@ -24,10 +27,11 @@ class RunSettings:
     temperature: float | None = None
     keep_loaded: bool = False
     ctx_in_mode: bool = False
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     @property
     def mode(self) -> str:
-        return mode_name(self.num_gpu, self.num_ctx if self.ctx_in_mode else None)
+        return mode_name(self.num_gpu, self.num_ctx if self.ctx_in_mode else None, self.server)
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -43,10 +47,10 @@ class RunSettings:
 
     def with_mode(self, mode: str) -> RunSettings:
         """These settings with a mode from parse_modes(); a mode without a context keeps num_ctx."""
-        layers, context = parse_mode_and_context(mode)
+        layers, context, server = parse_full_mode(mode)
         if context is None:
-            return replace(self, num_gpu=layers, ctx_in_mode=False)
-        return replace(self, num_gpu=layers, num_ctx=context, ctx_in_mode=True)
+            return replace(self, num_gpu=layers, ctx_in_mode=False, server=server)
+        return replace(self, num_gpu=layers, num_ctx=context, ctx_in_mode=True, server=server)
 
 
 STALL_TIMEOUT_S = 300.0  # default --stall-timeout: no token for this long ends a run
@@ -89,23 +93,74 @@ def parse_context(text: str) -> int:
     return value
 
 
-def mode_name(layers: int | None, context: int | None = None) -> str:
-    """The canonical name of a mode: `cpu`, `auto` or `gpu=N`, then `:ctx=N` when it sets the context."""
+def mode_name(layers: int | None, context: int | None = None, server: ServerSettings | None = None) -> str:
+    """The canonical name of a mode: `cpu`, `auto` or `gpu=N`, then `:ctx=N` when it sets the context,
+    then the server's settings it asks for (`:kv=q8_0:fa=on:moe=all:np=2`, in that order)."""
     name = "auto" if layers is None else ("cpu" if layers == 0 else f"gpu={layers}")
-    return f"{name}:ctx={context}" if context is not None else name
+    parts = [name] + ([f"ctx={context}"] if context is not None else []) + (server.mode_parts() if server else [])
+    return ":".join(parts)
+
+
+def parse_full_mode(text: str) -> tuple[int | None, int | None, ServerSettings]:
+    """`cpu` -> (0, None, none), `auto:ctx=8k:kv=q8_0` -> (None, 8192, KV q8_0), `moe=all` -> (None,
+    None, experts on CPU): where the layers go, the context, and the server's settings; ValueError
+    with the reason for anything else."""
+    parts = [part.strip() for part in text.strip().lower().split(":")]
+    if any(not part for part in parts):
+        raise ValueError(f"empty part in mode {text.strip()!r}: parts go between colons, e.g. auto:ctx=8192:kv=q8_0")
+    layers: int | None = None
+    if parts[0] in ("cpu", "auto") or parts[0].startswith("gpu="):
+        layers = parse_mode(parts[0])
+        parts = parts[1:]
+    context: int | None = None
+    server = ServerSettings()
+    seen: set[str] = set()
+    for part in parts:
+        key, equals, value = part.partition("=")
+        if not equals and key in ("ctx", *SETTING_KEYS):
+            raise ValueError(f"{key} without a value in mode {text.strip()!r}: write {key}=..., e.g. auto:ctx=8192")
+        if not equals or key not in ("ctx", *SETTING_KEYS):
+            raise ValueError(
+                f"unknown mode {text.strip()!r}: a mode is cpu, auto or gpu=N, then any of ctx=N, kv=TYPE, "
+                "fa=on|off, moe=all|N, np=N, joined by colons"
+            )
+        if key in seen:
+            raise ValueError(f"{key}= twice in mode {text.strip()!r}")
+        seen.add(key)
+        if key == "ctx":
+            context = parse_context(value)
+        else:
+            server = server.with_setting(key, value)
+    return layers, context, server
 
 
 def parse_mode_and_context(text: str) -> tuple[int | None, int | None]:
-    """`cpu` -> (0, None), `auto:ctx=8k` -> (None, 8192), `gpu=27` -> (27, None); ValueError else."""
-    mode, colon, context = text.strip().lower().partition(":")
-    layers = parse_mode(mode)
-    if not context:
-        if colon:
-            raise ValueError(f"empty context in mode {text.strip()!r}: use e.g. auto:ctx=8192")
-        return layers, None
-    if not context.startswith("ctx="):
-        raise ValueError(f"unknown mode {text.strip()!r}: after ':' comes ctx=N, e.g. auto:ctx=8192")
-    return layers, parse_context(context[4:])
+    """`cpu` -> (0, None), `auto:ctx=8k` -> (None, 8192), `gpu=27` -> (27, None); ValueError for a mode
+    that is not one of these (server settings included)."""
+    layers, context, server = parse_full_mode(text)
+    if not server.empty:
+        raise ValueError(f"mode {text.strip()!r} sets the server (kv=, fa=, moe=, np=)")
+    return layers, context
+
+
+def mode_is_plain(mode: str) -> bool:
+    """Whether a mode asks nothing of the server itself (no kv=, fa=, moe=, np=)."""
+    try:
+        return parse_full_mode(mode)[2].empty
+    except ValueError:
+        return True
+
+
+def mode_label(mode: str) -> str:
+    """A mode as tables and charts show it: `auto:ctx=8192:kv=q8_0:fa=on` -> `auto:ctx=8192, KV q8_0,
+    FA on`; a mode without server settings (or one that cannot be read) as it is."""
+    try:
+        layers, context, server = parse_full_mode(mode)
+    except ValueError:
+        return mode
+    if server.empty:
+        return mode
+    return ", ".join([mode_name(layers, context), *server.label_parts()])
 
 
 def parse_mode(text: str) -> int | None:
@@ -118,16 +173,19 @@ def parse_mode(text: str) -> int | None:
     match = re.fullmatch(r"gpu=(\d+)", mode)
     if match:
         return int(match.group(1))
-    raise ValueError(f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, each optionally with :ctx=N")
+    raise ValueError(
+        f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, each optionally with :ctx=N and server settings"
+    )
 
 
 def parse_modes(text: str) -> list[str]:
-    """`cpu,auto,gpu=20,auto:ctx=8192` -> the modes' canonical names, in order, without repeats."""
+    """`cpu,auto,gpu=20,auto:ctx=8192,auto:kv=q8_0` -> the modes' canonical names, in order, without
+    repeats."""
     modes: list[str] = []
     for part in text.split(","):
         if not part.strip():
             raise ValueError(f"empty mode in {text!r}")
-        name = mode_name(*parse_mode_and_context(part))
+        name = mode_name(*parse_full_mode(part))
         if name not in modes:
             modes.append(name)
     return modes

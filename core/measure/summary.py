@@ -19,6 +19,7 @@ from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.measure.energy import RunEnergy, SourceEnergy, Window, run_energy
+from llmtop.measure.load_parts import MemoryPart, memory_parts, settings_in_effect
 from llmtop.ollama.model_facts import ModelFacts
 
 
@@ -114,6 +115,9 @@ class SummaryRow:
     # such a run's tokens/s is not the model's alone, and comparisons leave it out.
     concurrent_requests: int | None = None
     concurrent_note: str | None = None
+    # What the load ran with and where its memory went, by part, from the log (load_parts.py).
+    settings: dict[str, str] = field(default_factory=dict, hash=False)
+    memory_parts: tuple[MemoryPart, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -130,6 +134,11 @@ class SummaryRow:
             SourceEnergy(**{k: v for k, v in s.items() if k in source_fields})
             for s in data.get("power_sources") or ()
             if isinstance(s, Mapping)
+        )
+        settings = data.get("settings")
+        data["settings"] = {str(k): str(v) for k, v in settings.items()} if isinstance(settings, Mapping) else {}
+        data["memory_parts"] = tuple(
+            MemoryPart.from_dict(p) for p in data.get("memory_parts") or () if isinstance(p, Mapping)
         )
         return cls(**data)
 
@@ -491,6 +500,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         context=context,
         context_note=context_note,
         split_reason=load.split_reason() if load else None,
+        settings=settings_in_effect(load, dict(run.processes[-1].runner_env) if run.processes else {}),
+        memory_parts=memory_parts(load),
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         energy_j=energy.energy_j,

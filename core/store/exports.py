@@ -11,14 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmtop import __version__
+from llmtop import __version__, units
 from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
 from llmtop.measure.comparison import Comparison, compare
+from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines
+from llmtop.measure.settings import mode_is_plain, mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
 
@@ -76,10 +78,43 @@ def sweep_markdown(result: SweepResult, lang: str = "en") -> str:
     return "\n".join(parts)
 
 
+def _part_cell(part: str) -> Callable[[PartsLine], str]:
+    def cell(line: PartsLine) -> str:
+        size = line.size_of(part)
+        return units.human_bytes(size) if size else ""
+
+    return cell
+
+
+def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
+    """What each run ran with and where its memory went, by part and device (a table, then stacked
+    bars on one scale); '' when the log told none of it."""
+    lines = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])
+    if not lines:
+        return ""
+    columns = (
+        Column("run", lambda line: line.run, right=False),
+        Column("settings", lambda line: line.settings or "n/a", right=False),
+        Column("where", lambda line: line.device, right=False),
+        *(Column(label, _part_cell(part)) for part, label in PART_LABELS.items()),
+        Column("total", lambda line: units.human_bytes(line.total)),
+    )
+    title = "設定とメモリの内訳" if lang == "ja" else "Settings and memory by part"
+    bars = "\n".join(bars_text(lines))
+    return f"### {title}\n\n{markdown_table(lines, columns, lang)}\n```\n{bars}\n```\n"
+
+
 def session_markdown(rows: Sequence[SummaryRow], lang: str = "en", sweep: SweepResult | None = None) -> str:
-    """The compared table, and the sweep's section after it when the runs were a sweep."""
-    table = to_markdown(rows, lang)
-    return table if sweep is None else f"{table}\n{sweep_markdown(sweep, lang)}"
+    """The compared table; what each run ran with and its memory by part, where the log told them and
+    the runs set the server or used a GPU; and the sweep's section when the runs were a sweep."""
+    parts = [to_markdown(rows, lang)]
+    if any(r.memory_parts or r.settings for r in rows) and (
+        any(not mode_is_plain(r.mode) for r in rows) or any(p.on_gpu for r in rows for p in r.memory_parts)
+    ):  # asked of the server, or split between a GPU and system memory
+        parts.append(parts_markdown(rows, lang))
+    if sweep is not None:
+        parts.append(sweep_markdown(sweep, lang))
+    return "\n".join(parts)
 
 
 def runs_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:

@@ -43,6 +43,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.power_reading import PowerReading, PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.data_folder import private_folder, recordings_folder
+from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.summary import PsReading, SummaryRow
 from llmtop.ollama.model_facts import ModelFacts
@@ -102,6 +103,7 @@ def process_sample(data: Mapping[str, Any] | None) -> OllamaProcessSample | None
         return None
     values = _known(OllamaProcessSample, data)
     values["runner_pids"] = tuple(values.get("runner_pids") or ())
+    values["runner_env"] = tuple((str(k), str(v)) for k, v in values.get("runner_env") or ())
     return OllamaProcessSample(**values)
 
 
@@ -128,7 +130,12 @@ def recorded_facts(data: Mapping[str, Any]) -> ModelFacts:
 
 
 def run_settings(data: Mapping[str, Any] | None) -> RunSettings:
-    return RunSettings(**_known(RunSettings, data or {}))
+    known = _known(RunSettings, data or {})
+    server = known.get("server")
+    known["server"] = (
+        ServerSettings(**_known(ServerSettings, server)) if isinstance(server, Mapping) else ServerSettings()
+    )
+    return RunSettings(**known)
 
 
 def summary_row(data: Mapping[str, Any]) -> SummaryRow:

@@ -1,0 +1,91 @@
+"""The server's own settings as modes, on real Ollama: `--serve` starts `ollama serve`, restarts it
+between runs whose settings differ (KV cache type, flash attention, MoE expert placement, slots),
+and each run says what it ran with and where its memory went, as the server itself tells it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from test_real_ollama import events, exported, run_llmtop, server_processes
+
+from real_ollama import MOE_LLAMA, RANDOM_LLAMA, RealOllama
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
+
+
+def serve_env(server: RealOllama) -> dict[str, str]:
+    env = server.env()
+    env.pop("OLLAMA_HOST")  # --serve chooses a free port itself
+    return env
+
+
+def part(run: dict, name: str) -> int:
+    (found,) = [p["bytes"] for p in run["memory_parts"] if p["part"] == name]
+    return found
+
+
+def test_kv_cache_type_and_moe_placement_each_run_on_a_restarted_server_and_say_so(real_ollama, tmp_path):
+    """The issue's own command, on the newest Ollama and the tests' MoE model: three rows, each with the
+    settings the server reports and its memory by part; q8_0's KV cache is about half of f16's."""
+    server = real_ollama("newest", start=False)
+    result = run_llmtop(server, tmp_path, MOE_LLAMA, "--serve", "--modes", "auto,auto:kv=q8_0,moe=all",
+                        "--chart", str(tmp_path / "c.svg"), **serve_env(server))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    restarts = [line for line in result.stderr.splitlines() if "restarting the ollama serve" in line]
+    assert restarts == [
+        "llmtop: restarting the ollama serve llmtop started: OLLAMA_KV_CACHE_TYPE=q8_0 ollama serve",
+        "llmtop: restarting the ollama serve llmtop started: LLAMA_ARG_CPU_MOE=1 ollama serve",
+    ]
+    f16, q8, moe = exported(tmp_path)
+    assert [r["mode"] for r in (f16, q8, moe)] == ["auto", "auto:kv=q8_0", "auto:moe=all"]
+    assert all(r["complete"] and r["ollama_version"] == server.version for r in (f16, q8, moe))
+    assert f16["settings"]["kv_cache"] == "f16" and q8["settings"]["kv_cache"] == "q8_0"
+    assert q8["settings"]["flash_attention"] == "on"  # llama.cpp turns it on for a quantized V cache
+    assert moe["settings"]["cpu_moe"] == "all" and "cpu_moe" not in f16["settings"]  # from llama-server's environment
+    assert 0.45 < part(q8, "kv_cache") / part(f16, "kv_cache") < 0.6  # q8_0: 8.5 bits a value against 16
+    assert part(q8, "weights") == part(f16, "weights") == part(moe, "weights")
+    assert {p["device"] for r in (f16, q8, moe) for p in r["memory_parts"]} == {"system memory"}  # no GPU here
+    table = result.stdout
+    assert "| auto, KV q8_0 |" in table and "| auto, all experts on CPU |" in table
+    assert "### Settings and memory by part" in table and "█ weights  ▓ KV cache  ░ compute" in table
+    chart = (tmp_path / "c.svg").read_text(encoding="utf-8")
+    assert "r16-moe auto, KV q8_0" in chart and "r16-moe auto, all experts on CPU" in chart  # the bars' labels
+    log_lines = [e["line"] for e in events(tmp_path, "log")]
+    assert sum('msg="starting llama-server"' in line for line in log_lines) == 3
+    assert sum("--cache-type-k q8_0" in line for line in log_lines) == 1
+    assert server_processes(server) == []  # every server llmtop started, and its llama-server, is gone
+
+
+def test_flash_attention_and_slots_reach_llama_servers_command_line(real_ollama, tmp_path):
+    server = real_ollama("newest", start=False)
+    result = run_llmtop(server, tmp_path, RANDOM_LLAMA, "--serve", "--modes", "auto:fa=off,auto:fa=on:np=2",
+                        **serve_env(server))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    off, on = exported(tmp_path)
+    assert off["settings"]["flash_attention"] == "off" and on["settings"]["flash_attention"] == "on"
+    assert (off["settings"]["parallel"], on["settings"]["parallel"]) == ("1", "2")
+    starts = [e["line"] for e in events(tmp_path, "log") if 'msg="starting llama-server"' in e["line"]]
+    assert len(starts) == 2 and "--flash-attn off" in starts[0] and "--flash-attn on" in starts[1]
+    assert " -np 2 " in starts[1]
+    assert part(on, "kv_cache") == 2 * part(off, "kv_cache")  # each slot its own cache of the same context
+
+
+@pytest.mark.parametrize(
+    ("modes", "why"),
+    [
+        ("auto,moe=all", "llmtop: moe=all needs Ollama 0.30 or later, which runs llama-server"),
+        ("auto:kv=q8_0", "llmtop: kv=q8_0 needs flash attention on Ollama 0.5.11"),
+    ],
+)
+def test_a_setting_the_articles_ollama_would_ignore_is_one_line_and_status_2_before_any_run(
+    real_ollama, tmp_path, modes, why
+):
+    server = real_ollama("article", start=False)
+    result = run_llmtop(server, tmp_path, RANDOM_LLAMA, "--serve", "--modes", modes, **serve_env(server))
+    assert result.returncode == 2
+    (said,) = [line for line in result.stderr.splitlines() if line.startswith("llmtop: ") and "server log" not in line]
+    assert said.startswith(why), result.stderr
+    assert not (tmp_path / "run.json").exists()
+    recorded = (tmp_path / "run.jsonl").read_text(encoding="utf-8") if (tmp_path / "run.jsonl").exists() else ""
+    assert '"event": "run"' not in recorded and server_processes(server) == []

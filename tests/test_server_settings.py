@@ -1,0 +1,172 @@
+"""The server's own settings as modes (kv=, fa=, moe=, np=): their names, the environment of the
+`ollama serve` llmtop starts, what each Ollama honours, and what a run says it ran with."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtop.collectors.ollama_log import LoadRecord, parse_lines
+from llmtop.measure.load_parts import (
+    MemoryPart,
+    bars_text,
+    memory_parts,
+    parts_lines,
+    settings_in_effect,
+    settings_text,
+)
+from llmtop.measure.server_settings import ServerSettings, serve_env, serve_line, unsupported
+from llmtop.measure.settings import RunSettings, mode_is_plain, mode_label, parse_modes
+from llmtop.store.exports import parts_markdown, session_markdown, to_csv
+from summary_rows import row
+
+MIB = 1024 * 1024
+
+
+def test_modes_name_the_server_settings_in_one_order_and_a_setting_alone_means_auto():
+    assert parse_modes("auto,fa=on:kv=q8_0,moe=all,gpu=20:np=2:moe=16,cpu:ctx=8k:kv=q4_0") == [
+        "auto",
+        "auto:kv=q8_0:fa=on",
+        "auto:moe=all",
+        "gpu=20:moe=16:np=2",
+        "cpu:ctx=8192:kv=q4_0",
+    ]
+    assert parse_modes("auto:kv=q8_0,kv=q8_0") == ["auto:kv=q8_0"]  # the same mode twice is one
+    settings = RunSettings().with_mode("gpu=20:moe=16:np=2")
+    assert (settings.num_gpu, settings.server) == (20, ServerSettings(cpu_moe="16", parallel=2))
+    assert settings.mode == "gpu=20:moe=16:np=2" and settings.options() == {"num_gpu": 20, "seed": 42}
+
+
+def test_a_modes_label_spells_its_server_settings_out():
+    assert mode_label("auto:kv=q8_0:fa=on") == "auto, KV q8_0, FA on"
+    assert mode_label("gpu=20:moe=16:np=2") == "gpu=20, experts of 16 layers on CPU, 2 slots"
+    assert mode_label("auto:moe=all") == "auto, all experts on CPU"
+    assert mode_label("auto:ctx=8192") == "auto:ctx=8192" and mode_label("cpu") == "cpu"
+    assert mode_is_plain("auto:ctx=8192") and not mode_is_plain("auto:np=1")
+
+
+def test_the_environment_of_ollama_serve_keeps_the_users_own_where_a_mode_sets_nothing():
+    user = {"PATH": "/bin", "OLLAMA_KV_CACHE_TYPE": "q4_0", "LLAMA_ARG_N_CPU_MOE": "4", "OLLAMA_MODELS": "/m"}
+    assert serve_env(user, ServerSettings()) == user
+    assert serve_env(user, ServerSettings(kv_cache="q8_0", flash_attention=True)) == {
+        **user,
+        "OLLAMA_KV_CACHE_TYPE": "q8_0",
+        "OLLAMA_FLASH_ATTENTION": "1",
+    }
+    everything = serve_env(user, ServerSettings(cpu_moe="all", parallel=2))
+    assert "LLAMA_ARG_N_CPU_MOE" not in everything  # moe=all replaces the user's moe=4
+    assert everything["LLAMA_ARG_CPU_MOE"] == "1" and everything["OLLAMA_NUM_PARALLEL"] == "2"
+    assert serve_env(user, ServerSettings(cpu_moe="8"))["LLAMA_ARG_N_CPU_MOE"] == "8"
+    assert serve_line(ServerSettings(kv_cache="q8_0", flash_attention=False)) == (
+        "OLLAMA_KV_CACHE_TYPE=q8_0 OLLAMA_FLASH_ATTENTION=0 ollama serve"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "version", "env", "why"),
+    [
+        (ServerSettings(cpu_moe="all"), "0.24.0", {}, "moe=all needs Ollama 0.30 or later"),
+        (ServerSettings(cpu_moe="all"), "0.34.4", {}, None),
+        (ServerSettings(kv_cache="q8_0"), "0.5.11", {}, "kv=q8_0 needs flash attention on Ollama 0.5.11"),
+        (ServerSettings(kv_cache="q8_0"), "0.5.11", {"OLLAMA_FLASH_ATTENTION": "1"}, None),
+        (ServerSettings(kv_cache="q8_0", flash_attention=True), "0.24.0", {}, None),
+        (ServerSettings(kv_cache="q8_0"), "0.34.4", {}, None),  # llama-server turns flash attention on itself
+        (ServerSettings(kv_cache="q4_0", flash_attention=False), "0.34.4", {}, "fa=off turns it off"),
+        (ServerSettings(kv_cache="f16", flash_attention=False), "0.5.11", {}, None),
+        (
+            ServerSettings(kv_cache="q8_0"),
+            "0.34.4",
+            {"OLLAMA_FLASH_ATTENTION": "false"},
+            "OLLAMA_FLASH_ATTENTION=false in this environment turns it off: add fa=on",
+        ),
+        (ServerSettings(kv_cache="q8_0", flash_attention=True), "0.34.4", {"OLLAMA_FLASH_ATTENTION": "0"}, None),
+    ],
+)
+def test_a_setting_this_ollama_would_ignore_is_refused_with_the_reason(settings, version, env, why):
+    said = unsupported(settings, version, env)
+    assert (said is None) if why is None else (why in said)
+
+
+def test_a_runner_env_says_the_moe_placement_only_of_llama_server_and_the_command_line_wins():
+    llama_server = LoadRecord(llama_server=True, launch={"kv_cache": "f16"})
+    assert settings_in_effect(llama_server, {"LLAMA_ARG_CPU_MOE": "1"}) == {"kv_cache": "f16", "cpu_moe": "all"}
+    assert settings_in_effect(llama_server, {"LLAMA_ARG_N_CPU_MOE": "12"})["cpu_moe"] == "12"
+    assert "cpu_moe" not in settings_in_effect(llama_server, {"LLAMA_ARG_N_CPU_MOE": "0"})
+    old_runner = LoadRecord(llama_server=False)  # 0.5's runner reads no LLAMA_ARG_*
+    assert settings_in_effect(old_runner, {"LLAMA_ARG_CPU_MOE": "1"}) == {}
+    flagged = LoadRecord(llama_server=True, launch={"cpu_moe": "4"})
+    assert settings_in_effect(flagged, {"LLAMA_ARG_CPU_MOE": "1"})["cpu_moe"] == "4"
+    assert settings_in_effect(None, {"LLAMA_ARG_CPU_MOE": "1"}) == {}
+    assert settings_text({"kv_cache": "q8_0", "flash_attention": "on", "parallel": "1", "cpu_moe": "all"}) == (
+        "KV q8_0, FA on, 1 slot, all experts on CPU"
+    )
+
+
+GPU_LOAD = [
+    'time=2026-06-02T10:00:00.000Z level=INFO source=llama_server.go:431 msg="starting llama-server" '
+    'cmd="/usr/lib/ollama/llama-server --model /m --port 40123 --host 127.0.0.1 -c 8192 -np 1 --cache-type-k q8_0 '
+    '--cache-type-v q8_0 --flash-attn on"',
+    "load_tensors: offloaded 20/33 layers to GPU",
+    "load_tensors:        CUDA0 model buffer size =  1850.00 MiB",
+    "load_tensors:   CPU_Mapped model buffer size =  1200.00 MiB",
+    "load_tensors:   CPU_REPACK model buffer size =   300.00 MiB",
+    "llama_kv_cache:      CUDA0 KV buffer size =   340.00 MiB",
+    "llama_kv_cache:        CPU KV buffer size =   204.00 MiB",
+    "sched_reserve:      CUDA0 compute buffer size =   560.00 MiB",
+    "sched_reserve:  CUDA_Host compute buffer size =    24.00 MiB",
+]
+
+
+def test_memory_parts_are_summed_per_device_with_every_host_buffer_as_system_memory():
+    (load,) = parse_lines(GPU_LOAD)
+    assert memory_parts(load) == (
+        MemoryPart("weights", "CUDA0", 1850 * MIB),
+        MemoryPart("weights", "system memory", 1500 * MIB),
+        MemoryPart("kv_cache", "CUDA0", 340 * MIB),
+        MemoryPart("kv_cache", "system memory", 204 * MIB),
+        MemoryPart("compute", "CUDA0", 560 * MIB),
+        MemoryPart("compute", "system memory", 24 * MIB),
+    )
+    assert memory_parts(None) == () and memory_parts(LoadRecord()) == ()
+
+
+def _with_parts(mode: str, kv_mib: int, settings: dict[str, str]):
+    from dataclasses import replace
+
+    parts = (
+        MemoryPart("weights", "CUDA0", 1850 * MIB),
+        MemoryPart("kv_cache", "CUDA0", kv_mib * MIB),
+        MemoryPart("weights", "system memory", 1500 * MIB),
+    )
+    return replace(row("llama3.3", mode, 5.0), settings=settings, memory_parts=parts)
+
+
+def test_the_parts_section_shows_each_run_per_device_on_one_scale_and_the_half_kv_cache_shows():
+    f16 = _with_parts("auto", 680, {"kv_cache": "f16"})
+    q8 = _with_parts("auto:kv=q8_0", 340, {"kv_cache": "q8_0", "flash_attention": "on"})
+    lines = parts_lines([("a", f16.settings, f16.memory_parts), ("b", q8.settings, q8.memory_parts)])
+    assert [(line.run, line.device, line.total) for line in lines] == [
+        ("a", "CUDA0", 2530 * MIB),
+        ("a", "system memory", 1500 * MIB),
+        ("b", "CUDA0", 2190 * MIB),
+        ("b", "system memory", 1500 * MIB),
+    ]
+    bars = bars_text(lines, width=40)
+    assert bars[0].count("▓") == 11 and bars[2].count("▓") == 5  # the KV cache: 680 and 340 of 2530 MiB
+    assert bars[0].count("█") == 29 and bars[2].count("█") == 29  # the weights, the same on one scale
+    assert bars[-1] == "█ weights  ▓ KV cache  ░ compute"
+    section = parts_markdown([f16, q8])
+    assert "| llama3.3 auto, KV q8_0 | KV q8_0, FA on | CUDA0 | 1.9 GB | 357 MB |  | 2.3 GB |" in section
+    assert section.startswith("### Settings and memory by part")
+    assert parts_markdown([row("llama3.3", "auto")]) == ""
+
+
+def test_the_parts_section_comes_where_a_mode_set_the_server_or_a_gpu_held_part_of_the_load():
+    gpu = _with_parts("auto", 680, {})
+    assert "Settings and memory by part" in session_markdown([gpu])
+    from dataclasses import replace
+
+    cpu_only = replace(gpu, memory_parts=(MemoryPart("weights", "system memory", 100),))
+    assert "Settings and memory by part" not in session_markdown([cpu_only])
+    assert "Settings and memory by part" in session_markdown([replace(cpu_only, mode="auto:kv=q8_0")])
+    csv_text = to_csv([gpu])
+    assert '"[{""part"":""weights"",""device"":""CUDA0"",""bytes"":1939865600}' in csv_text
