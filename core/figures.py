@@ -59,6 +59,10 @@ def _layers(row: SummaryRow) -> str:
     return f"{layers} ({row.layers_overflowing} {OVERFLOWING})" if row.layers_overflowing else layers
 
 
+def _model(row: SummaryRow) -> str:
+    return f"{row.model} ({row.experts})" if row.experts else row.model
+
+
 def _joules_per_token(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
 
@@ -94,11 +98,13 @@ def _mean_gb(get: Callable[[SummaryRow], int | None]) -> Callable[[Comparison], 
 FIGURES: tuple[Figure, ...] = (
     Figure(
         "model",
-        ("model",),
-        "the name asked for, as Ollama accepts it",
+        ("model", "experts"),
+        "the name asked for, as Ollama accepts it; a mixture of experts is marked with the experts a token "
+        "uses of those each layer has (`/api/show`'s `expert_used_count` and `expert_count`): `(MoE, 2 of 8 "
+        "experts)`",
         ja="モデル",
-        run=lambda r: r.model,
-        compared=lambda c: c.model,
+        run=lambda r: _model(r),
+        compared=lambda c: _model(c.first),
         right=False,
         stable=("model",),
     ),

@@ -122,16 +122,30 @@ class ServerLog:
 
     BUFFERS = {"cuda": "CUDA0", "rocm": "ROCm0"}
 
-    def __init__(self, write: Any, era: str = "0.5", library: str = "cuda") -> None:
+    # llama.cpp's bytes a KV value takes, by cache type (q8_0: 34 bytes a block of 32, q4_0: 18)
+    KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+    KV_F16_MIB_A_TOKEN = 640 / 2048  # the 70B's K and V of 80 layers: 640 MiB at 2,048 tokens in f16
+
+    def __init__(
+        self, write: Any, era: str = "0.5", library: str = "cuda", server_env: dict[str, str] | None = None
+    ) -> None:
         """`era`: "0.5", the llama.cpp runner's lines (`llm_load_tensors:`), or "go-engine", Ollama's own
         engine's (0.6 to 0.2x: `runner --ollama-engine`, ggml.go's `offloaded N/M layers to GPU`).
-        `library`: the GPU's, `cuda` or `rocm`."""
+        `library`: the GPU's, `cuda` or `rocm`. `server_env`: the settings `ollama serve` was started
+        with (OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_NUM_PARALLEL), as 0.5.11 obeys them:
+        a quantized KV cache only with flash attention on."""
         if era not in self.ERAS:
             raise ValueError(f"unknown log era {era!r}: one of {', '.join(self.ERAS)}")
         self.write = write
         self.era = era
         self.library = library
         self.buffer = self.BUFFERS[library]
+        env = server_env or {}
+        self.flash = env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower() in ("1", "true")
+        kv = env.get("OLLAMA_KV_CACHE_TYPE", "").strip().lower()
+        self.kv_type = kv if self.flash and kv in self.KV_BYTES else "f16"
+        parallel = env.get("OLLAMA_NUM_PARALLEL", "").strip()
+        self.parallel = int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
 
     def line(self, text: str) -> None:
         self.write(text + "\n")
@@ -174,7 +188,9 @@ class ServerLog:
         )
         blob = f"/root/.ollama/models/blobs/sha256-{model['digest']}"
         flags = (
-            f"--ctx-size {context} --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8 --parallel 1 --port 41233"
+            f"--ctx-size {context * self.parallel} --batch-size 512 --n-gpu-layers {gpu_layers} --threads 8"
+            + (f" --flash-attn --kv-cache-type {self.kv_type}" if self.flash else "")
+            + f" --parallel {self.parallel} --port 41233"
         )
         if self.era == "go-engine":
             self._go_engine_load(total, gpu_layers, library, estimate, f"--model {blob} {flags}")
@@ -188,12 +204,35 @@ class ServerLog:
         )
         if cpu_only:  # a CPU runner prints no "offloaded" line (as in fixture 08)
             self.line("llm_load_tensors:        CPU buffer size = 40550.27 MiB")
+            self._context(0, total, context * self.parallel)
             return
         self.line(f"llm_load_tensors: offloading {min(gpu_layers, total - 1)} repeating layers to GPU")
         self.line(f"llm_load_tensors: offloaded {gpu_layers}/{total} layers to GPU")
         gpu_mib = 40550.27 * gpu_layers / total
         self.line(f"llm_load_tensors:        CPU buffer size = {40550.27 - gpu_mib:8.2f} MiB")
         self.line(f"llm_load_tensors: {self.buffer:>9} buffer size = {gpu_mib:8.2f} MiB")
+        self._context(gpu_layers, total, context * self.parallel)
+
+    def _context(self, gpu_layers: int, total: int, cells: int) -> None:
+        """llama.cpp's context lines as 0.5.11's runner prints them (the real order): flash attention,
+        the KV cache per device and by type, the compute buffers."""
+        self.line(f"llama_new_context_with_model: flash_attn    = {int(self.flash)}")
+        kv_mib = self.KV_F16_MIB_A_TOKEN * cells * self.KV_BYTES[self.kv_type] / 2
+        on_gpu = kv_mib * min(gpu_layers, total - 1) / (total - 1)
+        if on_gpu:
+            self.line(f"llama_kv_cache_init: {self.buffer:>10} KV buffer size = {on_gpu:8.2f} MiB")
+        if kv_mib - on_gpu:
+            self.line(f"llama_kv_cache_init:        CPU KV buffer size = {kv_mib - on_gpu:8.2f} MiB")
+        half = kv_mib / 2
+        self.line(
+            f"llama_new_context_with_model: KV self size  = {kv_mib:7.2f} MiB, K ({self.kv_type}): {half:7.2f} MiB, "
+            f"V ({self.kv_type}): {half:7.2f} MiB"
+        )
+        if gpu_layers:
+            self.line(f"llama_new_context_with_model: {self.buffer:>10} compute buffer size =   266.50 MiB")
+            self.line("llama_new_context_with_model:  CUDA_Host compute buffer size =    24.01 MiB")
+        else:
+            self.line("llama_new_context_with_model:        CPU compute buffer size =   266.50 MiB")
 
     def _go_engine_load(self, total: int, gpu_layers: int, library: str, estimate: str, args: str) -> None:
         """Ollama's own engine (0.6 to 0.2x), as in fixtures 01 and 05: the runner is `ollama runner
@@ -211,6 +250,11 @@ class ServerLog:
         if gpu_layers:
             self.structured("ggml.go:377", '"model weights"', f'buffer={self.buffer} size="{gpu_gib:.1f} GiB"')
         self.structured("ggml.go:377", '"model weights"', f'buffer=CPU size="{39.6 - gpu_gib:.1f} GiB"')
+        if gpu_layers:  # as fixture 01: the graph per backend, after the weights
+            self.structured(
+                "ggml.go:666", '"compute graph"', f'backend={self.buffer} buffer_type={self.buffer} size="1.1 GiB"'
+            )
+        self.structured("ggml.go:666", '"compute graph"', 'backend=CPU buffer_type=CPU size="10.5 MiB"')
 
     def access(self, status: int, seconds: float, client: str, method: str, path: str) -> None:
         """gin's access line, printed as each request ends (every Ollama, 0.1 to 0.34)."""

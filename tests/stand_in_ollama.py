@@ -33,7 +33,12 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(text)
         sys.stderr.flush()
 
-    double = OllamaDouble(config, port=port, log=ServerLog(write))
+    names = ("OLLAMA_FLASH_ATTENTION", "OLLAMA_KV_CACHE_TYPE", "OLLAMA_NUM_PARALLEL")
+    settings = {k: v for k, v in os.environ.items() if k in names}
+    listed = " ".join(f"{k}:{v}" for k, v in sorted(settings.items()))
+    config_line = f'msg="server config" env="map[{listed}]"'
+    write(f"time=2026-06-02T10:00:00.000Z level=INFO source=routes.go:1187 {config_line}\n")
+    double = OllamaDouble(config, port=port, log=ServerLog(write, server_env=settings))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     double.start()

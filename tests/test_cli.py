@@ -185,7 +185,7 @@ def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
         (["--modes", "moe=some"], "moe= takes all or a number of layers"),
         (["--modes", "auto:np=0"], "np= takes a number of parallel slots from 1 to 64"),
         (["--modes", "auto:kv=f16:kv=q8_0"], "kv= twice"),
-        (["--modes", "auto:turbo=1"], "a mode is cpu, auto or gpu=N, then any of ctx=N, kv=TYPE"),
+        (["--modes", "auto:turbo=1"], "use cpu, auto or gpu=N, then any of ctx=N, kv=TYPE"),
     ],
 )
 def test_bad_flags_give_a_usage_error(args, message):

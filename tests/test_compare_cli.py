@@ -119,6 +119,38 @@ def test_two_models_json_has_the_machine_and_the_chart_is_written(double_factory
     assert f"wrote {chart}" in result.stderr
 
 
+def test_the_articles_model_comparison_in_one_command_marks_the_moe_model(double_factory, tmp_path):
+    """The article's last table: a dense 70B and an MoE model, each on the CPU and with the GPU, each mode's
+    speed-up over the same model's CPU run, the MoE one marked with the experts it uses."""
+    double = double_factory(tokens=15)
+    info = {"general.architecture": "llama", "llama.block_count": 32, "llama.expert_count": 8,
+            "llama.expert_used_count": 2}  # fmt: skip
+    double.config.models["tanuki-8x8b:latest"] = dict(
+        LLAMA33, name="tanuki-8x8b:latest", size=27_600_000_000, parameter_size="47.0B", model_info=info
+    )
+    out = tmp_path / "article.json"
+    result = llmtop("llama3.3", "tanuki-8x8b", "--host", double.url, "--modes", "cpu,auto", "--headless",
+                    "--no-log", "--lang", "ja", "--export", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| モデル | パラ数 | 量子化 | サイズ | 環境 | モード |")
+    assert [line.split(" | ")[0] for line in lines[2:6]] == [
+        "| llama3.3",
+        "| llama3.3",
+        "| tanuki-8x8b (MoE, 2 of 8 experts)",
+        "| tanuki-8x8b (MoE, 2 of 8 experts)",
+    ]
+    comparison = json.loads(out.read_text())["comparison"]
+    assert [(c["model"], c["mode"], c["speedup_vs_cpu"] is not None) for c in comparison] == [
+        ("llama3.3", "cpu", True),
+        ("llama3.3", "auto", True),
+        ("tanuki-8x8b", "cpu", True),
+        ("tanuki-8x8b", "auto", True),
+    ]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["experts"] for r in runs] == [None, None, "MoE, 2 of 8 experts", "MoE, 2 of 8 experts"]
+
+
 def test_japanese_headers(double, tmp_path):
     result = llmtop("llama3.3", "--host", double.url, "--headless", "--no-log", "--lang", "ja")
     assert result.returncode == 0, result.stderr

@@ -298,13 +298,13 @@ async def test_the_phase_and_layers_panels_take_the_longest_text_that_fits(width
 async def test_the_runs_panel_adds_rows_and_compares_from_two_runs_on(monkeypatch):
     rebuilt = counted(monkeypatch, SummaryTable, "replace_all")
     rows = (row("llama3.3", "cpu", 0.99), row("llama3.3", "auto", 1.34))
-    table, comparison = parts = runs_panel(sweep=False)
+    table, comparison, memory_parts = parts = runs_panel(sweep=False)
     app = Host(*parts)
     async with app.run_test(size=(160, 30)) as pilot:
         for part in parts:
             part.show(RunsState(rows[:1], tuple(compare(rows[:1]))))
         await pilot.pause()
-        assert table.row_count == 1 and not comparison.display
+        assert table.row_count == 1 and not comparison.display and not memory_parts.display
         for part in parts:
             part.show(RunsState(rows, tuple(compare(rows))))
         await pilot.pause()
@@ -313,6 +313,37 @@ async def test_the_runs_panel_adds_rows_and_compares_from_two_runs_on(monkeypatc
         for part in parts:
             part.show(RunsState(rows, tuple(compare(rows))))
         assert len(rebuilt) == 2
+
+
+async def test_the_runs_panel_draws_each_runs_memory_by_part_where_a_mode_set_the_server():
+    from dataclasses import replace
+
+    from llmtop.measure.load_parts import MemoryPart
+    from llmtop.measure.screen_states import parts_bars
+
+    mib = 1024 * 1024
+
+    def with_kv(mode: str, kv_mib: int, kv: str):
+        parts = (
+            MemoryPart("weights", "system memory", 60 * mib),
+            MemoryPart("kv_cache", "system memory", kv_mib * mib),
+        )
+        return replace(row("r16-moe", mode), settings={"kv_cache": kv}, memory_parts=parts)
+
+    rows = (with_kv("auto", 64, "f16"), with_kv("auto:kv=q8_0", 34, "q8_0"))
+    assert parts_bars(rows[:1]) == ()  # a plain mode on the CPU alone: the table says it all
+    bars = parts_bars(rows)
+    assert bars[0].startswith("r16-moe auto (system memory)") and bars[1].startswith("r16-moe auto, KV q8_0")
+    assert bars[0].count("▓") == 15 and bars[1].count("▓") == 8  # 64 and 34 MiB of 124, on 30 cells
+    *_, memory_parts = parts = runs_panel(sweep=False)
+    app = Host(*parts)
+    async with app.run_test(size=(120, 30)) as pilot:
+        for part in parts:
+            part.show(RunsState(rows, tuple(compare(rows)), parts=bars))
+        await pilot.pause()
+        assert memory_parts.display and memory_parts.border_title == "memory by part (server log)"
+        drawn = [line.rstrip() for line in str(memory_parts.render()).splitlines()]
+        assert drawn == [line.rstrip() for line in bars]
 
 
 async def test_the_log_panel_rewrites_only_new_lines(monkeypatch):

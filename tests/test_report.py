@@ -92,6 +92,7 @@ def test_each_runs_memory_timeline_has_its_series_baselines_marks_and_the_spill(
     charts = {svg.findtext(f"{SVG}title"): svg for svg in svgs(tree)}
     assert list(charts) == [
         "tokens/s (eval rate)",
+        "Memory by part",  # the GPU held part of the second run's weights
         "Run 1 memory: llama3.3 CPU",
         "Run 1 tokens/s: llama3.3 CPU",
         "Run 2 memory: llama3.3 CPU+GPU",
@@ -107,6 +108,8 @@ def test_each_runs_memory_timeline_has_its_series_baselines_marks_and_the_spill(
     assert [r for r in within(gpu, "rect") if r.get("class") == "spill"]
     assert not [r for r in within(cpu, "rect") if r.get("class") == "spill"]
     assert "a spill" in gpu.findtext(f"{SVG}desc")
+    parts = charts["Memory by part"].findtext(f"{SVG}desc")
+    assert "llama3.3 auto in ROCm0: weights" in parts and "llama3.3 cpu in system memory: weights" in parts
     tokens = charts["Run 2 tokens/s: llama3.3 CPU+GPU"]
     assert [p.get("data-series") for p in within(tokens, "polyline")] == ["tokens/s"]
 

@@ -170,3 +170,20 @@ def test_the_parts_section_comes_where_a_mode_set_the_server_or_a_gpu_held_part_
     assert "Settings and memory by part" in session_markdown([replace(cpu_only, mode="auto:kv=q8_0")])
     csv_text = to_csv([gpu])
     assert '"[{""part"":""weights"",""device"":""CUDA0"",""bytes"":1939865600}' in csv_text
+
+
+def test_the_report_draws_each_runs_parts_on_one_scale_with_its_settings_in_the_caption():
+    import re
+
+    from llmtop.store.report import SessionReport, report_html
+
+    f16 = _with_parts("auto", 680, {"kv_cache": "f16"})
+    q8 = _with_parts("auto:kv=q8_0", 340, {"kv_cache": "q8_0", "flash_attention": "on"})
+    page = report_html(SessionReport([f16, q8], [None, None], {}))
+    start = page.index('data-name="memory-by-part"')
+    figure = page[start : page.index("</figure>", start)]
+    kv = [float(w) for w in re.findall(r'<rect class="k2" x="[\d.]+" y="\d+" width="([\d.]+)" height="16"', figure)]
+    assert len(kv) == 2 and kv[1] == pytest.approx(kv[0] / 2, abs=0.1)  # CUDA0 of each run: q8_0 halves the KV
+    assert "llama3.3 auto, KV q8_0: KV q8_0, FA on" in figure
+    assert "llama3.3 auto, KV q8_0 (system memory)" in figure
+    assert 'data-name="memory-by-part"' not in report_html(SessionReport([row("llama3.3", "auto")], [None], {}))

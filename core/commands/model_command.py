@@ -91,6 +91,12 @@ repeats interleaved; each run unloads the model, waits for memory to settle, tak
 and generates with the same prompt, seed and temperature. The table gives tps as mean ± sd and
 each mode's speed-up over cpu; every run also goes to the local history (llmtop history).
 
+the server's settings: llmtop MODEL --serve --modes auto,auto:kv=q8_0,moe=all restarts the
+`ollama serve` it started between runs whose settings differ (OLLAMA_KV_CACHE_TYPE,
+OLLAMA_FLASH_ATTENTION, LLAMA_ARG_CPU_MOE / LLAMA_ARG_N_CPU_MOE, OLLAMA_NUM_PARALLEL); each run says
+what the server ran it with and where its memory went (weights, KV cache, compute, per device).
+A server llmtop did not start is never restarted: such modes need --serve.
+
 keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
 b switch the live chart and the tps bar chart (a sweep's chart in a sweep), m the memory
 timeline (RAM, Ollama RSS, VRAM, shared GPU memory over the run), t the tables' other columns,
@@ -172,7 +178,9 @@ def build_parser() -> ArgumentParser:
         metavar="MODES",
         type=_modes,
         help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N); "
-        "a mode can set the context too: auto:ctx=4096,auto:ctx=32768",
+        "a mode can set the context too: auto:ctx=4096,auto:ctx=32768; with --serve, the server's own settings "
+        "too: kv=f16|q8_0|q4_0 (KV cache type), fa=on|off (flash attention), moe=all|N (the experts of all or N "
+        "layers in system memory, Ollama 0.30+), np=N (parallel slots), e.g. auto,auto:kv=q8_0,moe=all",
     )
     placement.add_argument(
         "--sweep",

@@ -15,6 +15,7 @@ from typing import Any
 from llmtop import units
 from llmtop.collectors.ollama_log import DeviceBuffer, LoadRecord
 from llmtop.measure.server_settings import moe_text
+from llmtop.measure.settings import mode_is_plain
 
 SYSTEM_MEMORY = "system memory"
 PART_LABELS = {"weights": "weights", "kv_cache": "KV cache", "compute": "compute"}
@@ -129,6 +130,14 @@ class PartsLine:
 
     def size_of(self, part: str) -> int | None:
         return next((size for name, size in self.sizes if name == part), None)
+
+
+def worth_showing(runs: Sequence[tuple[str, Mapping[str, str], Sequence[MemoryPart]]]) -> bool:
+    """Whether the parts say more than the table: (mode, settings, parts) per run, some run told its
+    parts or settings, and some mode set the server or some part lay on a GPU."""
+    told = any(settings or parts for _, settings, parts in runs)
+    asked = any(not mode_is_plain(mode) for mode, _, _ in runs)
+    return told and (asked or any(p.on_gpu for _, _, parts in runs for p in parts))
 
 
 def parts_lines(runs: Sequence[tuple[str, Mapping[str, str], Sequence[MemoryPart]]]) -> list[PartsLine]:

@@ -7,7 +7,7 @@ Textual."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from llmtop import units
@@ -15,8 +15,10 @@ from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.energy import EDGE_S, GPU_UNREAD
 from llmtop.measure.live import energy_so_far, gpu_now, idle_power, process_deltas, ram_now, watts_over_idle
+from llmtop.measure.load_parts import bars_text, parts_lines, worth_showing
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.session import Phase, Session
+from llmtop.measure.settings import mode_is_plain, mode_label
 from llmtop.measure.summary import RunRecord, SummaryRow, baseline_start, split_words
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import Timeline, memory_timeline, run_start
@@ -418,6 +420,7 @@ class RunsState:
     comparisons: tuple[Comparison, ...]
     sweep: SweepResult | None = None
     conclusion: str = ""
+    parts: tuple[str, ...] = ()  # each run's memory by part as stacked bars, where they say more than the table
 
     @property
     def compared(self) -> bool:
@@ -430,7 +433,24 @@ def runs_state(runner: PlanRunner, finished: SummaryRow | None = None) -> RunsSt
     if finished is not None and not any(r is finished for r in rows):
         rows += (finished,)
     sweep = runner.sweep_result()
-    return RunsState(rows, tuple(compare(rows)), sweep, sweep_conclusion(sweep) if sweep is not None else "")
+    return RunsState(
+        rows, tuple(compare(rows)), sweep, sweep_conclusion(sweep) if sweep is not None else "", parts_bars(rows)
+    )
+
+
+PARTS_BAR_WIDTH = 30
+
+
+def parts_bars(rows: Sequence[SummaryRow]) -> tuple[str, ...]:
+    """The runs' memory by part as stacked bars with their settings (load_parts.py), where some mode
+    set the server (the screen is short of room: a GPU split alone is the tables' VRAM and RAM, and
+    the export's and the report's parts); () otherwise."""
+    if all(mode_is_plain(r.mode) for r in rows) or not worth_showing(
+        [(r.mode, r.settings, r.memory_parts) for r in rows]
+    ):
+        return ()
+    named = [(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows]
+    return tuple(bars_text(parts_lines(named), PARTS_BAR_WIDTH))
 
 
 def sweep_conclusion(result: SweepResult) -> str:

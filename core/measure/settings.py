@@ -121,7 +121,7 @@ def parse_full_mode(text: str) -> tuple[int | None, int | None, ServerSettings]:
             raise ValueError(f"{key} without a value in mode {text.strip()!r}: write {key}=..., e.g. auto:ctx=8192")
         if not equals or key not in ("ctx", *SETTING_KEYS):
             raise ValueError(
-                f"unknown mode {text.strip()!r}: a mode is cpu, auto or gpu=N, then any of ctx=N, kv=TYPE, "
+                f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, then any of ctx=N, kv=TYPE, "
                 "fa=on|off, moe=all|N, np=N, joined by colons"
             )
         if key in seen:

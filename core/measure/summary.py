@@ -118,6 +118,7 @@ class SummaryRow:
     # What the load ran with and where its memory went, by part, from the log (load_parts.py).
     settings: dict[str, str] = field(default_factory=dict, hash=False)
     memory_parts: tuple[MemoryPart, ...] = ()
+    experts: str | None = None  # a mixture of experts: `MoE, 2 of 8 experts` (/api/show)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -462,6 +463,7 @@ def summarize(run: RunRecord) -> SummaryRow:
     return SummaryRow(
         model=run.facts.name,
         parameter_size=run.facts.parameter_size,
+        experts=run.facts.experts_text,
         quantization=run.facts.quantization,
         size_bytes=run.facts.size_bytes,
         env=env,

@@ -38,6 +38,16 @@ class ModelFacts:
     family: str | None
     block_count: int | None
     size_bytes: int | None
+    expert_count: int | None = None  # a mixture of experts: its experts per layer, and how many a token uses
+    expert_used_count: int | None = None
+
+    @property
+    def experts_text(self) -> str | None:
+        """`MoE, 2 of 8 experts` for a mixture of experts (None for a dense model)."""
+        if not self.expert_count:
+            return None
+        used = f"{self.expert_used_count} of " if self.expert_used_count else ""
+        return f"MoE, {used}{self.expert_count} experts"
 
     @property
     def layers_total(self) -> int | None:
@@ -45,12 +55,17 @@ class ModelFacts:
         return None if self.block_count is None else self.block_count + 1
 
 
-def _block_count(model_info: Mapping[str, Any]) -> int | None:
+def _architecture_int(model_info: Mapping[str, Any], key: str) -> int | None:
+    """`ARCH.key` (e.g. `llama.block_count`), or any `*.key` for an architecture llmtop does not know."""
     arch = model_info.get("general.architecture")
-    value = model_info.get(f"{arch}.block_count") if arch else None
-    if value is None:  # an architecture key we do not know: any *.block_count will do
-        value = next((v for k, v in model_info.items() if k.endswith(".block_count")), None)
-    return value if isinstance(value, int) and value > 0 else None
+    value = model_info.get(f"{arch}.{key}") if arch else None
+    if value is None:
+        value = next((v for k, v in model_info.items() if k.endswith(f".{key}")), None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _block_count(model_info: Mapping[str, Any]) -> int | None:
+    return _architecture_int(model_info, "block_count")
 
 
 def model_facts(name: str, show: Mapping[str, Any], tags: Mapping[str, Any]) -> ModelFacts:
@@ -69,4 +84,6 @@ def model_facts(name: str, show: Mapping[str, Any], tags: Mapping[str, Any]) -> 
         family=details.get("family") or None,
         block_count=_block_count(model_info),
         size_bytes=size if isinstance(size, int) else None,
+        expert_count=_architecture_int(model_info, "expert_count"),
+        expert_used_count=_architecture_int(model_info, "expert_used_count"),
     )

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from llmtop import __version__, units
 from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
 from llmtop.measure.comparison import Comparison, compare
-from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines
-from llmtop.measure.settings import mode_is_plain, mode_label
+from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
+from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
 
@@ -86,31 +86,32 @@ def _part_cell(part: str) -> Callable[[PartsLine], str]:
     return cell
 
 
+PARTS_COLUMNS: tuple[Column, ...] = (
+    Column("run", lambda line: line.run, right=False),
+    Column("settings", lambda line: line.settings or "n/a", right=False),
+    Column("where", lambda line: line.device, right=False),
+    *(Column(label, _part_cell(part)) for part, label in PART_LABELS.items()),
+    Column("total", lambda line: units.human_bytes(line.total)),
+)
+"""The parts table's columns: a line per run and device (load_parts.PartsLine)."""
+
+
 def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     """What each run ran with and where its memory went, by part and device (a table, then stacked
     bars on one scale); '' when the log told none of it."""
     lines = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])
     if not lines:
         return ""
-    columns = (
-        Column("run", lambda line: line.run, right=False),
-        Column("settings", lambda line: line.settings or "n/a", right=False),
-        Column("where", lambda line: line.device, right=False),
-        *(Column(label, _part_cell(part)) for part, label in PART_LABELS.items()),
-        Column("total", lambda line: units.human_bytes(line.total)),
-    )
     title = "設定とメモリの内訳" if lang == "ja" else "Settings and memory by part"
     bars = "\n".join(bars_text(lines))
-    return f"### {title}\n\n{markdown_table(lines, columns, lang)}\n```\n{bars}\n```\n"
+    return f"### {title}\n\n{markdown_table(lines, PARTS_COLUMNS, lang)}\n```\n{bars}\n```\n"
 
 
 def session_markdown(rows: Sequence[SummaryRow], lang: str = "en", sweep: SweepResult | None = None) -> str:
     """The compared table; what each run ran with and its memory by part, where the log told them and
     the runs set the server or used a GPU; and the sweep's section when the runs were a sweep."""
     parts = [to_markdown(rows, lang)]
-    if any(r.memory_parts or r.settings for r in rows) and (
-        any(not mode_is_plain(r.mode) for r in rows) or any(p.on_gpu for r in rows for p in r.memory_parts)
-    ):  # asked of the server, or split between a GPU and system memory
+    if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):
         parts.append(parts_markdown(rows, lang))
     if sweep is not None:
         parts.append(sweep_markdown(sweep, lang))

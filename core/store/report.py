@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from llmtop import __version__
 from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
 from llmtop.measure.comparison import compare
+from llmtop.measure.load_parts import parts_lines, worth_showing
+from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
-from llmtop.store.exports import markdown_table, session_markdown
-from llmtop.store.report_charts import CHART_CSS, memory_chart, rate_chart, spills
+from llmtop.store.exports import PARTS_COLUMNS, markdown_table, session_markdown
+from llmtop.store.report_charts import CHART_CSS, memory_chart, parts_chart, rate_chart, spills
 
 if TYPE_CHECKING:
     from llmtop.watch.state import WatchedRequest
@@ -344,6 +346,16 @@ def _results_section(report: SessionReport, figure: _Figures) -> str:
     if bars:
         parts.append(figure("tokens-per-second", bar_chart_svg(bars), _speed_ups(rows)))
     parts.append("</section>\n")
+    if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):  # as the Markdown's section
+        memory = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])
+        caption = (
+            "Where each run's memory went, by part and device, from the server log's own buffer sizes; "
+            + "; ".join(dict.fromkeys(f"{line.run}: {line.settings}" for line in memory if line.settings))
+        )
+        parts.append('<section id="parts">\n<h2>Settings and memory by part</h2>\n')
+        parts.append(figure("memory-by-part", parts_chart("parts", memory, "Memory by part"), caption))
+        parts.append(_table(memory, PARTS_COLUMNS, report.lang, "What each run ran with, and its memory by part"))
+        parts.append("</section>\n")
     if report.sweep is not None:
         parts.append(_sweep_section(report.sweep, report.lang, figure))
     return "".join(parts)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llmtop import units
+from llmtop.measure.load_parts import PART_LABELS, PartsLine
 from llmtop.measure.summary import is_spill
 from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import nice_top
@@ -211,3 +212,49 @@ def rate_chart(ident: str, curves: RunCurves, title: str) -> str:
         curves.timeline.marks,
         label=lambda v: f"{v:.3g}",
     )
+
+
+PART_CLASSES = {"weights": "k0", "kv_cache": "k2", "compute": "k1"}
+
+
+def parts_chart(ident: str, lines: Sequence[PartsLine], title: str) -> str:
+    """Each run's memory on each device as one horizontal stacked bar (weights, KV cache, compute), every
+    bar on one scale, its total at its end: which part a setting shrank, and which part a GPU held."""
+    labels = [f"{line.run} ({line.device})" for line in lines]
+    label_width = max(160, 16 + 7 * max((len(label) for label in labels), default=0))  # about 7 px a character
+    bar_width, row, top = 300, 26, 34
+    scale = max((line.total for line in lines), default=0) or 1
+    height = max(160, top + row * len(lines) + 34)
+    width = label_width + bar_width + 90
+    said = "; ".join(
+        f"{line.run} in {line.device}: "
+        + ", ".join(f"{PART_LABELS[p]} {units.human_bytes(b)}" for p, b in line.sizes if p in PART_LABELS)
+        for line in lines
+    )
+    out = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="{ident}-t {ident}-d">',
+        f'<title id="{ident}-t">{html.escape(title)}</title><desc id="{ident}-d">{html.escape(said)}.</desc>',
+        f'<rect class="bg" width="{width}" height="{height}"/>',
+        f'<text class="title" x="8" y="20">{html.escape(title)}</text>',
+    ]
+    for i, (line, label) in enumerate(zip(lines, labels, strict=True)):
+        y = top + i * row
+        out.append(f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end">{html.escape(label)}</text>')
+        x = float(label_width)
+        for part, size in line.sizes:
+            w = size / scale * bar_width
+            out.append(
+                f'<rect class="{PART_CLASSES.get(part, "k3")}" x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="16">'
+                f"<title>{html.escape(PART_LABELS.get(part, part))}: {units.human_bytes(size)}</title></rect>"
+            )
+            x += w
+        out.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{units.human_bytes(line.total)}</text>')
+    key_y = height - 16
+    x = float(label_width)
+    for part, label in PART_LABELS.items():
+        out.append(f'<rect class="{PART_CLASSES[part]}" x="{x:.1f}" y="{key_y - 10}" width="12" height="12"/>')
+        out.append(f'<text x="{x + 16:.1f}" y="{key_y}">{html.escape(label)}</text>')
+        x += 100
+    out.append("</svg>\n")
+    return "\n".join(out)

@@ -1,4 +1,5 @@
-"""The runs panel: a row per run, the runs compared, and in a sweep its table and conclusion.
+"""The runs panel: a row per run, the runs compared, their memory by part, and in a sweep its table
+and conclusion.
 
 Its parts lie on the screen itself, one under the other, each drawing its share of the one RunsState:
 a table's height follows its rows, and the screen lays out a table of its own at once where one
@@ -87,10 +88,30 @@ class SweepConclusion(Static):
             self.update(state.conclusion)
 
 
-RunsPart = RunsTable | ComparisonTable | SweepTable | SweepConclusion
+class MemoryParts(Static):
+    """Each run's memory by part (weights, KV cache, compute) and device, as stacked bars on one scale,
+    with its settings: shown where a mode set the server or a part lay on a GPU."""
+
+    def __init__(self) -> None:
+        super().__init__(id="parts", markup=False)
+        self.drawn: tuple[str, ...] = ()
+
+    def on_mount(self) -> None:
+        self.border_title = "memory by part (server log)"
+        self.display = bool(self.drawn)
+
+    def show(self, state: RunsState) -> None:
+        """Draw `state`'s bars (nothing when they are the ones drawn last)."""
+        if state.parts != self.drawn:
+            self.drawn = state.parts
+            self.update("\n".join(state.parts))
+            self.display = bool(state.parts)
+
+
+RunsPart = RunsTable | ComparisonTable | MemoryParts | SweepTable | SweepConclusion
 
 
 def runs_panel(sweep: bool) -> tuple[RunsPart, ...]:
     """The runs panel's parts, top to bottom (`sweep`: the sweep's table and conclusion too)."""
-    parts: tuple[RunsPart, ...] = (RunsTable(), ComparisonTable())
+    parts: tuple[RunsPart, ...] = (RunsTable(), ComparisonTable(), MemoryParts())
     return (*parts, SweepTable(), SweepConclusion()) if sweep else parts
