@@ -207,6 +207,11 @@ def test_server_settings_without_serve_are_one_line_and_status_2_before_anything
         "and restarts it between runs whose settings differ"
     ]
     assert double.requests == [] and double.gets == []
+    sweep = llmtop("llama3.3", "--host", double.url, "--headless", "--sweep", "moe=0,8,16")
+    assert sweep.returncode == 2 and sweep.stderr.startswith(
+        "llmtop: --sweep moe=... sets the server's own settings (LLAMA_ARG_N_CPU_MOE), and llmtop never restarts"
+    )
+    assert len(sweep.stderr.splitlines()) == 1 and double.requests == [] and double.gets == []
 
 
 def test_bad_model_name_and_bad_ollama_host():

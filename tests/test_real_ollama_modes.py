@@ -4,6 +4,7 @@ and each run says what it ran with and where its memory went, as the server itse
 
 from __future__ import annotations
 
+import html
 import sys
 
 import pytest
@@ -69,6 +70,23 @@ def test_flash_attention_and_slots_reach_llama_servers_command_line(real_ollama,
     assert len(starts) == 2 and "--flash-attn off" in starts[0] and "--flash-attn on" in starts[1]
     assert " -np 2 " in starts[1]
     assert part(on, "kv_cache") == 2 * part(off, "kv_cache")  # each slot its own cache of the same context
+
+
+def test_a_sweep_of_the_experts_place_runs_each_point_on_its_own_server_and_concludes(real_ollama, tmp_path):
+    """`--serve --sweep moe=0,8`: Ollama's choice, then every layer asked for the GPU with the experts of 0
+    and 8 layers in system memory, each on a server started with its LLAMA_ARG_N_CPU_MOE. Here, without a
+    GPU, every point ran on the CPU, and the sweep says there is nothing to choose."""
+    server = real_ollama("newest", start=False)
+    report = tmp_path / "r.html"
+    result = run_llmtop(server, tmp_path, MOE_LLAMA, "--serve", "--sweep", "moe=0,8", "--report", str(report),
+                        **serve_env(server))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runs = exported(tmp_path)
+    assert [r["mode"] for r in runs] == ["auto", "gpu=17:moe=0", "gpu=17:moe=8"]
+    assert [r["settings"].get("cpu_moe") for r in runs] == [None, None, "8"]  # 0 layers: no placement at all
+    assert "there is no place for the experts to choose on this machine" in result.stdout
+    page = html.unescape(report.read_text(encoding="utf-8"))
+    assert "the experts' place (moe=N: the experts of N layers in system memory)" in page
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def test_parse_sweep_reads_every_form():
     assert parse_sweep("27, 0,10,20,10") == SweepSpec("num_gpu", (0, 10, 20, 27))
     assert parse_sweep("num_gpu=5,3") == SweepSpec("num_gpu", (3, 5))
     assert parse_sweep("num_ctx=32768,2048,8k") == SweepSpec("num_ctx", (2048, 8192, 32768))
+    assert parse_sweep("moe=24,0,8") == SweepSpec("moe", (0, 8, 24))
 
 
 @pytest.mark.parametrize(
@@ -75,6 +76,8 @@ def test_parse_sweep_reads_every_form():
         ("num_ctx", "give the contexts to try"),
         ("num_ctx=100", "between 256 and"),
         ("temperature=1", "cannot sweep 'temperature'"),
+        ("moe", "give the layers whose experts stay in system memory"),
+        ("moe=all", "not a layer count: 'all'"),
     ],
 )
 def test_parse_sweep_says_what_is_wrong(text, message):
@@ -89,6 +92,8 @@ def test_check_layers_refuses_points_past_the_model_and_asks_for_a_list_without_
         check_layers(SweepSpec(), "m", None)
     check_layers(SweepSpec("num_gpu", (0, 10)), "m", None)  # a list by hand needs no count
     check_layers(SweepSpec("num_ctx", (2048,)), "m", None)
+    with pytest.raises(SweepError, match=r"tanuki has 32 repeating layers: moe=40 is past them"):
+        check_layers(SweepSpec("moe", (0, 16, 40)), "tanuki", 33)
 
 
 # -- the plan -----------------------------------------------------------------------------------------
@@ -102,6 +107,9 @@ def test_the_first_points_are_ollamas_choice_then_the_coarse_grid():
     assert by_hand.next_modes(machine_rows(SpillingMachine(), ["auto", "cpu", "gpu=27", "gpu=30"])) == []
     contexts = SweepPlanner(SweepSpec("num_ctx", (2048, 8192)), None)
     assert contexts.first_modes() == ["auto", "auto:ctx=2048", "auto:ctx=8192"]
+    experts = SweepPlanner(SweepSpec("moe", (0, 16)), 33)  # every layer on the GPU, the experts of N on the CPU
+    assert experts.first_modes() == ["auto", "gpu=33:moe=0", "gpu=33:moe=16"] and not experts.grows
+    assert SweepPlanner(SweepSpec("moe", (8,)), None).first_modes() == ["auto", "auto:moe=8"]
 
 
 def test_refining_finds_the_machines_fastest_layer_count_within_one_final_step():
@@ -226,6 +234,33 @@ def test_failed_points_are_results_named_once_per_reason():
     failed = [p for p in result.points if p.failed]
     assert [p.mode for p in failed] == ["gpu=61", "gpu=81"] and all(p.spilled is None for p in failed)
     assert result.concluded
+
+
+def test_an_experts_sweep_concludes_on_the_environment_to_set_and_the_serve_line():
+    """The issue's MoE case on a 16 GB card (figures made up for the test): every layer asked for the GPU;
+    with the experts of 16 layers in system memory the model fits and runs fastest; fewer spill."""
+    spec = SweepSpec("moe", (0, 16, 24))
+    rows = [
+        point_row("auto", 5.1, 20, total=33),
+        point_row("gpu=33:moe=0", 1.2, 33, shared=6_000_000_000, total=33),
+        point_row("gpu=33:moe=16", 6.4, 33, total=33),
+        point_row("gpu=33:moe=24", 5.9, 33, total=33),
+        point_row("gpu=20", 9.9, 20),  # another kind of run: not a point of this sweep
+        point_row("auto:kv=q8_0", 9.9, 20),  # another server setting: not a point either
+    ]
+    result = conclude("tanuki-8x8b", spec, rows)
+    assert [p.mode for p in result.points] == ["gpu=33:moe=0", "gpu=33:moe=16", "gpu=33:moe=24", "auto"]
+    assert result.best.mode == "gpu=33:moe=16" and result.points[0].spilled
+    assert result.conclusion == (
+        "moe=16 gives 6.40 tps, 25% faster than Ollama's choice (20/33 layers on the GPU, no spill). Set "
+        "LLAMA_ARG_N_CPU_MOE=16 for `ollama serve`: LLAMA_ARG_N_CPU_MOE=16 ollama serve, and num_gpu 33 (the "
+        "Modelfile below)"
+    )
+    assert result.modelfile == "FROM tanuki-8x8b\nPARAMETER num_gpu 33\n"
+    assert result.create_command == "ollama create tanuki-8x8b-moe16 -f Modelfile && ollama run tanuki-8x8b-moe16"
+    on_cpu = conclude("tanuki-8x8b", spec, [point_row("auto", 5.1, 0, total=33), point_row("gpu=33:moe=16", 5.3, 0)])
+    assert on_cpu.conclusion.endswith("there is no place for the experts to choose on this machine")
+    assert "Sweep of the experts' place" in session_markdown(rows, sweep=result)
 
 
 def test_a_context_sweep_concludes_on_the_context_and_the_largest_that_keeps_every_layer():

@@ -84,7 +84,9 @@ other commands: llmtop watch [--host URL ...] [--proxy PORT] [--metrics PORT] (w
 sweeping: llmtop MODEL --sweep runs num_gpu from 0 to every layer (coarse, then finer around the
 fastest) and Ollama's own choice, each point a planned run as above; it charts tps, VRAM and shared
 GPU memory by layers, and concludes in one sentence with the Modelfile to use. --sweep 0,10,20,27
-gives the points; --sweep num_ctx=2048,8192,32768 sweeps the context at Ollama's layer choice.
+gives the points; --sweep num_ctx=2048,8192,32768 sweeps the context at Ollama's layer choice;
+--serve --sweep moe=0,8,16,24 sweeps where an MoE model's experts live (every layer asked for the
+GPU, the experts of N layers in system memory) and ends with the `ollama serve` line to use.
 
 comparing: llmtop MODEL [MODEL ...] --modes cpu,auto --repeat 3 runs every model in every mode,
 repeats interleaved; each run unloads the model, waits for memory to settle, takes the baseline
@@ -190,7 +192,9 @@ def build_parser() -> ArgumentParser:
         type=_sweep,
         help="find the fastest num_gpu here: runs from 0 to every layer, coarse then finer around the fastest, "
         "with Ollama's own choice, and says what to set (a Modelfile); LIST gives the layer counts "
-        "(0,10,20,27) or contexts (num_ctx=2048,8192,32768, at Ollama's layer choice)",
+        "(0,10,20,27) or contexts (num_ctx=2048,8192,32768, at Ollama's layer choice); with --serve, "
+        "moe=0,8,16,24 asks every layer for the GPU with the experts of N layers in system memory and says "
+        "the environment to set",
     )
     parser.add_argument(
         "--num-ctx",
@@ -275,6 +279,8 @@ def main(argv: Sequence[str]) -> int:
     )
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
     refusal = server_modes_refused(modes, args.serve)
+    if args.sweep is not None and args.sweep.parameter == "moe" and not args.serve:
+        refusal = not_our_server("--sweep moe=... sets", ["LLAMA_ARG_N_CPU_MOE"])
     if refusal:
         sys.stderr.write(f"llmtop: {refusal}\n")
         return EXIT_USAGE
@@ -297,10 +303,15 @@ def server_modes_refused(modes: Sequence[str], serve: bool) -> str | None:
     if not setting or serve:
         return None
     names = sorted({name for mode in setting for name in RunSettings().with_mode(mode).server.env()})
+    return not_our_server(f"{', '.join(setting)} set{'s' if len(setting) == 1 else ''}", names)
+
+
+def not_our_server(what: str, names: Sequence[str]) -> str:
+    """`what` (`auto:kv=q8_0 sets`) the server's settings `names`, which need a server llmtop started."""
     return (
-        f"{', '.join(setting)} set{'s' if len(setting) == 1 else ''} the server's own settings ({', '.join(names)}), "
-        "and llmtop never restarts a server it did not start: add --serve, and llmtop starts `ollama serve` "
-        "itself and restarts it between runs whose settings differ"
+        f"{what} the server's own settings ({', '.join(names)}), and llmtop never restarts a server it did "
+        "not start: add --serve, and llmtop starts `ollama serve` itself and restarts it between runs whose "
+        "settings differ"
     )
 
 
@@ -412,13 +423,13 @@ def _measure(
     kit.probe_devices()
     if (
         sweep is not None
-        and sweep.spec.parameter == "num_gpu"
+        and sweep.spec.parameter in ("num_gpu", "moe")
         and collectors.gpu is None
         and server_is_local(base_url)[0]
     ):
         err.write(
             f"llmtop: note: no GPU found on this machine ({collectors.gpu_unavailable}): Ollama runs every point on "
-            "the CPU, so the layer sweep compares runs of the same thing\n"
+            "the CPU, so the sweep compares runs of the same thing\n"
         )
     metrics = None
     if args.metrics is not None:

@@ -5,7 +5,8 @@ own choice (`auto`) as one more point, then points halfway between the fastest a
 neighbours until they are one final step apart. For a function that rises until VRAM is full and
 falls as shared memory grows, the fastest layer count then lies within one final step of the best
 point measured. A list given by hand is run as given. `num_ctx=...` sweeps the context at Ollama's
-own layer choice.
+own layer choice. `moe=0,8,16,24` (with --serve) puts every layer on the GPU and keeps the experts
+of N layers in system memory, against Ollama's own choice: the fastest N that fits.
 
 Pure: no I/O, no Textual.
 """
@@ -20,10 +21,11 @@ from typing import Any
 
 from llmtop import units
 from llmtop.measure.comparison import Comparison
-from llmtop.measure.settings import mode_name, parse_context, parse_mode_and_context
+from llmtop.measure.server_settings import ServerSettings, serve_line
+from llmtop.measure.settings import mode_name, parse_context, parse_full_mode
 from llmtop.measure.summary import SummaryRow, is_spill
 
-LAYERS, CONTEXT = "num_gpu", "num_ctx"
+LAYERS, CONTEXT, MOE = "num_gpu", "num_ctx", "moe"
 COARSE_PARTS = 4  # the coarse grid: 0, a quarter, half, three quarters and all of the layers
 FINAL_PARTS = 16  # refined until neighbours are at most total/16 layers apart (1 for small models)
 
@@ -58,8 +60,8 @@ class SweepSpec:
 
 
 def parse_sweep(text: str) -> SweepSpec:
-    """`` (llmtop chooses the layer counts), `0,10,20,27`, `num_gpu=0,20` or `num_ctx=2048,8k,32768`;
-    SweepError with the reason otherwise."""
+    """`` (llmtop chooses the layer counts), `0,10,20,27`, `num_gpu=0,20`, `num_ctx=2048,8k,32768` or
+    `moe=0,8,16`; SweepError with the reason otherwise."""
     text = text.strip()
     if not text:
         return SweepSpec()
@@ -68,9 +70,14 @@ def parse_sweep(text: str) -> SweepSpec:
     if not equals:
         if parameter == CONTEXT:
             raise SweepError("give the contexts to try, e.g. --sweep num_ctx=2048,8192,32768")
+        if parameter == MOE:
+            raise SweepError("give the layers whose experts stay in system memory, e.g. --sweep moe=0,8,16,24")
         parameter, rest = LAYERS, text
-    elif parameter not in (LAYERS, CONTEXT):
-        raise SweepError(f"cannot sweep {parameter!r}: sweep num_gpu (GPU layers) or num_ctx (the context)")
+    elif parameter not in (LAYERS, CONTEXT, MOE):
+        raise SweepError(
+            f"cannot sweep {parameter!r}: sweep num_gpu (GPU layers), num_ctx (the context) or moe (the experts' "
+            "place, with --serve)"
+        )
     parts = [part.strip() for part in rest.split(",")]
     if not rest.strip() or any(not part for part in parts):
         raise SweepError(f"empty value in {text!r}: give a list such as 0,10,20")
@@ -92,9 +99,24 @@ def parse_sweep(text: str) -> SweepSpec:
     return SweepSpec(parameter, tuple(sorted(set(values))))
 
 
+SWEPT = {
+    LAYERS: "GPU layers (num_gpu)",
+    CONTEXT: "context (num_ctx)",
+    MOE: "the experts' place (moe=N: the experts of N layers in system memory)",
+}
+"""What each kind of sweep varies, as its section's title says it."""
+
+
 def check_layers(spec: SweepSpec, model: str, layers_total: int | None) -> None:
     """SweepError when a layer sweep cannot be planned for this model: values past its layers, or no
-    layer count to choose values from."""
+    layer count to choose values from; for `moe=`, values past its repeating layers."""
+    if spec.parameter == MOE and layers_total is not None:
+        past = [v for v in spec.values or () if v > layers_total - 1]
+        if past:
+            raise SweepError(
+                f"{model} has {layers_total - 1} repeating layers: moe={', '.join(map(str, past))} is past them"
+            )
+        return
     if spec.parameter != LAYERS:
         return
     if layers_total is None:
@@ -111,17 +133,24 @@ def check_layers(spec: SweepSpec, model: str, layers_total: int | None) -> None:
         )
 
 
-def point_mode(spec: SweepSpec, value: int | None) -> str:
+def point_mode(spec: SweepSpec, value: int | None, layers_total: int | None = None) -> str:
     """The run's mode for one point: `cpu`, `gpu=N` or `auto` for layers; `auto:ctx=N` (or `auto`,
-    Ollama's own context) for contexts."""
+    Ollama's own context) for contexts; `gpu=ALL:moe=N` (every layer on the GPU, the experts of N in
+    system memory; `auto:moe=N` where the layers are not known), or `auto`, for the experts."""
     if spec.parameter == CONTEXT:
         return mode_name(None, value)
+    if spec.parameter == MOE:
+        if value is None:
+            return mode_name(None)
+        return mode_name(layers_total, None, ServerSettings(cpu_moe=str(value)))
     return mode_name(value)
 
 
 def point_value(spec: SweepSpec, mode: str) -> int | None:
     """The swept value a run's mode stands for (None: Ollama's choice)."""
-    layers, context = parse_mode_and_context(mode)
+    layers, context, server = parse_full_mode(mode)
+    if spec.parameter == MOE:
+        return int(server.cpu_moe) if server.cpu_moe is not None and server.cpu_moe.isdigit() else None
     return context if spec.parameter == CONTEXT else layers
 
 
@@ -154,7 +183,8 @@ class SweepPlanner:
         else:
             assert self.layers_total is not None, "check_layers() first"
             values = coarse_values(self.layers_total)
-        return self._hand_out([point_mode(self.spec, None)] + [point_mode(self.spec, v) for v in values])
+        modes = [point_mode(self.spec, v, self.layers_total) for v in values]
+        return self._hand_out([point_mode(self.spec, None)] + modes)
 
     def expected_runs(self) -> int:
         """How many points the sweep will run, as far as can be told before it starts: the grid and
@@ -212,8 +242,10 @@ def announce(spec: SweepSpec, model: str, planner: SweepPlanner, repeat: int, si
     """The line said before a sweep starts: its points, its runs, and a time guessed from the size."""
     points = planner.expected_runs()
     runs = points * repeat
-    what = "GPU layers" if spec.parameter == LAYERS else "the context"
-    if spec.values is not None:
+    what = {LAYERS: "GPU layers", CONTEXT: "the context", MOE: "the experts' place"}[spec.parameter]
+    if spec.parameter == MOE and spec.values is not None:
+        where = f"moe={','.join(map(str, spec.values))} with every layer asked for the GPU, and Ollama's own choice"
+    elif spec.values is not None:
         where = f"{', '.join(map(str, spec.values))} and Ollama's own choice"
     else:
         where = f"0 to {planner.layers_total}, coarse then finer around the fastest, and Ollama's own choice"
@@ -288,6 +320,8 @@ def _point(spec: SweepSpec, group: Comparison) -> SweepPoint:
     if spec.parameter == LAYERS:
         asked = min(value, total) if value is not None and isinstance(total, int) else value
         x = layers if isinstance(layers, int) else asked
+    elif spec.parameter == MOE:
+        x = value
     else:
         x = context if isinstance(context, int) else value
     finished = [r for r in group.runs if r.eval_rate_tps is not None]
@@ -397,7 +431,12 @@ def _overlaps(a: SweepPoint, b: SweepPoint) -> bool:
 def _describe(point: SweepPoint, spec: SweepSpec) -> str:
     """`27 layers, 2.1 GB spilled into shared memory` (layers) or `32768 tokens, 18/33 layers on the GPU`."""
     parts = []
-    if spec.parameter == CONTEXT:
+    if spec.parameter == MOE:
+        if point.value is not None:
+            parts.append(f"experts of {point.value} layers in system memory")
+        if point.layers is not None:
+            parts.append(f"{point.layers}/{point.layers_total or '?'} layers on the GPU")
+    elif spec.parameter == CONTEXT:
         parts.append(f"{point.context} tokens" if point.context is not None else "context n/a")
         if point.layers is not None:
             total = f"/{point.layers_total}" if point.layers_total else ""
@@ -412,6 +451,8 @@ def _describe(point: SweepPoint, spec: SweepSpec) -> str:
 
 
 def _setting(point: SweepPoint, spec: SweepSpec) -> str:
+    if spec.parameter == MOE:
+        return f"moe={point.value}"
     if spec.parameter == CONTEXT:
         return f"num_ctx {point.value}"
     return f"num_gpu {point.value}" + (" (CPU only)" if point.value == 0 else "")
@@ -423,7 +464,7 @@ def _model_tag(model: str, point: SweepPoint, spec: SweepSpec) -> str:
     name, _, tag = base.partition(":")
     stem = name if tag in ("", "latest") else f"{name}-{tag}"
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lower()
-    suffix = f"ctx{point.value}" if spec.parameter == CONTEXT else f"gpu{point.value}"
+    suffix = {CONTEXT: f"ctx{point.value}", MOE: f"moe{point.value}"}.get(spec.parameter, f"gpu{point.value}")
     return f"{stem}-{suffix}"
 
 
@@ -459,12 +500,13 @@ def conclude(model: str, spec: SweepSpec, rows: Sequence[SummaryRow], finished: 
         return SweepResult(model, spec, tuple(points), None, auto, None, (), conclusion, tuple(notes), None, None,
                            finished)  # fmt: skip
     best = max(candidates, key=lambda p: (p.tps or 0.0, p.value is None))
-    if spec.parameter == LAYERS and all(p.layers == 0 for p in candidates):
+    if spec.parameter in (LAYERS, MOE) and all(p.layers == 0 for p in candidates):
         # No point put a layer on a GPU (there is none, or Ollama would not use it): the points are
         # the same run, and a "fastest num_gpu" would be noise dressed as advice.
+        what = "place for the experts" if spec.parameter == MOE else "layer setting"
         conclusion = (
             f"every point ran on the CPU alone (0 of {best.layers_total or '?'} layers on a GPU): there is no "
-            "layer setting to choose on this machine"
+            f"{what} to choose on this machine"
         )
         return SweepResult(model, spec, tuple(points), best, auto, None, (), conclusion, tuple(notes), None, None,
                            finished)  # fmt: skip
@@ -496,8 +538,16 @@ def conclude(model: str, spec: SweepSpec, rows: Sequence[SummaryRow], finished: 
 def _belongs(spec: SweepSpec, mode: str) -> bool:
     """Whether a run's mode is a point of this kind of sweep."""
     try:
-        layers, context = parse_mode_and_context(mode)
+        layers, context, server = parse_full_mode(mode)
     except ValueError:
+        return False
+    if spec.parameter == MOE:
+        return (
+            context is None
+            and (server == ServerSettings(cpu_moe=server.cpu_moe))
+            and (server.cpu_moe is not None or layers is None)
+        )
+    if not server.empty:
         return False
     return context is None if spec.parameter == LAYERS else layers is None
 
@@ -528,6 +578,16 @@ def _sentence(
             how = f"{abs(change) * 100:.0f}% {'faster' if change >= 0 else 'slower'} than Ollama's choice ("
         versus = f", {how}{'' if how.endswith('(') else ', '}{_describe(auto, spec)})"
     conclusion = head + versus
+    if spec.parameter == MOE:  # a setting of the server: its environment, and every layer on the GPU
+        server = ServerSettings(cpu_moe=str(chosen.value))
+        name, value = next(iter(server.env().items()))
+        conclusion += f". Set {name}={value} for `ollama serve`: {serve_line(server)}"
+        if chosen.layers_total:
+            conclusion += f", and num_gpu {chosen.layers_total} (the Modelfile below)"
+            lines = [f"FROM {model}", f"PARAMETER num_gpu {chosen.layers_total}"]
+            tag = _model_tag(model, chosen, spec)
+            return conclusion, "\n".join(lines) + "\n", f"ollama create {tag} -f Modelfile && ollama run {tag}"
+        return conclusion, None, None
     lines = [f"FROM {model}", f"PARAMETER {spec.parameter} {chosen.value}"]
     if num_ctx is not None and spec.parameter == LAYERS:
         lines.append(f"PARAMETER num_ctx {num_ctx}")

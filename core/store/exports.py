@@ -22,7 +22,7 @@ from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
-from llmtop.measure.sweep import SweepResult
+from llmtop.measure.sweep import SWEPT, SweepResult
 
 if TYPE_CHECKING:
     from llmtop.watch.state import WatchedRequest
@@ -63,7 +63,7 @@ def to_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
 
 def sweep_markdown(result: SweepResult, lang: str = "en") -> str:
     """The sweep's section: its points, the conclusion, the notes, and the Modelfile that sets it."""
-    what = "GPU layers (num_gpu)" if result.spec.parameter == "num_gpu" else "context (num_ctx)"
+    what = SWEPT[result.spec.parameter]
     parts = [
         f"### Sweep of {what}: {result.model}\n",
         markdown_table(result.lines(), SWEEP_COLUMNS, lang),

@@ -22,7 +22,7 @@ from llmtop.measure.comparison import compare
 from llmtop.measure.load_parts import parts_lines, worth_showing
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
-from llmtop.measure.sweep import SweepResult
+from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
 from llmtop.store.exports import PARTS_COLUMNS, markdown_table, session_markdown
@@ -223,7 +223,7 @@ def _run_section(number: int, row: SummaryRow, curves: RunCurves | None, figure:
 
 
 def _sweep_section(sweep: SweepResult, lang: str, figure: _Figures) -> str:
-    what = "GPU layers (num_gpu)" if sweep.spec.parameter == "num_gpu" else "context (num_ctx)"
+    what = SWEPT[sweep.spec.parameter]
     bars = [Bar(line.point.mode, line.point.tps, line.point.tps_sd) for line in sweep.lines() if line.point.tps]
     parts = [f'<section id="sweep">\n<h2>Sweep of {_e(what)}: {_e(sweep.model)}</h2>\n']
     if bars:

@@ -29,8 +29,12 @@ class SweepChart(PlotextPlot):
         self.drawn = key
         plt = self.plt
         plt.clear_figure()  # every setting too: what is drawn depends on the points alone
-        layers = result is None or result.spec.parameter == "num_gpu"
-        plt.xlabel("GPU layers" if layers else "context (tokens)")
+        parameter = "num_gpu" if result is None else result.spec.parameter
+        plt.xlabel(
+            {"num_ctx": "context (tokens)", "moe": "layers whose experts are in system memory"}.get(
+                parameter, "GPU layers"
+            )
+        )
         points = [p for p in (result.points if result else ()) if p.x is not None]
         measured = [p for p in points if p.tps is not None]
         if not points:
