@@ -488,3 +488,69 @@ async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(do
                 f"intel-hwmon: no Intel GPU with hwmon energy1_input under {drm})"
             )
     app.session.collectors.stop()
+
+
+async def test_server_modes_restart_the_server_between_runs_and_draw_each_runs_memory_by_part(tmp_path):
+    """A plan of `auto` and `auto:kv=q8_0:fa=on` on the screen: the phase line says the server restarts
+    (here a stand-in restart that makes the double's log obey the new settings, as a restarted 0.5.11
+    would), then each run's row, and the memory-by-part panel with the KV cache of q8_0 about half."""
+    import threading
+
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.measure.server_settings import ServerSettings
+    from llmtop.measure.settings import parse_modes
+    from ollama_double import DoubleConfig, OllamaDouble, ServerLog
+
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    writer = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+    watcher = LogWatcher(FileFollower(log_file, poll_s=0.02))
+    watcher.start()
+    assert watcher.wait_until_following(5)
+    server_log = ServerLog(writer.write)
+    double = OllamaDouble(DoubleConfig(vram_fraction=27 / 81, token_rate=100, tokens=20), log=server_log).start()
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
+    session.connect()
+    collectors.start()
+    seen_restarting = threading.Event()
+    restarted: list[ServerSettings] = []
+
+    def restart(settings: ServerSettings) -> None:
+        seen_restarting.wait(10)  # until the screen has shown it
+        env = settings.env()
+        server_log.__init__(writer.write, server_env=env)  # the restarted server's log, with its settings
+        restarted.append(settings)
+
+    plan = [PlannedRun("llama3.3", RunSettings().with_mode(m)) for m in parse_modes("auto,auto:kv=q8_0:fa=on")]
+    runner = PlanRunner({"llama3.3": session}, plan, restart_server=restart, server_settings=ServerSettings())
+    app = LlmtopApp(runner)
+    try:
+        async with app.run_test(size=(140, 50)) as pilot:
+            await until(
+                pilot, lambda: "restarting ollama serve (KV q8_0, FA on)" in app.phase_panel.query_one("#phase").text
+            )
+            seen_restarting.set()
+            await until(pilot, lambda: len(app.runner.rows) == 2, timeout=30)
+            await until(pilot, lambda: app.query_one("#parts").display)
+            f16, q8 = app.runner.rows
+            assert restarted == [ServerSettings(kv_cache="q8_0", flash_attention=True)]
+            assert (f16.settings["kv_cache"], q8.settings["kv_cache"], q8.settings["flash_attention"]) == (
+                "f16",
+                "q8_0",
+                "on",
+            )
+
+            def kv(row):
+                return sum(p.bytes for p in row.memory_parts if p.part == "kv_cache")
+
+            assert kv(q8) / kv(f16) == pytest.approx(34 / 64)  # q8_0: 8.5 bits a value against 16
+            drawn = str(app.query_one("#parts").render())
+            assert "llama3.3 auto, KV q8_0, FA on (CUDA0)" in drawn and "█ weights  ▓ KV cache  ░ compute" in drawn
+            assert cells_of(app.runs_table, 1)["mode"] == "auto, KV q8_0, FA on"
+    finally:
+        collectors.stop()
+        watcher.stop()
+        double.stop()
+        writer.close()
