@@ -257,3 +257,18 @@ def test_a_restart_that_fails_ends_the_plan_keeping_the_runs_so_far():
     assert [r.mode for r in rows] == ["auto"]
     assert runner.failure.startswith("`ollama serve` did not start again") and not runner.queue
     assert notes == [f"{runner.failure}; the runs so far are kept"]
+
+
+def test_quitting_while_the_server_restarts_runs_nothing_more():
+    from llmtop.measure.server_settings import ServerSettings
+
+    clock = Clock()
+    session = FakeSession("a", clock)
+
+    def restart(settings: ServerSettings) -> None:
+        assert runner.abandon("quit before the run finished") is None  # no run in progress to keep
+
+    plan = build_plan(["a"], parse_modes("auto,auto:kv=q8_0"), 1, RunSettings())
+    runner = PlanRunner({"a": session}, plan, clock=clock, restart_server=restart, server_settings=ServerSettings())
+    assert [r.mode for r in runner.run_all()] == ["auto"]
+    assert [s.mode for s in session.asked] == ["auto"]  # the second run never began

@@ -237,6 +237,8 @@ class PlanRunner:
         if not self._serve_with(item.settings.server):
             return None
         with self._lock:
+            if self.stopped:  # the user quit while the server restarted: the run never began
+                return None
             self._started = self._clock()
         row = self.current.run(item.settings)
         with self._lock:

@@ -21,10 +21,6 @@ LLAMA_SERVER_FROM = (0, 30)  # the first Ollama that runs llama-server, which re
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 
 
-class NeedsOwnServer(ValueError):
-    """A server setting was asked of a server llmtop did not start."""
-
-
 @dataclass(frozen=True)
 class ServerSettings:
     """Settings of `ollama serve`; None leaves each as the server's own (the user's environment)."""
