@@ -435,6 +435,42 @@ COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
 SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
     Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None and f.on_screen_compared
 )
+ARTICLE_COLUMNS = ("params", "quant", "size", "env", "tps", "RAM", "VRAM")
+"""The article's own table (パラ数 量子化 サイズ 環境 tps RAM VRAM), with `model` first when several
+models are compared: `--columns article`."""
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    """`article`, or compared columns by name (`tps,RAM,VRAM,shared`; English or Japanese headers, any
+    case) -> their headers in the order given; ValueError naming the columns there are."""
+    if text.strip().lower() == "article":
+        return ("article",)
+    known = {c.header.lower(): c.header for c in COMPARISON_COLUMNS}
+    known.update({JAPANESE[h].lower(): h for h in known.values() if h in JAPANESE})
+    chosen: list[str] = []
+    for part in text.split(","):
+        name = part.strip()
+        if not name:
+            raise ValueError(f"empty column in {text!r}")
+        header = known.get(name.lower())
+        if header is None:
+            names = ", ".join(c.header for c in COMPARISON_COLUMNS)
+            raise ValueError(f"no column {name!r}: use article, or some of {names}")
+        if header not in chosen:
+            chosen.append(header)
+    return tuple(chosen)
+
+
+def chosen_columns(columns: Sequence[str] | None, models: int) -> tuple[Column, ...]:
+    """The compared table's columns: all of them (None), the article's (with `model` when `models` > 1),
+    or those named (parse_columns)."""
+    if not columns:
+        return COMPARISON_COLUMNS
+    names = (("model",) if models > 1 else ()) + ARTICLE_COLUMNS if tuple(columns) == ("article",) else columns
+    by_header = {c.header: c for c in COMPARISON_COLUMNS}
+    return tuple(by_header[name] for name in names)
+
+
 # The article's table first on the screen (the columns that fit a narrow terminal come first); the
 # timing figures and the rest after them, one key away where the width is short.
 ARTICLE_FIRST = ("model", "params", "quant", "size", "env", "tps", "speed-up", "RAM", "VRAM", "shared", "GPU layers")

@@ -187,3 +187,14 @@ def test_the_report_draws_each_runs_parts_on_one_scale_with_its_settings_in_the_
     assert "llama3.3 auto, KV q8_0: KV q8_0, FA on" in figure
     assert "llama3.3 auto, KV q8_0 (system memory)" in figure
     assert 'data-name="memory-by-part"' not in report_html(SessionReport([row("llama3.3", "auto")], [None], {}))
+
+
+def test_the_history_keeps_what_each_run_ran_with_and_its_memory_by_part(tmp_path):
+    from llmtop.store.history import History
+
+    history = History(tmp_path / "history.sqlite3")
+    kept = _with_parts("auto:kv=q8_0", 340, {"kv_cache": "q8_0", "flash_attention": "on"})
+    history.add(kept, {})
+    (back,) = History(tmp_path / "history.sqlite3").runs()
+    assert back.settings == kept.settings and back.memory_parts == kept.memory_parts
+    assert back.mode == "auto:kv=q8_0"

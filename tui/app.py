@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
 from textual.app import App, ComposeResult
@@ -80,6 +81,7 @@ class LlmtopApp(App[int]):
         export_path: str | None = None,
         lang: str = "en",
         chart_path: str | None = None,
+        columns: Sequence[str] | None = None,
         banner: str | None = None,
         report_path: str | None = None,
     ) -> None:
@@ -93,6 +95,7 @@ class LlmtopApp(App[int]):
         self.auto_num_gpu = self.settings.num_gpu if self.settings.num_gpu != 0 else None
         self.export_path = export_path
         self.lang = lang
+        self.columns = columns  # the exported Markdown's columns (--columns); the screen shows them all
         self.chart_path = chart_path
         self.report_path = report_path
         if report_path:
@@ -343,7 +346,12 @@ class LlmtopApp(App[int]):
             return
         path = self.export_path or export_name(self.session.model, dt.datetime.now())
         written = write_plan_files(
-            self.runner, export=path, chart=self.chart_path, report=self.report_path, lang=self.lang
+            self.runner,
+            export=path,
+            chart=self.chart_path,
+            report=self.report_path,
+            lang=self.lang,
+            columns=self.columns,
         )
         for message, failed in outcome_messages(written, len(self.runner.rows)):
             self.notify(message, severity="error" if failed else "information")

@@ -121,6 +121,8 @@ def main(argv: Sequence[str]) -> int:
         parser.error("argument --report: the watched requests have no runs to report (use --export)")
     if args.watched and args.lang != "en":
         parser.error("argument --lang: the watched requests' table has no Japanese headers")
+    if args.watched and args.columns:
+        parser.error("argument --columns: the watched requests' table has its own columns")
     kind = export_format(args.export) if args.export else ""
     history = History()
     if args.repair:
@@ -139,7 +141,7 @@ def main(argv: Sequence[str]) -> int:
             f"llmtop: no runs kept yet{' for ' + args.model if args.model else ''} (history file: {history.path})\n"
         )
         return EXIT_FAILED
-    listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang)
+    listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang, args.columns)
     if sweeps:
         listing += "\n" + sweeps_markdown(sweeps)
     status = EXIT_OK
@@ -159,7 +161,7 @@ def main(argv: Sequence[str]) -> int:
             sys.stderr.write(f"llmtop: wrote {args.export}\n")
     if args.report:
         try:
-            report = SessionReport(rows, [], machine, args.lang, no_curves=HISTORY_HAS_NO_SAMPLES)
+            report = SessionReport(rows, [], machine, args.lang, no_curves=HISTORY_HAS_NO_SAMPLES, columns=args.columns)
             written = write_report(args.report, report)
         except OSError as exc:
             sys.stderr.write(f"llmtop: cannot write {args.report}: {exc.strerror or exc}\n")

@@ -43,10 +43,27 @@ def add_export_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_lang_argument(parser: argparse.ArgumentParser) -> None:
-    """`--lang en|ja`: the Markdown table's headers."""
+    """`--lang en|ja` and `--columns article|LIST`: the Markdown table's headers and columns."""
     from llmtop.store.exports import LANGUAGES
 
     parser.add_argument("--lang", choices=LANGUAGES, default="en", help="Markdown headers: en, or ja (the article's)")
+    parser.add_argument(
+        "--columns",
+        metavar="LIST",
+        type=_columns,
+        help="the Markdown table's columns (the export, the printed table, the report's Markdown): article "
+        "(the article's: params quant size env tps RAM VRAM, and model when several are compared) or some by "
+        "name, e.g. tps,RAM,VRAM,shared; default: every one (CSV and JSON keep every key)",
+    )
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    from llmtop.figures import parse_columns
+
+    try:
+        return parse_columns(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_chart_argument(parser: argparse.ArgumentParser) -> None:

@@ -45,6 +45,7 @@ def write_outputs(
         machine=machine,
         sweep=sweep,
         curves=curves,
+        columns=args.columns,
     )
     for outcome in outcomes:
         err.write(f"llmtop: {outcome.problem or f'wrote {outcome.written}'}\n")
@@ -82,6 +83,7 @@ def run_on_screen(
         runner,
         export_path=args.export,
         lang=args.lang,
+        columns=args.columns,
         chart_path=args.chart,
         banner=banner,
         report_path=args.report,
@@ -142,7 +144,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     sweep = runner.sweep_result()
     written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, [runner.curves_of(row) for row in rows])
     say_incomplete(rows, sys.stderr)
-    table = session_markdown(rows, args.lang, sweep)
+    table = session_markdown(rows, args.lang, sweep, args.columns)
     print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))
     if stop is not None:
         return stop.status

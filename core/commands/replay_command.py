@@ -99,7 +99,7 @@ def main(argv: Sequence[str], demo: bool = False) -> int:
     banner = DEMO_BANNER if demo or recording.header.get("demo") else f"REPLAY of {path.name}, recorded {recorded}"
     try:
         if recording.header.get("watch"):  # a `llmtop watch` session
-            asked = (("--chart", args.chart), ("--lang", args.lang != "en"))
+            asked = (("--chart", args.chart), ("--lang", args.lang != "en"), ("--columns", args.columns))
             unhonoured = [o for o, given in asked if given]
             if unhonoured:
                 parser.error(

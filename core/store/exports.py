@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmtop import __version__, units
-from llmtop.figures import COMPARISON_COLUMNS, HISTORY_COLUMNS, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
+from llmtop.figures import (
+    HISTORY_COLUMNS,
+    JAPANESE,
+    REQUEST_COLUMNS,
+    SWEEP_COLUMNS,
+    Column,
+    chosen_columns,
+)
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
 from llmtop.measure.settings import mode_label
@@ -55,10 +62,12 @@ def markdown_table(items: Sequence[Any], columns: Sequence[Column], lang: str = 
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
+def to_markdown(rows: Sequence[SummaryRow], lang: str = "en", columns: Sequence[str] | None = None) -> str:
     """The compared table: RAM, VRAM, shared and peak RAM are the increase over the baseline taken
-    before each run (means over the runs), sizes in GB (10^9 bytes) with one decimal."""
-    return markdown_table(compare(rows), COMPARISON_COLUMNS, lang)
+    before each run (means over the runs), sizes in GB (10^9 bytes) with one decimal. `columns`:
+    the article's or those named (figures.parse_columns); None: every one."""
+    chosen = chosen_columns(columns, len({r.model for r in rows}))
+    return markdown_table(compare(rows), chosen, lang)
 
 
 def sweep_markdown(result: SweepResult, lang: str = "en") -> str:
@@ -107,10 +116,18 @@ def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     return f"### {title}\n\n{markdown_table(lines, PARTS_COLUMNS, lang)}\n```\n{bars}\n```\n"
 
 
-def session_markdown(rows: Sequence[SummaryRow], lang: str = "en", sweep: SweepResult | None = None) -> str:
+def session_markdown(
+    rows: Sequence[SummaryRow],
+    lang: str = "en",
+    sweep: SweepResult | None = None,
+    columns: Sequence[str] | None = None,
+) -> str:
     """The compared table; what each run ran with and its memory by part, where the log told them and
-    the runs set the server or used a GPU; and the sweep's section when the runs were a sweep."""
-    parts = [to_markdown(rows, lang)]
+    the runs set the server or used a GPU; and the sweep's section when the runs were a sweep. With
+    `columns` (the article's or a few), the compared table alone, as it is pasted into a post."""
+    parts = [to_markdown(rows, lang, columns)]
+    if columns:
+        return parts[0]
     if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):
         parts.append(parts_markdown(rows, lang))
     if sweep is not None:
@@ -196,11 +213,12 @@ def render(
     lang: str = "en",
     machine: Mapping[str, Any] | None = None,
     sweep: SweepResult | None = None,
+    columns: Sequence[str] | None = None,
 ) -> str:
-    """The export text for `path`'s format."""
+    """The export text for `path`'s format (`columns`: the Markdown's; CSV and JSON keep every key)."""
     kind = export_format(path)
     if kind == "md":
-        return session_markdown(rows, lang, sweep)
+        return session_markdown(rows, lang, sweep, columns)
     if kind == "csv":
         return to_csv(rows, sweep)
     return to_json(rows, machine, sweep)
@@ -212,10 +230,11 @@ def write_export(
     lang: str = "en",
     machine: Mapping[str, Any] | None = None,
     sweep: SweepResult | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Path:
     """Write the rows to `path` (format by suffix) and return the path written."""
     target = Path(path)
-    target.write_text(render(rows, target, lang, machine, sweep), encoding="utf-8", newline="")
+    target.write_text(render(rows, target, lang, machine, sweep, columns), encoding="utf-8", newline="")
     return target
 
 

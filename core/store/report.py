@@ -290,6 +290,7 @@ class SessionReport:
     no_curves: str = "this run's samples are not in this session"
     requests: Sequence[WatchedRequest] = ()  # a `llmtop watch` session's
     watched: Timeline | None = None  # and its memory over the whole session
+    columns: Sequence[str] | None = None  # the Markdown to copy: the article's columns or a few (--columns)
 
 
 def report_html(report: SessionReport) -> str:
@@ -299,7 +300,7 @@ def report_html(report: SessionReport) -> str:
     if rows or not report.requests:
         title = f"llmtop: {', '.join(models) or 'no runs'}"
         counted = f"{len(rows)} run(s)"
-        markdown = session_markdown(rows, lang, report.sweep)
+        markdown = session_markdown(rows, lang, report.sweep, report.columns)
     else:
         title, counted = "llmtop watch", f"{len(report.requests)} request(s)"
         markdown = markdown_table(report.requests, REQUEST_COLUMNS)

@@ -37,17 +37,19 @@ def write_session_files(
     machine: Mapping[str, Any],
     sweep: SweepResult | None = None,
     curves: Sequence[RunCurves | None] = (),
+    columns: Sequence[str] | None = None,
 ) -> list[Written]:
     """Write each file asked for (none without rows): the table (a sweep's section with it), the
-    tokens/s chart, the HTML report with the rows' `curves`."""
+    tokens/s chart, the HTML report with the rows' `curves` (`columns`: the Markdown table's, in the
+    export and the report's Markdown)."""
 
     def the_report(path: str) -> str:
         from llmtop.store.report import SessionReport, write_report  # imported only when asked for
 
-        return str(write_report(path, SessionReport(rows, curves, machine, lang, sweep)))
+        return str(write_report(path, SessionReport(rows, curves, machine, lang, sweep, columns=columns)))
 
     writers: tuple[tuple[str, str | None, Callable[[str], object]], ...] = (
-        ("export", export, lambda p: write_export(rows, p, lang, machine, sweep)),
+        ("export", export, lambda p: write_export(rows, p, lang, machine, sweep, columns)),
         ("chart", chart, lambda p: write_chart(rows, p)),
         ("report", report, the_report),
     )
@@ -63,7 +65,13 @@ def write_session_files(
 
 
 def write_plan_files(
-    runner: PlanRunner, *, export: str, chart: str | None, report: str | None, lang: str
+    runner: PlanRunner,
+    *,
+    export: str,
+    chart: str | None,
+    report: str | None,
+    lang: str,
+    columns: Sequence[str] | None = None,
 ) -> list[Written]:
     """`write_session_files` for the runs of a plan so far (the screen's `e`): its machine, its
     sweep, and with a report the rows' curves."""
@@ -78,6 +86,7 @@ def write_plan_files(
         machine=runner.machine,
         sweep=runner.sweep_result(),
         curves=curves,
+        columns=columns,
     )
 
 
