@@ -89,6 +89,16 @@ def test_a_sweep_of_the_experts_place_runs_each_point_on_its_own_server_and_conc
     assert "the experts' place (moe=N: the experts of N layers in system memory)" in page
 
 
+def test_placing_experts_of_a_model_that_has_none_is_one_line_and_status_2(real_ollama, tmp_path):
+    server = real_ollama("newest", start=False)
+    result = run_llmtop(server, tmp_path, RANDOM_LLAMA, "--serve", "--modes", "auto,moe=all", **serve_env(server))
+    assert result.returncode == 2
+    assert f"llmtop: auto:moe=all places experts, and {RANDOM_LLAMA} has none (/api/show gives no expert_count)" in (
+        result.stderr
+    )
+    assert not (tmp_path / "run.json").exists() and server_processes(server) == []
+
+
 @pytest.mark.parametrize(
     ("modes", "why"),
     [

@@ -420,6 +420,13 @@ def _measure(
         if problem:
             err.write(f"llmtop: {problem}\n")
             return EXIT_USAGE
+    dense = [i for i in plan if i.settings.server.cpu_moe is not None and not _experts(sessions[i.model])]
+    if dense:
+        err.write(
+            f"llmtop: {dense[0].settings.mode} places experts, and {dense[0].model} has none (/api/show gives no "
+            "expert_count): the mode would run as auto does\n"
+        )
+        return EXIT_USAGE
     kit.probe_devices()
     if (
         sweep is not None
@@ -484,6 +491,11 @@ def _measure(
     if args.headless:
         return run_headless(runner, args, signals)
     return run_on_screen(runner, args, signals=signals)
+
+
+def _experts(session: Session) -> int | None:
+    """The experts a layer of the session's model has (None: a dense model, or not said)."""
+    return session.facts.expert_count if session.facts is not None else None
 
 
 def _restarter(kit: Instruments) -> Callable[[ServerSettings], None]:
