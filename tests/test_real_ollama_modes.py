@@ -85,6 +85,7 @@ def test_a_sweep_of_the_experts_place_runs_each_point_on_its_own_server_and_conc
     assert [r["mode"] for r in runs] == ["auto", "gpu=17:moe=0", "gpu=17:moe=8"]
     assert [r["settings"].get("cpu_moe") for r in runs] == [None, None, "8"]  # 0 layers: no placement at all
     assert "there is no place for the experts to choose on this machine" in result.stdout
+    assert "the experts sweep compares runs of the same thing" in result.stderr  # said before it starts
     page = html.unescape(report.read_text(encoding="utf-8"))
     assert "the experts' place (moe=N: the experts of N layers in system memory)" in page
 

@@ -436,7 +436,8 @@ def _measure(
     ):
         err.write(
             f"llmtop: note: no GPU found on this machine ({collectors.gpu_unavailable}): Ollama runs every point on "
-            "the CPU, so the sweep compares runs of the same thing\n"
+            f"the CPU, so the {'layer' if sweep.spec.parameter == 'num_gpu' else 'experts'} sweep compares runs of "
+            "the same thing\n"
         )
     metrics = None
     if args.metrics is not None:
