@@ -50,26 +50,31 @@ class ServerSettings:
             env["OLLAMA_NUM_PARALLEL"] = str(self.parallel)
         return env
 
-    def _given(self) -> list[tuple[str, str]]:
-        """(mode key, value) of each setting given, in the order modes name them: kv, fa, moe, np."""
-        flash = None if self.flash_attention is None else ("on" if self.flash_attention else "off")
-        parallel = None if self.parallel is None else str(self.parallel)
-        values = (("kv", self.kv_cache), ("fa", flash), ("moe", self.cpu_moe), ("np", parallel))
-        return [(key, value) for key, value in values if value is not None]
-
     def mode_parts(self) -> list[str]:
         """`kv=q8_0`, `fa=on`, `moe=all`, `np=2`: the settings as a mode names them, in that order."""
-        return [f"{key}={value}" for key, value in self._given()]
+        parts = []
+        if self.kv_cache is not None:
+            parts.append(f"kv={self.kv_cache}")
+        if self.flash_attention is not None:
+            parts.append(f"fa={'on' if self.flash_attention else 'off'}")
+        if self.cpu_moe is not None:
+            parts.append(f"moe={self.cpu_moe}")
+        if self.parallel is not None:
+            parts.append(f"np={self.parallel}")
+        return parts
 
     def label_parts(self) -> list[str]:
         """`KV q8_0`, `FA on`, `all experts on CPU`, `2 slots`: for tables and charts."""
-        labels = {
-            "kv": lambda v: f"KV {v}",
-            "fa": lambda v: f"FA {v}",
-            "moe": moe_text,
-            "np": lambda v: f"{v} slot{'' if v == '1' else 's'}",
-        }
-        return [labels[key](value) for key, value in self._given()]
+        parts = []
+        if self.kv_cache is not None:
+            parts.append(f"KV {self.kv_cache}")
+        if self.flash_attention is not None:
+            parts.append(f"FA {'on' if self.flash_attention else 'off'}")
+        if self.cpu_moe is not None:
+            parts.append(moe_text(self.cpu_moe))
+        if self.parallel is not None:
+            parts.append(f"{self.parallel} slot{'s' if self.parallel != 1 else ''}")
+        return parts
 
     def with_setting(self, key: str, value: str) -> ServerSettings:
         """These settings with `key=value` from a mode; ValueError for a value that cannot be."""
