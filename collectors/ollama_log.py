@@ -63,6 +63,9 @@ _FLASH_CHOSEN = re.compile(r"\bFlash Attention (?:was auto, set to )?(enabled|di
 _SERVER_CONFIG = re.compile(r"\b(OLLAMA_KV_CACHE_TYPE|OLLAMA_FLASH_ATTENTION|OLLAMA_NUM_PARALLEL|LLAMA_ARG_\w+):(\S*)")
 _KV_FLAG = re.compile(r"(?:^|\s)(?:--kv-cache-type|--cache-type-k|-ctk)[ =](\S+)")
 _FLASH_FLAG = re.compile(r"(?:^|\s)(?:--flash-attn|-fa)(?:[ =](on|off|auto)\b)?(?=\s|$)")
+# llama.cpp's debug line for a tensor that --cpu-moe / --n-cpu-moe / -ot placed (older builds spell it "overriden"):
+# `tensor blk.0.ffn_gate_exps.weight (162 MiB mxfp4) buffer type overridden to CPU`
+_OVERRIDDEN = re.compile(r"\btensor blk\.(\d+)\.(\w+)\.weight \((\d+) MiB \w+\) buffer type overridd?en to (\S+)")
 _MOE_FLAG = re.compile(r"(?:^|\s)(?:(--cpu-moe|-cmoe)|(?:--n-cpu-moe|-ncmoe)[ =](\d+))(?=\s|$)")
 _LOAD_REQUEST = re.compile(r"\b(Parallel|FlashAttention|KvCacheType):(\S*)")
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
@@ -314,14 +317,20 @@ class LoadRecord:
     compute_buffers: list[DeviceBuffer] = field(default_factory=list)  # llama.cpp's compute buffers, Ollama's graph
     launch: dict[str, str] = field(default_factory=dict)  # what the runner was started with: see `settings`
     server_env: dict[str, str] = field(default_factory=dict)  # the `server config` line's settings of this kind
+    experts_kept: dict[int, int] = field(default_factory=dict)  # block -> bytes of its experts held in system memory
 
     @property
     def settings(self) -> dict[str, str]:
         """The settings this load ran with, as the log tells them: `kv_cache` (the K cache's type, or
         `K q8_0, V f16`), `flash_attention` (on, off, or auto where only the request was logged),
         `parallel` (slots), `cpu_moe` (all, or the layers whose experts stay in system memory). A
-        setting the log does not tell is left out, never assumed."""
-        return dict(self.launch)
+        setting the log does not tell is left out, never assumed. Where the command line does not set
+        the MoE placement, llama.cpp's lines for the expert tensors it kept in host memory tell it."""
+        settings = dict(self.launch)
+        if "cpu_moe" not in settings and self.experts_kept:
+            every = self.n_layer is not None and len(self.experts_kept) >= self.n_layer
+            settings["cpu_moe"] = "all" if every else str(len(self.experts_kept))
+        return settings
 
     @property
     def layers_overflowing(self) -> int | None:
@@ -446,6 +455,12 @@ class LoadRecord:
     def error(self) -> str | None:
         return self.errors[-1] if self.errors else None
 
+    def _experts_text(self) -> str | None:
+        """`3890 MiB of 24 layers`: the MoE experts held in system memory, where the log named them."""
+        if not self.experts_kept:
+            return None
+        return f"{sum(self.experts_kept.values()) / 2**20:.0f} MiB of {len(self.experts_kept)} layers"
+
     @staticmethod
     def _on_devices(buffers: list[DeviceBuffer], gpu: bool | None) -> str | None:
         chosen = [b for b in buffers if gpu is None or _is_host_memory(b.device) != gpu]
@@ -481,6 +496,7 @@ class LoadRecord:
             "kv_cache": self._on_devices(self.kv_buffers, gpu=None),
             "compute": self._on_devices(self.compute_buffers, gpu=None),
             "settings": self.settings,
+            "experts_in_system_memory": self._experts_text(),
             "server_env": dict(self.server_env),
             "total_memory": self.total_memory,
             "system_total": self.system_total,
@@ -718,6 +734,16 @@ class OllamaLogParser:
         if moe := _MOE_FLAG.search(cmd):
             record.launch["cpu_moe"] = "all" if moe.group(1) else moe.group(2)
 
+    def _expert_placed(self, overridden: re.Match[str], now: float, line: str) -> LoadRecord | None:
+        """An expert tensor kept in host memory: its bytes, by block."""
+        block, tensor, mib, device = overridden.groups()
+        if "_exps" not in tensor or not _is_host_memory(device):
+            return None  # another tensor, or one moved to a GPU: not the experts kept in system memory
+        record = self._newest_open(now, None)
+        record.experts_kept[int(block)] = record.experts_kept.get(int(block), 0) + int(mib) * 2**20
+        self._note(record, line)
+        return record
+
     @staticmethod
     def _model_buffer(record: LoadRecord, device: str, size: str, planned: bool = False) -> None:
         if not planned:  # the runner's own allocation replaces Ollama's plan of it
@@ -837,6 +863,8 @@ class OllamaLogParser:
                     given_up.cancelled = True
                     return load
             return None
+        if overridden := _OVERRIDDEN.search(line):
+            return self._expert_placed(overridden, now, line)
         offloaded = _OFFLOADED.search(line)
         if offloaded and "load_tensors" in line:
             done, total = int(offloaded.group(1)), int(offloaded.group(2))

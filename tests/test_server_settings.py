@@ -198,3 +198,59 @@ def test_the_history_keeps_what_each_run_ran_with_and_its_memory_by_part(tmp_pat
     (back,) = History(tmp_path / "history.sqlite3").runs()
     assert back.settings == kept.settings and back.memory_parts == kept.memory_parts
     assert back.mode == "auto:kv=q8_0"
+
+
+# An MoE load with a GPU, as llama.cpp prints it at the debug verbosity Ollama 0.30+ gives llama-server:
+# the experts of blocks 0 and 1 kept in system memory (`--n-cpu-moe 2`, here from LLAMA_ARG_N_CPU_MOE, so
+# not on the command line), a tensor moved to the GPU by `-ot`, and a shared expert that is no expert.
+MOE_LOAD = [
+    'time=2026-12-06T10:00:00.000Z level=INFO source=llama_server.go:436 msg="starting llama-server" '
+    'cmd="/usr/lib/ollama/llama-server --model /m -c 4096 -np 1 --flash-attn auto -ngl 5"',
+    "print_info: n_layer               = 4",
+    "tensor blk.0.ffn_gate_exps.weight (162 MiB mxfp4) buffer type overridden to CPU",
+    "tensor blk.0.ffn_down_exps.weight (162 MiB mxfp4) buffer type overridden to CPU",
+    "tensor blk.0.ffn_up_exps.weight (162 MiB mxfp4) buffer type overridden to CPU",
+    "tensor blk.1.ffn_gate_exps.weight (162 MiB mxfp4) buffer type overriden to CPU_REPACK",  # older spelling
+    "tensor blk.1.ffn_gate_shexp.weight (12 MiB q8_0) buffer type overridden to CPU",
+    "tensor blk.3.attn_q.weight (40 MiB q8_0) buffer type overridden to CUDA0",
+    "load_tensors: offloaded 5/5 layers to GPU",
+    "load_tensors:        CUDA0 model buffer size =  1200.00 MiB",
+    "load_tensors:   CPU_Mapped model buffer size =   700.00 MiB",
+]
+
+
+def test_experts_kept_in_system_memory_are_a_part_of_their_own_and_tell_the_placement():
+    (load,) = parse_lines(MOE_LOAD)
+    assert load.experts_kept == {0: 3 * 162 * MIB, 1: 162 * MIB}  # experts only, and only in host memory
+    assert load.settings["cpu_moe"] == "2"  # two blocks' experts: read from llama.cpp's lines
+    assert memory_parts(load) == (
+        MemoryPart("weights", "CUDA0", 1200 * MIB),
+        MemoryPart("weights", "system memory", (700 - 4 * 162) * MIB),  # the rest of the host buffer
+        MemoryPart("experts", "system memory", 4 * 162 * MIB),
+    )
+    every = parse_lines([*MOE_LOAD[:2], *(f"tensor blk.{b}.ffn_up_exps.weight (1 MiB q4_K) buffer type overridden "
+                                         "to CPU" for b in range(4))])  # fmt: skip
+    assert every[0].settings["cpu_moe"] == "all"
+    flagged = parse_lines([MOE_LOAD[0].replace("-ngl 5", "-ngl 5 --n-cpu-moe 3"), *MOE_LOAD[1:]])
+    assert flagged[0].settings["cpu_moe"] == "3"  # the command line, where it says it, wins
+
+
+def test_the_experts_column_and_key_come_only_where_a_run_kept_experts_apart():
+    from dataclasses import replace
+
+    from llmtop.store.exports import parts_columns
+
+    (load,) = parse_lines(MOE_LOAD)
+    moe = replace(row("tanuki", "gpu=5:moe=2", 5.0), settings=load.settings, memory_parts=memory_parts(load))
+    dense = _with_parts("auto:kv=q8_0", 340, {"kv_cache": "q8_0"})
+    section = parts_markdown([moe])
+    assert "| run | settings | where | weights | experts | KV cache | compute | total |" in section
+    assert (
+        "| tanuki gpu=5, experts of 2 layers on CPU | FA auto, 1 slot, experts of 2 layers on CPU | system memory"
+        in (section)
+    )
+    assert "▒" in section and section.rstrip("`\n").endswith("█ weights  ▒ experts  ▓ KV cache  ░ compute")
+    assert "experts" not in parts_markdown([dense])
+    lines = parts_lines([("d", dense.settings, dense.memory_parts)])
+    assert [c.header for c in parts_columns(lines)] == ["run", "settings", "where", "weights", "KV cache", "compute",
+                                                         "total"]  # fmt: skip

@@ -18,7 +18,7 @@ from llmtop.measure.server_settings import moe_text
 from llmtop.measure.settings import mode_is_plain
 
 SYSTEM_MEMORY = "system memory"
-PART_LABELS = {"weights": "weights", "kv_cache": "KV cache", "compute": "compute"}
+PART_LABELS = {"weights": "weights", "experts": "experts", "kv_cache": "KV cache", "compute": "compute"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,28 @@ def _device(buffer: DeviceBuffer) -> str:
 
 def memory_parts(load: LoadRecord | None) -> tuple[MemoryPart, ...]:
     """The load's weights, KV cache and compute buffers, summed per device (CPU, CPU_Mapped and
-    CPU_REPACK are all system memory), in that order; () where the log named none."""
+    CPU_REPACK are all system memory), in that order; () where the log named none. An MoE load's
+    experts kept in system memory (llama.cpp's lines for the tensors it placed there) are a part of
+    their own, `experts`, taken out of the weights in system memory that include them."""
     if load is None:
         return ()
+    parts = _buffer_parts(load)
+    kept = sum(load.experts_kept.values())
+    if not kept:
+        return tuple(parts)
+    split: list[MemoryPart] = []
+    for part in parts:
+        if part.part == "weights" and part.device == SYSTEM_MEMORY:
+            experts = min(kept, part.bytes)
+            if part.bytes - experts:
+                split.append(MemoryPart("weights", SYSTEM_MEMORY, part.bytes - experts))
+            split.append(MemoryPart("experts", SYSTEM_MEMORY, experts))
+        else:
+            split.append(part)
+    return tuple(split)
+
+
+def _buffer_parts(load: LoadRecord) -> list[MemoryPart]:
     parts: list[MemoryPart] = []
     sources: Sequence[tuple[str, Iterable[DeviceBuffer]]] = (
         ("weights", load.model_buffers),
@@ -67,8 +86,8 @@ def memory_parts(load: LoadRecord | None) -> tuple[MemoryPart, ...]:
             if buffer.bytes is not None:
                 device = _device(buffer)
                 totals[device] = totals.get(device, 0) + buffer.bytes
-        parts.extend(MemoryPart(part, device, size) for device, size in totals.items())
-    return tuple(parts)
+        parts.extend(MemoryPart(part, device, size) for device, size in totals.items() if size > 0)
+    return parts
 
 
 def settings_in_effect(load: LoadRecord | None, runner_env: Mapping[str, str]) -> dict[str, str]:
@@ -111,7 +130,7 @@ def parts_text(parts: Sequence[MemoryPart]) -> str:
     return "; ".join(texts)
 
 
-PART_MARKS = {"weights": "█", "kv_cache": "▓", "compute": "░"}
+PART_MARKS = {"weights": "█", "experts": "▒", "kv_cache": "▓", "compute": "░"}
 BAR_WIDTH = 40
 
 
@@ -177,5 +196,8 @@ def bars_text(lines: Sequence[PartsLine], width: int = BAR_WIDTH) -> list[str]:
         f"{label.ljust(pad)}  {stacked_bar(line, scale, width).ljust(width)}  {units.human_bytes(line.total)}"
         for label, line in zip(labels, lines, strict=True)
     ]
-    key = "  ".join(f"{PART_MARKS[part]} {label}" for part, label in PART_LABELS.items())
+    shown = {part for line in lines for part, size in line.sizes if size}
+    key = "  ".join(
+        f"{PART_MARKS[part]} {label}" for part, label in PART_LABELS.items() if part != "experts" or part in shown
+    )
     return [*drawn, key]

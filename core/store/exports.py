@@ -105,6 +105,13 @@ PARTS_COLUMNS: tuple[Column, ...] = (
 """The parts table's columns: a line per run and device (load_parts.PartsLine)."""
 
 
+def parts_columns(lines: Sequence[PartsLine]) -> tuple[Column, ...]:
+    """PARTS_COLUMNS less the experts' column where no run kept experts apart (a dense model)."""
+    if any(line.size_of("experts") for line in lines):
+        return PARTS_COLUMNS
+    return tuple(c for c in PARTS_COLUMNS if c.header != PART_LABELS["experts"])
+
+
 def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     """What each run ran with and where its memory went, by part and device (a table, then stacked
     bars on one scale); '' when the log told none of it."""
@@ -113,7 +120,7 @@ def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
         return ""
     title = "設定とメモリの内訳" if lang == "ja" else "Settings and memory by part"
     bars = "\n".join(bars_text(lines))
-    return f"### {title}\n\n{markdown_table(lines, PARTS_COLUMNS, lang)}\n```\n{bars}\n```\n"
+    return f"### {title}\n\n{markdown_table(lines, parts_columns(lines), lang)}\n```\n{bars}\n```\n"
 
 
 def session_markdown(

@@ -25,7 +25,7 @@ from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
-from llmtop.store.exports import PARTS_COLUMNS, markdown_table, session_markdown
+from llmtop.store.exports import markdown_table, parts_columns, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, parts_chart, rate_chart, spills
 
 if TYPE_CHECKING:
@@ -227,7 +227,9 @@ def _sweep_section(sweep: SweepResult, lang: str, figure: _Figures) -> str:
     bars = [Bar(line.point.mode, line.point.tps, line.point.tps_sd) for line in sweep.lines() if line.point.tps]
     parts = [f'<section id="sweep">\n<h2>Sweep of {_e(what)}: {_e(sweep.model)}</h2>\n']
     if bars:
-        parts.append(figure("sweep", bar_chart_svg(bars, f"tokens/s by {what}"), "each point's eval rate"))
+        parts.append(
+            figure("sweep", bar_chart_svg(bars, f"tokens/s by {what.split(' (')[0]}"), "each point's eval rate")
+        )
     parts.append(_table(sweep.lines(), SWEEP_COLUMNS, lang, "the sweep's points"))
     parts.append(f"<p><strong>{_e(sweep.conclusion)}</strong></p>\n")
     parts.extend(f"<p>{_e(note)}</p>\n" for note in sweep.notes)
@@ -355,7 +357,9 @@ def _results_section(report: SessionReport, figure: _Figures) -> str:
         )
         parts.append('<section id="parts">\n<h2>Settings and memory by part</h2>\n')
         parts.append(figure("memory-by-part", parts_chart("parts", memory, "Memory by part"), caption))
-        parts.append(_table(memory, PARTS_COLUMNS, report.lang, "What each run ran with, and its memory by part"))
+        parts.append(
+            _table(memory, parts_columns(memory), report.lang, "What each run ran with, and its memory by part")
+        )
         parts.append("</section>\n")
     if report.sweep is not None:
         parts.append(_sweep_section(report.sweep, report.lang, figure))

@@ -214,11 +214,11 @@ def rate_chart(ident: str, curves: RunCurves, title: str) -> str:
     )
 
 
-PART_CLASSES = {"weights": "k0", "kv_cache": "k2", "compute": "k1"}
+PART_CLASSES = {"weights": "k0", "experts": "k3", "kv_cache": "k2", "compute": "k1"}
 
 
 def parts_chart(ident: str, lines: Sequence[PartsLine], title: str) -> str:
-    """Each run's memory on each device as one horizontal stacked bar (weights, KV cache, compute), every
+    """Each run's memory on each device as one horizontal stacked bar (weights, experts, KV cache, compute), every
     bar on one scale, its total at its end: which part a setting shrank, and which part a GPU held."""
     labels = [f"{line.run} ({line.device})" for line in lines]
     label_width = max(160, 16 + 7 * max((len(label) for label in labels), default=0))  # about 7 px a character
@@ -252,7 +252,10 @@ def parts_chart(ident: str, lines: Sequence[PartsLine], title: str) -> str:
         out.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{units.human_bytes(line.total)}</text>')
     key_y = height - 16
     x = float(label_width)
+    shown = {part for line in lines for part, size in line.sizes if size}
     for part, label in PART_LABELS.items():
+        if part == "experts" and part not in shown:
+            continue
         out.append(f'<rect class="{PART_CLASSES[part]}" x="{x:.1f}" y="{key_y - 10}" width="12" height="12"/>')
         out.append(f'<text x="{x + 16:.1f}" y="{key_y}">{html.escape(label)}</text>')
         x += 100
