@@ -252,8 +252,8 @@ def test_an_experts_sweep_concludes_on_the_environment_to_set_and_the_serve_line
     assert [p.mode for p in result.points] == ["gpu=33:moe=0", "gpu=33:moe=16", "gpu=33:moe=24", "auto"]
     assert result.best.mode == "gpu=33:moe=16" and result.points[0].spilled
     assert result.conclusion == (
-        "moe=16 gives 6.40 tps, 25% faster than Ollama's choice (20/33 layers on the GPU, no spill). Set "
-        "LLAMA_ARG_N_CPU_MOE=16 for `ollama serve`: LLAMA_ARG_N_CPU_MOE=16 ollama serve, and num_gpu 33 (the "
+        "moe=16 gives 6.40 tps, 25% faster than Ollama's choice (20/33 layers on the GPU, no spill). Start the "
+        "server with LLAMA_ARG_N_CPU_MOE=16 (`LLAMA_ARG_N_CPU_MOE=16 ollama serve`) and set num_gpu 33 (the "
         "Modelfile below)"
     )
     assert result.modelfile == "FROM tanuki-8x8b\nPARAMETER num_gpu 33\n"

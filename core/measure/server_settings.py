@@ -99,8 +99,13 @@ class ServerSettings:
 
 
 def moe_text(cpu_moe: str) -> str:
-    """`all experts on CPU`, or `experts of 16 layers on CPU`."""
-    return "all experts on CPU" if cpu_moe == ALL_LAYERS else f"experts of {cpu_moe} layers on CPU"
+    """`all experts on CPU`, `experts of 16 layers on CPU`, `experts of 1 layer on CPU`, or (0) `no
+    experts on CPU`."""
+    if cpu_moe == ALL_LAYERS:
+        return "all experts on CPU"
+    if cpu_moe == "0":
+        return "no experts on CPU"
+    return f"experts of {cpu_moe} layer{'' if cpu_moe == '1' else 's'} on CPU"
 
 
 def serve_env(base: Mapping[str, str], settings: ServerSettings) -> dict[str, str]:

@@ -581,9 +581,9 @@ def _sentence(
     if spec.parameter == MOE:  # a setting of the server: its environment, and every layer on the GPU
         server = ServerSettings(cpu_moe=str(chosen.value))
         name, value = next(iter(server.env().items()))
-        conclusion += f". Set {name}={value} for `ollama serve`: {serve_line(server)}"
+        conclusion += f". Start the server with {name}={value} (`{serve_line(server)}`)"
         if chosen.layers_total:
-            conclusion += f", and num_gpu {chosen.layers_total} (the Modelfile below)"
+            conclusion += f" and set num_gpu {chosen.layers_total} (the Modelfile below)"
             lines = [f"FROM {model}", f"PARAMETER num_gpu {chosen.layers_total}"]
             tag = _model_tag(model, chosen, spec)
             return conclusion, "\n".join(lines) + "\n", f"ollama create {tag} -f Modelfile && ollama run {tag}"
