@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from spilling_machine import Shape, experts_overlap
+
 # What the article's model looks like to the API (llama3.3:70b, Q4_K_M, 80 blocks).
 LLAMA33 = {
     "name": "llama3.3:latest",
@@ -35,6 +37,25 @@ LLAMA33 = {
     "quantization_level": "Q4_K_M",
     "parameter_count": 70553706496,
     "block_count": 80,
+}
+
+# An MoE model like the article's last one (Tanuki 8x8B, Q4_K_M): 32 blocks of 8 experts, 2 used a token;
+# the experts are 95% of the weights. `auto_layers`: Ollama's own choice on the spilling machine;
+# `kv_mib_a_token`: its f16 KV cache (32 layers, 8 KV heads of 128).
+TANUKI = {
+    "name": "tanuki-8x8b:latest",
+    "size": 27_400_000_000,
+    "digest": "0c7a4a5cbbcd0c1b5d2e7a0c9b9e2f3d4c5b6a7980a1b2c3d4e5f60718293a4b",
+    "family": "llama",
+    "parameter_size": "47.0B",
+    "quantization_level": "Q4_K_M",
+    "parameter_count": 47_000_000_000,
+    "block_count": 32,
+    "expert_count": 8,
+    "expert_used_count": 2,
+    "expert_share": 0.95,
+    "auto_layers": 9,
+    "kv_mib_a_token": 0.125,
 }
 
 WORDS = (
@@ -114,11 +135,11 @@ def log_time() -> str:
 
 
 class ServerLog:
-    """Writes the lines Ollama prints around a model load, as 0.3-0.5 or as 0.6-0.2x did (formats as in
-    the real excerpts in tests/fixtures/ollama-logs/), to any `write(str)` callable."""
+    """Writes the lines Ollama prints around a model load, as 0.3-0.5, as 0.6-0.2x or as 0.30 on did
+    (formats as in the real excerpts in tests/fixtures/ollama-logs/), to any `write(str)` callable."""
 
-    ERAS = ("0.5", "go-engine")
-    DEFAULT_CONTEXT = {"0.5": 2048, "go-engine": 4096}  # Ollama's num_ctx when a request sets none
+    ERAS = ("0.5", "go-engine", "llama-server")
+    DEFAULT_CONTEXT = {"0.5": 2048, "go-engine": 4096, "llama-server": 4096}  # num_ctx when a request sets none
 
     BUFFERS = {"cuda": "CUDA0", "rocm": "ROCm0"}
 
@@ -131,9 +152,11 @@ class ServerLog:
     ) -> None:
         """`era`: "0.5", the llama.cpp runner's lines (`llm_load_tensors:`), or "go-engine", Ollama's own
         engine's (0.6 to 0.2x: `runner --ollama-engine`, ggml.go's `offloaded N/M layers to GPU`).
+        "llama-server", llama-server's (0.30 on: `starting llama-server`, llama.cpp's `load_tensors:`).
         `library`: the GPU's, `cuda` or `rocm`. `server_env`: the settings `ollama serve` was started
-        with (OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_NUM_PARALLEL), as 0.5.11 obeys them:
-        a quantized KV cache only with flash attention on."""
+        with (OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_NUM_PARALLEL, and from 0.30
+        LLAMA_ARG_CPU_MOE / LLAMA_ARG_N_CPU_MOE), as each era obeys them: 0.5.11 a quantized KV cache
+        only with flash attention on, llama-server unless flash attention is off."""
         if era not in self.ERAS:
             raise ValueError(f"unknown log era {era!r}: one of {', '.join(self.ERAS)}")
         self.write = write
@@ -141,11 +164,38 @@ class ServerLog:
         self.library = library
         self.buffer = self.BUFFERS[library]
         env = server_env or {}
-        self.flash = env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower() in ("1", "true")
+        flash = env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower()
+        self.flash = flash in ("1", "true")
+        self.flash_flag = "on" if self.flash else "off" if flash in ("0", "false") and era == "llama-server" else "auto"
         kv = env.get("OLLAMA_KV_CACHE_TYPE", "").strip().lower()
-        self.kv_type = kv if self.flash and kv in self.KV_BYTES else "f16"
+        honoured = self.flash if era != "llama-server" else self.flash_flag != "off"
+        self.kv_type = kv if honoured and kv in self.KV_BYTES else "f16"
+        self.kv_flag = era == "llama-server" and kv in self.KV_BYTES and honoured
         parallel = env.get("OLLAMA_NUM_PARALLEL", "").strip()
         self.parallel = int(parallel) if parallel.isdigit() and int(parallel) > 0 else 1
+        # llama-server reads LLAMA_ARG_* from its environment, which Ollama 0.30+ passes on; older runners do not.
+        self.cpu_moe: int | None = None  # layers whose experts stay in system memory (a large number: all)
+        if era == "llama-server":
+            if env.get("LLAMA_ARG_CPU_MOE", "").strip().lower() in ("1", "true", "on"):
+                self.cpu_moe = 1 << 30
+            elif (layers := env.get("LLAMA_ARG_N_CPU_MOE", "").strip()).isdigit():
+                self.cpu_moe = int(layers)
+
+    def kv_mib(
+        self, model: dict[str, Any], context: int, kv_type: str | None = None, slots: int | None = None
+    ) -> float:
+        """The KV cache's MiB for `context` tokens a slot (this server's type and slots by default)."""
+        per_token = float(model.get("kv_mib_a_token", self.KV_F16_MIB_A_TOKEN))
+        cells = context * (self.parallel if slots is None else slots)
+        return per_token * cells * self.KV_BYTES[kv_type or self.kv_type] / 2
+
+    def shape(self, model: dict[str, Any], context: int) -> Shape:
+        """What this server's settings make of a load of `model` (for the spilling machine)."""
+        experts, used = model.get("expert_count"), model.get("expert_used_count")
+        share = float(model.get("expert_share", 0.0)) if experts and used else 0.0
+        kv_extra = (self.kv_mib(model, context) - self.kv_mib(model, context, "f16", 1)) * 2**20
+        moe = min(self.cpu_moe or 0, model["block_count"]) if share else 0
+        return Shape(share, used / experts if share else 1.0, moe, int(kv_extra))
 
     def line(self, text: str) -> None:
         self.write(text + "\n")
@@ -177,8 +227,23 @@ class ServerLog:
             + 'total="15.6 GiB" available="14.9 GiB"',
         )
 
-    def load(self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int = 2048) -> None:
+    def load(
+        self,
+        model: dict[str, Any],
+        gpu_layers: int,
+        cpu_only: bool,
+        context: int = 2048,
+        asked: bool = True,
+        gpu_reserved: int | None = None,
+    ) -> None:
+        """A load's lines: `gpu_layers` on the GPU (`cpu_only`: the request asked for none), `asked`:
+        the request set num_gpu (llama-server gets `-ngl` only then). `gpu_reserved`: the bytes the
+        GPU holds beside the weights (the spilling machine's KV cache and compute buffers), so that
+        llama-server's buffer lines add up to what the GPU's counters show."""
         total = model["block_count"] + 1
+        if self.era == "llama-server":
+            self._llama_server_load(model, gpu_layers, cpu_only, context, asked, gpu_reserved)
+            return
         library = "cpu" if cpu_only else self.library
         estimate = (
             f"layers.requested={0 if cpu_only else -1} layers.model={total} layers.offload={gpu_layers} "
@@ -234,6 +299,75 @@ class ServerLog:
         else:
             self.line("llama_new_context_with_model:        CPU compute buffer size =   266.50 MiB")
 
+    def _llama_server_load(
+        self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int, asked: bool, reserved: int | None
+    ) -> None:
+        """Ollama 0.30 on (real 0.34.4's words, fixture 11; a GPU's lines as llama.cpp prints them): Ollama's
+        start line, then llama-server's own output, with the experts that LLAMA_ARG_*CPU_MOE keeps in
+        system memory as llama.cpp's debug lines name them (Ollama runs it at --log-verbosity 4)."""
+        blocks, size = model["block_count"], model["size"]
+        total = blocks + 1
+        blob = f"/root/.ollama/models/blobs/sha256-{model['digest']}"
+        self.structured("server.go:100", '"using llama-server for model"', f"model={blob}")
+        flags = (
+            f"--model {blob} --port 41233 --host 127.0.0.1 --no-webui --offline -c {context * self.parallel} "
+            f"-np {self.parallel} --log-verbosity 4 --no-log-prefix --no-log-timestamps"
+            + (" --load-mode none" if cpu_only else "")
+            + (f" --cache-type-k {self.kv_type} --cache-type-v {self.kv_type}" if self.kv_flag else "")
+            + f" --flash-attn {self.flash_flag} -b 512 -ub 512"
+            + (f" -ngl {gpu_layers}" if asked else "")
+            + " --context-shift --keep 4"
+        )
+        self.structured("llama_server.go:436", '"starting llama-server"', f'cmd="/usr/lib/ollama/llama-server {flags}"')
+        self.line(f"print_info: n_layer               = {blocks}")
+        shape = self.shape(model, context)
+        layer_mib = size / total / 2**20
+        on_gpu = min(max(gpu_layers, 0), total)
+        kept = min(shape.cpu_moe, blocks)  # llama.cpp overrides the first N blocks' expert tensors
+        if shape.expert_share:
+            self.line(f"print_info: n_expert              = {model['expert_count']}")
+            self.line(f"print_info: n_expert_used         = {model['expert_used_count']}")
+            for block in range(kept):
+                for tensor in ("ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"):
+                    mib = int(layer_mib * shape.expert_share / 3)
+                    self.line(f"tensor blk.{block}.{tensor}.weight ({mib} MiB q4_K) buffer type overridden to CPU")
+        kept_mib = layer_mib * shape.expert_share * experts_overlap(total, on_gpu, kept)
+        gpu_mib = layer_mib * on_gpu - kept_mib
+        self.line(f"load_tensors: loading model tensors, this can take a while... (mmap = {str(not cpu_only).lower()})")
+        if self.library and not cpu_only:
+            if on_gpu:
+                self.line(f"load_tensors: offloading {min(on_gpu, blocks)} repeating layers to GPU")
+            if on_gpu == total:
+                self.line("load_tensors: offloading output layer to GPU")
+            self.line(f"load_tensors: offloaded {on_gpu}/{total} layers to GPU")
+        if gpu_mib > 0:
+            self.line(f"load_tensors: {self.buffer:>12} model buffer size = {gpu_mib:10.2f} MiB")
+        host = "CPU" if cpu_only else "CPU_Mapped"
+        self.line(f"load_tensors: {host:>12} model buffer size = {size / 2**20 - gpu_mib:10.2f} MiB")
+        self.line(f"llama_context: n_ctx_seq             = {context}")
+        self.line(f"llama_context: flash_attn            = {self.flash_flag}")
+        kv_mib = self.kv_mib(model, context)
+        kv_gpu = kv_mib * min(on_gpu, blocks) / blocks
+        if kv_gpu:
+            self.line(f"llama_kv_cache: {self.buffer:>10} KV buffer size = {kv_gpu:8.2f} MiB")
+        if kv_mib - kv_gpu:
+            self.line(f"llama_kv_cache:        CPU KV buffer size = {kv_mib - kv_gpu:8.2f} MiB")
+        cells = context * self.parallel
+        half = kv_mib / 2
+        self.line(
+            f"llama_kv_cache: size = {kv_mib:8.2f} MiB ({cells:6d} cells, {blocks:3d} layers, "
+            f"{self.parallel}/{self.parallel} seqs), K ({self.kv_type}): {half:8.2f} MiB, "
+            f"V ({self.kv_type}): {half:8.2f} MiB"
+        )
+        if self.flash_flag != "off":
+            self.line("resolve_fused_ops: Flash Attention enabled")
+        if on_gpu:
+            compute = 266.50 if reserved is None else max(reserved / 2**20 - kv_gpu, 0.0)
+            self.line(f"sched_reserve: {self.buffer:>10} compute buffer size = {compute:10.2f} MiB")
+            self.line(f"sched_reserve: {self.buffer + '_Host':>10} compute buffer size =    24.01 MiB")
+        else:
+            self.line("sched_reserve:        CPU compute buffer size =   266.50 MiB")
+
     def _go_engine_load(self, total: int, gpu_layers: int, library: str, estimate: str, args: str) -> None:
         """Ollama's own engine (0.6 to 0.2x), as in fixtures 01 and 05: the runner is `ollama runner
         --ollama-engine` and ggml.go prints the offload and the weights per buffer."""
@@ -262,6 +396,9 @@ class ServerLog:
         self.line(f'[GIN] {when} | {status} | {go_duration_text(seconds):>13} | {client:>15} | {method:<7} "{path}"')
 
     def started(self, seconds: float) -> None:
+        if self.era == "llama-server":
+            self.structured("llama_server.go:1374", f'"llama-server started in {seconds:.2f} seconds"')
+            return
         self.structured("server.go:626", f'"llama runner started in {seconds:.2f} seconds"')
 
     def terminated(self, error: str) -> None:
@@ -435,26 +572,30 @@ class OllamaDouble:
         total = model["block_count"] + 1
         machine = self.config.machine
         if num_gpu is None:
-            layers = machine.auto_layers if machine is not None else round(total * self.config.vram_fraction)
+            auto = int(model.get("auto_layers", machine.auto_layers)) if machine is not None else None
+            layers = auto if auto is not None else round(total * self.config.vram_fraction)
         else:
             layers = min(num_gpu, total)
         vram = int(model["size"] * layers / total)
         era = self.log.era if self.log is not None else "0.5"
         context = int((options or {}).get("num_ctx") or ServerLog.DEFAULT_CONTEXT[era])
+        shape = self.log.shape(model, context) if self.log is not None else Shape()
         if self.log is not None:
-            self.log.load(model, layers, cpu_only=num_gpu == 0, context=context)
+            reserved = machine.overhead(shape) if machine is not None else None
+            self.log.load(model, layers, num_gpu == 0, context, num_gpu is not None, reserved)
         rate = None
         if machine is not None:
-            if not machine.fits(model["size"], total, layers):
+            size = model["size"]
+            if not machine.fits(size, total, layers, shape):
                 if self.log is not None:
                     self.log.line("llama_model_load: error loading model: unable to allocate ROCm0 buffer")
                     self.log.terminated("error loading model: unable to allocate ROCm0 buffer")
                 return False
-            dedicated, shared = machine.placement(model["size"], total, layers)
+            dedicated, shared = machine.placement(size, total, layers, shape)
             machine.write_counters(dedicated, shared)
-            machine.draw(model["size"], total, layers)
-            vram = min(dedicated + shared, model["size"])
-            rate = machine.token_rate(model["size"], total, layers)
+            machine.draw(size, total, layers, shape)
+            vram = min(dedicated + shared, size)
+            rate = machine.token_rate(size, total, layers, shape)
         with self._lock:
             fresh = _canonical(name) not in self.loaded
             self.loaded[_canonical(name)] = {
@@ -709,6 +850,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"{arch}.block_count": model["block_count"],
                     f"{arch}.context_length": 131072,
                     f"{arch}.embedding_length": 8192,
+                    **{f"{arch}.{key}": model[key] for key in ("expert_count", "expert_used_count") if key in model},
                 },
                 "capabilities": ["completion", "tools"],
                 "modified_at": "2024-12-07T10:21:40.123456789+09:00",

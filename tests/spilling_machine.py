@@ -10,6 +10,13 @@ load fails for want of memory. The GPU's counters are written as the amdgpu driv
 The defaults are the article's machine: Llama 3.3 70B Q4_K_M (42.5 GB, 81 layers) on a 16 GB
 Radeon, 0.94 tokens/s on the CPU alone, Ollama's choice of 27 layers spilling 1.3 GB.
 
+The server's own settings change a load (`Shape`): a KV cache of another type or more slots changes
+the KV cache's bytes on the GPU (the 3.7 GB overhead is the default's: f16, one slot); an MoE model
+reads only the experts it uses of each layer (Tanuki 8x8B: 2 of 8), and `moe=N` keeps the experts of
+N of the GPU's layers in system memory, where the CPU reads them. So q8_0 shrinks the spill of the
+same layer count, and the experts sweep finds the fewest layers of experts on the CPU that stop the
+spill: past them, each layer more moves reading from the GPU to the slower CPU.
+
 With `install(root, power=True)` the machine also draws power, as a stand-in (no card was measured):
 the CPU package from an idle 18 W up to 90 W and the card from 9 W up to 169 W (its board limit is
 190 W), each in proportion to the share of a token's time its part of the model takes. The CPU's
@@ -29,6 +36,32 @@ from power_trees import RAPL_RANGE_UJ, amd_hwmon_tree, rapl_tree, write_value
 from gpu_trees import AMD_CARD, sysfs_tree
 
 OOM_ERROR = "llama runner process has terminated: error loading model: unable to allocate ROCm0 buffer"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a load is, beside its layer count: the model's experts and the server's settings."""
+
+    expert_share: float = 0.0  # of each layer's weights, the experts' (0: a dense model)
+    experts_read: float = 1.0  # of the experts, the share a token reads (2 of 8: 0.25)
+    cpu_moe: int = 0  # layers of the GPU's whose experts stay in system memory (LLAMA_ARG_N_CPU_MOE)
+    kv_extra: int = 0  # the KV cache's bytes beyond the default's (f16, one slot): negative for q8_0
+
+    @property
+    def read_share(self) -> float:
+        """Of a layer's weights, the share one token reads."""
+        return 1.0 - self.expert_share + self.expert_share * self.experts_read
+
+
+DENSE = Shape()
+
+
+def experts_overlap(total_layers: int, gpu_layers: int, cpu_moe: int) -> int:
+    """Of the blocks on the GPU (the last ones: llama.cpp offloads from the end), those whose experts
+    `moe=N` keeps in system memory (the first N)."""
+    blocks = total_layers - 1  # the output layer has no experts
+    on_gpu = min(max(gpu_layers, 0), blocks)
+    return max(0, min(cpu_moe, blocks) - (blocks - on_gpu))
 
 
 @dataclass
@@ -70,13 +103,13 @@ class SpillingMachine:
         self.write_counters(0, 0)
         return root
 
-    def draw(self, size: int, total_layers: int, gpu_layers: int) -> None:
-        """The power the machine draws while it generates with `gpu_layers` on the GPU (0: idle)."""
+    def draw(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> None:
+        """The power the machine draws while it generates with `gpu_layers` on the GPU (-1: idle)."""
         cpu_share = 0.0
         if gpu_layers >= 0 and size:
             layers = min(max(gpu_layers, 0), total_layers)
-            on_cpu = (size - size * layers // total_layers) / self.cpu_bandwidth
-            cpu_share = on_cpu * self.machine_tps(size, total_layers, layers)
+            cpu_read, _, _ = self._reads(size, total_layers, layers, shape)
+            cpu_share = cpu_read / self.cpu_bandwidth * self.machine_tps(size, total_layers, layers, shape)
         busy = gpu_layers >= 0
         self.cpu_w = self.cpu_idle_w + (self.cpu_busy_w * cpu_share if busy else 0.0)
         self.gpu_w = self.gpu_idle_w + (self.gpu_busy_w * (1 - cpu_share) if busy and gpu_layers > 0 else 0.0)
@@ -98,38 +131,67 @@ class SpillingMachine:
             except OSError:  # the tree was removed: the machine is gone
                 return
 
-    def placement(self, size: int, total_layers: int, gpu_layers: int) -> tuple[int, int]:
+    def overhead(self, shape: Shape = DENSE) -> int:
+        """The KV cache and compute buffers on the GPU once a layer is there, for this load's settings."""
+        return self.gpu_overhead + shape.kv_extra
+
+    def experts_kept(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> int:
+        """Bytes of the GPU's layers' experts that `moe=N` keeps in system memory: llama.cpp keeps the
+        experts of blocks 0 to N-1 there, and offloads the last blocks, so only the overlap counts."""
+        return int(size / total_layers * shape.expert_share * experts_overlap(total_layers, gpu_layers, shape.cpu_moe))
+
+    def gpu_weights(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> int:
+        """Bytes of the model's weights the GPU holds (VRAM and shared memory together)."""
+        layers = min(max(gpu_layers, 0), total_layers)
+        return size * layers // total_layers - self.experts_kept(size, total_layers, layers, shape)
+
+    def placement(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> tuple[int, int]:
         """(dedicated, shared) bytes the model takes on the GPU with `gpu_layers` of its layers there."""
         if gpu_layers <= 0:
             return 0, 0
-        wanted = size * min(gpu_layers, total_layers) // total_layers + self.gpu_overhead
+        wanted = self.gpu_weights(size, total_layers, gpu_layers, shape) + self.overhead(shape)
         room = self.vram_total - self.vram_idle
         return min(wanted, room), max(wanted - room, 0)
 
-    def fits(self, size: int, total_layers: int, gpu_layers: int) -> bool:
-        return self.placement(size, total_layers, gpu_layers)[1] <= self.shared_limit
+    def fits(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> bool:
+        return self.placement(size, total_layers, gpu_layers, shape)[1] <= self.shared_limit
 
-    def machine_tps(self, size: int, total_layers: int, gpu_layers: int) -> float:
+    def _reads(self, size: int, total_layers: int, layers: int, shape: Shape) -> tuple[float, float, float]:
+        """Bytes one token reads (from system RAM, from VRAM, from shared memory)."""
+        on_gpu = self.gpu_weights(size, total_layers, layers, shape)
+        kept = self.experts_kept(size, total_layers, layers, shape)
+        cpu_read = (size * (total_layers - layers) // total_layers) * shape.read_share + kept * shape.experts_read
+        gpu_read = size * shape.read_share - cpu_read
+        dedicated, _ = self.placement(size, total_layers, layers, shape)
+        in_vram = min(on_gpu, max(dedicated - self.overhead(shape), 0))
+        vram_part = in_vram / on_gpu if on_gpu else 1.0
+        return cpu_read, gpu_read * vram_part, gpu_read * (1 - vram_part)
+
+    def machine_tps(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> float:
         """Tokens/s on the machine itself (before `speedup`)."""
         layers = min(max(gpu_layers, 0), total_layers)
-        on_gpu = size * layers // total_layers
-        dedicated, shared = self.placement(size, total_layers, layers)
-        in_vram = min(on_gpu, max(dedicated - self.gpu_overhead, 0))
-        seconds = (
-            (size - on_gpu) / self.cpu_bandwidth
-            + in_vram / self.vram_bandwidth
-            + (on_gpu - in_vram) / self.shared_bandwidth
-        )
+        cpu_read, vram_read, shared_read = self._reads(size, total_layers, layers, shape)
+        seconds = cpu_read / self.cpu_bandwidth + vram_read / self.vram_bandwidth + shared_read / self.shared_bandwidth
         return 1.0 / seconds
 
-    def token_rate(self, size: int, total_layers: int, gpu_layers: int) -> float:
+    def token_rate(self, size: int, total_layers: int, gpu_layers: int, shape: Shape = DENSE) -> float:
         """Tokens/s the double generates at."""
-        return self.machine_tps(size, total_layers, gpu_layers) * self.speedup
+        return self.machine_tps(size, total_layers, gpu_layers, shape) * self.speedup
 
     def best_layers(self, size: int, total_layers: int) -> int:
         """The fastest layer count that loads: the answer a sweep should find."""
         loadable = [n for n in range(total_layers + 1) if self.fits(size, total_layers, n)]
         return max(loadable, key=lambda n: (self.machine_tps(size, total_layers, n), -n))
+
+    def best_moe(self, size: int, total_layers: int, shape: Shape, values: list[int]) -> int:
+        """Of `values`, the layers of experts in system memory (every layer on the GPU) that load and
+        generate fastest: the answer an experts sweep over them should find."""
+
+        def at(n: int) -> Shape:
+            return Shape(shape.expert_share, shape.experts_read, n, shape.kv_extra)
+
+        loadable = [n for n in values if self.fits(size, total_layers, total_layers, at(n))]
+        return max(loadable, key=lambda n: (self.machine_tps(size, total_layers, total_layers, at(n)), -n))
 
     def release(self) -> None:
         """The model was unloaded: its memory goes back to idle, at once or in steps over `release_s`

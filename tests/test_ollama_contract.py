@@ -295,3 +295,29 @@ def test_the_doubles_go_engine_log_against_real_0_24(real_ollama, tmp_path):
     assert set(real) - set(doubled) == set(GO_ENGINE_ERA_DIFFERENCES["only 0.24"]), (doubled, real)
     both = [k for k in doubled if k in real and k not in ("model weights", "compute graph")]
     assert in_order(both, real) == [], (doubled, real)
+
+
+# The double's 0.30+ log (ServerLog era "llama-server") against real 0.34's on a machine without a GPU:
+# what each prints that llmtop takes and the other does not, and why that changes nothing llmtop shows.
+LLAMA_SERVER_ERA_DIFFERENCES: dict[str, dict[str, str]] = {
+    "only the double": {},
+    "only the newest": {
+        "cmn  common_param: -": "the devices llama-server lists (`CPU : ... (24105 MiB, 24105 MiB free)`): parse-log's",
+        "common_memory_breakdown_print: |": "the fit step's table, before the load: parse-log's, not the run's parts",
+        "common_params_fit_impl: projected": "the fit step's projection (parse-log's `fit`)",
+        "common_params_fit_impl: will": "the fit step's margin (parse-log's `fit`)",
+        "slot launch_slot_: id": "a request's start: the double prints request lines only with llama_server_log",
+        "slot print_timing: id": "a request's timings: the same (tests/test_watch.py holds them)",
+        "slot      release: id": "a request's end: the same",
+    },
+}
+
+
+def test_the_doubles_llama_server_log_against_the_newest_real_ollama(real_ollama, tmp_path):
+    """The double's llama-server lines (era llama-server, no GPU) and real newest Ollama's, in the same
+    order; every line kind only one of them prints is named in LLAMA_SERVER_ERA_DIFFERENCES."""
+    doubled, real, logs = kinds_of_a_load(real_ollama("newest"), RANDOM_LLAMA, "llama-server", tmp_path)
+    assert set(doubled) - set(real) == set(LLAMA_SERVER_ERA_DIFFERENCES["only the double"]), (doubled, real)
+    assert set(real) - set(doubled) == set(LLAMA_SERVER_ERA_DIFFERENCES["only the newest"]), (doubled, real)
+    both = [k for k in doubled if k in real]
+    assert in_order(both, real) == [], (doubled, real)
