@@ -72,7 +72,10 @@ _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
 _STARTED = re.compile(r"(?:llama runner|llama-server) started in ([\d.]+) seconds")
 _N_LAYER = re.compile(r"(?:print_info|llm_load_print_meta):\s+n_layer\s+=\s+(\d+)\s*$")
 # A task's timings, and (0.30 on: llama-server's own line as a slot takes a request) its start.
-_TASK = re.compile(r"(?:print_timing|launch_slot_): id\s+\d+ \| task (\d+) \|(?!.*sampler)")
+_TASK = re.compile(r"(?:print_timing|launch_slot_|operator\(\)): id\s+\d+ \| task (\d+) \|(?!.*sampler)")
+# As a slot takes a prompt: its length, and the tokens it found in its cache (llama-server's prompt cache).
+_NEW_PROMPT = re.compile(r"\| new prompt, .*?\btask\.n_tokens = (\d+)")
+_CACHED = re.compile(r"\| cached n_tokens = (\d+)")
 _PORT_FLAG = re.compile(r"(?:^|\s)--port[ =](\d+)\b")
 _PROMPT_PROGRESS = re.compile(
     r"prompt processing, n_tokens =\s*(\d+), progress =\s*([\d.]+), t =\s*([\d.]+) s /\s*([\d.]+) tokens per second"
@@ -196,7 +199,9 @@ class RequestTiming:
     prompt_done: int | None = None  # while the prompt is read: tokens so far,
     prompt_progress: float | None = None  # the share of the prompt (0 to 1),
     prompt_live_tps: float | None = None  # the rate so far,
-    prompt_elapsed_s: float | None = None  # and the time it has taken
+    prompt_elapsed_s: float | None = None  # and the time it has taken,
+    progress_seen: float | None = None  # when the newest progress line was read (the caller's clock)
+    prompt_points: list[tuple[int, float]] = field(default_factory=list)  # every progress line's (tokens, seconds)
     decoded: int | None = None  # while it generates: tokens so far,
     tg_tps: float | None = None  # the rate so far,
     tg_3s_tps: float | None = None  # and over the last 3 s (newer builds)
@@ -208,6 +213,8 @@ class RequestTiming:
     eval_printed_tps: float | None = None
     cancelled: bool = False
     released: bool = False  # its slot let it go (`stop processing`): over, with or without timings
+    prompt_total: int | None = None  # the prompt's tokens (`new prompt, ... task.n_tokens = N`)
+    prompt_cached: int | None = None  # of them, those its slot had in its cache (`cached n_tokens = N`)
 
     @property
     def timed(self) -> bool:
@@ -225,11 +232,25 @@ class RequestTiming:
 
     @property
     def prompt_left_s(self) -> float | None:
-        """The prompt's time left at the rate so far (an estimate), while it is being read."""
+        """The prompt's time left (an estimate), while it is being read: each token of a prompt costs a
+        little more than the one before (attention reads every token before it), so the time so far
+        is fitted as a*n + b*n^2 through the last two progress lines and carried to the prompt's
+        end; from one line, at the rate so far."""
         p, t = self.prompt_progress, self.prompt_elapsed_s
         if p is None or t is None or p <= 0 or p >= 1 or self.decoded is not None or self.eval_ms is not None:
             return None
-        return t * (1 - p) / p
+        linear = t * (1 - p) / p
+        if len(self.prompt_points) < 2 or not self.prompt_done:
+            return linear
+        (n1, t1), (n2, t2) = self.prompt_points[-2:]
+        if not 0 < n1 < n2:
+            return linear
+        b = (t2 / n2 - t1 / n1) / (n2 - n1)
+        if b <= 0:  # not slowing down: the rate so far
+            return linear
+        a = t1 / n1 - b * n1
+        total = self.prompt_done / p
+        return max(a * total + b * total * total - t, 0.0)
 
     @property
     def prompt_tps(self) -> float | None:
@@ -247,6 +268,8 @@ class RequestTiming:
             "eval_ms": self.eval_ms,
             "eval_tps": self.eval_printed_tps,
             "cancelled": self.cancelled,
+            "prompt_total": self.prompt_total,
+            "prompt_cached": self.prompt_cached,
         }
 
 
@@ -774,19 +797,26 @@ class OllamaLogParser:
         ) or (self.records[-1] if self.records else self._new(now, None))
         record.llama_server = True
         progress, decoded, timing = _PROMPT_PROGRESS.search(line), _DECODED.search(line), _TIMING.search(line)
+        new_prompt, cached = _NEW_PROMPT.search(line), _CACHED.search(line)
         if not (progress or decoded or timing) and ("total time" in line or "graphs reused" in line):
             return next((r for r in reversed(self.records) if r.request(task)), record)  # after a request's timing
         request = record.request(task)
         # Task ids start again when a server restarts: progress on a finished task is a new one.
-        if request is None or (request.eval_ms is not None and (progress or decoded)):
+        if request is None or (request.eval_ms is not None and (progress or decoded or new_prompt)):
             request = RequestTiming(task, now)
             record.requests.append(request)
             del record.requests[:-MAX_REQUESTS]
-        if progress:
+        if new_prompt:
+            request.prompt_total = int(new_prompt.group(1))
+        elif cached:
+            request.prompt_cached = int(cached.group(1))
+        elif progress:
             request.prompt_done = int(progress.group(1))
             request.prompt_progress = float(progress.group(2))
             request.prompt_elapsed_s = float(progress.group(3))
             request.prompt_live_tps = float(progress.group(4))
+            request.progress_seen = now
+            request.prompt_points.append((request.prompt_done, request.prompt_elapsed_s))
         elif decoded:
             request.decoded = int(decoded.group(1))
             request.tg_tps = float(decoded.group(2))
@@ -849,6 +879,8 @@ class OllamaLogParser:
             record.context_seq = int(ctx_seq.group(1))
             return record
         if task := _TASK.search(line):
+            if "operator():" in line and not (_NEW_PROMPT.search(line) or _CACHED.search(line)):
+                return None  # another of the slot's lines: nothing of the request's figures
             return self._timing(line, int(task.group(1)), now)
         if release := _RELEASE.search(line):
             for load in reversed(self.records):

@@ -82,6 +82,16 @@ def _tps(c: Comparison) -> str:
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
 
 
+def _speedup(c: Comparison) -> str:
+    """`1.33x`, with its 95% interval where both sides were repeated: `1.33x (1.21-1.46x)`."""
+    if c.speedup is None:
+        return UNKNOWN
+    if c.speedup_interval is None:
+        return f"{c.speedup:.2f}x"
+    low, high = c.speedup_interval
+    return f"{c.speedup:.2f}x ({max(low, 0.0):.2f}-{high:.2f}x)"
+
+
 def _first(get: Callable[[SummaryRow], Any]) -> Callable[[Comparison], str]:
     return lambda c: str(get(c.first) or UNKNOWN)
 
@@ -197,10 +207,12 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "speed-up",
-        ("speedup_vs_cpu",),
-        "a mode's mean tps over the mean tps of `cpu` for the same model (in the JSON's `comparison`)",
+        ("speedup_vs_cpu", "speedup_low", "speedup_high"),
+        "a mode's mean tps over the mean tps of `cpu` for the same model (in the JSON's `comparison`), with "
+        "its 95% interval where both were repeated (`1.33x (1.21-1.46x)`; `speedup_low`, `speedup_high`): "
+        "an interval that holds 1.00x is no difference",
         ja="速度比",
-        compared=lambda c: f"{c.speedup:.2f}x" if c.speedup is not None else UNKNOWN,
+        compared=_speedup,
     ),
     Figure(
         "RAM",
@@ -315,16 +327,19 @@ FIGURES: tuple[Figure, ...] = (
         "what the run's load ran with, as the server tells it, never assumed: `kv_cache` (the KV cache's type, "
         "from llama.cpp's `K (q8_0)`/`V (q8_0)` sizes or the runner's flags), `flash_attention` (`on`/`off` as "
         "llama.cpp chose, `auto` where only the request says), `parallel` (slots, `-np`), `cpu_moe` (`all` or N: "
-        "the layers whose experts stay in system memory, from llama-server's flags or the `LLAMA_ARG_CPU_MOE`/"
-        "`LLAMA_ARG_N_CPU_MOE` in its environment); a setting the server does not tell is left out",
+        "the layers whose experts stay in system memory, from llama-server's flags, llama.cpp's lines for the "
+        "expert tensors it kept there, or the `LLAMA_ARG_CPU_MOE`/`LLAMA_ARG_N_CPU_MOE` in its environment); a "
+        "setting the server does not tell is left out",
     ),
     Figure(
         "memory by part",
         ("memory_parts",),
         "where the load's memory went, per device, from the server log's own buffer sizes: `weights` (llama.cpp's "
         "`model buffer size`, Ollama's `model weights`), `kv_cache` (`KV buffer size`, `kv cache`) and `compute` "
-        "(`compute buffer size`, `compute graph`); `device` is the GPU as llama.cpp names it (CUDA0, ROCm0, Metal) "
-        "or `system memory`; the export's Markdown draws them as a bar per run",
+        "(`compute buffer size`, `compute graph`), and for an MoE model `experts`, its expert tensors kept in system "
+        "memory (llama.cpp's `tensor blk.N.ffn_*_exps.weight (... MiB ...) buffer type overridden to CPU`), taken "
+        "out of the weights there; `device` is the GPU as llama.cpp names it (CUDA0, ROCm0, Metal) or `system "
+        "memory`; the export's Markdown draws them as a bar per run",
     ),
     Figure(
         "J/token",
@@ -391,6 +406,16 @@ FIGURES: tuple[Figure, ...] = (
         run=lambda r: "complete" if r.complete else f"incomplete: {r.error or 'stopped'}",
         right=False,
         stable=("complete",),
+    ),
+    Figure(
+        "thinking",
+        ("think", "thinking_tokens", "answer_tokens", "ttft_thought_s", "ttft_answer_s"),
+        "a thinking model's run (`--think`): its tokens of thought (the stream's `thinking` field) and of answer, "
+        "as llmtop counted them (`eval_count` holds both), and the time from the request to the first thought and "
+        "to the first word of the answer; `none` where no thought came and none was asked for",
+        ja="思考",
+        run=lambda r: r.thinking_text or "none",
+        right=False,
     ),
     Figure(
         "runs",

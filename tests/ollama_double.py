@@ -96,7 +96,11 @@ class DoubleConfig:
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: {"llama3.3:latest": dict(LLAMA33)})
     token_rate: float = 200.0  # tokens/s while generating
     cpu_token_rate: float | None = None  # tokens/s when the request asks for num_gpu 0 (default: token_rate)
-    tokens: int = 40  # eval_count of a full answer
+    tokens: int = 40  # eval_count of a full answer (the model's end of text; options.num_predict stops it sooner)
+    cpu_tokens: int | None = None  # the same when the request asks for num_gpu 0 (default: tokens)
+    # A thinking model (its dict's "capabilities" has "thinking"): this many chunks of thought, in the
+    # `thinking` field with an empty `response`, before the answer, unless the request says think false.
+    thinking_tokens: int = 0
     load_delay_s: float = 0.05
     prompt_delay_s: float = 0.02
     unload_delay_s: float = 0.05
@@ -852,7 +856,8 @@ class _Handler(BaseHTTPRequestHandler):
                     f"{arch}.embedding_length": 8192,
                     **{f"{arch}.{key}": model[key] for key in ("expert_count", "expert_used_count") if key in model},
                 },
-                "capabilities": ["completion", "tools"],
+                "capabilities": list(model.get("capabilities", ["completion", "tools"])),
+                **({"thinking": model["thinking"]} if "thinking" in model else {}),
                 "modified_at": "2024-12-07T10:21:40.123456789+09:00",
             },
         )
@@ -874,6 +879,11 @@ class _Handler(BaseHTTPRequestHandler):
         wrong = _mistyped_option(body.get("options") or {})
         if wrong is not None:  # as real Ollama (0.5.11 to 0.34) answers it: a 500, not a 400
             self._error(500, wrong)
+            return
+        think = body.get("think")
+        model = self.owner._find(name) or {}
+        if think not in (None, False, "false") and "thinking" not in (model.get("capabilities") or ()):
+            self._error(400, f'"{name}" does not support thinking')  # 0.34's words
             return
         if cfg.fault == "proxy_502" and body.get("prompt"):  # a reverse proxy whose upstream failed
             page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -936,7 +946,23 @@ class _Handler(BaseHTTPRequestHandler):
         if cfg.fault == "long":
             cfg = dataclasses.replace(cfg, tokens=100_000)
             rate = 50.0
-        for i in range(cfg.tokens):
+        options = body.get("options") or {}
+        answer = cfg.cpu_tokens if cfg.cpu_tokens is not None and options.get("num_gpu") == 0 else cfg.tokens
+        think = body.get("think")
+        thinks = "thinking" in ((self.owner._find(name) or {}).get("capabilities") or ())
+        thoughts = cfg.thinking_tokens if thinks and think not in (False, "false") else 0
+        limit = options.get("num_predict")
+        ended = "stop"  # the model's end of text, as Ollama says it; "length": num_predict stopped it
+        if isinstance(limit, int) and 0 < limit < thoughts + answer:  # num_predict counts thought and answer
+            thoughts = min(thoughts, limit)
+            answer, ended = limit - thoughts, "length"
+        for i in range(thoughts):  # Ollama's thinking parser: the thought in `thinking`, `response` empty
+            time.sleep(1.0 / rate)
+            if streaming:
+                self._line({"model": name, "created_at": _now_text(), "response": "", "thinking": f"t{i} ",
+                            "done": False})  # fmt: skip
+            count += 1
+        for i in range(answer):
             if cfg.fault == "stall" and i == cfg.fault_after:  # a stuck runner: silence, the connection open
                 self.owner.stalled.wait(600)
                 return
@@ -980,7 +1006,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created_at": _now_text(),
             "response": "",
             "done": True,
-            "done_reason": "stop",
+            "done_reason": ended,
             "context": [128006, 882, 128007],
             "total_duration": finished - started,
             "load_duration": loaded_at - started,

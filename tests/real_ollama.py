@@ -34,6 +34,15 @@ MOE_SHAPE = Shape(layers=16, embedding=256, feed_forward=256, heads=4, experts=8
 # A random model stops at </s> only by chance: its Modelfile ends every answer after this many tokens
 # (a model's own default, as a user's Modelfile sets one), so a run takes seconds on every version.
 NUM_PREDICT = 64
+# A chat template with thinking tags around `.Thinking` in the messages and `<think>` opened after the
+# prompt when think is asked: Ollama infers the tags from it (thinking.InferTags), lists the `thinking`
+# capability, and streams what follows `<think>` as thought. The random model never writes
+# `</think>`: all it generates is thought, unless think is false.
+THINKING_TEMPLATE = (
+    '{{- range .Messages }}{{ if eq .Role "user" }}User: {{ .Content }}\n'
+    '{{ else if eq .Role "assistant" }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}\n'
+    "{{ end }}{{ end }}Assistant: {{ if $.IsThinkSet }}{{ if $.Think }}<think>{{ end }}{{ end }}"
+)
 START_TIMEOUT_S = 60
 
 
@@ -196,11 +205,15 @@ class RealOllama:
             [str(self.binary), *args], capture_output=True, text=True, timeout=timeout, env=self.env(**env)
         )
 
-    def create(self, name: str, gguf: Path, parameters: dict[str, object] | None = None) -> None:
-        """`ollama create NAME -f Modelfile` with `FROM gguf` and its PARAMETER lines, offline
-        (nothing is fetched)."""
+    def create(
+        self, name: str, gguf: Path, parameters: dict[str, object] | None = None, template: str | None = None
+    ) -> None:
+        """`ollama create NAME -f Modelfile` with `FROM gguf`, its PARAMETER lines and a TEMPLATE,
+        offline (nothing is fetched)."""
         modelfile = self.folder / f"Modelfile.{name}"
         lines = [f"FROM {gguf}"] + [f"PARAMETER {key} {value}" for key, value in (parameters or {}).items()]
+        if template is not None:
+            lines.append(f'TEMPLATE """{template}"""')
         modelfile.write_text("\n".join(lines) + "\n", encoding="utf-8")
         result = self.cli("create", name, "-f", str(modelfile), timeout=600)
         if result.returncode != 0:

@@ -352,7 +352,9 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         assert (cpu_row["env"], cpu_row["mode"], cpu_row["speed-up"], cpu_row["runs"]) == ("CPU", "cpu", "1.00x", "2")
         mean_cpu, mean_auto = sum(rates[0::2]) / 2, sum(rates[1::2]) / 2
         assert auto_row["tps"].startswith(f"{mean_auto:.2f} ± ")
-        assert auto_row["speed-up"] == f"{mean_auto / mean_cpu:.2f}x"
+        assert auto_row["speed-up"].startswith(f"{mean_auto / mean_cpu:.2f}x (")  # with its 95% interval
+        verdicts = app.query_one("#verdicts")
+        assert verdicts.display and str(verdicts.render()).startswith(f"auto: {auto_row['speed-up']} the speed of cpu")
         bars = app.query_one(TpsBarChart)
         assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
         assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]
@@ -361,7 +363,8 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         await pilot.press("e")
         await on_screen(pilot, (tmp_path / "runs.md").exists)
     lines = (tmp_path / "runs.md").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 4 and "| 1.00x |" in lines[2]
+    assert "| 1.00x |" in lines[2] and lines[4:7] == ["", "### Verdicts", ""]  # the table, then the verdicts
+    assert lines[7].startswith("- auto: ") and len(lines) == 8
     assert chart.read_text().startswith("<svg")
     collectors.stop()
 

@@ -24,22 +24,29 @@ def test_cpu_auto_repeat_2_writes_the_means_and_the_speed_up(double_factory, tmp
     )  # fmt: skip
     no_traceback(result)
     assert result.returncode == 0, result.stderr
-    # Interleaved: cpu, auto, cpu, auto; each run asked for the same seed.
+    # Interleaved: cpu, auto, cpu, auto; each run asked for the same seed, and after the first for the
+    # tokens the first generated (the same work).
     generates = [body for _, path, body in double.requests if path == "/api/generate" and body.get("prompt")]
-    assert [body["options"] for body in generates] == [{"num_gpu": 0, "seed": 42}, {"seed": 42}] * 2
+    assert [body["options"] for body in generates] == [
+        {"num_gpu": 0, "seed": 42},
+        {"seed": 42, "num_predict": 40},
+        {"num_gpu": 0, "seed": 42, "num_predict": 40},
+        {"seed": 42, "num_predict": 40},
+    ]
     assert len({body["prompt"] for body in generates}) == 1
     rates = server_rates(double)
     cpu, auto = statistics.fmean(rates[0::2]), statistics.fmean(rates[1::2])
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 4  # header, rule, the two means
+    assert len(lines) == 8 and lines[4:7] == ["", "### Verdicts", ""]  # header, rule, the two means; verdicts
+    assert lines[7].startswith("- auto: ") and " the speed of cpu (" in lines[7]
     assert lines[0].startswith("| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up |")
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
     assert cells[0][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU", "cpu"]
     assert cells[1][:6] == ["llama3.3", "70.6B", "Q4_K_M", "42.5GB", "CPU+GPU", "auto"]
     assert cells[0][6] == cells[1][6] == "2048"  # ctx: the context Ollama loaded, from /api/ps
     assert cells[0][8] == f"{cpu:.2f} ± {statistics.stdev(rates[0::2]):.2f}"
     assert cells[1][8] == f"{auto:.2f} ± {statistics.stdev(rates[1::2]):.2f}"
-    assert cells[0][9] == "1.00x" and cells[1][9] == f"{auto / cpu:.2f}x"
+    assert cells[0][9] == "1.00x" and cells[1][9].startswith(f"{auto / cpu:.2f}x (")  # with its 95% interval
     assert 1.5 < auto / cpu < 2.2  # the double generates twice as fast with the GPU
     assert cells[0][-1] == cells[1][-1] == "2"
     assert result.stdout.splitlines() == lines  # stdout carries the same table

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,13 +85,15 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.measure.session import Session
     from llmtop.measure.settings import RunSettings
+    from llmtop.measure.time_left import prompt_left_s
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
     from test_app import one_run, until
 
-    # About 2000 tokens on one thread: several seconds of prompt, which llama-server reports every batch
-    # once it has taken 3 s.
-    prompt = "Summarize this list: " + " ".join(f"item{i}" for i in range(500))
+    # About 3600 tokens on one thread: many seconds of prompt, which llama-server reports every batch
+    # once it has taken 3 s, so that two lines come before half-way (within the 4096 tokens Ollama 0.30
+    # gives a machine without a GPU).
+    prompt = "Summarize this list: " + " ".join(f"item{i}" for i in range(900))
     # As `llmtop --serve`: the log is read from the server's first line, its start-up lines included.
     watcher = LogWatcher(FileFollower(tmp_path / "ollama" / "server.log", poll_s=0.05))
     watcher.start()
@@ -102,17 +105,31 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
             collectors.start()
             app = LlmtopApp(one_run(session, RunSettings(prompt=prompt)))
             seen: list[str] = []
+            estimates: list[tuple[float, float, float]] = []  # (when, progress, time left as the screen had it)
+
+            def estimate() -> bool:
+                record = session.current
+                request = session.log_request(record) if record is not None else None
+                if request is not None and request.prompt_progress is not None:
+                    now = time.monotonic()
+                    left = prompt_left_s(request.prompt_left_s, request.progress_seen, now)
+                    if left is not None and record.clock.first_at is None:
+                        estimates.append((now, request.prompt_progress, left))
+                return len(app.runner.rows) == 1
+
             async with app.run_test(size=(160, 44)) as pilot:
 
                 def progress_shown() -> bool:
                     text = app.query_one("#tokens").text
                     if "tokens read" in text:
                         seen.append(text)
+                    estimate()
                     return bool(seen)
 
                 await until(pilot, progress_shown, timeout=240)
-                await until(pilot, lambda: len(app.runner.rows) == 1, timeout=240)
+                await until(pilot, estimate, timeout=240)
                 row = app.runner.rows[0]
+                first_token = session.last.clock.first_at
         finally:
             collectors.stop()
             watcher.stop()
@@ -120,6 +137,10 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     first = next(line for line in log.splitlines() if "prompt processing, n_tokens" in line)
     done = int(first.split("n_tokens =")[1].split(",")[0])
     assert f"prompt {done} of about " in seen[0] and "tokens read (" in seen[0] and "left (server log)" in seen[0]
+    # Half-way through the prompt, the time left it showed was within 25% of the truth (the first token).
+    when, progress, left = min(estimates, key=lambda e: abs(e[1] - 0.5))
+    truth = first_token - when
+    assert 0.3 <= progress <= 0.7 and abs(left - truth) <= 0.25 * truth, (progress, left, truth, estimates[::10])
     assert row.complete and row.prompt_rate_tps and row.context == 4096
     assert row.context_note == "Ollama's VRAM-based default (/api/ps)"
     assert row.log_eval_tps == pytest.approx(row.eval_rate_tps, rel=0.01)

@@ -125,10 +125,13 @@ def observe(url: str, model: str) -> dict[str, dict[str, str]]:
     status, answer, _ = _get(url, "/api/show", {"model": model})
     note("POST /api/show", status, answer)
     status, final, lines = _get(
-        url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 8}}
+        url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 8, "seed": 42}}
     )
     note("stream chunk", status, lines[0] if len(lines) > 1 else None)
     note("final chunk", status, final)
+    # num_predict stops the answer: eval_count is it, and done_reason says so (the summary's "ended early")
+    seen["final chunk"]["eval_count value"] = str(final.get("eval_count"))
+    seen["final chunk"]["done_reason value"] = str(final.get("done_reason"))
     status, answer, _ = _get(url, "/api/ps")
     note("GET /api/ps", status, answer)
     status, answer, _ = _get(url, "/api/generate", {"model": model, "keep_alive": 0})
@@ -163,7 +166,7 @@ def differences(double: dict[str, dict[str, str]], real: dict[str, dict[str, str
 def double_seen(request):
     from ollama_double import DoubleConfig, OllamaDouble
 
-    double = OllamaDouble(DoubleConfig(tokens=8, token_rate=100)).start()
+    double = OllamaDouble(DoubleConfig(tokens=12, token_rate=100)).start()  # an answer num_predict 8 stops
     try:
         return observe(double.url, "llama3.3")
     finally:
@@ -307,6 +310,7 @@ LLAMA_SERVER_ERA_DIFFERENCES: dict[str, dict[str, str]] = {
         "common_params_fit_impl: projected": "the fit step's projection (parse-log's `fit`)",
         "common_params_fit_impl: will": "the fit step's margin (parse-log's `fit`)",
         "slot launch_slot_: id": "a request's start: the double prints request lines only with llama_server_log",
+        "slot   operator(): id": "the prompt's length and the tokens its slot had cached (test_real_ollama.py)",
         "slot print_timing: id": "a request's timings: the same (tests/test_watch.py holds them)",
         "slot      release: id": "a request's end: the same",
     },

@@ -298,20 +298,22 @@ async def test_the_phase_and_layers_panels_take_the_longest_text_that_fits(width
 async def test_the_runs_panel_adds_rows_and_compares_from_two_runs_on(monkeypatch):
     rebuilt = counted(monkeypatch, SummaryTable, "replace_all")
     rows = (row("llama3.3", "cpu", 0.99), row("llama3.3", "auto", 1.34))
-    table, comparison, memory_parts = parts = runs_panel(sweep=False)
+    said = ("auto: 1.35x the speed of cpu (1.34 against 0.99 tps), one run each: the noise is not measured",)
+    table, comparison, verdicts, memory_parts = parts = runs_panel(sweep=False)
     app = Host(*parts)
     async with app.run_test(size=(160, 30)) as pilot:
         for part in parts:
             part.show(RunsState(rows[:1], tuple(compare(rows[:1]))))
         await pilot.pause()
-        assert table.row_count == 1 and not comparison.display and not memory_parts.display
+        assert table.row_count == 1 and not comparison.display and not memory_parts.display and not verdicts.display
         for part in parts:
-            part.show(RunsState(rows, tuple(compare(rows))))
+            part.show(RunsState(rows, tuple(compare(rows)), verdicts=said))
         await pilot.pause()
         assert table.row_count == 2 and comparison.display and comparison.row_count == 2
+        assert verdicts.display and str(verdicts.render()) == said[0]  # under the comparison, a line each
         assert len(rebuilt) == 2  # the comparison, twice; the runs' rows were added to
         for part in parts:
-            part.show(RunsState(rows, tuple(compare(rows))))
+            part.show(RunsState(rows, tuple(compare(rows)), verdicts=said))
         assert len(rebuilt) == 2
 
 

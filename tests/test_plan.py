@@ -272,3 +272,101 @@ def test_quitting_while_the_server_restarts_runs_nothing_more():
     runner = PlanRunner({"a": session}, plan, clock=clock, restart_server=restart, server_settings=ServerSettings())
     assert [r.mode for r in runner.run_all()] == ["auto"]
     assert [s.mode for s in session.asked] == ["auto"]  # the second run never began
+
+
+def test_runs_are_ordered_interleaved_in_a_latin_square_or_shuffled_by_the_seed():
+    def order(kind: str, seed: int | None = 42, models=("a",)) -> list[str]:
+        return [f"{p.model} {p.settings.mode}" for p in build_plan(list(models), ["cpu", "auto", "gpu=20"], 3,
+                                                                     RunSettings(), kind, seed)]  # fmt: skip
+
+    assert order("interleaved") == ["a cpu", "a auto", "a gpu=20"] * 3
+    assert order("latin") == [
+        "a cpu",
+        "a auto",
+        "a gpu=20",
+        "a auto",
+        "a gpu=20",
+        "a cpu",
+        "a gpu=20",
+        "a cpu",
+        "a auto",
+    ]  # fmt: skip - every mode once in every place
+    shuffled = order("random")
+    assert sorted(shuffled) == sorted(order("interleaved")) and shuffled != order("interleaved")
+    assert order("random") == shuffled and order("random", seed=7) != shuffled  # the seed makes the order
+    two = order("random", models=("a", "b"))
+    assert [name.split()[0] for name in two] == ["a"] * 9 + ["b"] * 9  # each model's runs together
+    with pytest.raises(ValueError, match="unknown order 'sideways'"):
+        order("sideways")
+
+
+class CountingSession(FakeSession):
+    """Generates `counts[i]` tokens on its i-th run, or the run's num_predict where that is less."""
+
+    def __init__(self, model: str, clock: Clock, counts: list[int]) -> None:
+        super().__init__(model, clock)
+        self.counts = counts
+
+    def run(self, settings: RunSettings) -> SummaryRow:
+        from dataclasses import replace
+
+        made = super().run(settings)
+        count = self.counts[len(self.asked) - 1]
+        limit = settings.num_predict
+        done = "length" if limit is not None and limit < count else "stop"
+        return replace(made, eval_count=min(count, limit or count), done_reason=done, num_predict=limit)
+
+
+def test_the_same_work_asks_every_run_after_the_first_for_as_many_tokens_as_the_first_generated():
+    clock = Clock()
+    session = CountingSession("a", clock, [40, 55, 30, 61])
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), same_work=True)
+    rows = runner.run_all()
+    assert [s.num_predict for s in session.asked] == [None, 40, 40, 40]
+    assert [r.eval_count for r in rows] == [40, 40, 30, 40] and runner.answer_tokens == 40
+    assert [r.ended_early for r in rows] == [False, False, True, False]
+    assert rows[2].tokens_text == "30 of 40 tokens: ended at the model's end of text"
+    asked = CountingSession("a", clock, [80, 80])
+    given = build_plan(["a"], ["cpu", "auto"], 1, RunSettings(num_predict=64))
+    PlanRunner({"a": asked}, given, same_work=True).run_all()
+    assert [s.num_predict for s in asked.asked] == [64, 64]  # the user's count is kept
+
+
+def test_a_cool_down_waits_between_runs_and_ends_once_the_machine_is_back_near_idle():
+    import time
+
+    clock = Clock()
+    looked: list[int] = []
+
+    def cooled() -> bool:
+        looked.append(len(session.asked))
+        return len(looked) % 3 == 0  # back near idle at the third look
+
+    session = FakeSession("a", clock)
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), cooldown_s=60.0,
+                        cooled=cooled)  # fmt: skip
+    told: list[float] = []
+    runner.on_cooldown = told.append
+    started = time.monotonic()
+    runner.run_all()
+    assert told == [60.0] * 3 and looked == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # between runs, not before the first
+    assert time.monotonic() - started < 30  # not the full minute: power came back
+    assert runner.cooling_until is None
+
+
+def test_a_cool_down_without_power_waits_its_time_and_a_quit_ends_it():
+    import threading
+    import time
+
+    clock = Clock()
+    session = FakeSession("a", clock)
+    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 1, RunSettings()), cooldown_s=0.4)
+    started = time.monotonic()
+    runner.run_all()
+    assert time.monotonic() - started >= 0.4 and len(session.asked) == 2
+    waiting = PlanRunner({"a": FakeSession("a", clock)}, build_plan(["a"], ["cpu", "auto"], 1, RunSettings()),
+                         cooldown_s=600.0)  # fmt: skip
+    threading.Timer(0.3, waiting.abandon, args=("quit",)).start()
+    started = time.monotonic()
+    rows = waiting.run_all()
+    assert time.monotonic() - started < 60 and len(rows) == 1  # the quit ended the wait; nothing more ran

@@ -215,6 +215,13 @@ def test_the_context_asked_for_and_warm_runs(real_ollama, tmp_path, kind):
         "the runner's context"
     )  # 0.5.11: 4 slots
     assert second["load_s"] < first["load_s"]
+    if kind == "newest":  # llama-server's prompt cache: the same prompt again, on the loaded model
+        assert first["prompt_cached_tokens"] == 0 and first["prompt_tokens_total"] > 0
+        assert 0 < second["prompt_cached_tokens"] < second["prompt_tokens_total"] == first["prompt_tokens_total"]
+        assert (
+            f"run 2 ({RANDOM_LLAMA} auto): warm prompt: {second['prompt_cached_tokens']} of its "
+            f"{second['prompt_tokens_total']} tokens from the server's cache" in result.stdout
+        )
 
 
 @pytest.mark.parametrize("kind", ["article", "newest"])

@@ -223,6 +223,8 @@ class LlmtopApp(App[int]):
         self._show_answer()
         if message.row.log_eval_note:
             self.notify(message.row.log_eval_note, severity="warning", timeout=10)
+        if message.row.slow_note:
+            self.notify(message.row.slow_note, title="slow for this machine", severity="warning", timeout=15)
         self._show_runs(finished=message.row)
         self._refresh_live()
 

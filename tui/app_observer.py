@@ -25,17 +25,23 @@ class AppObserver(SessionObserver):
         self.lock = threading.Lock()
         self.parts: list[str] = []  # tokens not drained yet
         self.new_run = False  # a run began since the last drain
+        self.thoughts = 0  # the run's tokens of thought so far (a thinking model's), shown folded
 
     def phase(self, phase: Phase, detail: str = "") -> None:
         if phase is Phase.BASELINE:  # every run takes one baseline, before its first token
             with self.lock:
                 self.parts = []
                 self.new_run = True
+                self.thoughts = 0
         self.app.post_message(PhaseChanged(phase, detail))
 
     def token(self, text: str) -> None:
         with self.lock:
             self.parts.append(text)
+
+    def thought(self, text: str) -> None:
+        with self.lock:
+            self.thoughts += 1
 
     def note(self, message: str) -> None:
         self.app.post_message(SessionNote(message))
@@ -45,9 +51,9 @@ class AppObserver(SessionObserver):
 
     def drain(self) -> AnswerState:
         """What the answer pane is to show: whether a new run began since the last drain, and the
-        text that arrived since."""
+        text that arrived since, and the run's tokens of thought so far."""
         with self.lock:
-            state = AnswerState(self.new_run, "".join(self.parts))
+            state = AnswerState(self.new_run, "".join(self.parts), self.thoughts)
             self.parts = []
             self.new_run = False
         return state

@@ -47,14 +47,17 @@ class HeadlessReporter(SessionObserver):
     def finished(self, row: SummaryRow) -> None:
         rate = units.rate(row.eval_rate_tps) or "n/a"
         energy = f", {row.joules_per_token:.3g} J/token" if row.joules_per_token is not None else ""
+        tokens = f", {row.thinking_text or row.tokens_text}" if row.thinking_text or row.tokens_text else ""
         self._write(
-            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}{energy}"
+            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}{energy}{tokens}"
             + ("" if row.complete else " (incomplete)")
         )
         if row.log_eval_note:
             self.note(row.log_eval_note)
         if row.gpu_baseline_note:
             self.note(f"VRAM/shared {row.gpu_baseline_note}")
+        if row.slow_note:
+            self.note(row.slow_note)
 
 
 def watch_printer(

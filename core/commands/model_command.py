@@ -35,6 +35,7 @@ from llmtop.measure.server_settings import ServerSettings, serve_env, unsupporte
 from llmtop.measure.settings import (
     DEFAULT_PROMPT,
     DEFAULT_SEED,
+    ORDERS,
     STALL_TIMEOUT_S,
     RunSettings,
     ollama_load_timeout,
@@ -58,6 +59,9 @@ from llmtop.ollama.model_facts import valid_model_name
 
 if TYPE_CHECKING:
     from llmtop.measure.session import Session
+    from llmtop.measure.summary import SummaryRow
+    from llmtop.ollama.model_facts import ModelFacts
+    from llmtop.store.history import History
 
 DESCRIPTION = """\
 Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
@@ -115,14 +119,19 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, with the usage line and one error line on stderr and exit status 2."""
 
 
-def _layers(text: str) -> int:
+def _whole_number(text: str, of: str = "", least: str = "0") -> int:
+    """A count of 0 or more (`of`: what it counts, ` of tokens`; `least`: how the 0 reads)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number{of}: {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+        raise argparse.ArgumentTypeError(f"must be {least} or more, got {text}")
     return value
+
+
+def _layers(text: str) -> int:
+    return _whole_number(text)
 
 
 def _repeat(text: str) -> int:
@@ -204,6 +213,39 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--repeat", metavar="N", type=_repeat, default=1, help="run each model and mode N times")
     parser.add_argument(
+        "--num-predict",
+        metavar="N",
+        type=_num_predict,
+        help="generate at most N tokens a run (options.num_predict; 0: as many as the model decides); default: "
+        "one run as the model decides, a plan of several asks every run after the first for as many tokens as "
+        "the first generated, so that they do the same work (a run that ends at the model's end of text before "
+        "that is said to have ended early)",
+    )
+    parser.add_argument(
+        "--think",
+        choices=THINK_CHOICES,
+        help="a thinking model (qwen3, deepseek-r1, gpt-oss: /api/show lists `thinking`): on or off, or a level "
+        "where the model takes one (low, medium, high); its tokens of thought are counted apart from the "
+        "answer's, with the time to the first thought and to the first word of the answer (default: the "
+        "model's own)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="interleaved",
+        help="the order of a plan's runs: interleaved (cpu, auto, cpu, auto, ...), random (each model's runs "
+        "shuffled by --seed) or latin (each round's modes rotated: every mode in every place equally often); "
+        "the order is in the JSON export",
+    )
+    parser.add_argument(
+        "--cooldown",
+        metavar="SECONDS",
+        type=float_between(0, 3600, " seconds"),
+        default=0.0,
+        help="between two runs, wait up to SECONDS for the machine to cool: less where power is read and is "
+        "back near the first run's idle (default: 0, no wait)",
+    )
+    parser.add_argument(
         "--seed", metavar="N", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})"
     )
     parser.add_argument(
@@ -276,6 +318,8 @@ def main(argv: Sequence[str]) -> int:
         seed=args.seed,
         temperature=args.temperature,
         keep_loaded=args.warm,
+        num_predict=args.num_predict or None,
+        think=THINK_VALUES.get(args.think, args.think),
     )
     modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
     refusal = server_modes_refused(modes, args.serve)
@@ -361,7 +405,7 @@ def _measure(
     signals: SignalStop,
 ) -> int:
     from llmtop.measure.machine import describe_machine
-    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan
+    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan, near_idle
     from llmtop.measure.session import Session
     from llmtop.measure.sweep import SweepError, announce, check_layers
     from llmtop.ollama.api import ModelNotFound, OllamaError, ServerUnreachable
@@ -413,13 +457,19 @@ def _measure(
             f"llmtop: {announce(args.sweep, model, sweep.planner, args.repeat, facts.size_bytes if facts else None)}\n"
         )
     else:
-        plan = build_plan(list(sessions), modes, args.repeat, settings)
+        plan = build_plan(list(sessions), modes, args.repeat, settings, args.order, args.seed)
     version = next(iter(sessions.values())).version
     for server_settings in dict.fromkeys(item.settings.server for item in plan):
         problem = unsupported(server_settings, version, serve_env(os.environ, server_settings))
         if problem:
             err.write(f"llmtop: {problem}\n")
             return EXIT_USAGE
+    if args.think is not None:
+        for model, session in sessions.items():
+            refusal = think_refused(args.think, model, session.facts)
+            if refusal:
+                err.write(f"llmtop: {refusal}\n")
+                return EXIT_USAGE
     dense = [i for i in plan if i.settings.server.cpu_moe is not None and not _experts(sessions[i.model])]
     if dense:
         err.write(
@@ -477,6 +527,7 @@ def _measure(
         return facts
 
     kit.start_sampling()
+    rows_so_far: list[SummaryRow] = []  # the runner's rows, for the cool-down's idle power
     runner = PlanRunner(
         sessions,
         plan,
@@ -486,12 +537,75 @@ def _measure(
         sweep=sweep,
         restart_server=_restarter(kit) if kit.serve is not None else None,
         server_settings=plan[0].settings.server if plan else None,
+        same_work=args.num_predict is None and (len(plan) > 1 or sweep is not None),
+        cooldown_s=args.cooldown,
+        cooled=lambda: near_idle(collectors.power, rows_so_far),
     )
+    rows_so_far = runner.rows
+    runner.plan_facts = {
+        "order": args.order if sweep is None else "sweep",
+        "seed": args.seed,
+        "num_predict": args.num_predict,
+        "same_work": runner.same_work,
+        "cooldown_s": args.cooldown,
+    }
     if metrics is not None:
         runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
+    judge = _judge_against_history(History(), lambda: runner.machine)
+    for session in sessions.values():
+        session.judge = judge
     if args.headless:
         return run_headless(runner, args, signals)
     return run_on_screen(runner, args, signals=signals)
+
+
+THINK_CHOICES = ("on", "off", "low", "medium", "high")
+THINK_VALUES: dict[str, bool | str] = {"on": True, "off": False}  # --think on|off is think true|false
+
+
+def think_refused(think: str, model: str, facts: ModelFacts | None) -> str | None:
+    """Why `--think` cannot go with `model` (it does not think; it takes no such level); None if it can."""
+    if facts is None or not facts.thinks:
+        if think == "off":
+            return None  # Ollama takes think false from any model: there is nothing to turn off
+        return (
+            f"--think {think}: {model} is not a thinking model (/api/show lists no `thinking` capability), so "
+            "Ollama would refuse the request: leave --think out"
+        )
+    wanted = THINK_VALUES.get(think, think)
+    if facts.think_values and wanted not in facts.think_values:
+        takes = ", ".join("on" if v is True else "off" if v is False else str(v) for v in facts.think_values)
+        return f"--think {think}: {model} takes --think {takes} (/api/show's thinking.values)"
+    return None
+
+
+def _num_predict(text: str) -> int:
+    return _whole_number(text, " of tokens", "0 (the model decides)")
+
+
+def _judge_against_history(
+    history: History, machine: Callable[[], Mapping[str, Any]]
+) -> Callable[[SummaryRow], SummaryRow]:
+    """A finished run's row with its `slow_note` where it fell well below what the history says this
+    model usually gives in this mode on this machine (read once, at the first run's end)."""
+    from dataclasses import replace
+
+    from llmtop.measure.usual import slow_note
+    from llmtop.store.history import HistoryError
+
+    past: list[SummaryRow] | None = None
+
+    def judge(row: SummaryRow) -> SummaryRow:
+        nonlocal past
+        if past is None:
+            try:
+                past = history.runs_on(machine())
+            except HistoryError:
+                past = []
+        note = slow_note(row, past)
+        return replace(row, slow_note=note) if note else row
+
+    return judge
 
 
 def _experts(session: Session) -> int | None:

@@ -32,6 +32,7 @@ def write_outputs(
     err: TextIO,
     sweep: SweepResult | None = None,
     curves: Sequence[RunCurves | None] = (),
+    plan: Mapping[str, Any] | None = None,
 ) -> bool:
     """--export, --chart and --report (a sweep's section in the export and the report; `curves`,
     the rows' memory timelines and tokens/s, in the report); False when a file could not be written
@@ -46,6 +47,7 @@ def write_outputs(
         sweep=sweep,
         curves=curves,
         columns=args.columns,
+        plan=plan,
     )
     for outcome in outcomes:
         err.write(f"llmtop: {outcome.problem or f'wrote {outcome.written}'}\n")
@@ -98,7 +100,7 @@ def run_on_screen(
     rows = runner.rows
     sweep = runner.sweep_result() if rows else None
     curves = [runner.curves_of(row) for row in rows]
-    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep, curves)
+    written = write_outputs(rows, args, runner.machine if rows else {}, sys.stderr, sweep, curves, runner.plan_facts)
     say_incomplete(rows, sys.stderr)  # the screen is gone: the terminal keeps why a run broke off
     if runner.failure:
         sys.stderr.write(f"llmtop: {runner.failure}\n")
@@ -142,7 +144,8 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
         sys.stderr.write(f"llmtop: no run finished{f' ({why})' if why else ''}\n")
         return stop.status if stop else EXIT_FAILED
     sweep = runner.sweep_result()
-    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, [runner.curves_of(row) for row in rows])
+    curves = [runner.curves_of(row) for row in rows]
+    written = write_outputs(rows, args, runner.machine, sys.stderr, sweep, curves, runner.plan_facts)
     say_incomplete(rows, sys.stderr)
     table = session_markdown(rows, args.lang, sweep, args.columns)
     print_out(table + ("\n" + terminal_chart(rows) if sys.stdout.isatty() else ""))

@@ -1,6 +1,6 @@
 """Runs compared the way the article does: grouped by model, mode and load, tps mean and standard
-deviation, each mode's speed-up over `cpu` for the same model, and its energy per token against
-`cpu`'s. Pure."""
+deviation, each mode's speed-up over `cpu` for the same model (with its 95% interval where both
+sides were repeated), and its energy per token against `cpu`'s. Pure."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llmtop.measure.intervals import Side, difference
 from llmtop.measure.summary import SummaryRow
 
 
@@ -22,6 +23,7 @@ class Comparison:
     runs: tuple[SummaryRow, ...]
     speedup: float | None  # mean tps over the mean tps of `cpu` for the same model and load kind
     energy_vs_cpu: float | None = None  # mean joules per token over that of `cpu`, the same way
+    speedup_interval: tuple[float, float] | None = None  # its 95% interval (both sides repeated)
 
     @property
     def first(self) -> SummaryRow:
@@ -64,6 +66,11 @@ class Comparison:
         return self.stdev(lambda r: r.eval_rate_tps)
 
     @property
+    def side(self) -> Side | None:
+        """Its tokens/s as one side of a difference (intervals.difference)."""
+        return Side.of(self._values(lambda r: r.eval_rate_tps))
+
+    @property
     def joules_per_token(self) -> float | None:
         return self.mean(lambda r: r.joules_per_token)
 
@@ -95,5 +102,8 @@ def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
         energy = c.joules_per_token
         base_energy = base.joules_per_token if base is not None else None
         ratio = energy / base_energy if energy is not None and base_energy else None
-        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio))
+        interval = None
+        if speedup is not None and base is not None and (a := c.side) and (b := base.side) and base is not c:
+            interval = difference(a, b).speedup_interval
+        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio, interval))
     return result

@@ -1,22 +1,27 @@
 """A plan of runs (models x modes x repeats) and the runner that works through it.
 
-Repeats are interleaved (cpu, auto, cpu, auto, ...) so a slow drift of the machine (heat, a
-background job) falls on every mode alike rather than on the last one.
+Repeats are interleaved by default (cpu, auto, cpu, auto, ...) so a slow drift of the machine (heat, a
+background job) falls on every mode alike rather than on the last one; `random` shuffles each
+model's runs (seeded), and `latin` rotates the modes each round (cpu, auto; auto, cpu; ...) so that
+every mode runs in every place of a round equally often. The same work in every run: a plan of
+several runs asks each run after the first for as many tokens as the first generated (num_predict),
+unless the user set the count, and a cool-down between runs lets the machine's power come back.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.session import Session
-from llmtop.measure.settings import RunSettings
+from llmtop.measure.settings import ORDERS, RunSettings
 from llmtop.measure.stopping import StopRequested
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
@@ -47,11 +52,29 @@ class PlannedRun:
     repeat: int = 1
 
 
-def build_plan(models: Sequence[str], modes: Sequence[str], repeat: int, base: RunSettings) -> list[PlannedRun]:
-    """For each model: repeat 1 of every mode, then repeat 2, and so on."""
-    return [
-        PlannedRun(model, base.with_mode(mode), r) for model in models for r in range(1, repeat + 1) for mode in modes
-    ]
+def build_plan(
+    models: Sequence[str],
+    modes: Sequence[str],
+    repeat: int,
+    base: RunSettings,
+    order: str = "interleaved",
+    seed: int | None = None,
+) -> list[PlannedRun]:
+    """For each model: repeat 1 of every mode, then repeat 2, and so on (`interleaved`); `latin`: round
+    r runs the modes rotated by r - 1; `random`: each model's runs shuffled by `seed`."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}: one of {', '.join(ORDERS)}")
+    shuffle = random.Random(seed)
+    plan: list[PlannedRun] = []
+    for model in models:
+        runs: list[PlannedRun] = []
+        for r in range(1, repeat + 1):
+            turn = (r - 1) % len(modes) if order == "latin" and modes else 0
+            runs.extend(PlannedRun(model, base.with_mode(mode), r) for mode in [*modes[turn:], *modes[:turn]])
+        if order == "random":
+            shuffle.shuffle(runs)
+        plan.extend(runs)
+    return plan
 
 
 class SweepPlan:
@@ -79,6 +102,21 @@ class SweepPlan:
         return conclude(self.model, self.spec, rows, finished, num_ctx)
 
 
+COOLDOWN_POLL_S = 0.25  # how often a cool-down looks at the machine's power
+NEAR_IDLE = (1.10, 2.0)  # power is back near idle within 10% and 2 W of the first run's idle power
+
+
+def near_idle(power: Any, rows: Sequence[SummaryRow]) -> bool:
+    """Whether the machine's power now (`power`: the collectors' power sampler, None where no power is
+    read) is back near the first run's idle power; False where either is not known."""
+    idle = next((r.idle_power_w for r in rows if r.idle_power_w), None)
+    latest = power.latest() if power is not None else None
+    if idle is None or latest is None:
+        return False
+    watts = [r.watts for r in latest.sources if r.watts is not None]
+    return bool(watts) and sum(watts) <= idle * NEAR_IDLE[0] + NEAR_IDLE[1]
+
+
 class PlanRunner:
     """Works through the queue of planned runs, one session per model; thread-safe to read."""
 
@@ -93,11 +131,16 @@ class PlanRunner:
         sweep: SweepPlan | None = None,
         restart_server: Callable[[ServerSettings], object] | None = None,
         server_settings: ServerSettings | None = None,
+        same_work: bool = False,
+        cooldown_s: float = 0.0,
+        cooled: Callable[[], bool] | None = None,
     ) -> None:
         """`sweep`: the plan grows with the sweep's next points each time its queue runs dry.
         `restart_server`: restarts the `ollama serve` llmtop started with other settings (raises
         RestartFailed), called before a run whose settings differ from `server_settings`, those
-        the server runs with now."""
+        the server runs with now. `same_work`: every run after the first that asks no num_predict
+        asks for as many tokens as the first generated. `cooldown_s`: between two runs, wait this
+        long, or until `cooled()` says the machine is back near its idle (where power is read)."""
         self.sessions = dict(sessions)
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
@@ -127,6 +170,14 @@ class PlanRunner:
         self.restarting: str | None = None  # what the server is being restarted with, while it is
         self.failure: str | None = None  # why the plan could not go on (a restart failed)
         self.on_restart: Callable[[ServerSettings], object] = lambda settings: None  # told before each restart
+        self.same_work = same_work
+        self.answer_tokens: int | None = None  # what the first run generated: the others' num_predict
+        self.cooldown_s = cooldown_s
+        self._cooled = cooled
+        self.cooling_until: float | None = None  # while the machine cools down between runs (the clock's time)
+        self._wake = threading.Event()  # set to end a cool-down at once (a stop)
+        self.on_cooldown: Callable[[float], object] = lambda seconds: None  # told before each cool-down
+        self.plan_facts: dict[str, Any] = {}  # how the plan was ordered and paced, for the JSON export
 
     @property
     def total_text(self) -> str:
@@ -234,13 +285,20 @@ class PlanRunner:
             item = self.queue.popleft()
             self.current = self.sessions[item.model]
             self.current_item = item
+        if self._durations:
+            self._cool_down()
         if not self._serve_with(item.settings.server):
             return None
         with self._lock:
-            if self.stopped:  # the user quit while the server restarted: the run never began
+            if self.stopped:  # the user quit while the server restarted or the machine cooled: the run never began
                 return None
             self._started = self._clock()
-        row = self.current.run(item.settings)
+        settings = item.settings
+        if self.same_work and settings.num_predict is None and self.answer_tokens:
+            settings = replace(settings, num_predict=self.answer_tokens)
+        row = self.current.run(settings)
+        if self.same_work and self.answer_tokens is None and row.complete and row.eval_count:
+            self.answer_tokens = row.eval_count
         with self._lock:
             if self._started is not None:
                 self._durations.append(self._clock() - self._started)
@@ -262,6 +320,21 @@ class PlanRunner:
             self.stopped = True
             self.stop_request = self.current.stopped_by
         return row
+
+    def _cool_down(self) -> None:
+        """Wait `cooldown_s` between two runs, or less where `cooled()` says the machine is back near
+        its idle; a stop ends the wait at once."""
+        if self.cooldown_s <= 0:
+            return
+        self.on_cooldown(self.cooldown_s)
+        self.cooling_until = self._clock() + self.cooldown_s
+        try:
+            while not self.stopped and (left := self.cooling_until - self._clock()) > 0:
+                if self._cooled is not None and self._cooled():
+                    break
+                self._wake.wait(min(left, COOLDOWN_POLL_S))
+        finally:
+            self.cooling_until = None
 
     def _serve_with(self, settings: ServerSettings) -> bool:
         """Restart the server with `settings` when they are not those it runs with (only a server
@@ -315,6 +388,7 @@ class PlanRunner:
 
     def abandon(self, reason: str) -> SummaryRow | None:
         """Stop: the run in progress is kept as far as it got, and the rest of the queue dropped."""
+        self._wake.set()  # a cool-down ends at once
         with self._lock:
             self.stopped = True
             self.queue.clear()

@@ -21,7 +21,9 @@ from llmtop.measure.session import Phase, Session
 from llmtop.measure.settings import mode_is_plain, mode_label
 from llmtop.measure.summary import RunRecord, SummaryRow, baseline_start, split_words
 from llmtop.measure.sweep import SweepResult
+from llmtop.measure.time_left import answer_left_s, load_left_s, prompt_left_s
 from llmtop.measure.timeline import Timeline, memory_timeline, run_start
+from llmtop.measure.verdicts import said_of
 
 WAITING = "waiting for the first sample"
 NO_GPU_READ = "no GPU read (`llmtop doctor` shows each backend tried)"
@@ -323,7 +325,11 @@ def _phase_texts(runner: PlanRunner, session: Session, now: float, next_mode: st
     where = f"run {number} of {runner.total_text}" + (f" · {item.model} {item.settings.mode}" if item else "")
     left = runner.time_left() if runner.queue or runner.running else None
     eta = f"  ·  about {units.clock(left)} left" if left is not None else ""
-    phase = f"restarting ollama serve ({runner.restarting})" if runner.restarting else session.phase.value
+    phase = session.phase.value
+    if runner.restarting:
+        phase = f"restarting ollama serve ({runner.restarting})"
+    elif (until := runner.cooling_until) is not None:
+        phase = f"cooling down between runs ({max(until - now, 0.0):.0f} s left, --cooldown)"
     line = f"{where}  ·  {phase}  {elapsed}{eta}"
     short = f"run {number}/{runner.total_text}  ·  {phase} {elapsed}" + (
         f"  ·  {units.clock(left)} left" if left is not None else ""
@@ -342,9 +348,51 @@ def _token_texts(session: Session, record: RunRecord | None, now: float) -> tupl
     figures = (
         f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
     )
-    server, server_short = _server_texts(session, record)
+    server, server_short = _server_texts(session, record, now)
     stall = _stall_text(session, record)
-    return figures + server + stall, figures + server_short + stall, figures + stall
+    waiting = _waiting_text(session, record, now, live)
+    return figures + server + waiting + stall, figures + server_short + waiting + stall, figures + waiting + stall
+
+
+def _waiting_text(session: Session, record: RunRecord, now: float, live: float | None) -> str:
+    """How long the load or the answer has left (time_left.py), while it goes on; '' where there is
+    nothing to tell it from."""
+    if record.ended_at is not None:
+        return ""
+    if session.phase is Phase.LOADING and record.clock.request_at:
+        loaded = _loaded_bytes(session, record)
+        size = record.facts.size_bytes
+        left = load_left_s(size, loaded, now - record.clock.request_at)
+        if left is None or loaded is None or not size:
+            return ""
+        return (
+            f"   ·   loading: {units.human_bytes(loaded)} of {units.human_bytes(size)}, about {units.clock(left)} left"
+        )
+    if session.phase is Phase.GENERATING:
+        left = answer_left_s(record.num_predict, record.clock.count, live)
+        if left is None:
+            return ""
+        return f"   ·   answer ready in about {units.clock(left)} at most ({record.num_predict} tokens asked)"
+    return ""
+
+
+def _loaded_bytes(session: Session, record: RunRecord) -> int | None:
+    """What the load has put in memory so far: the Ollama processes' resident memory and the GPUs'
+    dedicated and shared memory, each over the run's baseline (None where none is read)."""
+    parts: list[int] = []
+    process = session.collectors.processes.latest()
+    if process is not None and process.rss_bytes is not None and record.baseline_process is not None:
+        rss, _ = process_deltas(process, record.baseline_process)
+        if rss is not None:
+            parts.append(max(rss, 0))
+    gpus = session.collectors.gpu.latest() if session.collectors.gpu is not None else None
+    base = record.baseline_gpu
+    if gpus is not None and base is not None:
+        before = {b.key: b for b in base.gpus}
+        for gpu in gpus.gpus:
+            grown = gpu_now(gpu, before.get(gpu.key), running=False)
+            parts.extend(max(v, 0) for v in (grown.dedicated_delta, grown.shared_delta) if v is not None)
+    return sum(parts) if parts else None
 
 
 def run_until(record: RunRecord, now: float) -> float:
@@ -352,7 +400,7 @@ def run_until(record: RunRecord, now: float) -> float:
     return min(now, record.ended_at) if record.ended_at is not None else now
 
 
-def _server_texts(session: Session, record: RunRecord) -> tuple[str, str]:
+def _server_texts(session: Session, record: RunRecord, now: float) -> tuple[str, str]:
     """What llama-server's lines in the log say of this request (Ollama 0.30 on), in full and
     short: the prompt's progress while it is read, the server's own rate while it generates."""
     if record.ended_at is not None or session.phase not in (Phase.LOADING, Phase.PROMPT, Phase.GENERATING):
@@ -360,7 +408,7 @@ def _server_texts(session: Session, record: RunRecord) -> tuple[str, str]:
     request = session.log_request(record)
     if request is None:
         return "", ""
-    left = request.prompt_left_s
+    left = prompt_left_s(request.prompt_left_s, request.progress_seen, now)
     if session.phase is Phase.GENERATING:
         if request.tg_tps is None:
             return "", ""
@@ -409,6 +457,7 @@ class AnswerState:
 
     new_run: bool
     text: str
+    thoughts: int = 0  # a thinking model's tokens of thought in this run so far: shown folded, not as text
 
 
 @dataclass(frozen=True)
@@ -421,6 +470,7 @@ class RunsState:
     sweep: SweepResult | None = None
     conclusion: str = ""
     parts: tuple[str, ...] = ()  # each run's memory by part as stacked bars, where they say more than the table
+    verdicts: tuple[str, ...] = ()  # each difference compared, in a sentence with its interval (verdicts.py)
 
     @property
     def compared(self) -> bool:
@@ -433,9 +483,10 @@ def runs_state(runner: PlanRunner, finished: SummaryRow | None = None) -> RunsSt
     if finished is not None and not any(r is finished for r in rows):
         rows += (finished,)
     sweep = runner.sweep_result()
-    return RunsState(
-        rows, tuple(compare(rows)), sweep, sweep_conclusion(sweep) if sweep is not None else "", parts_bars(rows)
-    )
+    compared = tuple(compare(rows))
+    conclusion = sweep_conclusion(sweep) if sweep is not None else ""
+    said = tuple(said_of(rows))
+    return RunsState(rows, compared, sweep, conclusion, parts_bars(rows), said)
 
 
 PARTS_BAR_WIDTH = 30

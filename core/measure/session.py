@@ -66,6 +66,9 @@ class SessionObserver:
 
     def token(self, text: str) -> None: ...
 
+    def thought(self, text: str) -> None:
+        """A thinking model's token of thought (its `thinking` field), before the answer."""
+
     def note(self, message: str) -> None: ...
 
     def finished(self, row: SummaryRow) -> None: ...
@@ -103,6 +106,8 @@ class Session:
         self.rows: list[SummaryRow] = []
         self.curves: list[RunCurves | None] = []  # each row's memory timeline and tokens/s, if kept
         self.keep_curves = False  # a report was asked for: keep them (about 130 kB a run)
+        # Looks at each finished run's row before it is kept (usual.py: slow for this machine).
+        self.judge: Callable[[SummaryRow], SummaryRow] | None = None
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
@@ -264,6 +269,8 @@ class Session:
         started_at: str | None,
         t: float,
         num_ctx: int | None = None,
+        num_predict: int | None = None,
+        think: bool | str | None = None,
     ) -> RunRecord:
         """A new run: its record becomes the run in progress."""
         assert self.facts is not None, "connect() first"
@@ -277,6 +284,8 @@ class Session:
             started_at=started_at,
             clock=TokenClock(t),
             num_ctx=num_ctx,
+            num_predict=num_predict,
+            think=think,
             power_unavailable=dict(self.collectors.power_unavailable),
             gpu_unavailable=self.collectors.gpu_unavailable if self.collectors.gpu is None else None,
         )
@@ -304,7 +313,19 @@ class Session:
         """A streamed chunk with `text` arrived at `t`."""
         self._emit("token", t, text=text)
         record.clock.token(t)
+        if text and record.first_answer_at is None:
+            record.first_answer_at = t
         self.observer.token(text)
+
+    def thought_arrived(self, record: RunRecord, text: str, t: float) -> None:
+        """A thinking model's chunk of thought (`thinking`, not `response`) arrived at `t`: a token of
+        the rate like any other, counted apart from the answer's."""
+        self._emit("token", t, text=text, thinking=True)
+        record.clock.token(t)
+        record.thinking_tokens += 1
+        if record.first_thought_at is None:
+            record.first_thought_at = t
+        self.observer.thought(text)
 
     def final_arrived(self, record: RunRecord, chunk: dict[str, Any], t: float) -> None:
         """The server's final chunk: its counts and durations make the run complete."""
@@ -319,6 +340,8 @@ class Session:
             record.tasks = tuple(self.log.tasks_between(record.clock.request_at, end))
         self._emit("end", end, complete=record.complete, error=record.error, load_kind=record.load_kind)
         row = self.summarize(record, end)
+        if self.judge is not None:
+            row = self.judge(row)
         self._emit("summary", end, row=row)
         curves = self._curves(record, end) if self.keep_curves else None
         self.curves.append(curves)  # before the row: a reader that finds the row finds its curves
@@ -333,7 +356,14 @@ class Session:
         self.stopped_by = None
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         record = self.open_run(
-            settings.mode, self.server.base_url, self.version, started_at, self._clock(), settings.num_ctx
+            settings.mode,
+            self.server.base_url,
+            self.version,
+            started_at,
+            self._clock(),
+            settings.num_ctx,
+            settings.num_predict,
+            settings.think,
         )
         self._emit(
             "run",
@@ -411,7 +441,11 @@ class Session:
                 if record is not self._abandoned:
                     self.final_arrived(record, chunk, now)
             return False
-        self.token_arrived(record, chunk.get("response") or "", now)
+        thought = chunk.get("thinking")
+        if thought and isinstance(thought, str) and not chunk.get("response"):
+            self.thought_arrived(record, thought, now)
+        else:
+            self.token_arrived(record, chunk.get("response") or "", now)
         if record.clock.count == 1:
             self.collectors.sample_power()  # the generation phase's energy starts here
             self.collectors.expect_load(False)  # a runner that loads the model has started by now
@@ -601,7 +635,8 @@ class _StreamReading:
     def _read(self) -> None:
         session, record = self.session, self.record
         try:
-            batches = session.server.generate_timed(session.model, self.settings.prompt, self.settings.options())
+            settings = self.settings
+            batches = session.server.generate_timed(session.model, settings.prompt, settings.options(), settings.think)
             for batch in batches:
                 if self._abandoned or not all(session._stream_chunk(record, *arrival) for arrival in batch):
                     break

@@ -11,6 +11,7 @@ from llmtop.measure.server_settings import SETTING_KEYS, ServerSettings
 # The prompt of the article this project grew from ("Predict the future of AI, in 100 characters").
 DEFAULT_PROMPT = "AIの未来を予測してください。（100字）"
 DEFAULT_SEED = 42  # the same seed for every run, so runs generate comparable text
+ORDERS = ("interleaved", "random", "latin")  # how a plan's runs are ordered (plan.build_plan)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class RunSettings:
     num_ctx: int | None = None  # the context of the request; None: Ollama's (from 0.30 chosen from the VRAM)
     seed: int | None = DEFAULT_SEED
     temperature: float | None = None
+    num_predict: int | None = None  # at most this many tokens (options.num_predict); None: the model decides
+    think: bool | str | None = None  # a thinking model's `think`: True, False or a level; None: its default
     keep_loaded: bool = False
     ctx_in_mode: bool = False
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -43,6 +46,8 @@ class RunSettings:
             options["seed"] = self.seed
         if self.temperature is not None:
             options["temperature"] = self.temperature
+        if self.num_predict is not None:
+            options["num_predict"] = self.num_predict
         return options
 
     def with_mode(self, mode: str) -> RunSettings:

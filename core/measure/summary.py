@@ -119,6 +119,54 @@ class SummaryRow:
     settings: dict[str, str] = field(default_factory=dict, hash=False)
     memory_parts: tuple[MemoryPart, ...] = ()
     experts: str | None = None  # a mixture of experts: `MoE, 2 of 8 experts` (/api/show)
+    num_predict: int | None = None  # the most tokens the run asked for (None: the model decides)
+    # A thinking model's run: the request's think, its tokens of thought and of answer as the client
+    # counted them (eval_count holds both), and the time to the first of each; None: no thought came
+    # and none was asked for.
+    think: bool | str | None = None
+    thinking_tokens: int | None = None
+    answer_tokens: int | None = None
+    ttft_thought_s: float | None = None
+    ttft_answer_s: float | None = None
+    # Slower than this model in this mode usually is on this machine, with the likely causes (usual.py).
+    slow_note: str | None = None
+    # llama-server's prompt cache (Ollama 0.30 on, from its log): the prompt's tokens, and those its
+    # slot found cached from an earlier request (a warm prompt: only the rest was read).
+    prompt_tokens_total: int | None = None
+    prompt_cached_tokens: int | None = None
+
+    @property
+    def thinking_text(self) -> str:
+        """`42 thinking + 18 answer tokens, first thought 0.41 s, answer 3.2 s` ('' for a run without
+        thinking)."""
+        if self.thinking_tokens is None:
+            return ""
+        parts = [f"{self.thinking_tokens} thinking + {self.answer_tokens or 0} answer tokens"]
+        if self.ttft_thought_s is not None:
+            parts.append(f"first thought {units.seconds(self.ttft_thought_s)}")
+        if self.ttft_answer_s is not None:
+            parts.append(f"answer {units.seconds(self.ttft_answer_s)}")
+        return ", ".join(parts)
+
+    @property
+    def tokens_text(self) -> str:
+        """`64 tokens`, `64 tokens (of 64 asked)` or, where the model ended its answer sooner, `40 of 64
+        tokens: ended at the model's end of text` ('' where the count is not known)."""
+        if self.eval_count is None:
+            return ""
+        if self.ended_early:
+            return f"{self.eval_count} of {self.num_predict} tokens: ended at the model's end of text"
+        return f"{self.eval_count} tokens" + (f" (of {self.num_predict} asked)" if self.num_predict else "")
+
+    @property
+    def ended_early(self) -> bool:
+        """The model ended its answer (end of text) before the tokens the run asked for."""
+        return (
+            self.num_predict is not None
+            and self.done_reason == "stop"
+            and self.eval_count is not None
+            and self.eval_count < self.num_predict
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: the stable keys first, then the context keys."""
@@ -173,6 +221,11 @@ class RunRecord:
     error: str | None = None
     stalled: str | None = None  # why the stall watchdog cut this run's stream, if it did
     num_ctx: int | None = None  # the context the run asked for
+    num_predict: int | None = None  # the most tokens the run asked for (None: the model decides)
+    think: bool | str | None = None  # the request's `think` (None: the model's default)
+    thinking_tokens: int = 0  # chunks of thought (a thinking model's `thinking` field), counted apart
+    first_thought_at: float | None = None
+    first_answer_at: float | None = None  # the first chunk with answer text
     phases: list[tuple[float, str]] = field(default_factory=list)  # (t, phase) as the run went through them
     power: Sequence[PowerSample] = field(default_factory=list)  # from the baseline's start to the end
     power_unavailable: dict[str, str] = field(default_factory=dict)  # why a kind ("cpu", "gpu") has no source
@@ -520,4 +573,23 @@ def summarize(run: RunRecord) -> SummaryRow:
         shared_note=gpu_note(run, "shared") if shared_delta is None and not baseline_note else None,
         concurrent_requests=concurrent,
         concurrent_note=concurrent_note,
+        num_predict=run.num_predict,
+        prompt_tokens_total=run.log_request.prompt_total if run.log_request else None,
+        prompt_cached_tokens=run.log_request.prompt_cached if run.log_request else None,
+        **_thinking(run),
     )
+
+
+def _thinking(run: RunRecord) -> dict[str, Any]:
+    """The row's thinking fields: tokens of thought and of answer (client side), and the time from
+    the request to the first of each; none for a run that had no thought and asked for none."""
+    if not run.thinking_tokens and run.think is None:
+        return {}
+    start = run.clock.request_at
+    return {
+        "think": run.think,
+        "thinking_tokens": run.thinking_tokens,
+        "answer_tokens": run.clock.count - run.thinking_tokens,
+        "ttft_thought_s": run.first_thought_at - start if run.first_thought_at is not None else None,
+        "ttft_answer_s": run.first_answer_at - start if run.first_answer_at is not None else None,
+    }

@@ -21,6 +21,7 @@ from typing import Any
 
 from llmtop import units
 from llmtop.measure.comparison import Comparison
+from llmtop.measure.intervals import Side, difference
 from llmtop.measure.server_settings import ServerSettings, serve_line
 from llmtop.measure.settings import mode_name, parse_context, parse_full_mode
 from llmtop.measure.summary import SummaryRow, is_spill
@@ -428,6 +429,14 @@ def _overlaps(a: SweepPoint, b: SweepPoint) -> bool:
     return a.tps - a.tps_sd <= b.tps + b.tps_sd and b.tps - b.tps_sd <= a.tps + a.tps_sd
 
 
+def _change_interval(a: SweepPoint, b: SweepPoint) -> tuple[float, float] | None:
+    """The 95% interval of a's tps over b's, less 1 (both repeated), as intervals.difference gives it."""
+    if a.tps is None or b.tps is None or a.tps_sd is None or b.tps_sd is None:
+        return None
+    found = difference(Side(a.tps, a.tps_sd, a.runs), Side(b.tps, b.tps_sd, b.runs)).speedup_interval
+    return (found[0] - 1, found[1] - 1) if found else None
+
+
 def _describe(point: SweepPoint, spec: SweepSpec) -> str:
     """`27 layers, 2.1 GB spilled into shared memory` (layers) or `32768 tokens, 18/33 layers on the GPU`."""
     parts = []
@@ -572,10 +581,14 @@ def _sentence(
         versus = f"; Ollama's own choice failed ({auto.error or 'no rate'})"
     else:
         change = (chosen.tps or 0.0) / auto.tps - 1
-        if _overlaps(chosen, auto):
+        interval = _change_interval(chosen, auto)
+        if _overlaps(chosen, auto) or (interval is not None and interval[0] <= 0 <= interval[1]):
             how = f"as fast as Ollama's choice within the noise ({auto.tps:.2f} tps"
         else:
-            how = f"{abs(change) * 100:.0f}% {'faster' if change >= 0 else 'slower'} than Ollama's choice ("
+            within = f" ({abs(interval[0]) * 100:.0f}-{abs(interval[1]) * 100:.0f}%)" if interval else ""
+            if interval is not None and change < 0:
+                within = f" ({abs(interval[1]) * 100:.0f}-{abs(interval[0]) * 100:.0f}%)"
+            how = f"{abs(change) * 100:.0f}%{within} {'faster' if change >= 0 else 'slower'} than Ollama's choice ("
         versus = f", {how}{'' if how.endswith('(') else ', '}{_describe(auto, spec)})"
     conclusion = head + versus
     if spec.parameter == MOE:  # a setting of the server: its environment, and every layer on the GPU

@@ -348,8 +348,24 @@ class OllamaServer:
         return version
 
     def show(self, model: str) -> dict[str, Any]:
-        """`POST /api/show`: details and model_info; ModelNotFound on 404."""
-        return _dump(self._call(model, lambda: self._quick.show(model)))
+        """`POST /api/show`: details and model_info; ModelNotFound on 404. For a thinking model, also
+        its `thinking` controls (`{"values": [...], "default": ...}`), which the official client's
+        response model leaves out."""
+        shown = _dump(self._call(model, lambda: self._quick.show(model)))
+        if "thinking" in (shown.get("capabilities") or ()) and "thinking" not in shown:
+            shown["thinking"] = self._thinking_controls(model)
+        return shown
+
+    def _thinking_controls(self, model: str) -> Any:
+        """`thinking` from /api/show's JSON as the server sent it (None where it cannot be read)."""
+        raw = getattr(self._quick, "_client", None)
+        if not isinstance(raw, httpx.Client):
+            return None
+        try:
+            answer = raw.post("/api/show", json={"model": model})
+            return answer.json().get("thinking") if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
 
     def tags(self) -> dict[str, Any]:
         """`GET /api/tags`: the models on the server, with their file sizes."""
@@ -375,16 +391,21 @@ class OllamaServer:
                 return False
             time.sleep(poll_s)
 
-    def generate(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def generate(
+        self, model: str, prompt: str, options: Mapping[str, Any], think: bool | str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """`POST /api/generate` with streaming: yields each chunk as a dict, the final one included
         (see generate_timed)."""
-        for batch in self.generate_timed(model, prompt, options):
+        for batch in self.generate_timed(model, prompt, options, think):
             for arrival in batch:
                 yield arrival.chunk
 
-    def generate_timed(self, model: str, prompt: str, options: Mapping[str, Any]) -> Iterator[list[Arrival]]:
+    def generate_timed(
+        self, model: str, prompt: str, options: Mapping[str, Any], think: bool | str | None = None
+    ) -> Iterator[list[Arrival]]:
         """`POST /api/generate` with streaming: yields the chunks as they are read, with the time
         each arrived (llmtop's reader reads them in batches: see llmtop.ollama.lean_stream).
+        `think`: the request's `think` (a thinking model: on, off or a level; None: the model's default).
 
         A `{"error": ...}` line or an HTTP error raises ServerError; a connection that drops or a
         line that is not JSON raises StreamBroken, after every good chunk has been yielded.
@@ -395,7 +416,7 @@ class OllamaServer:
             with self._answers(model, stream=True):
                 if lean_stream.usable(self.base_url):
                     try:
-                        yield from self._lean_generate(model, prompt, options, generation)
+                        yield from self._lean_generate(model, prompt, options, generation, think)
                         return
                     except lean_stream.ErrorAnswer as answer:
                         if not 300 <= answer.status < 400:
@@ -403,18 +424,28 @@ class OllamaServer:
                             raise ollama.ResponseError(answer.text, answer.status) from None
                         # A redirect: nothing was generated; the official client follows it.
                 generation.reader = "the official client"
-                for chunk in self._client.generate(model=model, prompt=prompt, options=dict(options), stream=True):
+                chunks = self._client.generate(
+                    model=model, prompt=prompt, options=dict(options), stream=True, think=think
+                )
+                for chunk in chunks:
                     yield [Arrival(_dump(chunk), time.monotonic())]
         finally:
             if self._generation is generation:
                 self._generation = None
 
     def _lean_generate(
-        self, model: str, prompt: str, options: Mapping[str, Any], generation: _Generation
+        self,
+        model: str,
+        prompt: str,
+        options: Mapping[str, Any],
+        generation: _Generation,
+        think: bool | str | None = None,
     ) -> Iterator[list[Arrival]]:
         """The generation read by llmtop.ollama.lean_stream: the official client's request and headers, a
         token's chunk a dict straight from its line (see lean_stream for why)."""
-        body = {"model": model, "prompt": prompt, "stream": True, "options": dict(options)}  # as the client's
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": True, "options": dict(options)}
+        if think is not None:  # as the client sends it: a top-level field, not an option
+            body["think"] = think
         headers = dict(getattr(getattr(self._client, "_client", None), "headers", {}) or {})
         generation.reader = "llmtop's stream reader"
         for batch in lean_stream.post_batches(

@@ -40,6 +40,13 @@ class ModelFacts:
     size_bytes: int | None
     expert_count: int | None = None  # a mixture of experts: its experts per layer, and how many a token uses
     expert_used_count: int | None = None
+    capabilities: tuple[str, ...] = ()  # /api/show's: `completion`, `tools`, `thinking`, ...
+    think_values: tuple[bool | str, ...] = ()  # what its `think` takes, where /api/show says (`thinking.values`)
+
+    @property
+    def thinks(self) -> bool:
+        """A thinking model: /api/show lists the `thinking` capability."""
+        return "thinking" in self.capabilities
 
     @property
     def experts_text(self) -> str | None:
@@ -86,4 +93,13 @@ def model_facts(name: str, show: Mapping[str, Any], tags: Mapping[str, Any]) -> 
         size_bytes=size if isinstance(size, int) else None,
         expert_count=_architecture_int(model_info, "expert_count"),
         expert_used_count=_architecture_int(model_info, "expert_used_count"),
+        capabilities=tuple(str(c) for c in show.get("capabilities") or () if isinstance(c, str)),
+        think_values=_think_values(show.get("thinking")),
     )
+
+
+def _think_values(thinking: Any) -> tuple[bool | str, ...]:
+    """`{"values": [true, false]}` or `{"values": ["low", "medium", "high"], "default": "medium"}`
+    (Ollama 0.3x's /api/show for a model with thinking metadata); () where it says none."""
+    values = thinking.get("values") if isinstance(thinking, Mapping) else None
+    return tuple(v for v in values or () if isinstance(v, (bool, str))) if isinstance(values, list) else ()

@@ -30,6 +30,7 @@ from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_l
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
+from llmtop.measure.verdicts import said_of, verdicts
 
 if TYPE_CHECKING:
     from llmtop.watch.state import WatchedRequest
@@ -129,12 +130,16 @@ def session_markdown(
     sweep: SweepResult | None = None,
     columns: Sequence[str] | None = None,
 ) -> str:
-    """The compared table; what each run ran with and its memory by part, where the log told them and
-    the runs set the server or used a GPU; and the sweep's section when the runs were a sweep. With
+    """The compared table; the verdicts (each difference with its interval, or "about the same"); what
+    each run ran with and its memory by part, where the log told them and the runs set the server or
+    used a GPU; and the sweep's section when the runs were a sweep. With
     `columns` (the article's or a few), the compared table alone, as it is pasted into a post."""
     parts = [to_markdown(rows, lang, columns)]
     if columns:
         return parts[0]
+    if said := said_of(rows):
+        title = "比較の結論" if lang == "ja" else "Verdicts"
+        parts.append(f"### {title}\n\n" + "".join(f"- {line}\n" for line in said))
     if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):
         parts.append(parts_markdown(rows, lang))
     if sweep is not None:
@@ -188,6 +193,8 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "avg_ts": c.tps,
         "stddev_ts": c.tps_stdev,
         "speedup_vs_cpu": c.speedup,
+        "speedup_low": c.speedup_interval[0] if c.speedup_interval else None,
+        "speedup_high": c.speedup_interval[1] if c.speedup_interval else None,
         "ram_delta_bytes": c.mean(lambda r: r.ram_delta_bytes),
         "vram_delta_bytes": c.mean(lambda r: r.vram_delta_bytes),
         "shared_delta_bytes": c.mean(lambda r: r.shared_delta_bytes),
@@ -199,15 +206,21 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
 
 
 def to_json(
-    rows: Sequence[SummaryRow], machine: Mapping[str, Any] | None = None, sweep: SweepResult | None = None
+    rows: Sequence[SummaryRow],
+    machine: Mapping[str, Any] | None = None,
+    sweep: SweepResult | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> str:
-    """`{"llmtop_version", "machine", "runs": [one object per run], "comparison": [...]}`, and `"sweep"`
-    for a sweep; unknown figures are null."""
+    """`{"llmtop_version", "machine", "plan", "runs": [one object per run, in the order they ran],
+    "comparison": [...], "verdicts": [...]}`, and `"sweep"` for a sweep; unknown figures are null.
+    `plan`: how the runs were ordered and paced (`order`, `seed`, `num_predict`, `cooldown_s`)."""
     document: dict[str, Any] = {
         "llmtop_version": __version__,
         "machine": dict(machine or {}),
+        "plan": dict(plan or {}),
         "runs": [row.to_dict() for row in rows],
         "comparison": [comparison_dict(c) for c in compare(rows)],
+        "verdicts": [v.to_dict() for v in verdicts(compare(rows))],
     }
     if sweep is not None:
         document["sweep"] = sweep.to_dict()
@@ -221,6 +234,7 @@ def render(
     machine: Mapping[str, Any] | None = None,
     sweep: SweepResult | None = None,
     columns: Sequence[str] | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> str:
     """The export text for `path`'s format (`columns`: the Markdown's; CSV and JSON keep every key)."""
     kind = export_format(path)
@@ -228,7 +242,7 @@ def render(
         return session_markdown(rows, lang, sweep, columns)
     if kind == "csv":
         return to_csv(rows, sweep)
-    return to_json(rows, machine, sweep)
+    return to_json(rows, machine, sweep, plan)
 
 
 def write_export(
@@ -238,10 +252,11 @@ def write_export(
     machine: Mapping[str, Any] | None = None,
     sweep: SweepResult | None = None,
     columns: Sequence[str] | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the rows to `path` (format by suffix) and return the path written."""
     target = Path(path)
-    target.write_text(render(rows, target, lang, machine, sweep, columns), encoding="utf-8", newline="")
+    target.write_text(render(rows, target, lang, machine, sweep, columns, plan), encoding="utf-8", newline="")
     return target
 
 

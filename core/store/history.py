@@ -210,6 +210,24 @@ class History:
             return machine if isinstance(machine, dict) else {}
         return {}
 
+    def runs_on(self, machine: Mapping[str, Any], model: str | None = None) -> list[SummaryRow]:
+        """Past runs on a machine like `machine` (the same CPU, GPUs and RAM), oldest first."""
+        from llmtop.ollama.model_facts import same_model
+
+        keys = ("cpu_info", "gpu_info", "ram_total_bytes")
+        rows = []
+        for row_text, machine_text in self._select("SELECT row_json, machine_json FROM runs ORDER BY id"):
+            try:
+                past = json.loads(machine_text)
+                row = row_from_dict(json.loads(row_text))
+            except (ValueError, TypeError):
+                continue
+            if not isinstance(past, dict) or any(past.get(k) != machine.get(k) for k in keys):
+                continue
+            if model is None or same_model(row.model, model):
+                rows.append(row)
+        return rows
+
     def runs(self, model: str | None = None, limit: int | None = None) -> list[SummaryRow]:
         """Past runs, oldest first; `model` matches the name as given (tag `latest` implied)."""
         from llmtop.ollama.model_facts import same_model

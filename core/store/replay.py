@@ -432,7 +432,9 @@ class Replay:
                 event.get("ollama_version"),
                 event.get("started_at"),
                 t,
-                run_settings(event.get("settings")).num_ctx,
+                (asked := run_settings(event.get("settings"))).num_ctx,
+                asked.num_predict,
+                asked.think,
             )
             return
         if kind == "phase":
@@ -453,6 +455,8 @@ class Replay:
             record.baseline_gpu = gpu_sample(event.get("gpu"))
         elif kind == "request":
             session.request_sent(record, t)
+        elif kind == "token" and event.get("thinking"):
+            session.thought_arrived(record, event.get("text") or "", t)
         elif kind == "token":
             session.token_arrived(record, event.get("text") or "", t)
         elif kind == "ps":

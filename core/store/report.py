@@ -24,6 +24,7 @@ from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.timeline import RunCurves, Timeline
+from llmtop.measure.verdicts import said_of
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
 from llmtop.store.exports import markdown_table, parts_columns, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, parts_chart, rate_chart, spills
@@ -348,6 +349,9 @@ def _results_section(report: SessionReport, figure: _Figures) -> str:
     bars = chart_bars(rows)
     if bars:
         parts.append(figure("tokens-per-second", bar_chart_svg(bars), _speed_ups(rows)))
+    if said := said_of(rows):
+        items = "".join(f"<li>{_e(line)}</li>\n" for line in said)
+        parts.append(f'<ul class="verdicts">\n{items}</ul>\n')
     parts.append("</section>\n")
     if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):  # as the Markdown's section
         memory = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])

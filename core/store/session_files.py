@@ -38,6 +38,7 @@ def write_session_files(
     sweep: SweepResult | None = None,
     curves: Sequence[RunCurves | None] = (),
     columns: Sequence[str] | None = None,
+    plan: Mapping[str, Any] | None = None,
 ) -> list[Written]:
     """Write each file asked for (none without rows): the table (a sweep's section with it), the
     tokens/s chart, the HTML report with the rows' `curves` (`columns`: the Markdown table's, in the
@@ -49,7 +50,7 @@ def write_session_files(
         return str(write_report(path, SessionReport(rows, curves, machine, lang, sweep, columns=columns)))
 
     writers: tuple[tuple[str, str | None, Callable[[str], object]], ...] = (
-        ("export", export, lambda p: write_export(rows, p, lang, machine, sweep, columns)),
+        ("export", export, lambda p: write_export(rows, p, lang, machine, sweep, columns, plan)),
         ("chart", chart, lambda p: write_chart(rows, p)),
         ("report", report, the_report),
     )

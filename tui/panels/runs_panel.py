@@ -1,5 +1,5 @@
-"""The runs panel: a row per run, the runs compared, their memory by part, and in a sweep its table
-and conclusion.
+"""The runs panel: a row per run, the runs compared and the verdicts on them, their memory by part, and
+in a sweep its table and conclusion.
 
 Its parts lie on the screen itself, one under the other, each drawing its share of the one RunsState:
 a table's height follows its rows, and the screen lays out a table of its own at once where one
@@ -88,6 +88,26 @@ class SweepConclusion(Static):
             self.update(state.conclusion)
 
 
+class Verdicts(Static):
+    """Each difference the comparison shows, in a sentence with its interval: `about the same` where the
+    interval holds no difference, with the runs each that would tell one apart."""
+
+    def __init__(self) -> None:
+        super().__init__(id="verdicts", markup=False)
+        self.drawn: tuple[str, ...] = ()
+
+    def on_mount(self) -> None:
+        self.display = bool(self.drawn)
+
+    def show(self, state: RunsState) -> None:
+        """Draw `state`'s verdicts (nothing when they are the ones drawn last)."""
+        said = state.verdicts if state.compared else ()
+        if said != self.drawn:
+            self.drawn = said
+            self.update("\n".join(said))
+            self.display = bool(said)
+
+
 class MemoryParts(Static):
     """Each run's memory by part (weights, KV cache, compute) and device, as stacked bars on one scale,
     with its settings: shown where a mode set the server or a part lay on a GPU."""
@@ -108,10 +128,10 @@ class MemoryParts(Static):
             self.display = bool(state.parts)
 
 
-RunsPart = RunsTable | ComparisonTable | MemoryParts | SweepTable | SweepConclusion
+RunsPart = RunsTable | ComparisonTable | Verdicts | MemoryParts | SweepTable | SweepConclusion
 
 
 def runs_panel(sweep: bool) -> tuple[RunsPart, ...]:
     """The runs panel's parts, top to bottom (`sweep`: the sweep's table and conclusion too)."""
-    parts: tuple[RunsPart, ...] = (RunsTable(), ComparisonTable(), MemoryParts())
+    parts: tuple[RunsPart, ...] = (RunsTable(), ComparisonTable(), Verdicts(), MemoryParts())
     return (*parts, SweepTable(), SweepConclusion()) if sweep else parts

@@ -1,0 +1,44 @@
+"""Whether to keep waiting: the time left of a model's load, of a long prompt and of the answer, from
+what has been seen so far. Pure: each estimate is the rate so far carried to the end, and None where
+there is nothing to carry (no progress yet, nothing to reach).
+
+- load: the bytes the Ollama processes and the GPU took since the baseline, against the model's
+  size, at the rate they grew since the request;
+- prompt: llama-server's last progress line (Ollama 0.30 on logs one every batch once a prompt has
+  taken 3 s), its time left at the rate so far, less the time since the line was read, so that the
+  estimate counts down between the lines;
+- answer: the tokens asked for (`num_predict`, which a plan sets to the first run's count), less
+  those come, at the live rate. The model may end its answer sooner: this is the most it will take.
+"""
+
+from __future__ import annotations
+
+
+def carried(done: float, total: float, elapsed_s: float) -> float | None:
+    """Seconds until `done` reaches `total` at the rate so far (done / elapsed_s); None where there is
+    no rate yet or nothing left."""
+    if done <= 0 or elapsed_s <= 0 or total <= done:
+        return None
+    return (total - done) / (done / elapsed_s)
+
+
+def load_left_s(size_bytes: int | None, loaded_bytes: int | None, elapsed_s: float) -> float | None:
+    """A load's time left: `loaded_bytes` of the model's `size_bytes` read in `elapsed_s`."""
+    if not size_bytes or loaded_bytes is None:
+        return None
+    return carried(loaded_bytes, size_bytes, elapsed_s)
+
+
+def prompt_left_s(left_at_line_s: float | None, line_seen_at: float | None, now: float) -> float | None:
+    """A prompt's time left: what its last progress line gave, counted down since the line was read
+    (0 once that time has passed: the prompt is about to end)."""
+    if left_at_line_s is None or line_seen_at is None:
+        return None
+    return max(left_at_line_s - max(now - line_seen_at, 0.0), 0.0)
+
+
+def answer_left_s(asked: int | None, count: int, rate_tps: float | None) -> float | None:
+    """The answer's time left at most: `asked` tokens (num_predict) less the `count` come, at `rate_tps`."""
+    if not asked or not rate_tps or rate_tps <= 0 or count >= asked:
+        return None
+    return (asked - count) / rate_tps

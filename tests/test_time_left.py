@@ -1,0 +1,93 @@
+"""Whether to keep waiting (core/measure/time_left.py): a load's, a prompt's and an answer's time left,
+and the prompt's estimate from llama-server's progress lines, which counts down between them and
+allows for each token costing a little more than the one before."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtop.collectors.ollama_log import OllamaLogParser
+from llmtop.measure.time_left import answer_left_s, carried, load_left_s, prompt_left_s
+
+
+def test_the_rate_so_far_carried_to_the_end():
+    assert carried(10.0, 40.0, 5.0) == pytest.approx(15.0)  # 2 a second, 30 to go
+    assert carried(0.0, 40.0, 5.0) is None and carried(40.0, 40.0, 5.0) is None and carried(1.0, 4.0, 0.0) is None
+    # A 42.5 GB model of which 12.75 GB was read in 6 s: 14 s more.
+    assert load_left_s(42_500_000_000, 12_750_000_000, 6.0) == pytest.approx(14.0)
+    assert load_left_s(None, 1, 1.0) is None and load_left_s(10, None, 1.0) is None
+    assert answer_left_s(64, 16, 8.0) == pytest.approx(6.0) and answer_left_s(None, 16, 8.0) is None
+    assert answer_left_s(64, 64, 8.0) is None and answer_left_s(64, 10, None) is None
+
+
+def test_the_prompts_estimate_counts_down_between_the_logs_lines():
+    assert prompt_left_s(9.0, 100.0, 104.0) == pytest.approx(5.0)
+    assert prompt_left_s(9.0, 100.0, 112.0) == 0.0  # past it: the prompt is about to end
+    assert prompt_left_s(None, 100.0, 104.0) is None and prompt_left_s(9.0, None, 104.0) is None
+
+
+def progress(tokens: int, share: float, seconds: float) -> str:
+    return (
+        f"slot print_timing: id  0 | task 7 | prompt processing, n_tokens = {tokens:6d}, progress = {share:.2f}, "
+        f"t = {seconds:7.2f} s / {tokens / seconds:.2f} tokens per second"
+    )
+
+
+def test_a_prompt_that_slows_as_it_goes_is_fitted_and_one_that_does_not_is_carried_on():
+    parser = OllamaLogParser()
+    # As a real 3504-token prompt on one thread (tests/test_llama_server.py): 1024 tokens in 4.63 s,
+    # 1536 in 6.96 s, the rate falling as the context grows.
+    parser.feed(progress(1024, 0.29, 4.63), now=10.0)
+    (load,) = parser.records
+    (request,) = load.requests
+    assert request.prompt_left_s == pytest.approx(4.63 * 0.71 / 0.29)  # one line: the rate so far
+    parser.feed(progress(1536, 0.44, 6.96), now=12.3)
+    assert request.progress_seen == 12.3 and request.prompt_points == [(1024, 4.63), (1536, 6.96)]
+    # a*n + b*n^2 through both lines, carried to 1536 / 0.44 = 3491 tokens.
+    b = (6.96 / 1536 - 4.63 / 1024) / (1536 - 1024)
+    a = 4.63 / 1024 - b * 1024
+    total = 1536 / 0.44
+    assert request.prompt_left_s == pytest.approx(a * total + b * total**2 - 6.96)
+    assert request.prompt_left_s > 6.96 * 0.56 / 0.44  # more than the rate so far would say
+    steady = OllamaLogParser()
+    steady.feed(progress(1024, 0.25, 4.0), now=1.0)
+    steady.feed(progress(2048, 0.50, 7.8), now=4.8)  # faster now: the rate so far
+    assert steady.records[0].requests[0].prompt_left_s == pytest.approx(7.8)
+
+
+async def test_the_screen_says_when_the_answer_will_be_ready_at_most(double_factory):
+    """A run that asks for 60 tokens at 20 tokens/s: while it generates, the token line says how long
+    the answer has left at most, counting down."""
+    import re
+
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.measure.session import Session
+    from llmtop.measure.settings import RunSettings
+    from llmtop.ollama.api import OllamaServer
+    from llmtop.tui.app import LlmtopApp
+    from test_app import one_run, until
+
+    double = double_factory(token_rate=20, tokens=80, vram_fraction=0.5)
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(one_run(session, RunSettings(num_predict=60)))
+    said: list[int] = []
+    try:
+        async with app.run_test(size=(160, 44)) as pilot:
+
+            def counting_down() -> bool:
+                text = app.query_one("#tokens").text
+                found = re.search(r"answer ready in about (\d+):(\d\d) at most \(60 tokens asked\)", text)
+                if found:
+                    said.append(int(found.group(1)) * 60 + int(found.group(2)))
+                return len(set(said)) >= 2
+
+            await until(pilot, counting_down, timeout=20)
+            await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
+            assert "answer ready" not in app.query_one("#tokens").text  # over: nothing left to wait for
+    finally:
+        collectors.stop()
+    assert said[0] <= 3 and said == sorted(said, reverse=True)  # 60 tokens at 20/s: 3 s at most, counting down
+    assert app.runner.rows[0].eval_count == 60
