@@ -19,6 +19,7 @@ from typing import Any
 
 from llmtop import units
 from llmtop.measure.comparison import Comparison
+from llmtop.measure.intervals import ratio_text
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 
@@ -84,12 +85,7 @@ def _tps(c: Comparison) -> str:
 
 def _speedup(c: Comparison) -> str:
     """`1.33x`, with its 95% interval where both sides were repeated: `1.33x (1.21-1.46x)`."""
-    if c.speedup is None:
-        return UNKNOWN
-    if c.speedup_interval is None:
-        return f"{c.speedup:.2f}x"
-    low, high = c.speedup_interval
-    return f"{c.speedup:.2f}x ({max(low, 0.0):.2f}-{high:.2f}x)"
+    return UNKNOWN if c.speedup is None else ratio_text(c.speedup, c.speedup_interval)
 
 
 def _first(get: Callable[[SummaryRow], Any]) -> Callable[[Comparison], str]:
@@ -562,7 +558,9 @@ def _request_result(request: Any) -> str:
     if request.eval_tokens:
         return "generating"
     if request.prompt_progress is not None:
-        return f"prompt {100 * request.prompt_progress:.0f}% read"
+        left = getattr(request, "prompt_left_s", None)
+        eta = f", about {units.clock(left)} left" if left is not None else ""
+        return f"prompt {100 * request.prompt_progress:.0f}% read{eta}"
     return "running"
 
 

@@ -66,6 +66,9 @@ def test_history_lists_the_runs_after_a_restart_and_compares_across_days(double_
     assert lines[0].startswith("| date | model | params | quant | size | env | mode |")
     assert [line.split(" | ")[6] for line in lines[2:4]] == ["cpu", "auto"]
     assert f"| {rates[0]:.2f} |" in lines[2] and f"| {rates[1]:.2f} |" in lines[3]
+    ratio = rates[1] / rates[0]
+    verdict = f"- auto: {ratio:.2f}x the speed of cpu ({rates[1]:.2f} against {rates[0]:.2f} tps), one run"
+    assert "### Verdicts" in listed.stdout and verdict in listed.stdout  # across days, as in a session
 
     export = tmp_path / "past.json"
     again = llmtop("history", "--model", "llama3.3:latest", "--export", str(export))

@@ -88,3 +88,17 @@ def test_bad_fairness_options_are_one_line_and_status_2(double):
         result = llmtop("llama3.3", "--host", double.url, "--headless", *args)
         no_traceback(result)
         assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
+
+
+def test_a_cool_down_between_runs_is_said_and_waited(double_factory):
+    import time
+
+    double = double_factory(token_rate=200, tokens=10, vram_fraction=0.5)
+    started = time.monotonic()
+    result = llmtop("llama3.3", "--host", double.url, "--no-log", "--modes", "cpu,auto", "--cooldown", "1.5",
+                    "--headless", "--no-history")  # fmt: skip
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "cooling down" in line]
+    assert said == ["llmtop: cooling down between runs: up to 1.5 s, less once the power is back near idle"]
+    assert time.monotonic() - started >= 1.5  # no power is read here: the whole time

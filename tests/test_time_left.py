@@ -91,3 +91,13 @@ async def test_the_screen_says_when_the_answer_will_be_ready_at_most(double_fact
         collectors.stop()
     assert said[0] <= 3 and said == sorted(said, reverse=True)  # 60 tokens at 20/s: 3 s at most, counting down
     assert app.runner.rows[0].eval_count == 60
+
+
+def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
+    from llmtop.figures import REQUEST_COLUMNS
+    from llmtop.watch.state import FROM_LOG, WatchedRequest
+
+    (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]
+    reading = WatchedRequest(1, "llama3.3", FROM_LOG, 0.0, prompt_progress=0.54, prompt_left_s=3.8)
+    assert result.text(reading) == "prompt 54% read, about 0:03 left"  # whole seconds, as the phase line
+    assert result.text(WatchedRequest(2, "llama3.3", FROM_LOG, 0.0, prompt_progress=0.2)) == "prompt 20% read"

@@ -13,7 +13,15 @@ from typing import Any
 from llmtop.commands.options import add_export_argument, add_lang_argument, add_report_argument, check_files
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from llmtop.store.exports import export_format, render_requests, runs_markdown, to_csv, to_json, to_markdown
+from llmtop.store.exports import (
+    export_format,
+    render_requests,
+    runs_markdown,
+    to_csv,
+    to_json,
+    to_markdown,
+    verdicts_markdown,
+)
 from llmtop.store.history import History, HistoryError
 from llmtop.store.report import SessionReport, write_report
 
@@ -142,6 +150,8 @@ def main(argv: Sequence[str]) -> int:
         )
         return EXIT_FAILED
     listing = runs_markdown(rows, args.lang) + "\n" + to_markdown(rows, args.lang, args.columns)
+    if not args.columns and (said := verdicts_markdown(rows, args.lang)):
+        listing += "\n" + said
     if sweeps:
         listing += "\n" + sweeps_markdown(sweeps)
     status = EXIT_OK

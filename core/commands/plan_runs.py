@@ -123,6 +123,9 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
     runner.on_restart = lambda settings: sys.stderr.write(
         f"llmtop: restarting the ollama serve llmtop started: {serve_line(settings)}\n"
     )
+    runner.on_cooldown = lambda seconds: sys.stderr.write(
+        f"llmtop: cooling down between runs: up to {seconds:g} s, less once the power is back near idle\n"
+    )
     for session in runner.sessions.values():
         session.observer = reporter
     first = runner.current

@@ -15,6 +15,13 @@ _T95 = ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447),
 MOST_RUNS = 100  # past this many runs each, a difference is as good as none
 
 
+def ratio_text(ratio: float, interval: tuple[float, float] | None) -> str:
+    """`1.33x (1.21-1.46x)`, or `1.33x` where the interval is not known."""
+    if interval is None:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x ({max(interval[0], 0.0):.2f}-{interval[1]:.2f}x)"
+
+
 def t95(df: float) -> float:
     """Student's t for a two-sided 95% interval at `df` degrees of freedom (1.96 past 60)."""
     for limit, value in _T95:

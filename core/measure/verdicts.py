@@ -13,16 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmtop.measure.comparison import Comparison, compare
-from llmtop.measure.intervals import MOST_RUNS, Difference, difference
+from llmtop.measure.intervals import MOST_RUNS, Difference, difference, ratio_text
 from llmtop.measure.summary import SummaryRow
 
 
 def speedup_text(d: Difference) -> str:
     """`1.33x (1.21-1.46x)`, or `1.33x` where the spread is unknown."""
-    interval = d.speedup_interval
-    if interval is None:
-        return f"{d.speedup:.2f}x"
-    return f"{d.speedup:.2f}x ({max(interval[0], 0.0):.2f}-{interval[1]:.2f}x)"
+    return ratio_text(d.speedup, d.speedup_interval)
 
 
 def seconds_text(seconds: float) -> str:

@@ -124,6 +124,16 @@ def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     return f"### {title}\n\n{markdown_table(lines, parts_columns(lines), lang)}\n```\n{bars}\n```\n"
 
 
+def verdicts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
+    """The verdicts section (verdicts.said_of: each difference, each early ending, each warm or lost
+    prompt cache, each run slow for this machine); '' where there is nothing to say."""
+    said = said_of(rows)
+    if not said:
+        return ""
+    title = "比較の結論" if lang == "ja" else "Verdicts"
+    return f"### {title}\n\n" + "".join(f"- {line}\n" for line in said)
+
+
 def session_markdown(
     rows: Sequence[SummaryRow],
     lang: str = "en",
@@ -137,9 +147,8 @@ def session_markdown(
     parts = [to_markdown(rows, lang, columns)]
     if columns:
         return parts[0]
-    if said := said_of(rows):
-        title = "比較の結論" if lang == "ja" else "Verdicts"
-        parts.append(f"### {title}\n\n" + "".join(f"- {line}\n" for line in said))
+    if said := verdicts_markdown(rows, lang):
+        parts.append(said)
     if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):
         parts.append(parts_markdown(rows, lang))
     if sweep is not None:

@@ -72,6 +72,7 @@ class WatchedRequest:
     prompt_tokens: int | None = None
     prompt_tps: float | None = None
     prompt_progress: float | None = None  # 0 to 1 while the prompt is read (log)
+    prompt_left_s: float | None = None  # the prompt's time left as of the log's newest progress line
     eval_tokens: int | None = None  # so far while it generates, then in all
     eval_tps: float | None = None  # live while it generates (log: tg), then eval_count / eval_duration
     cancelled: bool = False
@@ -350,6 +351,7 @@ class WatchState:
             prompt_tokens=request.prompt_tokens or request.prompt_done or current.prompt_tokens,
             prompt_tps=request.prompt_tps or request.prompt_live_tps or current.prompt_tps,
             prompt_progress=request.prompt_progress,
+            prompt_left_s=request.prompt_left_s,
             eval_tokens=request.eval_tokens or request.decoded or current.eval_tokens,
             eval_tps=request.eval_tps or request.tg_3s_tps or request.tg_tps or current.eval_tps,
             cancelled=request.cancelled,
