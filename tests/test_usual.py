@@ -33,9 +33,10 @@ def test_a_run_well_below_the_usual_is_slow_and_the_noise_is_not():
 
 def test_the_likely_causes_are_what_differs_from_the_usual_runs():
     slow = replace(past(40.0), layers_offloaded=20, shared_delta_bytes=2_300_000_000, generation_power_w=90.0,
-                   ollama_version="0.35.0", concurrent_requests=2)  # fmt: skip
+                   ollama_version="0.35.0", concurrent_requests=2, other_models=("qwen3:8b",))  # fmt: skip
     usual = usual_for(slow, HISTORY)
     assert likely_causes(slow, usual) == [
+        "another model was loaded beside it (qwen3:8b)",
         "the server also worked for another app (2 requests)",
         "20 layers on the GPU where usually 27",
         "shared GPU memory grown: 2.3 GB spilled where usually 0 B",
@@ -59,3 +60,14 @@ def test_a_run_slower_than_this_machines_history_is_said_with_the_run(double_fac
     assert "over 3 runs)" in run["slow_note"]
     assert f"llmtop: note: {run['slow_note']}" in slow.stderr
     assert f"- run 1 (llama3.3 auto): {run['slow_note']}" in slow.stdout  # under the table, with the verdicts
+
+
+def test_a_run_notes_the_other_models_ollama_had_loaded(double_factory, tmp_path):
+    from ollama_double import LLAMA33
+
+    models = {"llama3.3:latest": dict(LLAMA33), "qwen3:8b": dict(LLAMA33, name="qwen3:8b")}
+    double = double_factory(models=models, preloaded=("qwen3:8b",), token_rate=200, tokens=10, vram_fraction=0.5)
+    out = tmp_path / "r.json"
+    result = llmtop("llama3.3", "--host", double.url, "--no-log", "--headless", "--export", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text(encoding="utf-8"))["runs"][0]["other_models"] == ["qwen3:8b"]

@@ -180,14 +180,17 @@ class Session:
         """Ollama's split for our model: every second until it is listed, then every PS_SETTLED_S."""
         if self._ps_listed_at is not None and now - self._ps_listed_at < PS_SETTLED_S:
             return None
-        for entry in self.server.ps().get("models") or []:
-            if self._is_ours(entry.get("name") or entry.get("model") or ""):
+        listed = self.server.ps().get("models") or []
+        names = [str(entry.get("name") or entry.get("model") or "") for entry in listed]
+        for entry, name in zip(listed, names, strict=True):
+            if self._is_ours(name):
                 context = entry.get("context_length")
                 reading = PsReading(
                     now,
                     int(entry.get("size") or 0),
                     int(entry.get("size_vram") or 0),
                     context if isinstance(context, int) and context > 0 else None,
+                    tuple(other for other in names if other and not self._is_ours(other)),
                 )
                 self._ps_listed_at = now
                 self._emit("ps", now, sample=reading)

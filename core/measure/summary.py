@@ -31,6 +31,7 @@ class PsReading:
     size_bytes: int
     size_vram_bytes: int
     context_length: int | None = None  # the context Ollama loaded the model with
+    others: tuple[str, ...] = ()  # the other models /api/ps listed as loaded beside it
 
     @property
     def vram_share(self) -> float | None:
@@ -134,6 +135,7 @@ class SummaryRow:
     # slot found cached from an earlier request (a warm prompt: only the rest was read).
     prompt_tokens_total: int | None = None
     prompt_cached_tokens: int | None = None
+    other_models: tuple[str, ...] = ()  # other models Ollama had loaded while this run ran (/api/ps)
 
     @property
     def thinking_text(self) -> str:
@@ -178,6 +180,7 @@ class SummaryRow:
         or defaulted."""
         data = {k: v for k, v in values.items() if k in _ROW_FIELDS}
         data["gpus"] = tuple(data.get("gpus") or ())
+        data["other_models"] = tuple(data.get("other_models") or ())
         source_fields = {f.name for f in fields(SourceEnergy)}
         data["power_sources"] = tuple(
             SourceEnergy(**{k: v for k, v in s.items() if k in source_fields})
@@ -574,6 +577,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         concurrent_requests=concurrent,
         concurrent_note=concurrent_note,
         num_predict=run.num_predict,
+        other_models=tuple(dict.fromkeys(name for reading in run.ps for name in reading.others)),
         prompt_tokens_total=run.log_request.prompt_total if run.log_request else None,
         prompt_cached_tokens=run.log_request.prompt_cached if run.log_request else None,
         **_thinking(run),

@@ -67,10 +67,13 @@ def usual_for(row: SummaryRow, history: Sequence[SummaryRow]) -> Usual | None:
 
 
 def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
-    """What differs in this run from the usual ones, of what llmtop measures: another app served
-    meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill), less power drawn (a cap or
-    throttling), another Ollama."""
+    """What differs in this run from the usual ones, of what llmtop measures: another model loaded,
+    another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill), less
+    power drawn (a cap or throttling), another Ollama."""
     causes = []
+    usually_alone = not any(r.other_models for r in usual.runs)
+    if row.other_models and usually_alone:
+        causes.append(f"another model was loaded beside it ({', '.join(row.other_models)})")
     if row.concurrent_requests:
         causes.append(f"the server also worked for another app ({row.concurrent_requests} requests)")
     layers = usual.median([r.layers_offloaded for r in usual.runs])
