@@ -235,22 +235,28 @@ class RequestTiming:
         """The prompt's time left (an estimate), while it is being read: each token of a prompt costs a
         little more than the one before (attention reads every token before it), so the time so far
         is fitted as a*n + b*n^2 through the last two progress lines and carried to the prompt's
-        end; from one line, at the rate so far."""
+        end; from one line, at the rate so far. Tokens the slot had in its cache (a warm prompt) are
+        not read: only those after them count."""
         p, t = self.prompt_progress, self.prompt_elapsed_s
         if p is None or t is None or p <= 0 or p >= 1 or self.decoded is not None or self.eval_ms is not None:
             return None
-        linear = t * (1 - p) / p
-        if len(self.prompt_points) < 2 or not self.prompt_done:
+        done = self.prompt_done
+        if not done:
+            return t * (1 - p) / p
+        cached = min(self.prompt_cached or 0, done - 1)
+        total = self.prompt_total or done / p
+        linear = t * (total - done) / (done - cached)
+        if len(self.prompt_points) < 2:
             return linear
-        (n1, t1), (n2, t2) = self.prompt_points[-2:]
+        (n1, t1), (n2, t2) = ((n - cached, s) for n, s in self.prompt_points[-2:])
         if not 0 < n1 < n2:
             return linear
         b = (t2 / n2 - t1 / n1) / (n2 - n1)
         if b <= 0:  # not slowing down: the rate so far
             return linear
         a = t1 / n1 - b * n1
-        total = self.prompt_done / p
-        return max(a * total + b * total * total - t, 0.0)
+        read = total - cached
+        return max(a * read + b * read * read - t, 0.0)
 
     @property
     def prompt_tps(self) -> float | None:

@@ -34,7 +34,7 @@ def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> Su
 
 # Figures llmtop keeps since the shipped recordings (screenshots/recordings/) were made: their
 # recorded rows lack them, a replay computes them (why VRAM and shared are n/a; whether the server
-# served another app meanwhile; what the load ran with and its memory by part).
+# served another app meanwhile; what the load ran with and its memory by part; the swap in use).
 NEWER_THAN_THE_RECORDINGS = {
     "vram_note": None,
     "shared_note": None,
@@ -42,6 +42,7 @@ NEWER_THAN_THE_RECORDINGS = {
     "concurrent_note": None,
     "settings": {},
     "memory_parts": (),
+    "swap_delta_bytes": None,
 }
 
 

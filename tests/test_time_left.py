@@ -101,3 +101,17 @@ def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
     reading = WatchedRequest(1, "llama3.3", FROM_LOG, 0.0, prompt_progress=0.54, prompt_left_s=3.8)
     assert result.text(reading) == "prompt 54% read, about 0:03 left"  # whole seconds, as the phase line
     assert result.text(WatchedRequest(2, "llama3.3", FROM_LOG, 0.0, prompt_progress=0.2)) == "prompt 20% read"
+
+
+def test_a_warm_prompt_counts_only_the_tokens_left_to_read():
+    parser = OllamaLogParser()
+    for line in (
+        "slot   operator(): id  0 | task 7 | new prompt, n_ctx_slot = 4096, n_keep = 4, task.n_tokens = 3000",
+        "slot   operator(): id  0 | task 7 | cached n_tokens = 1000, memory_seq_rm [1000, end)",
+        progress(2000, 0.67, 2.0),
+    ):
+        parser.feed(line, now=1.0)
+    (request,) = parser.records[0].requests
+    assert (request.prompt_total, request.prompt_cached) == (3000, 1000)
+    # 1000 tokens read in 2 s, 1000 left: 2 s (counting the cached ones as read would say 1 s).
+    assert request.prompt_left_s == pytest.approx(2.0)

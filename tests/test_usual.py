@@ -33,10 +33,12 @@ def test_a_run_well_below_the_usual_is_slow_and_the_noise_is_not():
 
 def test_the_likely_causes_are_what_differs_from_the_usual_runs():
     slow = replace(past(40.0), layers_offloaded=20, shared_delta_bytes=2_300_000_000, generation_power_w=90.0,
-                   ollama_version="0.35.0", concurrent_requests=2, other_models=("qwen3:8b",))  # fmt: skip
+                   ollama_version="0.35.0", concurrent_requests=2, other_models=("qwen3:8b",),
+                   swap_delta_bytes=1_200_000_000)  # fmt: skip
     usual = usual_for(slow, HISTORY)
     assert likely_causes(slow, usual) == [
         "another model was loaded beside it (qwen3:8b)",
+        "swap in use: 1.2 GB more than before the run",
         "the server also worked for another app (2 requests)",
         "20 layers on the GPU where usually 27",
         "shared GPU memory grown: 2.3 GB spilled where usually 0 B",

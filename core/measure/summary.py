@@ -136,6 +136,7 @@ class SummaryRow:
     prompt_tokens_total: int | None = None
     prompt_cached_tokens: int | None = None
     other_models: tuple[str, ...] = ()  # other models Ollama had loaded while this run ran (/api/ps)
+    swap_delta_bytes: int | None = None  # swap in use during generation over the baseline's (median)
 
     @property
     def thinking_text(self) -> str:
@@ -578,6 +579,10 @@ def summarize(run: RunRecord) -> SummaryRow:
         concurrent_note=concurrent_note,
         num_predict=run.num_predict,
         other_models=tuple(dict.fromkeys(name for reading in run.ps for name in reading.others)),
+        swap_delta_bytes=window.deltas(
+            [(s.t, s.swap_used_bytes) for s in run.memory],
+            run.baseline_memory.swap_used_bytes if run.baseline_memory else None,
+        )[0],
         prompt_tokens_total=run.log_request.prompt_total if run.log_request else None,
         prompt_cached_tokens=run.log_request.prompt_cached if run.log_request else None,
         **_thinking(run),

@@ -20,6 +20,7 @@ from llmtop.measure.summary import SummaryRow, is_spill
 USUAL_RUNS = 3  # past runs needed before llmtop says what is usual
 SLOWER = 0.10  # a run this much under the usual mean (and beyond twice its spread) is slow
 SHARED_GROWN = 256 * 1024**2  # shared GPU memory this much over the usual: it grew
+SWAPPING = 256 * 1024**2  # swap in use this much over the baseline while generating: the model (or more) swapped
 POWER_LOWER = 0.8  # generation power under this share of the usual: capped or throttled
 
 
@@ -68,12 +69,14 @@ def usual_for(row: SummaryRow, history: Sequence[SummaryRow]) -> Usual | None:
 
 def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
     """What differs in this run from the usual ones, of what llmtop measures: another model loaded,
-    another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill), less
+    swap in use, another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill), less
     power drawn (a cap or throttling), another Ollama."""
     causes = []
     usually_alone = not any(r.other_models for r in usual.runs)
     if row.other_models and usually_alone:
         causes.append(f"another model was loaded beside it ({', '.join(row.other_models)})")
+    if row.swap_delta_bytes is not None and row.swap_delta_bytes > SWAPPING:
+        causes.append(f"swap in use: {units.human_bytes(row.swap_delta_bytes)} more than before the run")
     if row.concurrent_requests:
         causes.append(f"the server also worked for another app ({row.concurrent_requests} requests)")
     layers = usual.median([r.layers_offloaded for r in usual.runs])
