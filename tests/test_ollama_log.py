@@ -314,6 +314,8 @@ def test_a_requests_progress_and_timings_are_kept_with_its_load():
             "eval_ms": 20840.36,
             "eval_tps": 3.07,
             "cancelled": False,
+            "prompt_total": None,
+            "prompt_cached": None,
         }
     ]
     assert load.runner_started_s == 15.37 and load.layers_offloaded == 15
