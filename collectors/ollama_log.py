@@ -214,7 +214,7 @@ class RequestTiming:
     cancelled: bool = False
     released: bool = False  # its slot let it go (`stop processing`): over, with or without timings
     prompt_total: int | None = None  # the prompt's tokens (`new prompt, ... task.n_tokens = N`)
-    prompt_cached: int | None = None  # of them, those its slot had in its cache (`cached n_tokens = N`)
+    prompt_cached: int | None = None  # of them, those its slot had in its cache (the first `cached n_tokens = N`)
 
     @property
     def timed(self) -> bool:
@@ -814,8 +814,9 @@ class OllamaLogParser:
             del record.requests[:-MAX_REQUESTS]
         if new_prompt:
             request.prompt_total = int(new_prompt.group(1))
-        elif cached:
-            request.prompt_cached = int(cached.group(1))
+        elif cached:  # llama-server says it again after each batch: the first, after the new prompt, is the reuse
+            if request.prompt_cached is None:
+                request.prompt_cached = int(cached.group(1))
         elif progress:
             request.prompt_done = int(progress.group(1))
             request.prompt_progress = float(progress.group(2))

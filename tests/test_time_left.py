@@ -108,6 +108,7 @@ def test_a_warm_prompt_counts_only_the_tokens_left_to_read():
     for line in (
         "slot   operator(): id  0 | task 7 | new prompt, n_ctx_slot = 4096, n_keep = 4, task.n_tokens = 3000",
         "slot   operator(): id  0 | task 7 | cached n_tokens = 1000, memory_seq_rm [1000, end)",
+        "slot   operator(): id  0 | task 7 | cached n_tokens = 1512, memory_seq_rm [1512, end)",  # after a batch
         progress(2000, 0.67, 2.0),
     ):
         parser.feed(line, now=1.0)
