@@ -135,6 +135,12 @@ class TokenClock:
             deliveries = 1 + sum(1 for a, b in zip(times, times[1:], strict=False) if b - a >= BURST_GAP_S)
         return len(times) >= BURST_TOKENS_PER_DELIVERY * deliveries
 
+    def marks(self) -> tuple[tuple[int, float], ...]:
+        """`token_marks` of the arrivals so far: (count, seconds from the first token to that one) at
+        each of MARK_COUNTS the run reached, and at its last token."""
+        with self._lock:
+            return token_marks(self._times)
+
     def count_until(self, t: float) -> int:
         """Tokens that had arrived by `t`."""
         with self._lock:
@@ -150,6 +156,40 @@ class TokenClock:
         the live window)."""
         with self._lock:
             return rate_series(self._times, self.request_at, end, points, window_s or self.window_s)
+
+
+def _mark_counts(limit: int) -> list[int]:
+    counts, step = [], 8
+    while step < limit:
+        counts += [step, step * 3 // 2]
+        step *= 2
+    return counts
+
+
+MARK_COUNTS = tuple(_mark_counts(1 << 24))
+"""The token counts at which a run keeps its arrival time: 8, 12, 16, 24, 32, 48 ... (half steps
+of a doubling), so any count is within a third of one of them and a run keeps a few dozen marks."""
+
+
+def token_marks(times: Sequence[float]) -> tuple[tuple[int, float], ...]:
+    """(count, seconds from the first token to the count-th) at each MARK_COUNTS within `times`, and
+    at the last: from these, two runs' rates over the same first tokens (rate_over_first), however
+    many each generated."""
+    if len(times) < 2:
+        return ()
+    first = times[0]
+    marks = [(n, round(times[n - 1] - first, 6)) for n in MARK_COUNTS if n < len(times)]
+    return (*marks, (len(times), round(times[-1] - first, 6)))
+
+
+def rate_over_first(marks: Sequence[Sequence[float]], count: int) -> float | None:
+    """Tokens per second over a run's first `count` tokens (from its `token_marks`), as
+    client_rate_tps counts: count - 1 intervals from the first token to the count-th; None where the
+    run kept no mark at `count`."""
+    for n, seconds in marks:
+        if int(n) == count and seconds > 0:
+            return (count - 1) / seconds
+    return None
 
 
 def windowed_rate(times: Sequence[float], now: float, window_s: float) -> float | None:

@@ -34,7 +34,8 @@ def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> Su
 
 # Figures llmtop keeps since the shipped recordings (screenshots/recordings/) were made: their
 # recorded rows lack them, a replay computes them (why VRAM and shared are n/a; whether the server
-# served another app meanwhile; what the load ran with and its memory by part; the swap in use).
+# served another app meanwhile; what the load ran with and its memory by part; the swap in use; the
+# arrival marks of the tokens).
 NEWER_THAN_THE_RECORDINGS = {
     "vram_note": None,
     "shared_note": None,
@@ -43,6 +44,7 @@ NEWER_THAN_THE_RECORDINGS = {
     "settings": {},
     "memory_parts": (),
     "swap_delta_bytes": None,
+    "token_marks": (),
 }
 
 

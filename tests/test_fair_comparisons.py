@@ -49,9 +49,14 @@ def test_a_plan_asks_every_run_after_the_first_for_the_first_runs_count_and_says
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     assert [b["options"].get("num_predict") for b in generates(double)] == [None, 45, 45, 45]
-    runs = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    document = json.loads(out.read_text(encoding="utf-8"))
+    runs = document["runs"]
     assert [r["eval_count"] for r in runs] == [45, 20, 45, 20]
     assert "run 2 (llama3.3 cpu): 20 of 45 tokens: ended at the model's end of text" in result.stdout
+    # The verdict compares the modes over the first 16 tokens of each run (the marks all four reached).
+    assert [[n for n, _ in r["token_marks"]] for r in runs[:2]] == [[8, 12, 16, 24, 32, 45], [8, 12, 16, 20]]
+    (verdict,) = document["verdicts"]
+    assert verdict["over_first_tokens"] == 16 and "over the first 16 tokens of each run" in verdict["text"]
     assert "llama3.3 cpu: " in result.stderr and "20 of 45 tokens: ended at the model's end of text" in result.stderr
     one = llmtop("llama3.3", "--host", double.url, "--no-log", "--headless", "--no-history")
     assert one.returncode == 0 and "num_predict" not in generates(double)[-1]["options"]  # one run: the model decides

@@ -9,9 +9,10 @@ from dataclasses import replace
 
 import pytest
 
+from llmtop.collectors.token_timing import rate_over_first, token_marks
 from llmtop.measure.comparison import compare
 from llmtop.measure.intervals import MOST_RUNS, Side, difference, t95
-from llmtop.measure.verdicts import verdicts
+from llmtop.measure.verdicts import common_count, verdicts
 from llmtop.store.exports import session_markdown, to_json
 from summary_rows import row
 
@@ -48,6 +49,39 @@ def test_overlapping_runs_are_about_the_same_with_the_runs_each_that_would_tell_
     assert "faster" not in said.text and "saves" not in said.text
     tiny = verdicts(compare(runs("m", "cpu", 1.0, 1.1, 0.9) + runs("m", "auto", 1.001, 1.101, 0.901)))[0]
     assert tiny.runs_needed == MOST_RUNS + 1 and "more than 100 runs each" in tiny.text
+
+
+def marks_at(rate: float, count: int) -> tuple[tuple[int, float], ...]:
+    """A run's token_marks at a steady `rate` over `count` tokens."""
+    return token_marks([i / rate for i in range(count)])
+
+
+def test_runs_that_ended_sooner_are_compared_over_the_first_tokens_every_run_generated():
+    """The server's rates say auto is twice as fast, but auto's runs ended at the model's end of text
+    after 20 of 60 tokens asked: over the first 16 tokens of each run (the marks all reached), the
+    client's clock times both at 10 tokens/s (auto's answer was short, not fast)."""
+    cpu = [
+        replace(r, num_predict=60, done_reason="length", token_marks=marks_at(10.0, 60))
+        for r in runs("m", "cpu", 10.0, 10.0, 10.0)
+    ]
+    auto = [
+        replace(r, num_predict=60, done_reason="stop", eval_count=20, token_marks=marks_at(10.0, 20))
+        for r in runs("m", "auto", 20.0, 20.0, 20.0)
+    ]
+    assert [n for n, _ in auto[0].token_marks] == [8, 12, 16, 20]
+    assert common_count(cpu + auto) == 16
+    assert rate_over_first(auto[0].token_marks, 16) == pytest.approx(10.0)
+    (said,) = verdicts(compare(cpu + auto))
+    assert said.kind == "about the same" and said.over_first_tokens == 16
+    assert "(10.00 against 10.00 tps, over the first 16 tokens of each run (a run ended sooner)" in said.text
+    assert said.to_dict()["over_first_tokens"] == 16
+    plain = verdicts(compare([replace(r, done_reason="length", eval_count=60) for r in auto] + cpu))
+    assert plain[0].over_first_tokens is None  # nobody ended early: the server's rates of every token
+    unmarked = [replace(r, token_marks=()) for r in auto]  # a proxy's bursts: the client could not time them
+    (said,) = verdicts(compare(cpu + unmarked))
+    assert said.kind == "faster" and "the rates are over different counts of tokens (a run ended sooner)" in said.text
+    five = [replace(r, eval_count=5, token_marks=marks_at(10.0, 5)) for r in auto]  # too few to time
+    assert common_count(cpu + five) is None
 
 
 def test_one_run_a_side_says_the_noise_is_not_measured():

@@ -219,7 +219,7 @@ def build_parser() -> ArgumentParser:
         help="generate at most N tokens a run (options.num_predict; 0: as many as the model decides); default: "
         "one run as the model decides, a plan of several asks every run after the first for as many tokens as "
         "the first generated, so that they do the same work (a run that ends at the model's end of text before "
-        "that is said to have ended early)",
+        "that is said to have ended early, and the verdicts compare all runs over the first tokens each generated)",
     )
     parser.add_argument(
         "--think",

@@ -137,6 +137,10 @@ class SummaryRow:
     prompt_cached_tokens: int | None = None
     other_models: tuple[str, ...] = ()  # other models Ollama had loaded while this run ran (/api/ps)
     swap_delta_bytes: int | None = None  # swap in use during generation over the baseline's (median)
+    # (count, seconds from the first token to the count-th) at 8, 12, 16, 24 ... tokens and the last, on
+    # the client's clock (token_timing.token_marks): runs of different lengths compared over the same
+    # first tokens; () where the client's clock could not time the stream.
+    token_marks: tuple[tuple[int, float], ...] = ()
 
     @property
     def thinking_text(self) -> str:
@@ -182,6 +186,9 @@ class SummaryRow:
         data = {k: v for k, v in values.items() if k in _ROW_FIELDS}
         data["gpus"] = tuple(data.get("gpus") or ())
         data["other_models"] = tuple(data.get("other_models") or ())
+        data["token_marks"] = tuple(
+            (int(m[0]), float(m[1])) for m in data.get("token_marks") or () if isinstance(m, Sequence) and len(m) == 2
+        )
         source_fields = {f.name for f in fields(SourceEnergy)}
         data["power_sources"] = tuple(
             SourceEnergy(**{k: v for k, v in s.items() if k in source_fields})
@@ -526,6 +533,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         env=env,
         eval_rate_tps=eval_rate,
         client_rate_tps=None if bursts else clock.client_rate_tps,
+        token_marks=() if bursts else clock.marks(),
         prompt_rate_tps=server.prompt_rate_tps if server else None,
         ttft_s=clock.ttft_s,
         load_s=server.load_s if server else None,

@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from llmtop.collectors.token_timing import rate_over_first
 from llmtop.measure.comparison import Comparison, compare
-from llmtop.measure.intervals import MOST_RUNS, Difference, difference, ratio_text
+from llmtop.measure.intervals import MOST_RUNS, Difference, Side, difference, ratio_text
 from llmtop.measure.summary import SummaryRow
+
+FEWEST_COMMON_TOKENS = 8
+"""Runs that ended early are compared over their first tokens only where all reached this many."""
 
 
 def speedup_text(d: Difference) -> str:
@@ -40,6 +44,7 @@ class Verdict:
     seconds_saved: float | None  # per answer of `tokens` tokens (negative: it costs)
     tokens: float | None
     text: str
+    over_first_tokens: int | None = None  # the rates are over each run's first this many tokens (one ended sooner)
 
     def to_dict(self) -> dict[str, object]:
         interval = self.difference.speedup_interval
@@ -53,6 +58,7 @@ class Verdict:
             "runs_needed_each": self.runs_needed,
             "seconds_saved_per_answer": round(self.seconds_saved, 3) if self.seconds_saved is not None else None,
             "answer_tokens": round(self.tokens) if self.tokens is not None else None,
+            "over_first_tokens": self.over_first_tokens,
             "text": self.text,
         }
 
@@ -62,15 +68,47 @@ def _answer_tokens(*groups: Comparison) -> float | None:
     return sum(counts) / len(counts) if counts else None
 
 
+def common_count(rows: Sequence[SummaryRow]) -> int | None:
+    """The most first tokens over which every one of `rows` can be timed (their token_marks in common),
+    None where one has no marks or they share none from FEWEST_COMMON_TOKENS."""
+    counts = [{n for n, _ in row.token_marks} for row in rows]
+    if not counts or not all(counts):
+        return None
+    common = [n for n in set.intersection(*counts) if n >= FEWEST_COMMON_TOKENS]
+    return max(common) if common else None
+
+
+def _clean(*groups: Comparison) -> list[SummaryRow]:
+    return [r for g in groups for r in g.runs if not r.concurrent_requests and r.eval_rate_tps is not None]
+
+
+def _sides(subject: Comparison, base: Comparison) -> tuple[Side | None, Side | None, int | None, str]:
+    """The two groups' tokens/s, and what they are over: the server's eval rate of every token, or,
+    where a run ended at the model's end of text sooner than the others, the client's rate over the
+    first tokens all of them generated (said in the returned words)."""
+    rows = _clean(subject, base)
+    if not any(r.ended_early for r in rows):
+        return subject.side, base.side, None, ""
+    count = common_count(rows)
+    if count is None:
+        return subject.side, base.side, None, "; the rates are over different counts of tokens (a run ended sooner)"
+
+    def side(group: Comparison) -> Side | None:
+        rates = [rate_over_first(r.token_marks, count) for r in _clean(group)]
+        return Side.of([r for r in rates if r is not None])
+
+    return side(subject), side(base), count, f", over the first {count} tokens of each run (a run ended sooner)"
+
+
 def verdict(subject_name: str, subject: Comparison, base_name: str, base: Comparison) -> Verdict | None:
     """The sentence for `subject` against `base` (None where either has no rate)."""
-    a, b = subject.side, base.side
+    a, b, count, over = _sides(subject, base)
     if a is None or b is None or b.mean <= 0 or a.mean <= 0:
         return None
     d = difference(a, b)
     tokens = _answer_tokens(subject, base)
     saved = tokens / b.mean - tokens / a.mean if tokens else None
-    rates = f"{a.mean:.2f} against {b.mean:.2f} tps"
+    rates = f"{a.mean:.2f} against {b.mean:.2f} tps{over}"
     per_answer = ""
     if saved is not None and tokens:
         verb = "saves" if saved >= 0 else "costs"
@@ -95,7 +133,7 @@ def verdict(subject_name: str, subject: Comparison, base_name: str, base: Compar
     else:
         kind = "faster" if d.delta > 0 else "slower"
         text = f"{subject_name}: {speedup_text(d)} the speed of {base_name} ({rates}){per_answer}"
-    return Verdict(subject_name, base_name, kind, d, needed, saved, tokens, text)
+    return Verdict(subject_name, base_name, kind, d, needed, saved, tokens, text, count)
 
 
 def _placement(mode: str) -> str:
@@ -136,7 +174,8 @@ def verdicts(groups: Sequence[Comparison]) -> list[Verdict]:
 
 def early_endings(rows: Sequence[SummaryRow]) -> list[str]:
     """A line for each run that ended at the model's end of text before the tokens it asked for: its
-    rate is over fewer tokens than the others' (the same work was asked, not done)."""
+    rate is over fewer tokens than the others' (the same work was asked, not done; the verdicts compare
+    over the first tokens all runs generated where the client's clock timed them)."""
     return [
         f"run {number} ({row.model} {row.mode}): {row.tokens_text}; its rate is over fewer tokens than asked"
         for number, row in enumerate(rows, 1)
