@@ -1,10 +1,12 @@
-"""The samplers that run for the whole session: system RAM, the Ollama process tree, the GPUs, power."""
+"""The samplers that run for the whole session: system RAM, the Ollama process tree, the GPUs, power;
+and the CPU's use, read at a run's edges."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from llmtop.collectors.cpu_load import CpuLoadReader, CpuReading
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProcessSample
 from llmtop.collectors.power_reading import PowerSample
@@ -26,7 +28,9 @@ class SystemCollectors:
         process_reader: Callable[[float], OllamaProcessSample] | None = None,
         gpu_reader: Callable[[float], GpuSample] | None = None,
         gpu_unavailable: str = "GPUs not probed",
+        cpu_reader: CpuLoadReader | None = None,
     ) -> None:
+        """`cpu_reader`: read the CPU's use at a run's edges (cpu_load.py; default: psutil's)."""
         self.memory: Sampler[SystemMemorySample] = Sampler("ram", memory_reader or SystemMemoryReader(), interval)
         self._process_reader = process_reader or OllamaProcessReader()
         self.processes: Sampler[OllamaProcessSample] = Sampler("ollama-rss", self._process_reader, interval)
@@ -35,6 +39,7 @@ class SystemCollectors:
         self.power: Sampler[PowerSample] | None = None
         self.power_unavailable: dict[str, str] = {"cpu": "power not probed", "gpu": "power not probed"}
         self._timer: SharedTimer | None = None
+        self._cpu_reader = cpu_reader
 
     def use_gpus(self, reader: Callable[[float], GpuSample] | None, unavailable: str = "") -> None:
         """Sample the GPUs with `reader` (before start()); None keeps the reason why not."""
@@ -66,6 +71,15 @@ class SystemCollectors:
         if sample is None or sample.server_pid is None and not sample.runner_pids:
             return frozenset()
         return frozenset(p for p in (sample.server_pid, *sample.runner_pids) if p is not None)
+
+    def read_cpu(self, t: float) -> CpuReading | None:
+        """The CPU's use so far (cpu_load.py), at a run's first token and end; None where unreadable."""
+        if self._cpu_reader is None:
+            try:
+                self._cpu_reader = CpuLoadReader()
+            except Exception:  # psutil cannot open this process (a sandbox)
+                return None
+        return self._cpu_reader.read(t, self.ollama_pids())
 
     def by_source(self) -> dict[str, Sampler[Any]]:
         """Each running sampler by the name its samples have in a recording: `ram`, `ollama-rss`,

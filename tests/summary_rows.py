@@ -35,7 +35,7 @@ def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> Su
 # Figures llmtop keeps since the shipped recordings (screenshots/recordings/) were made: their
 # recorded rows lack them, a replay computes them (why VRAM and shared are n/a; whether the server
 # served another app meanwhile; what the load ran with and its memory by part; the swap in use; the
-# arrival marks of the tokens).
+# arrival marks of the tokens; the CPU's use).
 NEWER_THAN_THE_RECORDINGS = {
     "vram_note": None,
     "shared_note": None,
@@ -45,6 +45,10 @@ NEWER_THAN_THE_RECORDINGS = {
     "memory_parts": (),
     "swap_delta_bytes": None,
     "token_marks": (),
+    "other_cpu_cores": None,
+    "ollama_cpu_cores": None,
+    "cpu_clock_mhz": None,
+    "cpu_clock_max_mhz": None,
 }
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmtop.collectors.cpu_load import CpuReading
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
@@ -330,6 +331,16 @@ class Session:
             record.first_thought_at = t
         self.observer.thought(text)
 
+    def _read_cpu(self, record: RunRecord, t: float) -> None:
+        reading = self.collectors.read_cpu(t)
+        if reading is not None:
+            self.cpu_read(record, reading)
+
+    def cpu_read(self, record: RunRecord, reading: CpuReading) -> None:
+        """The CPU's use as read at the generation's first token or its end (cpu_load.py)."""
+        self._emit("cpu", reading.t, reading=reading.to_dict())
+        record.cpu.append(reading)
+
     def final_arrived(self, record: RunRecord, chunk: dict[str, Any], t: float) -> None:
         """The server's final chunk: its counts and durations make the run complete."""
         self._emit("final", t, chunk=chunk)
@@ -425,6 +436,8 @@ class Session:
         finally:
             self.collectors.sample_power()  # the last token has come: the generation's energy ends here
             record.ended_at = self._clock()
+            if record.cpu:
+                self._read_cpu(record, record.ended_at)
             self.collectors.expect_load(False)
             ps.stop()
             self._ps_listed_at = None
@@ -450,6 +463,7 @@ class Session:
         else:
             self.token_arrived(record, chunk.get("response") or "", now)
         if record.clock.count == 1:
+            self._read_cpu(record, now)  # what else keeps the CPU busy while generating, from here
             self.collectors.sample_power()  # the generation phase's energy starts here
             self.collectors.expect_load(False)  # a runner that loads the model has started by now
             self._set_phase(Phase.GENERATING)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from llmtop import units
+from llmtop.collectors.cpu_load import CpuReading, cpu_use
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming, ServedRequest
 from llmtop.collectors.ollama_processes import OllamaProcessSample
@@ -141,6 +142,12 @@ class SummaryRow:
     # the client's clock (token_timing.token_marks): runs of different lengths compared over the same
     # first tokens; () where the client's clock could not time the stream.
     token_marks: tuple[tuple[int, float], ...] = ()
+    # The CPU while generating (first token to end; cpu_load.py): cores other processes kept busy (not
+    # Ollama's, not llmtop's), Ollama's, and the clock at the end against its maximum; None: not read.
+    other_cpu_cores: float | None = None
+    ollama_cpu_cores: float | None = None
+    cpu_clock_mhz: float | None = None
+    cpu_clock_max_mhz: float | None = None
 
     @property
     def thinking_text(self) -> str:
@@ -245,6 +252,7 @@ class RunRecord:
     # generating requests, and llama-server's tasks (0.30 on), over the run's time.
     served: Sequence[ServedRequest] | None = None
     tasks: Sequence[RequestTiming] = ()
+    cpu: list[CpuReading] = field(default_factory=list)  # the CPU's use at the first token and at the end
 
 
 def baseline_start(run: RunRecord) -> float | None:
@@ -521,6 +529,7 @@ def summarize(run: RunRecord) -> SummaryRow:
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
     energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
     concurrent, concurrent_note = others_served(run, window.end if window.end != float("inf") else clock.request_at)
+    cpu = cpu_use(run.cpu[0], run.cpu[-1]) if len(run.cpu) >= 2 else None
     error = run.error
     if error and load is not None and load.error and load.error not in error:
         error = f"{error} (server log: {load.error})"
@@ -534,6 +543,10 @@ def summarize(run: RunRecord) -> SummaryRow:
         eval_rate_tps=eval_rate,
         client_rate_tps=None if bursts else clock.client_rate_tps,
         token_marks=() if bursts else clock.marks(),
+        other_cpu_cores=round(cpu.others_cores, 3) if cpu else None,
+        ollama_cpu_cores=round(cpu.ollama_cores, 3) if cpu and cpu.ollama_cores is not None else None,
+        cpu_clock_mhz=cpu.clock_mhz if cpu else None,
+        cpu_clock_max_mhz=cpu.clock_max_mhz if cpu else None,
         prompt_rate_tps=server.prompt_rate_tps if server else None,
         ttft_s=clock.ttft_s,
         load_s=server.load_s if server else None,

@@ -22,6 +22,8 @@ SLOWER = 0.10  # a run this much under the usual mean (and beyond twice its spre
 SHARED_GROWN = 256 * 1024**2  # shared GPU memory this much over the usual: it grew
 SWAPPING = 256 * 1024**2  # swap in use this much over the baseline while generating: the model (or more) swapped
 POWER_LOWER = 0.8  # generation power under this share of the usual: capped or throttled
+OTHERS_BUSIER = 0.5  # cores other processes kept busy beyond the usual: they took the CPU from the model
+CLOCK_LOWER = 0.85  # the CPU's clock under this share of the usual: capped or throttled
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ def usual_for(row: SummaryRow, history: Sequence[SummaryRow]) -> Usual | None:
 
 def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
     """What differs in this run from the usual ones, of what llmtop measures: another model loaded,
-    swap in use, another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill), less
-    power drawn (a cap or throttling), another Ollama."""
+    swap in use, another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill),
+    other processes busy on the CPU, the CPU's clock lower, less power drawn (a cap or throttling),
+    another Ollama."""
     causes = []
     usually_alone = not any(r.other_models for r in usual.runs)
     if row.other_models and usually_alone:
@@ -89,6 +92,15 @@ def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
                 f"shared GPU memory grown: {units.human_bytes(row.shared_delta_bytes)} spilled where usually "
                 f"{units.human_bytes(int(shared))}"
             )
+    others = usual.median([r.other_cpu_cores for r in usual.runs]) or 0.0
+    if row.other_cpu_cores is not None and row.other_cpu_cores - others >= OTHERS_BUSIER:
+        causes.append(f"other processes kept {row.other_cpu_cores:.1f} CPU cores busy where usually {others:.1f}")
+    clock = usual.median([r.cpu_clock_mhz for r in usual.runs])
+    if row.cpu_clock_mhz and clock and row.cpu_clock_mhz < CLOCK_LOWER * clock:
+        causes.append(
+            f"the CPU at {row.cpu_clock_mhz / 1000:.2f} GHz where usually {clock / 1000:.2f} GHz (its clock capped "
+            "or throttled)"
+        )
     power = usual.median([r.generation_power_w for r in usual.runs])
     if row.generation_power_w is not None and power and row.generation_power_w < POWER_LOWER * power:
         causes.append(

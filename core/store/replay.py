@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+from llmtop.collectors.cpu_load import CpuReading
 from llmtop.collectors.log_sources import LogSource
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
@@ -461,6 +462,8 @@ class Replay:
             session.token_arrived(record, event.get("text") or "", t)
         elif kind == "ps":
             session.ps_read(ps_reading(event["sample"]))
+        elif kind == "cpu":
+            session.cpu_read(record, CpuReading.from_dict(event["reading"]))
         elif kind == "final":
             session.final_arrived(record, event.get("chunk") or {}, t)
         elif kind == "end":
