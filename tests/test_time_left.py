@@ -103,6 +103,31 @@ def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
     assert result.text(WatchedRequest(2, "llama3.3", FROM_LOG, 0.0, prompt_progress=0.2)) == "prompt 20% read"
 
 
+def test_watch_counts_another_apps_prompt_down_between_the_logs_lines():
+    """The log's progress line at t=10 s gives 11.3 s left; the watch screen's snapshot 4 s later says
+    7.3 s, and 0 (about to end) once that time has passed; the next line sets it again."""
+    from llmtop.figures import REQUEST_COLUMNS
+    from llmtop.watch.state import WatchState
+
+    (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]
+    parser, state = OllamaLogParser(), WatchState()
+    parser.feed(progress(1024, 0.29, 4.63), now=10.0)
+    state.observe_load(10.0, parser.records[0])
+    left = 4.63 * 0.71 / 0.29
+    (request,) = state.snapshot().requests
+    assert request.prompt_left_s == pytest.approx(left)  # no time given: as of the line
+    (later,) = state.snapshot(now=14.0).requests
+    assert later.prompt_left_s == pytest.approx(left - 4.0)
+    assert result.text(later) == "prompt 29% read, about 0:07 left"
+    assert state.snapshot(now=30.0).requests[0].prompt_left_s == 0.0
+    parser.feed(progress(2048, 0.58, 9.26), now=14.63)
+    state.observe_load(14.63, parser.records[0])
+    (next_line,) = state.snapshot(now=15.63).requests
+    assert next_line.prompt_seen_at == 14.63 and next_line.prompt_progress == 0.58
+    assert next_line.prompt_left_s == pytest.approx(parser.records[0].requests[0].prompt_left_s - 1.0)
+    assert state.requests[0].prompt_left_s == parser.records[0].requests[0].prompt_left_s  # the state keeps the line's
+
+
 def test_a_warm_prompt_counts_only_the_tokens_left_to_read():
     parser = OllamaLogParser()
     for line in (

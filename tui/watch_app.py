@@ -177,7 +177,7 @@ class WatchApp(App[int]):
         rows: list[tuple[float, tuple[str, ...], Any]] = []
         for server in self.servers:
             url = server.url
-            requests, loaded, _ = server.state.snapshot()
+            requests, loaded, _ = server.state.snapshot(self.clock())  # prompts' time left counted down
             host: tuple[str, ...] = (url,) if self.several else ()
             for model in loaded.values():
                 self.loaded_table.add_row(*host, *loaded_cells(model, now))

@@ -21,6 +21,7 @@ from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
 from llmtop.measure.summary import SummaryRow, split_words, vram_share
+from llmtop.measure.time_left import prompt_left_s
 from llmtop.ollama.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
@@ -72,7 +73,8 @@ class WatchedRequest:
     prompt_tokens: int | None = None
     prompt_tps: float | None = None
     prompt_progress: float | None = None  # 0 to 1 while the prompt is read (log)
-    prompt_left_s: float | None = None  # the prompt's time left as of the log's newest progress line
+    prompt_left_s: float | None = None  # the prompt's time left (counted down to the snapshot's time)
+    prompt_seen_at: float | None = None  # monotonic: when the log's newest progress line was read
     eval_tokens: int | None = None  # so far while it generates, then in all
     eval_tps: float | None = None  # live while it generates (log: tg), then eval_count / eval_duration
     cancelled: bool = False
@@ -81,6 +83,12 @@ class WatchedRequest:
     @property
     def done(self) -> bool:
         return self.ended is not None
+
+    def counted_down(self, now: float) -> WatchedRequest:
+        """This request with its prompt's time left as of `now`: less the time since its progress line."""
+        if self.done or self.prompt_seen_at is None:
+            return self
+        return replace(self, prompt_left_s=prompt_left_s(self.prompt_left_s, self.prompt_seen_at, now))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatchedRequest:
@@ -352,6 +360,7 @@ class WatchState:
             prompt_tps=request.prompt_tps or request.prompt_live_tps or current.prompt_tps,
             prompt_progress=request.prompt_progress,
             prompt_left_s=request.prompt_left_s,
+            prompt_seen_at=request.progress_seen,
             eval_tokens=request.eval_tokens or request.decoded or current.eval_tokens,
             eval_tps=request.eval_tps or request.tg_3s_tps or request.tg_tps or current.eval_tps,
             cancelled=request.cancelled,
@@ -461,11 +470,16 @@ class WatchState:
             self._event(t, "done", f"run of {model} ({row.mode}) ended", model)
 
     # -- reading --------------------------------------------------------------------------------------
-    def snapshot(self) -> WatchSnapshot:
-        """Copies to read without the lock (the screen, the metrics endpoint, the exports)."""
+    def snapshot(self, now: float | None = None) -> WatchSnapshot:
+        """Copies to read without the lock (the screen, the metrics endpoint, the exports); `now`
+        (monotonic) counts each prompt's time left down from its newest progress line to then."""
         with self._lock:
             totals = {name: replace(t) for name, t in self.totals.items()}
-            return WatchSnapshot(list(self.requests), dict(self.loaded), totals)
+            requests = list(self.requests)
+            loaded = dict(self.loaded)
+        if now is not None:
+            requests = [r.counted_down(now) if r.prompt_left_s is not None else r for r in requests]
+        return WatchSnapshot(requests, loaded, totals)
 
     @property
     def tasks_tracked(self) -> int:
