@@ -4,6 +4,8 @@ Memory: `nvmlDeviceGetMemoryInfo` version 2 where the driver has it (`nvmlDevice
 which also reports the driver's reserved memory), else version 1. Used is shown as total - free,
 and reserved apart. Per process: compute and graphics processes' `usedGpuMemory`, which NVML
 cannot give under Windows' WDDM driver model (it is None there). NVML has no shared-memory figure.
+Clock: what holds it down now (`nvmlDeviceGetCurrentClocksEventReasons`: a power cap, a thermal or
+hardware slowdown), for "slow for this machine".
 """
 
 from __future__ import annotations
@@ -48,6 +50,27 @@ def start_nvml(nvml: ModuleType) -> None:
         if kind == "DriverNotLoaded":
             raise NvmlUnavailable("the NVIDIA driver is installed but not loaded") from None
         raise NvmlUnavailable(f"NVML failed to start: {exc}") from None
+
+
+# NVML's clock event reasons (formerly "throttle reasons") that mean the clock is held below what the
+# work asks for: a cap or the card protecting itself. Idle, application clocks, sync boost and the
+# display's are not limits on a generation.
+CLOCK_LIMITS = (
+    (0x4, "power cap"),  # SwPowerCap
+    (0x8, "hardware slowdown"),  # HwSlowdown
+    (0x20, "thermal slowdown"),  # SwThermalSlowdown
+    (0x40, "thermal slowdown"),  # HwThermalSlowdown
+    (0x80, "power brake"),  # HwPowerBrakeSlowdown
+)
+
+
+def clock_limits(mask: int) -> tuple[str, ...]:
+    """The CLOCK_LIMITS named in NVML's reasons bitmask, each once, in CLOCK_LIMITS' order."""
+    named: list[str] = []
+    for bit, name in CLOCK_LIMITS:
+        if mask & bit and name not in named:
+            named.append(name)
+    return tuple(named)
 
 
 class NvmlReader:
@@ -128,6 +151,21 @@ class NvmlReader:
             return None, "NVML cannot tell a process's memory under Windows' WDDM driver model"
         return sum(int(p.usedGpuMemory) for p in ours.values()), None
 
+    def _clock_limits(self, handle: Any) -> tuple[tuple[str, ...], str | None]:
+        """What holds the clock down now, and why it cannot be read (drivers before 535 name the
+        query ...ThrottleReasons; some boards support neither)."""
+        for query in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"):
+            read = getattr(self.nvml, query, None)
+            if read is None:
+                continue
+            try:
+                return clock_limits(int(read(handle))), None
+            except self.nvml.NVMLError as exc:
+                if _error_name(self.nvml, exc) == "FunctionNotFound":
+                    continue
+                return (), f"NVML: {_error_name(self.nvml, exc)}"
+        return (), "this NVML has no clock event reasons"
+
     def read(self) -> list[GpuReading]:
         nvml = self.nvml
         readings = []
@@ -144,6 +182,9 @@ class NvmlReader:
             ollama, why = self._ollama_memory(handle)
             if why:
                 reasons["ollama"] = why
+            limits, why = self._clock_limits(handle)
+            if why:
+                reasons["clock_limits"] = why
             reasons["shared"] = (
                 "read from Windows performance counters"
                 if self.platform == "win32"
@@ -160,6 +201,7 @@ class NvmlReader:
                     utilization_pct=utilization,
                     ollama_dedicated=ollama,
                     bus_id=bus_id,
+                    clock_limits=limits,
                     reasons=reasons,
                 )
             )

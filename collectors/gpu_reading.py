@@ -36,6 +36,7 @@ class GpuReading:
     ollama_shared: int | None = None
     unified: bool = False
     bus_id: str | None = None  # PCI address, to tell that two backends see the same GPU
+    clock_limits: tuple[str, ...] = ()  # what holds the clock down now ("power cap", "thermal slowdown")
     reasons: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def reason(self, figure: str) -> str:

@@ -49,6 +49,7 @@ NEWER_THAN_THE_RECORDINGS = {
     "ollama_cpu_cores": None,
     "cpu_clock_mhz": None,
     "cpu_clock_max_mhz": None,
+    "gpu_clock_limits": (),
 }
 
 

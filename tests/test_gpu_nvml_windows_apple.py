@@ -80,6 +80,28 @@ def test_memory_v2_gives_reserved_apart_and_used_is_total_minus_free():
     assert gpu.shared_used is None and gpu.reason("shared").startswith("not applicable")
 
 
+def test_what_holds_the_clock_down_is_named_from_nvmls_reasons():
+    """A card at its power cap and hot (SwPowerCap | HwThermalSlowdown | GpuIdle): two limits, the idle
+    bit is none; a driver before 535 answers only the old name; one with neither says so."""
+    from llmtop.collectors.gpu_nvidia import clock_limits
+
+    nvml = FakeNvml()
+    nvml.nvmlDeviceGetCurrentClocksEventReasons = lambda handle: 0x4 | 0x40 | 0x1
+    [gpu] = NvmlReader(nvml, platform="linux").read()
+    assert gpu.clock_limits == ("power cap", "thermal slowdown") and "clock_limits" not in gpu.reasons
+    old = FakeNvml()
+
+    def not_found(handle):
+        raise pynvml.NVMLError_FunctionNotFound()
+
+    old.nvmlDeviceGetCurrentClocksEventReasons = not_found
+    old.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: 0x20
+    assert NvmlReader(old, platform="linux").read()[0].clock_limits == ("thermal slowdown",)
+    [bare] = NvmlReader(FakeNvml(), platform="linux").read()
+    assert bare.clock_limits == () and bare.reasons["clock_limits"] == "this NVML has no clock event reasons"
+    assert clock_limits(0x1 | 0x2 | 0x10 | 0x100) == ()  # idle, application clocks, sync boost, display
+
+
 def test_a_driver_without_memory_v2_falls_back_to_v1():
     [gpu] = NvmlReader(FakeNvml(v2=False), platform="linux").read()
     assert (gpu.dedicated_used, gpu.reserved) == (14 * GiB, None)

@@ -1,6 +1,7 @@
 """The summary row: deltas over the baseline, env from /api/ps, rates from the final chunk."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -11,6 +12,7 @@ from llmtop.figures import STABLE_KEYS
 from llmtop.measure.summary import (
     PsReading,
     RunRecord,
+    SummaryRow,
     env_from_vram,
     ram_with_mapped,
     steady_and_peak,
@@ -100,6 +102,26 @@ def test_a_complete_run():
     assert (row.layers_total, row.layers_offloaded) == (81, None)
     assert row.vram_delta_bytes is None and row.shared_delta_bytes is None
     assert row.complete is True and row.error is None
+
+
+def test_what_held_the_gpus_clock_down_while_generating_and_the_cpus_use_are_the_rows():
+    from llmtop.collectors.cpu_load import CpuReading
+    from llmtop.collectors.gpu_reading import GpuReading, GpuSample
+
+    def gpu(t, *limits):
+        return GpuSample(t, (GpuReading("nvml:0", "RTX 4060 Ti", "nvml", clock_limits=limits),))
+
+    run = record()
+    # At the load (11.0) the card was at its power cap; from the first token (12.0) hot, then both.
+    run.gpu = [gpu(11.0, "power cap"), gpu(12.5, "thermal slowdown"), gpu(14.0, "thermal slowdown", "power cap")]
+    run.cpu = [CpuReading(12.0, 100.0, {7: 10.0}, 1.0, 8), CpuReading(15.0, 112.0, {7: 16.0}, 1.3, 8, 1800.0, 4200.0)]
+    row = summarize(run)
+    assert row.gpu_clock_limits == ("thermal slowdown", "power cap")
+    # 12 s busy in 3 s: Ollama 6, llmtop 0.3, the rest 5.7 s (1.9 cores) other processes'.
+    assert (row.other_cpu_cores, row.ollama_cpu_cores) == (pytest.approx(1.9), pytest.approx(2.0))
+    assert (row.cpu_clock_mhz, row.cpu_clock_max_mhz) == (1800.0, 4200.0)
+    assert SummaryRow.from_dict(json.loads(json.dumps(row.to_dict()))) == row
+    assert summarize(record()).gpu_clock_limits == () and summarize(record()).other_cpu_cores is None
 
 
 def test_an_interrupted_run_keeps_what_was_measured():

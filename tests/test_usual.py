@@ -34,7 +34,8 @@ def test_a_run_well_below_the_usual_is_slow_and_the_noise_is_not():
 def test_the_likely_causes_are_what_differs_from_the_usual_runs():
     slow = replace(past(40.0), layers_offloaded=20, shared_delta_bytes=2_300_000_000, generation_power_w=90.0,
                    ollama_version="0.35.0", concurrent_requests=2, other_models=("qwen3:8b",),
-                   swap_delta_bytes=1_200_000_000, other_cpu_cores=1.8, cpu_clock_mhz=1200.0)  # fmt: skip
+                   swap_delta_bytes=1_200_000_000, other_cpu_cores=1.8, cpu_clock_mhz=1200.0,
+                   gpu_clock_limits=("power cap", "thermal slowdown"))  # fmt: skip
     usual = usual_for(slow, HISTORY)
     assert likely_causes(slow, usual) == [
         "another model was loaded beside it (qwen3:8b)",
@@ -44,6 +45,7 @@ def test_the_likely_causes_are_what_differs_from_the_usual_runs():
         "shared GPU memory grown: 2.3 GB spilled where usually 0 B",
         "other processes kept 1.8 CPU cores busy where usually 0.1",
         "the CPU at 1.20 GHz where usually 3.40 GHz (its clock capped or throttled)",
+        "the GPU's clock held down (power cap, thermal slowdown)",
         "90 W drawn where usually 150 W (a power cap, or the CPU or GPU throttled)",
         "Ollama 0.35.0 where the usual runs had 0.34.4",
     ]
@@ -54,6 +56,8 @@ def test_a_little_more_cpu_elsewhere_or_a_clock_a_little_lower_is_no_cause():
     assert likely_causes(near, usual_for(near, HISTORY)) == []
     unread = replace(past(40.0), other_cpu_cores=None, cpu_clock_mhz=None)  # a platform that tells neither
     assert likely_causes(unread, usual_for(unread, HISTORY)) == []
+    capped = [replace(r, gpu_clock_limits=("power cap",)) for r in HISTORY]  # a card always at its cap
+    assert likely_causes(replace(past(40.0), gpu_clock_limits=("power cap",)), usual_for(past(40.0), capped)) == []
 
 
 def test_a_run_slower_than_this_machines_history_is_said_with_the_run(double_factory, tmp_path):

@@ -148,6 +148,7 @@ class SummaryRow:
     ollama_cpu_cores: float | None = None
     cpu_clock_mhz: float | None = None
     cpu_clock_max_mhz: float | None = None
+    gpu_clock_limits: tuple[str, ...] = ()  # what held a GPU's clock down while generating (NVML)
 
     @property
     def thinking_text(self) -> str:
@@ -193,6 +194,7 @@ class SummaryRow:
         data = {k: v for k, v in values.items() if k in _ROW_FIELDS}
         data["gpus"] = tuple(data.get("gpus") or ())
         data["other_models"] = tuple(data.get("other_models") or ())
+        data["gpu_clock_limits"] = tuple(data.get("gpu_clock_limits") or ())
         data["token_marks"] = tuple(
             (int(m[0]), float(m[1])) for m in data.get("token_marks") or () if isinstance(m, Sequence) and len(m) == 2
         )
@@ -495,6 +497,15 @@ def others_served(run: RunRecord, end: float) -> tuple[int | None, str | None]:
     )
 
 
+def clock_limits_while_generating(run: RunRecord) -> tuple[str, ...]:
+    """What held any GPU's clock down in the samples from the first token on, each once."""
+    first = run.clock.first_at
+    if first is None:
+        return ()
+    limits = (limit for s in run.gpu if s.t >= first for gpu in s.gpus for limit in gpu.clock_limits)
+    return tuple(dict.fromkeys(limits))
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -547,6 +558,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         ollama_cpu_cores=round(cpu.ollama_cores, 3) if cpu and cpu.ollama_cores is not None else None,
         cpu_clock_mhz=cpu.clock_mhz if cpu else None,
         cpu_clock_max_mhz=cpu.clock_max_mhz if cpu else None,
+        gpu_clock_limits=clock_limits_while_generating(run),
         prompt_rate_tps=server.prompt_rate_tps if server else None,
         ttft_s=clock.ttft_s,
         load_s=server.load_s if server else None,

@@ -72,7 +72,8 @@ def usual_for(row: SummaryRow, history: Sequence[SummaryRow]) -> Usual | None:
 def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
     """What differs in this run from the usual ones, of what llmtop measures: another model loaded,
     swap in use, another app served meanwhile, fewer layers on the GPU, shared GPU memory grown (a spill),
-    other processes busy on the CPU, the CPU's clock lower, less power drawn (a cap or throttling),
+    other processes busy on the CPU, the CPU's clock lower, the GPU's clock held down (NVML's reasons),
+    less power drawn (a cap or throttling),
     another Ollama."""
     causes = []
     usually_alone = not any(r.other_models for r in usual.runs)
@@ -101,6 +102,9 @@ def likely_causes(row: SummaryRow, usual: Usual) -> list[str]:
             f"the CPU at {row.cpu_clock_mhz / 1000:.2f} GHz where usually {clock / 1000:.2f} GHz (its clock capped "
             "or throttled)"
         )
+    usual_limits = {limit for r in usual.runs for limit in r.gpu_clock_limits}
+    if new_limits := [limit for limit in row.gpu_clock_limits if limit not in usual_limits]:
+        causes.append(f"the GPU's clock held down ({', '.join(new_limits)})")
     power = usual.median([r.generation_power_w for r in usual.runs])
     if row.generation_power_w is not None and power and row.generation_power_w < POWER_LOWER * power:
         causes.append(

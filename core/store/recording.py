@@ -110,7 +110,10 @@ def process_sample(data: Mapping[str, Any] | None) -> OllamaProcessSample | None
 def gpu_sample(data: Mapping[str, Any] | None) -> GpuSample | None:
     if data is None:
         return None
-    gpus = tuple(GpuReading(**_known(GpuReading, g)) for g in data.get("gpus") or ())
+    gpus = tuple(
+        GpuReading(**{**_known(GpuReading, g), "clock_limits": tuple(g.get("clock_limits") or ())})
+        for g in data.get("gpus") or ()
+    )
     return GpuSample(data["t"], gpus, tuple(data.get("problems") or ()))
 
 
