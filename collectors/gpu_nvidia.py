@@ -185,6 +185,11 @@ class NvmlReader:
             limits, why = self._clock_limits(handle)
             if why:
                 reasons["clock_limits"] = why
+            try:
+                temperature: float | None = float(nvml.nvmlDeviceGetTemperature(handle, 0))  # NVML_TEMPERATURE_GPU
+            except Exception as exc:  # NVMLError, or a binding without the query
+                temperature = None
+                reasons["temperature"] = f"NVML: {_error_name(nvml, exc) if isinstance(exc, nvml.NVMLError) else exc}"
             reasons["shared"] = (
                 "read from Windows performance counters"
                 if self.platform == "win32"
@@ -202,6 +207,7 @@ class NvmlReader:
                     ollama_dedicated=ollama,
                     bus_id=bus_id,
                     clock_limits=limits,
+                    temperature_c=temperature,
                     reasons=reasons,
                 )
             )

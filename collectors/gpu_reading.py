@@ -37,6 +37,7 @@ class GpuReading:
     unified: bool = False
     bus_id: str | None = None  # PCI address, to tell that two backends see the same GPU
     clock_limits: tuple[str, ...] = ()  # what holds the clock down now ("power cap", "thermal slowdown")
+    temperature_c: float | None = None  # the core's temperature (NVML), for a cool-down between runs
     reasons: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def reason(self, figure: str) -> str:

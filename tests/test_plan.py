@@ -338,7 +338,8 @@ def test_a_cool_down_waits_between_runs_and_ends_once_the_machine_is_back_near_i
     clock = Clock()
     looked: list[int] = []
 
-    def cooled() -> bool:
+    def cooled(rows) -> bool:
+        assert rows is runner.rows
         looked.append(len(session.asked))
         return len(looked) % 3 == 0  # back near idle at the third look
 
@@ -352,6 +353,30 @@ def test_a_cool_down_waits_between_runs_and_ends_once_the_machine_is_back_near_i
     assert told == [60.0] * 3 and looked == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # between runs, not before the first
     assert time.monotonic() - started < 30  # not the full minute: power came back
     assert runner.cooling_until is None
+
+
+def test_a_cool_down_ends_once_the_temperatures_and_the_power_read_are_back_near_before():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from llmtop.measure.cool_down import CoolDownCheck, near_baseline
+
+    assert near_baseline({"k10temp": 49.0, "nvml:0": 44.0}, {"k10temp": 47.0, "nvml:0": 41.5}) is True  # within 3
+    assert near_baseline({"k10temp": 61.0}, {"k10temp": 47.0}) is False
+    assert near_baseline({"amdgpu": 50.0}, {"k10temp": 47.0}) is None  # no chip read both times: not known
+    readings = iter([{"k10temp": 47.0}, {"k10temp": 72.0}, {"k10temp": 55.0}, {"k10temp": 49.5}, {"k10temp": 49.0}])
+    check = CoolDownCheck(None, lambda: next(readings))  # before the plan: 47 °C; no power read
+    assert check.baseline == {"k10temp": 47.0} and check.waits_on == "the temperatures"
+    assert [check([]) for _ in range(3)] == [False, False, True]
+    watts = SimpleNamespace(value=150.0)
+    power = SimpleNamespace(latest=lambda: SimpleNamespace(sources=(SimpleNamespace(watts=watts.value),)))
+    idle = [replace(row("m", "cpu", 1.0), idle_power_w=40.0)]
+    both = CoolDownCheck(power, lambda: {"k10temp": 47.0})
+    assert both.waits_on == "the temperatures and the power" and both(idle) is False  # cool, but still 150 W
+    watts.value = 45.0
+    assert both(idle) is True  # 45 W <= 40 * 1.1 + 2
+    neither = CoolDownCheck(None, dict)
+    assert neither.waits_on == "" and neither(idle) is False  # nothing read: the whole time
 
 
 def test_a_cool_down_without_power_waits_its_time_and_a_quit_ends_it():

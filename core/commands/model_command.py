@@ -242,8 +242,8 @@ def build_parser() -> ArgumentParser:
         metavar="SECONDS",
         type=float_between(0, 3600, " seconds"),
         default=0.0,
-        help="between two runs, wait up to SECONDS for the machine to cool: less where power is read and is "
-        "back near the first run's idle (default: 0, no wait)",
+        help="between two runs, wait up to SECONDS for the machine to cool: less once the temperatures and "
+        "power read are back near where they were before the first run (default: 0, no wait)",
     )
     parser.add_argument(
         "--seed", metavar="N", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})"
@@ -404,8 +404,10 @@ def _measure(
     modes: Sequence[str],
     signals: SignalStop,
 ) -> int:
+    from llmtop.collectors.temperatures import TemperatureReader
+    from llmtop.measure.cool_down import CoolDownCheck, gpu_temperatures
     from llmtop.measure.machine import describe_machine
-    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan, near_idle
+    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan
     from llmtop.measure.session import Session
     from llmtop.measure.sweep import SweepError, announce, check_layers
     from llmtop.ollama.api import ModelNotFound, OllamaError, ServerUnreachable
@@ -527,7 +529,10 @@ def _measure(
         return facts
 
     kit.start_sampling()
-    rows_so_far: list[SummaryRow] = []  # the runner's rows, for the cool-down's idle power
+    cooled = None
+    if args.cooldown > 0:  # the temperatures before the first run: the rest a cool-down waits for
+        chips = TemperatureReader()
+        cooled = CoolDownCheck(collectors.power, lambda: {**chips.read(), **gpu_temperatures(collectors.gpu)})
     runner = PlanRunner(
         sessions,
         plan,
@@ -539,9 +544,8 @@ def _measure(
         server_settings=plan[0].settings.server if plan else None,
         same_work=args.num_predict is None and (len(plan) > 1 or sweep is not None),
         cooldown_s=args.cooldown,
-        cooled=lambda: near_idle(collectors.power, rows_so_far),
+        cooled=cooled,
     )
-    rows_so_far = runner.rows
     runner.plan_facts = {
         "order": args.order if sweep is None else "sweep",
         "seed": args.seed,

@@ -111,6 +111,15 @@ def run_on_screen(
     return EXIT_OK if (rows or empty_ok) and all_measured(rows, sweep) else EXIT_FAILED
 
 
+def cool_down_until(check: Any) -> str:
+    """What ends a cool-down sooner, in words (`check`: the runner's cool_down.CoolDownCheck)."""
+    waits_on = getattr(check, "waits_on", "")
+    if not waits_on:
+        return "its whole time (llmtop reads neither power nor temperatures here)"
+    verb = "are" if " and " in waits_on or waits_on.endswith("s") else "is"
+    return f"less once {waits_on} {verb} back near where they were before the first run"
+
+
 def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalStop | None = None) -> int:
     """Run the plan with progress lines on stderr, then write the files asked for and print the
     compared table; the exit status. Ctrl+C, SIGTERM and SIGHUP keep the run in progress and drop
@@ -124,7 +133,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
         f"llmtop: restarting the ollama serve llmtop started: {serve_line(settings)}\n"
     )
     runner.on_cooldown = lambda seconds: sys.stderr.write(
-        f"llmtop: cooling down between runs: up to {seconds:g} s, less once the power is back near idle\n"
+        f"llmtop: cooling down between runs: up to {seconds:g} s, {cool_down_until(runner.cooled)}\n"
     )
     for session in runner.sessions.values():
         session.observer = reporter

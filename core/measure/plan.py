@@ -103,18 +103,6 @@ class SweepPlan:
 
 
 COOLDOWN_POLL_S = 0.25  # how often a cool-down looks at the machine's power
-NEAR_IDLE = (1.10, 2.0)  # power is back near idle within 10% and 2 W of the first run's idle power
-
-
-def near_idle(power: Any, rows: Sequence[SummaryRow]) -> bool:
-    """Whether the machine's power now (`power`: the collectors' power sampler, None where no power is
-    read) is back near the first run's idle power; False where either is not known."""
-    idle = next((r.idle_power_w for r in rows if r.idle_power_w), None)
-    latest = power.latest() if power is not None else None
-    if idle is None or latest is None:
-        return False
-    watts = [r.watts for r in latest.sources if r.watts is not None]
-    return bool(watts) and sum(watts) <= idle * NEAR_IDLE[0] + NEAR_IDLE[1]
 
 
 class PlanRunner:
@@ -133,14 +121,14 @@ class PlanRunner:
         server_settings: ServerSettings | None = None,
         same_work: bool = False,
         cooldown_s: float = 0.0,
-        cooled: Callable[[], bool] | None = None,
+        cooled: Callable[[Sequence[SummaryRow]], bool] | None = None,
     ) -> None:
         """`sweep`: the plan grows with the sweep's next points each time its queue runs dry.
         `restart_server`: restarts the `ollama serve` llmtop started with other settings (raises
         RestartFailed), called before a run whose settings differ from `server_settings`, those
         the server runs with now. `same_work`: every run after the first that asks no num_predict
         asks for as many tokens as the first generated. `cooldown_s`: between two runs, wait this
-        long, or until `cooled()` says the machine is back near its idle (where power is read)."""
+        long, or until `cooled(rows)` says the machine is back near its rest (cool_down.CoolDownCheck)."""
         self.sessions = dict(sessions)
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
@@ -173,7 +161,7 @@ class PlanRunner:
         self.same_work = same_work
         self.answer_tokens: int | None = None  # what the first run generated: the others' num_predict
         self.cooldown_s = cooldown_s
-        self._cooled = cooled
+        self.cooled = cooled
         self.cooling_until: float | None = None  # while the machine cools down between runs (the clock's time)
         self._wake = threading.Event()  # set to end a cool-down at once (a stop)
         self.on_cooldown: Callable[[float], object] = lambda seconds: None  # told before each cool-down
@@ -322,7 +310,7 @@ class PlanRunner:
         return row
 
     def _cool_down(self) -> None:
-        """Wait `cooldown_s` between two runs, or less where `cooled()` says the machine is back near
+        """Wait `cooldown_s` between two runs, or less where `cooled(rows)` says the machine is back near
         its idle; a stop ends the wait at once."""
         if self.cooldown_s <= 0:
             return
@@ -330,7 +318,7 @@ class PlanRunner:
         self.cooling_until = self._clock() + self.cooldown_s
         try:
             while not self.stopped and (left := self.cooling_until - self._clock()) > 0:
-                if self._cooled is not None and self._cooled():
+                if self.cooled is not None and self.cooled(self.rows):
                     break
                 self._wake.wait(min(left, COOLDOWN_POLL_S))
         finally:
