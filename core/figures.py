@@ -556,7 +556,13 @@ def _request_result(request: Any) -> str:
     if request.done:
         return "complete"
     if request.eval_tokens:
-        return "generating"
+        usual = getattr(request, "usual_tokens", None)
+        if usual is None:
+            return "generating"
+        left = getattr(request, "answer_left_s", None)
+        if left is None:
+            return f"generating, past its usual {usual} tokens"
+        return f"generating, about {units.clock(left)} left (usually {usual} tokens)"
     if request.prompt_progress is not None:
         left = getattr(request, "prompt_left_s", None)
         eta = f", about {units.clock(left)} left" if left is not None else ""

@@ -128,6 +128,36 @@ def test_watch_counts_another_apps_prompt_down_between_the_logs_lines():
     assert state.requests[0].prompt_left_s == parser.records[0].requests[0].prompt_left_s  # the state keeps the line's
 
 
+def test_watch_says_when_another_apps_answer_will_be_ready_from_the_models_usual_length_here():
+    """Three answers of qwen3 seen (200, 240, 260 tokens): a fourth at 40 tokens, 20 tokens/s, has about
+    10 s left to the usual 240; one past it says so; a model seen twice has no usual yet."""
+    from llmtop.figures import REQUEST_COLUMNS
+    from llmtop.measure.time_left import usual_length
+    from llmtop.watch.state import FROM_LOG, WatchedRequest, WatchState
+
+    (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]
+    state = WatchState()
+    for number, tokens in enumerate((200, 240, 260), 1):
+        state.requests.append(
+            WatchedRequest(number, "qwen3:8b", FROM_LOG, 0.0, ended=9.0, eval_tokens=tokens, eval_tps=20.0)
+        )
+    state.requests.append(WatchedRequest(4, "qwen3:8b", FROM_LOG, 0.0, ended=9.0, eval_tokens=5, cancelled=True))
+    state.requests.append(WatchedRequest(5, "qwen3:8b", FROM_LOG, 10.0, eval_tokens=40, eval_tps=20.0))
+    state.requests.append(WatchedRequest(6, "qwen3:8b", FROM_LOG, 10.0, eval_tokens=300, eval_tps=20.0))
+    state.requests.append(WatchedRequest(7, "gemma3", FROM_LOG, 0.0, ended=5.0, eval_tokens=90, eval_tps=50.0))
+    state.requests.append(WatchedRequest(8, "gemma3", FROM_LOG, 10.0, eval_tokens=10, eval_tps=50.0))
+    requests = {r.number: r for r in state.snapshot(now=12.0).requests}
+    assert (requests[5].usual_tokens, requests[5].answer_left_s) == (
+        240,
+        pytest.approx(10.0),
+    )  # the cancelled one left out
+    assert result.text(requests[5]) == "generating, about 0:10 left (usually 240 tokens)"
+    assert result.text(requests[6]) == "generating, past its usual 240 tokens"
+    assert requests[8].usual_tokens is None and result.text(requests[8]) == "generating"  # one gemma3 answer seen
+    assert state.snapshot().requests[4].usual_tokens is None  # the exports' and metrics' snapshot: as kept
+    assert usual_length([200, 240]) is None and usual_length([200, 240, 260, 0]) == 240
+
+
 def test_a_warm_prompt_counts_only_the_tokens_left_to_read():
     parser = OllamaLogParser()
     for line in (

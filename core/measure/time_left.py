@@ -9,9 +9,16 @@ there is nothing to carry (no progress yet, nothing to reach).
   estimate counts down between the lines;
 - answer: the tokens asked for (`num_predict`, which a plan sets to the first run's count), less
   those come, at the live rate. The model may end its answer sooner: this is the most it will take.
+  Another app's request (`llmtop watch`) asks for a count llmtop does not see: there the model's usual
+  length here stands for it, the median of its answers seen (USUAL_ANSWERS or more).
 """
 
 from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+USUAL_ANSWERS = 3  # answers of a model seen before its usual length is said
 
 
 def carried(done: float, total: float, elapsed_s: float) -> float | None:
@@ -42,3 +49,10 @@ def answer_left_s(asked: int | None, count: int, rate_tps: float | None) -> floa
     if not asked or not rate_tps or rate_tps <= 0 or count >= asked:
         return None
     return (asked - count) / rate_tps
+
+
+def usual_length(counts: Sequence[int]) -> int | None:
+    """A model's usual answer length: the median of the token counts of its answers seen; None with
+    fewer than USUAL_ANSWERS."""
+    known = [c for c in counts if c > 0]
+    return round(statistics.median(known)) if len(known) >= USUAL_ANSWERS else None

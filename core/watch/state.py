@@ -21,7 +21,7 @@ from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
 from llmtop.measure.summary import SummaryRow, split_words, vram_share
-from llmtop.measure.time_left import prompt_left_s
+from llmtop.measure.time_left import answer_left_s, prompt_left_s, usual_length
 from llmtop.ollama.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
@@ -75,6 +75,8 @@ class WatchedRequest:
     prompt_progress: float | None = None  # 0 to 1 while the prompt is read (log)
     prompt_left_s: float | None = None  # the prompt's time left (counted down to the snapshot's time)
     prompt_seen_at: float | None = None  # monotonic: when the log's newest progress line was read
+    usual_tokens: int | None = None  # while it generates: its model's usual answer length here (snapshot)
+    answer_left_s: float | None = None  # the time to that length at its rate (None: past it, or unknown)
     eval_tokens: int | None = None  # so far while it generates, then in all
     eval_tps: float | None = None  # live while it generates (log: tg), then eval_count / eval_duration
     cancelled: bool = False
@@ -479,6 +481,7 @@ class WatchState:
             loaded = dict(self.loaded)
         if now is not None:
             requests = [r.counted_down(now) if r.prompt_left_s is not None else r for r in requests]
+            requests = with_answer_left(requests)
         return WatchSnapshot(requests, loaded, totals)
 
     @property
@@ -504,6 +507,23 @@ class WatchSnapshot(NamedTuple):
 def live_wall(t: float) -> float:
     """The time of day (epoch seconds) of monotonic time `t`, in this process."""
     return time.time() - (time.monotonic() - t)
+
+
+def with_answer_left(requests: Sequence[WatchedRequest]) -> list[WatchedRequest]:
+    """`requests` with each generating one's usual length (its model's answers among the complete
+    requests seen: time_left.usual_length) and the time to it at its live rate."""
+    lengths: dict[str | None, list[int]] = {}
+    for r in requests:
+        if r.done and not r.cancelled and r.error is None and r.eval_tokens:
+            lengths.setdefault(r.model, []).append(r.eval_tokens)
+    shown = []
+    for r in requests:
+        generating = r.model and not r.done and r.eval_tokens and r.eval_tps
+        usual = usual_length(lengths.get(r.model, [])) if generating else None
+        if usual is not None:
+            r = replace(r, usual_tokens=usual, answer_left_s=answer_left_s(usual, r.eval_tokens or 0, r.eval_tps))
+        shown.append(r)
+    return shown
 
 
 def describe(request: WatchedRequest) -> str:
