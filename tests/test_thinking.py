@@ -62,6 +62,30 @@ def test_think_off_is_honoured_and_said(thinking, tmp_path):
     assert "<dt" in page and ">thinking</dt><dd>0 thinking + 20 answer tokens, answer " in page
 
 
+def test_the_official_client_behind_a_proxy_streams_the_thought_and_sends_think_too(thinking, tmp_path):
+    """Behind an HTTP proxy from the environment the official `ollama` client reads the stream (the
+    double is its own proxy): its chunks keep `thinking`, so the thought is counted apart as on
+    llmtop's own reader, and `--think off` reaches the request."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ("NO_PROXY", "HTTP_PROXY")}
+    env["HTTP_PROXY"] = thinking.url
+    out = tmp_path / "t.json"
+    result = llmtop("qwen3", "--host", thinking.url, "--no-log", "--headless", "--export", str(out), env=env)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert thinking.proxied > 0, "the official client did not go through the proxy"
+    (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    assert (run["thinking_tokens"], run["answer_tokens"], run["eval_count"]) == (12, 20, 32)
+    assert 0 < run["ttft_thought_s"] < run["ttft_answer_s"]
+    off = llmtop("qwen3", "--host", thinking.url, "--no-log", "--headless", "--think", "off", "--export", str(out),
+                 env=env)  # fmt: skip
+    assert off.returncode == 0, off.stderr
+    assert generate_bodies(thinking)[-1]["think"] is False
+    (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    assert (run["thinking_tokens"], run["answer_tokens"]) == (0, 20)
+
+
 @pytest.mark.parametrize(
     ("model", "think", "said"),
     [
