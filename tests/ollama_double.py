@@ -596,7 +596,7 @@ class OllamaDouble:
                     self.log.terminated("error loading model: unable to allocate ROCm0 buffer")
                 return False
             dedicated, shared = machine.placement(size, total, layers, shape)
-            machine.write_counters(dedicated, shared)
+            machine.fill(dedicated, shared, machine.overhead(shape) if layers else 0)
             machine.draw(size, total, layers, shape)
             vram = min(dedicated + shared, size)
             rate = machine.token_rate(size, total, layers, shape)

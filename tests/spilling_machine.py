@@ -87,6 +87,9 @@ class SpillingMachine:
     # How long the driver takes to free an unloaded model's memory, after Ollama has answered the unload
     # and stopped listing the model: the counters fall in steps over this time (0: at once).
     release_s: float = 0.0
+    # How long a load takes to read the model's weights into the GPU's memory: the counters rise in steps
+    # over this time while the load's request waits (0: at once), as a disk-bound load fills VRAM.
+    load_s: float = 0.0
     _used: tuple[int, int] = (0, 0)  # the model's (dedicated, shared) bytes in the counters now
 
     def install(self, root: Path, power: bool = False) -> Path:
@@ -209,6 +212,18 @@ class SpillingMachine:
                 self.write_counters(int(dedicated * left), int(shared * left))
 
         threading.Thread(target=fall, daemon=True).start()
+
+    def fill(self, dedicated: int, shared: int, reserved: int = 0) -> None:
+        """A load puts (dedicated, shared) bytes in the GPU's memory: at once, or over `load_s` as
+        llama.cpp does: the weights read from disk in steps (VRAM first), then the `reserved` KV cache
+        and compute buffers allocated at once at the end."""
+        steps = 20 if self.load_s > 0 else 0
+        weights = max(dedicated + shared - reserved, 0)
+        for step in range(1, steps + 1):
+            time.sleep(self.load_s / steps)
+            loaded = weights * step // steps
+            self.write_counters(min(loaded, dedicated), max(loaded - dedicated, 0))
+        self.write_counters(dedicated, shared)
 
     def write_counters(self, dedicated: int, shared: int) -> None:
         """The GPU's memory counters as amdgpu publishes them, with the model's part added."""

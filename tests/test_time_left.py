@@ -93,6 +93,61 @@ async def test_the_screen_says_when_the_answer_will_be_ready_at_most(double_fact
     assert app.runner.rows[0].eval_count == 60
 
 
+async def test_the_screen_says_how_long_a_load_has_left_from_the_bytes_loaded_so_far(double_factory, tmp_path):
+    """An 8B model (4.9 GB) loading onto the spilling machine's 16 GB Radeon, its weights filling VRAM
+    over 4 s, then its KV cache at once (read through the real amdgpu reader): while it loads, the
+    token line says how much is loaded of the model's size and about how long is left, growing and
+    counting down, near the truth (the screen draws once a second, in whole seconds)."""
+    import re
+    import time
+
+    from llmtop.collectors.gpu_collector import GpuCollector
+    from llmtop.collectors.gpu_linux_drm import AmdSysfsReader
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.measure.session import Session
+    from llmtop.ollama.api import OllamaServer
+    from llmtop.tui.app import LlmtopApp
+    from ollama_double import LLAMA33
+    from spilling_machine import SpillingMachine
+    from test_app import one_run, until
+
+    small = dict(LLAMA33, name="llama3.1:8b", size=4_900_000_000, parameter_size="8.0B", block_count=32, auto_layers=33)
+    machine = SpillingMachine(load_s=4.0)
+    root = machine.install(tmp_path / "sys")
+    double = double_factory(models={"llama3.1:8b": small}, tokens=10, machine=machine)
+    collectors = SystemCollectors(0.05)
+    collectors.use_gpus(GpuCollector([AmdSysfsReader(root)], []))
+    session = Session(OllamaServer(double.url), "llama3.1:8b", collectors)
+    session.connect()
+    collectors.start()
+    app = LlmtopApp(one_run(session))
+    seen: list[tuple[float, int]] = []  # (GB loaded, seconds left)
+    at: list[float] = []  # when each was seen
+    try:
+        async with app.run_test(size=(160, 44)) as pilot:
+
+            def loading() -> bool:
+                text = app.query_one("#tokens").text
+                found = re.search(r"loading: ([\d.]+) GB of 4\.9 GB, about (\d+):(\d\d) left", text)
+                if found:
+                    seen.append((float(found.group(1)), int(found.group(2)) * 60 + int(found.group(3))))
+                    at.append(time.monotonic())
+                return len({s for _, s in seen}) >= 3
+
+            await until(pilot, loading, timeout=20)
+            await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
+            assert "loading:" not in app.query_one("#tokens").text  # loaded: nothing left to wait for
+    finally:
+        collectors.stop()
+    loaded = [gb for gb, _ in seen]
+    left = [s for _, s in seen]
+    assert loaded == sorted(loaded) and left == sorted(left, reverse=True)  # growing, counting down
+    loaded_at = session.last.clock.first_at  # the first token: the load (and a short prompt) is over
+    for (_, said), when in zip(seen, at, strict=True):
+        assert abs(said - (loaded_at - when)) < 2.0, (seen, [loaded_at - w for w in at])
+    assert app.runner.rows[0].complete
+
+
 def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
     from llmtop.figures import REQUEST_COLUMNS
     from llmtop.watch.state import FROM_LOG, WatchedRequest
