@@ -441,6 +441,16 @@ class LoadRecord:
         )
 
     @property
+    def weights_bytes(self) -> int | None:
+        """The model's weights as llama.cpp allocated their buffers (`model buffer size` lines, logged
+        as the tensors begin to load), else as Ollama's plan put them; None before either."""
+        for planned in (False, True):
+            sizes = [b.bytes for b in self.model_buffers if b.planned == planned and b.bytes]
+            if sizes:
+                return sum(sizes)
+        return None
+
+    @property
     def layers_total(self) -> int | None:
         if self.confirmed:
             return self.confirmed[1]

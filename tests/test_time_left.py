@@ -4,6 +4,8 @@ allows for each token costing a little more than the one before."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llmtop.collectors.ollama_log import OllamaLogParser
@@ -24,6 +26,9 @@ def test_the_prompts_estimate_counts_down_between_the_logs_lines():
     assert prompt_left_s(9.0, 100.0, 104.0) == pytest.approx(5.0)
     assert prompt_left_s(9.0, 100.0, 112.0) == 0.0  # past it: the prompt is about to end
     assert prompt_left_s(None, 100.0, 104.0) is None and prompt_left_s(9.0, None, 104.0) is None
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"
 
 
 def progress(tokens: int, share: float, seconds: float) -> str:
@@ -146,6 +151,104 @@ async def test_the_screen_says_how_long_a_load_has_left_from_the_bytes_loaded_so
     for (_, said), when in zip(seen, at, strict=True):
         assert abs(said - (loaded_at - when)) < 2.0, (seen, [loaded_at - w for w in at])
     assert app.runner.rows[0].complete
+
+
+def test_another_apps_load_is_measured_from_the_bytes_taken_since_the_log_showed_it_begin():
+    """Real 0.24 log lines of a load (fixture 10: its CPU model buffer of 270.99 MiB) begun at t=100;
+    the Ollama processes' RSS grew by half of that by t=101: about 1 s left. Once the runner has
+    started, the load is over."""
+    from llmtop.collectors.gpu_reading import GpuReading, GpuSample
+    from llmtop.collectors.ollama_processes import OllamaProcessSample
+    from llmtop.watch.load_progress import load_progress
+
+    MiB = 2**20
+    lines = (FIXTURES / "10_linux_cpu_real_0_24_two_engines.log").read_text(encoding="utf-8").splitlines()
+    parser = OllamaLogParser()
+    started = next(i for i, line in enumerate(lines) if "runner started in" in line)
+    parser.feed_all(lines[:started], now=100.0)
+    load = parser.records[-1]
+    assert load.weights_bytes == round(270.99 * MiB) and not load.closed
+
+    def rss(t, mib):
+        return OllamaProcessSample(t, int(mib * MiB), None, 1, ())
+
+    def gpu(t, used):
+        return GpuSample(t, (GpuReading("amd:card1", "Radeon", "sysfs", dedicated_used=used),))
+
+    processes = [rss(99.5, 40), rss(100.2, 45), rss(101.0, 40 + 270.99 / 2)]
+    progress = load_progress(load, None, processes, [gpu(99.5, 0), gpu(101.0, 0)], now=101.0)
+    assert progress.loaded_bytes == round(270.99 / 2 * MiB) and progress.left_s == pytest.approx(1.0, rel=0.01)
+    assert progress.text == "loading a model: 142 MB of 284 MB, about 0:01 left"
+    on_gpu = load_progress(load, "tiny", processes[:1] * 2, [gpu(99.5, 0), gpu(101.0, 200 * MiB)], now=101.0)
+    assert on_gpu.loaded_bytes == 200 * MiB and on_gpu.text.startswith("loading tiny: 210 MB of 284 MB")
+    assert load_progress(load, None, [], [], now=101.0) is None  # nothing read: nothing said
+    parser.feed(lines[started], now=101.2)
+    assert load.closed and load_progress(load, None, processes, [], now=101.2) is None
+
+
+async def test_the_watch_screen_says_how_long_another_apps_load_has_left(tmp_path):
+    """Another app asks for a model that loads over 4 s onto the spilling machine's Radeon (the double's
+    log says the load begin, its buffers, then the runner started): the watch screen's loaded-models
+    title says how much is loaded and the time left while it goes, and nothing once it is over."""
+    import re
+    import threading
+    import time
+
+    from test_watch import generate
+
+    from llmtop.collectors.gpu_collector import GpuCollector
+    from llmtop.collectors.gpu_linux_drm import AmdSysfsReader
+    from llmtop.collectors.log_sources import FileFollower
+    from llmtop.collectors.log_watch import LogWatcher
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.tui.watch_app import WatchApp, WatchedScreen
+    from llmtop.watch.state import WatchState
+    from ollama_double import LLAMA33, DoubleConfig, OllamaDouble, ServerLog
+    from spilling_machine import SpillingMachine
+    from test_app import until
+
+    small = dict(LLAMA33, name="llama3.1:8b", size=4_900_000_000, parameter_size="8.0B", block_count=32, auto_layers=33)
+    machine = SpillingMachine(load_s=4.0)
+    root = machine.install(tmp_path / "sys")
+    log_file = tmp_path / "server.log"
+    log_file.write_text("")
+    writer = open(log_file, "a", encoding="utf-8", buffering=1)
+    config = DoubleConfig(models={"llama3.1:8b": small}, tokens=5, machine=machine, llama_server_log=True)
+    double = OllamaDouble(config, log=ServerLog(writer.write, era="llama-server", library="rocm")).start()
+    state = WatchState()
+    log = LogWatcher(FileFollower(log_file, poll_s=0.05))
+    log.subscribe(lambda load: state.observe_load(time.monotonic(), load))
+    log.start()
+    collectors = SystemCollectors(0.1)
+    collectors.use_gpus(GpuCollector([AmdSysfsReader(root)], []))
+    collectors.start()
+    app = WatchApp([WatchedScreen(double.url, state)], collectors, log)
+    said: list[str] = []
+    try:
+        assert log.wait_until_following(5)
+        async with app.run_test(size=(140, 44)) as pilot:
+            asked = threading.Thread(target=generate, args=(double.url,), kwargs={"model": "llama3.1:8b"}, daemon=True)
+            asked.start()
+
+            def loading() -> bool:
+                title = str(app.loaded_table.border_title)
+                if "loading" in title and title not in said:
+                    said.append(title)
+                return len(said) >= 2
+
+            await until(pilot, loading, timeout=20)
+            asked.join(20)
+            await until(pilot, lambda: "loading" not in str(app.loaded_table.border_title), timeout=10)
+    finally:
+        collectors.stop()
+        log.stop()
+        double.stop()
+        writer.close()
+    found = [re.search(r"loading a model: ([\d.]+) (MB|GB) of 4\.9 GB, about (\d+):(\d\d) left", t) for t in said]
+    assert all(found), said
+    loaded = [float(f.group(1)) * (1 if f.group(2) == "GB" else 0.001) for f in found]
+    assert loaded == sorted(loaded)  # growing
+    assert int(found[0].group(4)) <= 4  # a 4 s load
 
 
 def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():

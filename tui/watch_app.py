@@ -25,9 +25,11 @@ from llmtop.tui.panels.gpu_panel import GpuPanel
 from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
+from llmtop.watch.load_progress import load_progress
 from llmtop.watch.state import LoadedModel, WatchEvent, WatchState, live_wall
 
 REFRESH_S = 1.0
+LOAD_LOOKBACK_S = 5.0  # a load's bytes so far count from the samples this long before its first log line
 TIMELINE_S = 600.0  # the memory chart's window
 CHART_EVERY = 2  # the chart is redrawn every second refresh (plotext is the costliest draw)
 SHOWN_REQUESTS = 200
@@ -182,6 +184,7 @@ class WatchApp(App[int]):
             for model in loaded.values():
                 self.loaded_table.add_row(*host, *loaded_cells(model, now))
             rows.extend((request.started, host, request) for request in requests[-SHOWN_REQUESTS:])
+        self.loaded_table.border_title = "  ·  ".join(["loaded models (/api/ps)", *self._loads_under_way()])
         rows.sort(key=lambda row: row[0], reverse=True)
         self.requests_table.clear()
         for _, host, request in rows[:SHOWN_REQUESTS]:
@@ -191,6 +194,18 @@ class WatchApp(App[int]):
         if self._ticks % CHART_EVERY == 1:
             self._refresh_chart()
         self.frames += 1
+
+    def _loads_under_way(self) -> list[str]:
+        """Each load the first server's log shows going on: its bytes so far and time left."""
+        collectors, now = self.collectors, self.clock()
+        said = []
+        for load, model in self.state.loads_under_way():
+            since = load.first_seen - LOAD_LOOKBACK_S
+            gpu = collectors.gpu.between(since, now) if collectors.gpu is not None else []
+            progress = load_progress(load, model, collectors.processes.between(since, now), gpu, now)
+            if progress is not None:
+                said.append(progress.text)
+        return said
 
     def _refresh_chart(self) -> None:
         """Memory over the last TIMELINE_S, the loads marked."""

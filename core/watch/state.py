@@ -484,6 +484,15 @@ class WatchState:
             requests = with_answer_left(requests)
         return WatchSnapshot(requests, loaded, totals)
 
+    def loads_under_way(self) -> list[tuple[LoadRecord, str | None]]:
+        """The loads the log shows begun and not yet over, each with its model where a listing named it."""
+        with self._lock:
+            return [
+                (load, self._load_models.get(id(load)))
+                for load in self._loads_seen.values()
+                if not load.closed and not load.errors
+            ]
+
     @property
     def tasks_tracked(self) -> int:
         """How many log requests (load, task) are remembered to tell a new one from one seen: bounded."""
