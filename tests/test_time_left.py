@@ -4,6 +4,7 @@ allows for each token costing a little more than the one before."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,60 @@ async def test_the_watch_screen_says_how_long_another_apps_load_has_left(tmp_pat
     loaded = [float(f.group(1)) * (1 if f.group(2) == "GB" else 0.001) for f in found]
     assert loaded == sorted(loaded)  # growing
     assert int(found[0].group(4)) <= 4  # a 4 s load
+
+
+async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usual_length_here(double_factory):
+    """No num_predict: this machine's history says llama3.3's answers here are usually 80 tokens (three
+    past runs that ended at the model's end of text; one cut at a count asked does not count), so a
+    run at 20 tokens/s says when its answer will be ready, counting down."""
+    import re
+
+    from llmtop.collectors.system_collectors import SystemCollectors
+    from llmtop.commands.model_command import _MachineHistory
+    from llmtop.measure.session import Session
+    from llmtop.measure.settings import RunSettings
+    from llmtop.ollama.api import OllamaServer
+    from llmtop.tui.app import LlmtopApp
+    from summary_rows import row
+    from test_app import one_run, until
+
+    def past(tokens, reason="stop"):
+        return replace(row("llama3.3:latest", "auto", 20.0), eval_count=tokens, done_reason=reason)
+
+    class History:
+        asked = 0
+
+        def runs_on(self, machine):
+            History.asked += 1
+            return [past(70), past(80), past(90), past(400, "length"), replace(past(10), model="qwen3:8b")]
+
+    history = _MachineHistory(History(), dict)
+    double = double_factory(token_rate=20, tokens=80, vram_fraction=0.5)
+    collectors = SystemCollectors(0.05)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session.connect()
+    session.usual_answer = history.usual_answer
+    collectors.start()
+    app = LlmtopApp(one_run(session, RunSettings()))
+    said: list[int] = []
+    try:
+        async with app.run_test(size=(160, 44)) as pilot:
+
+            def counting_down() -> bool:
+                text = app.query_one("#tokens").text
+                usual = r"\(its answers here are usually 80 tokens\)"
+                found = re.search(r"answer ready in about (\d+):(\d\d) " + usual, text)
+                if found:
+                    said.append(int(found.group(1)) * 60 + int(found.group(2)))
+                return len(set(said)) >= 2
+
+            await until(pilot, counting_down, timeout=20)
+            await until(pilot, lambda: len(app.runner.rows) == 1, timeout=20)
+    finally:
+        collectors.stop()
+    assert said[0] <= 4 and said == sorted(said, reverse=True)  # 80 tokens at 20/s: 4 s at most, counting down
+    assert session.last.usual_tokens == 80 and History.asked == 1
+    assert history.judge(past(80)) == past(80) and History.asked == 1  # the same history, read once
 
 
 def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():

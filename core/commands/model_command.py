@@ -555,9 +555,10 @@ def _measure(
     }
     if metrics is not None:
         runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
-    judge = _judge_against_history(History(), lambda: runner.machine)
+    past = _MachineHistory(History(), lambda: runner.machine)
     for session in sessions.values():
-        session.judge = judge
+        session.judge = past.judge
+        session.usual_answer = past.usual_answer
     if args.headless:
         return run_headless(runner, args, signals)
     return run_on_screen(runner, args, signals=signals)
@@ -587,29 +588,38 @@ def _num_predict(text: str) -> int:
     return _whole_number(text, " of tokens", "0 (the model decides)")
 
 
-def _judge_against_history(
-    history: History, machine: Callable[[], Mapping[str, Any]]
-) -> Callable[[SummaryRow], SummaryRow]:
-    """A finished run's row with its `slow_note` where it fell well below what the history says this
-    model usually gives in this mode on this machine (read once, at the first run's end)."""
-    from dataclasses import replace
+class _MachineHistory:
+    """This machine's past runs (the history), read once when first asked: a finished run's row with
+    its `slow_note` where it fell well below what this model usually gives in this mode here, and
+    the model's usual answer length here."""
 
-    from llmtop.measure.usual import slow_note
-    from llmtop.store.history import HistoryError
+    def __init__(self, history: History, machine: Callable[[], Mapping[str, Any]]) -> None:
+        self._history = history
+        self._machine = machine
+        self._past: list[SummaryRow] | None = None
 
-    past: list[SummaryRow] | None = None
+    def _runs(self) -> list[SummaryRow]:
+        from llmtop.store.history import HistoryError
 
-    def judge(row: SummaryRow) -> SummaryRow:
-        nonlocal past
-        if past is None:
+        if self._past is None:
             try:
-                past = history.runs_on(machine())
+                self._past = self._history.runs_on(self._machine())
             except HistoryError:
-                past = []
-        note = slow_note(row, past)
+                self._past = []
+        return self._past
+
+    def judge(self, row: SummaryRow) -> SummaryRow:
+        from dataclasses import replace
+
+        from llmtop.measure.usual import slow_note
+
+        note = slow_note(row, self._runs())
         return replace(row, slow_note=note) if note else row
 
-    return judge
+    def usual_answer(self, model: str) -> int | None:
+        from llmtop.measure.usual import usual_answer_tokens
+
+        return usual_answer_tokens(model, self._runs())
 
 
 def _experts(session: Session) -> int | None:

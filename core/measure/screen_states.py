@@ -369,10 +369,15 @@ def _waiting_text(session: Session, record: RunRecord, now: float, live: float |
             f"   ·   loading: {units.human_bytes(loaded)} of {units.human_bytes(size)}, about {units.clock(left)} left"
         )
     if session.phase is Phase.GENERATING:
-        left = answer_left_s(record.num_predict, record.clock.count, live)
-        if left is None:
+        if record.num_predict:
+            left = answer_left_s(record.num_predict, record.clock.count, live)
+            said = f"at most ({record.num_predict} tokens asked)"
+        elif record.usual_tokens:  # the model decides: its usual length here stands for it
+            left = answer_left_s(record.usual_tokens, record.clock.count, live)
+            said = f"(its answers here are usually {record.usual_tokens} tokens)"
+        else:
             return ""
-        return f"   ·   answer ready in about {units.clock(left)} at most ({record.num_predict} tokens asked)"
+        return f"   ·   answer ready in about {units.clock(left)} {said}" if left is not None else ""
     return ""
 
 

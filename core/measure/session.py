@@ -109,6 +109,9 @@ class Session:
         self.keep_curves = False  # a report was asked for: keep them (about 130 kB a run)
         # Looks at each finished run's row before it is kept (usual.py: slow for this machine).
         self.judge: Callable[[SummaryRow], SummaryRow] | None = None
+        # The model's usual answer length here (usual.py), for "answer ready in about ..." where a run
+        # asks for no count; read as a run begins.
+        self.usual_answer: Callable[[str], int | None] | None = None
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._abandoned: RunRecord | None = None
@@ -391,6 +394,8 @@ class Session:
         try:
             record.load_kind = self._unload(settings)
             record.baseline_memory, record.baseline_process, record.baseline_gpu = self._baseline()
+            if self.usual_answer is not None and record.num_predict is None:  # the machine is read by now
+                record.usual_tokens = self.usual_answer(self.model)
             self._emit(
                 "baseline",
                 load_kind=record.load_kind,

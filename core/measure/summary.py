@@ -255,6 +255,7 @@ class RunRecord:
     served: Sequence[ServedRequest] | None = None
     tasks: Sequence[RequestTiming] = ()
     cpu: list[CpuReading] = field(default_factory=list)  # the CPU's use at the first token and at the end
+    usual_tokens: int | None = None  # the model's usual answer length here (history), where num_predict is not set
 
 
 def baseline_start(run: RunRecord) -> float | None:

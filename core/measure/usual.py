@@ -134,3 +134,19 @@ def slow_note(row: SummaryRow, history: Sequence[SummaryRow]) -> str | None:
     )
     causes = likely_causes(row, usual)
     return said + ("; likely: " + "; ".join(causes) if causes else "; llmtop sees no cause in what it measures")
+
+
+def usual_answer_tokens(model: str, history: Sequence[SummaryRow]) -> int | None:
+    """How many tokens `model`'s answers usually are on this machine (`history`: its past runs here):
+    the median of the complete runs that ended at the model's end of text (not cut at a count asked);
+    None with fewer than time_left.USUAL_ANSWERS of them."""
+    from llmtop.measure.time_left import usual_length
+    from llmtop.ollama.model_facts import same_model
+
+    return usual_length(
+        [
+            r.eval_count
+            for r in history
+            if same_model(r.model, model) and r.complete and r.done_reason == "stop" and r.eval_count
+        ]
+    )
