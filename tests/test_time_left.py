@@ -161,6 +161,7 @@ def test_another_apps_load_is_measured_from_the_bytes_taken_since_the_log_showed
     from llmtop.collectors.gpu_reading import GpuReading, GpuSample
     from llmtop.collectors.ollama_processes import OllamaProcessSample
     from llmtop.watch.load_progress import load_progress
+    from llmtop.watch.state import WatchState
 
     MiB = 2**20
     lines = (FIXTURES / "10_linux_cpu_real_0_24_two_engines.log").read_text(encoding="utf-8").splitlines()
@@ -183,8 +184,13 @@ def test_another_apps_load_is_measured_from_the_bytes_taken_since_the_log_showed
     on_gpu = load_progress(load, "tiny", processes[:1] * 2, [gpu(99.5, 0), gpu(101.0, 200 * MiB)], now=101.0)
     assert on_gpu.loaded_bytes == 200 * MiB and on_gpu.text.startswith("loading tiny: 210 MB of 284 MB")
     assert load_progress(load, None, [], [], now=101.0) is None  # nothing read: nothing said
+    state = WatchState()
+    state.observe_load(100.0, load)
+    assert state.loads_under_way(since=0.0) == [(load, None)]
+    assert state.loads_under_way(since=200.0) == []  # begun long ago, its end never logged: not going on
     parser.feed(lines[started], now=101.2)
     assert load.closed and load_progress(load, None, processes, [], now=101.2) is None
+    assert state.loads_under_way(since=0.0) == []
 
 
 async def test_the_watch_screen_says_how_long_another_apps_load_has_left(tmp_path):

@@ -30,6 +30,7 @@ from llmtop.watch.state import LoadedModel, WatchEvent, WatchState, live_wall
 
 REFRESH_S = 1.0
 LOAD_LOOKBACK_S = 5.0  # a load's bytes so far count from the samples this long before its first log line
+LOAD_STALE_S = 1800.0  # a load the log began this long ago and never ended is not said to be going on
 TIMELINE_S = 600.0  # the memory chart's window
 CHART_EVERY = 2  # the chart is redrawn every second refresh (plotext is the costliest draw)
 SHOWN_REQUESTS = 200
@@ -199,7 +200,7 @@ class WatchApp(App[int]):
         """Each load the first server's log shows going on: its bytes so far and time left."""
         collectors, now = self.collectors, self.clock()
         said = []
-        for load, model in self.state.loads_under_way():
+        for load, model in self.state.loads_under_way(since=now - LOAD_STALE_S):
             since = load.first_seen - LOAD_LOOKBACK_S
             gpu = collectors.gpu.between(since, now) if collectors.gpu is not None else []
             progress = load_progress(load, model, collectors.processes.between(since, now), gpu, now)

@@ -484,13 +484,14 @@ class WatchState:
             requests = with_answer_left(requests)
         return WatchSnapshot(requests, loaded, totals)
 
-    def loads_under_way(self) -> list[tuple[LoadRecord, str | None]]:
-        """The loads the log shows begun and not yet over, each with its model where a listing named it."""
+    def loads_under_way(self, since: float) -> list[tuple[LoadRecord, str | None]]:
+        """The loads the log shows begun at `since` or later and not yet over (a load whose end the log
+        never said is not going on forever), each with its model where a listing named it."""
         with self._lock:
             return [
                 (load, self._load_models.get(id(load)))
                 for load in self._loads_seen.values()
-                if not load.closed and not load.errors
+                if not load.closed and not load.errors and load.first_seen >= since
             ]
 
     @property
