@@ -20,6 +20,7 @@ from conftest import OLLAMA_VERSIONS
 
 from llmtop.collectors.ollama_log import OllamaLogParser, logfmt, served_request
 from real_ollama import RANDOM_LLAMA
+from waiting import eventually
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
 
@@ -254,6 +255,8 @@ def kinds_of_a_load(server, model: str, era: str, folder) -> tuple[list[str], li
         finally:
             double.stop()
     _get(server.url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 4}})
+    if era == "llama-server":  # llama-server logs the slot's release just after the answer's last byte
+        eventually(lambda: "slot      release:" in server.log_text(), 10, "llama-server's release line")
     logs = (server.log_text(), log.read_text())
     return [_normal(k) for k in parsed_kinds(logs[1])], [_normal(k) for k in parsed_kinds(logs[0])], logs
 
