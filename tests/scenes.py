@@ -58,7 +58,10 @@ class Scene:
         def there() -> bool:
             if pause is not None:
                 return world.player.at >= pause
-            return not app.running and bool(app.runner.rows) and app.runs_table.row_count == len(app.runner.rows)
+            done = not app.running and bool(app.runner.rows) and app.runs_table.row_count == len(app.runner.rows)
+            if done and app.runner.sweep is not None:  # a sweep's conclusion is drawn a refresh after its last row
+                return bool(str(app.query_one("#conclusion").render()).strip())
+            return done
 
         await eventually_async(there, timeout, f"scene {self.name}: the replay there", lambda: pilot.pause(0.05))
         # Every widget shows what the replay reached: live frames after it, and mid-run the chart's,
