@@ -31,7 +31,7 @@ from llmtop.measure.summary import RunRecord, SummaryRow
 from llmtop.store.charts import chart_bars
 from llmtop.store.session_files import export_name, outcome_messages, write_plan_files
 from llmtop.tui.app_observer import AppObserver
-from llmtop.tui.help_screen import HelpScreen
+from llmtop.tui.help_screen import HelpScreen, unavailable_gauges
 from llmtop.tui.help_text import key_lines
 from llmtop.tui.messages import PhaseChanged, PlanDone, RunFinished, SessionNote
 from llmtop.tui.panels.answer_panel import AnswerPanel
@@ -43,7 +43,6 @@ from llmtop.tui.panels.phase_panel import PhasePanel
 from llmtop.tui.panels.power_panel import PowerPanel
 from llmtop.tui.panels.runs_panel import runs_panel
 from llmtop.tui.screen_layout import after_memory_key, screen_layout
-from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.summary_table import SummaryTable
 from llmtop.tui.widgets.sweep_chart import SweepChart
@@ -319,8 +318,7 @@ class LlmtopApp(App[int]):
         """Every key, every figure and where it is read from, and the full reason of what is n/a."""
         shown = [b for b in self.BINDINGS if isinstance(b, Binding) and self.check_action(b.action, ()) is not False]
         keys = key_lines([(b.key_display or b.key, b.action, b.description) for b in shown if b.show])
-        unavailable = [(g.label.strip(), g.reason) for g in self.query(Gauge) if g.used is None and g.reason]
-        self.push_screen(HelpScreen(keys, unavailable))
+        self.push_screen(HelpScreen(keys, unavailable_gauges(self)))
 
     def action_more_columns(self) -> None:
         for table in self.query(SummaryTable):

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 
 from llmtop.tui.help_text import help_lines
+from llmtop.tui.widgets.gauge import Gauge
 from llmtop.tui.word_wrap import hanging
 
 
@@ -52,9 +53,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
-    def __init__(self, keys: Sequence[tuple[str, str]], unavailable: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        keys: Sequence[tuple[str, str]],
+        unavailable: Sequence[tuple[str, str]],
+        figures: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        """`figures`: the screen's own (name, how it is read), the run screen's and its tables' when None."""
         super().__init__()
-        self.lines = help_lines(keys, unavailable)
+        self.lines = help_lines(keys, unavailable) if figures is None else help_lines(keys, unavailable, figures, False)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
@@ -63,3 +70,8 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss()
+
+
+def unavailable_gauges(app: App) -> list[tuple[str, str]]:
+    """(gauge, its full reason) for each gauge on the app's screen that is n/a now."""
+    return [(g.label.strip(), g.reason) for g in app.screen.query(Gauge) if g.used is None and g.reason]

@@ -72,19 +72,46 @@ LIVE_FIGURES: tuple[tuple[str, str], ...] = (
 )
 
 
+_LIVE_BY_NAME = dict(LIVE_FIGURES)
+# `llmtop watch`'s screen, top to bottom.
+WATCH_FIGURES: tuple[tuple[str, str], ...] = (
+    ("server line", "where the requests are read from: the server log (and how it is read), the proxy, the metrics"),
+    *((name, _LIVE_BY_NAME[name]) for name in ("RAM", "  mapped", "Swap", "Ollama RSS", "VRAM", "Shared GPU")),
+    ("memory chart", "RAM, Ollama RSS, VRAM and shared GPU memory over the last 10 minutes; marks: each model load"),
+    (
+        "loaded models",
+        "`/api/ps`, polled every second: each model's size, its share in VRAM (size_vram of size), its context and "
+        "when Ollama unloads it; the title says a load under way, its bytes so far and time left",
+    ),
+    (
+        "requests",
+        "every request the server finished or is working on, newest first: llama-server's timing lines in the "
+        "server log (Ollama 0.30 on), the access lines, or the proxy (--proxy): prompt and answer tokens, the "
+        "rates, the time, and a prompt's or an answer's time left while it runs",
+    ),
+    ("events", "loads with their layers on the GPU and why, unloads, evictions, spills, a server that stops answering"),
+)
+WATCH_KEY_HELP = {"quit": "quit (the requests seen so far are kept in the history)", "help": "this help; Esc closes it"}
+
 KEY_COLUMN = 9
 
 
-def help_lines(keys: Sequence[tuple[str, str]], unavailable: Sequence[tuple[str, str]]) -> list[tuple[str, int]]:
+def help_lines(
+    keys: Sequence[tuple[str, str]],
+    unavailable: Sequence[tuple[str, str]],
+    figures: Sequence[tuple[str, str]] = LIVE_FIGURES,
+    tables: bool = True,
+) -> list[tuple[str, int]]:
     """The help screen's lines as (text, indent of its wrapped rows): `keys` as (key, what it does),
-    then the live figures, the tables' figures, and `unavailable` as (figure, its full reason) for
-    what is n/a now."""
+    then the screen's `figures` (the run screen's by default), the tables' figures where `tables`, and
+    `unavailable` as (figure, its full reason) for what is n/a now."""
     lines = [("Keys", 0)]
     lines += [(f"  {key:<{KEY_COLUMN}} {action}", KEY_COLUMN + 3) for key, action in keys]
     lines += [("", 0), ("The live screen: what each figure measures, and where it is read from", 0)]
-    lines += [(f"  {name}: {how}", 4) for name, how in LIVE_FIGURES]
-    lines += [("", 0), ("The tables (Δ: the change over the baseline taken before each run)", 0)]
-    lines += [(f"  {f.name}: {f.how}", 4) for f in FIGURES if f.run is not None or f.compared is not None]
+    lines += [(f"  {name}: {how}", 4) for name, how in figures]
+    if tables:
+        lines += [("", 0), ("The tables (Δ: the change over the baseline taken before each run)", 0)]
+        lines += [(f"  {f.name}: {f.how}", 4) for f in FIGURES if f.run is not None or f.compared is not None]
     if unavailable:
         lines += [("", 0), ("n/a now, and why (in full)", 0)]
         lines += [(f"  {name}: {reason}", 4) for name, reason in unavailable]

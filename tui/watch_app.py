@@ -21,6 +21,8 @@ from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.figures import REQUEST_COLUMNS
 from llmtop.measure.screen_states import gpu_state, memory_state
 from llmtop.measure.timeline import recent_timeline
+from llmtop.tui.help_screen import HelpScreen, unavailable_gauges
+from llmtop.tui.help_text import WATCH_FIGURES, WATCH_KEY_HELP
 from llmtop.tui.panels.gpu_panel import GpuPanel
 from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
@@ -73,7 +75,11 @@ class WatchApp(App[int]):
     #events { height: 8; border: round $secondary; }
     """
     TITLE = "llmtop watch"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", show=False),
+    ]
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(
@@ -158,12 +164,22 @@ class WatchApp(App[int]):
         for server in self.servers:
             if server.proxy_url is not None:
                 parts.append(f"proxy {server.proxy_url}" + (f" -> {server.url}" if self.several else ""))
+            elif server is not self.servers[0]:  # the log is the first server's
+                parts.append(f"{server.url}: requests n/a without --proxy")
         if self.metrics_url is not None:
             parts.append(f"metrics {self.metrics_url}")
         self.query_one("#server", TextLine).show("  ·  ".join(parts))
         self._started = time.monotonic()
         self.set_interval(REFRESH_S, self._refresh)
         self._refresh()
+
+    def action_help(self) -> None:
+        """Every key, what each part of the screen shows and where it is read from, what is n/a and why."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        shown = [b for b in self.BINDINGS if isinstance(b, Binding) and b.show]
+        keys = [(b.key_display or b.key, WATCH_KEY_HELP.get(b.action, b.description)) for b in shown]
+        self.push_screen(HelpScreen(keys, unavailable_gauges(self), WATCH_FIGURES))
 
     def _refresh(self) -> None:
         if self.duration and time.monotonic() - self._started >= self.duration:

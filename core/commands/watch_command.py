@@ -274,7 +274,7 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
             if server_is_local(first_url)[0]:  # llama-server's /slots listens on this machine's loopback
                 kit.stopping(SlotsPoller(first, log).start())
         kit.start_log()
-        for one in watched:
+        for one in watched if args.headless else ():  # the screen's server line says the same
             said = [f"watching {one.base_url}"]
             if one is watched[0]:
                 said.append(
@@ -285,7 +285,7 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
             if (log is None or one is not watched[0]) and one.proxy is None:
                 said.append("requests n/a: without the log's timings or --proxy, no request can be measured")
             err.write(f"llmtop: {'; '.join(said)}\n")
-        if endpoint is not None:
+        if endpoint is not None and args.headless:
             err.write(f"llmtop: metrics: {endpoint.url}\n")
         if not args.no_history:
             keeper = HistoryKeeper(History(), err)
