@@ -77,6 +77,10 @@ _TASK = re.compile(r"(?:print_timing|launch_slot_|operator\(\)): id\s+\d+ \| tas
 _NEW_PROMPT = re.compile(r"\| new prompt, .*?\btask\.n_tokens = (\d+)")
 _CACHED = re.compile(r"\| cached n_tokens = (\d+)")
 _PORT_FLAG = re.compile(r"(?:^|\s)--port[ =](\d+)\b")
+_MODEL_FLAG = re.compile(r"(?:^|\s)--model[ =](\S+)")
+# The scheduler gave a load up (its runner is closed): 0.5 `NewLlamaServer failed` (the runner did not
+# start) and, at level ERROR, `error loading llama server`; 0.6 on `Load failed`, each with the model's path.
+_LOAD_FAILED = ("Load failed", "NewLlamaServer failed", "error loading llama server")
 _PROMPT_PROGRESS = re.compile(
     r"prompt processing, n_tokens =\s*(\d+), progress =\s*([\d.]+), t =\s*([\d.]+) s /\s*([\d.]+) tokens per second"
 )
@@ -343,6 +347,7 @@ class LoadRecord:
     gpu_problem: str | None = None  # why Ollama found no GPU to use (a driver too old, none found)
     runner_devices: list[str] = field(default_factory=list)  # the devices llama-server listed (`device_info:`)
     server_port: int | None = None  # the port llama-server listens on, on 127.0.0.1 (its start line's --port)
+    model_path: str | None = None  # the model file the runner was started with (its start line's --model)
     compute_buffers: list[DeviceBuffer] = field(default_factory=list)  # llama.cpp's compute buffers, Ollama's graph
     launch: dict[str, str] = field(default_factory=dict)  # what the runner was started with: see `settings`
     server_env: dict[str, str] = field(default_factory=dict)  # the `server config` line's settings of this kind
@@ -696,7 +701,8 @@ class OllamaLogParser:
             record = open_records[-1] if open_records and open_records[-1].engine is None else self._new(now, time_text)
             record.engine = "ollama" if "--ollama-engine" in cmd else "llama.cpp"
             record.llama_server = msg == "starting llama-server" or "llama-server" in cmd
-            port = _PORT_FLAG.search(cmd)
+            port, model = _PORT_FLAG.search(cmd), _MODEL_FLAG.search(cmd)
+            record.model_path = model.group(1) if model else None
             record.server_port = int(port.group(1)) if port and record.llama_server else None
             context, parallel = _CTX_FLAGS.search(cmd), _PARALLEL_FLAGS.search(cmd)
             if context:
@@ -750,6 +756,9 @@ class OllamaLogParser:
                 record = open_records[0]
                 record.runner_started_s = float(_STARTED.search(msg).group(1))  # type: ignore[union-attr]
                 record.closed = True
+        elif msg in _LOAD_FAILED:
+            self._load_failed(fields.get("model"), fields.get("error"), msg, line)
+            return None
         elif level == "ERROR" or msg == "llama runner terminated":
             error = fields.get("error")
             self._error(f"{msg}: {error}" if error else msg)
@@ -760,6 +769,23 @@ class OllamaLogParser:
         if record is not None:
             self._note(record, line)
         return record
+
+    def _load_failed(self, model: str | None, error: str | None, msg: str, line: str) -> None:
+        """The scheduler gave a load up: the error goes to the open load of that model (the newest open
+        load where the line names none), which is closed, so a load started at once after it (Ollama
+        retries on a new runner) gets its own lines, not this one's."""
+        open_records = self._open()
+        target = next((r for r in reversed(open_records) if model and r.model_path == model), None)
+        if target is None and open_records and (model is None or all(r.model_path is None for r in open_records)):
+            target = open_records[-1]
+        if target is None:  # no open load of that model: an error of the server's, as before
+            self._error(f"{msg}: {error}" if error else msg)
+            return
+        message = one_line(f"{msg}: {error}" if error else msg)
+        if not target.errors or target.errors[-1] != message:
+            target.errors.append(message)
+        target.closed = True
+        self._note(target, line)
 
     @staticmethod
     def _launch_flags(record: LoadRecord, cmd: str, parallel: re.Match[str] | None) -> None:

@@ -82,7 +82,7 @@ class LlamaServerEngine:
     def _start(self, name: str, model: dict[str, Any], options: dict[str, Any]) -> None:
         import psutil
 
-        from ollama_double import gib, log_time
+        from ollama_double import gib
 
         started = time.monotonic()
         blob = model["blob"]
@@ -124,10 +124,8 @@ class LlamaServerEngine:
         while not self._healthy(server):
             if process.poll() is not None:
                 error = f"llama-server process has terminated: {server.exit_text()}"
-                log.line(
-                    f'time={log_time()} level=ERROR source=sched.go:489 msg="error loading llama server" '
-                    f'error="{error}"'
-                )
+                # Ollama 0.32.15's scheduler (server/sched.go) gives the load up at level INFO, naming the model.
+                log.structured("sched.go:641", '"Load failed"', f'model={blob} error="{error}"')
                 raise EngineFailed(error)
             time.sleep(0.05)
         log.structured("llama_server.go:1362", f'"llama-server started in {time.monotonic() - started:.2f} seconds"')

@@ -558,3 +558,63 @@ def test_compute_buffers_add_up_across_a_loads_contexts_but_the_engine_reports_i
 
 
 START_LLAMA_SERVER = LLAMA_SERVER_LOAD[0]
+
+
+# -- a load the scheduler gives up, retried at once on a new runner, in each era's words ---------------
+BLOB = "/var/lib/ollama/models/blobs/sha256-4824460d29f2058aaf6e1118a63a7a197a09bed509f0e7d4e2efb1ee273b447d"
+STAMP = "time=2026-01-22T09:22:05.012+09:00"
+FAILED_AND_RETRIED = {
+    "0.5 (the llama.cpp runner)": [
+        f'{STAMP} level=INFO source=server.go:376 msg="starting llama server" cmd="/usr/bin/ollama runner '
+        f'--model {BLOB} --ctx-size 8192 --batch-size 512 --n-gpu-layers 27 --threads 8 --parallel 4 --port 35651"',
+        f'{STAMP} level=ERROR source=sched.go:455 msg="error loading llama server" '
+        'error="llama runner process has terminated: cudaMalloc failed: out of memory"',
+        f'{STAMP} level=INFO source=server.go:376 msg="starting llama server" cmd="/usr/bin/ollama runner '
+        f'--model {BLOB} --ctx-size 8192 --batch-size 512 --n-gpu-layers 27 --threads 8 --parallel 4 --port 35677"',
+        "llm_load_tensors: offloaded 27/81 layers to GPU",
+        "llm_load_tensors:      CUDA0 model buffer size = 14210.42 MiB",
+        f'{STAMP} level=INFO source=server.go:594 msg="llama runner started in 21.30 seconds"',
+    ],
+    "0.6 to 0.24 (Ollama's engine)": [
+        f'{STAMP} level=INFO source=server.go:433 msg="starting runner" cmd="/usr/bin/ollama runner --ollama-engine '
+        f'--model {BLOB} --port 35651"',
+        f'{STAMP} level=INFO source=sched.go:511 msg="Load failed" model={BLOB} error="context canceled"',
+        f'{STAMP} level=INFO source=server.go:433 msg="starting runner" cmd="/usr/bin/ollama runner --ollama-engine '
+        f'--model {BLOB} --port 35677"',
+        f'{STAMP} level=INFO source=runner.go:1284 msg=load request="{{Operation:commit LoraPath:[] Parallel:1 '
+        "BatchSize:512 FlashAttention:Auto KvSize:8192 KvCacheType: NumThreads:8 GPULayers:27[ID:GPU-a1 "
+        'Layers:27(54..80)] MultiUserCache:false ProjectorPath: MainGPU:0 UseMmap:false}}"',
+        f'{STAMP} level=INFO source=ggml.go:482 msg="offloaded 27/81 layers to GPU"',
+        f'{STAMP} level=INFO source=device.go:245 msg="model weights" device=CUDA0 size="13.9 GiB"',
+        f'{STAMP} level=INFO source=server.go:1432 msg="llama runner started in 21.30 seconds"',
+    ],
+    "0.30 on (llama-server)": [
+        f'{STAMP} level=INFO source=llama_server.go:433 msg="starting llama-server" cmd="/usr/lib/ollama/llama-server '
+        f'--model {BLOB} --port 35651 --host 127.0.0.1 --no-webui --offline -c 8192 -np 1 --log-verbosity 4"',
+        f'{STAMP} level=INFO source=sched.go:641 msg="Load failed" model={BLOB} '
+        'error="llama-server process has terminated: exit status 1: failed to allocate CUDA0 buffer"',
+        f'{STAMP} level=INFO source=llama_server.go:433 msg="starting llama-server" cmd="/usr/lib/ollama/llama-server '
+        f'--model {BLOB} --port 35677 --host 127.0.0.1 --no-webui --offline -c 8192 -np 1 --log-verbosity 4"',
+        "load_tensors: offloaded 27/81 layers to GPU",
+        "load_tensors:        CUDA0 model buffer size = 14210.42 MiB",
+        f'{STAMP} level=INFO source=llama_server.go:1362 msg="llama-server started in 21.30 seconds"',
+    ],
+}
+
+
+@pytest.mark.parametrize("era", list(FAILED_AND_RETRIED))
+def test_a_load_given_up_closes_its_runner_and_the_retry_keeps_its_own_lines(era):
+    failed, retried = loads(FAILED_AND_RETRIED[era])
+    assert failed["error"] is not None and failed["layers_offloaded"] is None and failed["runner_started_s"] is None
+    assert failed["gpu_weights"] is None
+    assert (retried["layers_offloaded"], retried["layers_total"], retried["library"]) == (27, 81, "cuda")
+    assert retried["runner_started_s"] == 21.3 and retried["error"] is None and not retried["estimate_only"]
+
+
+def test_a_load_given_up_closes_the_load_of_the_model_it_names_not_another_one_under_way():
+    other = BLOB.replace("4824", "9999")
+    lines = FAILED_AND_RETRIED["0.6 to 0.24 (Ollama's engine)"]
+    started_other = lines[0].replace(BLOB, other).replace("35651", "35999")
+    first, second = loads([started_other, lines[0], lines[1].replace(BLOB, other), *lines[4:]])
+    assert first["error"] == "Load failed: context canceled" and first["layers_offloaded"] is None
+    assert (second["layers_offloaded"], second["layers_total"], second["error"]) == (27, 81, None)
