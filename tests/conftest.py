@@ -58,13 +58,27 @@ def ollama_builds(request):
     time written to the terminal past pytest's capture, so CI's log shows them."""
     import sys
 
-    from ollama_build import _say_to, all_builds
+    from ollama_build import _say_to, all_builds, must_build_here, not_built
 
     plugins = request.config.pluginmanager
     reporter, capture = plugins.getplugin("terminalreporter"), plugins.getplugin("capturemanager")
     stream = _TerminalLines(reporter, capture) if reporter is not None and capture is not None else sys.stderr
     builds = all_builds(_say_to(stream))
+    problem = not_built(builds)
+    if problem and must_build_here():
+        pytest.fail(f"{problem}\n(on CI, with Go installed, the real-Ollama tests must run)", pytrace=False)
     return dict(zip(OLLAMA_VERSIONS, builds, strict=True))
+
+
+RAN_AGAINST: dict[str, set[str]] = {}  # each real Ollama version started by a test: the tests that started it
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The run's end names the real Ollama versions its tests ran against (none, where none did)."""
+    if not RAN_AGAINST:
+        return
+    said = ", ".join(f"{version} ({len(tests)} tests)" for version, tests in sorted(RAN_AGAINST.items()))
+    terminalreporter.write_sep("-", f"real Ollama the tests ran against: {said}")
 
 
 class _TerminalLines:
@@ -121,7 +135,7 @@ def ollama_models(ollama_builds, tmp_path_factory):
 
 
 @pytest.fixture
-def real_ollama(ollama_builds, ollama_models, tmp_path_factory):
+def real_ollama(ollama_builds, ollama_models, tmp_path_factory, request):
     """Start a real `ollama serve` of a version (`real_ollama("newest")`), its models imported, a
     log of its own; every one started is stopped after the test."""
     from real_ollama import RealOllama
@@ -135,6 +149,7 @@ def real_ollama(ollama_builds, ollama_models, tmp_path_factory):
         server.folder.joinpath("models").symlink_to(models)
         server.folder.joinpath("home").mkdir()
         started.append(server)
+        RAN_AGAINST.setdefault(server.build.version, set()).add(request.node.nodeid)
         return server.start() if start else server
 
     yield start

@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,7 +186,8 @@ def _build(version: str, folder: Path, say: Say) -> Path:
     except subprocess.TimeoutExpired:
         raise BuildFailed(f"{version}: go install did not finish in {BUILD_TIMEOUT_S} s") from None
     if result.returncode != 0:
-        raise BuildFailed(f"{version}: go install failed: {_last_error(result.stdout + result.stderr)}")
+        output = result.stdout + result.stderr
+        raise BuildFailed(f"{version}: go install failed: {_last_error(output)}\n{last_lines(output)}")
     if not _starts(binary):
         raise BuildFailed(f"{version}: the build finished but {binary} does not start")
     seconds = round(time.monotonic() - began)
@@ -200,6 +201,33 @@ def _last_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("go: downloading")]
     errors = [line for line in lines if re.search(r"\berror\b|cannot|not found|no such", line, re.IGNORECASE)]
     return (errors or lines or ["no output"])[0][:400]
+
+
+def last_lines(output: str, count: int = 25) -> str:
+    """The build's last lines, as CI shows a build that failed."""
+    lines = [line for line in output.splitlines() if line.strip() and not line.startswith("go: downloading")]
+    return "\n".join(f"    {line}" for line in lines[-count:])
+
+
+def on_ci(environ: Mapping[str, str] | None = None) -> bool:
+    """`CI=true`, as CI services set it (and .ci/run)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def must_build_here(environ: Mapping[str, str] | None = None) -> bool:
+    """On CI with Go installed, a real Ollama that could not be built fails the run: its tests are never
+    skipped there. A contributor's machine without Go skips them."""
+    return on_ci(environ) and shutil.which("go") is not None
+
+
+def not_built(builds: Iterable[OllamaBuild]) -> str | None:
+    """What to say where an Ollama of `builds` could not be built (each one's reason and the build's
+    last lines); None where every one was."""
+    failed = [b for b in builds if b.binary is None]
+    if not failed:
+        return None
+    return "\n".join(f"real Ollama {b.version} could not be built: {b.why_not}" for b in failed)
 
 
 def _starts(binary: Path) -> bool:

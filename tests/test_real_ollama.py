@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -414,3 +415,35 @@ def test_with_another_ollama_on_the_machine_llmtop_measures_the_one_it_talks_to(
     assert {last["server_pid"], *last["runner_pids"]} == set(ours) and not set(theirs) & set(last["runner_pids"])
     assert last["note"].endswith(f"the one listening on port {server.port}")
     assert last["rss_bytes"] == pytest.approx(resident_bytes(ours), rel=0.05, abs=32 * 2**20)
+
+
+def _pytest_where_ollama_cannot_be_built(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """One real-Ollama test in a pytest of its own, on a machine where no Ollama can be built: an empty
+    build cache and Go module cache, a Go module proxy that refuses every connection, no package index."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("CI", "OLLAMA_HOST")}
+    environment.update(
+        LLMTOP_ENGINE_CACHE=str(tmp_path / "cache"), GOMODCACHE=str(tmp_path / "gomod"), GOPROXY="http://127.0.0.1:9",
+        GOFLAGS="-modcacherw", PIP_NO_INDEX="1", **env,
+    )  # fmt: skip
+    test = f"{Path(__file__).name}::test_a_run_against_a_real_server_with_nothing_loaded[article]"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", test],
+        cwd=Path(__file__).parent, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="the rule is for a machine with Go")
+def test_on_ci_an_ollama_that_cannot_be_built_fails_the_run_and_says_why(tmp_path):
+    result = _pytest_where_ollama_cannot_be_built(tmp_path, CI="true")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "real Ollama 0.5.11 could not be built: 0.5.11: go install failed" in result.stdout
+    assert "(on CI, with Go installed, the real-Ollama tests must run)" in result.stdout
+    assert " skipped" not in result.stdout.splitlines()[-1]
+
+
+def test_without_go_on_a_contributors_machine_the_real_ollama_tests_are_skipped_in_one_line(tmp_path):
+    no_go = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "go").exists())
+    result = _pytest_where_ollama_cannot_be_built(tmp_path, PATH=no_go)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "1 skipped" in result.stdout.splitlines()[-1]
+    assert "Ollama 0.5.11 was not built here: no `go` on PATH" in result.stdout
