@@ -101,7 +101,8 @@ _BREAKDOWN = re.compile(  # | - CUDA0 (RTX 2060) | total = free + (self = model 
     r"\|\s+-\s+(.+?)\s+\|\s+(\d+) = (\d+) \+ \((\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)\) \+\s+(-?\d+) \|"
 )
 _HOST_BREAKDOWN = re.compile(r"\|\s+-\s+Host\s+\|\s+(\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)\s+\|")  # self = parts
-_DEVICE_INFO = re.compile(r"common_param:\s+-\s+(\S+)\s*: .*\((\d+) MiB, (\d+) MiB free\)")  # llama-server's devices
+# llama-server's devices: `common_param:   - Vulkan0 : llvmpipe (LLVM 15.0.6, 256 bits) (2048 MiB, 2048 MiB free)`
+_DEVICE_INFO = re.compile(r"common_param:\s+-\s+(\S+)\s*:\s+(.*?)\s*\((\d+) MiB, (\d+) MiB free\)")
 _USER_CTX = re.compile(r"context size set by user to (\d+)")
 _CTX_SEQ = re.compile(r"llama_context: n_ctx_(?:seq|per_seq)\s+=\s+(\d+)\s*$")
 _CTX_FLAGS = re.compile(r"(?:^|\s)(?:-c|--ctx-size)[ =](\d+)")
@@ -346,6 +347,7 @@ class LoadRecord:
     default_context: int | None = None  # Ollama's VRAM-based default num_ctx, when it logged one
     gpu_problem: str | None = None  # why Ollama found no GPU to use (a driver too old, none found)
     runner_devices: list[str] = field(default_factory=list)  # the devices llama-server listed (`device_info:`)
+    device_totals: dict[str, int] = field(default_factory=dict)  # a GPU's memory in bytes, as llama-server listed it
     server_port: int | None = None  # the port llama-server listens on, on 127.0.0.1 (its start line's --port)
     model_path: str | None = None  # the model file the runner was started with (its start line's --model)
     compute_buffers: list[DeviceBuffer] = field(default_factory=list)  # llama.cpp's compute buffers, Ollama's graph
@@ -388,6 +390,9 @@ class LoadRecord:
         if offloaded == 0:
             why = self.no_gpu_reason()
             return f"{where}: {why}" if why else None
+        asked = self.asked_gpu_layers
+        if asked is not None and offloaded == min(asked, total):
+            return f"{where}: num_gpu {asked} asked for them"  # the fit then changes nothing
         fit = self.fit
         if fit is not None and fit.on_device and fit.needed_mib is not None and fit.free_mib is not None:
             parts = ", ".join(
@@ -420,6 +425,16 @@ class LoadRecord:
                 + f" and {available.strip('[]')} was available"
             )
         return None
+
+    @property
+    def asked_gpu_layers(self) -> int | None:
+        """The layers the request asked for (num_gpu), where the log tells the request's from Ollama's own
+        choice: llama-server gets `-ngl` only when the request set num_gpu (0.30 on), and Ollama's plan
+        says `layers.requested` (-1: its own choice) before 0.30, whose runner gets Ollama's count either way."""
+        if self.llama_server:
+            return self.requested_gpu_layers
+        requested = self.estimate.get("layers.requested", "")
+        return int(requested) if requested.isdigit() else None
 
     def no_gpu_reason(self) -> str | None:
         """Why no layer is on a GPU, where the log says."""
@@ -915,7 +930,12 @@ class OllamaLogParser:
                 return fitted
         if listed := _DEVICE_INFO.search(line):
             record = self._newest_open(now, None)
-            record.runner_devices.append(listed.group(1))
+            device, description = listed.group(1), listed.group(2)
+            record.runner_devices.append(device)
+            if not device.upper().startswith("CPU"):
+                record.device_totals[device] = int(listed.group(3)) * 2**20
+                if description and description not in record.gpus:  # discovery's name, where it was read
+                    record.gpus.append(description)
             return record
         if ctx_seq := _CTX_SEQ.search(line):
             record = self._newest_open(now, None)

@@ -618,3 +618,16 @@ def test_a_load_given_up_closes_the_load_of_the_model_it_names_not_another_one_u
     first, second = loads([started_other, lines[0], lines[1].replace(BLOB, other), *lines[4:]])
     assert first["error"] == "Load failed: context canceled" and first["layers_offloaded"] is None
     assert (second["layers_offloaded"], second["layers_total"], second["error"]) == (27, 81, None)
+
+
+def test_the_engines_buffers_on_the_gpu_are_what_api_ps_said_was_on_it():
+    """Fixture 13's three loads on the software GPU, and /api/ps's size_vram after each, as real Ollama
+    0.34.4 answered in the same session: the buffers llama.cpp logged on Vulkan0 are that figure to the
+    byte (so with no counter to read, they are the GPU's memory, and beside a counter, a check on it)."""
+    from llmtop.measure.load_parts import memory_parts
+
+    on_gpu = [sum(p.bytes for p in memory_parts(load) if p.on_gpu) for load in parse_lines(read_lines(FIXTURE_13))]
+    assert on_gpu == [56402902, 1073144135, 98870231]
+
+
+FIXTURE_13 = "13_linux_software_gpu_real_0_34_vulkan_split"
