@@ -21,7 +21,8 @@ from llmtop import units
 from llmtop.measure.comparison import Comparison
 from llmtop.measure.intervals import ratio_text
 from llmtop.measure.settings import mode_label
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary import VRAM_FROM_LOG, VRAM_FROM_PS, SummaryRow
+from llmtop.measure.verdicts import RAN_ALIKE
 
 UNKNOWN = "n/a"
 
@@ -83,8 +84,40 @@ def _tps(c: Comparison) -> str:
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f}"
 
 
+def _gpu(row: SummaryRow) -> str:
+    """`vulkan: llvmpipe (LLVM 15.0.6, 256 bits)`, `cpu`, or n/a where the log did not say."""
+    if row.library is None:
+        return ", ".join(row.gpus) or UNKNOWN
+    if row.library == "cpu" or not row.gpus:
+        return row.library
+    return f"{row.library}: {', '.join(row.gpus)}"
+
+
+def _vram(row: SummaryRow) -> str:
+    """The counter's delta; else the engine's buffers on the GPU `(log)`; else /api/ps size_vram `(ps)`."""
+    if row.vram_source == VRAM_FROM_LOG:
+        return f"{_gb(row.vram_engine_bytes)} (log)"
+    if row.vram_source == VRAM_FROM_PS:
+        return f"{_gb(row.ps_size_vram_bytes)} (ps)"
+    return _gb(row.vram_delta_bytes)
+
+
+def _vram_compared(c: Comparison) -> str:
+    counted = c.mean(lambda r: r.vram_delta_bytes)
+    if counted is not None:
+        return _gb(counted)
+    engine = c.mean(lambda r: r.vram_engine_bytes)
+    if engine is not None:
+        return f"{_gb(engine)} (log)"
+    ps = c.mean(lambda r: r.ps_size_vram_bytes if r.vram_source == VRAM_FROM_PS else None)
+    return f"{_gb(ps)} (ps)" if ps is not None else UNKNOWN
+
+
 def _speedup(c: Comparison) -> str:
-    """`1.33x`, with its 95% interval where both sides were repeated: `1.33x (1.21-1.46x)`."""
+    """`1.33x`, with its 95% interval where both sides were repeated: `1.33x (1.21-1.46x)`; `ran alike`
+    where every run of the mode and of `cpu` had the same placement (no speed-up to name)."""
+    if c.alike is not None:
+        return RAN_ALIKE
     return UNKNOWN if c.speedup is None else ratio_text(c.speedup, c.speedup_interval)
 
 
@@ -206,7 +239,8 @@ FIGURES: tuple[Figure, ...] = (
         ("speedup_vs_cpu", "speedup_low", "speedup_high"),
         "a mode's mean tps over the mean tps of `cpu` for the same model (in the JSON's `comparison`), with "
         "its 95% interval where both were repeated (`1.33x (1.21-1.46x)`; `speedup_low`, `speedup_high`): "
-        "an interval that holds 1.00x is no difference",
+        "an interval that holds 1.00x is no difference; `ran alike` (JSON `ran_alike`, speed-up null) where "
+        "every run of both had the same placement (env, layers on each device): the mode changed nothing",
         ja="速度比",
         compared=_speedup,
     ),
@@ -224,14 +258,17 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "VRAM",
-        ("vram_delta_bytes", "vram_peak_bytes", "gpu_baseline_note", "vram_note"),
+        ("vram_delta_bytes", "vram_peak_bytes", "gpu_baseline_note", "vram_note", "vram_engine_bytes", "vram_source"),
         "dedicated GPU memory in use (summed over the GPUs read; unified memory on Apple Silicon) during "
         "generation, median, minus the baseline; `vram_peak_bytes` the highest minus it. The baseline waits "
         "until GPU memory is steady; a fall below it of more than 64 MB is `null`, `gpu_baseline_note` saying "
-        "the baseline was not settled; where no GPU was read, `vram_note` says why, in the screen's words",
+        "the baseline was not settled; where no GPU was read, `vram_note` says why, in the screen's words. "
+        "Where no counter reads the GPU (a Vulkan-only GPU, a software one), the engine's own buffers on it from "
+        "the server log (weights + KV cache + compute: `vram_engine_bytes`, kept beside a counter's figure too), "
+        "marked `(log)`, else `/api/ps` size_vram, marked `(ps)`; `vram_source` says which",
         ja="VRAM",
-        run=lambda r: _gb(r.vram_delta_bytes),
-        compared=_mean_gb(lambda r: r.vram_delta_bytes),
+        run=lambda r: _vram(r),
+        compared=lambda c: _vram_compared(c),
         stable=("vram_delta_bytes",),
     ),
     Figure(
@@ -411,6 +448,18 @@ FIGURES: tuple[Figure, ...] = (
         "to the first word of the answer; `none` where no thought came and none was asked for",
         ja="思考",
         run=lambda r: r.thinking_text or "none",
+        right=False,
+    ),
+    Figure(
+        "GPU",
+        ("library", "gpus", "vram_cross_note"),
+        "the backend that ran the model's layers (the server log: `vulkan`, `cuda`, `rocm`, `metal`, or `cpu` "
+        "where no layer was on a GPU) and the GPU's name (its memory counter's, else Ollama's GPU discovery or "
+        "llama-server's device list in the log); `vram_cross_note` gives the engine's buffers and `/api/ps` "
+        "size_vram beside a counter's VRAM, each a check on the other",
+        ja="GPU",
+        run=lambda r: _gpu(r),
+        compared=lambda c: str(c.most_common(_gpu) or UNKNOWN),
         right=False,
     ),
     Figure(

@@ -35,7 +35,7 @@ def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> Su
 # Figures llmtop keeps since the shipped recordings (screenshots/recordings/) were made: their
 # recorded rows lack them, a replay computes them (why VRAM and shared are n/a; whether the server
 # served another app meanwhile; what the load ran with and its memory by part; the swap in use; the
-# arrival marks of the tokens; the CPU's use).
+# arrival marks of the tokens; the CPU's use; VRAM's sources and the engine's buffers beside a counter).
 NEWER_THAN_THE_RECORDINGS = {
     "vram_note": None,
     "shared_note": None,
@@ -50,6 +50,9 @@ NEWER_THAN_THE_RECORDINGS = {
     "cpu_clock_mhz": None,
     "cpu_clock_max_mhz": None,
     "gpu_clock_limits": (),
+    "vram_engine_bytes": None,
+    "vram_source": None,
+    "vram_cross_note": None,
 }
 
 

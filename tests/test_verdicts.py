@@ -119,3 +119,36 @@ def test_the_interval_arithmetic():
     same = difference(Side(2.0, 0.0, 3), Side(1.0, 0.0, 3))  # no spread at all: the difference is exact
     assert (same.low, same.high) == (1.0, 1.0) and not same.same
     assert Side.of([1.0]) == Side(1.0, None, 1) and Side.of([]) is None
+
+
+def placed(rows, env: str, offloaded: int, total: int = 81):
+    return [replace(r, env=env, layers_offloaded=offloaded, layers_total=total) for r in rows]
+
+
+def test_modes_that_ran_with_the_same_placement_ran_alike_and_name_no_speed_up():
+    """Real Ollama 0.5.11 on a machine without a GPU: cpu and auto both 0/81 layers on a GPU, env CPU;
+    auto's runs were 2.56x cpu's only because the machine was busier during cpu's."""
+    rows = placed(runs("tiny", "cpu", 0.19), "CPU", 0) + placed(runs("tiny", "auto", 0.49), "CPU", 0)
+    (said,) = verdicts(compare(rows))
+    assert said.kind == "ran alike"
+    assert said.text == (
+        "auto and cpu ran alike (0 of 81 layers on a GPU, env CPU in every run): the same placement, so no "
+        "speed-up to name (0.49 against 0.19 tps: this machine's variation between runs)"
+    )
+    assert "2.56x" not in said.text and said.to_dict()["speedup"] is None
+    auto = next(c for c in compare(rows) if c.mode == "auto")
+    assert auto.alike == ("CPU", 0, 81, 0)
+    exported = json.loads(to_json(rows))
+    assert exported["comparison"][1]["ran_alike"] == "0 of 81 layers on a GPU, env CPU"
+    assert exported["verdicts"][0]["verdict"] == "ran alike"
+    table = session_markdown(rows)
+    assert "| ran alike |" in table and "2.58x" not in table and "2.56x" not in table
+
+
+def test_a_different_placement_in_any_run_is_compared_as_usual():
+    cpu = placed(runs("tiny", "cpu", 0.19, 0.2), "CPU", 0)
+    auto = placed(runs("tiny", "auto", 0.49), "CPU", 0) + placed(runs("tiny", "auto", 0.5), "CPU+GPU", 60)
+    (said,) = verdicts(compare(cpu + auto))
+    assert said.kind != "ran alike" and "the speed of cpu" in said.text
+    unknown = runs("tiny", "cpu", 0.19) + runs("tiny", "auto", 0.49)  # no log: the placement is not known
+    assert verdicts(compare(unknown))[0].kind == "spread unknown"

@@ -263,7 +263,8 @@ class LlmtopApp(App[int]):
         self._show_answer()
         collectors = session.collectors
         self.memory_panel.show(states.memory_state(collectors, record))
-        self.gpu_panel.show(states.gpu_state(collectors, record, session.current is not None))
+        load = session.log_load(record)
+        self.gpu_panel.show(states.gpu_state(collectors, record, session.current is not None, load))
         if slow:  # the baseline's idle power changes once a run, the energy slowly: every 4 s is plenty
             self._idle = states.run_idle_power(session, record)
             self._energy = states.energy_texts(session, record, now)

@@ -41,7 +41,8 @@ LIVE_FIGURES: tuple[tuple[str, str], ...] = (
     (
         "VRAM",
         "dedicated GPU memory in use: NVML on NVIDIA, amdgpu sysfs mem_info_vram_used or amdsmi on AMD, "
-        "Windows' GPU Adapter Memory counters, unified memory on Apple Silicon",
+        "Windows' GPU Adapter Memory counters, unified memory on Apple Silicon; where no counter reads the GPU "
+        "(a Vulkan-only or software GPU), the engine's own buffers on it from the server log: `buffers (log)`",
     ),
     (
         "Shared GPU",

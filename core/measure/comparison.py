@@ -24,6 +24,7 @@ class Comparison:
     speedup: float | None  # mean tps over the mean tps of `cpu` for the same model and load kind
     energy_vs_cpu: float | None = None  # mean joules per token over that of `cpu`, the same way
     speedup_interval: tuple[float, float] | None = None  # its 95% interval (both sides repeated)
+    alike: Placement | None = None  # every run of it and of its `cpu` ran with this placement: no speed-up to name
 
     @property
     def first(self) -> SummaryRow:
@@ -79,6 +80,33 @@ class Comparison:
         return Counter(values).most_common(1)[0][0] if values else None
 
 
+Placement = tuple[str | None, int, int, int]
+"""Where a run's layers were: (env, layers on a GPU, layers in all, of them overflowing)."""
+
+
+def placement(row: SummaryRow) -> Placement | None:
+    """Where the run's layers were, as the log (or Ollama's plan) said; None where it did not say."""
+    if row.layers_offloaded is None or not row.layers_total:
+        return None
+    return row.env, row.layers_offloaded, row.layers_total, row.layers_overflowing or 0
+
+
+def same_placement(rows: Sequence[SummaryRow]) -> Placement | None:
+    """The one placement every run of `rows` had (the same env, the same layers on each device); None
+    where one differs or was not read."""
+    found = {placement(row) for row in rows}
+    if len(found) != 1:
+        return None
+    return next(iter(found))
+
+
+def placement_text(where: Placement) -> str:
+    """`0 of 81 layers on a GPU, env CPU`."""
+    env, offloaded, total, overflowing = where
+    experts = f" ({overflowing} with their experts in system memory)" if overflowing else ""
+    return f"{offloaded} of {total} layers on a GPU{experts}, env {env or 'n/a'}"
+
+
 def _placement(mode: str) -> str:
     return mode.partition(":")[0]
 
@@ -105,5 +133,6 @@ def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
         interval = None
         if speedup is not None and base is not None and (a := c.side) and (b := base.side) and base is not c:
             interval = difference(a, b).speedup_interval
-        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio, interval))
+        alike = same_placement(c.runs + base.runs) if base is not None and base is not c else None
+        result.append(Comparison(c.model, c.mode, c.load_kind, c.runs, speedup, ratio, interval, alike))
     return result

@@ -73,6 +73,23 @@ def memory_parts(load: LoadRecord | None) -> tuple[MemoryPart, ...]:
     return tuple(split)
 
 
+def buffers_text(load: LoadRecord) -> str | None:
+    """Where the load's memory went, device by device, GPUs first: `on Vulkan0 (llvmpipe (LLVM 15.0.6,
+    256 bits)): weights 156 MiB, KV cache 816 MiB, compute 51 MiB; in system memory: weights 90 MiB, ...`;
+    None where the log named no buffer."""
+    parts = memory_parts(load)
+    if not parts:
+        return None
+    devices = sorted({p.device for p in parts}, key=lambda d: (d == SYSTEM_MEMORY, d))
+    named = ", ".join(load.gpus)
+    said = []
+    for device in devices:
+        where = "in system memory" if device == SYSTEM_MEMORY else f"on {device}" + (f" ({named})" if named else "")
+        sizes = ", ".join(f"{p.label} {p.bytes / 2**20:.0f} MiB" for p in parts if p.device == device)
+        said.append(f"{where}: {sizes}")
+    return "; ".join(said)
+
+
 def _buffer_parts(load: LoadRecord) -> list[MemoryPart]:
     parts: list[MemoryPart] = []
     sources: Sequence[tuple[str, Iterable[DeviceBuffer]]] = (

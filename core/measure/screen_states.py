@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from llmtop import units
+from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.energy import EDGE_S, GPU_UNREAD
 from llmtop.measure.live import energy_so_far, gpu_now, idle_power, process_deltas, ram_now, watts_over_idle
-from llmtop.measure.load_parts import bars_text, parts_lines, worth_showing
+from llmtop.measure.load_parts import bars_text, memory_parts, parts_lines, worth_showing
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.session import Phase, Session
 from llmtop.measure.settings import mode_is_plain, mode_label
@@ -105,15 +106,35 @@ class GpuState:
     run: float = 0.0
 
 
-def gpu_state(collectors: SystemCollectors, record: RunRecord | None, running: bool) -> GpuState:
-    """`running`: a run is in progress (a spill is said only then)."""
+def engine_vram(load: LoadRecord | None) -> GaugeState | None:
+    """VRAM where no counter reads the GPU: the engine's own buffers on it (weights, KV cache, compute)
+    as the server log says them, against the device's memory where the log says it; None where the log
+    names no buffer on a GPU."""
+    if load is None:
+        return None
+    on_gpu = [p for p in memory_parts(load) if p.on_gpu]
+    if not on_gpu:
+        return None
+    used = sum(p.bytes for p in on_gpu)
+    devices = list(dict.fromkeys(p.device for p in on_gpu))
+    total = sum(load.device_totals[d] for d in devices) if all(d in load.device_totals for d in devices) else None
+    named = ", ".join(load.gpus) or ", ".join(devices)
+    return GaugeState("VRAM", used, total, used, note=f"buffers (log) · {named}")
+
+
+def gpu_state(
+    collectors: SystemCollectors, record: RunRecord | None, running: bool, load: LoadRecord | None = None
+) -> GpuState:
+    """`running`: a run is in progress (a spill is said only then). `load`: the run's model load in the
+    server log, whose buffers on a GPU stand for VRAM where no counter reads it."""
+    engine = engine_vram(load)
     if collectors.gpu is None:
-        vram = GaugeState.na("VRAM", f"no GPU read ({collectors.gpu_unavailable})")
-        return GpuState(((vram, GaugeState.na("Shared GPU", NO_GPU_READ)),))
+        why = f"no GPU read ({collectors.gpu_unavailable})"
+        return GpuState(((engine or GaugeState.na("VRAM", why), GaugeState.na("Shared GPU", NO_GPU_READ)),))
     sample = collectors.gpu.latest()
     if sample is None or not sample.gpus:
         why = "; ".join(sample.problems) if sample and sample.problems else WAITING
-        return GpuState(((GaugeState.na("VRAM", why), GaugeState.na("Shared GPU", why)),))
+        return GpuState(((engine or GaugeState.na("VRAM", why), GaugeState.na("Shared GPU", why)),))
     several = len(sample.gpus) > 1
     baseline = {g.key: g for g in record.baseline_gpu.gpus} if record and record.baseline_gpu else {}
     gauges = []

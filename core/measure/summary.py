@@ -149,6 +149,11 @@ class SummaryRow:
     cpu_clock_mhz: float | None = None
     cpu_clock_max_mhz: float | None = None
     gpu_clock_limits: tuple[str, ...] = ()  # what held a GPU's clock down while generating (NVML)
+    # The engine's own buffers on its GPUs (weights + KV cache + compute, per its server-log lines), and
+    # where the row's VRAM figure comes from: a GPU's memory counter, else these buffers, else /api/ps.
+    vram_engine_bytes: int | None = None
+    vram_source: str | None = None
+    vram_cross_note: str | None = None  # beside a counter's VRAM: the engine's buffers and /api/ps size_vram
 
     @property
     def thinking_text(self) -> str:
@@ -507,6 +512,41 @@ def clock_limits_while_generating(run: RunRecord) -> tuple[str, ...]:
     return tuple(dict.fromkeys(limits))
 
 
+VRAM_FROM_COUNTER = "counter"
+VRAM_FROM_LOG = "server log"
+VRAM_FROM_PS = "/api/ps"
+
+
+def vram_source(counted: int | None, engine: int | None, ps_vram: int | None, counter_read: bool = False) -> str | None:
+    """Where a run's VRAM figure comes from: a GPU's memory counter (its delta over the baseline), else,
+    where no counter read the GPU at all, the engine's own buffers on the GPU from the server log, else
+    Ollama's /api/ps size_vram (its estimate); None where none of them says, or where a counter read the
+    GPU but its delta is n/a (an unsettled baseline: the row says why)."""
+    if counted is not None:
+        return VRAM_FROM_COUNTER
+    if counter_read:
+        return None
+    if engine is not None:
+        return VRAM_FROM_LOG
+    if ps_vram:
+        return VRAM_FROM_PS
+    return None
+
+
+def vram_cross_check(counted: int | None, engine: int | None, ps_vram: int | None) -> str | None:
+    """Beside a counter's VRAM, what the engine's buffers and Ollama's /api/ps say of the same memory
+    (each a check on the other: a counter that reads more also counts other programs' use and the
+    driver's own); None without a counter or without either of them."""
+    if counted is None or (engine is None and not ps_vram):
+        return None
+    said = []
+    if engine is not None:
+        said.append(f"the engine's buffers on the GPU {units.human_bytes(engine)} (server log)")
+    if ps_vram:
+        said.append(f"/api/ps size_vram {units.human_bytes(ps_vram)}")
+    return f"beside the counter's {units.human_bytes(counted)}: " + ", ".join(said)
+
+
 def summarize(run: RunRecord) -> SummaryRow:
     """Build the summary row of a run, complete or not."""
     clock = run.clock
@@ -539,6 +579,9 @@ def summarize(run: RunRecord) -> SummaryRow:
     if shared_delta is not None and shared_delta < -BASELINE_NOISE_BYTES:
         shared_delta = shared_peak = None
     gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
+    parts = memory_parts(load)
+    on_gpus = [p.bytes for p in parts if p.on_gpu]
+    vram_engine = sum(on_gpus) if on_gpus else None
     energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
     concurrent, concurrent_note = others_served(run, window.end if window.end != float("inf") else clock.request_at)
     cpu = cpu_use(run.cpu[0], run.cpu[-1]) if len(run.cpu) >= 2 else None
@@ -575,7 +618,8 @@ def summarize(run: RunRecord) -> SummaryRow:
         load_kind=run.load_kind,
         env_source=env_source,
         library=load.library if load else None,
-        gpus=tuple(g.name for g in gpu_names),
+        gpus=tuple(g.name for g in gpu_names)
+        or (tuple(load.gpus) if load and load.library not in (None, "cpu") else ()),
         vram_peak_bytes=vram_peak,
         shared_peak_bytes=shared_peak,
         host=run.host,
@@ -594,7 +638,12 @@ def summarize(run: RunRecord) -> SummaryRow:
         context_note=context_note,
         split_reason=load.split_reason() if load else None,
         settings=settings_in_effect(load, dict(run.processes[-1].runner_env) if run.processes else {}),
-        memory_parts=memory_parts(load),
+        memory_parts=parts,
+        vram_engine_bytes=vram_engine,
+        vram_source=vram_source(
+            vram_delta, vram_engine, last_ps.size_vram_bytes if last_ps else None, gpu_note(run, "dedicated") is None
+        ),
+        vram_cross_note=vram_cross_check(vram_delta, vram_engine, last_ps.size_vram_bytes if last_ps else None),
         ps_size_bytes=last_ps.size_bytes if last_ps else None,
         ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
         energy_j=energy.energy_j,

@@ -591,6 +591,8 @@ def _sentence(
             how = f"{abs(change) * 100:.0f}%{within} {'faster' if change >= 0 else 'slower'} than Ollama's choice ("
         versus = f", {how}{'' if how.endswith('(') else ', '}{_describe(auto, spec)})"
     conclusion = head + versus
+    if spec.parameter == LAYERS and chosen.value == 0:  # a GPU that slows the model down (a software one, say)
+        conclusion = f"the CPU alone is the fastest here, every layer on this GPU made it slower: {conclusion}"
     if spec.parameter == MOE:  # a setting of the server: its environment, and every layer on the GPU
         server = ServerSettings(cpu_moe=str(chosen.value))
         name, value = next(iter(server.env().items()))

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmtop.collectors.token_timing import rate_over_first
-from llmtop.measure.comparison import Comparison, compare
+from llmtop.measure.comparison import Comparison, compare, placement_text, same_placement
 from llmtop.measure.intervals import MOST_RUNS, Difference, Side, difference, ratio_text
 from llmtop.measure.summary import SummaryRow
 
+RAN_ALIKE = "ran alike"
 FEWEST_COMMON_TOKENS = 8
 """Runs that ended early are compared over their first tokens only where all reached this many."""
 
@@ -38,7 +39,7 @@ class Verdict:
 
     subject: str  # `llama3.3 auto`
     base: str  # `llama3.3 cpu`
-    kind: str  # "faster", "slower", "about the same", "spread unknown"
+    kind: str  # "faster", "slower", "about the same", "spread unknown", "ran alike" (the same placement)
     difference: Difference
     runs_needed: int | None
     seconds_saved: float | None  # per answer of `tokens` tokens (negative: it costs)
@@ -47,12 +48,12 @@ class Verdict:
     over_first_tokens: int | None = None  # the rates are over each run's first this many tokens (one ended sooner)
 
     def to_dict(self) -> dict[str, object]:
-        interval = self.difference.speedup_interval
+        interval = self.difference.speedup_interval if self.kind != RAN_ALIKE else None
         return {
             "subject": self.subject,
             "base": self.base,
             "verdict": self.kind,
-            "speedup": round(self.difference.speedup, 4),
+            "speedup": round(self.difference.speedup, 4) if self.kind != RAN_ALIKE else None,
             "speedup_low": round(interval[0], 4) if interval else None,
             "speedup_high": round(interval[1], 4) if interval else None,
             "runs_needed_each": self.runs_needed,
@@ -114,6 +115,14 @@ def verdict(subject_name: str, subject: Comparison, base_name: str, base: Compar
         verb = "saves" if saved >= 0 else "costs"
         per_answer = f"; {verb} {seconds_text(abs(saved))} per answer of {tokens:.0f} tokens"
     needed = d.runs_needed()
+    alike = same_placement(_clean(subject, base)) if subject.model == base.model else None
+    if alike is not None:  # the mode changed nothing: whatever differs is the machine's, not the mode's
+        kind = RAN_ALIKE
+        text = (
+            f"{subject_name} and {base_name} ran alike ({placement_text(alike)} in every run): the same "
+            f"placement, so no speed-up to name ({rates}: this machine's variation between runs)"
+        )
+        return Verdict(subject_name, base_name, kind, d, None, None, tokens, text, count)
     if not d.known:
         kind = "spread unknown"
         text = (

@@ -25,7 +25,7 @@ from llmtop.figures import (
     Column,
     chosen_columns,
 )
-from llmtop.measure.comparison import Comparison, compare
+from llmtop.measure.comparison import Comparison, compare, placement_text
 from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
@@ -204,6 +204,7 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "speedup_vs_cpu": c.speedup,
         "speedup_low": c.speedup_interval[0] if c.speedup_interval else None,
         "speedup_high": c.speedup_interval[1] if c.speedup_interval else None,
+        "ran_alike": placement_text(c.alike) if c.alike is not None else None,
         "ram_delta_bytes": c.mean(lambda r: r.ram_delta_bytes),
         "vram_delta_bytes": c.mean(lambda r: r.vram_delta_bytes),
         "shared_delta_bytes": c.mean(lambda r: r.shared_delta_bytes),

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
+from llmtop.measure.load_parts import buffers_text
 from llmtop.measure.summary import SummaryRow, split_words, vram_share
 from llmtop.measure.time_left import answer_left_s, prompt_left_s, usual_length
 from llmtop.ollama.model_facts import canonical_model_name
@@ -145,7 +146,7 @@ class ModelTotals:
 @dataclass(frozen=True)
 class WatchEvent:
     t: float
-    kind: str  # load, unload, evicted, request, done, spill, cpu-layers, server
+    kind: str  # load, unload, evicted, request, done, spill, cpu-layers, layers, memory, server
     text: str
     model: str | None = None
 
@@ -182,6 +183,7 @@ class WatchState:
     _load_models: dict[int, str] = field(default_factory=dict)  # id(load) -> the model it loaded
     _slots_seen: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # (load, task) -> (t, decoded)
     _loads_seen: dict[int, LoadRecord] = field(default_factory=dict)
+    _memory_said: set[int] = field(default_factory=set)  # id(load) of the loads whose buffers were said
     _unattributed: dict[int, list[int]] = field(
         default_factory=dict
     )  # id(load) -> requests ended before its model was known
@@ -335,6 +337,11 @@ class WatchState:
                 self._event(t, "cpu-layers", f"{model}: {on_cpu} layers run on the CPU", model)
         if load.context_seq or load.context_flag:
             totals.context = load.context_seq or load.context_flag
+        if load.runner_started_s is not None and id(load) not in self._memory_said:  # every buffer is logged
+            self._memory_said.add(id(load))
+            buffers = buffers_text(load)
+            if buffers:
+                self._event(t, "memory", f"{model}: {buffers} (server log)", model)
 
     def _log_request(self, t: float, load: LoadRecord, request: RequestTiming) -> None:
         key = (id(load), request.task)
