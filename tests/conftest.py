@@ -77,7 +77,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """The run's end names the real Ollama versions its tests ran against (none, where none did)."""
     if not RAN_AGAINST:
         return
-    said = ", ".join(f"{version} ({len(tests)} tests)" for version, tests in sorted(RAN_AGAINST.items()))
+
+    def by_version(item: tuple[str, set[str]]) -> list[int]:
+        return [int(part) for part in item[0].split()[0].split(".") if part.isdigit()]
+
+    said = ", ".join(
+        f"{version} ({len(tests)} tests)" for version, tests in sorted(RAN_AGAINST.items(), key=by_version)
+    )
     terminalreporter.write_sep("-", f"real Ollama the tests ran against: {said}")
 
 
@@ -99,6 +105,7 @@ def ollama_models(ollama_builds, tmp_path_factory):
     """Per version, an OLLAMA_MODELS folder with the tests' models imported (`ollama create`)."""
     from real_ollama import (
         GEMMA,
+        LONG_CONTEXT_LLAMA,
         LONG_LLAMA,
         MOE_LLAMA,
         NUM_PREDICT,
@@ -122,7 +129,7 @@ def ollama_models(ollama_builds, tmp_path_factory):
                 for name, path in model_files().items():
                     if name == GEMMA and not knows_gemma3(build.version):
                         continue
-                    if name == MOE_LLAMA and not runs_llama_server(build.version):
+                    if name in (MOE_LLAMA, LONG_CONTEXT_LLAMA) and not runs_llama_server(build.version):
                         continue
                     server.create(name, path, {"num_predict": NUM_PREDICT})
                 server.create(LONG_LLAMA, model_files()[RANDOM_LLAMA], {"num_predict": 4096})
@@ -134,22 +141,54 @@ def ollama_models(ollama_builds, tmp_path_factory):
     return models_of
 
 
+SOFTWARE_GPU = "software GPU"  # the newest Ollama, its llama-server built with Vulkan, on Mesa's lavapipe
+
+
+@pytest.fixture(scope="session")
+def software_gpu_build(ollama_builds, request):
+    """The newest Ollama beside a Vulkan llama-server (tests/ollama_build.py), built once per machine.
+    A machine without Mesa's software Vulkan driver skips its tests in one line; CI fails instead."""
+    from llama_server_build import vulkan_missing
+    from ollama_build import _say_to, on_ci, with_software_gpu
+
+    problem = vulkan_missing()
+    build = None
+    if problem is None:
+        plugins = request.config.pluginmanager
+        reporter, capture = plugins.getplugin("terminalreporter"), plugins.getplugin("capturemanager")
+        stream = _TerminalLines(reporter, capture) if reporter is not None and capture is not None else None
+        build = with_software_gpu(ollama_builds["newest"], _say_to(stream))
+        problem = build.why_not if build.binary is None else None
+    if problem:
+        if on_ci():
+            pytest.fail(f"the software GPU could not be set up on CI: {problem}", pytrace=False)
+        pytest.skip(f"no software GPU here: {problem}")
+    return build
+
+
 @pytest.fixture
 def real_ollama(ollama_builds, ollama_models, tmp_path_factory, request):
-    """Start a real `ollama serve` of a version (`real_ollama("newest")`), its models imported, a
-    log of its own; every one started is stopped after the test."""
+    """Start a real `ollama serve` of a version (`real_ollama("newest")`; `real_ollama(SOFTWARE_GPU)`:
+    the newest on Mesa's software Vulkan GPU), its models imported, a log of its own; every one started
+    is stopped after the test."""
+    from ollama_build import SOFTWARE_GPU_ENV
     from real_ollama import RealOllama
 
     started = []
 
     def start(kind: str, start: bool = True, **env: str) -> RealOllama:
         """`start=False`: its folders and environment only (for `llmtop --serve` to start it)."""
-        models = ollama_models(kind)
-        server = RealOllama(ollama_builds[kind], tmp_path_factory.mktemp("ollama"), extra_env=dict(env))
+        if kind == SOFTWARE_GPU:
+            build, models = request.getfixturevalue("software_gpu_build"), ollama_models("newest")
+            env = {**SOFTWARE_GPU_ENV, **env}
+        else:
+            build, models = ollama_builds[kind], ollama_models(kind)
+        server = RealOllama(build, tmp_path_factory.mktemp("ollama"), extra_env=dict(env))
         server.folder.joinpath("models").symlink_to(models)
         server.folder.joinpath("home").mkdir()
         started.append(server)
-        RAN_AGAINST.setdefault(server.build.version, set()).add(request.node.nodeid)
+        name = f"{build.version} on the software GPU" if kind == SOFTWARE_GPU else build.version
+        RAN_AGAINST.setdefault(name, set()).add(request.node.nodeid)
         return server.start() if start else server
 
     yield start

@@ -23,15 +23,22 @@ class Shape:
     embedding: int = 384
     feed_forward: int = 1024
     heads: int = 6
+    kv_heads: int = 0  # the K and V heads (grouped-query attention: fewer than `heads`); 0: as many as `heads`
     vocab: int = 4096  # large enough that </s> comes by chance about once in 4,000 tokens
     context: int = 4096
     experts: int = 0  # a mixture of experts (Mixtral-style: llama with `ffn_*_exps`) when more than 0
     experts_used: int = 0
 
     @property
+    def kv_width(self) -> int:
+        """The K (and V) projection's width: the KV heads times the head's size."""
+        return (self.kv_heads or self.heads) * (self.embedding // self.heads)
+
+    @property
     def parameters(self) -> int:
         feed_forward = 3 * self.embedding * self.feed_forward * max(self.experts, 1) + self.embedding * self.experts
-        per_layer = 4 * self.embedding**2 + feed_forward + 2 * self.embedding
+        attention = 2 * self.embedding**2 + 2 * self.embedding * self.kv_width
+        per_layer = attention + feed_forward + 2 * self.embedding
         return self.layers * per_layer + 2 * self.vocab * self.embedding + self.embedding
 
 
@@ -78,7 +85,7 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
     writer.add_feed_forward_length(f)
     writer.add_rope_dimension_count(e // shape.heads)
     writer.add_head_count(shape.heads)
-    writer.add_head_count_kv(shape.heads)
+    writer.add_head_count_kv(shape.kv_heads or shape.heads)
     writer.add_layer_norm_rms_eps(1e-5)
     if shape.experts:
         writer.add_expert_count(shape.experts)
@@ -106,8 +113,10 @@ def write_random_llama(path: str | os.PathLike[str], shape: Shape = Shape(), see
     for layer in range(shape.layers):
         block = f"blk.{layer}"
         writer.add_tensor(f"{block}.attn_norm.weight", norm())
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(f"{block}.{name}.weight", weights(e, e))
+        writer.add_tensor(f"{block}.attn_q.weight", weights(e, e))
+        writer.add_tensor(f"{block}.attn_k.weight", weights(shape.kv_width, e))
+        writer.add_tensor(f"{block}.attn_v.weight", weights(shape.kv_width, e))
+        writer.add_tensor(f"{block}.attn_output.weight", weights(e, e))
         writer.add_tensor(f"{block}.ffn_norm.weight", norm())
         if shape.experts:  # llama.cpp's shapes, numpy's order: the router, then every expert's three
             writer.add_tensor(f"{block}.ffn_gate_inp.weight", weights(shape.experts, e).astype(np.float32))

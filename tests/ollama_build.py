@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from llama_server_build import BuildFailed, cache_root, llama_cpp_version, llama_server_binary
+from llama_server_build import VISIBLE_DEVICES, BuildFailed, cache_root, llama_cpp_version, llama_server_binary
 
 MODULE = "github.com/ollama/ollama"
 ARTICLE = "0.5.11"  # the article's version: `llm_load_tensors: offloaded 27/81 layers to GPU`
@@ -349,6 +349,34 @@ def _previous(version: tuple[int, int, int]) -> tuple[int, int, int] | None:
         if candidate[1] >= 0 and _served(candidate, _http_ok):
             return candidate
     return None
+
+
+SOFTWARE_GPU_ENV = {
+    **VISIBLE_DEVICES,  # ggml-vulkan uses lavapipe, a CPU-type device, only where it is named
+    # The CPU backend's OpenMP threads spin while they wait, and on 2 cores fight lavapipe's own threads
+    # (318 ms a token at 10 layers on the GPU; 118 ms with waiting threads that sleep).
+    "OMP_WAIT_POLICY": "passive",
+}
+
+
+def with_software_gpu(newest: OllamaBuild, say: Say) -> OllamaBuild:
+    """The newest Ollama with a llama-server built with llama.cpp's Vulkan backend, in a folder of its
+    own (Ollama looks for llama-server beside its resolved binary, so the binary is copied there):
+    with SOFTWARE_GPU_ENV in its environment, it runs models on Mesa's software Vulkan device."""
+    if newest.binary is None:
+        return OllamaBuild(newest.version, None, f"the newest Ollama was not built: {newest.why_not}")
+    folder = cache_root() / f"ollama-{newest.version}-software-gpu"
+    (folder / "bin").mkdir(parents=True, exist_ok=True)
+    binary = folder / "bin" / "ollama"
+    try:
+        server = llama_server_binary(_SaidLines(say), vulkan=True)
+        source = newest.binary.stat()
+        if not binary.is_file() or (binary.stat().st_size, binary.stat().st_mtime) != (source.st_size, source.st_mtime):
+            shutil.copy2(newest.binary, binary)
+        say(f"{newest.version} on the software GPU: {binary} beside {server}")
+        return OllamaBuild(newest.version, binary, newest.why_not, place_llama_server(folder, server))
+    except (BuildFailed, OSError) as exc:
+        return OllamaBuild(newest.version, None, f"llama-server with Vulkan: {exc}")
 
 
 def all_builds(say: Say) -> list[OllamaBuild]:

@@ -145,7 +145,8 @@ class ServerLog:
     ERAS = ("0.5", "go-engine", "llama-server")
     DEFAULT_CONTEXT = {"0.5": 2048, "go-engine": 4096, "llama-server": 4096}  # num_ctx when a request sets none
 
-    BUFFERS = {"cuda": "CUDA0", "rocm": "ROCm0"}
+    BUFFERS = {"cuda": "CUDA0", "rocm": "ROCm0", "vulkan": "Vulkan0"}
+    LIBRARY_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan"}  # 0.30+ discovery's spelling
 
     # llama.cpp's bytes a KV value takes, by cache type (q8_0: 34 bytes a block of 32, q4_0: 18)
     KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
@@ -211,6 +212,18 @@ class ServerLog:
         """The start-up lines; `gpu_name` None is a machine without a GPU (`memory`: its RAM total
         and available, in bytes)."""
         self.structured("routes.go:1238", f'"Listening on {host} (version {version})"')
+        if self.era == "llama-server" and gpu_name is not None:  # real 0.34.4's words (../shared/vulkan-gpu.md)
+            self.structured(
+                "types.go:32",
+                '"inference compute"',
+                f"id=0 filter_id=0 library={self.LIBRARY_NAMES[self.library]} compute=0.0 name={self.buffer} "
+                f'description="{gpu_name}" libdirs=ollama driver=0.0 pci_id="" type=discrete total="15.6 GiB" '
+                'available="14.9 GiB"',
+            )
+            self.structured(
+                "routes.go:2115", '"vram-based default context"', 'total_vram="15.6 GiB" default_num_ctx=4096'
+            )
+            return
         if gpu_name is None:
             total, available = memory or (0, 0)
             self.structured(
@@ -239,15 +252,15 @@ class ServerLog:
         context: int = 2048,
         asked: bool = True,
         gpu_reserved: int | None = None,
-    ) -> None:
+    ) -> tuple[int, int] | None:
         """A load's lines: `gpu_layers` on the GPU (`cpu_only`: the request asked for none), `asked`:
         the request set num_gpu (llama-server gets `-ngl` only then). `gpu_reserved`: the bytes the
         GPU holds beside the weights (the spilling machine's KV cache and compute buffers), so that
-        llama-server's buffer lines add up to what the GPU's counters show."""
+        llama-server's buffer lines add up to what the GPU's counters show. From 0.30 on: (the bytes of
+        every buffer logged, those on the GPU), which real 0.34's /api/ps gives as size and size_vram."""
         total = model["block_count"] + 1
         if self.era == "llama-server":
-            self._llama_server_load(model, gpu_layers, cpu_only, context, asked, gpu_reserved)
-            return
+            return self._llama_server_load(model, gpu_layers, cpu_only, context, asked, gpu_reserved)
         library = "cpu" if cpu_only else self.library
         estimate = (
             f"layers.requested={0 if cpu_only else -1} layers.model={total} layers.offload={gpu_layers} "
@@ -305,7 +318,7 @@ class ServerLog:
 
     def _llama_server_load(
         self, model: dict[str, Any], gpu_layers: int, cpu_only: bool, context: int, asked: bool, reserved: int | None
-    ) -> None:
+    ) -> tuple[int, int]:
         """Ollama 0.30 on (real 0.34.4's words, fixture 11; a GPU's lines as llama.cpp prints them): Ollama's
         start line, then llama-server's own output, with the experts that LLAMA_ARG_*CPU_MOE keeps in
         system memory as llama.cpp's debug lines name them (Ollama runs it at --log-verbosity 4)."""
@@ -344,18 +357,18 @@ class ServerLog:
             if on_gpu == total:
                 self.line("load_tensors: offloading output layer to GPU")
             self.line(f"load_tensors: offloaded {on_gpu}/{total} layers to GPU")
+        host = "CPU" if cpu_only else "CPU_Mapped"  # real 0.34.4 (llama.cpp b10xxx): the host's buffers first
+        self.line(f"load_tensors: {host:>12} model buffer size = {size / 2**20 - gpu_mib:10.2f} MiB")
         if gpu_mib > 0:
             self.line(f"load_tensors: {self.buffer:>12} model buffer size = {gpu_mib:10.2f} MiB")
-        host = "CPU" if cpu_only else "CPU_Mapped"
-        self.line(f"load_tensors: {host:>12} model buffer size = {size / 2**20 - gpu_mib:10.2f} MiB")
         self.line(f"llama_context: n_ctx_seq             = {context}")
         self.line(f"llama_context: flash_attn            = {self.flash_flag}")
         kv_mib = self.kv_mib(model, context)
         kv_gpu = kv_mib * min(on_gpu, blocks) / blocks
-        if kv_gpu:
-            self.line(f"llama_kv_cache: {self.buffer:>10} KV buffer size = {kv_gpu:8.2f} MiB")
         if kv_mib - kv_gpu:
             self.line(f"llama_kv_cache:        CPU KV buffer size = {kv_mib - kv_gpu:8.2f} MiB")
+        if kv_gpu:
+            self.line(f"llama_kv_cache: {self.buffer:>10} KV buffer size = {kv_gpu:8.2f} MiB")
         cells = context * self.parallel
         half = kv_mib / 2
         self.line(
@@ -368,9 +381,14 @@ class ServerLog:
         if on_gpu:
             compute = 266.50 if reserved is None else max(reserved / 2**20 - kv_gpu, 0.0)
             self.line(f"sched_reserve: {self.buffer:>10} compute buffer size = {compute:10.2f} MiB")
-            self.line(f"sched_reserve: {self.buffer + '_Host':>10} compute buffer size =    24.01 MiB")
+            host_buffer = f"{self.LIBRARY_NAMES[self.library]}_Host"  # llama.cpp's pinned host memory: CUDA_Host
+            self.line(f"sched_reserve: {host_buffer:>10} compute buffer size =    24.01 MiB")
+            gpu, host = max(gpu_mib, 0.0) + kv_gpu + compute, 24.01
         else:
             self.line("sched_reserve:        CPU compute buffer size =   266.50 MiB")
+            gpu, host = 0.0, 266.50
+        host += size / 2**20 - max(gpu_mib, 0.0) + kv_mib - kv_gpu
+        return int((gpu + host) * 2**20), int(gpu * 2**20)
 
     def _go_engine_load(self, total: int, gpu_layers: int, library: str, estimate: str, args: str) -> None:
         """Ollama's own engine (0.6 to 0.2x), as in fixtures 01 and 05: the runner is `ollama runner
@@ -584,26 +602,29 @@ class OllamaDouble:
         era = self.log.era if self.log is not None else "0.5"
         context = int((options or {}).get("num_ctx") or ServerLog.DEFAULT_CONTEXT[era])
         shape = self.log.shape(model, context) if self.log is not None else Shape()
+        size = model["size"] + 1_500_000_000
         if self.log is not None:
             reserved = machine.overhead(shape) if machine is not None else None
-            self.log.load(model, layers, num_gpu == 0, context, num_gpu is not None, reserved)
+            logged = self.log.load(model, layers, num_gpu == 0, context, num_gpu is not None, reserved)
+            if logged is not None and machine is None:  # 0.30+: /api/ps gives the buffers llama-server logged
+                size, vram = logged
         rate = None
         if machine is not None:
-            size = model["size"]
-            if not machine.fits(size, total, layers, shape):
+            weights = model["size"]
+            if not machine.fits(weights, total, layers, shape):
                 if self.log is not None:
                     self.log.line("llama_model_load: error loading model: unable to allocate ROCm0 buffer")
                     self.log.terminated("error loading model: unable to allocate ROCm0 buffer")
                 return False
-            dedicated, shared = machine.placement(size, total, layers, shape)
+            dedicated, shared = machine.placement(weights, total, layers, shape)
             machine.fill(dedicated, shared, machine.overhead(shape) if layers else 0)
-            machine.draw(size, total, layers, shape)
-            vram = min(dedicated + shared, size)
-            rate = machine.token_rate(size, total, layers, shape)
+            machine.draw(weights, total, layers, shape)
+            vram = min(dedicated + shared, weights)
+            rate = machine.token_rate(weights, total, layers, shape)
         with self._lock:
             fresh = _canonical(name) not in self.loaded
             self.loaded[_canonical(name)] = {
-                "size": model["size"] + 1_500_000_000,
+                "size": size,
                 "size_vram": vram,
                 "context_length": context,
                 "rate": rate,

@@ -31,6 +31,12 @@ MOE_LLAMA = (
     "r16-moe"  # a mixture of experts: 16 blocks of 8 experts, 2 used a token (Ollama 0.30+, which has llama-server)
 )
 MOE_SHAPE = Shape(layers=16, embedding=256, feed_forward=256, heads=4, experts=8, experts_used=2)
+# The article's situation on the software GPU (lavapipe's 2 GiB): a llama trained for a 64k context, with
+# grouped-query attention (2 KV heads of 6), whose KV cache at num_ctx 32768 (1.3 GB) does not fit beside
+# its weights, so llama.cpp's fit puts only part of its layers on the GPU (Ollama 0.30+).
+LONG_CONTEXT_LLAMA = "r81-64k"
+LONG_CONTEXT_SHAPE = Shape(context=65536, kv_heads=2)
+LONG_CONTEXT_NUM_CTX = 32768
 # A random model stops at </s> only by chance: its Modelfile ends every answer after this many tokens
 # (a model's own default, as a user's Modelfile sets one), so a run takes seconds on every version.
 NUM_PREDICT = 64
@@ -70,7 +76,10 @@ def model_files() -> dict[str, Path]:
     moe = folder / "random-llama-moe-16-blocks-8-experts.gguf"
     if not moe.is_file():
         write_random_llama(moe, MOE_SHAPE)
-    return {RANDOM_LLAMA: llama, GEMMA: gemma, MOE_LLAMA: moe}
+    long_context = folder / "random-llama-80-blocks-64k-context-2-kv-heads.gguf"
+    if not long_context.is_file():
+        write_random_llama(long_context, LONG_CONTEXT_SHAPE)
+    return {RANDOM_LLAMA: llama, GEMMA: gemma, MOE_LLAMA: moe, LONG_CONTEXT_LLAMA: long_context}
 
 
 def knows_gemma3(version: str) -> bool:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OLLAMA_VERSIONS
+from conftest import OLLAMA_VERSIONS, SOFTWARE_GPU
 
+from ollama_build import OllamaBuild
 from real_ollama import RANDOM_LLAMA, RealOllama
 from test_cli import command, no_traceback
 
@@ -299,11 +300,16 @@ HOW_BUILT = {
 }
 
 
+GPU_MODULE = "test_real_ollama_gpu"  # every test of it runs against the newest Ollama on the software GPU
+
+
 def version_tests() -> dict[str, list[str]]:
-    """The tests each version runs, read from the parametrize marks of the real-Ollama modules."""
+    """The tests each version runs, read from the parametrize marks of the real-Ollama modules (and
+    every test of the software GPU's module)."""
     import importlib
 
-    found: dict[str, list[str]] = {kind: [] for kind in OLLAMA_VERSIONS}
+    found: dict[str, list[str]] = {kind: [] for kind in (*OLLAMA_VERSIONS, SOFTWARE_GPU)}
+    found[SOFTWARE_GPU] = [name for name in vars(importlib.import_module(GPU_MODULE)) if name.startswith("test_")]
     for name in REAL_OLLAMA_MODULES:
         module = importlib.import_module(name)
         for attribute, function in vars(module).items():
@@ -318,6 +324,13 @@ def version_tests() -> dict[str, list[str]]:
     return found
 
 
+SOFTWARE_GPU_ERA = "llama-server on a software GPU"
+SOFTWARE_GPU_HOW = (
+    "as the newest, with `llama-server` built with llama.cpp's Vulkan backend (`-DGGML_VULKAN=ON`), run on Mesa's "
+    "lavapipe (`GGML_VK_VISIBLE_DEVICES=0`)"
+)
+
+
 def version_table(builds: dict[str, Any]) -> str:
     """README's table of the Ollama versions llmtop is tested against, from the builds and the tests."""
     tests = version_tests()
@@ -326,18 +339,26 @@ def version_table(builds: dict[str, Any]) -> str:
         "|---|---|---|---:|",
     ]
     for kind, build in builds.items():
+        era = SOFTWARE_GPU_ERA if kind == SOFTWARE_GPU else build.era
         how = HOW_BUILT[build.era] if build.binary is not None else f"not built here: {build.why_not}"
-        if build.why_not and build.binary is not None:
+        if kind == SOFTWARE_GPU:
+            how = SOFTWARE_GPU_HOW if build.binary is not None else f"not set up here: {build.why_not}"
+        elif build.why_not and build.binary is not None:
             how += f" (newer releases skipped: {build.why_not})"
-        lines.append(f"| {build.version} | {build.era} | {how} | {len(tests[kind])} |")
+        lines.append(f"| {build.version} | {era} | {how} | {len(tests[kind])} |")
     return "\n".join(lines) + "\n"
 
 
-def test_the_readme_says_which_ollama_versions_are_tested(ollama_builds):
+def test_the_readme_says_which_ollama_versions_are_tested(ollama_builds, request):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    table = version_table(ollama_builds)
+    try:
+        software_gpu = request.getfixturevalue("software_gpu_build")
+    except pytest.skip.Exception as skipped:  # a machine without the software GPU: the row says why
+        software_gpu = OllamaBuild(ollama_builds["newest"].version, None, str(skipped))
+    builds = {**ollama_builds, SOFTWARE_GPU: software_gpu}
+    table = version_table(builds)
     assert table in readme, f"README.md's table of tested Ollama versions is not the tests' own: paste in\n{table}"
-    assert all(build.binary is not None for build in ollama_builds.values()), table  # a polyglot machine builds all
+    assert all(build.binary is not None for build in builds.values()), table  # a polyglot machine builds all
 
 
 @pytest.mark.parametrize("kind", ["article", "newest"])
