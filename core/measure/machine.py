@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +50,11 @@ def describe_machine(gpus: Sequence[GpuReading] = (), ollama_version: str | None
         "ollama_version": ollama_version,
         "llmtop_version": __version__,
     }
+
+
+PROBE_FILE = "memory-probe.json"  # `llmtop fit`'s probe of system memory, in llmtop's data folder
+
+
+def machine_identity(machine: Mapping[str, Any]) -> str:
+    """What a probe of this machine is kept under: its CPU and its RAM (describe_machine's)."""
+    return f"{machine.get('cpu_info')} / {machine.get('ram_total_bytes')}"

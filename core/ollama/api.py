@@ -367,6 +367,27 @@ class OllamaServer:
         except (httpx.HTTPError, ValueError, AttributeError):
             return None
 
+    def tensors(self, model: str) -> dict[str, Any]:
+        """`POST /api/show {"verbose": true}` as the server sent it: `model_info` and, from Ollama 0.6,
+        the `tensors` table (name, type, shape), which the official client's response model leaves out;
+        ModelNotFound on 404, OllamaError on any other failure."""
+        raw = getattr(self._quick, "_client", None)
+        if not isinstance(raw, httpx.Client):
+            raise OllamaError("the official client has no HTTP client to ask /api/show with")
+        try:
+            answer = raw.post("/api/show", json={"model": model, "verbose": True})
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(f"cannot reach {self.base_url}: {exc}") from None
+        if answer.status_code == 404:
+            raise ModelNotFound(model)
+        if answer.status_code != 200:
+            raise ServerError(f"/api/show answered HTTP {answer.status_code}", answer.status_code)
+        try:
+            shown = answer.json()
+        except ValueError:
+            raise ServerError("/api/show's answer is not JSON") from None
+        return shown if isinstance(shown, dict) else {}
+
     def tags(self) -> dict[str, Any]:
         """`GET /api/tags`: the models on the server, with their file sizes."""
         return _dump(self._call(None, self._quick.list))
