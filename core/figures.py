@@ -451,6 +451,21 @@ FIGURES: tuple[Figure, ...] = (
         right=False,
     ),
     Figure(
+        "limit",
+        ("limit_tps", "limit_share", "limit_note"),
+        "the run held to its limit: the tokens/s its split allows, a token's bytes on each side (the layers in "
+        "system memory, in VRAM, spilled into shared memory) over that side's bandwidth from this machine's "
+        "history, a probe or the vendor's peak (`llmtop fit`), and the share of it the run reached; well under "
+        "it, `limit_note` says which side takes most of a token's time. n/a where a side's bandwidth is not known",
+        ja="上限比",
+        run=lambda r: _or_unknown(
+            f"{r.limit_share * 100:.0f}% of {r.limit_tps:.2f}" if r.limit_share and r.limit_tps else ""
+        ),  # fmt: skip
+        compared=lambda c: _or_unknown(
+            f"{share * 100:.0f}%" if (share := c.mean(lambda r: r.limit_share)) is not None else ""
+        ),
+    ),
+    Figure(
         "GPU",
         ("library", "gpus", "vram_cross_note"),
         "the backend that ran the model's layers (the server log: `vulkan`, `cuda`, `rocm`, `metal`, or `cpu` "

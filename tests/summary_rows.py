@@ -53,6 +53,9 @@ NEWER_THAN_THE_RECORDINGS = {
     "vram_engine_bytes": None,
     "vram_source": None,
     "vram_cross_note": None,
+    "limit_tps": None,
+    "limit_share": None,
+    "limit_note": None,
 }
 
 

@@ -62,20 +62,20 @@ def test_markdown_compares_cpu_and_auto_in_the_article_layout():
     lines = to_markdown([cpu[0], auto[0], cpu[1], auto[1]]).splitlines()
     assert lines[0] == (
         "| model | params | quant | size | env | mode | ctx | GPU layers | tps | speed-up | RAM | VRAM | shared | TTFT "
-        "| prompt tps | client tps | load | peak RAM | J/token | energy vs cpu | energy | idle W | GPU | runs |"
+        "| prompt tps | client tps | load | peak RAM | J/token | energy vs cpu | energy | idle W | limit | GPU | runs |"
     )
     assert lines[1] == "|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (
-        "---:|" * 4 + "---|---:|"
+        "---:|" * 5 + "---|---:|"
     )
     assert lines[2] == (
         "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU | cpu | n/a | n/a | 1.00 ± 0.01 | 1.00x | 42.0GB | n/a | n/a "
-        "| 61.23s | 4.21 | 0.99 | 48.50s | 43.2GB | 95 | 1.00x | 10.3 kJ | 41.0 W | n/a | 2 |"
+        "| 61.23s | 4.21 | 0.99 | 48.50s | 43.2GB | 95 | 1.00x | 10.3 kJ | 41.0 W | n/a | n/a | 2 |"
     )
     assert lines[3].startswith(
         "| llama3.3 | 70.6B | Q4_K_M | 42.5GB | CPU+GPU | auto | n/a | 27/81 | 1.34 ± 0.03 | 1.34x (1.24-1.44x) "
         "| 41.6GB | 15.2GB | 2.1GB |"
     )
-    assert lines[3].endswith("| 119 | 1.25x | 9.00 kJ | 41.0 W | n/a | 2 |")  # GPU tokens cost more here
+    assert lines[3].endswith("| 119 | 1.25x | 9.00 kJ | 41.0 W | n/a | n/a | 2 |")  # GPU tokens cost more here
     assert len(lines) == 4
 
 

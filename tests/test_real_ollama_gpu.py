@@ -246,3 +246,34 @@ def test_the_doubles_gpu_answers_are_the_real_ones_on_the_software_gpu(real_olla
     assert set(doubled) - set(real) == set(GPU_LOAD_DIFFERENCES["only the double"]), (doubled, real)
     assert set(real) - set(doubled) == set(GPU_LOAD_DIFFERENCES["only the real"]), (doubled, real)
     assert in_order([k for k in doubled if k in real], real) == [], (doubled, real)
+
+
+def test_fit_forecasts_the_split_real_ollama_then_makes_and_each_run_is_held_to_its_limit(real_ollama, tmp_path):
+    """`llmtop fit` before any load, from the server's tensor table and the GPU's 2 GiB, against the split
+    llama-server's own fit then makes at num_ctx 32768 (a layer either way at most) and the memory /api/ps
+    then reports on the GPU; then two CPU runs, the second held to the limit the first one's rate gives."""
+    from test_cli import llmtop
+
+    server = real_ollama(SOFTWARE_GPU)
+    fit = llmtop("fit", LONG_CONTEXT_LLAMA, "--host", server.url, "--num-ctx", str(LONG_CONTEXT_NUM_CTX),
+                 "--vram", "2048MiB", "--cpu-bandwidth", "20", "--no-probe", "--json")  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    forecast = json.loads(fit.stdout)
+    assert forecast["source"] == f"{server.url}'s /api/show (its tensor table)" and forecast["layers"] == 81
+    options = {"num_ctx": LONG_CONTEXT_NUM_CTX, "num_predict": 2}
+    server.api("/api/generate", {"model": LONG_CONTEXT_LLAMA, "prompt": "Hello", "stream": False, "options": options})
+    (on_gpu,) = [int(n) for n in re.findall(r"offloaded (\d+)/81 layers to GPU", server.log_text())]
+    assert abs(forecast["choice"]["gpu_layers"] - on_gpu) <= 1, (forecast["choice"], on_gpu)
+    size_vram = server.api("/api/ps")["models"][0]["size_vram"]
+    at_real = forecast["splits"][on_gpu]["vram_bytes"]
+    assert abs(at_real - size_vram) / size_vram < 0.05, (at_real, size_vram)  # the weights, KV cache and compute
+    result = run_llmtop(server, tmp_path, LONG_CONTEXT_LLAMA, "--host", server.url, "--log", str(server.log_path),
+                        "--modes", "cpu", "--repeat", "2", *LONG_CONTEXT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first, second = exported(tmp_path)
+    assert first["limit_tps"] is None  # no run before it, no probe: the CPU's bandwidth is not known yet
+    # The first run's rate: its bandwidth is its file's size a token, and a token reads all of that but the
+    # header and the token embeddings (about 1% of this model).
+    assert second["limit_tps"] == pytest.approx(first["eval_rate_tps"], rel=0.03)
+    assert second["limit_note"].startswith(f"{second['eval_rate_tps']:.2f} tok/s, ")
+    assert second["limit_share"] == pytest.approx(second["eval_rate_tps"] / second["limit_tps"], abs=0.001)

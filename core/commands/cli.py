@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = {
     "replay": "llmtop.commands.replay_command",
     "demo": "llmtop.commands.replay_command",
     "doctor": "llmtop.commands.doctor_command",
+    "fit": "llmtop.commands.fit_command",
     "parse-log": "llmtop.commands.parse_log_command",
 }
 MODEL_MODULE = "llmtop.commands.model_command"

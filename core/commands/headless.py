@@ -58,6 +58,8 @@ class HeadlessReporter(SessionObserver):
             self.note(f"VRAM/shared {row.gpu_baseline_note}")
         if row.slow_note:
             self.note(row.slow_note)
+        if row.limit_note:
+            self.note(f"held to its limit: {row.limit_note}")
 
 
 def watch_printer(

@@ -25,6 +25,7 @@ from llmtop.commands.options import (
     add_record_arguments,
     add_report_argument,
     check_files,
+    context_size,
     float_between,
 )
 from llmtop.commands.plan_runs import run_headless, run_on_screen
@@ -39,7 +40,6 @@ from llmtop.measure.settings import (
     STALL_TIMEOUT_S,
     RunSettings,
     ollama_load_timeout,
-    parse_context,
     parse_modes,
     silence_limit,
 )
@@ -58,6 +58,8 @@ from llmtop.ollama.hosts import (
 from llmtop.ollama.model_facts import valid_model_name
 
 if TYPE_CHECKING:
+    from llmtop.measure.forecast import Bandwidth
+    from llmtop.measure.model_shape import ModelShape
     from llmtop.measure.session import Session
     from llmtop.measure.summary import SummaryRow
     from llmtop.ollama.model_facts import ModelFacts
@@ -80,6 +82,8 @@ looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
 other commands: llmtop watch [--host URL ...] [--proxy PORT] [--metrics PORT] (what Ollama does for
                 every app: loaded models, loads, requests, memory; sends nothing itself),
                 llmtop doctor [--json] (what can be measured here, and why not),
+                llmtop fit MODEL [--num-ctx N] [--json] (before any load: the layers on the GPU,
+                the memory, whether it spills, tokens/s),
                 llmtop history [--model M] [--export PATH] (past runs, any day),
                 llmtop replay FILE [--speed X] [--headless] (a recorded session),
                 llmtop demo (a recorded session that ships with llmtop: no Ollama needed),
@@ -139,13 +143,6 @@ def _repeat(text: str) -> int:
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {text}")
     return value
-
-
-def _context(text: str) -> int:
-    try:
-        return parse_context(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _sweep(text: str) -> SweepSpec:
@@ -208,7 +205,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--num-ctx",
         metavar="N",
-        type=_context,
+        type=context_size,
         help="the context in tokens, e.g. 8192 or 8k (options.num_ctx; default: Ollama's, from 0.30 chosen by VRAM)",
     )
     parser.add_argument("--repeat", metavar="N", type=_repeat, default=1, help="run each model and mode N times")
@@ -555,7 +552,7 @@ def _measure(
     }
     if metrics is not None:
         runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
-    past = _MachineHistory(History(), lambda: runner.machine)
+    past = _MachineHistory(History(), lambda: runner.machine, _tensor_shapes(sessions))
     for session in sessions.values():
         session.judge = past.judge
         session.usual_answer = past.usual_answer
@@ -590,13 +587,22 @@ def _num_predict(text: str) -> int:
 
 class _MachineHistory:
     """This machine's past runs (the history), read once when first asked: a finished run's row with
-    its `slow_note` where it fell well below what this model usually gives in this mode here, and
-    the model's usual answer length here."""
+    its `slow_note` where it fell well below what this model usually gives in this mode here, held to
+    its limit (its split's forecast from this machine's bandwidths, measure/forecast.py), and the
+    model's usual answer length here."""
 
-    def __init__(self, history: History, machine: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        history: History,
+        machine: Callable[[], Mapping[str, Any]],
+        shapes: Callable[[str], ModelShape | None] = lambda model: None,
+    ) -> None:
         self._history = history
         self._machine = machine
         self._past: list[SummaryRow] | None = None
+        self._shapes = shapes  # a model's bytes layer by layer (its tensor table), read once a model
+        self._shape_of: dict[str, ModelShape | None] = {}
+        self._judged: list[SummaryRow] = []  # this plan's runs so far: their bandwidths count for the next
 
     def _runs(self) -> list[SummaryRow]:
         from llmtop.store.history import HistoryError
@@ -614,12 +620,79 @@ class _MachineHistory:
         from llmtop.measure.usual import slow_note
 
         note = slow_note(row, self._runs())
-        return replace(row, slow_note=note) if note else row
+        judged = replace(row, slow_note=note) if note else row
+        judged = self._held_to_limit(judged)
+        self._judged.append(row)
+        return judged
+
+    def _held_to_limit(self, row: SummaryRow) -> SummaryRow:
+        """The row with its split's limit, where its model's tensors and this machine's bandwidths are
+        known (the CPU's and the GPU's from the runs before it, else the CPU's from `llmtop fit`'s probe)."""
+        from dataclasses import replace
+
+        from llmtop.measure.bandwidth import cpu_from_history, gpu_from_history
+        from llmtop.measure.forecast import run_limit
+
+        if row.layers_offloaded is None or not row.eval_rate_tps or not row.complete or row.concurrent_requests:
+            return row
+        if row.model not in self._shape_of:
+            self._shape_of[row.model] = self._shapes(row.model)
+        shape = self._shape_of[row.model]
+        if shape is None:
+            return row
+        before = [*self._runs(), *self._judged]
+        cpu = cpu_from_history(before) or _probed_cpu(self._machine())
+        gpu = gpu_from_history(before, cpu)
+        spilled = row.shared_delta_bytes if row.shared_delta_bytes and row.shared_delta_bytes > 0 else 0
+        held = run_limit(shape, row.layers_offloaded, row.context or 0, spilled, row.eval_rate_tps, cpu, gpu, None)
+        if held is None:
+            return row
+        limit, share, note = held
+        return replace(row, limit_tps=round(limit, 4), limit_share=round(share, 4), limit_note=note)
 
     def usual_answer(self, model: str) -> int | None:
         from llmtop.measure.usual import usual_answer_tokens
 
         return usual_answer_tokens(model, self._runs())
+
+
+def _probed_cpu(machine: Mapping[str, Any]) -> Bandwidth | None:
+    """System memory's read rate as `llmtop fit` probed it on this machine, where it did (never probed here:
+    a probe during a measurement would be measured)."""
+    from llmtop.collectors.memory_bandwidth import ProbeCache
+    from llmtop.data_folder import data_folder
+    from llmtop.measure.bandwidth import probed
+    from llmtop.measure.machine import PROBE_FILE, machine_identity
+
+    kept = ProbeCache(data_folder() / PROBE_FILE).read(machine_identity(machine))
+    return probed(*kept) if kept else None
+
+
+def _tensor_shapes(sessions: Mapping[str, Session]) -> Callable[[str], ModelShape | None]:
+    """A model's shape from its server's tensor table (Ollama 0.6 on), else its file on this machine."""
+
+    def shape(model: str) -> ModelShape | None:
+        from llmtop.measure.model_shape import shape_of_header, shape_of_show
+        from llmtop.ollama.api import OllamaError
+        from llmtop.ollama.model_source import SourceFailed, blob_of, header_from_file
+
+        session = sessions.get(model)
+        if session is None:
+            return None
+        try:
+            shown = session.server.tensors(model)
+        except OllamaError:
+            return None
+        try:
+            return shape_of_show(shown)
+        except ValueError:
+            blob = blob_of(shown)
+            try:
+                return shape_of_header(header_from_file(blob)) if blob is not None else None
+            except (SourceFailed, ValueError):
+                return None
+
+    return shape
 
 
 def _experts(session: Session) -> int | None:

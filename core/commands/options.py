@@ -25,6 +25,16 @@ def float_between(low: float, high: float, unit: str = "") -> Callable[[str], fl
     return read
 
 
+def context_size(text: str) -> int:
+    """An argparse type: a context size in tokens (`8192`, `8k`), as --num-ctx takes it."""
+    from llmtop.measure.settings import parse_context
+
+    try:
+        return parse_context(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_interval_argument(parser: argparse.ArgumentParser) -> None:
     """`--interval SECONDS`: how often RAM, GPU memory, the Ollama processes and power are sampled."""
     parser.add_argument(

@@ -154,6 +154,11 @@ class SummaryRow:
     vram_engine_bytes: int | None = None
     vram_source: str | None = None
     vram_cross_note: str | None = None  # beside a counter's VRAM: the engine's buffers and /api/ps size_vram
+    # The run held to its limit: the tokens/s its split allows (each side's bytes over that side's
+    # bandwidth, measure/forecast.py), the share of it the run reached, and the sentence that says so.
+    limit_tps: float | None = None
+    limit_share: float | None = None
+    limit_note: str | None = None
 
     @property
     def thinking_text(self) -> str:
