@@ -500,6 +500,7 @@ JAPANESE: dict[str, str] = {
     "date": "日時",
     "point": "設定",
     "spilled": "スピル",
+    "limit tps": "上限tps",
     "found": "判定",
 }
 
@@ -599,6 +600,7 @@ SWEEP_COLUMNS: tuple[Column, ...] = (
     Column("VRAM", lambda line: _gb(line.point.vram_bytes)),
     Column("shared", lambda line: _gb(line.point.shared_bytes)),
     Column("J/token", lambda line: _or_unknown(_joules_per_token(line.point.joules_per_token))),
+    Column("limit tps", lambda line: _or_unknown(units.rate(line.limit))),
     Column("spilled", lambda line: UNKNOWN if line.point.spilled is None else ("yes" if line.point.spilled else "no")),
     Column(
         "runs",

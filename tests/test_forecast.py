@@ -320,6 +320,6 @@ def test_fit_says_in_one_line_why_it_cannot_read_a_model(closed_port_url):
     result = llmtop("fit", "nothere", "--host", closed_port_url, "--registry", closed_port_url, "--no-probe")
     no_traceback(result)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("llmtop fit: cannot read nothere's tensors: ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("llmtop: cannot read nothere's tensors: ") and result.stderr.count("\n") == 1
     bad = llmtop("fit", "tiny", "--vram", "lots")
     assert bad.returncode == 2 and "not a size: 'lots'" in bad.stderr

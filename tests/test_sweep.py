@@ -288,15 +288,17 @@ def test_every_export_carries_the_sweep():
     result = conclude("llama3.3", SweepSpec(), rows)
     markdown = session_markdown(rows, "en", result)
     assert "### Sweep of GPU layers (num_gpu): llama3.3" in markdown
-    assert "| point | GPU layers | ctx | tps | VRAM | shared | J/token | spilled | runs | found |" in markdown
+    header = "| point | GPU layers | ctx | tps | VRAM | shared | J/token | limit tps | spilled | runs | found |"
+    assert header in markdown
     [gpu24] = [r.joules_per_token for r in rows if r.mode == "gpu=24"]
     assert (
-        f"| gpu=24 | 24/81 | 2048 | 1.26 | 16.3GB | 0.0GB | {gpu24:.3g} | no | 1 | fastest, recommended |" in markdown
+        f"| gpu=24 | 24/81 | 2048 | 1.26 | 16.3GB | 0.0GB | {gpu24:.3g} | n/a | no | 1 | fastest, recommended |"
+        in markdown
     )
-    assert "| gpu=61 | 61/81 | 2048 | failed | n/a | 0.0GB | n/a | n/a | 1 (1 incomplete) | failed |" in markdown
+    assert "| gpu=61 | 61/81 | 2048 | failed | n/a | 0.0GB | n/a | n/a | n/a | 1 (1 incomplete) | failed |" in markdown
     assert f"**{result.conclusion}**" in markdown and "```\nFROM llama3.3\nPARAMETER num_gpu 24\n```" in markdown
     assert (
-        "| 設定 | GPU層 | コンテキスト | tps | VRAM | 共有GPUメモリ | J/トークン | スピル | 回数 | 判定 |"
+        "| 設定 | GPU層 | コンテキスト | tps | VRAM | 共有GPUメモリ | J/トークン | 上限tps | スピル | 回数 | 判定 |"
         in session_markdown(rows, "ja", result)
     )
     document = json.loads(to_json(rows, {}, result))
@@ -338,3 +340,32 @@ def test_the_runner_grows_the_sweep_and_keeps_its_result_in_the_history(tmp_path
     kept = history.sweeps("llama3.3:latest")
     assert len(kept) == 1 and kept[0]["conclusion"] == result.conclusion and kept[0]["model"] == "llama3.3"
     assert len(history.runs()) == len(rows)
+
+
+def test_a_layer_sweep_that_measured_both_ends_draws_each_splits_limit_and_says_who_fell_under_it():
+    """A token reads each layer once: with 27 of 81 layers on the GPU it takes 54/81 of the CPU-only
+    point's time and 27/81 of the all-GPU point's. The point that spilled into shared memory fell under."""
+    rows = [
+        point_row("cpu", 1.0, 0),
+        point_row("gpu=27", 0.9, 27, shared=2 * 10**9),  # spilled: read over the bus
+        point_row("gpu=81", 10.0, 81),
+        point_row("auto", 1.4, 27),
+    ]
+    result = conclude("llama3.3", parse_sweep("0,27,81"), rows)
+    assert result.limit_at(0) == pytest.approx(1.0) and result.limit_at(81) == pytest.approx(10.0)
+    assert result.limit_at(27) == pytest.approx(1 / (54 / 81 / 1.0 + 27 / 81 / 10.0))  # 1.43
+    assert (
+        "the limit (the table's `limit tps`): each split's layers read at the CPU-only and all-GPU points' rates; "
+        "well under it: gpu=27 (63%)"
+    ) in result.notes
+    exported = json.loads(to_json(rows, sweep=result))["sweep"]
+    assert exported["forecast"][27] == {"layers": 27, "tps": pytest.approx(1.4286, abs=1e-4)}
+    table = session_markdown(rows, sweep=result)
+    assert "| limit tps |" in table and "| 1.43 |" in table
+
+
+def test_no_limit_is_drawn_where_an_end_was_not_measured_or_spilled():
+    half = [point_row("cpu", 1.0, 0), point_row("gpu=40", 2.0, 40)]
+    assert conclude("llama3.3", parse_sweep("0,40"), half).forecast == ()
+    spilled = [point_row("cpu", 1.0, 0), point_row("gpu=81", 3.0, 81, shared=5 * 10**9)]
+    assert conclude("llama3.3", parse_sweep("0,81"), spilled).forecast == ()

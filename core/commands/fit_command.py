@@ -276,8 +276,8 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         read = read_model(args.model, args.host, args.registry)
-    except SourceFailed as exc:
-        sys.stderr.write(f"llmtop fit: cannot read {args.model}'s tensors: {exc}\n")
+    except (SourceFailed, ValueError) as exc:  # ValueError: not a GGUF, or no repeating layers llmtop can read
+        sys.stderr.write(f"llmtop: cannot read {args.model}'s tensors: {exc}\n")
         return EXIT_USAGE
     machine, _ = read_machine(args)
     result = forecast(read.shape, args.num_ctx or DEFAULT_CONTEXT, machine, args.kv_cache)

@@ -371,6 +371,12 @@ class SweepResult:
     modelfile: str | None
     create_command: str | None
     finished: bool  # every planned point ran
+    # A layer sweep's limit for each number of GPU layers, where it measured both ends (forecast_curve).
+    forecast: tuple[tuple[int, float], ...] = ()
+
+    def limit_at(self, x: int | None) -> float | None:
+        """The forecast's tokens/s at `x` GPU layers (None: no forecast, or not a layer count)."""
+        return next((tps for at, tps in self.forecast if at == x), None)
 
     def marks(self, point: SweepPoint) -> str:
         """What the sweep made of a point: `fastest`, `recommended`, `Ollama's choice`, `within noise`."""
@@ -394,7 +400,7 @@ class SweepResult:
         return self.finished and self.best is not None
 
     def lines(self) -> list[SweepLine]:
-        return [SweepLine(p, self.marks(p)) for p in self.points]
+        return [SweepLine(p, self.marks(p), self.limit_at(p.x)) for p in self.points]
 
     def to_dict(self) -> dict[str, Any]:
         """The export's `sweep` key."""
@@ -411,6 +417,7 @@ class SweepResult:
             "notes": list(self.notes),
             "modelfile": self.modelfile,
             "create_command": self.create_command,
+            "forecast": [{"layers": x, "tps": round(tps, 4)} for x, tps in self.forecast],
         }
 
 
@@ -420,6 +427,20 @@ class SweepLine:
 
     point: SweepPoint
     marks: str  # `fastest`, `recommended`, `Ollama's choice`, joined
+    limit: float | None = None  # the forecast's tokens/s at its layers (a layer sweep that measured both ends)
+
+
+def forecast_curve(points: Sequence[SweepPoint]) -> tuple[tuple[int, float], ...]:
+    """Each number of GPU layers' limit, from the sweep's own ends: a token reads every layer once, so with
+    x of L layers on the GPU it takes (1 - x/L) of the CPU-only point's time a token and x/L of the
+    all-GPU point's (that point without a spill: its layers read from VRAM). () where either end was not
+    measured. A point well under the curve lost time elsewhere: the bus to shared memory, most often."""
+    cpu = next((p for p in points if p.x == 0 and p.tps), None)
+    total = next((p.layers_total for p in points if p.layers_total), None)
+    full = next((p for p in points if total and p.x == total and p.tps and not p.spilled), None)
+    if cpu is None or full is None or not total or not cpu.tps or not full.tps:
+        return ()
+    return tuple((x, 1.0 / ((1 - x / total) / cpu.tps + (x / total) / full.tps)) for x in range(total + 1))
 
 
 def _overlaps(a: SweepPoint, b: SweepPoint) -> bool:
@@ -540,8 +561,16 @@ def conclude(model: str, spec: SweepSpec, rows: Sequence[SummaryRow], finished: 
         if full:
             largest = max(full, key=lambda p: p.x or 0)
             conclusion += f"; the largest context here with every layer on the GPU and no spill: {largest.value}"
+    curve = forecast_curve(points) if spec.parameter == LAYERS else ()
+    if curve:
+        under = [p for p in measured if p.x is not None and p.tps and p.tps < 0.8 * curve[p.x][1]]
+        notes.append(
+            "the limit (the table's `limit tps`): each split's layers read at the CPU-only and all-GPU points' rates"
+            + (f"; well under it: {', '.join(f'{p.mode} ({p.tps / curve[p.x][1]:.0%})' for p in under)}"  # type: ignore[index,operator]
+               if under else "")
+        )  # fmt: skip
     return SweepResult(model, spec, tuple(points), best, auto, recommended, tuple(close), conclusion, tuple(notes),
-                       modelfile, create, finished)  # fmt: skip
+                       modelfile, create, finished, curve)  # fmt: skip
 
 
 def _belongs(spec: SweepSpec, mode: str) -> bool:

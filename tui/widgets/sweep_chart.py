@@ -1,5 +1,5 @@
-"""The sweep's chart (plotext): tokens/s by GPU layers (or context), with dedicated VRAM and shared GPU
-memory on the same x axis, Ollama's choice and the fastest point marked."""
+"""The sweep's chart (plotext): tokens/s by GPU layers (or context) over the limit each split has, with
+dedicated VRAM and shared GPU memory on the same x axis, Ollama's choice and the fastest point marked."""
 
 from __future__ import annotations
 
@@ -47,9 +47,13 @@ class SweepChart(PlotextPlot):
         if result.best is not None and result.best.x is not None:
             marks.append(f"fastest {result.best.x}")
         plt.title("tokens/s (left) and GPU memory GB (right)" + (": " + ", ".join(marks) if marks else ""))
+        curve = getattr(result, "forecast", ())
+        if curve:  # the limit each split has, from the sweep's own ends, under the measured points
+            plt.plot([x for x, _ in curve], [tps for _, tps in curve], marker="braille", color="gray", label="limit")
         if measured:
             plt.plot([p.x for p in measured], [p.tps for p in measured], marker="dot", color="blue", label="tps")
-            plt.ylim(0, max(p.tps or 0.0 for p in measured) * 1.15 or 1)
+            top = max([p.tps or 0.0 for p in measured] + [tps for _, tps in curve])
+            plt.ylim(0, top * 1.15 or 1)
         for figure, colour, label in (("vram_bytes", "green", "VRAM"), ("shared_bytes", "red", "shared")):
             read = [p for p in measured if getattr(p, figure) is not None]
             if read:
