@@ -116,3 +116,18 @@ def sysfs_link(device: Path) -> tuple[int, int] | None:
         return None
     generation = LINK_SPEEDS.get(speed)
     return (generation, width) if generation else None
+
+
+def pci_device(sysfs: Path, bus_id: str) -> Path | None:
+    """A PCI device's sysfs folder from its address (`0000:03:00.0`): /sys/bus/pci/devices/ADDRESS, else
+    the DRM card whose device has that slot."""
+    direct = sysfs / "bus" / "pci" / "devices" / bus_id
+    if direct.is_dir():
+        return direct
+    for device in sorted((sysfs / "class" / "drm").glob("card*/device")):
+        try:
+            if f"PCI_SLOT_NAME={bus_id}" in (device / "uevent").read_text().split():
+                return device
+        except OSError:
+            continue
+    return None

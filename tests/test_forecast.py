@@ -323,3 +323,25 @@ def test_fit_says_in_one_line_why_it_cannot_read_a_model(closed_port_url):
     assert result.stderr.startswith("llmtop: cannot read nothere's tensors: ") and result.stderr.count("\n") == 1
     bad = llmtop("fit", "tiny", "--vram", "lots")
     assert bad.returncode == 2 and "not a size: 'lots'" in bad.stderr
+
+
+def test_fit_reads_an_amd_gpus_free_vram_shared_memory_and_link_from_sysfs(tiny_gguf, closed_port_url, tmp_path):
+    """The recorded Radeon RX 7600 XT (16 GB, 14.8 GB of it in use; GTT 2 GB of 31 GB) on a PCIe 4.0 x8
+    link, as llmtop's own GPU reader reads it (LLMTOP_SYSFS_ROOT)."""
+    from gpu_trees import AMD_CARD, sysfs_tree
+    from test_cli import llmtop
+
+    link = {"current_link_speed": "16.0 GT/s PCIe\n", "current_link_width": "8\n"}
+    sysfs = sysfs_tree(tmp_path / "sys", {**AMD_CARD, **link})
+    registry = _Registry(tiny_gguf.read_bytes() + bytes(16_000_000))
+    try:
+        result = llmtop("fit", "tiny", "--host", closed_port_url, "--registry", registry.url, "--cpu-bandwidth",
+                        "41.6", "--gpu-bandwidth", "288", "--json", env={"LLMTOP_SYSFS_ROOT": str(sysfs)})  # fmt: skip
+    finally:
+        registry.stop()
+    assert result.returncode == 0, result.stderr
+    said = json.loads(result.stdout)
+    assert said["machine"]["gpu"] == "AMD Radeon RX 7600 XT"
+    assert said["machine"]["vram_free_bytes"] == 17163091968 - 15932489728
+    assert said["machine"]["shared_free_bytes"] == 33554432000 - 2147483648
+    assert said["bandwidths"]["bus"] == {"gb_s": 15.75, "source": "sysfs: PCIe 4.0 x8, its link's peak"}

@@ -129,7 +129,8 @@ def read_machine(args: argparse.Namespace) -> tuple[Machine, dict[str, Any]]:
     import psutil
 
     from llmtop.collectors.gpu_collector import probe_gpu_backends
-    from llmtop.collectors.memory_bandwidth import ProbeCache, probe_cpu
+    from llmtop.collectors.gpu_linux_drm import sysfs_root
+    from llmtop.collectors.memory_bandwidth import ProbeCache, pci_device, probe_cpu, sysfs_link
     from llmtop.data_folder import data_folder
     from llmtop.measure.bandwidth import cpu_from_history, gpu_from_history, memory_peak, pcie, probed
     from llmtop.measure.machine import PROBE_FILE, describe_machine, machine_identity
@@ -171,6 +172,10 @@ def read_machine(args: argparse.Namespace) -> tuple[Machine, dict[str, Any]]:
         if said:
             gpu_bw = gpu_bw or memory_peak(said[0].bus_bits, said[0].memory_clock_mhz, "NVML")
             bus = bus or pcie(said[0].link_generation, said[0].link_width, "NVML")
+    if gpu is not None and bus is None and gpu.bus_id and sys.platform.startswith("linux"):
+        device = pci_device(sysfs_root(), gpu.bus_id)  # an AMD or Intel GPU's link, from sysfs
+        link = sysfs_link(device) if device is not None else None
+        bus = pcie(*link, "sysfs") if link else None
     name = gpu.name if gpu is not None else None
     return Machine(int(psutil.virtual_memory().available), vram, shared, name, cpu, gpu_bw, bus), facts
 
