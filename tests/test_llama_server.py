@@ -85,7 +85,7 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.measure.session import Session
     from llmtop.measure.settings import RunSettings
-    from llmtop.measure.time_left import prompt_left_s
+    from llmtop.measure.time_left import prompt_left_s, prompt_time_left
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
     from test_app import one_run, until
@@ -112,7 +112,7 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
                 request = session.log_request(record) if record is not None else None
                 if request is not None and request.prompt_progress is not None:
                     now = time.monotonic()
-                    left = prompt_left_s(request.prompt_left_s, request.progress_seen, now)
+                    left = prompt_left_s(prompt_time_left(request), request.progress_seen, now)
                     if left is not None and record.clock.first_at is None:
                         estimates.append((now, request.prompt_progress, left))
                 return len(app.runner.rows) == 1

@@ -16,6 +16,7 @@ from llmtop.collectors.log_sources import (
     default_log_source,
     journal_source,
 )
+from llmtop.measure.split_reason import split_reason
 from waiting import eventually
 
 
@@ -204,4 +205,4 @@ def test_every_load_of_a_llama_server_log_is_read_live_as_fully_as_the_first(tmp
         watcher.stop()
     second = watcher.latest_load()
     assert (second.layers_offloaded, second.layers_total, second.library) == (0, 25, "cpu")
-    assert second.context == 4096 and second.split_reason().startswith("0/25 layers on the GPU: ")
+    assert second.context == 4096 and split_reason(second).startswith("0/25 layers on the GPU: ")

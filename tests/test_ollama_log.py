@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmtop.collectors.ollama_log import OllamaLogParser, logfmt, parse_lines, size_bytes, split_lines
+from llmtop.commands.parse_log_command import load_facts
+from llmtop.measure.split_reason import split_reason
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"
 EXCERPTS = sorted(p.stem for p in FIXTURES.glob("*.log"))
@@ -25,11 +27,12 @@ def expected(name: str) -> dict:
 def only_load(lines) -> dict:
     records = parse_lines(lines)
     assert len(records) == 1
-    return records[0].to_dict()
+    return load_facts(records[0])
 
 
 def loads(lines) -> list[dict]:
-    return [record.to_dict() for record in parse_lines(lines)]
+    """Each load's readings as `llmtop parse-log --json` prints them."""
+    return [load_facts(record) for record in parse_lines(lines)]
 
 
 def assert_reads(found: dict | list[dict], want: dict | list[dict]) -> None:
@@ -380,7 +383,7 @@ def test_the_fit_step_says_why_15_of_33_layers_are_on_the_gpu():
         "compute_mib": 140,
     }
     assert (load.layers_offloaded, load.layers_overflowing, load.context, load.default_context) == (15, 0, 32768, 32768)
-    assert load.split_reason() == (
+    assert split_reason(load) == (
         "15/33 layers on the GPU: all 33 need 8392 MiB (weights 4155, KV cache for 32768 tokens 4096, compute 140) "
         "and 5141 MiB were free, 1024 kept in reserve. Estimate: at num_ctx 8192 the KV cache takes about 1024 MiB"
     )
@@ -415,7 +418,7 @@ def test_why_no_gpu_at_all():
     ]
     (load,) = parse_lines(lines)
     assert (load.layers_offloaded, load.layers_total, load.library) == (0, 27, "cpu")
-    assert load.split_reason() == (
+    assert split_reason(load) == (
         "0/27 layers on the GPU: the NVIDIA driver is too old for NVIDIA GeForce RTX 3060 Laptop GPU "
         "(driver 546; Ollama needs 550 or newer)"
     )
@@ -426,12 +429,12 @@ def test_why_no_gpu_at_all():
             "load_tensors:          CPU model buffer size =  1500.00 MiB",
         ]
     )
-    assert asked.split_reason() == "0/27 layers on the GPU: num_gpu 0 asked for the CPU alone"
+    assert split_reason(asked) == "0/27 layers on the GPU: num_gpu 0 asked for the CPU alone"
 
 
 def test_the_older_formats_explain_with_ollamas_estimate():
     (load,) = parse_lines(read_lines("02_windows_cuda_0_5_phi4_estimate"))
-    assert load.split_reason().startswith(
+    assert split_reason(load).startswith(
         f"{load.layers_offloaded}/{load.layers_total} layers on the GPU: Ollama's estimate for all of them is "
     )
 
@@ -484,7 +487,7 @@ def test_a_gpu_library_that_failed_in_discovery_is_why_no_gpu():
     ]
     (load,) = parse_lines(lines)
     assert (
-        load.split_reason() == "0/27 layers on the GPU: GPU discovery failed with /usr/lib/ollama/rocm (runner crashed)"
+        split_reason(load) == "0/27 layers on the GPU: GPU discovery failed with /usr/lib/ollama/rocm (runner crashed)"
     )
 
 

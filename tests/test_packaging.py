@@ -60,7 +60,7 @@ def test_the_wheel_is_llmtop_ollama_with_the_llmtop_command_and_its_data(dist):
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
     assert "Name: llmtop-ollama\n" in metadata and f"Version: {__version__}\n" in metadata
     assert "llmtop = llmtop.commands.cli:main" in entry_points
-    for needed in ("llmtop/data/demo.jsonl", "llmtop/tui/llmtop.tcss", "llmtop/collectors/ollama_log.py"):
+    for needed in ("llmtop/data/demo.jsonl", "llmtop/tui/llmtop.tcss", "llmtop/collectors/ollama_log/reader.py"):
         assert needed in names
     assert not any(name.startswith(("tests/", "bench/", "core/")) for name in names)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmtop.collectors.ollama_log import OllamaLogParser
-from llmtop.measure.time_left import answer_left_s, carried, load_left_s, prompt_left_s
+from llmtop.measure.time_left import answer_left_s, carried, load_left_s, prompt_left_s, prompt_time_left
 
 
 def test_the_rate_so_far_carried_to_the_end():
@@ -46,19 +46,19 @@ def test_a_prompt_that_slows_as_it_goes_is_fitted_and_one_that_does_not_is_carri
     parser.feed(progress(1024, 0.29, 4.63), now=10.0)
     (load,) = parser.records
     (request,) = load.requests
-    assert request.prompt_left_s == pytest.approx(4.63 * 0.71 / 0.29)  # one line: the rate so far
+    assert prompt_time_left(request) == pytest.approx(4.63 * 0.71 / 0.29)  # one line: the rate so far
     parser.feed(progress(1536, 0.44, 6.96), now=12.3)
     assert request.progress_seen == 12.3 and request.prompt_points == [(1024, 4.63), (1536, 6.96)]
     # a*n + b*n^2 through both lines, carried to 1536 / 0.44 = 3491 tokens.
     b = (6.96 / 1536 - 4.63 / 1024) / (1536 - 1024)
     a = 4.63 / 1024 - b * 1024
     total = 1536 / 0.44
-    assert request.prompt_left_s == pytest.approx(a * total + b * total**2 - 6.96)
-    assert request.prompt_left_s > 6.96 * 0.56 / 0.44  # more than the rate so far would say
+    assert prompt_time_left(request) == pytest.approx(a * total + b * total**2 - 6.96)
+    assert prompt_time_left(request) > 6.96 * 0.56 / 0.44  # more than the rate so far would say
     steady = OllamaLogParser()
     steady.feed(progress(1024, 0.25, 4.0), now=1.0)
     steady.feed(progress(2048, 0.50, 7.8), now=4.8)  # faster now: the rate so far
-    assert steady.records[0].requests[0].prompt_left_s == pytest.approx(7.8)
+    assert prompt_time_left(steady.records[0].requests[0]) == pytest.approx(7.8)
 
 
 async def test_the_screen_says_when_the_answer_will_be_ready_at_most(double_factory):
@@ -343,8 +343,10 @@ def test_watch_counts_another_apps_prompt_down_between_the_logs_lines():
     state.observe_load(14.63, parser.records[0])
     (next_line,) = state.snapshot(now=15.63).requests
     assert next_line.prompt_seen_at == 14.63 and next_line.prompt_progress == 0.58
-    assert next_line.prompt_left_s == pytest.approx(parser.records[0].requests[0].prompt_left_s - 1.0)
-    assert state.requests[0].prompt_left_s == parser.records[0].requests[0].prompt_left_s  # the state keeps the line's
+    assert next_line.prompt_left_s == pytest.approx(prompt_time_left(parser.records[0].requests[0]) - 1.0)
+    assert state.requests[0].prompt_left_s == prompt_time_left(
+        parser.records[0].requests[0]
+    )  # the state keeps the line's
 
 
 def test_watch_says_when_another_apps_answer_will_be_ready_from_the_models_usual_length_here():
@@ -389,4 +391,4 @@ def test_a_warm_prompt_counts_only_the_tokens_left_to_read():
     (request,) = parser.records[0].requests
     assert (request.prompt_total, request.prompt_cached) == (3000, 1000)
     # 1000 tokens read in 2 s, 1000 left: 2 s (counting the cached ones as read would say 1 s).
-    assert request.prompt_left_s == pytest.approx(2.0)
+    assert prompt_time_left(request) == pytest.approx(2.0)

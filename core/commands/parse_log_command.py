@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, RequestTiming, split_lines
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from llmtop.measure.split_reason import split_reason
 
 READ_SIZE = 1024 * 1024
 
@@ -31,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:
     while chunk := stream.read(READ_SIZE):
         yield chunk
+
+
+def load_facts(load: LoadRecord) -> dict[str, Any]:
+    """A load as `--json` prints it: the log's figures, and why the layers landed where they did."""
+    facts = load.to_dict()
+    evidence = facts.pop("evidence")
+    return {**facts, "split_reason": split_reason(load), "evidence": evidence}
 
 
 def describe(index: int, load: LoadRecord) -> str:
@@ -64,7 +72,7 @@ def describe(index: int, load: LoadRecord) -> str:
         value = facts.get(key)
         if value:
             parts.append(f"{label} {', '.join(value) if isinstance(value, list) else value}")
-    reason = load.split_reason()
+    reason = split_reason(load)
     lines = [f"\n  why: {reason}"] if reason else []
     lines.extend(f"\n  {describe_request(r)}" for r in load.requests)
     return "; ".join(parts) + "".join(lines)
@@ -109,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     for index, load in enumerate(parser.records, 1):
         if args.json:
-            print_out(json.dumps(load.to_dict(), ensure_ascii=False) + "\n")
+            print_out(json.dumps(load_facts(load), ensure_ascii=False) + "\n")
         else:
             print_out(describe(index, load) + "\n")
     if not parser.records:

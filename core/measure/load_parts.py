@@ -1,7 +1,7 @@
 """What one model load ran with, and where its memory went, by part, from the server's own words.
 
 The settings come from the runner's command line, Ollama's load request and llama.cpp's own lines
-(collectors/ollama_log.py keeps them in `LoadRecord.launch`), and for llama-server's LLAMA_ARG_*
+(collectors/ollama_log/ keeps them in `LoadRecord.launch`), and for llama-server's LLAMA_ARG_*
 settings from the runner's environment. The memory parts are the buffers the log names: the
 model's weights, the KV cache and the compute buffers, per device. Pure: no I/O.
 """

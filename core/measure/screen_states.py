@@ -20,9 +20,10 @@ from llmtop.measure.load_parts import bars_text, memory_parts, parts_lines, wort
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.session import Phase, Session
 from llmtop.measure.settings import mode_is_plain, mode_label
+from llmtop.measure.split_reason import split_reason
 from llmtop.measure.summary import RunRecord, SummaryRow, baseline_start, split_words
 from llmtop.measure.sweep import SweepResult
-from llmtop.measure.time_left import answer_left_s, load_left_s, prompt_left_s
+from llmtop.measure.time_left import answer_left_s, load_left_s, prompt_left_s, prompt_time_left
 from llmtop.measure.timeline import Timeline, memory_timeline, run_start
 from llmtop.measure.verdicts import said_of
 
@@ -301,7 +302,7 @@ def layers_state(session: Session) -> LayersState:
     gauge = GaugeState(
         "GPU layers", load.layers_offloaded, total, note=f"{load.library or '?'} · {how} (log){overflowing}"
     )
-    reason = load.split_reason()
+    reason = split_reason(load)
     why = f"why: {reason}" if reason else ""
     if load.layers_overflowing:
         why = f"{load.layers_overflowing} of them overflowing: their experts in system memory. {why}".strip()
@@ -434,7 +435,7 @@ def _server_texts(session: Session, record: RunRecord, now: float) -> tuple[str,
     request = session.log_request(record)
     if request is None:
         return "", ""
-    left = prompt_left_s(request.prompt_left_s, request.progress_seen, now)
+    left = prompt_left_s(prompt_time_left(request), request.progress_seen, now)
     if session.phase is Phase.GENERATING:
         if request.tg_tps is None:
             return "", ""

@@ -21,6 +21,7 @@ from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.measure.energy import RunEnergy, SourceEnergy, Window, run_energy
 from llmtop.measure.load_parts import MemoryPart, memory_parts, settings_in_effect
+from llmtop.measure.split_reason import split_reason
 from llmtop.ollama.model_facts import ModelFacts
 
 
@@ -641,7 +642,7 @@ def summarize(run: RunRecord) -> SummaryRow:
         layers_overflowing=overflowing,
         context=context,
         context_note=context_note,
-        split_reason=load.split_reason() if load else None,
+        split_reason=split_reason(load) if load else None,
         settings=settings_in_effect(load, dict(run.processes[-1].runner_env) if run.processes else {}),
         memory_parts=parts,
         vram_engine_bytes=vram_engine,

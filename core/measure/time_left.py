@@ -18,6 +18,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from llmtop.collectors.ollama_log import RequestTiming
+
 USUAL_ANSWERS = 3  # answers of a model seen before its usual length is said
 
 
@@ -34,6 +36,34 @@ def load_left_s(size_bytes: int | None, loaded_bytes: int | None, elapsed_s: flo
     if not size_bytes or loaded_bytes is None:
         return None
     return carried(loaded_bytes, size_bytes, elapsed_s)
+
+
+def prompt_time_left(request: RequestTiming) -> float | None:
+    """A prompt's time left as of its last progress line, while it is being read: each token of a prompt
+    costs a little more than the one before (attention reads every token before it), so the time so far
+    is fitted as a*n + b*n^2 through the last two progress lines and carried to the prompt's end; from
+    one line, at the rate so far. Tokens the slot had in its cache (a warm prompt) are not read: only
+    those after them count."""
+    p, t = request.prompt_progress, request.prompt_elapsed_s
+    if p is None or t is None or p <= 0 or p >= 1 or request.decoded is not None or request.eval_ms is not None:
+        return None
+    done = request.prompt_done
+    if not done:
+        return t * (1 - p) / p
+    cached = min(request.prompt_cached or 0, done - 1)
+    total = request.prompt_total or done / p
+    linear = t * (total - done) / (done - cached)
+    if len(request.prompt_points) < 2:
+        return linear
+    (n1, t1), (n2, t2) = ((n - cached, s) for n, s in request.prompt_points[-2:])
+    if not 0 < n1 < n2:
+        return linear
+    b = (t2 / n2 - t1 / n1) / (n2 - n1)
+    if b <= 0:  # not slowing down: the rate so far
+        return linear
+    a = t1 / n1 - b * n1
+    read = total - cached
+    return max(a * read + b * read * read - t, 0.0)
 
 
 def prompt_left_s(left_at_line_s: float | None, line_seen_at: float | None, now: float) -> float | None:

@@ -21,8 +21,9 @@ from llmtop import units
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
 from llmtop.measure.load_parts import buffers_text
+from llmtop.measure.split_reason import split_reason
 from llmtop.measure.summary import SummaryRow, split_words, vram_share
-from llmtop.measure.time_left import answer_left_s, prompt_left_s, usual_length
+from llmtop.measure.time_left import answer_left_s, prompt_left_s, prompt_time_left, usual_length
 from llmtop.ollama.model_facts import canonical_model_name
 
 MAX_REQUESTS = 1000
@@ -330,7 +331,7 @@ class WatchState:
         layers = (load.layers_offloaded, load.layers_total)
         if layers != (totals.layers_offloaded, totals.layers_total) and load.layers_offloaded is not None:
             totals.layers_offloaded, totals.layers_total = layers
-            reason = load.split_reason()
+            reason = split_reason(load)
             self._event(t, "layers", f"{model}: {reason or layers_text(load)}", model)
             if load.layers_total and load.layers_offloaded < load.layers_total:
                 on_cpu = load.layers_total - load.layers_offloaded
@@ -368,7 +369,7 @@ class WatchState:
             prompt_tokens=request.prompt_tokens or request.prompt_done or current.prompt_tokens,
             prompt_tps=request.prompt_tps or request.prompt_live_tps or current.prompt_tps,
             prompt_progress=request.prompt_progress,
-            prompt_left_s=request.prompt_left_s,
+            prompt_left_s=prompt_time_left(request),
             prompt_seen_at=request.progress_seen,
             eval_tokens=request.eval_tokens or request.decoded or current.eval_tokens,
             eval_tps=request.eval_tps or request.tg_3s_tps or request.tg_tps or current.eval_tps,
