@@ -18,9 +18,12 @@ from typing import Any
 
 import psutil as _psutil
 
+from llmtop.data_folder import reader_failed
+
 # psutil.cpu_times' fields that are not this machine's processes at work: a CPU idle or waiting on a
 # disk, time the hypervisor gave another machine (steal), and guests (Linux counts them in user already).
 NOT_BUSY = frozenset({"idle", "iowait", "steal", "guest", "guest_nice"})
+_READER = "the CPU load reader"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +76,28 @@ class CpuLoadReader:
             times = self._psutil.cpu_times()._asdict()
             own = _process_seconds(self._own)
             cores = int(self._psutil.cpu_count() or 1)
-        except Exception:  # a sandbox without /proc/stat, a platform psutil cannot read
+        except (_psutil.Error, OSError):  # a sandbox without /proc/stat, a platform psutil cannot read
+            return None
+        except Exception as exc:
+            reader_failed(_READER, exc)
             return None
         busy = sum(v for k, v in times.items() if k not in NOT_BUSY)
         ollama: dict[int, float] = {}
         for pid in ollama_pids:
             try:
                 ollama[pid] = _process_seconds(self._psutil.Process(pid))
-            except Exception:  # it just exited, or belongs to another user (macOS): not counted
+            except (_psutil.Error, OSError):  # it just exited, or belongs to another user (macOS): not counted
+                continue
+            except Exception as exc:
+                reader_failed(_READER, exc)
                 continue
         clock = clock_max = None
         try:
             freq = self._psutil.cpu_freq()
-        except Exception:
+        except (OSError, NotImplementedError):  # no clock on this platform (many virtual machines)
+            freq = None
+        except Exception as exc:
+            reader_failed(_READER, exc)
             freq = None
         if freq is not None and freq.current:
             clock = float(freq.current)

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuReader, GpuReading, GpuSample, Pids, no_pids, same_gpu
+from llmtop.data_folder import reader_failed
 
 Factory = Callable[[], GpuReader]
 
@@ -69,8 +70,8 @@ class GpuCollector:
         for reader in self.readers:
             try:
                 reader.close()
-            except Exception:
-                pass
+            except Exception as exc:  # one reader failing to close does not keep the others open
+                reader_failed(f"the GPU reader {reader.name}", exc)
 
 
 def _factories(

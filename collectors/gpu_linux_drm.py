@@ -20,6 +20,7 @@ from typing import Any
 
 from llmtop.collectors.drm_fdinfo import process_gpu_memory
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
+from llmtop.data_folder import reader_failed
 
 AMD_VENDOR = "0x1002"
 INTEL_VENDOR = "0x8086"
@@ -212,14 +213,15 @@ class AmdSmiReader:
     def _name(self, handle: Any, index: int) -> str:
         try:
             return str(self.amdsmi.amdsmi_get_gpu_asic_info(handle).get("market_name") or f"AMD GPU {index}")
-        except Exception:
+        except Exception as exc:  # amdsmi's own errors (AmdSmiException and kin) vary by release
+            reader_failed("the AMD GPU reader (amdsmi)", exc)
             return f"AMD GPU {index}"
 
     def close(self) -> None:
         try:
             self.amdsmi.amdsmi_shut_down()
-        except Exception:
-            pass
+        except Exception as exc:
+            reader_failed("the AMD GPU reader (amdsmi)", exc)
 
     def read(self) -> list[GpuReading]:
         amdsmi = self.amdsmi
@@ -252,5 +254,6 @@ class AmdSmiReader:
     def _bus_id(self, handle: Any) -> str | None:
         try:
             return str(self.amdsmi.amdsmi_get_gpu_device_bdf(handle))
-        except Exception:
+        except Exception as exc:
+            reader_failed("the AMD GPU reader (amdsmi)", exc)
             return None

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
+from llmtop.data_folder import reader_failed
 
 
 class NvmlUnavailable(Exception):
@@ -100,7 +101,7 @@ class NvmlReader:
     def _bus_id(self, handle: Any) -> str | None:
         try:
             return _text(self.nvml.nvmlDeviceGetPciInfo(handle).busId)
-        except Exception:
+        except self.nvml.NVMLError:  # a GPU or driver that does not say: the reading goes without it
             return None
 
     def _has_memory_v2(self) -> bool:
@@ -121,8 +122,8 @@ class NvmlReader:
     def close(self) -> None:
         try:
             self.nvml.nvmlShutdown()
-        except Exception:
-            pass
+        except self.nvml.NVMLError as exc:
+            reader_failed("the NVIDIA GPU reader (NVML)", exc)
 
     def _memory(self, handle: Any) -> tuple[int, int, int | None]:
         """(total, free, reserved or None)."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
+from llmtop.data_folder import reader_failed
 
 COUNTERS = {
     "adapter_dedicated": r"\GPU Adapter Memory(*)\Dedicated Usage",
@@ -142,10 +143,12 @@ class Win32PdhQuery:
 
     def __init__(self) -> None:
         try:
+            import pywintypes
             import win32pdh
         except ImportError as exc:
             raise LookupError(f"pywin32 is not installed ({exc})") from None
         self.pdh = win32pdh
+        self.pdh_error: type[BaseException] = pywintypes.error  # what every win32pdh call raises
         self.query = win32pdh.OpenQuery()
         self.counters = {}
         for key, path in COUNTERS.items():
@@ -161,15 +164,15 @@ class Win32PdhQuery:
         for key, counter in self.counters.items():
             try:
                 values[key] = dict(self.pdh.GetFormattedCounterArray(counter, self.pdh.PDH_FMT_DOUBLE))
-            except Exception:  # PDH_NO_DATA when no process uses the GPU: no instance, not an error
+            except self.pdh_error:  # PDH_NO_DATA when no process uses the GPU: no instance, not an error
                 values[key] = {}
         return values
 
     def close(self) -> None:
         try:
             self.pdh.CloseQuery(self.query)
-        except Exception:
-            pass
+        except Exception as exc:  # pywin32's error, or the query already gone
+            reader_failed("Windows' GPU counters (PDH)", exc)
 
 
 def dxgi_adapters() -> list[DxgiAdapter]:

@@ -14,11 +14,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil as _psutil
 
 from llmtop.collectors.process_memory import ProcessMemory, ProcessMemoryReader, default_proc_root
+from llmtop.data_folder import reader_failed
 
 RUNNER_NAMES = {"ollama_llama_server", "llama-server"}
 RESCAN_SECONDS = 2.0  # while no runner is known: a model load starts one
@@ -48,11 +49,28 @@ def _base_name(name: str) -> str:
     return name[:-4] if name.endswith(".exe") else name
 
 
-def _args(proc: Any) -> list[str] | None:
+_READER = "the Ollama processes reader"
+T = TypeVar("T")
+
+
+def _asked(call: Callable[..., T] | None, default: T, **kwargs: Any) -> T:
+    """`call(**kwargs)` (a method of a process), or `default` where there is no such method, the process
+    is another user's (AccessDenied, macOS) or has just exited (psutil.Error, OSError); anything else
+    is written to errors.log, once."""
+    if call is None:
+        return default
     try:
-        return [os.path.basename(a).lower() for a in proc.cmdline()[1:2]]
-    except Exception:  # AccessDenied for another user's process (macOS), or it just exited
-        return None
+        return call(**kwargs)
+    except (_psutil.Error, OSError):
+        return default
+    except Exception as exc:  # a psutil on a platform it does not know, a stand-in's own error
+        reader_failed(_READER, exc)
+        return default
+
+
+def _args(proc: Any) -> list[str] | None:
+    cmdline = _asked(getattr(proc, "cmdline", None), None)
+    return None if cmdline is None else [os.path.basename(a).lower() for a in cmdline[1:2]]
 
 
 def _listens(proc: Any, port: int) -> bool:
@@ -60,9 +78,8 @@ def _listens(proc: Any, port: int) -> bool:
     read = getattr(proc, "net_connections", None) or getattr(proc, "connections", None)
     if read is None:
         return False
-    try:
-        connections = read(kind="tcp")
-    except Exception:
+    connections = _asked(read, None, kind="tcp")
+    if connections is None:
         return False
     return any(getattr(c, "status", "") == "LISTEN" and getattr(c.laddr, "port", None) == port for c in connections)
 
@@ -72,9 +89,8 @@ def runner_settings(runners: list[Any]) -> tuple[tuple[str, str], ...]:
     them: LLAMA_ARG_CPU_MOE, LLAMA_ARG_N_CPU_MOE), sorted; () where none can be read."""
     found: dict[str, str] = {}
     for runner in runners:
-        try:
-            environment = runner.environ()
-        except Exception:  # another user's process, one gone, a platform that cannot tell
+        environment = _asked(getattr(runner, "environ", None), None)
+        if environment is None:  # another user's process, one gone, a platform that cannot tell
             continue
         found.update({k: v for k, v in environment.items() if k.startswith("LLAMA_ARG_")})
     return tuple(sorted(found.items()))
@@ -161,27 +177,15 @@ class OllamaProcessReader:
         # server, so one whose parent is another candidate is a runner.
         candidate_pids = {p.pid for p in servers + unsure}
         for proc in unsure:
-            try:
-                parent = proc.ppid()
-            except Exception:
-                parent = None
+            parent = _asked(getattr(proc, "ppid", None), None)
             (runners if parent in candidate_pids else servers).append(proc)
         self._server, self._scan_note = self._ours(servers)
-        if len(servers) > 1 and self._server is not None:  # another server's runners are not ours
-            try:
-                below = {child.pid for child in self._server.children(recursive=True)}
-            except Exception:
-                below = set()
-            runners = [r for r in runners if r.pid in below]
+        server = self._server
+        below: list[Any] = [] if server is None else list(_asked(server.children, [], recursive=True))
+        if len(servers) > 1 and server is not None:  # another server's runners are not ours
+            runners = [r for r in runners if r.pid in {child.pid for child in below}]
         runner_pids = {r.pid for r in runners}
-        self._others = []
-        if self._server is not None:
-            try:
-                for child in self._server.children(recursive=True):
-                    if child.pid not in runner_pids:
-                        self._others.append(child)
-            except Exception:
-                pass
+        self._others = [child for child in below if child.pid not in runner_pids]
         self._runners = runners
         self._runner_env = runner_settings(runners)
         keep_only = getattr(self._memory, "keep_only", None)  # a reader passed by a test may not keep files

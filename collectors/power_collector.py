@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.power_reading import PowerReading, PowerSample, PowerSource
+from llmtop.data_folder import reader_failed
 
 APPLE = (
     "macOS gives CPU and GPU power only to root, through powermetrics (sudo powermetrics --samplers "
@@ -69,8 +70,8 @@ class PowerCollector:
         for source in self.sources:
             try:
                 source.close()
-            except Exception:
-                pass
+            except Exception as exc:  # one source failing to close does not keep the others open
+                reader_failed(f"the power source {source.name}", exc)
 
 
 def power_unavailable(collector: PowerCollector) -> dict[str, str]:

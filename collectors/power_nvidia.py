@@ -13,6 +13,7 @@ from typing import Any
 
 from llmtop.collectors.gpu_nvidia import NvmlUnavailable, _error_name, _text, load_nvml, start_nvml
 from llmtop.collectors.power_reading import FIRST_READING, CounterMeter, PowerMeter, PowerReading
+from llmtop.data_folder import reader_failed
 
 MILLI = 1e-3
 ENERGY_COUNTER = "NVML total energy (counter)"
@@ -70,8 +71,8 @@ class NvmlPower:
     def close(self) -> None:
         try:
             self.nvml.nvmlShutdown()
-        except Exception:
-            pass
+        except self.nvml.NVMLError as exc:
+            reader_failed("the NVIDIA power reader (NVML)", exc)
 
     def _watts(self, handle: Any) -> float | None:
         try:

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil as _psutil
+
 from llmtop.collectors.kept_file import KeptFile
+from llmtop.data_folder import reader_failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,5 +83,8 @@ class ProcessMemoryReader:
                 return None
         try:
             return ProcessMemory(int(proc.memory_info().rss))
-        except Exception:  # gone, or another user's process (AccessDenied)
+        except (_psutil.Error, OSError):  # gone, or another user's process (AccessDenied)
+            return None
+        except Exception as exc:  # a psutil on a platform it does not know, a stand-in's own error
+            reader_failed("the process memory reader", exc)
             return None

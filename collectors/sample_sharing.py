@@ -53,7 +53,7 @@ def shared(previous: Any, value: Any) -> Any:
         return previous if same else value
     try:
         return previous if value == previous else value
-    except Exception:  # a value that cannot be compared is kept as it is
+    except (TypeError, ValueError):  # a value that cannot be compared is kept as it is
         return value
 
 

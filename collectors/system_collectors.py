@@ -12,6 +12,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProces
 from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.sampler import Sampler, SharedTimer
 from llmtop.collectors.system_memory import SystemMemoryReader, SystemMemorySample
+from llmtop.data_folder import reader_failed
 
 DEFAULT_INTERVAL_S = 0.25
 POWER_INTERVAL_S = 0.5  # counters need no faster reading; integrated power is averaged by the card
@@ -77,7 +78,8 @@ class SystemCollectors:
         if self._cpu_reader is None:
             try:
                 self._cpu_reader = CpuLoadReader()
-            except Exception:  # psutil cannot open this process (a sandbox)
+            except Exception as exc:  # psutil cannot open this process (a sandbox)
+                reader_failed("the CPU load reader", exc)
                 return None
         return self._cpu_reader.read(t, self.ollama_pids())
 

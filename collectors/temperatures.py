@@ -9,6 +9,8 @@ from typing import Any
 
 import psutil as _psutil
 
+from llmtop.data_folder import reader_failed
+
 
 def hottest_by_chip(sensors: dict[str, Any]) -> dict[str, float]:
     """Each chip's hottest reading in °C (`coretemp`: the package or its hottest core), leaving out
@@ -34,5 +36,8 @@ class TemperatureReader:
             return {}
         try:
             return hottest_by_chip(read() or {})
-        except Exception:  # a sysfs file that vanished mid-read, a driver that errs
+        except OSError:  # a sysfs file that vanished mid-read, a driver that errs
+            return {}
+        except Exception as exc:  # anything else from psutil's sensors on a new platform
+            reader_failed("the temperature reader", exc)
             return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import traceback
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def internal_error(where: str, exc: BaseException) -> str:
     `errors.log` in the data folder, whose path the line gives."""
     first = str(exc).splitlines()[0] if str(exc) else ""
     line = f"internal error in {where}: {type(exc).__name__}: {first}".rstrip(": ")
+    log = _write_error(line, exc)
+    return line if log is None else f"{line} (details in {log})"
+
+
+def _write_error(line: str, exc: BaseException) -> Path | None:
+    """`line` and the traceback of `exc` appended to errors.log; its path, None where it cannot be written."""
     try:
         log = private_folder(data_folder()) / "errors.log"
         with open(log, "a", encoding="utf-8") as handle:
@@ -63,5 +70,23 @@ def internal_error(where: str, exc: BaseException) -> str:
             handle.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         private_file(log)
     except OSError:
-        return line
-    return f"{line} (details in {log})"
+        return None
+    return log
+
+
+_READERS_REPORTED: set[str] = set()  # the readers that wrote to errors.log in this process
+_REPORTED_LOCK = threading.Lock()
+
+
+def reader_failed(reader: str, exc: BaseException) -> None:
+    """A reader (a collector, a probe) caught what it did not expect from a driver, a library or the
+    system and carries on without that figure: written to `errors.log` with the reader's name and the
+    traceback, once per reader a process, so that a reader broken by a new driver says so without
+    filling the log at every sample."""
+    with _REPORTED_LOCK:
+        if reader in _READERS_REPORTED:
+            return
+        _READERS_REPORTED.add(reader)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    line = f"{reader} could not read: {type(exc).__name__}: {first}".rstrip(": ")
+    _write_error(f"{line} (said once a run)", exc)  # a folder that cannot be written: the figure is still left out

@@ -57,3 +57,43 @@ def test_mypy_strict_passes_on_the_measurement_and_the_ollama_client(tmp_path, m
     out of a return, and no generic goes without its arguments."""
     status, said = _mypy(tmp_path, monkeypatch, "--strict", "-p", "llmtop.measure", "-p", "llmtop.ollama")
     assert status == 0, said
+
+
+def silent_catches(source: str) -> list[int]:
+    """The lines of `except Exception` (or BaseException) handlers that neither use what they caught nor
+    raise: a reader that breaks on a new driver would say nothing."""
+    import ast
+
+    def broad(node: ast.expr | None) -> bool:
+        names = node.elts if isinstance(node, ast.Tuple) else [node]
+        return any(isinstance(n, ast.Name) and n.id in ("Exception", "BaseException") for n in names)
+
+    found = []
+    for handler in ast.walk(ast.parse(source)):
+        if not isinstance(handler, ast.ExceptHandler) or not broad(handler.type):
+            continue
+        body = [node for statement in handler.body for node in ast.walk(statement)]
+        used = handler.name is not None and any(isinstance(n, ast.Name) and n.id == handler.name for n in body)
+        if not used and not any(isinstance(n, ast.Raise) for n in body):
+            found.append(handler.lineno)
+    return found
+
+
+def test_no_exception_is_caught_silently():
+    """Every broad catch in the package writes what it caught somewhere (errors.log through
+    data_folder.reader_failed, a reason shown, a problem kept) or raises; the rest are narrowed to what
+    the call can raise."""
+    silent = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in PACKAGE.values()
+        for path in sorted(folder.rglob("*.py"))
+        for line in silent_catches(path.read_text(encoding="utf-8"))
+    ]
+    assert not silent, silent
+
+
+def test_the_silent_catch_finder_finds_one():
+    assert silent_catches("try:\n    f()\nexcept Exception:\n    pass\n") == [3]
+    assert silent_catches("try:\n    f()\nexcept (OSError, Exception) as exc:\n    g()\n") == [3]
+    assert silent_catches("try:\n    f()\nexcept Exception as exc:\n    say(exc)\n") == []
+    assert silent_catches("try:\n    f()\nexcept OSError:\n    pass\n") == []

@@ -52,3 +52,31 @@ def test_llmtop_debug_shows_the_traceback(monkeypatch, argv, module):
     _break(monkeypatch, module)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(argv)
+
+
+def test_a_reader_that_breaks_on_something_new_says_so_once_in_the_error_log(monkeypatch, tmp_path):
+    """The temperature reader meets an error it does not know (a new driver): no figure, as before, and
+    errors.log gets the reader's name and the traceback once, however often it is read; an error it
+    knows (a sysfs file gone mid-read) is no news and writes nothing."""
+    from types import SimpleNamespace
+
+    from llmtop import data_folder
+    from llmtop.collectors.temperatures import TemperatureReader
+
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data_folder, "_READERS_REPORTED", set())
+
+    def vanished():
+        raise FileNotFoundError("/sys/class/hwmon/hwmon3/temp1_input")
+
+    assert TemperatureReader(SimpleNamespace(sensors_temperatures=vanished)).read() == {}
+    assert not (tmp_path / "errors.log").exists()
+
+    def new_driver():
+        raise KeyError("temp9_label")
+
+    reader = TemperatureReader(SimpleNamespace(sensors_temperatures=new_driver))
+    assert reader.read() == {} and reader.read() == {}
+    log = (tmp_path / "errors.log").read_text(encoding="utf-8")
+    assert log.count("the temperature reader could not read: KeyError: 'temp9_label'") == 1
+    assert "Traceback (most recent call last)" in log and "raise KeyError" in log

@@ -39,7 +39,7 @@ def describe_machine(gpus: Sequence[GpuReading] = (), ollama_version: str | None
         import psutil
 
         ram_total = int(psutil.virtual_memory().total)
-    except Exception:
+    except (ImportError, OSError):  # a sandbox that hides /proc/meminfo
         ram_total = None
     return {
         "cpu_info": cpu_model(),

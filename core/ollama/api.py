@@ -249,7 +249,7 @@ class OllamaServer:
         for client in clients:
             try:
                 client.close()  # the client's httpx pool
-            except Exception:
+            except (httpx.HTTPError, OSError, RuntimeError):  # a pool already shut, a socket gone
                 pass
 
     def _unreachable(self, why: str) -> ServerUnreachable:
