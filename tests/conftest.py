@@ -194,3 +194,14 @@ def real_ollama(ollama_builds, ollama_models, tmp_path_factory, request):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_ready() -> None:
+    """The real engine (llama-cpp-python, the `engine` extra) is installed: on Linux its absence fails
+    the tests that need it, with what to install."""
+    from engine_double import engine_missing
+
+    problem = engine_missing()
+    if problem:
+        pytest.fail(f"the real engine is missing: {problem}", pytrace=False)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,26 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import command, llmtop, no_traceback
 from ollama_double import OOM_MESSAGE
 from waiting import eventually
-
-LLMTOP = shutil.which("llmtop", path=str(Path(sys.executable).parent)) or shutil.which("llmtop")
-
-
-def command(*args):
-    return [LLMTOP, *args] if LLMTOP else [sys.executable, "-m", "llmtop", *args]
-
-
-def llmtop(*args, env=None, timeout=60):
-    environment = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
-    environment.update(env or {})
-    return subprocess.run(
-        command(*args), capture_output=True, text=True, timeout=timeout, env=environment, stdin=subprocess.DEVNULL
-    )
-
-
-def no_traceback(result):
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
 
 
 @pytest.mark.parametrize("suffix", ["json", "csv", "md"])

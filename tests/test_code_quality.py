@@ -97,3 +97,18 @@ def test_the_silent_catch_finder_finds_one():
     assert silent_catches("try:\n    f()\nexcept (OSError, Exception) as exc:\n    g()\n") == [3]
     assert silent_catches("try:\n    f()\nexcept Exception as exc:\n    say(exc)\n") == []
     assert silent_catches("try:\n    f()\nexcept OSError:\n    pass\n") == []
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/helpers/ (or a double's module, or conftest.py's fixtures): a test
+    module imported by another runs its module-level code twice and ties their fates together."""
+    import ast
+
+    importing = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            importing += [f"{path.relative_to(ROOT)}: {m}" for m in modules if m.split(".")[-1].startswith("test_")]
+    assert not importing, importing

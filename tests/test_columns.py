@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from helpers.cli import llmtop, no_traceback
 from llmtop.figures import COMPARISON_COLUMNS, chosen_columns, parse_columns
 from llmtop.store.exports import session_markdown
 from summary_rows import row
-from test_cli import llmtop, no_traceback
 
 
 def test_columns_are_named_in_english_or_japanese_in_any_case_and_kept_in_the_order_given():

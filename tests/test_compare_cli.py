@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
+from helpers.cli import llmtop, no_traceback
 from ollama_double import LLAMA33
-from test_cli import llmtop, no_traceback
 
 
 def server_rates(double):

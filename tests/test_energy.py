@@ -12,9 +12,10 @@ import time
 import pynvml
 import pytest
 from power_trees import RunningCounter, amd_hwmon_tree, rapl_tree
-from test_power import EnergyNvml
-from test_session import collectors_watching
 
+from helpers.cli import llmtop, no_traceback
+from helpers.fake_nvml import EnergyNvml
+from helpers.sessions import collectors_watching
 from llmtop.collectors.power_collector import power_unavailable, probe_power_sources
 from llmtop.collectors.power_reading import PowerReading, PowerSample
 from llmtop.measure.energy import Window, energy_between, run_energy
@@ -23,7 +24,6 @@ from llmtop.ollama.api import OllamaServer
 from llmtop.ollama.lean_stream import READS_PER_S
 from llmtop.store.exports import to_csv, to_json, to_markdown
 from summary_rows import as_recorded
-from test_cli import llmtop, no_traceback
 from waiting import eventually
 
 

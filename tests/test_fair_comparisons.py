@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
+from helpers.cli import llmtop, no_traceback
 from llmtop.collectors.temperatures import TemperatureReader
-from test_cli import llmtop, no_traceback
 
 
 def generates(double):

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from helpers.cli import command
+from helpers.pty_screen import drain
 from terminal import spawn_on_pty
-from test_cli import command
-from test_ways_out import _drain
 from waiting import eventually, give_up
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo terminals")
@@ -227,7 +227,7 @@ class _OnScreen(_Process):
             self.quit_at = time.monotonic()
 
     def running(self) -> bool:
-        self.output += _drain(self.fd)
+        self.output += drain(self.fd)
         if self.status is None:
             done, status = os.waitpid(self.pid, os.WNOHANG)
             if done:
@@ -241,7 +241,7 @@ class _OnScreen(_Process):
         os.close(self.fd)
 
     def ended(self) -> Ended:
-        while chunk := _drain(self.fd):  # what it wrote last
+        while chunk := drain(self.fd):  # what it wrote last
             self.output += chunk
         os.close(self.fd)
         assert self.status is not None and self.exited_at is not None

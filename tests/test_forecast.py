@@ -289,7 +289,7 @@ class _Registry:
 
 
 def test_fit_a_model_not_pulled_from_its_registrys_header_plain_words_first(tiny_gguf, closed_port_url):
-    from test_cli import llmtop, no_traceback
+    from helpers.cli import llmtop, no_traceback
 
     registry = _Registry(tiny_gguf.read_bytes() + bytes(16_000_000))
     try:
@@ -315,7 +315,7 @@ def test_fit_a_model_not_pulled_from_its_registrys_header_plain_words_first(tiny
 
 
 def test_fit_says_in_one_line_why_it_cannot_read_a_model(closed_port_url):
-    from test_cli import llmtop, no_traceback
+    from helpers.cli import llmtop, no_traceback
 
     result = llmtop("fit", "nothere", "--host", closed_port_url, "--registry", closed_port_url, "--no-probe")
     no_traceback(result)
@@ -329,7 +329,7 @@ def test_fit_reads_an_amd_gpus_free_vram_shared_memory_and_link_from_sysfs(tiny_
     """The recorded Radeon RX 7600 XT (16 GB, 14.8 GB of it in use; GTT 2 GB of 31 GB) on a PCIe 4.0 x8
     link, as llmtop's own GPU reader reads it (LLMTOP_SYSFS_ROOT)."""
     from gpu_trees import AMD_CARD, sysfs_tree
-    from test_cli import llmtop
+    from helpers.cli import llmtop
 
     link = {"current_link_speed": "16.0 GT/s PCIe\n", "current_link_width": "8\n"}
     sysfs = sysfs_tree(tmp_path / "sys", {**AMD_CARD, **link})

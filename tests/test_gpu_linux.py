@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from gpu_trees import AMD_CARD, GiB, proc_tree, sysfs_tree
+from helpers.cli import llmtop, no_traceback
 from llmtop.collectors.drm_fdinfo import fdinfo_bytes, process_gpu_memory
 from llmtop.collectors.gpu_linux_drm import (
     FDINFO_DENIED,
@@ -16,7 +17,6 @@ from llmtop.collectors.gpu_linux_drm import (
     IntelFdinfoReader,
     load_amdsmi,
 )
-from test_cli import llmtop, no_traceback
 
 OLLAMA = frozenset({4242, 4243})
 

@@ -2,11 +2,11 @@
 
 import plistlib
 import subprocess
-from types import SimpleNamespace
 
 import pynvml
 import pytest
 
+from helpers.fake_nvml import FakeNvml
 from llmtop.collectors.gpu_apple import IOREG, AppleIoregReader
 from llmtop.collectors.gpu_collector import merge_readings, probe_gpu_backends
 from llmtop.collectors.gpu_nvidia import NvmlReader, NvmlUnavailable
@@ -18,56 +18,6 @@ from llmtop.collectors.gpu_windows import (
 )
 
 GiB = 1024**3
-
-
-class FakeNvml:
-    """pynvml's functions over recorded values; errors are pynvml's own classes."""
-
-    NVMLError = pynvml.NVMLError
-    nvmlMemory_v2 = pynvml.nvmlMemory_v2
-
-    def __init__(self, v2=True, init_error=None, utilization_error=None, processes=(), wddm=False, count=1):
-        self.v2, self.init_error, self.utilization_error = v2, init_error, utilization_error
-        self.processes, self.wddm, self.count = processes, wddm, count
-        self.shutdown = False
-
-    def nvmlInit(self):
-        if self.init_error:
-            raise self.init_error
-
-    def nvmlShutdown(self):
-        self.shutdown = True
-
-    def nvmlDeviceGetCount(self):
-        return self.count
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return f"handle{index}"
-
-    def nvmlDeviceGetName(self, handle):
-        return b"NVIDIA GeForce RTX 4060 Ti"  # older bindings return bytes
-
-    def nvmlDeviceGetPciInfo(self, handle):
-        return SimpleNamespace(busId=b"00000000:01:00.0")
-
-    def nvmlDeviceGetMemoryInfo(self, handle, version=None):
-        if version is not None:
-            if not self.v2:
-                raise pynvml.NVMLError_FunctionNotFound()
-            return SimpleNamespace(total=16 * GiB, free=2 * GiB, used=13 * GiB, reserved=1 * GiB, version=version)
-        return SimpleNamespace(total=16 * GiB, free=2 * GiB, used=14 * GiB)
-
-    def nvmlDeviceGetUtilizationRates(self, handle):
-        if self.utilization_error:
-            raise self.utilization_error
-        return SimpleNamespace(gpu=93, memory=60)
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle):
-        memory = None if self.wddm else None
-        return [SimpleNamespace(pid=pid, usedGpuMemory=memory if self.wddm else used) for pid, used in self.processes]
-
-    def nvmlDeviceGetGraphicsRunningProcesses(self, handle):
-        raise pynvml.NVMLError_NotSupported()
 
 
 def test_memory_v2_gives_reserved_apart_and_used_is_total_minus_free():

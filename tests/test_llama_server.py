@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from engine_double import MODEL, EngineOllama
+from helpers.cli import command, no_traceback, user_env
 from llama_server_build import BuildFailed, llama_server_binary
-from test_cli import command, no_traceback
-from test_real_engine import engine_ready, pytestmark, user_env  # noqa: F401 - a fixture and the platform mark
 from waiting import eventually
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the engine double's processes are read through /proc (Linux)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,7 @@ def test_a_headless_run_with_num_ctx_reads_the_request_the_context_and_the_reaso
 
 
 async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it(llama_server, tmp_path):
+    from helpers.screens import one_run, until
     from llmtop.collectors.log_sources import FileFollower
     from llmtop.collectors.log_watch import LogWatcher
     from llmtop.collectors.system_collectors import SystemCollectors
@@ -88,9 +92,7 @@ async def test_the_screen_shows_the_prompts_progress_while_llama_server_reads_it
     from llmtop.measure.time_left import prompt_left_s, prompt_time_left
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
-    from test_app import one_run, until
 
-    # About 3600 tokens on one thread: many seconds of prompt, which llama-server reports every batch
     # once it has taken 3 s, so that two lines come before half-way (within the 4096 tokens Ollama 0.30
     # gives a machine without a GPU).
     prompt = "Summarize this list: " + " ".join(f"item{i}" for i in range(900))

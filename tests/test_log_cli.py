@@ -2,16 +2,14 @@
 
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 
 import pytest
 
-from test_cli import llmtop, no_traceback
+from helpers.cli import llmtop, no_traceback, stand_in_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"
-TESTS = Path(__file__).parent
 
 
 @pytest.mark.parametrize("log", sorted(FIXTURES.glob("*.log")), ids=lambda p: p.stem)
@@ -84,16 +82,6 @@ def test_parse_log_bad_input(tmp_path):
         assert usage.returncode == 2 and "usage: llmtop parse-log" in usage.stderr
 
 
-def stand_in_path(tmp_path: Path) -> str:
-    """A folder holding an `ollama` that runs tests/stand_in_ollama.py, first on PATH."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    launcher = folder / "ollama"
-    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{TESTS / "stand_in_ollama.py"}" "$@"\n')
-    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
-    return f"{folder}{os.pathsep}{os.environ['PATH']}"
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")
 def test_serve_starts_ollama_and_reads_the_layers_from_its_log(tmp_path):
     out = tmp_path / "out.json"
@@ -141,7 +129,7 @@ def test_log_file_options(tmp_path, double):
 
 
 def test_parse_log_prints_each_request_of_a_llama_server_log(tmp_path):
-    from test_ollama_log import LLAMA_SERVER_LOAD, REQUEST
+    from helpers.log_lines import LLAMA_SERVER_LOAD, REQUEST
 
     log = tmp_path / "server.log"
     log.write_text("\n".join(LLAMA_SERVER_LOAD + REQUEST) + "\n")

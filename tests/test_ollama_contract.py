@@ -8,17 +8,15 @@ difference not named there fails the test, and a named one that no longer shows 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
 from conftest import OLLAMA_VERSIONS
 
-from llmtop.collectors.ollama_log import OllamaLogParser, logfmt, served_request
+from helpers.contract import api_get, in_order, normal_kind, parsed_kinds
+from llmtop.collectors.ollama_log import served_request
 from real_ollama import RANDOM_LLAMA
 from waiting import eventually
 
@@ -56,23 +54,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "the double, name it as asked; llmtop shows Ollama's own words either way",
     ),
 }
-
-
-def _get(url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any, list[Any]]:
-    """(status, the answer's JSON, every line of a streamed answer)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=300) as answer:
-            lines = [json.loads(line) for line in answer.read().decode().splitlines() if line.strip()]
-            return answer.status, lines[-1] if lines else None, lines
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        try:
-            return exc.code, json.loads(text), []
-        except ValueError:
-            return exc.code, text, []
 
 
 def _kind(value: Any) -> str:
@@ -121,11 +102,11 @@ def observe(url: str, model: str) -> dict[str, dict[str, str]]:
         seen[scenario] = {"status": str(status), **shape(answer, READS[scenario])}
 
     for scenario in ("GET /api/version", "GET /api/tags"):
-        status, answer, _ = _get(url, scenario.split()[1])
+        status, answer, _ = api_get(url, scenario.split()[1])
         note(scenario, status, answer)
-    status, answer, _ = _get(url, "/api/show", {"model": model})
+    status, answer, _ = api_get(url, "/api/show", {"model": model})
     note("POST /api/show", status, answer)
-    status, final, lines = _get(
+    status, final, lines = api_get(
         url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 8, "seed": 42}}
     )
     note("stream chunk", status, lines[0] if len(lines) > 1 else None)
@@ -133,21 +114,21 @@ def observe(url: str, model: str) -> dict[str, dict[str, str]]:
     # num_predict stops the answer: eval_count is it, and done_reason says so (the summary's "ended early")
     seen["final chunk"]["eval_count value"] = str(final.get("eval_count"))
     seen["final chunk"]["done_reason value"] = str(final.get("done_reason"))
-    status, answer, _ = _get(url, "/api/ps")
+    status, answer, _ = api_get(url, "/api/ps")
     note("GET /api/ps", status, answer)
-    status, answer, _ = _get(url, "/api/generate", {"model": model, "keep_alive": 0})
+    status, answer, _ = api_get(url, "/api/generate", {"model": model, "keep_alive": 0})
     note("unload (keep_alive 0)", status, answer)
     seen["unload (keep_alive 0)"]["done_reason value"] = str(answer.get("done_reason"))
     deadline = time.monotonic() + 15
-    while _get(url, "/api/ps")[1].get("models") and time.monotonic() < deadline:
+    while api_get(url, "/api/ps")[1].get("models") and time.monotonic() < deadline:
         time.sleep(0.1)
-    seen["unload (keep_alive 0)"]["listed after"] = str(bool(_get(url, "/api/ps")[1].get("models")))
+    seen["unload (keep_alive 0)"]["listed after"] = str(bool(api_get(url, "/api/ps")[1].get("models")))
     for scenario, path, body in (
         ("unknown model: show", "/api/show", {"model": "no-such-model"}),
         ("unknown model: generate", "/api/generate", {"model": "no-such-model", "prompt": "Hello"}),
         ("bad option", "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_ctx": "many"}}),
     ):
-        status, answer, _ = _get(url, path, body)
+        status, answer, _ = api_get(url, path, body)
         note(scenario, status, answer)
         said = answer.get("error") if isinstance(answer, dict) else None
         seen[scenario]["words"] = str(said).replace(model, "MODEL")  # what llmtop shows of it
@@ -200,38 +181,6 @@ def test_every_field_llmtop_reads_is_named():
             assert needle in source, (scenario, path)
 
 
-def _line_kind(line: str) -> str:
-    fields = logfmt(line) if "msg=" in line else {}
-    if "msg" in fields:
-        return fields["msg"]
-    head, _, rest = line.partition(":")
-    return f"{head}: {rest.split()[0] if rest.split() else ''}"
-
-
-def parsed_kinds(text: str) -> list[str]:
-    """The kinds of the lines llmtop's parser took (those that added to a load), in order, once each."""
-    parser = OllamaLogParser()
-    kinds: list[str] = []
-    for line in text.splitlines():
-        if parser.feed(line) is not None:
-            kind = _line_kind(line)
-            if kind not in kinds:
-                kinds.append(kind)
-    return kinds
-
-
-def _normal(kind: str) -> str:
-    import re
-
-    return re.sub(r"\d+(\.\d+)?", "N", kind)
-
-
-def in_order(double: list[str], real: list[str]) -> list[str]:
-    """The double's kinds that the real log does not have in the same order (a subsequence check)."""
-    remaining = iter(real)
-    return [kind for kind in double if not any(kind == seen for seen in remaining)]
-
-
 # The lines a load's log has on the real server that the double leaves out, by version, and why
 # leaving them out changes nothing llmtop shows.
 LOG_LEFT_OUT: dict[str, dict[str, str]] = {
@@ -251,14 +200,14 @@ def kinds_of_a_load(server, model: str, era: str, folder) -> tuple[list[str], li
         writer = ServerLog(lambda t: (out.write(t), out.flush()), era)
         double = OllamaDouble(DoubleConfig(tokens=4, gpu_name=None), log=writer).start()
         try:
-            _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
+            api_get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello", "options": {"num_gpu": 0}})
         finally:
             double.stop()
-    _get(server.url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 4}})
+    api_get(server.url, "/api/generate", {"model": model, "prompt": "Hello", "options": {"num_predict": 4}})
     if era == "llama-server":  # llama-server logs the slot's release just after the answer's last byte
         eventually(lambda: "slot      release:" in server.log_text(), 10, "llama-server's release line")
     logs = (server.log_text(), log.read_text())
-    return [_normal(k) for k in parsed_kinds(logs[1])], [_normal(k) for k in parsed_kinds(logs[0])], logs
+    return [normal_kind(k) for k in parsed_kinds(logs[1])], [normal_kind(k) for k in parsed_kinds(logs[0])], logs
 
 
 def test_the_doubles_log_lines_come_in_the_real_order(real_ollama, tmp_path):

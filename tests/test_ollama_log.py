@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.log_lines import LLAMA_SERVER_LOAD, REQUEST
 from llmtop.collectors.ollama_log import OllamaLogParser, logfmt, parse_lines, size_bytes, split_lines
 from llmtop.commands.parse_log_command import load_facts
 from llmtop.measure.split_reason import split_reason
@@ -274,24 +275,6 @@ def test_llama_server_start_line_of_0_30_ends_the_load():
 
 
 # -- requests, from llama-server's print_timing lines (Ollama 0.30 on copies them into its log) --------
-LLAMA_SERVER_LOAD = [
-    'time=2026-06-02T10:00:00.000Z level=INFO source=llama_server.go:431 msg="starting llama-server" '
-    'cmd="/usr/lib/ollama/llama-server --model /root/.ollama/models/blobs/sha256-6a0 --port 40123 --host 127.0.0.1 '
-    '--no-webui --offline -c 4096 -np 1 --log-verbosity 4 --no-log-prefix --no-log-timestamps"',
-    "load_tensors: offloaded 15/33 layers to GPU",
-    "load_tensors:        CUDA0 model buffer size =  1850.00 MiB",
-    'time=2026-06-02T10:00:15.370Z level=INFO source=llama_server.go:640 msg="llama-server started in 15.37 seconds"',
-]
-REQUEST = [
-    "slot print_timing: id  0 | task 79 | prompt processing, n_tokens =   2560, progress = 0.35, t =   3.30 s / "
-    "776.33 tokens per second",
-    "slot print_timing: id  0 | task 79 | n_decoded =    100, tg =   3.44 t/s",
-    "slot print_timing: id  0 | task 79 | prompt eval time =   10950.33 ms /  7303 tokens (    1.50 ms per token,   "
-    "666.92 tokens per second)",
-    "slot print_timing: id  0 | task 79 |        eval time =   20840.36 ms /    64 tokens (  325.63 ms per token,     "
-    "3.07 tokens per second)",
-    "slot print_timing: id  0 | task 79 |       total time =   31790.69 ms /  7367 tokens",
-]
 
 
 def test_a_requests_progress_and_timings_are_kept_with_its_load():

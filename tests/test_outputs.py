@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import command, llmtop, no_traceback
+from helpers.cli import command, llmtop, no_traceback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama-logs"
 

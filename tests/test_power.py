@@ -10,8 +10,9 @@ import struct
 import pynvml
 import pytest
 from power_trees import RAPL_RANGE_UJ, amd_hwmon_tree, intel_hwmon_tree, rapl_tree, write_value
-from test_gpu_nvml_windows_apple import FakeNvml
 
+from helpers.cli import llmtop, no_traceback
+from helpers.fake_nvml import EnergyNvml
 from llmtop.collectors.power_collector import APPLE, power_unavailable, probe_power_sources
 from llmtop.collectors.power_linux import RAPL_DENIED, AmdHwmonPower, IntelHwmonEnergy, RaplPackages
 from llmtop.collectors.power_nvidia import ENERGY_COUNTER, POWER_INTEGRATED, NvmlPower
@@ -26,37 +27,8 @@ from llmtop.collectors.power_windows import (
     channel_names_v2,
     measurements,
 )
-from test_cli import llmtop, no_traceback
 
 
-class EnergyNvml(FakeNvml):
-    """NVML with the energy and power calls: `energy_mj` and `power_mw` are set by the test; None
-    makes the call unsupported, as on GPUs before Volta."""
-
-    def __init__(self, energy_mj=0, power_mw=250_000, limit_mw=450_000, **kwargs):
-        super().__init__(**kwargs)
-        self.energy_mj, self.power_mw, self.limit_mw = energy_mj, power_mw, limit_mw
-        self.lost = False
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        if self.lost:
-            raise pynvml.NVMLError_GpuIsLost()
-        if self.energy_mj is None:
-            raise pynvml.NVMLError_NotSupported()
-        return self.energy_mj
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        if self.lost:
-            raise pynvml.NVMLError_GpuIsLost()
-        if self.power_mw is None:
-            raise pynvml.NVMLError_NotSupported()
-        return self.power_mw
-
-    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
-        return self.limit_mw
-
-
-# -- the meters ---------------------------------------------------------------------------------
 def test_a_counter_that_wraps_keeps_counting():
     meter = CounterMeter(1e-6, wrap=1_000_000)
     assert meter.update(0.0, 900_000) == (0.0, None, 0)

@@ -18,20 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from engine_double import MODEL, EngineOllama, engine_missing
-from test_cli import command, no_traceback
+from engine_double import MODEL, EngineOllama
+from helpers.cli import command, no_traceback, user_env
 from waiting import eventually
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the engine double's processes are read through /proc (Linux)"
 )
-
-
-@pytest.fixture(scope="module")
-def engine_ready() -> None:
-    problem = engine_missing()
-    if problem:
-        pytest.fail(f"the real engine is missing: {problem}", pytrace=False)
 
 
 def engine(folder: Path, **settings) -> EngineOllama:
@@ -51,10 +44,6 @@ def resident_bytes(pid: int) -> int:
 def llmtop_argv(ollama: EngineOllama, folder: Path) -> list[str]:
     args = [MODEL, "--host", ollama.url, "--log", str(ollama.log_path), "--headless", "--no-history"]
     return command(*args, "--export", str(folder / "run.json"), "--record", str(folder / "run.jsonl"))
-
-
-def user_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
 
 
 def events(folder: Path, kind: str) -> list[dict]:

@@ -21,37 +21,12 @@ from typing import Any
 import pytest
 from conftest import OLLAMA_VERSIONS, SOFTWARE_GPU
 
+from helpers.cli import command
+from helpers.real_runs import events, exported, run_llmtop, runner_pids, server_processes
 from ollama_build import OllamaBuild
-from real_ollama import RANDOM_LLAMA, RealOllama
-from test_cli import command, no_traceback
+from real_ollama import RANDOM_LLAMA
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
-
-RUN_TIMEOUT_S = 300
-
-
-def run_llmtop(server: RealOllama, folder: Path, *args: str, timeout: float = RUN_TIMEOUT_S, **env: str):
-    """`llmtop ARGS --headless` as a user runs it beside this server, its log read from the file
-    Ollama writes; the export and the recording in `folder`."""
-    argv = command(
-        *args, "--headless", "--no-history", "--export", str(folder / "run.json"), "--record", str(folder / "run.jsonl")
-    )
-    environment = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
-    environment.update(env)
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, env=environment, stdin=subprocess.DEVNULL
-    )
-    no_traceback(result)
-    return result
-
-
-def exported(folder: Path) -> list[dict[str, Any]]:
-    return list(json.loads((folder / "run.json").read_text(encoding="utf-8"))["runs"])
-
-
-def events(folder: Path, kind: str) -> list[dict[str, Any]]:
-    lines = (folder / "run.jsonl").read_text(encoding="utf-8").splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 def resident_bytes(pids: list[int]) -> int:
@@ -109,11 +84,6 @@ def test_a_run_against_a_real_server_with_nothing_loaded(real_ollama, tmp_path, 
     assert run["ollama_rss_delta_bytes"] > 0.9 * run["size_bytes"]
 
 
-def runner_pids(server: RealOllama) -> set[int]:
-    """The processes below `ollama serve`: its runner or llama-server, while a model is loaded."""
-    return set(server.process_tree()[1:])
-
-
 @pytest.mark.parametrize("kind", OLLAMA_VERSIONS)
 def test_a_model_already_loaded_is_unloaded_before_the_baseline(real_ollama, tmp_path, kind):
     """The state most users are in: another app (or `ollama run`) left the model loaded. llmtop
@@ -161,21 +131,6 @@ def test_llmtop_serve_starts_the_real_server_and_stops_it_on_the_way_out(real_ol
     log_lines = [e["line"] for e in events(tmp_path, "log")]
     assert any('msg="starting ' in line for line in log_lines)  # its output: the runner it started
     assert server_processes(server) == []  # nothing of it left running
-
-
-def server_processes(server: RealOllama) -> list[int]:
-    """Processes of this test's Ollama (its own HOME), wherever they were started from."""
-    import psutil
-
-    home = str(server.folder / "home")
-    found = []
-    for process in psutil.process_iter(["pid", "name"]):
-        try:
-            if process.environ().get("HOME") == home and "ollama" in " ".join(process.cmdline()):
-                found.append(process.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
 
 
 @pytest.mark.parametrize("kind", ["article", "newest"])

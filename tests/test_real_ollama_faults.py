@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import OLLAMA_VERSIONS
-from test_real_ollama import exported, runner_pids
 
+from helpers.cli import command
+from helpers.real_runs import exported, runner_pids
 from llama_gguf import Shape, write_random_llama
 from llmtop.units import one_line
 from real_ollama import LONG_LLAMA, RANDOM_LLAMA, RealOllama
-from test_cli import command
 from waiting import eventually, give_up
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")

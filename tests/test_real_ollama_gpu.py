@@ -21,11 +21,10 @@ import threading
 
 import pytest
 from conftest import SOFTWARE_GPU
-from test_real_ollama import exported, run_llmtop
-from test_real_ollama_modes import serve_env
 
+from helpers.cli import command
+from helpers.real_runs import exported, run_llmtop, serve_env
 from real_ollama import LONG_CONTEXT_LLAMA, LONG_CONTEXT_NUM_CTX, MOE_LLAMA, RealOllama
-from test_cli import command
 from waiting import eventually
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
@@ -208,8 +207,7 @@ def test_the_doubles_gpu_answers_are_the_real_ones_on_the_software_gpu(real_olla
     GPU: the same discovery line's fields, the same lines of the load in the same order (each one only one
     of them prints is named in GPU_LOAD_DIFFERENCES), an `offloaded N/M` with 0 < N < M, and /api/ps's size
     and size_vram equal to the buffers the log names, all of them and those on the GPU."""
-    from test_ollama_contract import _get, _normal, in_order, parsed_kinds
-
+    from helpers.contract import api_get, in_order, normal_kind, parsed_kinds
     from llmtop.collectors.ollama_log import OllamaLogParser, logfmt
     from llmtop.measure.load_parts import memory_parts
     from ollama_double import DoubleConfig, OllamaDouble, ServerLog
@@ -221,8 +219,8 @@ def test_the_doubles_gpu_answers_are_the_real_ones_on_the_software_gpu(real_olla
             DoubleConfig(tokens=4, gpu_name=DEVICE, vram_fraction=52 / 81, llama_server_log=True), log=writer
         ).start()
         try:
-            _get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello"})
-            double_ps = _get(double.url, "/api/ps")[1]["models"][0]
+            api_get(double.url, "/api/generate", {"model": "llama3.3", "prompt": "Hello"})
+            double_ps = api_get(double.url, "/api/ps")[1]["models"][0]
         finally:
             double.stop()
     server = real_ollama(SOFTWARE_GPU)
@@ -242,7 +240,7 @@ def test_the_doubles_gpu_answers_are_the_real_ones_on_the_software_gpu(real_olla
         parts = memory_parts(load)
         assert abs(ps["size_vram"] - sum(p.bytes for p in parts if p.on_gpu)) <= 2**20, (name, ps, parts)
         assert abs(ps["size"] - sum(p.bytes for p in parts)) <= 2**20, (name, ps, parts)
-    doubled, real = ([_normal(k) for k in parsed_kinds(texts[n])] for n in ("double", "real"))
+    doubled, real = ([normal_kind(k) for k in parsed_kinds(texts[n])] for n in ("double", "real"))
     assert set(doubled) - set(real) == set(GPU_LOAD_DIFFERENCES["only the double"]), (doubled, real)
     assert set(real) - set(doubled) == set(GPU_LOAD_DIFFERENCES["only the real"]), (doubled, real)
     assert in_order([k for k in doubled if k in real], real) == [], (doubled, real)
@@ -252,7 +250,7 @@ def test_fit_forecasts_the_split_real_ollama_then_makes_and_each_run_is_held_to_
     """`llmtop fit` before any load, from the server's tensor table and the GPU's 2 GiB, against the split
     llama-server's own fit then makes at num_ctx 32768 (a layer either way at most) and the memory /api/ps
     then reports on the GPU; then two CPU runs, the second held to the limit the first one's rate gives."""
-    from test_cli import llmtop
+    from helpers.cli import llmtop
 
     server = real_ollama(SOFTWARE_GPU)
     fit = llmtop("fit", LONG_CONTEXT_LLAMA, "--host", server.url, "--num-ctx", str(LONG_CONTEXT_NUM_CTX),

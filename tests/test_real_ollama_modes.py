@@ -8,17 +8,11 @@ import html
 import sys
 
 import pytest
-from test_real_ollama import events, exported, run_llmtop, server_processes
 
-from real_ollama import MOE_LLAMA, RANDOM_LLAMA, RealOllama
+from helpers.real_runs import events, exported, run_llmtop, serve_env, server_processes
+from real_ollama import MOE_LLAMA, RANDOM_LLAMA
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")
-
-
-def serve_env(server: RealOllama) -> dict[str, str]:
-    env = server.env()
-    env.pop("OLLAMA_HOST")  # --serve chooses a free port itself
-    return env
 
 
 def part(run: dict, name: str) -> int:

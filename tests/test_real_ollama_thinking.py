@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_real_ollama import exported, run_llmtop
 
+from helpers.real_runs import exported, run_llmtop
 from real_ollama import RANDOM_LLAMA, THINKING_TEMPLATE, model_files
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")

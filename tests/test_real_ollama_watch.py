@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import OLLAMA_VERSIONS
-from test_watch import ready, sample_value, scrape
 
+from helpers.cli import command
+from helpers.watching import ready, sample_value, scrape
 from llmtop.collectors.log_sources import free_port
 from real_ollama import RANDOM_LLAMA, RealOllama
-from test_cli import command
 from waiting import eventually, give_up
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ollama is built here for Linux")

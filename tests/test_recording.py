@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import command, llmtop, no_traceback
 from llmtop.commands.replay_command import DEMO_BANNER, demo_path
 from llmtop.measure.summary import SummaryRow
 from llmtop.store.recording import Recorder, RecordingError, encode
 from llmtop.store.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
 from llmtop.tui.app import LlmtopApp
 from summary_rows import as_recorded
-from test_cli import command, llmtop, no_traceback
 from waiting import eventually, on_screen
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "screenshots" / "recordings"

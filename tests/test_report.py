@@ -7,10 +7,10 @@ from pathlib import Path
 import html5lib
 import pytest
 
+from helpers.cli import llmtop, no_traceback
 from llmtop.measure.timeline import RunCurves, Series, Timeline
 from llmtop.store.report import SessionReport, report_html
 from summary_rows import row
-from test_cli import llmtop, no_traceback
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "screenshots" / "recordings"

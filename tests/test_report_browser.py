@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import llmtop, no_traceback
+from helpers.cli import llmtop, no_traceback
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "screenshots" / "recordings"

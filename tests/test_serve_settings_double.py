@@ -12,11 +12,10 @@ import json
 import sys
 
 import pytest
-from test_log_cli import stand_in_path
 
+from helpers.cli import llmtop, no_traceback, stand_in_path
 from ollama_double import LLAMA33, TANUKI
 from spilling_machine import Shape, SpillingMachine
-from test_cli import llmtop, no_traceback
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="a shell-script stand-in")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import llmtop, no_traceback
 from llmtop.ollama.api import OllamaServer, ServerUnreachable
 from llmtop.ollama.hosts import access_headers, redact_argv, redact_url
-from test_cli import llmtop, no_traceback
 
 TOKEN = "sk-SECRET-7f3a9c"
 PASSWORD = "hunter2-PASSWORD"

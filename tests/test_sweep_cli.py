@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from helpers.cli import command, llmtop, no_traceback
 from ollama_double import LLAMA33, DoubleConfig, OllamaDouble, ServerLog
 from spilling_machine import SpillingMachine
-from test_cli import command, llmtop, no_traceback
 
 SIZE, LAYERS = LLAMA33["size"], LLAMA33["block_count"] + 1
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import namedtuple
 from types import SimpleNamespace
 
-from test_gpu_nvml_windows_apple import FakeNvml
-
+from helpers.fake_nvml import FakeNvml
 from llmtop.collectors.gpu_nvidia import NvmlReader
 from llmtop.collectors.temperatures import TemperatureReader
 from llmtop.measure.cool_down import gpu_temperatures

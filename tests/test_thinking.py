@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from helpers.cli import llmtop, no_traceback
 from ollama_double import LLAMA33
-from test_cli import llmtop, no_traceback
 
 QWEN3 = dict(LLAMA33, name="qwen3:latest", parameter_size="8.2B", capabilities=["completion", "tools", "thinking"])
 GPT_OSS = dict(QWEN3, name="gpt-oss:latest", thinking={"values": ["low", "medium", "high"], "default": "medium"})
@@ -117,13 +117,13 @@ def test_a_level_reaches_the_request_and_off_runs_on_a_model_that_does_not_think
 
 
 async def test_the_screen_folds_the_thought_and_shows_the_answer(thinking):
+    from helpers.screens import cells_of, until
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.measure.plan import PlannedRun, PlanRunner
     from llmtop.measure.session import Session
     from llmtop.measure.settings import RunSettings
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
-    from test_app import cells_of, until
 
     collectors = SystemCollectors(0.05)
     session = Session(OllamaServer(thinking.url), "qwen3", collectors)

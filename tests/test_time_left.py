@@ -66,12 +66,12 @@ async def test_the_screen_says_when_the_answer_will_be_ready_at_most(double_fact
     the answer has left at most, counting down."""
     import re
 
+    from helpers.screens import one_run, until
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.measure.session import Session
     from llmtop.measure.settings import RunSettings
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
-    from test_app import one_run, until
 
     double = double_factory(token_rate=20, tokens=80, vram_fraction=0.5)
     collectors = SystemCollectors(0.05)
@@ -107,6 +107,7 @@ async def test_the_screen_says_how_long_a_load_has_left_from_the_bytes_loaded_so
     import re
     import time
 
+    from helpers.screens import one_run, until
     from llmtop.collectors.gpu_collector import GpuCollector
     from llmtop.collectors.gpu_linux_drm import AmdSysfsReader
     from llmtop.collectors.system_collectors import SystemCollectors
@@ -115,7 +116,6 @@ async def test_the_screen_says_how_long_a_load_has_left_from_the_bytes_loaded_so
     from llmtop.tui.app import LlmtopApp
     from ollama_double import LLAMA33
     from spilling_machine import SpillingMachine
-    from test_app import one_run, until
 
     small = dict(LLAMA33, name="llama3.1:8b", size=4_900_000_000, parameter_size="8.0B", block_count=32, auto_layers=33)
     machine = SpillingMachine(load_s=4.0)
@@ -201,8 +201,8 @@ async def test_the_watch_screen_says_how_long_another_apps_load_has_left(tmp_pat
     import threading
     import time
 
-    from test_watch import generate
-
+    from helpers.screens import until
+    from helpers.watching import generate
     from llmtop.collectors.gpu_collector import GpuCollector
     from llmtop.collectors.gpu_linux_drm import AmdSysfsReader
     from llmtop.collectors.log_sources import FileFollower
@@ -212,7 +212,6 @@ async def test_the_watch_screen_says_how_long_another_apps_load_has_left(tmp_pat
     from llmtop.watch.state import WatchState
     from ollama_double import LLAMA33, DoubleConfig, OllamaDouble, ServerLog
     from spilling_machine import SpillingMachine
-    from test_app import until
 
     small = dict(LLAMA33, name="llama3.1:8b", size=4_900_000_000, parameter_size="8.0B", block_count=32, auto_layers=33)
     machine = SpillingMachine(load_s=4.0)
@@ -264,6 +263,7 @@ async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usu
     run at 20 tokens/s says when its answer will be ready, counting down."""
     import re
 
+    from helpers.screens import one_run, until
     from llmtop.collectors.system_collectors import SystemCollectors
     from llmtop.commands.model_command import _MachineHistory
     from llmtop.measure.session import Session
@@ -271,7 +271,6 @@ async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usu
     from llmtop.ollama.api import OllamaServer
     from llmtop.tui.app import LlmtopApp
     from summary_rows import row
-    from test_app import one_run, until
 
     def past(tokens, reason="stop"):
         return replace(row("llama3.3:latest", "auto", 20.0), eval_count=tokens, done_reason=reason)

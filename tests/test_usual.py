@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from helpers.cli import llmtop, no_traceback
 from llmtop.measure.usual import likely_causes, slow_note, usual_for
 from summary_rows import row
-from test_cli import llmtop, no_traceback
 
 
 def past(tps: float, **fields) -> object:

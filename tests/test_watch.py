@@ -16,31 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import command, llmtop, no_traceback
+from helpers.watching import generate, ready, sample_value, scrape
 from llmtop.collectors.log_sources import free_port
 from llmtop.ollama.hosts import parse_address
 from llmtop.watch.proxy import FinalChunk, OllamaProxy
 from llmtop.watch.state import FROM_PROXY, WatchState, canonical
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
-from test_cli import command, llmtop, no_traceback
 from waiting import eventually, on_screen
-
-
-def generate(url: str, prompt: str = "hello", stream: bool = True, model: str = "llama3.3") -> list[dict]:
-    """What an app does: POST /api/generate and read the answer to its end."""
-    body = json.dumps({"model": model, "prompt": prompt, "stream": stream}).encode()
-    request = urllib.request.Request(f"{url}/api/generate", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return [json.loads(line) for line in response.read().splitlines() if line.strip()]
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return response.read().decode()
-
-
-def sample_value(text: str, name: str, labels: str = "") -> float | None:
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else None
 
 
 @pytest.fixture
@@ -103,19 +86,6 @@ def test_watch_sees_two_requests_of_another_program_in_the_log_and_counts_them_f
         assert shown == pytest.approx(rate, abs=0.01)
     assert "llama3.3:latest: 27/81 layers on the GPU" in out
     assert f"metrics: http://127.0.0.1:{port}/metrics" in err
-
-
-def ready(port: int) -> None:
-    """Until watch answers scrapes and has polled the server (it follows the log before it polls)."""
-    eventually(lambda: _answers(port) and re.search(r"^llmtop_server_up(\{[^}]*\})? 1\.0$", scrape(port), re.M))
-
-
-def _answers(port: int) -> bool:
-    try:
-        scrape(port)
-        return True
-    except OSError:
-        return False
 
 
 def test_the_metrics_port_in_use_is_one_line_and_exit_2(double):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import command, llmtop, no_traceback
+from helpers.cli import command, llmtop, no_traceback
+from helpers.pty_screen import drain
 from waiting import eventually
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -81,16 +82,16 @@ def test_a_signal_keeps_the_run_on_screen(double_factory, tmp_path):
         deadline = time.monotonic() + 30
         while recorded(record).count('"event": "token"') < 10:
             assert time.monotonic() < deadline, "no tokens on screen"
-            screen += _drain(fd)
+            screen += drain(fd)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while True:
-            screen += _drain(fd)
+            screen += drain(fd)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
             assert time.monotonic() < deadline, "llmtop did not stop"
-        screen += _drain(fd)
+        screen += drain(fd)
     finally:
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 143
@@ -100,19 +101,6 @@ def test_a_signal_keeps_the_run_on_screen(double_factory, tmp_path):
     run = json.loads(out.read_text())["runs"][0]
     assert run["complete"] is False and run["error"] == "terminated (SIGTERM)"
     assert [r["error"] for r in history_rows()] == ["terminated (SIGTERM)"]
-
-
-def _drain(fd: int) -> bytes:
-    """What the screen wrote since (read, so the child never blocks on a full terminal)."""
-    import select
-
-    ready, _, _ = select.select([fd], [], [], 0.05)
-    if ready:
-        try:
-            return os.read(fd, 65536)
-        except OSError:
-            pass
-    return b""
 
 
 def test_a_second_signal_ends_llmtop_at_once(tmp_path):
