@@ -3,8 +3,8 @@
 A figure has its column header in English and Japanese, the JSON keys it stands for, the sentence
 that says how it is measured, and how a cell shows it in the per-run table and in the compared
 table. The screen's and the Markdown tables, the Japanese headers, the JSON's stable keys, the
-"the numbers" part of `--help` and the README's measurement table are all made from FIGURES
-(tests/test_figures.py holds the README to it). Adding a figure is one entry here, plus the
+"the numbers" part of `--help` and docs/figures.md's measurement table are all made from FIGURES
+(tests/test_figures.py holds that page to it). Adding a figure is one entry here, plus the
 collector that measures it.
 
 Pure: no I/O, no Textual.
@@ -661,7 +661,7 @@ def help_text(width: int = 96) -> str:
 
 
 def readme_table(figures: Sequence[Figure] = FIGURES) -> str:
-    """The README's measurement table."""
+    """The measurement table of docs/figures.md."""
     lines = ["| column | JSON key | how it is measured |", "|---|---|---|"]
     for figure in figures:
         keys = ", ".join(f"`{key}`" for key in figure.keys)

@@ -1,4 +1,4 @@
-"""Every figure is defined once (core/figures.py): the tables, the exports, --help and the README come from it."""
+"""Every figure is defined once (core/figures.py): the tables, the exports, --help and docs/figures.md come from it."""
 
 from dataclasses import fields
 from pathlib import Path
@@ -19,11 +19,11 @@ from llmtop.store.exports import comparison_dict, to_markdown
 from llmtop.tui.widgets.summary_table import SummaryTable
 from summary_rows import row
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+FIGURES_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "figures.md").read_text(encoding="utf-8")
 
 
 def test_the_readmes_measurement_table_is_the_figure_table():
-    assert readme_table() in README, "README.md's table differs from core/figures.py: paste readme_table() in"
+    assert readme_table() in FIGURES_PAGE, "docs/figures.md's table differs from core/figures.py: paste readme_table() in"
 
 
 def test_help_explains_every_figure_from_the_table():

@@ -1,7 +1,7 @@
 """What the help screen says: every key, every figure on the live screen and in the tables (what it
 measures and where it is read from), and the full reason of each figure that is n/a now.
 
-Pure: no I/O, no Textual; the table figures' sentences come from llmtop.figures, as the README's do.
+Pure: no I/O, no Textual; the table figures' sentences come from llmtop.figures, as docs/figures.md's do.
 """
 
 from __future__ import annotations
