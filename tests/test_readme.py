@@ -68,3 +68,41 @@ def test_the_exit_status_table_is_the_one_the_commands_use():
     table = README[README.index("| status | meaning |") :].split("\n\n", 1)[0]
     shown = {int(n) for cell in re.findall(r"^\| ([\d /]+) \|", table, re.M) for n in cell.split("/")}
     assert shown == set(EXIT_STATUSES)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    return {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in markdown.splitlines()
+        if line.startswith("#")
+    }
+
+
+def test_the_front_page_is_short_and_every_link_of_the_docs_leads_somewhere():
+    """README.md is a front page (under 250 lines); each concept has its page in docs/, and every
+    relative link of README.md, docs/, ARCHITECTURE.md and CONTRIBUTING.md names a file that exists
+    and, where it names a heading, one that page has."""
+    assert len(README.splitlines()) < 250
+    pages = [
+        ROOT / "README.md",
+        ROOT / "ARCHITECTURE.md",
+        ROOT / "CONTRIBUTING.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            destination = page.parent / path if path else page
+            if not destination.exists():
+                broken.append(f"{page.name}: {target}")
+            elif (
+                anchor
+                and destination.suffix == ".md"
+                and anchor not in _anchors(destination.read_text(encoding="utf-8"))
+            ):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
