@@ -23,8 +23,9 @@ from llmtop.measure.intervals import ratio_text
 from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import VRAM_FROM_LOG, VRAM_FROM_PS, SummaryRow
 from llmtop.measure.verdicts import RAN_ALIKE
+from llmtop.units import NA
 
-UNKNOWN = "n/a"
+UNKNOWN = NA  # the figures' word for a value not read
 
 
 @dataclass(frozen=True)
@@ -456,7 +457,7 @@ FIGURES: tuple[Figure, ...] = (
         "the run held to its limit: the tokens/s its split allows, a token's bytes on each side (the layers in "
         "system memory, in VRAM, spilled into shared memory) over that side's bandwidth from this machine's "
         "history, a probe or the vendor's peak (`llmtop fit`), and the share of it the run reached; well under "
-        "it, `limit_note` says which side takes most of a token's time. n/a where a side's bandwidth is not known",
+        f"it, `limit_note` says which side takes most of a token's time. {NA} where a side's bandwidth is not known",
         ja="上限比",
         run=lambda r: _or_unknown(
             f"{r.limit_share * 100:.0f}% of {r.limit_tps:.2f}" if r.limit_share and r.limit_tps else ""

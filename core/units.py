@@ -8,6 +8,10 @@ from __future__ import annotations
 GB = 1_000_000_000
 MB = 1_000_000
 
+NA = "n/a"
+"""What llmtop writes for a figure it could not read, written here alone: the screen, the exports,
+the report and every command read it from here, and say the reason beside it."""
+
 
 def one_line(text: str) -> str:
     """A message on one line: its lines joined with " / ", blank ones left out (Ollama's errors can
@@ -30,7 +34,7 @@ def _no_negative_zero(text: str) -> str:
 def human_bytes(value: int | float | None) -> str:
     """A size for the screen: `41.6 GB`, `512 MB`; `n/a` when unknown. Negative deltas keep the sign."""
     if value is None:
-        return "n/a"
+        return NA
     sign = "-" if value < 0 else ""
     size = abs(value)
     if size >= GB:
@@ -45,7 +49,7 @@ def human_bytes(value: int | float | None) -> str:
 def signed_bytes(value: int | None) -> str:
     """A delta for the screen: `+41.6 GB`, `-12 MB`; `n/a` when unknown."""
     if value is None:
-        return "n/a"
+        return NA
     return ("+" if value >= 0 else "") + human_bytes(value)
 
 
@@ -99,7 +103,7 @@ def watts(value: float | None) -> str:
 def signed_watts(value: float | None) -> str:
     """A change of power: `+38.0 W`, `-2.1 W`; `n/a` when unknown."""
     if value is None:
-        return "n/a"
+        return NA
     return ("+" if value >= 0 else "-") + watts(abs(value))
 
 

@@ -112,3 +112,29 @@ def test_no_test_module_imports_another():
                 modules = [node.module or ""]
             importing += [f"{path.relative_to(ROOT)}: {m}" for m in modules if m.split(".")[-1].startswith("test_")]
     assert not importing, importing
+
+
+def test_the_word_for_a_figure_not_read_is_written_once():
+    """`n/a` is units.NA: no other string of the package (docstrings aside) spells it, so the screen, the
+    exports and the commands cannot drift apart."""
+    import ast
+
+    spelled = []
+    for folder in PACKAGE.values():
+        for path in sorted(folder.rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(node.body[0].value, ast.Constant)
+            }
+            spelled += [
+                f"{path.relative_to(ROOT)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and "n/a" in node.value
+                and id(node) not in docstrings
+            ]  # fmt: skip
+    assert spelled == ["core/units.py:11"], spelled

@@ -22,8 +22,8 @@ from summary_rows import row
 FIGURES_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "figures.md").read_text(encoding="utf-8")
 
 
-def test_the_readmes_measurement_table_is_the_figure_table():
-    assert readme_table() in FIGURES_PAGE, "docs/figures.md's table differs from core/figures.py: paste readme_table() in"
+def test_the_docs_measurement_table_is_the_figure_table():
+    assert readme_table() in FIGURES_PAGE, "docs/figures.md differs from core/figures.py: paste readme_table() in"
 
 
 def test_help_explains_every_figure_from_the_table():

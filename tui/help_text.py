@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llmtop.figures import FIGURES
+from llmtop.units import NA
 
 # The live screen, top to bottom: (what is shown, what it measures and where it is read from).
 LIVE_FIGURES: tuple[tuple[str, str], ...] = (
@@ -114,7 +115,7 @@ def help_lines(
         lines += [("", 0), ("The tables (Δ: the change over the baseline taken before each run)", 0)]
         lines += [(f"  {f.name}: {f.how}", 4) for f in FIGURES if f.run is not None or f.compared is not None]
     if unavailable:
-        lines += [("", 0), ("n/a now, and why (in full)", 0)]
+        lines += [("", 0), (f"{NA} now, and why (in full)", 0)]
         lines += [(f"  {name}: {reason}", 4) for name, reason in unavailable]
     lines += [("", 0), ("`llmtop doctor` says what each source read on this machine, and why any is missing.", 0)]
     return lines

@@ -27,6 +27,7 @@ from llmtop.tui.panels.gpu_panel import GpuPanel
 from llmtop.tui.panels.memory_panel import MemoryPanel
 from llmtop.tui.widgets.memory_chart import MemoryTimelineChart
 from llmtop.tui.widgets.text_line import TextLine
+from llmtop.units import NA
 from llmtop.watch.load_progress import load_progress
 from llmtop.watch.state import LoadedModel, WatchEvent, WatchState, live_wall
 
@@ -54,8 +55,8 @@ def loaded_cells(model: LoadedModel, now: dt.datetime) -> tuple[str, ...]:
     return (
         model.name,
         units.human_bytes(model.size_bytes),
-        "n/a" if share is None else f"{100 * share:.0f}% GPU",
-        str(model.context) if model.context else "n/a",
+        NA if share is None else f"{100 * share:.0f}% GPU",
+        str(model.context) if model.context else NA,
         "never" if unloads is None else units.clock(max(unloads, 0.0)),
     )
 
@@ -165,7 +166,7 @@ class WatchApp(App[int]):
             if server.proxy_url is not None:
                 parts.append(f"proxy {server.proxy_url}" + (f" -> {server.url}" if self.several else ""))
             elif server is not self.servers[0]:  # the log is the first server's
-                parts.append(f"{server.url}: requests n/a without --proxy")
+                parts.append(f"{server.url}: requests {NA} without --proxy")
         if self.metrics_url is not None:
             parts.append(f"metrics {self.metrics_url}")
         self.query_one("#server", TextLine).show("  ·  ".join(parts))

@@ -14,6 +14,7 @@ from typing import Any
 from llmtop import __version__, units
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_OK
+from llmtop.units import NA
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +91,7 @@ def gather() -> dict[str, Any]:
 
 def _figure(used: int | None, total: int | None, why: str) -> str:
     if used is None:
-        return f"n/a ({why})"
+        return f"{NA} ({why})"
     return f"{units.human_bytes(used)} / {units.human_bytes(total)}" if total else units.human_bytes(used)
 
 
@@ -108,7 +109,7 @@ def power_lines(report: dict[str, Any]) -> list[str]:
             limit = f", limit {source['limit_w']:.0f} W" if source["limit_w"] else ""
             lines.append(f"    {source['name']}: {source['method']}{limit}")
     readable = report["energy_readable"]
-    said = [f"{kind.upper()} {'measured' if readable[kind] else 'n/a'}" for kind in KINDS]
+    said = [f"{kind.upper()} {'measured' if readable[kind] else NA}" for kind in KINDS]
     lines.append("Energy: " + ", ".join(said) + ("" if any(readable.values()) else " (no source above can be read)"))
     return lines
 
@@ -137,17 +138,17 @@ def describe(report: dict[str, Any]) -> str:
             busy = gpu["utilization_pct"]
             lines.append(
                 f"      {'busy':<17} "
-                + (f"{busy:.0f}%" if busy is not None else f"n/a ({reasons.get('utilization', '')})")
+                + (f"{busy:.0f}%" if busy is not None else f"{NA} ({reasons.get('utilization', '')})")
             )
             ollama = gpu["ollama_dedicated"]
             lines.append(
                 f"      {'Ollama uses':<17} "
-                + (units.human_bytes(ollama) if ollama is not None else f"n/a ({reasons.get('ollama', '')})")
+                + (units.human_bytes(ollama) if ollama is not None else f"{NA} ({reasons.get('ollama', '')})")
             )
     lines.append("")
     lines.append(
         "VRAM and shared memory: "
-        + ("measured" if report["gpu_readable"] else "n/a on this machine (no backend above can read a GPU)")
+        + ("measured" if report["gpu_readable"] else f"{NA} on this machine (no backend above can read a GPU)")
     )
     lines.append("")
     lines.extend(power_lines(report))
@@ -158,7 +159,7 @@ def describe(report: dict[str, Any]) -> str:
             f"server pid {process['server_pid']}, runners {process['runner_pids'] or 'none'}, "
             f"RSS {units.human_bytes(process['rss_bytes'])}"
             if process["rss_bytes"] is not None
-            else f"n/a ({process['reason']})"
+            else f"{NA} ({process['reason']})"
         )
     )
     log = report["server_log"]

@@ -21,6 +21,7 @@ from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_OK, EXIT_USAGE
 from llmtop.measure.forecast import Bandwidth, Forecast, Machine, Split, forecast, rows_to_show, words
 from llmtop.measure.model_shape import KV_BYTES, ModelShape
+from llmtop.units import NA
 
 GB_S = float_between(0.1, 100_000, " GB/s")
 DEFAULT_CONTEXT = 4096  # Ollama's default num_ctx where it chooses none by VRAM (0.30 on: GPUs under 24 GiB)
@@ -258,14 +259,14 @@ def describe(name: str, read: ModelRead, result: Forecast) -> str:
         ),
     ]
     for side, value in (("CPU", machine.cpu), ("GPU", machine.gpu), ("bus", machine.bus)):
-        said = f"{value.gb_s:.1f} GB/s ({value.source})" if value else "n/a (no figure here: give --" + (
+        said = f"{value.gb_s:.1f} GB/s ({value.source})" if value else f"{NA} (no figure here: give --" + (
             "cpu" if side == "CPU" else side.lower()) + "-bandwidth)"  # fmt: skip
         lines.append(f"  {side} bandwidth: {said}")
     lines += [f"  {note}" for note in result.notes]
     lines += ["", "| GPU layers | VRAM | RAM | spills | tok/s | limited by |", "|---:|---:|---:|---:|---:|---|"]
     for split in rows_to_show(result):
         mark = " (Ollama's choice)" if split.gpu_layers == result.choice.gpu_layers else ""
-        tps = f"{split.tps:.2f}" if split.tps is not None else "n/a"
+        tps = f"{split.tps:.2f}" if split.tps is not None else NA
         spilled = units.gb(split.spilled_bytes) if split.spilled_bytes else ("no" if split.fits else "does not fit")
         lines.append(
             f"| {split.gpu_layers}/{split.layers}{mark} | {units.gb(split.vram_bytes)} | {units.gb(split.ram_bytes)} "

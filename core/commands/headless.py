@@ -10,6 +10,7 @@ from typing import TextIO
 from llmtop import units
 from llmtop.measure.session import Phase, SessionObserver
 from llmtop.measure.summary import SummaryRow
+from llmtop.units import NA
 from llmtop.watch.state import WatchEvent, live_wall
 
 
@@ -45,11 +46,11 @@ class HeadlessReporter(SessionObserver):
         self._write(f"note: {message}")
 
     def finished(self, row: SummaryRow) -> None:
-        rate = units.rate(row.eval_rate_tps) or "n/a"
+        rate = units.rate(row.eval_rate_tps) or NA
         energy = f", {row.joules_per_token:.3g} J/token" if row.joules_per_token is not None else ""
         tokens = f", {row.thinking_text or row.tokens_text}" if row.thinking_text or row.tokens_text else ""
         self._write(
-            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or 'n/a'}{energy}{tokens}"
+            f"{row.model} {row.mode}: {rate} tokens/s, env {row.env or NA}{energy}{tokens}"
             + ("" if row.complete else " (incomplete)")
         )
         if row.log_eval_note:

@@ -56,6 +56,7 @@ from llmtop.ollama.hosts import (
     redact_url,
 )
 from llmtop.ollama.model_facts import valid_model_name
+from llmtop.units import NA
 
 if TYPE_CHECKING:
     from llmtop.measure.forecast import Bandwidth
@@ -74,7 +75,7 @@ generate PROMPT with streaming while RAM and the Ollama processes are sampled ev
 seconds and /api/ps is polled once a second. The summary row comes when the final chunk arrives.
 """
 
-OTHER = """\
+OTHER = f"""\
 the server log: --serve starts `ollama serve` on a free port and reads its output (the most
 reliable); --log PATH follows a file; --docker NAME follows `docker logs`; by default llmtop
 looks where the installer puts it (macOS ~/.ollama/logs/server.log, Windows
@@ -110,7 +111,7 @@ A server llmtop did not start is never restarted: such modes need --serve.
 keys: q quit, r add a run, c toggle CPU-only for the runs r adds, e export, l server log,
 b switch the live chart and the tps bar chart (a sweep's chart in a sweep), m the memory
 timeline (RAM, Ollama RSS, VRAM, shared GPU memory over the run), t the tables' other columns,
-? or F1 help: every key and figure, where each is read from, why any is n/a.
+? or F1 help: every key and figure, where each is read from, why any is {NA}.
 exit status (every command):
 """
 

@@ -12,6 +12,7 @@ from llmtop.collectors.ollama_log import MAX_LINE, LoadRecord, OllamaLogParser, 
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from llmtop.measure.split_reason import split_reason
+from llmtop.units import NA
 
 READ_SIZE = 1024 * 1024
 
@@ -53,7 +54,7 @@ def describe(index: int, load: LoadRecord) -> str:
     parts = [f"load {index}: {layers}"]
     if load.estimate_only and load.layers_offloaded is not None:
         parts.append("(Ollama's plan; no confirmation from the runner in the log)")
-    parts.append(f"backend {load.library or 'n/a'}")
+    parts.append(f"backend {load.library or NA}")
     facts = load.to_dict()
     for key, label in (
         ("ollama_version", "Ollama"),

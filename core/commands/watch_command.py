@@ -48,6 +48,7 @@ from llmtop.ollama.hosts import (
 )
 from llmtop.store.history import History, HistoryError
 from llmtop.store.recording import Recorder
+from llmtop.units import NA
 from llmtop.watch.metrics import MetricsEndpoint, MetricsError
 from llmtop.watch.poller import PsPoller, SpillWarning
 from llmtop.watch.proxy import OllamaProxy
@@ -283,7 +284,7 @@ def watch_servers(args: argparse.Namespace, hosts: list[tuple[str, dict[str, str
             if one.proxy is not None:
                 said.append(f"proxy: point apps at {one.proxy.url}")
             if (log is None or one is not watched[0]) and one.proxy is None:
-                said.append("requests n/a: without the log's timings or --proxy, no request can be measured")
+                said.append(f"requests {NA}: without the log's timings or --proxy, no request can be measured")
             err.write(f"llmtop: {'; '.join(said)}\n")
         if endpoint is not None and args.headless:
             err.write(f"llmtop: metrics: {endpoint.url}\n")

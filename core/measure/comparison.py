@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from llmtop.measure.intervals import Side, difference
 from llmtop.measure.summary import SummaryRow
+from llmtop.units import NA
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def placement_text(where: Placement) -> str:
     """`0 of 81 layers on a GPU, env CPU`."""
     env, offloaded, total, overflowing = where
     experts = f" ({overflowing} with their experts in system memory)" if overflowing else ""
-    return f"{offloaded} of {total} layers on a GPU{experts}, env {env or 'n/a'}"
+    return f"{offloaded} of {total} layers on a GPU{experts}, env {env or NA}"
 
 
 def _placement(mode: str) -> str:

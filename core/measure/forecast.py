@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmtop.measure.model_shape import KV_BYTES, ModelShape
+from llmtop.units import NA
 
 GIB = 2**30
 FIT_RESERVE = GIB  # llama-server's fit (Ollama 0.30 on) leaves 1 GiB of the GPU free
@@ -199,7 +200,7 @@ def words(result: Forecast, gpu_name: str | None = None) -> str:
     else:
         parts.append(f"fits {chosen.gpu_layers} of {chosen.layers} layers on the {gpu_name or 'GPU'}")
     tps = chosen.tps
-    parts.append(f"about {tps:.2g} tokens/s" if tps is not None else "tokens/s n/a (a bandwidth is not known)")
+    parts.append(f"about {tps:.2g} tokens/s" if tps is not None else f"tokens/s {NA} (a bandwidth is not known)")
     if chosen.spilled_bytes:
         parts.append(f"spills {chosen.spilled_bytes / 1e9:.1f} GB")
     if not chosen.fits:

@@ -26,6 +26,7 @@ from llmtop.measure.sweep import SweepResult
 from llmtop.measure.time_left import answer_left_s, load_left_s, prompt_left_s, prompt_time_left
 from llmtop.measure.timeline import Timeline, memory_timeline, run_start
 from llmtop.measure.verdicts import said_of
+from llmtop.units import NA
 
 WAITING = "waiting for the first sample"
 NO_GPU_READ = "no GPU read (`llmtop doctor` shows each backend tried)"
@@ -246,8 +247,8 @@ def energy_texts(session: Session, record: RunRecord | None, now: float) -> tupl
     if energy.energy_j is None:
         why = energy.note or "not read"
         if why.startswith(GPU_UNREAD):
-            return (f"energy n/a: {GPU_UNREAD}", "energy n/a: the GPU worked, its power is not read")
-        return (f"energy n/a: {why}",)
+            return (f"energy {NA}: {GPU_UNREAD}", f"energy {NA}: the GPU worked, its power is not read")
+        return (f"energy {NA}: {why}",)
     text = f"energy {units.joules(energy.energy_j)} since the request"
     if energy.joules_per_token is None:
         return (text,)
@@ -286,7 +287,7 @@ def layers_state(session: Session) -> LayersState:
             f"/api/ps: {words}",
         )
     elif session.ps_problem:
-        split = (f"Ollama's split (/api/ps): n/a: {session.ps_problem}",)
+        split = (f"Ollama's split (/api/ps): {NA}: {session.ps_problem}",)
     else:
         split = ("Ollama's split (/api/ps): model not loaded",)
     if session.log is None:
@@ -325,12 +326,12 @@ def header_texts(session: Session) -> tuple[str, ...]:
         return (session.model,)
     parts = [
         facts.name,
-        facts.parameter_size or "params n/a",
-        facts.quantization or "quant n/a",
-        units.gb(facts.size_bytes) or "size n/a",
-        f"{facts.layers_total} layers" if facts.layers_total else "layers n/a",
+        facts.parameter_size or f"params {NA}",
+        facts.quantization or f"quant {NA}",
+        units.gb(facts.size_bytes) or f"size {NA}",
+        f"{facts.layers_total} layers" if facts.layers_total else f"layers {NA}",
     ]
-    server = [session.server.base_url, f"Ollama {session.version or 'n/a'}"]
+    server = [session.server.base_url, f"Ollama {session.version or NA}"]
     return ("  ·  ".join(parts + server), "  ·  ".join(parts + server[1:]), " · ".join(parts))
 
 
@@ -367,9 +368,7 @@ def _token_texts(session: Session, record: RunRecord | None, now: float) -> tupl
     clock = record.clock
     until = run_until(record, now)  # a finished run keeps its figures as they were at its end
     live = clock.live_rate_tps(until)
-    figures = (
-        f"tokens {clock.count}   live {units.rate(live) or 'n/a'} tok/s   TTFT {units.seconds(clock.ttft_s) or 'n/a'}"
-    )
+    figures = f"tokens {clock.count}   live {units.rate(live) or NA} tok/s   TTFT {units.seconds(clock.ttft_s) or NA}"
     server, server_short = _server_texts(session, record, now)
     stall = _stall_text(session, record)
     waiting = _waiting_text(session, record, now, live)

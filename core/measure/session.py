@@ -32,6 +32,7 @@ from llmtop.measure.summary import PsReading, RunRecord, SummaryRow, baseline_st
 from llmtop.measure.timeline import RunCurves, run_curves, run_start
 from llmtop.ollama.api import PS_INTERVAL_S, OllamaError, OllamaServer, Stalled, StreamBroken
 from llmtop.ollama.model_facts import ModelFacts, model_facts, same_model
+from llmtop.units import NA
 
 __all__ = ["DEFAULT_PROMPT", "Phase", "RunSettings", "Session", "SessionObserver"]
 
@@ -211,7 +212,7 @@ class Session:
         try:
             loaded = self._loaded()
         except OllamaError as exc:
-            self._note(f"/api/ps failed ({exc}): Ollama's split is n/a; unloading without being able to check")
+            self._note(f"/api/ps failed ({exc}): Ollama's split is {NA}; unloading without being able to check")
             self.server.unload(self.model)  # its answer says the unload was taken
             self.cancel.wait(UNLOAD_UNCHECKED_S)
             return "cold"

@@ -23,6 +23,7 @@ from llmtop.measure.energy import RunEnergy, SourceEnergy, Window, run_energy
 from llmtop.measure.load_parts import MemoryPart, memory_parts, settings_in_effect
 from llmtop.measure.split_reason import split_reason
 from llmtop.ollama.model_facts import ModelFacts
+from llmtop.units import NA
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def vram_share(size_bytes: int | None, size_vram_bytes: int | None) -> float | N
 
 def split_words(share: float | None) -> str:
     """Ollama's split as people say it: "36% GPU / 64% CPU" ("n/a" without a share)."""
-    return "n/a" if share is None else f"{100 * share:.0f}% GPU / {100 - 100 * share:.0f}% CPU"
+    return NA if share is None else f"{100 * share:.0f}% GPU / {100 - 100 * share:.0f}% CPU"
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,7 @@ def unsettled_baseline(vram_delta: int | None, shared_delta: int | None) -> str 
     ]
     if not fell:
         return None
-    return f"n/a: the baseline was not settled ({' and '.join(fell)} during the run)"
+    return f"{NA}: the baseline was not settled ({' and '.join(fell)} during the run)"
 
 
 def _gpu_deltas(

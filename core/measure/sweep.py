@@ -25,6 +25,7 @@ from llmtop.measure.intervals import Side, difference
 from llmtop.measure.server_settings import ServerSettings, serve_line
 from llmtop.measure.settings import mode_name, parse_context, parse_full_mode
 from llmtop.measure.summary import SummaryRow, is_spill
+from llmtop.units import NA
 
 LAYERS, CONTEXT, MOE = "num_gpu", "num_ctx", "moe"
 COARSE_PARTS = 4  # the coarse grid: 0, a quarter, half, three quarters and all of the layers
@@ -467,12 +468,12 @@ def _describe(point: SweepPoint, spec: SweepSpec) -> str:
         if point.layers is not None:
             parts.append(f"{point.layers}/{point.layers_total or '?'} layers on the GPU")
     elif spec.parameter == CONTEXT:
-        parts.append(f"{point.context} tokens" if point.context is not None else "context n/a")
+        parts.append(f"{point.context} tokens" if point.context is not None else f"context {NA}")
         if point.layers is not None:
             total = f"/{point.layers_total}" if point.layers_total else ""
             parts.append(f"{point.layers}{total} layers on the GPU")
     else:
-        parts.append(f"{point.layers} layers" if point.layers is not None else "layers n/a: no server log")
+        parts.append(f"{point.layers} layers" if point.layers is not None else f"layers {NA}: no server log")
     if point.spilled:
         parts.append(f"{units.gb(int(point.shared_bytes or 0))} spilled into shared memory")
     elif point.spilled is False:

@@ -31,6 +31,7 @@ from llmtop.measure.settings import mode_label
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.verdicts import said_of, verdicts
+from llmtop.units import NA
 
 if TYPE_CHECKING:
     from llmtop.watch.state import WatchedRequest
@@ -98,7 +99,7 @@ def _part_cell(part: str) -> Callable[[PartsLine], str]:
 
 PARTS_COLUMNS: tuple[Column, ...] = (
     Column("run", lambda line: line.run, right=False),
-    Column("settings", lambda line: line.settings or "n/a", right=False),
+    Column("settings", lambda line: line.settings or NA, right=False),
     Column("where", lambda line: line.device, right=False),
     *(Column(label, _part_cell(part)) for part, label in PART_LABELS.items()),
     Column("total", lambda line: units.human_bytes(line.total)),

@@ -28,6 +28,7 @@ from llmtop.measure.verdicts import said_of
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
 from llmtop.store.exports import markdown_table, parts_columns, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, parts_chart, rate_chart, spills
+from llmtop.units import NA
 
 if TYPE_CHECKING:
     from llmtop.watch.state import WatchedRequest
@@ -209,7 +210,7 @@ def _run_section(number: int, row: SummaryRow, curves: RunCurves | None, figure:
         for why in curves.timeline.missing:
             parts.append(f'<p class="why">Not drawn: {_e(why)}</p>\n')
     elif curves is None:
-        parts.append(f'<p class="why">Memory timeline and tokens/s over time: n/a ({_e(no_curves)})</p>\n')
+        parts.append(f'<p class="why">Memory timeline and tokens/s over time: {NA} ({_e(no_curves)})</p>\n')
     if curves is not None and curves.rate:
         parts.append(
             figure(

@@ -20,12 +20,13 @@ from typing import Any
 
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_log import LoadRecord
+from llmtop.units import NA
 from llmtop.watch.state import WatchState
 
 SLOTS_INTERVAL_S = 1.0
 SLOTS_TIMEOUT_S = 1.0
 NOT_BEFORE_0_30 = (
-    "live progress of requests n/a: this Ollama runs no llama-server (before 0.30), whose /slots tells it; "
+    f"live progress of requests {NA}: this Ollama runs no llama-server (before 0.30), whose /slots tells it; "
     "--proxy measures each answer"
 )
 Fetch = Callable[[int], Sequence[dict[str, Any]]]

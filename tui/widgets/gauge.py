@@ -12,6 +12,7 @@ from textual.widget import Widget
 from llmtop import units
 from llmtop.measure.screen_states import GaugeState
 from llmtop.tui.word_wrap import shorten
+from llmtop.units import NA
 
 BAR_WIDTH = 16
 LABEL_WIDTH = 12
@@ -93,7 +94,7 @@ class Gauge(Widget):
         the note shorter, then neither; a reason is cut at a word with `…`."""
         if self.used is None:
             line = Text(f"{self.label:<{LABEL_WIDTH - 1}} ", style="bold")
-            line.append(shorten(f"n/a: {self.reason}", width - line.cell_len), style="dim")
+            line.append(shorten(f"{NA}: {self.reason}", width - line.cell_len), style="dim")
             return line
         for bar in (BAR_WIDTH, 8):
             line = self._line(bar)
@@ -113,7 +114,7 @@ class Gauge(Widget):
     def _line(self, bar: int = BAR_WIDTH, note: bool = True, note_text: str | None = None) -> Text:
         line = Text(f"{self.label:<{LABEL_WIDTH - 1}} ", style="bold")
         if self.used is None:
-            line.append(f"n/a: {self.reason}", style="dim")
+            line.append(f"{NA}: {self.reason}", style="dim")
             return line
         if self.total:
             if bar:
