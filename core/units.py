@@ -12,6 +12,17 @@ NA = "n/a"
 """What llmtop writes for a figure it could not read, written here alone: the screen, the exports,
 the report and every command read it from here, and say the reason beside it."""
 
+_ON = frozenset({"1", "true", "t", "yes", "y", "on", "enabled"})
+_OFF = frozenset({"0", "false", "f", "no", "n", "off", "disabled"})
+
+
+def switch(text: str | None) -> bool | None:
+    """One reading of on/off for every switch llmtop reads (a mode's `fa=`, OLLAMA_FLASH_ATTENTION, an
+    engine's `FlashAttention:Enabled`, llama.cpp's `flash_attn = 1`, LLAMA_ARG_CPU_MOE): True, False, or
+    None for anything else (`auto`, empty)."""
+    word = (text or "").strip().lower()
+    return True if word in _ON else False if word in _OFF else None
+
 
 def one_line(text: str) -> str:
     """A message on one line: its lines joined with " / ", blank ones left out (Ollama's errors can

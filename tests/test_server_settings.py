@@ -254,3 +254,24 @@ def test_the_experts_column_and_key_come_only_where_a_run_kept_experts_apart():
     lines = parts_lines([("d", dense.settings, dense.memory_parts)])
     assert [c.header for c in parts_columns(lines)] == ["run", "settings", "where", "weights", "KV cache", "compute",
                                                          "total"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("word", "state"),
+    [("on", True), ("1", True), ("TRUE", True), ("Enabled", True), (" yes ", True), ("off", False), ("0", False),
+     ("false", False), ("disabled", False), ("auto", None), ("", None), (None, None), ("maybe", None)],
+)  # fmt: skip
+def test_one_reading_of_on_and_off_for_every_switch(word, state):
+    """A mode's fa=, OLLAMA_FLASH_ATTENTION, the engine's FlashAttention:Enabled, llama.cpp's flash_attn = 1
+    and LLAMA_ARG_CPU_MOE are all read by units.switch; the log's words come out on, off or as written."""
+    from llmtop.collectors.ollama_log.lines import on_off
+    from llmtop.units import switch
+
+    assert switch(word) is state
+    if word is not None:
+        assert on_off(word) == {True: "on", False: "off", None: word.strip().lower()}[state]
+    if state is not None:
+        assert ServerSettings().with_setting("fa", word).flash_attention is state
+    elif word:
+        with pytest.raises(ValueError, match="fa= takes on or off"):
+            ServerSettings().with_setting("fa", word)

@@ -18,6 +18,7 @@ from llmtop.collectors.ollama_log.lines import on_off, size_bytes
 from llmtop.collectors.ollama_log.records import DeviceBuffer, LoadRecord
 from llmtop.collectors.ollama_log.rules import Line, Rule, message
 from llmtop.collectors.ollama_log.runner_era import plan
+from llmtop.units import switch
 
 if TYPE_CHECKING:
     from llmtop.collectors.ollama_log.reader import OllamaLogParser as Log
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 _OFFLOADED = re.compile(r"^offloaded (\d+)/(\d+) layers to GPU$")
 _LOAD_REQUEST = re.compile(r"\b(Parallel|FlashAttention|KvCacheType):(\S*)")
 _GPU_LAYERS = re.compile(r"GPULayers:(\d*)\[")
-_FLASH_WORDS = ("enabled", "disabled", "auto", "true", "false")
 
 
 def _load_request(log: Log, found: re.Match[str], line: Line) -> LoadRecord:
@@ -36,7 +36,7 @@ def _load_request(log: Log, found: re.Match[str], line: Line) -> LoadRecord:
     for key, value in _LOAD_REQUEST.findall(request):
         if key == "Parallel" and value.isdigit():
             record.launch["parallel"] = value
-        elif key == "FlashAttention" and value.lower() in _FLASH_WORDS:
+        elif key == "FlashAttention" and (switch(value) is not None or value.lower() == "auto"):
             record.launch["flash_attention"] = on_off(value)
         elif key == "KvCacheType" and value:
             record.launch["kv_cache"] = value.lower()

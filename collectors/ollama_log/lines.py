@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from llmtop.units import switch
+
 MAX_LINE = 64 * 1024  # longer lines are cut before matching: no pattern needs more
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -73,12 +75,8 @@ def is_host_memory(device: str) -> bool:
 
 def on_off(value: str) -> str:
     """`on`, `off` or `auto` for the ways the log writes flash attention (1, enabled, true, ...)."""
-    text = value.strip().lower()
-    if text in ("1", "true", "enabled", "on"):
-        return "on"
-    if text in ("0", "false", "disabled", "off"):
-        return "off"
-    return text
+    state = switch(value)
+    return value.strip().lower() if state is None else "on" if state else "off"
 
 
 def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:

@@ -16,6 +16,7 @@ from llmtop import units
 from llmtop.collectors.ollama_log import DeviceBuffer, LoadRecord
 from llmtop.measure.server_settings import moe_text
 from llmtop.measure.settings import mode_is_plain
+from llmtop.units import switch
 
 SYSTEM_MEMORY = "system memory"
 PART_LABELS = {"weights": "weights", "experts": "experts", "kv_cache": "KV cache", "compute": "compute"}
@@ -113,7 +114,7 @@ def settings_in_effect(load: LoadRecord | None, runner_env: Mapping[str, str]) -
     its command line does not set it. Nothing is assumed: a setting neither tells is left out."""
     settings = dict(load.settings) if load is not None else {}
     if load is not None and load.llama_server and "cpu_moe" not in settings:  # Ollama's own runner reads no LLAMA_ARG_*
-        if runner_env.get("LLAMA_ARG_CPU_MOE", "").strip().lower() in ("1", "true", "on", "yes", "enabled"):
+        if switch(runner_env.get("LLAMA_ARG_CPU_MOE")):
             settings["cpu_moe"] = "all"
         elif (layers := runner_env.get("LLAMA_ARG_N_CPU_MOE", "").strip()).isdigit() and int(layers) > 0:
             settings["cpu_moe"] = str(int(layers))

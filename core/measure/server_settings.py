@@ -13,12 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from llmtop.units import switch
+
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
 ALL_LAYERS = "all"
 SETTING_KEYS = ("kv", "fa", "moe", "np")
 
 LLAMA_SERVER_FROM = (0, 30)  # the first Ollama that runs llama-server, which reads LLAMA_ARG_* (MoE placement)
-_TRUE = ("1", "true", "t", "yes", "y", "on")
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,10 @@ class ServerSettings:
                 raise ValueError(f"unknown KV cache type {value.strip()!r}: use {', '.join(KV_CACHE_TYPES)}")
             return replace(self, kv_cache=text)
         if key == "fa":
-            if text not in ("on", "off"):
+            state = switch(text)
+            if state is None:
                 raise ValueError(f"fa= takes on or off, not {value.strip()!r}")
-            return replace(self, flash_attention=text == "on")
+            return replace(self, flash_attention=state)
         if key == "moe":
             if text != ALL_LAYERS and not re.fullmatch(r"\d+", text):
                 raise ValueError(f"moe= takes all or a number of layers, not {value.strip()!r}")
@@ -139,14 +141,14 @@ def unsupported(settings: ServerSettings, version: str | None, env: Mapping[str,
             f"is its --n-cpu-moe); this server is {version}"
         )
     quantized = settings.kv_cache not in (None, "f16")
-    flash = env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower()  # the user's, where the mode sets none
+    flash = switch(env.get("OLLAMA_FLASH_ATTENTION"))  # the user's, where the mode sets none
     off_by = f"OLLAMA_FLASH_ATTENTION={env.get('OLLAMA_FLASH_ATTENTION')} in this environment turns it off"
     if settings.flash_attention is not None:
-        flash = "1" if settings.flash_attention else "0"
+        flash = settings.flash_attention
         off_by = "fa=off turns it off"
-    if quantized and flash in ("0", "false", "f", "no", "n", "off"):
+    if quantized and flash is False:
         return f"kv={settings.kv_cache} needs flash attention, and {off_by}: add fa=on, or use kv=f16"
-    if quantized and old and flash not in _TRUE:
+    if quantized and old and flash is not True:
         return (
             f"kv={settings.kv_cache} needs flash attention on Ollama {version} (without it Ollama keeps an f16 "
             f"cache and only warns in its log): add fa=on, e.g. auto:kv={settings.kv_cache}:fa=on"
