@@ -20,7 +20,7 @@ from typing import Any
 from llmtop import units
 from llmtop.measure.comparison import Comparison
 from llmtop.measure.intervals import ratio_text
-from llmtop.measure.settings import mode_label
+from llmtop.measure.mode import Mode
 from llmtop.measure.summary import VRAM_FROM_LOG, VRAM_FROM_PS, SummaryRow
 from llmtop.measure.verdicts import RAN_ALIKE
 from llmtop.units import NA
@@ -196,8 +196,8 @@ FIGURES: tuple[Figure, ...] = (
         "server settings it asked of the `ollama serve` llmtop started (`auto:kv=q8_0:fa=on`, shown as `auto, KV "
         "q8_0, FA on`)",
         ja="モード",
-        run=lambda r: mode_label(r.mode),
-        compared=lambda c: mode_label(c.mode),
+        run=lambda r: Mode.of(r.mode).label,
+        compared=lambda c: Mode.of(c.mode).label,
         right=False,
     ),
     Figure(

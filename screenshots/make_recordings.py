@@ -50,6 +50,7 @@ from llmtop.collectors.system_collectors import SystemCollectors  # noqa: E402
 from llmtop.collectors.system_memory import SystemMemorySample  # noqa: E402
 from llmtop.commands.instruments import Instruments  # noqa: E402
 from llmtop.commands.model_command import record_sessions  # noqa: E402
+from llmtop.measure.mode import parse_modes  # noqa: E402
 from llmtop.measure.plan import PlanRunner, build_plan  # noqa: E402
 from llmtop.measure.session import RunSettings, Session  # noqa: E402
 from llmtop.ollama.api import OllamaServer  # noqa: E402
@@ -90,7 +91,7 @@ def record(
             kit.use_collectors(collectors)
             session = Session(OllamaServer(double.url), "llama3.3", collectors, log=watcher)
             session.connect()
-            plan = build_plan(["llama3.3"], modes, repeat, RunSettings())
+            plan = build_plan(["llama3.3"], parse_modes(",".join(modes)), repeat, RunSettings())
             args = argparse.Namespace(no_record=False, record=str(path))
             plan_fields = [{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan]
             recorder = kit.record(args, ["llama3.3"], {"plan": plan_fields, "settings": RunSettings(), "demo": demo})

@@ -9,6 +9,7 @@ from helpers.screens import cells_of, one_run, until
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
+from llmtop.measure.mode import parse_modes
 from llmtop.measure.plan import PlannedRun, PlanRunner
 from llmtop.measure.session import Phase, RunSettings, Session
 from llmtop.ollama.api import OllamaServer
@@ -317,7 +318,7 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
     session = Session(OllamaServer(double.url), "llama3.3", collectors)
     session.connect()
     collectors.start()
-    runner = PlanRunner({"llama3.3": session}, build_plan(["llama3.3"], ["cpu", "auto"], 2, RunSettings()))
+    runner = PlanRunner({"llama3.3": session}, build_plan(["llama3.3"], parse_modes("cpu,auto"), 2, RunSettings()))
     chart = tmp_path / "tps.svg"
     app = LlmtopApp(runner, export_path=str(tmp_path / "runs.md"), chart_path=str(chart))
     seen = set()
@@ -491,7 +492,6 @@ async def test_server_modes_restart_the_server_between_runs_and_draw_each_runs_m
     from llmtop.collectors.log_sources import FileFollower
     from llmtop.collectors.log_watch import LogWatcher
     from llmtop.measure.server_settings import ServerSettings
-    from llmtop.measure.settings import parse_modes
     from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
     log_file = tmp_path / "server.log"

@@ -163,7 +163,7 @@ def test_ctrl_c_mid_run_keeps_and_exports_the_run(double_factory, tmp_path):
         (["--modes", "auto:ctx"], "ctx without a value in mode 'auto:ctx'"),
         (["--modes", "auto:"], "empty part in mode 'auto:'"),
         (["--modes", "auto:kv=q5"], "unknown KV cache type 'q5': use f16, q8_0, q4_0"),
-        (["--modes", "auto:fa=yes"], "fa= takes on or off"),
+        (["--modes", "auto:fa=maybe"], "fa= takes on or off"),
         (["--modes", "moe=some"], "moe= takes all or a number of layers"),
         (["--modes", "auto:np=0"], "np= takes a number of parallel slots from 1 to 64"),
         (["--modes", "auto:kv=f16:kv=q8_0"], "kv= twice"),

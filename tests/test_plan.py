@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llmtop.measure.mode import parse_context, parse_modes
 from llmtop.measure.plan import PlannedRun, PlanRunner, build_plan
-from llmtop.measure.settings import RunSettings, parse_context, parse_modes
+from llmtop.measure.settings import RunSettings
 from llmtop.measure.stopping import StopRequested
 from llmtop.measure.summary import SummaryRow
 from llmtop.store.history import HistoryError
@@ -64,7 +65,7 @@ class FakeHistory:
 
 def test_repeats_are_interleaved_model_by_model():
     base = RunSettings(prompt="hi", seed=7, temperature=0.0)
-    plan = build_plan(["a", "b"], ["cpu", "auto"], 2, base)
+    plan = build_plan(["a", "b"], parse_modes("cpu,auto"), 2, base)
     assert [(p.model, p.settings.mode, p.repeat) for p in plan] == [
         ("a", "cpu", 1),
         ("a", "auto", 1),
@@ -78,7 +79,7 @@ def test_repeats_are_interleaved_model_by_model():
     # Everything but the layers is the same in every run.
     assert {(p.settings.prompt, p.settings.seed, p.settings.temperature) for p in plan} == {("hi", 7, 0.0)}
     assert [p.settings.num_gpu for p in plan[:2]] == [0, None]
-    assert build_plan(["a"], ["gpu=20"], 1, base)[0].settings.options() == {
+    assert build_plan(["a"], parse_modes("gpu=20"), 1, base)[0].settings.options() == {
         "num_gpu": 20,
         "seed": 7,
         "temperature": 0.0,
@@ -108,7 +109,7 @@ def test_the_runner_runs_every_planned_run_in_order_and_keeps_the_rows():
     history = FakeHistory()
     runner = PlanRunner(
         sessions,
-        build_plan(["a", "b"], ["cpu", "auto"], 1, RunSettings()),
+        build_plan(["a", "b"], parse_modes("cpu,auto"), 1, RunSettings()),
         history=history,
         machine=lambda: {"cpu_info": "Test CPU"},
         clock=clock,
@@ -125,7 +126,7 @@ def test_the_runner_runs_every_planned_run_in_order_and_keeps_the_rows():
 def test_time_left_is_the_mean_duration_times_the_runs_to_go():
     clock = Clock()
     session = FakeSession("a", clock, seconds=30.0)
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 3, RunSettings()), clock=clock)
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 3, RunSettings()), clock=clock)
     runner.run_next()
     runner.run_next()
     assert runner.time_left() == pytest.approx(4 * 30.0)
@@ -139,7 +140,7 @@ def test_a_history_that_cannot_be_written_is_noted_once_and_the_runs_go_on():
     notes: list[str] = []
     runner = PlanRunner(
         {"a": FakeSession("a", clock)},
-        build_plan(["a"], ["cpu", "auto"], 2, RunSettings()),
+        build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()),
         history=FakeHistory("cannot open the history at /x/history.sqlite3: database is locked"),
         on_note=notes.append,
         clock=clock,
@@ -157,7 +158,7 @@ def test_an_interrupted_run_stops_the_plan_and_a_failed_one_does_not():
     clock = Clock()
     stop = StopRequested("terminated (SIGTERM)", 143)
     session = FakeSession("a", clock, errors={1: "out of memory"}, stops={3: stop})
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), clock=clock)
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()), clock=clock)
     rows = runner.run_all()
     assert [r.error for r in rows] == ["out of memory", None, "terminated (SIGTERM)"]
     assert len(runner.queue) == 1 and runner.stopped and runner.stop_request is stop
@@ -179,7 +180,7 @@ def test_abandon_keeps_the_run_in_progress_and_drops_the_rest():
     clock = Clock()
     session = FakeSession("a", clock)
     history = FakeHistory()
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), history=history)
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()), history=history)
     session.in_progress = RunSettings()
     kept = runner.abandon("quit before the run finished")
     assert kept is not None and kept.error == "quit before the run finished"
@@ -204,7 +205,9 @@ def test_a_run_that_ended_as_the_user_quit_reaches_the_history_before_llmtop_exi
             super().add(summary, machine)
 
     history = SlowHistory()
-    runner = PlanRunner({"a": FakeSession("a", Clock())}, build_plan(["a"], ["auto"], 1, RunSettings()), history)
+    runner = PlanRunner(
+        {"a": FakeSession("a", Clock())}, build_plan(["a"], parse_modes("auto"), 1, RunSettings()), history
+    )
     worker = threading.Thread(target=runner.run_next)
     worker.start()
     assert history.adding.wait(5) and len(runner.rows) == 1  # the row is out, the history not yet written
@@ -276,7 +279,7 @@ def test_quitting_while_the_server_restarts_runs_nothing_more():
 
 def test_runs_are_ordered_interleaved_in_a_latin_square_or_shuffled_by_the_seed():
     def order(kind: str, seed: int | None = 42, models=("a",)) -> list[str]:
-        return [f"{p.model} {p.settings.mode}" for p in build_plan(list(models), ["cpu", "auto", "gpu=20"], 3,
+        return [f"{p.model} {p.settings.mode}" for p in build_plan(list(models), parse_modes("cpu,auto,gpu=20"), 3,
                                                                      RunSettings(), kind, seed)]  # fmt: skip
 
     assert order("interleaved") == ["a cpu", "a auto", "a gpu=20"] * 3
@@ -320,14 +323,14 @@ class CountingSession(FakeSession):
 def test_the_same_work_asks_every_run_after_the_first_for_as_many_tokens_as_the_first_generated():
     clock = Clock()
     session = CountingSession("a", clock, [40, 55, 30, 61])
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), same_work=True)
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()), same_work=True)
     rows = runner.run_all()
     assert [s.num_predict for s in session.asked] == [None, 40, 40, 40]
     assert [r.eval_count for r in rows] == [40, 40, 30, 40] and runner.answer_tokens == 40
     assert [r.ended_early for r in rows] == [False, False, True, False]
     assert rows[2].tokens_text == "30 of 40 tokens: ended at the model's end of text"
     asked = CountingSession("a", clock, [80, 80])
-    given = build_plan(["a"], ["cpu", "auto"], 1, RunSettings(num_predict=64))
+    given = build_plan(["a"], parse_modes("cpu,auto"), 1, RunSettings(num_predict=64))
     PlanRunner({"a": asked}, given, same_work=True).run_all()
     assert [s.num_predict for s in asked.asked] == [64, 64]  # the user's count is kept
 
@@ -344,7 +347,7 @@ def test_a_cool_down_waits_between_runs_and_ends_once_the_machine_is_back_near_i
         return len(looked) % 3 == 0  # back near idle at the third look
 
     session = FakeSession("a", clock)
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 2, RunSettings()), cooldown_s=60.0,
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()), cooldown_s=60.0,
                         cooled=cooled)  # fmt: skip
     told: list[float] = []
     runner.on_cooldown = told.append
@@ -385,11 +388,11 @@ def test_a_cool_down_without_power_waits_its_time_and_a_quit_ends_it():
 
     clock = Clock()
     session = FakeSession("a", clock)
-    runner = PlanRunner({"a": session}, build_plan(["a"], ["cpu", "auto"], 1, RunSettings()), cooldown_s=0.4)
+    runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 1, RunSettings()), cooldown_s=0.4)
     started = time.monotonic()
     runner.run_all()
     assert time.monotonic() - started >= 0.4 and len(session.asked) == 2
-    waiting = PlanRunner({"a": FakeSession("a", clock)}, build_plan(["a"], ["cpu", "auto"], 1, RunSettings()),
+    waiting = PlanRunner({"a": FakeSession("a", clock)}, build_plan(["a"], parse_modes("cpu,auto"), 1, RunSettings()),
                          cooldown_s=600.0)  # fmt: skip
     threading.Timer(0.3, waiting.abandon, args=("quit",)).start()
     started = time.monotonic()

@@ -14,8 +14,9 @@ from llmtop.measure.load_parts import (
     settings_in_effect,
     settings_text,
 )
+from llmtop.measure.mode import Mode, parse_modes
 from llmtop.measure.server_settings import ServerSettings, serve_env, serve_line, unsupported
-from llmtop.measure.settings import RunSettings, mode_is_plain, mode_label, parse_modes
+from llmtop.measure.settings import RunSettings
 from llmtop.store.exports import parts_markdown, session_markdown, to_csv
 from summary_rows import row
 
@@ -23,25 +24,25 @@ MIB = 1024 * 1024
 
 
 def test_modes_name_the_server_settings_in_one_order_and_a_setting_alone_means_auto():
-    assert parse_modes("auto,fa=on:kv=q8_0,moe=all,gpu=20:np=2:moe=16,cpu:ctx=8k:kv=q4_0") == [
+    assert [m.name for m in parse_modes("auto,fa=on:kv=q8_0,moe=all,gpu=20:np=2:moe=16,cpu:ctx=8k:kv=q4_0")] == [
         "auto",
         "auto:kv=q8_0:fa=on",
         "auto:moe=all",
         "gpu=20:moe=16:np=2",
         "cpu:ctx=8192:kv=q4_0",
     ]
-    assert parse_modes("auto:kv=q8_0,kv=q8_0") == ["auto:kv=q8_0"]  # the same mode twice is one
-    settings = RunSettings().with_mode("gpu=20:moe=16:np=2")
+    assert [m.name for m in parse_modes("auto:kv=q8_0,kv=q8_0")] == ["auto:kv=q8_0"]  # the same mode twice is one
+    settings = RunSettings().with_mode(Mode.parse("gpu=20:moe=16:np=2"))
     assert (settings.num_gpu, settings.server) == (20, ServerSettings(cpu_moe="16", parallel=2))
     assert settings.mode == "gpu=20:moe=16:np=2" and settings.options() == {"num_gpu": 20, "seed": 42}
 
 
 def test_a_modes_label_spells_its_server_settings_out():
-    assert mode_label("auto:kv=q8_0:fa=on") == "auto, KV q8_0, FA on"
-    assert mode_label("gpu=20:moe=16:np=2") == "gpu=20, experts of 16 layers on CPU, 2 slots"
-    assert mode_label("auto:moe=all") == "auto, all experts on CPU"
-    assert mode_label("auto:ctx=8192") == "auto:ctx=8192" and mode_label("cpu") == "cpu"
-    assert mode_is_plain("auto:ctx=8192") and not mode_is_plain("auto:np=1")
+    assert Mode.of("auto:kv=q8_0:fa=on").label == "auto, KV q8_0, FA on"
+    assert Mode.of("gpu=20:moe=16:np=2").label == "gpu=20, experts of 16 layers on CPU, 2 slots"
+    assert Mode.of("auto:moe=all").label == "auto, all experts on CPU"
+    assert Mode.of("auto:ctx=8192").label == "auto:ctx=8192" and Mode.of("cpu").label == "cpu"
+    assert Mode.of("auto:ctx=8192").plain and not Mode.of("auto:np=1").plain
 
 
 def test_the_environment_of_ollama_serve_keeps_the_users_own_where_a_mode_sets_nothing():
@@ -275,3 +276,29 @@ def test_one_reading_of_on_and_off_for_every_switch(word, state):
     elif word:
         with pytest.raises(ValueError, match="fa= takes on or off"):
             ServerSettings().with_setting("fa", word)
+
+
+def test_a_mode_is_parsed_once_into_its_parts_and_read_back_by_its_fields():
+    """The command line's text becomes a Mode; a row keeps its canonical name, and whatever reads the
+    row (the verdicts, the comparison, the report) gets the same parts back through Mode.of."""
+    mode = Mode.parse(" GPU=20:ctx=8k:fa=on:kv=q8_0 ")
+    assert (mode.layers, mode.context, mode.server.kv_cache, mode.server.flash_attention) == (20, 8192, "q8_0", True)
+    assert mode.name == "gpu=20:ctx=8192:kv=q8_0:fa=on" and Mode.of(mode.name) == mode
+    assert (mode.placement, mode.context_part, mode.variant) == ("gpu=20", "ctx=8192", "ctx=8192:kv=q8_0:fa=on")
+    assert mode.label == "gpu=20:ctx=8192, KV q8_0, FA on" and not mode.plain
+    assert (Mode.parse("cpu").placement, Mode.parse("auto").placement, Mode.parse("moe=all").placement) == (
+        "cpu",
+        "auto",
+        "auto",
+    )
+    assert RunSettings().with_mode(mode).mode == mode.name  # the run's mode is the mode's name
+    unread = Mode.of("watched:from-log")  # a name llmtop did not write: kept, never raised
+    assert (unread.name, unread.placement, unread.variant, unread.label) == (
+        "watched:from-log",
+        "watched",
+        "from-log",
+        "watched:from-log",
+    )
+    for bad in ("gpu=x", "auto:ctx", "auto::kv=q8_0", "auto:kv=q8_0:kv=f16", "auto:warp=9"):
+        with pytest.raises(ValueError):
+            Mode.parse(bad)

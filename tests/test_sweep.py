@@ -41,11 +41,16 @@ def point_row(mode, tps, layers=None, shared=0, vram=None, complete=True, error=
     )
 
 
+def names(modes) -> list[str]:
+    """The modes' canonical names, as rows keep them."""
+    return [mode.name for mode in modes]
+
+
 def machine_rows(machine, modes, auto_layers=27, repeat=1):
     """Rows of runs on the spilling machine: its rate, layers and spill for each mode."""
     rows = []
     for _ in range(repeat):
-        for mode in modes:
+        for mode in (getattr(m, "name", m) for m in modes):  # a planner's Modes, or names
             layers = auto_layers if mode == "auto" else (0 if mode == "cpu" else int(mode.split("=")[1]))
             if not machine.fits(SIZE, LAYERS, layers):
                 rows.append(point_row(mode, None, layers, complete=False, error="unable to allocate ROCm0 buffer"))
@@ -99,17 +104,17 @@ def test_check_layers_refuses_points_past_the_model_and_asks_for_a_list_without_
 # -- the plan -----------------------------------------------------------------------------------------
 def test_the_first_points_are_ollamas_choice_then_the_coarse_grid():
     planner = SweepPlanner(SweepSpec(), LAYERS)
-    assert planner.first_modes() == ["auto", "cpu", "gpu=20", "gpu=40", "gpu=61", "gpu=81"]
+    assert names(planner.first_modes()) == ["auto", "cpu", "gpu=20", "gpu=40", "gpu=61", "gpu=81"]
     assert coarse_values(19) == [0, 5, 10, 14, 19]
     assert final_step(81) == 6 and final_step(19) == 2 and final_step(8) == 1
     by_hand = SweepPlanner(SweepSpec("num_gpu", (0, 27, 30)), LAYERS)
-    assert by_hand.first_modes() == ["auto", "cpu", "gpu=27", "gpu=30"]
+    assert names(by_hand.first_modes()) == ["auto", "cpu", "gpu=27", "gpu=30"]
     assert by_hand.next_modes(machine_rows(SpillingMachine(), ["auto", "cpu", "gpu=27", "gpu=30"])) == []
     contexts = SweepPlanner(SweepSpec("num_ctx", (2048, 8192)), None)
-    assert contexts.first_modes() == ["auto", "auto:ctx=2048", "auto:ctx=8192"]
+    assert names(contexts.first_modes()) == ["auto", "auto:ctx=2048", "auto:ctx=8192"]
     experts = SweepPlanner(SweepSpec("moe", (0, 16)), 33)  # every layer on the GPU, the experts of N on the CPU
-    assert experts.first_modes() == ["auto", "gpu=33:moe=0", "gpu=33:moe=16"] and not experts.grows
-    assert SweepPlanner(SweepSpec("moe", (8,)), None).first_modes() == ["auto", "auto:moe=8"]
+    assert names(experts.first_modes()) == ["auto", "gpu=33:moe=0", "gpu=33:moe=16"] and not experts.grows
+    assert names(SweepPlanner(SweepSpec("moe", (8,)), None).first_modes()) == ["auto", "auto:moe=8"]
 
 
 def test_refining_finds_the_machines_fastest_layer_count_within_one_final_step():

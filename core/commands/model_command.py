@@ -32,6 +32,7 @@ from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.commands.priority import add_priority_argument, running_at
 from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
 from llmtop.figures import help_text
+from llmtop.measure.mode import Mode, parse_modes
 from llmtop.measure.server_settings import ServerSettings, serve_env, unsupported
 from llmtop.measure.settings import (
     DEFAULT_PROMPT,
@@ -40,7 +41,6 @@ from llmtop.measure.settings import (
     STALL_TIMEOUT_S,
     RunSettings,
     ollama_load_timeout,
-    parse_modes,
     silence_limit,
 )
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
@@ -153,7 +153,7 @@ def _sweep(text: str) -> SweepSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _modes(text: str) -> list[str]:
+def _modes(text: str) -> list[Mode]:
     try:
         return parse_modes(text)
     except ValueError as exc:
@@ -319,7 +319,7 @@ def main(argv: Sequence[str]) -> int:
         num_predict=args.num_predict or None,
         think=THINK_VALUES.get(args.think, args.think),
     )
-    modes = args.modes or [RunSettings(num_gpu=0 if args.cpu else args.num_gpu).mode]
+    modes = args.modes or [Mode(0 if args.cpu else args.num_gpu)]
     refusal = server_modes_refused(modes, args.serve)
     if args.sweep is not None and args.sweep.parameter == "moe" and not args.serve:
         refusal = not_our_server("--sweep moe=... sets", ["LLAMA_ARG_N_CPU_MOE"])
@@ -338,14 +338,15 @@ def main(argv: Sequence[str]) -> int:
         signals.restore()
 
 
-def server_modes_refused(modes: Sequence[str], serve: bool) -> str | None:
+def server_modes_refused(modes: Sequence[Mode], serve: bool) -> str | None:
     """Why modes that set the server's own settings cannot run (no --serve: the server is someone
     else's, and llmtop never restarts it); None when they can, or none does."""
-    setting = [mode for mode in modes if not RunSettings().with_mode(mode).server.empty]
+    setting = [mode for mode in modes if not mode.plain]
     if not setting or serve:
         return None
-    names = sorted({name for mode in setting for name in RunSettings().with_mode(mode).server.env()})
-    return not_our_server(f"{', '.join(setting)} set{'s' if len(setting) == 1 else ''}", names)
+    names = sorted({name for mode in setting for name in mode.server.env()})
+    said = ", ".join(mode.name for mode in setting)
+    return not_our_server(f"{said} set{'s' if len(setting) == 1 else ''}", names)
 
 
 def not_our_server(what: str, names: Sequence[str]) -> str:
@@ -375,7 +376,7 @@ def _pull(server, model: str, stream: TextIO) -> None:
 
 
 def measure(
-    args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[str], signals: SignalStop
+    args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[Mode], signals: SignalStop
 ) -> int:
     """Run the plan: every model in every mode, `args.repeat` times; `signals` turns Ctrl+C, SIGTERM
     and SIGHUP into a stop that keeps the run in progress. Whatever was opened is closed on every
@@ -399,7 +400,7 @@ def _measure(
     args: argparse.Namespace,
     base_url: str,
     settings: RunSettings,
-    modes: Sequence[str],
+    modes: Sequence[Mode],
     signals: SignalStop,
 ) -> int:
     from llmtop.collectors.temperatures import TemperatureReader

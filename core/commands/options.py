@@ -27,7 +27,7 @@ def float_between(low: float, high: float, unit: str = "") -> Callable[[str], fl
 
 def context_size(text: str) -> int:
     """An argparse type: a context size in tokens (`8192`, `8k`), as --num-ctx takes it."""
-    from llmtop.measure.settings import parse_context
+    from llmtop.measure.mode import parse_context
 
     try:
         return parse_context(text)

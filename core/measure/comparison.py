@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llmtop.measure.intervals import Side, difference
+from llmtop.measure.mode import CPU, Mode
 from llmtop.measure.summary import SummaryRow
 from llmtop.units import NA
 
@@ -108,14 +109,6 @@ def placement_text(where: Placement) -> str:
     return f"{offloaded} of {total} layers on a GPU{experts}, env {env or NA}"
 
 
-def _placement(mode: str) -> str:
-    return mode.partition(":")[0]
-
-
-def _context_of(mode: str) -> str:
-    return mode.partition(":")[2]
-
-
 def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
     """Groups in the order they first appear; speed-up against `cpu` where the plan had it (a mode
     with a context, `auto:ctx=8192`, only against `cpu:ctx=8192`)."""
@@ -123,10 +116,10 @@ def compare(rows: Sequence[SummaryRow]) -> list[Comparison]:
     for row in rows:
         groups.setdefault((row.model, row.mode, row.load_kind or "cold"), []).append(row)
     plain = [Comparison(m, mode, kind, tuple(runs), None) for (m, mode, kind), runs in groups.items()]
-    cpu = {(c.model, c.load_kind, _context_of(c.mode)): c for c in plain if _placement(c.mode) == "cpu"}
+    cpu = {(c.model, c.load_kind, Mode.of(c.mode).variant): c for c in plain if Mode.of(c.mode).placement == CPU}
     result = []
     for c in plain:  # against cpu at the same context: a context changes the speed too
-        base = cpu.get((c.model, c.load_kind, _context_of(c.mode)))
+        base = cpu.get((c.model, c.load_kind, Mode.of(c.mode).variant))
         speedup = c.tps / base.tps if base is not None and c.tps is not None and base.tps else None
         energy = c.joules_per_token
         base_energy = base.joules_per_token if base is not None else None

@@ -14,8 +14,8 @@ from typing import Any
 
 from llmtop import units
 from llmtop.collectors.ollama_log import DeviceBuffer, LoadRecord
+from llmtop.measure.mode import Mode
 from llmtop.measure.server_settings import moe_text
-from llmtop.measure.settings import mode_is_plain
 from llmtop.units import switch
 
 SYSTEM_MEMORY = "system memory"
@@ -173,7 +173,7 @@ def worth_showing(runs: Sequence[tuple[str, Mapping[str, str], Sequence[MemoryPa
     """Whether the parts say more than the table: (mode, settings, parts) per run, some run told its
     parts or settings, and some mode set the server or some part lay on a GPU."""
     told = any(settings or parts for _, settings, parts in runs)
-    asked = any(not mode_is_plain(mode) for mode, _, _ in runs)
+    asked = any(not Mode.of(mode).plain for mode, _, _ in runs)
     return told and (asked or any(p.on_gpu for _, _, parts in runs for p in parts))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from llmtop.measure.mode import Mode
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.session import Session
 from llmtop.measure.settings import ORDERS, RunSettings
@@ -54,7 +55,7 @@ class PlannedRun:
 
 def build_plan(
     models: Sequence[str],
-    modes: Sequence[str],
+    modes: Sequence[Mode],
     repeat: int,
     base: RunSettings,
     order: str = "interleaved",

@@ -17,9 +17,9 @@ from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.energy import EDGE_S, GPU_UNREAD
 from llmtop.measure.live import energy_so_far, gpu_now, idle_power, process_deltas, ram_now, watts_over_idle
 from llmtop.measure.load_parts import bars_text, memory_parts, parts_lines, worth_showing
+from llmtop.measure.mode import Mode
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.session import Phase, Session
-from llmtop.measure.settings import mode_is_plain, mode_label
 from llmtop.measure.split_reason import split_reason
 from llmtop.measure.summary import RunRecord, SummaryRow, baseline_start, split_words
 from llmtop.measure.sweep import SweepResult
@@ -522,11 +522,11 @@ def parts_bars(rows: Sequence[SummaryRow]) -> tuple[str, ...]:
     """The runs' memory by part as stacked bars with their settings (load_parts.py), where some mode
     set the server (the screen is short of room: a GPU split alone is the tables' VRAM and RAM, and
     the export's and the report's parts); () otherwise."""
-    if all(mode_is_plain(r.mode) for r in rows) or not worth_showing(
+    if all(Mode.of(r.mode).plain for r in rows) or not worth_showing(
         [(r.mode, r.settings, r.memory_parts) for r in rows]
     ):
         return ()
-    named = [(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows]
+    named = [(f"{r.model} {Mode.of(r.mode).label}", r.settings, r.memory_parts) for r in rows]
     return tuple(bars_text(parts_lines(named), PARTS_BAR_WIDTH))
 
 

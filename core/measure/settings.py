@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmtop.measure.server_settings import SETTING_KEYS, ServerSettings
+from llmtop.measure.mode import Mode
+from llmtop.measure.server_settings import ServerSettings
 
 # The prompt of the article this project grew from ("Predict the future of AI, in 100 characters").
 DEFAULT_PROMPT = "AIの未来を予測してください。（100字）"
@@ -34,7 +35,8 @@ class RunSettings:
 
     @property
     def mode(self) -> str:
-        return mode_name(self.num_gpu, self.num_ctx if self.ctx_in_mode else None, self.server)
+        """The canonical name of the mode these settings run (rows, exports and recordings keep it)."""
+        return Mode(self.num_gpu, self.num_ctx if self.ctx_in_mode else None, self.server).name
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -50,12 +52,11 @@ class RunSettings:
             options["num_predict"] = self.num_predict
         return options
 
-    def with_mode(self, mode: str) -> RunSettings:
-        """These settings with a mode from parse_modes(); a mode without a context keeps num_ctx."""
-        layers, context, server = parse_full_mode(mode)
-        if context is None:
-            return replace(self, num_gpu=layers, ctx_in_mode=False, server=server)
-        return replace(self, num_gpu=layers, num_ctx=context, ctx_in_mode=True, server=server)
+    def with_mode(self, mode: Mode) -> RunSettings:
+        """These settings with a mode's parts; a mode without a context keeps num_ctx."""
+        if mode.context is None:
+            return replace(self, num_gpu=mode.layers, ctx_in_mode=False, server=mode.server)
+        return replace(self, num_gpu=mode.layers, num_ctx=mode.context, ctx_in_mode=True, server=mode.server)
 
 
 STALL_TIMEOUT_S = 300.0  # default --stall-timeout: no token for this long ends a run
@@ -82,115 +83,3 @@ def silence_limit(stall_timeout_s: float, load_timeout_s: float | None) -> float
     if stall_timeout_s <= 0 or load_timeout_s is None:
         return None
     return max(load_timeout_s + min(LOAD_MARGIN_S, load_timeout_s), stall_timeout_s)
-
-
-MIN_CONTEXT, MAX_CONTEXT = 256, 16_777_216  # a context Ollama can be asked for (tokens)
-
-
-def parse_context(text: str) -> int:
-    """A context size in tokens (`8192`, `8k`, `32K`); ValueError outside 256 to 16M."""
-    match = re.fullmatch(r"(\d+)([kK]?)", text.strip())
-    if not match:
-        raise ValueError(f"not a context size: {text.strip()!r} (tokens, e.g. 8192 or 8k)")
-    value = int(match.group(1)) * (1024 if match.group(2) else 1)
-    if not MIN_CONTEXT <= value <= MAX_CONTEXT:
-        raise ValueError(f"a context must be between {MIN_CONTEXT} and {MAX_CONTEXT} tokens, got {text.strip()}")
-    return value
-
-
-def mode_name(layers: int | None, context: int | None = None, server: ServerSettings | None = None) -> str:
-    """The canonical name of a mode: `cpu`, `auto` or `gpu=N`, then `:ctx=N` when it sets the context,
-    then the server's settings it asks for (`:kv=q8_0:fa=on:moe=all:np=2`, in that order)."""
-    name = "auto" if layers is None else ("cpu" if layers == 0 else f"gpu={layers}")
-    parts = [name] + ([f"ctx={context}"] if context is not None else []) + (server.mode_parts() if server else [])
-    return ":".join(parts)
-
-
-def parse_full_mode(text: str) -> tuple[int | None, int | None, ServerSettings]:
-    """`cpu` -> (0, None, none), `auto:ctx=8k:kv=q8_0` -> (None, 8192, KV q8_0), `moe=all` -> (None,
-    None, experts on CPU): where the layers go, the context, and the server's settings; ValueError
-    with the reason for anything else."""
-    parts = [part.strip() for part in text.strip().lower().split(":")]
-    if any(not part for part in parts):
-        raise ValueError(f"empty part in mode {text.strip()!r}: parts go between colons, e.g. auto:ctx=8192:kv=q8_0")
-    layers: int | None = None
-    if parts[0] in ("cpu", "auto") or parts[0].startswith("gpu="):
-        layers = parse_mode(parts[0])
-        parts = parts[1:]
-    context: int | None = None
-    server = ServerSettings()
-    seen: set[str] = set()
-    for part in parts:
-        key, equals, value = part.partition("=")
-        if not equals and key in ("ctx", *SETTING_KEYS):
-            raise ValueError(f"{key} without a value in mode {text.strip()!r}: write {key}=..., e.g. auto:ctx=8192")
-        if not equals or key not in ("ctx", *SETTING_KEYS):
-            raise ValueError(
-                f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, then any of ctx=N, kv=TYPE, "
-                "fa=on|off, moe=all|N, np=N, joined by colons"
-            )
-        if key in seen:
-            raise ValueError(f"{key}= twice in mode {text.strip()!r}")
-        seen.add(key)
-        if key == "ctx":
-            context = parse_context(value)
-        else:
-            server = server.with_setting(key, value)
-    return layers, context, server
-
-
-def parse_mode_and_context(text: str) -> tuple[int | None, int | None]:
-    """`cpu` -> (0, None), `auto:ctx=8k` -> (None, 8192), `gpu=27` -> (27, None); ValueError for a mode
-    that is not one of these (server settings included)."""
-    layers, context, server = parse_full_mode(text)
-    if not server.empty:
-        raise ValueError(f"mode {text.strip()!r} sets the server (kv=, fa=, moe=, np=)")
-    return layers, context
-
-
-def mode_is_plain(mode: str) -> bool:
-    """Whether a mode asks nothing of the server itself (no kv=, fa=, moe=, np=)."""
-    try:
-        return parse_full_mode(mode)[2].empty
-    except ValueError:
-        return True
-
-
-def mode_label(mode: str) -> str:
-    """A mode as tables and charts show it: `auto:ctx=8192:kv=q8_0:fa=on` -> `auto:ctx=8192, KV q8_0,
-    FA on`; a mode without server settings (or one that cannot be read) as it is."""
-    try:
-        layers, context, server = parse_full_mode(mode)
-    except ValueError:
-        return mode
-    if server.empty:
-        return mode
-    return ", ".join([mode_name(layers, context), *server.label_parts()])
-
-
-def parse_mode(text: str) -> int | None:
-    """`cpu` -> 0, `auto` -> None, `gpu=27` -> 27; ValueError for anything else."""
-    mode = text.strip().lower()
-    if mode == "cpu":
-        return 0
-    if mode == "auto":
-        return None
-    match = re.fullmatch(r"gpu=(\d+)", mode)
-    if match:
-        return int(match.group(1))
-    raise ValueError(
-        f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, each optionally with :ctx=N and server settings"
-    )
-
-
-def parse_modes(text: str) -> list[str]:
-    """`cpu,auto,gpu=20,auto:ctx=8192,auto:kv=q8_0` -> the modes' canonical names, in order, without
-    repeats."""
-    modes: list[str] = []
-    for part in text.split(","):
-        if not part.strip():
-            raise ValueError(f"empty mode in {text!r}")
-        name = mode_name(*parse_full_mode(part))
-        if name not in modes:
-            modes.append(name)
-    return modes

@@ -22,8 +22,8 @@ from typing import Any
 from llmtop import units
 from llmtop.measure.comparison import Comparison
 from llmtop.measure.intervals import Side, difference
+from llmtop.measure.mode import Mode, parse_context
 from llmtop.measure.server_settings import ServerSettings, serve_line
-from llmtop.measure.settings import mode_name, parse_context, parse_full_mode
 from llmtop.measure.summary import SummaryRow, is_spill
 from llmtop.units import NA
 
@@ -135,25 +135,26 @@ def check_layers(spec: SweepSpec, model: str, layers_total: int | None) -> None:
         )
 
 
-def point_mode(spec: SweepSpec, value: int | None, layers_total: int | None = None) -> str:
+def point_mode(spec: SweepSpec, value: int | None, layers_total: int | None = None) -> Mode:
     """The run's mode for one point: `cpu`, `gpu=N` or `auto` for layers; `auto:ctx=N` (or `auto`,
     Ollama's own context) for contexts; `gpu=ALL:moe=N` (every layer on the GPU, the experts of N in
     system memory; `auto:moe=N` where the layers are not known), or `auto`, for the experts."""
     if spec.parameter == CONTEXT:
-        return mode_name(None, value)
+        return Mode(None, value)
     if spec.parameter == MOE:
         if value is None:
-            return mode_name(None)
-        return mode_name(layers_total, None, ServerSettings(cpu_moe=str(value)))
-    return mode_name(value)
+            return Mode()
+        return Mode(layers_total, None, ServerSettings(cpu_moe=str(value)))
+    return Mode(value)
 
 
 def point_value(spec: SweepSpec, mode: str) -> int | None:
     """The swept value a run's mode stands for (None: Ollama's choice)."""
-    layers, context, server = parse_full_mode(mode)
+    parts = Mode.of(mode)
     if spec.parameter == MOE:
-        return int(server.cpu_moe) if server.cpu_moe is not None and server.cpu_moe.isdigit() else None
-    return context if spec.parameter == CONTEXT else layers
+        moe = parts.server.cpu_moe
+        return int(moe) if moe is not None and moe.isdigit() else None
+    return parts.context if spec.parameter == CONTEXT else parts.layers
 
 
 def final_step(layers_total: int) -> int:
@@ -171,14 +172,17 @@ class SweepPlanner:
     def __init__(self, spec: SweepSpec, layers_total: int | None) -> None:
         self.spec = spec
         self.layers_total = layers_total
-        self.asked: list[str] = []  # every mode handed out, in order
+        self.asked: list[str] = []  # every mode handed out (its name), in order
 
-    def _hand_out(self, modes: Sequence[str]) -> list[str]:
-        fresh = [m for m in modes if m not in self.asked]
-        self.asked.extend(fresh)
+    def _hand_out(self, modes: Sequence[Mode]) -> list[Mode]:
+        fresh = []
+        for mode in modes:
+            if mode.name not in self.asked:
+                self.asked.append(mode.name)
+                fresh.append(mode)
         return fresh
 
-    def first_modes(self) -> list[str]:
+    def first_modes(self) -> list[Mode]:
         """Ollama's own choice first, then the grid from the fewest layers (or smallest context) up."""
         if self.spec.values is not None:
             values: list[int] = list(self.spec.values)
@@ -209,7 +213,7 @@ class SweepPlanner:
         """Whether points are added around the fastest (not for a list given by hand)."""
         return self.spec.values is None and self.spec.parameter == LAYERS and bool(self.layers_total)
 
-    def next_modes(self, rows: Sequence[SummaryRow]) -> list[str]:
+    def next_modes(self, rows: Sequence[SummaryRow]) -> list[Mode]:
         """Halfway between the fastest point and each neighbour further than one final step away;
         [] when the sweep is done (a list given by hand is done after its points)."""
         if not self.grows or self.layers_total is None:
@@ -576,10 +580,10 @@ def conclude(model: str, spec: SweepSpec, rows: Sequence[SummaryRow], finished: 
 
 def _belongs(spec: SweepSpec, mode: str) -> bool:
     """Whether a run's mode is a point of this kind of sweep."""
-    try:
-        layers, context, server = parse_full_mode(mode)
-    except ValueError:
+    parts = Mode.of(mode)
+    if parts.unread is not None:
         return False
+    layers, context, server = parts.layers, parts.context, parts.server
     if spec.parameter == MOE:
         return (
             context is None

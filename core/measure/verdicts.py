@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from llmtop.collectors.token_timing import rate_over_first
 from llmtop.measure.comparison import Comparison, compare, placement_text, same_placement
 from llmtop.measure.intervals import MOST_RUNS, Difference, Side, difference, ratio_text
+from llmtop.measure.mode import CPU, Mode
 from llmtop.measure.summary import SummaryRow
 
 RAN_ALIKE = "ran alike"
@@ -145,13 +146,10 @@ def verdict(subject_name: str, subject: Comparison, base_name: str, base: Compar
     return Verdict(subject_name, base_name, kind, d, needed, saved, tokens, text, count)
 
 
-def _placement(mode: str) -> str:
-    return mode.partition(":")[0]
-
-
-def _context(mode: str) -> str:
-    parts = [p for p in mode.split(":")[1:] if p.startswith("ctx=")]
-    return parts[0] if parts else ""
+def _cpu_at_context(group: Comparison, of: Comparison) -> bool:
+    """Whether `group` ran on the CPU alone at the context `of`'s mode set."""
+    mode = Mode.of(group.mode)
+    return mode.placement == CPU and mode.context_part == Mode.of(of.mode).context_part
 
 
 def verdicts(groups: Sequence[Comparison]) -> list[Verdict]:
@@ -162,7 +160,7 @@ def verdicts(groups: Sequence[Comparison]) -> list[Verdict]:
     several_models = len({g.model for g in groups}) > 1
     for group in groups:
         mates = [g for g in groups if g.model == group.model and g.load_kind == group.load_kind]
-        cpu = [g for g in mates if _placement(g.mode) == "cpu" and _context(g.mode) == _context(group.mode)]
+        cpu = [g for g in mates if _cpu_at_context(g, group)]
         base = cpu[0] if cpu else mates[0]
         if base is not group:
             made = verdict(_name(group, several_models), group, _name(base, several_models), base)

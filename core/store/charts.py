@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmtop.measure.comparison import Comparison, compare
-from llmtop.measure.settings import mode_label
+from llmtop.measure.mode import Mode
 from llmtop.measure.summary import SummaryRow
 
 CHART_FORMATS = (".svg", ".html", ".png")
@@ -32,7 +32,7 @@ def chart_bars(rows: Sequence[SummaryRow]) -> list[Bar]:
     models = list(dict.fromkeys(c.model for c in measured))
 
     def label(c: Comparison, by_mode: bool) -> str:
-        what = mode_label(c.mode) if by_mode else c.most_common(lambda r: r.env) or mode_label(c.mode)
+        what = Mode.of(c.mode).label if by_mode else c.most_common(lambda r: r.env) or Mode.of(c.mode).label
         return f"{c.model} {what}" + (" (warm)" if c.load_kind == "warm" else "")
 
     labels = [label(c, False) for c in measured]

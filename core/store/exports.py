@@ -27,7 +27,7 @@ from llmtop.figures import (
 )
 from llmtop.measure.comparison import Comparison, compare, placement_text
 from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
-from llmtop.measure.settings import mode_label
+from llmtop.measure.mode import Mode
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.verdicts import said_of, verdicts
@@ -117,7 +117,7 @@ def parts_columns(lines: Sequence[PartsLine]) -> tuple[Column, ...]:
 def parts_markdown(rows: Sequence[SummaryRow], lang: str = "en") -> str:
     """What each run ran with and where its memory went, by part and device (a table, then stacked
     bars on one scale); '' when the log told none of it."""
-    lines = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])
+    lines = parts_lines([(f"{r.model} {Mode.of(r.mode).label}", r.settings, r.memory_parts) for r in rows])
     if not lines:
         return ""
     title = "設定とメモリの内訳" if lang == "ja" else "Settings and memory by part"

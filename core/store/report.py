@@ -20,7 +20,7 @@ from llmtop import __version__
 from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
 from llmtop.measure.comparison import compare
 from llmtop.measure.load_parts import parts_lines, worth_showing
-from llmtop.measure.settings import mode_label
+from llmtop.measure.mode import CPU, Mode
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SWEPT, SweepResult
 from llmtop.measure.timeline import RunCurves, Timeline
@@ -166,7 +166,7 @@ def _speed_ups(rows: Sequence[SummaryRow]) -> str:
     said = [
         f"{c.model} {c.most_common(lambda r: r.env) or c.mode} ({c.mode}): {speed_up.text(c)} the CPU's rate"
         for c in compare(rows)
-        if c.mode.split(":")[0] != "cpu" and speed_up.text(c) not in (UNKNOWN, "")
+        if Mode.of(c.mode).placement != CPU and speed_up.text(c) not in (UNKNOWN, "")
     ]
     return "; ".join(said) + "." if said else "No CPU-only run to compare with."
 
@@ -355,7 +355,7 @@ def _results_section(report: SessionReport, figure: _Figures) -> str:
         parts.append(f'<ul class="verdicts">\n{items}</ul>\n')
     parts.append("</section>\n")
     if worth_showing([(r.mode, r.settings, r.memory_parts) for r in rows]):  # as the Markdown's section
-        memory = parts_lines([(f"{r.model} {mode_label(r.mode)}", r.settings, r.memory_parts) for r in rows])
+        memory = parts_lines([(f"{r.model} {Mode.of(r.mode).label}", r.settings, r.memory_parts) for r in rows])
         caption = (
             "Where each run's memory went, by part and device, from the server log's own buffer sizes; "
             + "; ".join(dict.fromkeys(f"{line.run}: {line.settings}" for line in memory if line.settings))
