@@ -12,16 +12,12 @@ its confirmation, all in Ollama's own lines.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from llmtop.collectors.ollama_log.lines import on_off, size_bytes
 from llmtop.collectors.ollama_log.records import DeviceBuffer, LoadRecord
-from llmtop.collectors.ollama_log.rules import Line, Rule, message
+from llmtop.collectors.ollama_log.rules import Line, Log, Rule, message
 from llmtop.collectors.ollama_log.runner_era import plan
 from llmtop.units import switch
-
-if TYPE_CHECKING:
-    from llmtop.collectors.ollama_log.reader import OllamaLogParser as Log
 
 _OFFLOADED = re.compile(r"^offloaded (\d+)/(\d+) layers to GPU$")
 _LOAD_REQUEST = re.compile(r"\b(Parallel|FlashAttention|KvCacheType):(\S*)")

@@ -18,13 +18,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from llmtop.collectors.ollama_log.records import MAX_REQUESTS, FitProjection, LoadRecord, RequestTiming
-from llmtop.collectors.ollama_log.rules import Line, Rule
-
-if TYPE_CHECKING:
-    from llmtop.collectors.ollama_log.reader import OllamaLogParser as Log
+from llmtop.collectors.ollama_log.rules import Line, Log, Rule
 
 _FIT_PROJECTED = re.compile(
     r"projected to use (\d+) MiB of (device|host) memory vs\. (\d+) MiB of (?:free device|total host) memory"

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from llmtop.collectors.ollama_log import engine_era, llama_server_era, runner_era, server_lines
 from llmtop.collectors.ollama_log.lines import clean_line, is_host_memory, library_from_device, logfmt, size_bytes
-from llmtop.collectors.ollama_log.records import EVIDENCE_LINES, DeviceBuffer, LoadRecord
+from llmtop.collectors.ollama_log.records import EVIDENCE_LINES, DeviceBuffer, LoadRecord, ServerFacts
 from llmtop.collectors.ollama_log.rules import Line, Rule
 from llmtop.units import one_line
 
@@ -32,21 +31,6 @@ OTHER_RULES: tuple[Rule, ...] = (
     *runner_era.LLAMA_CPP,
     *server_lines.PLAIN_ERRORS,
 )
-
-
-@dataclass
-class ServerFacts:
-    """What the server said before a load, that every later load inherits."""
-
-    version: str | None = None
-    env: dict[str, str] = field(default_factory=dict)  # the `server config` line's settings llmtop reads
-    flash_next: str | None = None  # Ollama said it enables flash attention for the load to come
-    gpus: list[str] = field(default_factory=list)
-    system_total: str | None = None
-    pending_errors: list[str] = field(default_factory=list)  # errors before the first load
-    backend: str | None = None  # a GPU backend named while no load was open
-    default_context: int | None = None  # `vram-based default context`
-    gpu_problem: str | None = None  # why Ollama found no GPU (from its discovery lines)
 
 
 class OllamaLogParser:

@@ -311,3 +311,18 @@ class LoadRecord:
             "fit": self.fit.to_dict() if self.fit else None,
             "evidence": list(self.evidence),
         }
+
+
+@dataclass
+class ServerFacts:
+    """What the server said before a load, that every later load inherits."""
+
+    version: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # the `server config` line's settings llmtop reads
+    flash_next: str | None = None  # Ollama said it enables flash attention for the load to come
+    gpus: list[str] = field(default_factory=list)
+    system_total: str | None = None
+    pending_errors: list[str] = field(default_factory=list)  # errors before the first load
+    backend: str | None = None  # a GPU backend named while no load was open
+    default_context: int | None = None  # `vram-based default context`
+    gpu_problem: str | None = None  # why Ollama found no GPU (from its discovery lines)

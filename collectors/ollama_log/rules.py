@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from llmtop.collectors.ollama_log.reader import OllamaLogParser
-    from llmtop.collectors.ollama_log.records import LoadRecord
+from llmtop.collectors.ollama_log.records import LoadRecord, ServerFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +30,25 @@ class Line:
         return self.fields.get("time")
 
 
-Sets = Callable[["OllamaLogParser", re.Match[str], Line], "LoadRecord | None"]
+class Log(Protocol):
+    """The core (reader.OllamaLogParser) as the eras' rules see it: the loads, the server's facts, and
+    the steps of a load's life."""
+
+    records: list[LoadRecord]
+    server: ServerFacts
+
+    def open_loads(self) -> list[LoadRecord]: ...
+    def begin(self, now: float, time_text: str | None) -> LoadRecord: ...
+    def newest_open(self, now: float, time_text: str | None = None) -> LoadRecord: ...
+    def confirmed(self, done: int, total: int, now: float, time_text: str | None, engine: str) -> LoadRecord: ...
+    def failed(self, model: str | None, message: str, line: str) -> None: ...
+    def error(self, message: str) -> None: ...
+    def model_buffer(self, record: LoadRecord, device: str, size: str, planned: bool = False) -> None: ...
+    def backend_named(self, library: str | None) -> LoadRecord | None: ...
+    def gpu_named(self, name: str) -> LoadRecord | None: ...
+
+
+Sets = Callable[[Log, re.Match[str], Line], "LoadRecord | None"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from llmtop.collectors.ollama_log.lines import is_host_memory, library_from_device, on_off, size_bytes
 from llmtop.collectors.ollama_log.records import DeviceBuffer, LoadRecord
-from llmtop.collectors.ollama_log.rules import Line, Rule
-
-if TYPE_CHECKING:
-    from llmtop.collectors.ollama_log.reader import OllamaLogParser as Log
+from llmtop.collectors.ollama_log.rules import Line, Log, Rule
 
 _PLAN = re.compile(r"^offload to ")
 _OVERRIDDEN = re.compile(r"\btensor blk\.(\d+)\.(\w+)\.weight \((\d+) MiB \w+\) buffer type overridd?en to (\S+)")

@@ -14,13 +14,9 @@ runner it starts for a load and how that start ends (ready, failed, terminated),
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from llmtop.collectors.ollama_log.records import LoadRecord
-from llmtop.collectors.ollama_log.rules import Line, Rule, message
-
-if TYPE_CHECKING:
-    from llmtop.collectors.ollama_log.reader import OllamaLogParser as Log
+from llmtop.collectors.ollama_log.rules import Line, Log, Rule, message
 
 _VERSION = re.compile(r"\(version (\d+\.\d+[\w.\-+]*)\)")
 _SERVER_CONFIG = re.compile(r"\b(OLLAMA_KV_CACHE_TYPE|OLLAMA_FLASH_ATTENTION|OLLAMA_NUM_PARALLEL|LLAMA_ARG_\w+):(\S*)")
