@@ -15,7 +15,7 @@ FOLDERS = {"llmtop": ROOT / "core", "llmtop.collectors": ROOT / "collectors", "l
 # Lowest first. A module may import from its own room and from rooms on lower floors only; rooms on
 # one floor do not import each other.
 FLOORS: list[set[str]] = [
-    {"llmtop", "units", "data_folder", "exit_status"},
+    {"llmtop", "units", "words", "data_folder", "exit_status"},
     {"ollama", "collectors"},
     {"measure"},
     {"watch", "figures"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from llmtop import words
 from llmtop.figures import FIGURES
 from llmtop.units import NA
 
@@ -25,7 +26,7 @@ LIVE_FIGURES: tuple[tuple[str, str], ...] = (
         "llama-server's own lines in the server log (Ollama 0.30 on): prompt progress, eval rate",
     ),
     (
-        "RAM",
+        words.RAM,
         "system memory in use (Linux: /proc/meminfo MemTotal - MemAvailable - per-CPU free pages, plus the "
         "Ollama processes' mapped files; Windows: GlobalMemoryStatusEx; macOS: psutil total - available); "
         "Δ over the baseline taken before the run",
@@ -36,17 +37,17 @@ LIVE_FIGURES: tuple[tuple[str, str], ...] = (
     ),
     ("Swap", "swap in use, from the same reading as RAM"),
     (
-        "Ollama RSS",
+        words.OLLAMA_RSS,
         "resident memory of `ollama serve` and its runners (/proc/PID/status VmRSS on Linux, psutil elsewhere)",
     ),
     (
-        "VRAM",
+        words.VRAM,
         "dedicated GPU memory in use: NVML on NVIDIA, amdgpu sysfs mem_info_vram_used or amdsmi on AMD, "
         "Windows' GPU Adapter Memory counters, unified memory on Apple Silicon; where no counter reads the GPU "
         "(a Vulkan-only or software GPU), the engine's own buffers on it from the server log: `buffers (log)`",
     ),
     (
-        "Shared GPU",
+        words.SHARED_GPU,
         "system RAM the GPU driver uses as GPU memory: Windows' shared GPU memory counter, GTT on Linux AMD "
         "(mem_info_gtt_used); its growth during a run is the spill",
     ),
@@ -78,7 +79,10 @@ _LIVE_BY_NAME = dict(LIVE_FIGURES)
 # `llmtop watch`'s screen, top to bottom.
 WATCH_FIGURES: tuple[tuple[str, str], ...] = (
     ("server line", "where the requests are read from: the server log (and how it is read), the proxy, the metrics"),
-    *((name, _LIVE_BY_NAME[name]) for name in ("RAM", "  mapped", "Swap", "Ollama RSS", "VRAM", "Shared GPU")),
+    *(
+        (name, _LIVE_BY_NAME[name])
+        for name in (words.RAM, "  mapped", "Swap", words.OLLAMA_RSS, words.VRAM, words.SHARED_GPU)
+    ),
     ("memory chart", "RAM, Ollama RSS, VRAM and shared GPU memory over the last 10 minutes; marks: each model load"),
     (
         "loaded models",

@@ -22,6 +22,7 @@ from llmtop.exit_status import EXIT_OK, EXIT_USAGE
 from llmtop.measure.forecast import Bandwidth, Forecast, Machine, Split, forecast, rows_to_show, words
 from llmtop.measure.model_shape import KV_BYTES, ModelShape
 from llmtop.units import NA
+from llmtop.words import NO_GPU_READ
 
 GB_S = float_between(0.1, 100_000, " GB/s")
 DEFAULT_CONTEXT = 4096  # Ollama's default num_ctx where it chooses none by VRAM (0.30 on: GPUs under 24 GiB)
@@ -255,7 +256,7 @@ def describe(name: str, read: ModelRead, result: Forecast) -> str:
                 else ""
             )
             if machine.vram_free
-            else "no GPU read (--vram SIZE forecasts for one)"
+            else f"{NO_GPU_READ} (--vram SIZE forecasts for one)"
         ),
     ]
     for side, value in (("CPU", machine.cpu), ("GPU", machine.gpu), ("bus", machine.bus)):

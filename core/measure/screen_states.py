@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from llmtop import units
+from llmtop import units, words
 from llmtop.collectors.ollama_log import LoadRecord
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.measure.comparison import Comparison, compare
@@ -29,7 +29,7 @@ from llmtop.measure.verdicts import said_of
 from llmtop.units import NA
 
 WAITING = "waiting for the first sample"
-NO_GPU_READ = "no GPU read (`llmtop doctor` shows each backend tried)"
+NO_GPU_READ = f"{words.NO_GPU_READ} (`llmtop doctor` shows each backend tried)"
 SPARK_S = 8.0  # a power gauge's history
 SPARK_POINTS = 16
 KIND_NAMES = {"cpu": "CPU", "gpu": "GPU"}
@@ -78,15 +78,15 @@ def memory_state(collectors: SystemCollectors, record: RunRecord | None) -> Memo
         _, mapped_delta = process_deltas(proc, base_proc)
         mapped = GaugeState("  mapped", proc.file_rss_bytes, total, mapped_delta, note="Ollama's files")
     if proc is None:
-        rss = GaugeState.na("Ollama RSS", collectors.processes.last_error or WAITING)
+        rss = GaugeState.na(words.OLLAMA_RSS, collectors.processes.last_error or WAITING)
     elif proc.rss_bytes is None:
-        rss = GaugeState.na("Ollama RSS", proc.reason or "not readable")
+        rss = GaugeState.na(words.OLLAMA_RSS, proc.reason or "not readable")
     else:
         rss_delta, _ = process_deltas(proc, base_proc)
         runner = f"runner {units.human_bytes(proc.runner_rss_bytes)}" if proc.runner_pids else "no runner"
-        rss = GaugeState("Ollama RSS", proc.rss_bytes, total, rss_delta, note=runner)
+        rss = GaugeState(words.OLLAMA_RSS, proc.rss_bytes, total, rss_delta, note=runner)
     if memory is None:
-        ram = GaugeState.na("RAM", collectors.memory.last_error or WAITING)
+        ram = GaugeState.na(words.RAM, collectors.memory.last_error or WAITING)
         return MemoryState(ram, mapped, GaugeState("Swap"), rss)
     if memory.swap_total_bytes:
         swap = GaugeState("Swap", memory.swap_used_bytes, memory.swap_total_bytes)
@@ -94,7 +94,7 @@ def memory_state(collectors: SystemCollectors, record: RunRecord | None) -> Memo
         swap = GaugeState.na("Swap", "no swap configured")
     now = ram_now(memory, proc, record.baseline_memory if record else None, base_proc)
     note = f"in use {units.human_bytes(now.in_use)}" if now.in_use is not None else ""
-    return MemoryState(GaugeState("RAM", now.used, now.total, now.delta, note=note), mapped, swap, rss)
+    return MemoryState(GaugeState(words.RAM, now.used, now.total, now.delta, note=note), mapped, swap, rss)
 
 
 # -- GPUs -----------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def engine_vram(load: LoadRecord | None) -> GaugeState | None:
     devices = list(dict.fromkeys(p.device for p in on_gpu))
     total = sum(load.device_totals[d] for d in devices) if all(d in load.device_totals for d in devices) else None
     named = ", ".join(load.gpus) or ", ".join(devices)
-    return GaugeState("VRAM", used, total, used, note=f"buffers (log) · {named}")
+    return GaugeState(words.VRAM, used, total, used, note=f"buffers (log) · {named}")
 
 
 def gpu_state(
@@ -131,19 +131,19 @@ def gpu_state(
     server log, whose buffers on a GPU stand for VRAM where no counter reads it."""
     engine = engine_vram(load)
     if collectors.gpu is None:
-        why = f"no GPU read ({collectors.gpu_unavailable})"
-        return GpuState(((engine or GaugeState.na("VRAM", why), GaugeState.na("Shared GPU", NO_GPU_READ)),))
+        why = f"{words.NO_GPU_READ} ({collectors.gpu_unavailable})"
+        return GpuState(((engine or GaugeState.na(words.VRAM, why), GaugeState.na(words.SHARED_GPU, NO_GPU_READ)),))
     sample = collectors.gpu.latest()
     if sample is None or not sample.gpus:
         why = "; ".join(sample.problems) if sample and sample.problems else WAITING
-        return GpuState(((engine or GaugeState.na("VRAM", why), GaugeState.na("Shared GPU", why)),))
+        return GpuState(((engine or GaugeState.na(words.VRAM, why), GaugeState.na(words.SHARED_GPU, why)),))
     several = len(sample.gpus) > 1
     baseline = {g.key: g for g in record.baseline_gpu.gpus} if record and record.baseline_gpu else {}
     gauges = []
     spill = None
     for index, gpu in enumerate(sample.gpus):
         suffix = f" {index}" if several else ""
-        vram_label, shared_label = ("Unified" if gpu.unified else "VRAM") + suffix, "Shared GPU" + suffix
+        vram_label, shared_label = (words.UNIFIED if gpu.unified else words.VRAM) + suffix, words.SHARED_GPU + suffix
         figures = gpu_now(gpu, baseline.get(gpu.key), running)
         notes = [gpu.name]
         if gpu.utilization_pct is not None:

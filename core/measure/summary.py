@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from llmtop import units
+from llmtop import units, words
 from llmtop.collectors.cpu_load import CpuReading, cpu_use
 from llmtop.collectors.gpu_reading import GpuSample, sum_known
 from llmtop.collectors.ollama_log import LoadRecord, RequestTiming, ServedRequest
@@ -481,7 +481,7 @@ def gpu_note(run: RunRecord, figure: str) -> str | None:
     samples = list(run.gpu) + ([run.baseline_gpu] if run.baseline_gpu else [])
     gpus = [g for sample in samples for g in sample.gpus]
     if not gpus:
-        return f"no GPU read ({run.gpu_unavailable})" if run.gpu_unavailable else "no GPU read"
+        return f"{words.NO_GPU_READ} ({run.gpu_unavailable})" if run.gpu_unavailable else words.NO_GPU_READ
     if any(getattr(g, f"{figure}_used") is not None for g in gpus):
         return None
     reasons = {g.name: g.reason(figure) for g in gpus}

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from llmtop import words
 from llmtop.collectors.gpu_reading import GpuSample
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
@@ -103,13 +104,13 @@ def _series(
 
     combined = ram_with_mapped(memory, processes)
     if combined and counts_mapped_apart(base_proc) and base_mem is not None:
-        add("RAM", combined, ram_used(base_mem, base_proc), "not read")
+        add(words.RAM, combined, ram_used(base_mem, base_proc), "not read")
     elif combined and base_mem is None:
-        add("RAM", combined, None, "not read")
+        add(words.RAM, combined, None, "not read")
     else:
-        add("RAM", [(s.t, s.used_bytes) for s in memory], base_mem.used_bytes if base_mem else None, "not read")
+        add(words.RAM, [(s.t, s.used_bytes) for s in memory], base_mem.used_bytes if base_mem else None, "not read")
     add(
-        "Ollama RSS",
+        words.OLLAMA_RSS,
         [(s.t, s.rss_bytes) for s in processes],
         base_proc.rss_bytes if base_proc else None,
         "no Ollama process read",
@@ -118,8 +119,8 @@ def _series(
     def gpu_figure(name: str, figure: Callable[[GpuSample], int | None], why: str) -> None:
         add(name, [(s.t, figure(s)) for s in gpu], figure(base_gpu) if base_gpu else None, why)
 
-    gpu_figure("VRAM", dedicated_total, "no GPU read" if not gpu else "not read on this GPU")
-    gpu_figure("shared", shared_total, "no GPU read" if not gpu else "not read on this GPU")
+    gpu_figure(words.VRAM, dedicated_total, words.NO_GPU_READ if not gpu else words.NOT_READ_ON_THIS_GPU)
+    gpu_figure(words.SHARED, shared_total, words.NO_GPU_READ if not gpu else words.NOT_READ_ON_THIS_GPU)
     return series, missing
 
 

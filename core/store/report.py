@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmtop import __version__
+from llmtop import __version__, words
 from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
 from llmtop.measure.comparison import compare
 from llmtop.measure.load_parts import parts_lines, worth_showing
@@ -259,7 +259,7 @@ def _watch_section(report: SessionReport, figure: _Figures) -> str:
 def _machine_section(machine: Mapping[str, Any]) -> str:
     facts = [
         ("CPU", machine.get("cpu_info")),
-        ("RAM", f"{machine['ram_total_bytes'] / 1e9:.1f} GB" if machine.get("ram_total_bytes") else None),
+        (words.RAM, f"{machine['ram_total_bytes'] / 1e9:.1f} GB" if machine.get("ram_total_bytes") else None),
         ("GPUs", machine.get("gpu_info")),
         ("OS", machine.get("os")),
         ("Ollama", machine.get("ollama_version")),

@@ -14,7 +14,7 @@ import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llmtop import units
+from llmtop import units, words
 from llmtop.measure.load_parts import PART_LABELS, PartsLine
 from llmtop.measure.summary import is_spill
 from llmtop.measure.timeline import RunCurves
@@ -22,7 +22,7 @@ from llmtop.store.charts import nice_top
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 34, 40  # the legend sits right of the plot
-COLOUR_OF = {"RAM": 0, "Ollama RSS": 1, "VRAM": 2, "shared": 3}  # the classes s0-s3 and k0-k3
+COLOUR_OF = {words.RAM: 0, words.OLLAMA_RSS: 1, words.VRAM: 2, words.SHARED: 3}  # the classes s0-s3 and k0-k3
 
 CHART_CSS = """
 svg.chart { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 12px; }
@@ -148,7 +148,7 @@ def _seconds(value: float) -> str:
 
 def spills(curves: RunCurves) -> list[tuple[float, float]]:
     """The stretches where shared GPU memory stood over its baseline by a spill (is_spill)."""
-    shared = next((s for s in curves.timeline.series if s.name == "shared"), None)
+    shared = next((s for s in curves.timeline.series if s.name == words.SHARED), None)
     if shared is None or shared.baseline is None:
         return []
     stretches: list[tuple[float, float]] = []

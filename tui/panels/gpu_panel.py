@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
+from llmtop import words
 from llmtop.measure.screen_states import GpuState, spill_warning
 from llmtop.tui.widgets.gauge import Gauge
 
@@ -24,7 +25,7 @@ class GpuPanel(Vertical):
         self.warned_run: float | None = None
 
     def compose(self) -> ComposeResult:
-        pair = (Gauge("VRAM", id="vram-0"), Gauge("Shared GPU", id="shared-0"))
+        pair = (Gauge(words.VRAM, id="vram-0"), Gauge(words.SHARED_GPU, id="shared-0"))
         self.pairs.append(pair)
         yield from pair
 
@@ -34,7 +35,7 @@ class GpuPanel(Vertical):
             return
         self.drawn = state
         while len(self.pairs) < len(state.gauges):
-            pair = (Gauge("VRAM"), Gauge("Shared GPU"))
+            pair = (Gauge(words.VRAM), Gauge(words.SHARED_GPU))
             self.mount(*pair)
             self.pairs.append(pair)
         for (vram, shared), (vram_state, shared_state) in zip(self.pairs, state.gauges, strict=False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
+from llmtop import words
 from llmtop.measure.screen_states import MemoryState
 from llmtop.tui.widgets.gauge import Gauge
 
@@ -22,10 +23,10 @@ class MemoryPanel(Vertical):
         self.drawn: MemoryState | None = None
 
     def compose(self) -> ComposeResult:
-        yield Gauge("RAM", id="ram")
+        yield Gauge(words.RAM, id="ram")
         yield Gauge("  mapped", id="mapped")
         yield Gauge("Swap", id="swap")
-        yield Gauge("Ollama RSS", id="rss")
+        yield Gauge(words.OLLAMA_RSS, id="rss")
 
     def show(self, state: MemoryState) -> None:
         """Draw `state` (nothing when it is the one drawn last)."""

@@ -7,12 +7,13 @@ import math
 
 from textual_plotext import PlotextPlot
 
+from llmtop import words
 from llmtop.measure.timeline import Timeline
 from llmtop.tui.word_wrap import fit
 
 GB = 1e9
 Y_AXIS_COLUMNS = 8  # what plotext's y axis and frame take of the widget's width
-COLOURS = {"RAM": "blue", "Ollama RSS": "magenta", "VRAM": "green", "shared": "red"}
+COLOURS = {words.RAM: "blue", words.OLLAMA_RSS: "magenta", words.VRAM: "green", words.SHARED: "red"}
 
 
 def marks_line(marks: tuple[tuple[float, str], ...], columns: int, since: str = "the baseline") -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
+from llmtop import words
+
 GB = 1e9
 
 
@@ -54,7 +56,7 @@ class SweepChart(PlotextPlot):
             plt.plot([p.x for p in measured], [p.tps for p in measured], marker="dot", color="blue", label="tps")
             top = max([p.tps or 0.0 for p in measured] + [tps for _, tps in curve])
             plt.ylim(0, top * 1.15 or 1)
-        for figure, colour, label in (("vram_bytes", "green", "VRAM"), ("shared_bytes", "red", "shared")):
+        for figure, colour, label in (("vram_bytes", "green", words.VRAM), ("shared_bytes", "red", words.SHARED)):
             read = [p for p in measured if getattr(p, figure) is not None]
             if read:
                 plt.plot(
