@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,16 @@ def test_mypy_strict_passes_on_the_measurement_and_the_ollama_client(tmp_path, m
     assert status == 0, said
 
 
+def found_in_package(finder: Callable[[str], list[int]]) -> list[str]:
+    """`path:line` of every line `finder` finds in the package's sources."""
+    return [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in PACKAGE.values()
+        for path in sorted(folder.rglob("*.py"))
+        for line in finder(path.read_text(encoding="utf-8"))
+    ]
+
+
 def silent_catches(source: str) -> list[int]:
     """The lines of `except Exception` (or BaseException) handlers that neither use what they caught nor
     raise: a reader that breaks on a new driver would say nothing."""
@@ -83,12 +94,7 @@ def test_no_exception_is_caught_silently():
     """Every broad catch in the package writes what it caught somewhere (errors.log through
     data_folder.reader_failed, a reason shown, a problem kept) or raises; the rest are narrowed to what
     the call can raise."""
-    silent = [
-        f"{path.relative_to(ROOT)}:{line}"
-        for folder in PACKAGE.values()
-        for path in sorted(folder.rglob("*.py"))
-        for line in silent_catches(path.read_text(encoding="utf-8"))
-    ]
+    silent = found_in_package(silent_catches)
     assert not silent, silent
 
 
@@ -138,3 +144,80 @@ def test_the_word_for_a_figure_not_read_is_written_once():
                 and id(node) not in docstrings
             ]  # fmt: skip
     assert spelled == ["core/units.py:11"], spelled
+
+
+def test_the_memory_labels_and_the_gpu_reasons_are_written_once():
+    """A memory figure's label (a gauge's, a chart series', a colour's key) and the reasons a GPU figure is
+    not read are llmtop.words: no other string of the package is one of them (figures.py, which names
+    every column once, aside), nor spells the reason within a longer text. ("shared" is also the key of
+    a GPU figure's reason and a metric's label: another word, spelled alike, not held here.)"""
+    import ast
+
+    from llmtop import words
+
+    labels = {words.RAM, words.OLLAMA_RSS, words.VRAM, words.UNIFIED, words.SHARED_GPU}
+    reasons = (words.NO_GPU_READ, words.NOT_READ_ON_THIS_GPU)
+    spelled = []
+    for folder in PACKAGE.values():
+        for path in sorted(folder.rglob("*.py")):
+            if path.name in ("words.py", "figures.py") and path.parent == PACKAGE[""]:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    if node.value in labels or any(node.value.startswith(reason) for reason in reasons):
+                        spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert not spelled, spelled
+
+
+WIRES = ("observer", "judge", "usual_answer", "plan_facts")  # the parts once set on a run after it was built
+
+
+def wirings(source: str) -> list[int]:
+    """The lines that make one object talk to another by setting an attribute of it after it was built:
+    a function (a lambda, or a callback named on_*) or a run's part assigned to another object's field."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            if not isinstance(target, ast.Attribute):
+                continue
+            if isinstance(target.value, ast.Name) and target.value.id in ("self", "cls"):
+                continue
+            callback = target.attr.startswith("on_") and not isinstance(
+                node.value, (ast.Compare, ast.BoolOp, ast.Constant)
+            )
+            if isinstance(node.value, ast.Lambda) or callback or target.attr in WIRES:
+                found.append(node.lineno)
+    return found
+
+
+def test_no_object_is_wired_to_another_after_it_is_built():
+    """A run's parts take what they talk to when they are built (a session its event stream, judge and
+    usual answer; the runner its plan facts) and the rest subscribe to the event stream
+    (measure/events.py): no callback or part is set on another object afterwards."""
+    wired = found_in_package(wirings)
+    assert not wired, wired
+
+
+def test_the_wiring_finder_finds_one():
+    assert wirings("session.observer = reporter\n") == [1]
+    assert wirings("runner.on_note = lambda message: print(message)\n") == [1]
+    assert wirings("signals.on_stop = app.stop_for_signal\n") == [1]
+    assert wirings("world.anything = lambda: 1\n") == [1]
+    assert wirings("self.on_note = on_note\nrecord.error = reason\nfit.on_device = kind == 'device'\n") == []
+
+
+def test_the_command_line_stays_in_commands():
+    """argparse (its parsers, its namespaces) is the commands' business: the modules below them take
+    plain values, so they are called the same from a test, a replay or another command."""
+    below = [
+        f"{path.relative_to(ROOT)}"
+        for folder in PACKAGE.values()
+        for path in sorted(folder.rglob("*.py"))
+        if "argparse" in path.read_text(encoding="utf-8") and path.parent != PACKAGE[""] / "commands"
+    ]
+    assert not below, below

@@ -2,25 +2,18 @@
 
 import pytest
 
+from helpers.seen_events import SeenEvents
 from llmtop.collectors.log_sources import FileFollower
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.collectors.system_memory import SystemMemorySample
-from llmtop.measure.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.measure.session import Phase, RunSettings, Session
 from llmtop.measure.summary import ENV_FROM_LOG, ENV_FROM_PS
 from llmtop.ollama.api import OllamaServer
 from ollama_double import DoubleConfig, OllamaDouble, ServerLog
 
 GB = 10**9
-
-
-class Phases(SessionObserver):
-    def __init__(self):
-        self.seen = []
-
-    def phase(self, phase, detail=""):
-        self.seen.append(phase)
 
 
 @pytest.fixture
@@ -41,12 +34,15 @@ def logged_session(tmp_path):
             memory_reader=lambda now: SystemMemorySample(now, 64 * GB, 40 * GB, 0, 0),
             process_reader=lambda now: OllamaProcessSample(now, GB, 0, 1, ()),
         )
-        session = Session(OllamaServer(double.url), "llama3.3", collectors, Phases(), log=watcher)
+        seen = SeenEvents()
+        session = Session(OllamaServer(double.url), "llama3.3", collectors, seen.stream, log=watcher)
+        make.seen[session] = seen
         session.connect()
         collectors.start()
         made.append((double, watcher, collectors, writer))
         return session
 
+    make.seen = {}  # each session's events, as a subscriber saw them
     yield make
     for double, watcher, collectors, writer in made:
         collectors.stop()
@@ -60,7 +56,7 @@ def test_layers_and_env_come_from_the_log(logged_session):
     row = session.run(RunSettings())
     assert (row.layers_offloaded, row.layers_total) == (27, 81)
     assert (row.env, row.env_source, row.library) == ("CPU+GPU", ENV_FROM_LOG, "cuda")
-    assert Phase.PROMPT in session.observer.seen  # "llama runner started" moved loading on to the prompt
+    assert Phase.PROMPT in logged_session.seen[session].phases  # "llama runner started" moved loading on to the prompt
     load = session.log_load()
     assert load.gpus == ["NVIDIA GeForce RTX 4060 Ti"] and load.ollama_version == "0.5.11"
 

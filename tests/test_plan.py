@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from helpers.seen_events import SeenEvents
+from llmtop.measure.events import CoolingDown, EventStream, ServerRestarting
 from llmtop.measure.mode import parse_context, parse_modes
 from llmtop.measure.plan import PlannedRun, PlanRunner, build_plan
 from llmtop.measure.settings import RunSettings
@@ -40,6 +42,7 @@ class FakeSession:
         self.asked: list[RunSettings] = []
         self.in_progress: RunSettings | None = None
         self.stopped_by: StopRequested | None = None
+        self.events = EventStream()
 
     def run(self, settings: RunSettings) -> SummaryRow:
         self.asked.append(settings)
@@ -137,17 +140,16 @@ def test_time_left_is_the_mean_duration_times_the_runs_to_go():
 
 def test_a_history_that_cannot_be_written_is_noted_once_and_the_runs_go_on():
     clock = Clock()
-    notes: list[str] = []
     runner = PlanRunner(
         {"a": FakeSession("a", clock)},
         build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()),
         history=FakeHistory("cannot open the history at /x/history.sqlite3: database is locked"),
-        on_note=notes.append,
         clock=clock,
     )
+    seen = SeenEvents(runner.events)
     rows = runner.run_all()
     assert len(rows) == 4
-    assert notes == [
+    assert seen.notes == [
         "cannot open the history at /x/history.sqlite3: database is locked; "
         "the run is kept in this session and its exports"
     ]
@@ -225,7 +227,6 @@ def test_the_server_is_restarted_only_between_runs_whose_settings_differ_and_not
     clock = Clock()
     sessions = {"a": FakeSession("a", clock), "b": FakeSession("b", clock)}
     restarts: list[ServerSettings] = []
-    told: list[ServerSettings] = []
 
     def restart(settings: ServerSettings) -> None:
         assert runner.restarting is not None  # the screen's phase line says so meanwhile
@@ -234,11 +235,11 @@ def test_the_server_is_restarted_only_between_runs_whose_settings_differ_and_not
 
     plan = build_plan(["a", "b"], parse_modes("auto,auto:kv=q8_0"), 1, RunSettings())
     runner = PlanRunner(sessions, plan, clock=clock, restart_server=restart, server_settings=ServerSettings())
-    runner.on_restart = told.append
+    seen = SeenEvents(runner.events)
     rows = runner.run_all()
     assert [r.mode for r in rows] == ["auto", "auto:kv=q8_0", "auto", "auto:kv=q8_0"]
     q8 = ServerSettings(kv_cache="q8_0")
-    assert restarts == told == [q8, ServerSettings(), q8]
+    assert restarts == [e.settings for e in seen.of(ServerRestarting)] == [q8, ServerSettings(), q8]
     assert runner.restarting is None and runner.server_settings == q8 and runner.failure is None
     assert runner._durations == [10.0] * 4  # noqa: SLF001 - a restart is no run's time
 
@@ -248,18 +249,18 @@ def test_a_restart_that_fails_ends_the_plan_keeping_the_runs_so_far():
     from llmtop.measure.server_settings import ServerSettings
 
     clock = Clock()
-    notes: list[str] = []
 
     def restart(settings: ServerSettings) -> None:
         raise RestartFailed("`ollama serve` did not start again (exit status 1): Error: listen tcp: address in use")
 
     plan = build_plan(["a"], parse_modes("auto,moe=all,auto"), 1, RunSettings())
-    runner = PlanRunner({"a": FakeSession("a", clock)}, plan, clock=clock, on_note=notes.append,
+    runner = PlanRunner({"a": FakeSession("a", clock)}, plan, clock=clock,
                         restart_server=restart, server_settings=ServerSettings())  # fmt: skip
+    seen = SeenEvents(runner.events)
     rows = runner.run_all()
     assert [r.mode for r in rows] == ["auto"]
     assert runner.failure.startswith("`ollama serve` did not start again") and not runner.queue
-    assert notes == [f"{runner.failure}; the runs so far are kept"]
+    assert seen.notes == [f"{runner.failure}; the runs so far are kept"]
 
 
 def test_quitting_while_the_server_restarts_runs_nothing_more():
@@ -349,11 +350,11 @@ def test_a_cool_down_waits_between_runs_and_ends_once_the_machine_is_back_near_i
     session = FakeSession("a", clock)
     runner = PlanRunner({"a": session}, build_plan(["a"], parse_modes("cpu,auto"), 2, RunSettings()), cooldown_s=60.0,
                         cooled=cooled)  # fmt: skip
-    told: list[float] = []
-    runner.on_cooldown = told.append
+    seen = SeenEvents(runner.events)
     started = time.monotonic()
     runner.run_all()
-    assert told == [60.0] * 3 and looked == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # between runs, not before the first
+    assert [e.seconds for e in seen.of(CoolingDown)] == [60.0] * 3
+    assert looked == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # between runs, not before the first
     assert time.monotonic() - started < 30  # not the full minute: power came back
     assert runner.cooling_until is None
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import command, llmtop, no_traceback
+from helpers.seen_events import SeenEvents
 from llmtop.commands.replay_command import DEMO_BANNER, demo_path
+from llmtop.measure.events import Phase
 from llmtop.measure.summary import SummaryRow
 from llmtop.store.recording import Recorder, RecordingError, encode
 from llmtop.store.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
@@ -63,6 +65,33 @@ def test_a_live_run_replayed_gives_the_same_rows_field_for_field(double_factory,
     assert "REPLAY of run.jsonl" in again.stderr
 
 
+def test_a_replay_publishes_the_events_the_live_run_recorded_one_for_one(double_factory, tmp_path):
+    """The live session's typed events are what a recording keeps (Recorder.take writes each one's kind
+    and fields), and a replay turns each recorded run event back into the same typed event on its
+    stream: the screen and the headless lines of a replay take the live path."""
+    from llmtop.store.recording import jsonable
+    from llmtop.store.replay import RUN_EVENTS
+
+    double = double_factory(token_rate=80, cpu_token_rate=40, tokens=12, vram_fraction=0.36)
+    recording = tmp_path / "run.jsonl"
+    result = llmtop(
+        "llama3.3", "--host", double.url, "--headless", "--no-log", "--modes", "cpu,auto", "--record", str(recording)
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = load_recording(recording)
+    _, runner = replay(loaded, speed=None)
+    seen = SeenEvents(runner.events)
+    runner.run_all()
+    recorded = [e for e in loaded.events if e["event"] in RUN_EVENTS or e["event"] == "summary"]
+    published = [{"event": e.name, "t": e.t, **jsonable(e.fields())} for e in seen.all if e.name is not None]
+    assert [e["event"] for e in published] == [e["event"] for e in recorded]
+    assert published == recorded
+    assert {"run", "phase", "baseline", "request", "token", "ps", "cpu", "final", "end", "summary"} <= {
+        e["event"] for e in recorded
+    }
+    assert len(seen.rows) == 2 and seen.phases.count(Phase.DONE) == 2  # and each run's end, as the screen sees it
+
+
 def test_sigkill_mid_run_leaves_a_recording_that_replays_to_the_last_second(double_factory, tmp_path):
     double = double_factory(token_rate=20, tokens=5000)
     recording = tmp_path / "killed.jsonl"
@@ -91,13 +120,12 @@ def test_sigkill_mid_run_leaves_a_recording_that_replays_to_the_last_second(doub
     assert len(tokens) >= 20
 
     world, runner = replay(loaded, speed=None)
-    notes = []
-    runner.on_note = notes.append
+    notes = SeenEvents(runner.events)
     [row] = runner.run_all()
     assert not row.complete and row.error.startswith("replay stopped: ")
     assert row.client_rate_tps == pytest.approx(20, rel=0.2)
     assert world.sessions["llama3.3"].last.clock.count == len(tokens)
-    assert notes == [f"replay stopped {last - loaded.header['t']:.1f} s into the recording: {row.error[16:]}"]
+    assert notes.notes == [f"replay stopped {last - loaded.header['t']:.1f} s into the recording: {row.error[16:]}"]
 
     result = llmtop("replay", str(recording), "--headless")
     no_traceback(result)

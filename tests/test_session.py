@@ -2,26 +2,12 @@
 
 import pytest
 
+from helpers.seen_events import SeenEvents
 from helpers.sessions import GB, collectors_watching
-from llmtop.measure.session import Phase, RunSettings, Session, SessionObserver
+from llmtop.measure import run_steps
+from llmtop.measure.events import FinalChunk, RunOpened
+from llmtop.measure.session import Phase, RunSettings, Session
 from llmtop.ollama.api import OllamaServer
-
-
-class Recorder(SessionObserver):
-    def __init__(self):
-        self.phases, self.tokens, self.notes, self.rows = [], [], [], []
-
-    def phase(self, phase, detail=""):
-        self.phases.append(phase)
-
-    def token(self, text):
-        self.tokens.append(text)
-
-    def note(self, message):
-        self.notes.append(message)
-
-    def finished(self, row):
-        self.rows.append(row)
 
 
 @pytest.fixture
@@ -30,12 +16,15 @@ def run_session():
 
     def make(double, model="llama3.3"):
         collectors = collectors_watching(double)
-        session = Session(OllamaServer(double.url), model, collectors, Recorder())
+        seen = SeenEvents()
+        session = Session(OllamaServer(double.url), model, collectors, seen.stream)
+        make.seen[session] = seen
         session.connect()
         collectors.start()
         sessions.append(session)
         return session
 
+    make.seen = {}  # each session's events, as a subscriber saw them
     yield make
     for session in sessions:
         session.collectors.stop()
@@ -56,7 +45,7 @@ def test_a_complete_run(double_factory, run_session):
     assert row.ollama_rss_delta_bytes == 43 * GB
     assert row.env == "CPU+GPU"
     assert row.ttft_s >= 0.3
-    observer = session.observer
+    observer = run_session.seen[session]
     assert observer.phases == [Phase.BASELINE, Phase.LOADING, Phase.GENERATING, Phase.DONE]
     assert len(observer.tokens) == 30
     assert observer.rows == [row] == session.rows
@@ -66,7 +55,7 @@ def test_a_loaded_model_is_unloaded_before_the_baseline(double_factory, run_sess
     double = double_factory(preloaded=("llama3.3:latest",), unload_delay_s=0.2)
     session = run_session(double)
     row = session.run(RunSettings(num_gpu=0))
-    assert session.observer.phases[:2] == [Phase.UNLOADING, Phase.BASELINE]
+    assert run_session.seen[session].phases[:2] == [Phase.UNLOADING, Phase.BASELINE]
     unloads = [body for _, path, body in double.requests if body.get("keep_alive") == 0]
     assert unloads == [{"model": "llama3.3", "keep_alive": 0, "stream": False}]
     # The baseline was taken after the unload, so the model's 44 GB show as the increase.
@@ -94,7 +83,7 @@ def test_a_run_that_fails_midway_keeps_what_was_measured(double_factory, run_ses
     assert row.client_rate_tps is not None and row.ttft_s is not None
     assert row.ram_delta_bytes == 44 * GB
     assert session.rows == [row]
-    assert session.observer.phases[-1] is Phase.FAILED
+    assert run_session.seen[session].phases[-1] is Phase.FAILED
 
 
 def test_out_of_memory_before_the_first_token(double_factory, run_session):
@@ -140,14 +129,14 @@ def test_api_ps_is_asked_less_often_once_the_model_is_listed(double_factory, run
 def test_a_bug_in_the_run_ends_it_incomplete_kept_and_logged(double_factory, run_session, monkeypatch):
     session = run_session(double_factory(token_rate=200))
 
-    def broken(self, record, chunk, t):
+    def broken(self, event):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Session, "final_arrived", broken)
+    monkeypatch.setitem(run_steps._STEPS, FinalChunk, broken)  # the step that takes the final chunk
     row = session.run(RunSettings())
     assert not row.complete and row.error.startswith("internal error in the run: RuntimeError: boom (details in ")
     assert row.client_rate_tps is not None and row.ram_delta_bytes == 44 * GB  # what was measured is kept
-    assert session.rows == [row] and session.observer.notes[-1] == row.error
+    assert session.rows == [row] and run_session.seen[session].notes[-1] == row.error
     log = row.error.split("(details in ")[1].rstrip(")")
     assert 'raise RuntimeError("boom")' in open(log, encoding="utf-8").read()
 
@@ -170,7 +159,10 @@ def test_a_final_chunk_that_comes_after_the_user_quit_does_not_rewrite_the_kept_
     """The reader thread's writes to a run go through the session's lock and leave a run that
     abandon() has kept (as the user quit) as it was kept: not complete, with the quit's reason."""
     session = run_session(double_factory())
-    record = session.open_run("auto", session.server.base_url, "0.5.11", None, session.now())
+    session.take(
+        RunOpened(session.now(), session.model, RunSettings(), "auto", session.server.base_url, "0.5.11", None)
+    )
+    record = session.current
     record.clock.token(session.now())
     kept = session.abandon("quit before the run finished")
     final = {"done": True, "done_reason": "stop", "eval_count": 40, "eval_duration": 200_000_000}

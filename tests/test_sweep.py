@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from llmtop.measure.events import EventStream
 from llmtop.measure.plan import PlanRunner, SweepPlan
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.sweep import (
@@ -329,6 +330,7 @@ def test_the_runner_grows_the_sweep_and_keeps_its_result_in_the_history(tmp_path
 
         def __init__(self):
             self.stopped_by = None
+            self.events = EventStream()
 
         def run(self, settings):
             return machine_rows(machine, [settings.mode])[0]

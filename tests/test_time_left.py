@@ -265,7 +265,7 @@ async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usu
 
     from helpers.screens import one_run, until
     from llmtop.collectors.system_collectors import SystemCollectors
-    from llmtop.commands.model_command import _MachineHistory
+    from llmtop.commands.run_parts import MachineHistory
     from llmtop.measure.session import Session
     from llmtop.measure.settings import RunSettings
     from llmtop.ollama.api import OllamaServer
@@ -282,12 +282,11 @@ async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usu
             History.asked += 1
             return [past(70), past(80), past(90), past(400, "length"), replace(past(10), model="qwen3:8b")]
 
-    history = _MachineHistory(History(), dict)
+    history = MachineHistory(History(), dict)
     double = double_factory(token_rate=20, tokens=80, vram_fraction=0.5)
     collectors = SystemCollectors(0.05)
-    session = Session(OllamaServer(double.url), "llama3.3", collectors)
+    session = Session(OllamaServer(double.url), "llama3.3", collectors, usual_answer=history.usual_answer)
     session.connect()
-    session.usual_answer = history.usual_answer
     collectors.start()
     app = LlmtopApp(one_run(session, RunSettings()))
     said: list[int] = []

@@ -102,10 +102,7 @@ class LlmtopApp(App[int]):
         self.exit_status: int | None = None  # set when Ctrl+C or a signal stopped the app
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._pending_stop: StopRequested | None = None
-        self._observer = AppObserver(self)
-        for session in runner.sessions.values():
-            session.observer = self._observer
-        runner.on_note = lambda message: self.post_message(SessionNote(message))
+        self._observer = AppObserver(self, runner.events)
         self._thread: threading.Thread | None = None
         self._ticks = 0
         self.frames = 0  # live refreshes drawn so far (tests wait for one after what they check)

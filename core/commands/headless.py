@@ -5,21 +5,41 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from llmtop import units
-from llmtop.measure.session import Phase, SessionObserver
+from llmtop.measure import events
+from llmtop.measure.events import Phase
+from llmtop.measure.plan import PlanRunner
+from llmtop.measure.server_settings import serve_line
 from llmtop.measure.summary import SummaryRow
 from llmtop.units import NA
 from llmtop.watch.state import WatchEvent, live_wall
 
 
-class HeadlessReporter(SessionObserver):
-    """Phase changes, notes and each finished run on stderr, one line each."""
+class HeadlessReporter:
+    """A plan's progress on `stream` (stderr), one line each: phase changes, notes, restarts of the
+    server, cool-downs and each finished run. Subscribes to the runner's events as it is built."""
 
-    def __init__(self, stream: TextIO, runner=None) -> None:
+    def __init__(self, stream: TextIO, runner: PlanRunner) -> None:
         self.stream = stream
         self.runner = runner
+        runner.events.subscribe(
+            events.handlers(
+                {
+                    events.PhaseChanged: lambda event: self.phase(event.phase, event.detail),
+                    events.Noted: lambda event: self.note(event.message),
+                    events.PlanNote: lambda event: self.note(event.message),
+                    events.RunFinished: lambda event: self.finished(event.row),
+                    events.ServerRestarting: lambda event: self._write(
+                        f"restarting the ollama serve llmtop started: {serve_line(event.settings)}"
+                    ),
+                    events.CoolingDown: lambda event: self._write(
+                        f"cooling down between runs: up to {event.seconds:g} s, {cool_down_until(runner.cooled)}"
+                    ),
+                }
+            )
+        )
 
     def _write(self, text: str) -> None:
         self.stream.write(f"llmtop: {text}\n")
@@ -27,17 +47,18 @@ class HeadlessReporter(SessionObserver):
 
     def _where(self) -> str:
         runner = self.runner
-        if runner is None or runner.expected_total <= 1:
+        if runner.expected_total <= 1:
             return ""
         item = runner.current_item
         left = runner.time_left()
         eta = f", about {units.clock(left)} left" if left is not None else ""
-        return f"[run {runner.done + 1} of {runner.total_text}: {item.model} {item.settings.mode}{eta}] "
+        where = f"{item.model} {item.settings.mode}" if item is not None else ""
+        return f"[run {runner.done + 1} of {runner.total_text}: {where}{eta}] "
 
     def phase(self, phase: Phase, detail: str = "") -> None:
         if phase in (Phase.DONE, Phase.FAILED):
             return
-        if phase in (Phase.UNLOADING, Phase.BASELINE) or self.runner is None:
+        if phase in (Phase.UNLOADING, Phase.BASELINE):
             self._write(f"{self._where()}{phase.value}{': ' + detail if detail else ''}")
         else:
             self._write(f"{phase.value}{': ' + detail if detail else ''}")
@@ -61,6 +82,15 @@ class HeadlessReporter(SessionObserver):
             self.note(row.slow_note)
         if row.limit_note:
             self.note(f"held to its limit: {row.limit_note}")
+
+
+def cool_down_until(check: Any) -> str:
+    """What ends a cool-down sooner, in words (`check`: the runner's cool_down.CoolDownCheck)."""
+    waits_on = getattr(check, "waits_on", "")
+    if not waits_on:
+        return "its whole time (llmtop reads neither power nor temperatures here)"
+    verb = "are" if " and " in waits_on or waits_on.endswith("s") else "is"
+    return f"less once {waits_on} {verb} back near where they were before the first run"
 
 
 def watch_printer(

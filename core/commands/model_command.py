@@ -7,14 +7,14 @@ import argparse
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from llmtop import __version__
 from llmtop.collectors.log_sources import LogUnavailable
-from llmtop.commands.instruments import Instruments, server_is_local
+from llmtop.commands.instruments import Instruments
 from llmtop.commands.options import (
+    add_access_arguments,
     add_chart_argument,
     add_export_argument,
     add_host_argument,
@@ -24,16 +24,27 @@ from llmtop.commands.options import (
     add_no_history_argument,
     add_record_arguments,
     add_report_argument,
+    address_argument,
+    check_access,
     check_files,
     context_size,
     float_between,
 )
 from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.commands.priority import add_priority_argument, running_at
+from llmtop.commands.run_parts import (
+    THINK_CHOICES,
+    THINK_VALUES,
+    Refused,
+    checked_plan,
+    connect_models,
+    say_when_the_sweep_compares_alike,
+    start_parts,
+)
 from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
 from llmtop.figures import help_text
 from llmtop.measure.mode import Mode, parse_modes
-from llmtop.measure.server_settings import ServerSettings, serve_env, unsupported
+from llmtop.measure.server_settings import serve_env
 from llmtop.measure.settings import (
     DEFAULT_PROMPT,
     DEFAULT_SEED,
@@ -48,10 +59,6 @@ from llmtop.measure.sweep import SweepError, SweepSpec, parse_sweep
 from llmtop.ollama.api import OllamaServer
 from llmtop.ollama.hosts import (
     HostError,
-    add_access_arguments,
-    address_argument,
-    check_access,
-    exposure,
     ollama_base_url,
     redact_url,
 )
@@ -59,12 +66,7 @@ from llmtop.ollama.model_facts import valid_model_name
 from llmtop.units import NA
 
 if TYPE_CHECKING:
-    from llmtop.measure.forecast import Bandwidth
-    from llmtop.measure.model_shape import ModelShape
-    from llmtop.measure.session import Session
-    from llmtop.measure.summary import SummaryRow
-    from llmtop.ollama.model_facts import ModelFacts
-    from llmtop.store.history import History
+    pass
 
 DESCRIPTION = """\
 Run a model on Ollama and measure it live: tokens/s, RAM and the CPU/GPU split, each memory
@@ -358,23 +360,6 @@ def not_our_server(what: str, names: Sequence[str]) -> str:
     )
 
 
-def _pull(server, model: str, stream: TextIO) -> None:
-    """Pull with a progress line on stderr."""
-    last = ""
-    for progress in server.pull(model):
-        status = progress.get("status") or ""
-        total, completed = progress.get("total"), progress.get("completed")
-        line = status
-        if isinstance(total, int) and total > 0 and isinstance(completed, int):
-            line = f"{status}: {100 * completed / total:5.1f}% of {total / 1e9:.1f} GB"
-        if line != last:
-            end = "\r" if stream.isatty() and total else "\n"
-            stream.write(f"llmtop: {line}{' ' * 8}{end}")
-            stream.flush()
-            last = line
-    stream.write("\n" if stream.isatty() else "")
-
-
 def measure(
     args: argparse.Namespace, base_url: str, settings: RunSettings, modes: Sequence[Mode], signals: SignalStop
 ) -> int:
@@ -403,14 +388,8 @@ def _measure(
     modes: Sequence[Mode],
     signals: SignalStop,
 ) -> int:
-    from llmtop.collectors.temperatures import TemperatureReader
-    from llmtop.measure.cool_down import CoolDownCheck, gpu_temperatures
-    from llmtop.measure.machine import describe_machine
-    from llmtop.measure.plan import PlanRunner, SweepPlan, build_plan
-    from llmtop.measure.session import Session
-    from llmtop.measure.sweep import SweepError, announce, check_layers
-    from llmtop.ollama.api import ModelNotFound, OllamaError, ServerUnreachable
-    from llmtop.store.history import History
+    """Connect, check the plan against the models and the server, start the parts, run."""
+    from llmtop.ollama.api import OllamaError
 
     err = sys.stderr
     load_timeout = ollama_load_timeout(os.environ.get("OLLAMA_LOAD_TIMEOUT"))
@@ -421,312 +400,27 @@ def _measure(
         cacert=getattr(args, "cacert", None),
     )
     kit.closing(server)
-    collectors = kit.sample_machine(base_url, args.interval)
-    sessions = {}
+    kit.sample_machine(base_url, args.interval)
     try:
-        for model in dict.fromkeys(args.models):
-            session = Session(
-                server, model, collectors, log=kit.log, log_reason=kit.log_reason, stall_timeout_s=args.stall_timeout
-            )
-            try:
-                session.connect()
-            except ModelNotFound:
-                if not args.pull:
-                    raise
-                _pull(server, model, err)
-                session.connect()
-            sessions[model] = session
-    except (ServerUnreachable, ModelNotFound) as exc:
+        connected = connect_models(server, args.models, args.pull, err)
+        plan, sweep = checked_plan(args, connected, settings, modes)
+    except Refused as exc:
         err.write(f"llmtop: {exc}\n")
-        return EXIT_USAGE
+        return exc.status
     except OllamaError as exc:
         err.write(f"llmtop: {exc}\n")
         return EXIT_FAILED
-
-    sweep = None
-    if args.sweep is not None:
-        model, session = next(iter(sessions.items()))
-        facts = session.facts
-        try:
-            check_layers(args.sweep, model, facts.layers_total if facts else None)
-        except SweepError as exc:
-            err.write(f"llmtop: {exc}\n")
-            return EXIT_USAGE
-        sweep = SweepPlan(model, args.sweep, facts.layers_total if facts else None, args.repeat, settings)
-        plan = sweep.first()
-        err.write(
-            f"llmtop: {announce(args.sweep, model, sweep.planner, args.repeat, facts.size_bytes if facts else None)}\n"
-        )
-    else:
-        plan = build_plan(list(sessions), modes, args.repeat, settings, args.order, args.seed)
-    version = next(iter(sessions.values())).version
-    for server_settings in dict.fromkeys(item.settings.server for item in plan):
-        problem = unsupported(server_settings, version, serve_env(os.environ, server_settings))
-        if problem:
-            err.write(f"llmtop: {problem}\n")
-            return EXIT_USAGE
-    if args.think is not None:
-        for model, session in sessions.items():
-            refusal = think_refused(args.think, model, session.facts)
-            if refusal:
-                err.write(f"llmtop: {refusal}\n")
-                return EXIT_USAGE
-    dense = [i for i in plan if i.settings.server.cpu_moe is not None and not _experts(sessions[i.model])]
-    if dense:
-        err.write(
-            f"llmtop: {dense[0].settings.mode} places experts, and {dense[0].model} has none (/api/show gives no "
-            "expert_count): the mode would run as auto does\n"
-        )
-        return EXIT_USAGE
     kit.probe_devices()
-    if (
-        sweep is not None
-        and sweep.spec.parameter in ("num_gpu", "moe")
-        and collectors.gpu is None
-        and server_is_local(base_url)[0]
-    ):
-        err.write(
-            f"llmtop: note: no GPU found on this machine ({collectors.gpu_unavailable}): Ollama runs every point on "
-            f"the CPU, so the {'layer' if sweep.spec.parameter == 'num_gpu' else 'experts'} sweep compares runs of "
-            "the same thing\n"
-        )
-    metrics = None
-    if args.metrics is not None:
-        from llmtop.watch.metrics import MetricsEndpoint, MetricsError
-        from llmtop.watch.state import WatchState
-
-        metrics = WatchState()
-        try:
-            endpoint = MetricsEndpoint(metrics, collectors, *args.metrics)
-        except MetricsError as exc:
-            err.write(f"llmtop: {exc}\n")
-            return EXIT_USAGE
-        kit.stopping(endpoint)
-        err.write(f"llmtop: metrics: {endpoint.url}\n")
-        address, port = args.metrics
-        warning = exposure("--metrics", address, port, "the models, runs, memory and power it serves")
-        if warning:
-            err.write(f"llmtop: {warning}\n")
-    recorder = kit.record(
-        args,
-        sessions,
-        {
-            "plan": [{"model": p.model, "mode": p.settings.mode, "repeat": p.repeat} for p in plan],
-            "settings": settings,
-            "priority": args.running_at,
-            "sweep": None if sweep is None else {**sweep.spec.to_dict(), "num_ctx": settings.num_ctx},
-        },
-    )
-    if recorder is not None:
-        record_sessions(recorder.event, sessions)
-
-    def machine() -> Mapping[str, Any]:
-        latest = collectors.gpu.latest() if collectors.gpu else None
-        facts = describe_machine(latest.gpus if latest else (), version)
-        if recorder is not None:
-            recorder.event("machine", time.monotonic(), {"machine": facts})
-        return facts
-
-    kit.start_sampling()
-    cooled = None
-    if args.cooldown > 0:  # the temperatures before the first run: the rest a cool-down waits for
-        chips = TemperatureReader()
-        cooled = CoolDownCheck(collectors.power, lambda: {**chips.read(), **gpu_temperatures(collectors.gpu)})
-    runner = PlanRunner(
-        sessions,
-        plan,
-        history=None if args.no_history else History(),
-        machine=machine,
-        on_note=lambda message: err.write(f"llmtop: note: {message}\n") if args.headless else None,
-        sweep=sweep,
-        restart_server=_restarter(kit) if kit.serve is not None else None,
-        server_settings=plan[0].settings.server if plan else None,
-        same_work=args.num_predict is None and (len(plan) > 1 or sweep is not None),
-        cooldown_s=args.cooldown,
-        cooled=cooled,
-    )
-    runner.plan_facts = {
-        "order": args.order if sweep is None else "sweep",
-        "seed": args.seed,
-        "num_predict": args.num_predict,
-        "same_work": runner.same_work,
-        "cooldown_s": args.cooldown,
-    }
-    if metrics is not None:
-        runner.row_listeners.append(lambda row: metrics.observe_row(time.monotonic(), row))
-    past = _MachineHistory(History(), lambda: runner.machine, _tensor_shapes(sessions))
-    for session in sessions.values():
-        session.judge = past.judge
-        session.usual_answer = past.usual_answer
+    say_when_the_sweep_compares_alike(kit, sweep, base_url, err)
+    try:
+        runner = start_parts(kit, args, server, connected, plan, sweep, settings)
+    except Refused as exc:
+        err.write(f"llmtop: {exc}\n")
+        return exc.status
     if args.headless:
         return run_headless(runner, args, signals)
     return run_on_screen(runner, args, signals=signals)
 
 
-THINK_CHOICES = ("on", "off", "low", "medium", "high")
-THINK_VALUES: dict[str, bool | str] = {"on": True, "off": False}  # --think on|off is think true|false
-
-
-def think_refused(think: str, model: str, facts: ModelFacts | None) -> str | None:
-    """Why `--think` cannot go with `model` (it does not think; it takes no such level); None if it can."""
-    if facts is None or not facts.thinks:
-        if think == "off":
-            return None  # Ollama takes think false from any model: there is nothing to turn off
-        return (
-            f"--think {think}: {model} is not a thinking model (/api/show lists no `thinking` capability), so "
-            "Ollama would refuse the request: leave --think out"
-        )
-    wanted = THINK_VALUES.get(think, think)
-    if facts.think_values and wanted not in facts.think_values:
-        takes = ", ".join("on" if v is True else "off" if v is False else str(v) for v in facts.think_values)
-        return f"--think {think}: {model} takes --think {takes} (/api/show's thinking.values)"
-    return None
-
-
 def _num_predict(text: str) -> int:
     return _whole_number(text, " of tokens", "0 (the model decides)")
-
-
-class _MachineHistory:
-    """This machine's past runs (the history), read once when first asked: a finished run's row with
-    its `slow_note` where it fell well below what this model usually gives in this mode here, held to
-    its limit (its split's forecast from this machine's bandwidths, measure/forecast.py), and the
-    model's usual answer length here."""
-
-    def __init__(
-        self,
-        history: History,
-        machine: Callable[[], Mapping[str, Any]],
-        shapes: Callable[[str], ModelShape | None] = lambda model: None,
-    ) -> None:
-        self._history = history
-        self._machine = machine
-        self._past: list[SummaryRow] | None = None
-        self._shapes = shapes  # a model's bytes layer by layer (its tensor table), read once a model
-        self._shape_of: dict[str, ModelShape | None] = {}
-        self._judged: list[SummaryRow] = []  # this plan's runs so far: their bandwidths count for the next
-
-    def _runs(self) -> list[SummaryRow]:
-        from llmtop.store.history import HistoryError
-
-        if self._past is None:
-            try:
-                self._past = self._history.runs_on(self._machine())
-            except HistoryError:
-                self._past = []
-        return self._past
-
-    def judge(self, row: SummaryRow) -> SummaryRow:
-        from dataclasses import replace
-
-        from llmtop.measure.usual import slow_note
-
-        note = slow_note(row, self._runs())
-        judged = replace(row, slow_note=note) if note else row
-        judged = self._held_to_limit(judged)
-        self._judged.append(row)
-        return judged
-
-    def _held_to_limit(self, row: SummaryRow) -> SummaryRow:
-        """The row with its split's limit, where its model's tensors and this machine's bandwidths are
-        known (the CPU's and the GPU's from the runs before it, else the CPU's from `llmtop fit`'s probe)."""
-        from dataclasses import replace
-
-        from llmtop.measure.bandwidth import cpu_from_history, gpu_from_history
-        from llmtop.measure.forecast import run_limit
-
-        if row.layers_offloaded is None or not row.eval_rate_tps or not row.complete or row.concurrent_requests:
-            return row
-        if row.model not in self._shape_of:
-            self._shape_of[row.model] = self._shapes(row.model)
-        shape = self._shape_of[row.model]
-        if shape is None:
-            return row
-        before = [*self._runs(), *self._judged]
-        cpu = cpu_from_history(before) or _probed_cpu(self._machine())
-        gpu = gpu_from_history(before, cpu)
-        spilled = row.shared_delta_bytes if row.shared_delta_bytes and row.shared_delta_bytes > 0 else 0
-        held = run_limit(shape, row.layers_offloaded, row.context or 0, spilled, row.eval_rate_tps, cpu, gpu, None)
-        if held is None:
-            return row
-        limit, share, note = held
-        return replace(row, limit_tps=round(limit, 4), limit_share=round(share, 4), limit_note=note)
-
-    def usual_answer(self, model: str) -> int | None:
-        from llmtop.measure.usual import usual_answer_tokens
-
-        return usual_answer_tokens(model, self._runs())
-
-
-def _probed_cpu(machine: Mapping[str, Any]) -> Bandwidth | None:
-    """System memory's read rate as `llmtop fit` probed it on this machine, where it did (never probed here:
-    a probe during a measurement would be measured)."""
-    from llmtop.collectors.memory_bandwidth import ProbeCache
-    from llmtop.data_folder import data_folder
-    from llmtop.measure.bandwidth import probed
-    from llmtop.measure.machine import PROBE_FILE, machine_identity
-
-    kept = ProbeCache(data_folder() / PROBE_FILE).read(machine_identity(machine))
-    return probed(*kept) if kept else None
-
-
-def _tensor_shapes(sessions: Mapping[str, Session]) -> Callable[[str], ModelShape | None]:
-    """A model's shape from its server's tensor table (Ollama 0.6 on), else its file on this machine."""
-
-    def shape(model: str) -> ModelShape | None:
-        from llmtop.measure.model_shape import shape_of_header, shape_of_show
-        from llmtop.ollama.api import OllamaError
-        from llmtop.ollama.model_source import SourceFailed, blob_of, header_from_file
-
-        session = sessions.get(model)
-        if session is None:
-            return None
-        try:
-            shown = session.server.tensors(model)
-        except OllamaError:
-            return None
-        try:
-            return shape_of_show(shown)
-        except ValueError:
-            blob = blob_of(shown)
-            try:
-                return shape_of_header(header_from_file(blob)) if blob is not None else None
-            except (SourceFailed, ValueError):
-                return None
-
-    return shape
-
-
-def _experts(session: Session) -> int | None:
-    """The experts a layer of the session's model has (None: a dense model, or not said)."""
-    return session.facts.expert_count if session.facts is not None else None
-
-
-def _restarter(kit: Instruments) -> Callable[[ServerSettings], None]:
-    """Restarts the `ollama serve` llmtop started with a run's settings (RestartFailed with the reason)."""
-    from llmtop.measure.plan import RestartFailed
-
-    def restart(settings: ServerSettings) -> None:
-        try:
-            kit.restart_ollama_serve(serve_env(os.environ, settings))
-        except LogUnavailable as exc:
-            raise RestartFailed(str(exc)) from None
-
-    return restart
-
-
-def record_sessions(event: Callable[[str, float, Mapping[str, Any]], None], sessions: Mapping[str, Session]) -> None:
-    """Each model's facts into the recording, and each session's events (phases, runs) after them."""
-    now = time.monotonic()
-    for model, session in sessions.items():
-        event(
-            "model",
-            now,
-            {
-                "model": model,
-                "facts": session.facts,
-                "ollama_version": session.version,
-                "host": session.server.base_url,
-            },
-        )
-        session.on_event = event

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from llmtop.ollama.hosts import access_headers, parse_address
+
 INTERVAL_S = 0.25  # the collectors' sampling interval unless --interval says otherwise
 INTERVAL_LIMITS = (0.05, 60.0)
 
@@ -146,3 +148,38 @@ def add_host_argument(parser: argparse.ArgumentParser, several: str | None = Non
 def add_no_history_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """`--no-history`: `what` is not kept in the local history (llmtop history)."""
     parser.add_argument("--no-history", action="store_true", help=f"do not keep {what} in the local history")
+
+
+def add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--header` and `--cacert`, the same for `llmtop MODEL` and `llmtop watch`."""
+    parser.add_argument(
+        "--header",
+        metavar="'NAME: VALUE'",
+        action="append",
+        help="send this header with every request to the server (repeatable), e.g. 'Authorization: Bearer TOKEN'; "
+        "never shown, recorded or exported",
+    )
+    parser.add_argument(
+        "--cacert", metavar="FILE", help="the CA certificate (PEM) that signs an https server's certificate"
+    )
+
+
+def check_access(parser: argparse.ArgumentParser, args: argparse.Namespace, setting: str | None) -> dict[str, str]:
+    """The access headers for the parsed `args`, or the parser's usage error (never echoing a secret)."""
+    import os
+
+    try:
+        headers = access_headers(setting, args.header)
+    except ValueError as exc:
+        parser.error(f"argument --header: {exc}")
+    if args.cacert and not os.access(os.path.expanduser(args.cacert), os.R_OK):
+        parser.error(f"argument --cacert: cannot read {args.cacert}")
+    return headers
+
+
+def address_argument(text: str) -> tuple[str, int]:
+    """parse_address as an argparse type (`--metrics`, `--proxy`)."""
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

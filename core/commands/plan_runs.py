@@ -5,6 +5,7 @@ end here."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,6 @@ from typing import Any, TextIO
 from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK
 from llmtop.measure.plan import PlanRunner
-from llmtop.measure.server_settings import serve_line
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
 from llmtop.measure.summary import SummaryRow
 from llmtop.measure.sweep import SweepResult
@@ -90,12 +90,10 @@ def run_on_screen(
         banner=banner,
         report_path=args.report,
     )
+    with signals.handled_by(app.stop_for_signal) if signals is not None else contextlib.nullcontext():
+        app.run()
+        runner.wait_kept(KEEP_WAIT_S)  # a run that ended as the user quit: in the history before llmtop exits
     if signals is not None:
-        signals.on_stop = app.stop_for_signal
-    app.run()
-    runner.wait_kept(KEEP_WAIT_S)  # a run that ended as the user quit: in the history before llmtop exits
-    if signals is not None:
-        signals.on_stop = None
         signals.defer()  # the files are written now: a signal is remembered, not obeyed mid-write
     rows = runner.rows
     sweep = runner.sweep_result() if rows else None
@@ -111,15 +109,6 @@ def run_on_screen(
     return EXIT_OK if (rows or empty_ok) and all_measured(rows, sweep) else EXIT_FAILED
 
 
-def cool_down_until(check: Any) -> str:
-    """What ends a cool-down sooner, in words (`check`: the runner's cool_down.CoolDownCheck)."""
-    waits_on = getattr(check, "waits_on", "")
-    if not waits_on:
-        return "its whole time (llmtop reads neither power nor temperatures here)"
-    verb = "are" if " and " in waits_on or waits_on.endswith("s") else "is"
-    return f"less once {waits_on} {verb} back near where they were before the first run"
-
-
 def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalStop | None = None) -> int:
     """Run the plan with progress lines on stderr, then write the files asked for and print the
     compared table; the exit status. Ctrl+C, SIGTERM and SIGHUP keep the run in progress and drop
@@ -128,15 +117,7 @@ def run_headless(runner: PlanRunner, args: argparse.Namespace, signals: SignalSt
 
     if args.report:
         runner.keep_curves()
-    reporter = HeadlessReporter(sys.stderr, runner)
-    runner.on_restart = lambda settings: sys.stderr.write(
-        f"llmtop: restarting the ollama serve llmtop started: {serve_line(settings)}\n"
-    )
-    runner.on_cooldown = lambda seconds: sys.stderr.write(
-        f"llmtop: cooling down between runs: up to {seconds:g} s, {cool_down_until(runner.cooled)}\n"
-    )
-    for session in runner.sessions.values():
-        session.observer = reporter
+    HeadlessReporter(sys.stderr, runner)  # the progress lines, from the runner's events
     first = runner.current
     if first.log is not None:
         sys.stderr.write(f"llmtop: server log: {first.log.description}\n")

@@ -123,7 +123,6 @@ def replay_runs(recording: Recording, args: argparse.Namespace, banner: str, spe
         kit.use_log(world.log, world.log_reason)
         if args.headless:
             sys.stderr.write(f"llmtop: {banner}\n")
-            runner.on_note = lambda message: sys.stderr.write(f"llmtop: note: {message}\n")
             status = run_headless(runner, args)
         else:
             status = run_on_screen(runner, args, banner, empty_ok=False)

@@ -24,12 +24,15 @@ from llmtop.collectors.system_collectors import SystemCollectors
 from llmtop.commands.headless import watch_printer
 from llmtop.commands.instruments import Instruments, server_is_local
 from llmtop.commands.options import (
+    add_access_arguments,
     add_export_argument,
     add_host_argument,
     add_interval_argument,
     add_log_arguments,
     add_no_history_argument,
     add_record_arguments,
+    address_argument,
+    check_access,
     check_files,
 )
 from llmtop.commands.output import export_requests
@@ -38,9 +41,6 @@ from llmtop.exit_status import EXIT_OK, EXIT_USAGE
 from llmtop.measure.settings import RunSettings
 from llmtop.ollama.hosts import (
     HostError,
-    add_access_arguments,
-    address_argument,
-    check_access,
     exposure,
     is_loopback,
     ollama_base_url,

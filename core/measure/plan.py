@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from llmtop.measure.events import CoolingDown, EventStream, PlanNote, RunKept, ServerRestarting
 from llmtop.measure.mode import Mode
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.session import Session
@@ -115,7 +116,6 @@ class PlanRunner:
         plan: Sequence[PlannedRun],
         history: RunKeeper | None = None,
         machine: Callable[[], Mapping[str, Any]] = dict,
-        on_note: Callable[[str], object] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
         sweep: SweepPlan | None = None,
         restart_server: Callable[[ServerSettings], object] | None = None,
@@ -123,23 +123,28 @@ class PlanRunner:
         same_work: bool = False,
         cooldown_s: float = 0.0,
         cooled: Callable[[Sequence[SummaryRow]], bool] | None = None,
+        plan_facts: Mapping[str, Any] | None = None,
     ) -> None:
         """`sweep`: the plan grows with the sweep's next points each time its queue runs dry.
         `restart_server`: restarts the `ollama serve` llmtop started with other settings (raises
         RestartFailed), called before a run whose settings differ from `server_settings`, those
         the server runs with now. `same_work`: every run after the first that asks no num_predict
         asks for as many tokens as the first generated. `cooldown_s`: between two runs, wait this
-        long, or until `cooled(rows)` says the machine is back near its rest (cool_down.CoolDownCheck)."""
+        long, or until `cooled(rows)` says the machine is back near its rest (cool_down.CoolDownCheck).
+        `plan_facts`: how the plan was ordered and paced, for the JSON export. The runner publishes its
+        notes, restarts, cool-downs and kept runs on the first session's event stream, `events`, and
+        brings the other sessions' events there: a subscriber to `events` sees the whole plan."""
         self.sessions = dict(sessions)
+        self.events: EventStream = next(iter(self.sessions.values())).events
+        for stream in {id(s.events): s.events for s in self.sessions.values() if s.events is not self.events}.values():
+            stream.subscribe(self.events.publish)
         self.queue: deque[PlannedRun] = deque(plan)
         self.total = len(plan)
         self.rows: list[SummaryRow] = []
-        self.row_listeners: list[Callable[[SummaryRow], object]] = []  # told of each finished run (--metrics)
         self.history = history
         self.history_problem: str | None = None
         self._machine = machine
         self._machine_facts: Mapping[str, Any] | None = None
-        self.on_note = on_note
         self._clock = clock
         self._durations: list[float] = []
         self._started: float | None = None
@@ -158,15 +163,13 @@ class PlanRunner:
         self.server_settings = server_settings or ServerSettings()
         self.restarting: str | None = None  # what the server is being restarted with, while it is
         self.failure: str | None = None  # why the plan could not go on (a restart failed)
-        self.on_restart: Callable[[ServerSettings], object] = lambda settings: None  # told before each restart
         self.same_work = same_work
         self.answer_tokens: int | None = None  # what the first run generated: the others' num_predict
         self.cooldown_s = cooldown_s
         self.cooled = cooled
         self.cooling_until: float | None = None  # while the machine cools down between runs (the clock's time)
         self._wake = threading.Event()  # set to end a cool-down at once (a stop)
-        self.on_cooldown: Callable[[float], object] = lambda seconds: None  # told before each cool-down
-        self.plan_facts: dict[str, Any] = {}  # how the plan was ordered and paced, for the JSON export
+        self.plan_facts: dict[str, Any] = dict(plan_facts or {})
 
     @property
     def total_text(self) -> str:
@@ -203,9 +206,12 @@ class PlanRunner:
                 self.history.add_sweep(result, self.machine)
             except KeepingFailed as exc:
                 if self.history_problem is None:
-                    self.on_note(f"{exc}; the sweep is kept in this session and its exports")
+                    self._note(f"{exc}; the sweep is kept in this session and its exports")
                 self.history_problem = str(exc)
         return result
+
+    def _note(self, message: str) -> None:
+        self.events.publish(PlanNote(self._clock(), message))
 
     @property
     def machine(self) -> Mapping[str, Any]:
@@ -248,7 +254,7 @@ class PlanRunner:
             self.history.add(row, self.machine)
         except KeepingFailed as exc:
             if self.history_problem is None:  # say it once; the runs go on
-                self.on_note(f"{exc}; the run is kept in this session and its exports")
+                self._note(f"{exc}; the run is kept in this session and its exports")
             self.history_problem = str(exc)
 
     def keep_curves(self) -> None:
@@ -299,8 +305,7 @@ class PlanRunner:
             self._extend_sweep()  # at once: a sweep whose last point just ended has concluded, quit or not
         try:
             self._remember(row)
-            for listener in self.row_listeners:
-                listener(row)
+            self.events.publish(RunKept(self._clock(), row))
         finally:
             with self._lock:
                 self._keeping -= 1
@@ -315,7 +320,7 @@ class PlanRunner:
         its idle; a stop ends the wait at once."""
         if self.cooldown_s <= 0:
             return
-        self.on_cooldown(self.cooldown_s)
+        self.events.publish(CoolingDown(self._clock(), self.cooldown_s))
         self.cooling_until = self._clock() + self.cooldown_s
         try:
             while not self.stopped and (left := self.cooling_until - self._clock()) > 0:
@@ -331,7 +336,7 @@ class PlanRunner:
         if self._restart_server is None or settings == self.server_settings:
             return True
         self.restarting = ", ".join(settings.label_parts()) or "its own settings"
-        self.on_restart(settings)
+        self.events.publish(ServerRestarting(self._clock(), settings))
         try:
             self._restart_server(settings)
         except RestartFailed as exc:
@@ -339,7 +344,7 @@ class PlanRunner:
                 self.failure = str(exc)
                 self.stopped = True
                 self.queue.clear()
-            self.on_note(f"{exc}; the runs so far are kept")
+            self._note(f"{exc}; the runs so far are kept")
             return False
         finally:
             self.restarting = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from llmtop.exit_status import EXIT_SIGBREAK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM
@@ -92,6 +93,15 @@ class SignalStop:
             self.on_stop(self.requested)
         elif self._raising:
             raise self.requested
+
+    @contextmanager
+    def handled_by(self, on_stop: Callable[[StopRequested], None]) -> Iterator[SignalStop]:
+        """Within the block, the first signal is handed to `on_stop` (the screen stops as `q` does)."""
+        before, self.on_stop = self.on_stop, on_stop
+        try:
+            yield self
+        finally:
+            self.on_stop = before
 
     def __enter__(self) -> SignalStop:
         return self.install()

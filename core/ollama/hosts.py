@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import re
 import urllib.parse
@@ -137,33 +136,6 @@ def access_headers(setting: str | None, header_texts: list[str] | None) -> dict[
     return headers
 
 
-def add_access_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--header` and `--cacert`, the same for `llmtop MODEL` and `llmtop watch`."""
-    parser.add_argument(
-        "--header",
-        metavar="'NAME: VALUE'",
-        action="append",
-        help="send this header with every request to the server (repeatable), e.g. 'Authorization: Bearer TOKEN'; "
-        "never shown, recorded or exported",
-    )
-    parser.add_argument(
-        "--cacert", metavar="FILE", help="the CA certificate (PEM) that signs an https server's certificate"
-    )
-
-
-def check_access(parser: argparse.ArgumentParser, args: argparse.Namespace, setting: str | None) -> dict[str, str]:
-    """The access headers for the parsed `args`, or the parser's usage error (never echoing a secret)."""
-    import os
-
-    try:
-        headers = access_headers(setting, args.header)
-    except ValueError as exc:
-        parser.error(f"argument --header: {exc}")
-    if args.cacert and not os.access(os.path.expanduser(args.cacert), os.R_OK):
-        parser.error(f"argument --cacert: cannot read {args.cacert}")
-    return headers
-
-
 # -- addresses llmtop listens on (--metrics, --proxy) ------------------------------------------------
 DEFAULT_ADDRESS = "127.0.0.1"
 
@@ -175,16 +147,6 @@ def parse_address(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not [ADDRESS:]PORT with a port from 1 to 65535")
     return address, int(port)
-
-
-def address_argument(text: str) -> tuple[str, int]:
-    """parse_address as an argparse type (`--metrics`, `--proxy`)."""
-    import argparse
-
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def is_loopback(address: str) -> bool:

@@ -43,6 +43,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.power_reading import PowerReading, PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.data_folder import private_folder, recordings_folder
+from llmtop.measure.events import Event
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.summary import PsReading, SummaryRow
@@ -205,6 +206,11 @@ class Recorder:
                 self._file = open(path, "w", encoding="utf-8", newline="\n")
         except OSError as exc:
             raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
+
+    def take(self, event: Event) -> None:
+        """A run's event from its stream (measure/events.py): written if it is one a recording keeps."""
+        if event.name is not None:
+            self.event(event.name, event.t, event.fields())
 
     def event(self, event: str, t: float, fields: Mapping[str, Any] | None = None) -> None:
         """Write one event (a no-op once the recording has failed; counted in `late` once closed)."""

@@ -23,8 +23,10 @@ from llmtop.collectors.log_sources import LogSource
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.sampler import Sampler
 from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.measure import events
+from llmtop.measure.events import Event, EventStream, Phase
 from llmtop.measure.plan import PlannedRun, PlanRunner, SweepPlan
-from llmtop.measure.session import Phase, Session
+from llmtop.measure.session import Session
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.summary import RunRecord, SummaryRow
 from llmtop.measure.sweep import SweepSpec
@@ -272,22 +274,20 @@ class ReplaySession(Session):
     """A Session whose runs are played from the recording instead of asked of a server."""
 
     def __init__(self, world: Replay, model: str, facts: Mapping[str, Any], version: str | None, host: str) -> None:
-        super().__init__(_RecordedServer(host), model, world.collectors, clock=world.player.now)  # type: ignore[arg-type]
+        super().__init__(
+            _RecordedServer(host),  # type: ignore[arg-type]
+            model,
+            world.collectors,
+            events=world.events,
+            clock=world.player.now,
+            log_reason=world.log_reason,
+            connected=(version, recorded_facts(facts)),
+        )
         self.world = world
         self.log = world.log  # not subscribed: the recorded phases already say when the runner started
-        self.log_reason = world.log_reason
-        self.facts = recorded_facts(facts)
-        self.version = version
 
     def run(self, settings: Any) -> SummaryRow:
         return self.world.play_run(self)
-
-    def replay_phase(self, phase: Phase, detail: str, t: float) -> None:
-        self.phase = phase
-        self.phase_since = t
-        if self.current is not None:
-            self.current.phases.append((t, phase.value))
-        self.observer.phase(phase, detail)
 
 
 class ReplayRunner(PlanRunner):
@@ -344,6 +344,7 @@ class Replay:
         self._samplers = self.collectors.by_source()  # fixed by the header: looked up per sample event
         self.log = recorded_log(head, self.player.now)
         self.log_reason = (head.get("log") or {}).get("reason")
+        self.events = EventStream()  # the sessions' and the runner's, as live
         self.sessions: dict[str, ReplaySession] = {}
         for event in _of_kind(recording.events, "model"):
             if event["model"] not in self.sessions:
@@ -358,7 +359,6 @@ class Replay:
         machine = recording.first("machine")
         self._machine = dict(machine["machine"]) if machine else {}
         self._told = False  # the note on where the replay stopped has been given
-        self.on_note: Callable[[str], object] = lambda message: None  # replay() hands notes to the runner
 
     def machine(self) -> dict[str, Any]:
         return self._machine
@@ -373,24 +373,29 @@ class Replay:
         return self._samplers.get(source)
 
     def _apply_shared(self, event: dict[str, Any]) -> bool:
-        """Samples, errors and log lines: the collectors' part. True when the event was one."""
+        """Samples, errors and log lines: the collectors' part (SHARED_FEEDS). True when the event was one."""
         kind = event["event"]
-        if kind == "sample":
-            reader = SAMPLE_READERS.get(event.get("source", ""))
-            sampler = self._sampler(event.get("source", ""))
-            if reader is not None and sampler is not None and event.get("sample") is not None:
-                sampler.push(reader(event["sample"]))
-            return True
-        if kind == "error":
-            sampler = self._sampler(event.get("source", ""))
-            if sampler is not None:
-                sampler.last_error = event.get("error")
-            return True
-        if kind == "log":
-            if self.log is not None:
-                self.log.feed(event.get("line", ""), float(event["t"]))
-            return True
-        return kind in ("recording", "model", "machine", "closed")
+        if kind not in SHARED_FEEDS:
+            return False
+        feed = SHARED_FEEDS[kind]
+        if feed is not None:
+            feed(self, event)
+        return True
+
+    def _sample(self, event: dict[str, Any]) -> None:
+        reader = SAMPLE_READERS.get(event.get("source", ""))
+        sampler = self._sampler(event.get("source", ""))
+        if reader is not None and sampler is not None and event.get("sample") is not None:
+            sampler.push(reader(event["sample"]))
+
+    def _error(self, event: dict[str, Any]) -> None:
+        sampler = self._sampler(event.get("source", ""))
+        if sampler is not None:
+            sampler.last_error = event.get("error")
+
+    def _log(self, event: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.feed(event.get("line", ""), float(event["t"]))
 
     def play_run(self, session: ReplaySession) -> SummaryRow:
         """Play events until the run of `session` that comes next has ended; its row."""
@@ -409,7 +414,7 @@ class Replay:
                 if owner is session:
                     self._apply_run_event(pending, event)
                 elif owner is not None and event["event"] == "note":
-                    owner.observer.note(event.get("message", ""))
+                    owner.take(events.Noted(float(event["t"]), owner.model, event.get("message", "")))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 self._broken(event, exc)
                 break
@@ -424,72 +429,46 @@ class Replay:
         self.player.halt()
 
     def _apply_run_event(self, pending: _Pending, event: dict[str, Any]) -> None:
-        session, kind, t = pending.session, event["event"], float(event["t"])
-        record = pending.record
-        if kind == "run":
-            pending.record = session.open_run(
-                event.get("mode") or "auto",
-                event.get("host"),
-                event.get("ollama_version"),
-                event.get("started_at"),
-                t,
-                (asked := run_settings(event.get("settings"))).num_ctx,
-                asked.num_predict,
-                asked.think,
-            )
+        """A recorded event of the run being played, handed to its session as the live run took it."""
+        session = pending.session
+        decode = RUN_EVENTS.get(event["event"])
+        if decode is None:  # the live row (`summary`): the replay makes its own, by the same code
             return
-        if kind == "phase":
-            phase = Phase(event["phase"])
-            session.replay_phase(phase, event.get("detail") or "", t)
-            if pending.row is not None and phase in (Phase.DONE, Phase.FAILED):
-                pending.done = True
-            return
-        if kind == "note":
-            session.observer.note(event.get("message", ""))
-            return
-        if record is None:
+        taken = decode(event, session.model)
+        opens = isinstance(taken, events.RunOpened)
+        if pending.record is None and not isinstance(taken, (events.RunOpened, events.PhaseChanged, events.Noted)):
             return  # a run's event before its `run` event: the recording's start was lost
-        if kind == "baseline":
-            record.load_kind = event.get("load_kind")
-            record.baseline_memory = memory_sample(event.get("memory"))
-            record.baseline_process = process_sample(event.get("process"))
-            record.baseline_gpu = gpu_sample(event.get("gpu"))
-        elif kind == "request":
-            session.request_sent(record, t)
-        elif kind == "token" and event.get("thinking"):
-            session.thought_arrived(record, event.get("text") or "", t)
-        elif kind == "token":
-            session.token_arrived(record, event.get("text") or "", t)
-        elif kind == "ps":
-            session.ps_read(ps_reading(event["sample"]))
-        elif kind == "cpu":
-            session.cpu_read(record, CpuReading.from_dict(event["reading"]))
-        elif kind == "final":
-            session.final_arrived(record, event.get("chunk") or {}, t)
-        elif kind == "end":
-            record.complete = bool(event.get("complete"))
-            record.error = event.get("error")
-            record.load_kind = event.get("load_kind", record.load_kind)
-            record.ended_at = t
-            pending.row = session.close_run(record, t)
+        if isinstance(taken, events.RunEnded) and session.current is not pending.record:
+            return  # the run was closed already
+        session.take(taken)
+        if opens:
+            pending.record = session.current
+        elif isinstance(taken, events.RunEnded):
+            pending.row = session.rows[-1]
+        elif isinstance(taken, events.PhaseChanged) and pending.row is not None:
+            pending.done = taken.phase in (Phase.DONE, Phase.FAILED)
 
     def _close_run(self, pending: _Pending) -> SummaryRow:
         """The run's row; a run the recording cut short is kept as far as it got."""
         session, record = pending.session, pending.record
         if pending.row is None:
             if record is None:  # the recording ends before this run began
-                record = session.open_run("auto", None, session.version, None, self.player.at)
+                session.take(events.RunOpened(self.player.at, session.model, RunSettings(), "auto", None, None, None))
+                record = session.current
+                assert record is not None
             record.error = record.error or f"replay stopped: {self.stopped_reason()}"
             record.ended_at = self.player.at
             pending.row = session.close_run(record, self.player.at)
-            self.on_note(f"replay stopped {self.where}: {self.stopped_reason()}")
+            self._note(f"replay stopped {self.where}: {self.stopped_reason()}")
             self._told = True
         if not pending.done:
-            session.replay_phase(
-                Phase.DONE if pending.row.complete else Phase.FAILED, pending.row.error or "", self.player.at
-            )
-        session.observer.finished(pending.row)
+            phase = Phase.DONE if pending.row.complete else Phase.FAILED
+            session.take(events.PhaseChanged(self.player.at, session.model, phase, pending.row.error or ""))
+        session.take(events.RunFinished(self.player.at, session.model, pending.row))
         return pending.row
+
+    def _note(self, message: str) -> None:
+        self.events.publish(events.PlanNote(self.player.at, message))
 
     def stopped_reason(self) -> str:
         if self.player.by_user:
@@ -504,7 +483,7 @@ class Replay:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 self._broken(event, exc)
         if self.recording.damage and not self.player.by_user and not self._told:
-            self.on_note(f"replay stopped {self.where}: {self.recording.damage}")
+            self._note(f"replay stopped {self.where}: {self.recording.damage}")
 
 
 def replay(
@@ -512,6 +491,55 @@ def replay(
 ) -> tuple[Replay, ReplayRunner]:
     """The replay world and its runner, ready for the app or the headless reporter."""
     world = Replay(recording, speed, pause_at)
-    runner = ReplayRunner(world)
-    world.on_note = lambda message: runner.on_note(message)
-    return world, runner
+    return world, ReplayRunner(world)
+
+
+def _run_opened(event: Mapping[str, Any], model: str) -> events.RunOpened:
+    return events.RunOpened(
+        float(event["t"]),
+        model,
+        run_settings(event.get("settings")),
+        event.get("mode") or "auto",
+        event.get("host"),
+        event.get("ollama_version"),
+        event.get("started_at"),
+    )
+
+
+def _baseline_taken(event: Mapping[str, Any], model: str) -> events.BaselineTaken:
+    return events.BaselineTaken(
+        float(event["t"]),
+        model,
+        event.get("load_kind"),
+        memory_sample(event.get("memory")),
+        process_sample(event.get("process")),
+        gpu_sample(event.get("gpu")),
+    )
+
+
+# The recorded kinds every run shares, and where each is fed (None: it feeds nothing while playing).
+SHARED_FEEDS: dict[str, Callable[[Replay, dict[str, Any]], None] | None] = {
+    "sample": Replay._sample,
+    "error": Replay._error,
+    "log": Replay._log,
+    "recording": None,
+    "model": None,
+    "machine": None,
+    "closed": None,
+}
+
+# A recorded run event (its kind) back into the typed event the live session published.
+RUN_EVENTS: dict[str, Callable[[Mapping[str, Any], str], Event]] = {
+    "run": _run_opened,
+    "phase": lambda e, model: events.PhaseChanged(float(e["t"]), model, Phase(e["phase"]), e.get("detail") or ""),
+    "note": lambda e, model: events.Noted(float(e["t"]), model, e.get("message", "")),
+    "baseline": _baseline_taken,
+    "request": lambda e, model: events.RequestSent(float(e["t"]), model),
+    "token": lambda e, model: events.TokenArrived(float(e["t"]), model, e.get("text") or "", bool(e.get("thinking"))),
+    "ps": lambda e, model: events.PsRead(float(e["t"]), model, ps_reading(e["sample"])),
+    "cpu": lambda e, model: events.CpuRead(float(e["t"]), model, CpuReading.from_dict(e["reading"])),
+    "final": lambda e, model: events.FinalChunk(float(e["t"]), model, e.get("chunk") or {}),
+    "end": lambda e, model: events.RunEnded(
+        float(e["t"]), model, bool(e.get("complete")), e.get("error"), e.get("load_kind")
+    ),
+}

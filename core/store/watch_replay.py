@@ -36,30 +36,44 @@ class WatchReplay:
         self._thread: threading.Thread | None = None
 
     def apply(self, event: dict[str, Any]) -> None:
-        """One recorded event, fed where the live session fed it."""
-        kind, t = event["event"], float(event["t"])
-        state = self.states.get(event.get("host") or "")
-        if kind == "sample":
-            reader = SAMPLE_READERS.get(event.get("source", ""))
-            sampler = self._samplers.get(event.get("source", ""))
-            if reader is not None and sampler is not None and event.get("sample") is not None:
-                sampler.push(reader(event["sample"]))
-        elif kind == "log" and self.log is not None:
+        """One recorded event, fed where the live session fed it (its kind picks the feed: WATCH_FEEDS)."""
+        feed = WATCH_FEEDS.get(event["event"])
+        if feed is not None:
+            feed(self, event, float(event["t"]))
+
+    def _sample(self, event: dict[str, Any], t: float) -> None:
+        reader = SAMPLE_READERS.get(event.get("source", ""))
+        sampler = self._samplers.get(event.get("source", ""))
+        if reader is not None and sampler is not None and event.get("sample") is not None:
+            sampler.push(reader(event["sample"]))
+
+    def _log(self, event: dict[str, Any], t: float) -> None:
+        if self.log is not None:
             self.log.feed(event.get("line") or "", t)
-        elif state is None:
-            return
-        elif kind == "ps":
+
+    def _ps(self, event: dict[str, Any], t: float) -> None:
+        if (state := self._state(event)) is not None:
             wall = event.get("wall")
             state.observe_ps(t, event.get("models") or [], dt.datetime.fromisoformat(wall) if wall else None)
-        elif kind == "server-down":
+
+    def _server_down(self, event: dict[str, Any], t: float) -> None:
+        if (state := self._state(event)) is not None:
             state.server_down(t, event.get("problem") or "")
-        elif kind == "proxy-start":
+
+    def _proxy_start(self, event: dict[str, Any], t: float) -> None:
+        if (state := self._state(event)) is not None:
             started = state.proxy_started(t, event.get("endpoint") or "", event.get("model"))
             self._numbers[(event["host"], int(event.get("number") or 0))] = started
-        elif kind == "proxy-end":
-            ended = self._numbers.get((event["host"], int(event.get("number") or 0)))
-            if ended is not None:
-                state.proxy_finished(t, ended, event.get("final"), event.get("error"))
+
+    def _proxy_end(self, event: dict[str, Any], t: float) -> None:
+        state = self._state(event)
+        ended = self._numbers.get((event.get("host") or "", int(event.get("number") or 0)))
+        if state is not None and ended is not None:
+            state.proxy_finished(t, ended, event.get("final"), event.get("error"))
+
+    def _state(self, event: dict[str, Any]) -> WatchState | None:
+        """The watched server's state the event is about (None: a server this replay does not show)."""
+        return self.states.get(event.get("host") or "")
 
     def play(self) -> None:
         """Every event, on the recording's clock (this thread waits between them)."""
@@ -86,3 +100,14 @@ def recorded_wall(recording: Recording) -> Callable[[float], float]:
         start = 0.0
     t0 = float(head["t"])
     return lambda t: start + (t - t0)
+
+
+# Each recorded kind of a watch, and where it is fed; the other kinds (the header, notes) feed nothing.
+WATCH_FEEDS: dict[str, Callable[[WatchReplay, dict[str, Any], float], None]] = {
+    "sample": WatchReplay._sample,
+    "log": WatchReplay._log,
+    "ps": WatchReplay._ps,
+    "server-down": WatchReplay._server_down,
+    "proxy-start": WatchReplay._proxy_start,
+    "proxy-end": WatchReplay._proxy_end,
+}
