@@ -171,6 +171,23 @@ def test_a_final_chunk_that_comes_after_the_user_quit_does_not_rewrite_the_kept_
     assert record.complete is False and record.server is None  # the late final chunk changed nothing
 
 
+def test_a_reader_left_behind_writes_nothing_into_the_next_run(double_factory, run_session):
+    """A stream's read that did not return when its run was cut is left behind; whatever it reads later
+    (a token, even the final chunk) belongs to that run, which is over: the next run is not touched."""
+    session = run_session(double_factory())
+    opened = RunOpened(session.now(), session.model, RunSettings(), "auto", session.server.base_url, "0.5.11", None)
+    session.take(opened)
+    behind = session.current
+    session.abandon("no token for 1 s (--stall-timeout)")
+    session.take(RunOpened(session.now(), session.model, RunSettings(), "cpu", session.server.base_url, "0.5.11", None))
+    following = session.current
+    assert session._stream_chunk(behind, {"response": "late"}, session.now()) is False
+    final = {"done": True, "done_reason": "stop", "eval_count": 40, "eval_duration": 200_000_000}
+    assert session._stream_chunk(behind, final, session.now()) is False
+    assert following.clock.count == 0 and not following.complete and following.server is None
+    assert "late" not in run_session.seen[session].tokens
+
+
 def test_a_reader_that_finds_a_runs_row_finds_its_curves(double_factory, run_session):
     """close_run keeps the curves before the row: a report made while runs end (another thread)
     never finds a row without its curves."""

@@ -287,9 +287,11 @@ class Session(RunSteps):
         """One chunk of the stream, on the reading thread, that `arrived` at that time.monotonic()
         reading; False once the run is over."""
         now = arrived if self._clock is time.monotonic else self._clock()
+        if record is not self.current:  # its run is over (a quit, a reader left behind): nothing more of it
+            return False
         if chunk.get("done"):
             with self._lock:  # abandon() reads and closes the record under it, from another thread
-                if record is not self._abandoned:
+                if record is self.current and record is not self._abandoned:
                     self.take(FinalChunk(now, self.model, chunk))
             return False
         thought = chunk.get("thinking")
