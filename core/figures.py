@@ -4,6 +4,7 @@ A figure has its column header in English and Japanese, the JSON keys it stands 
 that says how it is measured, and how a cell shows it in the per-run table and in the compared
 table. The screen's and the Markdown tables, the Japanese headers, the JSON's stable keys, the
 "the numbers" part of `--help` and docs/figures.md's measurement table are all made from FIGURES
+(the tables' columns in llmtop.tables)
 (tests/test_figures.py holds that page to it). Adding a figure is one entry here, plus the
 collector that measures it.
 
@@ -21,7 +22,8 @@ from llmtop import units
 from llmtop.measure.comparison import Comparison
 from llmtop.measure.intervals import ratio_text
 from llmtop.measure.mode import Mode
-from llmtop.measure.summary import VRAM_FROM_LOG, VRAM_FROM_PS, SummaryRow
+from llmtop.measure.summary import VRAM_FROM_LOG, VRAM_FROM_PS
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.verdicts import RAN_ALIKE
 from llmtop.units import NA
 
@@ -43,12 +45,14 @@ class Figure:
     on_screen_compared: bool = True  # the screen's compared table leaves out what its run table shows
 
 
-def _or_unknown(text: str) -> str:
+def or_unknown(text: str) -> str:
+    """`text`, or the word for a figure not read where it is empty."""
     return text if text else UNKNOWN
 
 
-def _gb(value: float | None) -> str:
-    return _or_unknown(units.gb(None if value is None else int(value)))
+def gb_cell(value: float | None) -> str:
+    """Bytes as a cell: GB, or the word for a figure not read."""
+    return or_unknown(units.gb(None if value is None else int(value)))
 
 
 OVERFLOWING = "overflowing: their experts in system memory"
@@ -66,7 +70,8 @@ def _model(row: SummaryRow) -> str:
     return f"{row.model} ({row.experts})" if row.experts else row.model
 
 
-def _joules_per_token(value: float | None) -> str:
+def joules_per_token_cell(value: float | None) -> str:
+    """Joules a token as a cell."""
     return "" if value is None else f"{value:.3g}"
 
 
@@ -97,21 +102,21 @@ def _gpu(row: SummaryRow) -> str:
 def _vram(row: SummaryRow) -> str:
     """The counter's delta; else the engine's buffers on the GPU `(log)`; else /api/ps size_vram `(ps)`."""
     if row.vram_source == VRAM_FROM_LOG:
-        return f"{_gb(row.vram_engine_bytes)} (log)"
+        return f"{gb_cell(row.vram_engine_bytes)} (log)"
     if row.vram_source == VRAM_FROM_PS:
-        return f"{_gb(row.ps_size_vram_bytes)} (ps)"
-    return _gb(row.vram_delta_bytes)
+        return f"{gb_cell(row.ps_size_vram_bytes)} (ps)"
+    return gb_cell(row.vram_delta_bytes)
 
 
 def _vram_compared(c: Comparison) -> str:
     counted = c.mean(lambda r: r.vram_delta_bytes)
     if counted is not None:
-        return _gb(counted)
+        return gb_cell(counted)
     engine = c.mean(lambda r: r.vram_engine_bytes)
     if engine is not None:
-        return f"{_gb(engine)} (log)"
+        return f"{gb_cell(engine)} (log)"
     ps = c.mean(lambda r: r.ps_size_vram_bytes if r.vram_source == VRAM_FROM_PS else None)
-    return f"{_gb(ps)} (ps)" if ps is not None else UNKNOWN
+    return f"{gb_cell(ps)} (ps)" if ps is not None else UNKNOWN
 
 
 def _speedup(c: Comparison) -> str:
@@ -131,8 +136,8 @@ def _usual(get: Callable[[SummaryRow], Any]) -> Callable[[Comparison], str]:
     return lambda c: str(c.most_common(get) or UNKNOWN)
 
 
-def _mean_gb(get: Callable[[SummaryRow], int | None]) -> Callable[[Comparison], str]:
-    return lambda c: _gb(c.mean(get))
+def _meangb_cell(get: Callable[[SummaryRow], int | None]) -> Callable[[Comparison], str]:
+    return lambda c: gb_cell(c.mean(get))
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -172,8 +177,8 @@ FIGURES: tuple[Figure, ...] = (
         ("size_bytes",),
         "the model's file size from `/api/tags` (GB are 10^9 bytes, as `ollama list` prints them)",
         ja="サイズ",
-        run=lambda r: _gb(r.size_bytes),
-        compared=lambda c: _gb(c.first.size_bytes),
+        run=lambda r: gb_cell(r.size_bytes),
+        compared=lambda c: gb_cell(c.first.size_bytes),
         stable=("size_bytes",),
     ),
     Figure(
@@ -231,7 +236,7 @@ FIGURES: tuple[Figure, ...] = (
         "`(shared server)`, counted in `concurrent_requests` and said in `concurrent_note`, and left out of the "
         "comparisons; `concurrent_requests` is `null` without a server log",
         ja="tps",
-        run=lambda r: _or_unknown(units.rate(r.eval_rate_tps)) + (SHARED_SERVER if r.concurrent_requests else ""),
+        run=lambda r: or_unknown(units.rate(r.eval_rate_tps)) + (SHARED_SERVER if r.concurrent_requests else ""),
         compared=_tps,
         stable=("eval_rate_tps",),
     ),
@@ -253,8 +258,8 @@ FIGURES: tuple[Figure, ...] = (
         "median of the samples, minus the baseline; on Linux its two parts beside it, each minus its baseline: "
         "the system's in-use memory and the Ollama processes' mapped files (`null` elsewhere)",
         ja="RAM",
-        run=lambda r: _gb(r.ram_delta_bytes),
-        compared=_mean_gb(lambda r: r.ram_delta_bytes),
+        run=lambda r: gb_cell(r.ram_delta_bytes),
+        compared=_meangb_cell(lambda r: r.ram_delta_bytes),
         stable=("ram_delta_bytes",),
     ),
     Figure(
@@ -279,8 +284,8 @@ FIGURES: tuple[Figure, ...] = (
         "beside it: the part of the model that spilled out of VRAM; `null` where the platform has no such "
         "figure (NVIDIA on Linux, Apple), `shared_note` saying why",
         ja="共有GPUメモリ",
-        run=lambda r: _gb(r.shared_delta_bytes),
-        compared=_mean_gb(lambda r: r.shared_delta_bytes),
+        run=lambda r: gb_cell(r.shared_delta_bytes),
+        compared=_meangb_cell(lambda r: r.shared_delta_bytes),
         stable=("shared_delta_bytes",),
     ),
     Figure(
@@ -288,8 +293,8 @@ FIGURES: tuple[Figure, ...] = (
         ("ttft_s",),
         "client clock: request sent to first token received (the kernel's receive time on Linux), so it includes "
         "the model load",
-        run=lambda r: _or_unknown(units.seconds(r.ttft_s)),
-        compared=lambda c: _or_unknown(units.seconds(c.mean(lambda r: r.ttft_s))),
+        run=lambda r: or_unknown(units.seconds(r.ttft_s)),
+        compared=lambda c: or_unknown(units.seconds(c.mean(lambda r: r.ttft_s))),
         stable=("ttft_s",),
         on_screen_compared=False,
     ),
@@ -298,8 +303,8 @@ FIGURES: tuple[Figure, ...] = (
         ("prompt_rate_tps",),
         "the server's `prompt_eval_count / prompt_eval_duration`",
         ja="プロンプトtps",
-        run=lambda r: _or_unknown(units.rate(r.prompt_rate_tps)),
-        compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.prompt_rate_tps))),
+        run=lambda r: or_unknown(units.rate(r.prompt_rate_tps)),
+        compared=lambda c: or_unknown(units.rate(c.mean(lambda r: r.prompt_rate_tps))),
         stable=("prompt_rate_tps",),
         on_screen_compared=False,
     ),
@@ -313,8 +318,8 @@ FIGURES: tuple[Figure, ...] = (
         "tokens or more, 8 or more to a delivery on average, tokens under 0.5 ms apart being one delivery: "
         "as a buffering proxy hands them on)",
         ja="実測tps",
-        run=lambda r: _or_unknown(units.rate(r.client_rate_tps)),
-        compared=lambda c: _or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps))),
+        run=lambda r: or_unknown(units.rate(r.client_rate_tps)),
+        compared=lambda c: or_unknown(units.rate(c.mean(lambda r: r.client_rate_tps))),
         stable=("client_rate_tps",),
         on_screen_compared=False,
     ),
@@ -323,9 +328,9 @@ FIGURES: tuple[Figure, ...] = (
         ("load_s",),
         "the server's `load_duration`; `(warm)` where the model was already loaded",
         ja="ロード",
-        run=lambda r: _or_unknown(units.seconds(r.load_s)),
+        run=lambda r: or_unknown(units.seconds(r.load_s)),
         compared=lambda c: (
-            _or_unknown(units.seconds(c.mean(lambda r: r.load_s))) + (" (warm)" if c.load_kind == "warm" else "")
+            or_unknown(units.seconds(c.mean(lambda r: r.load_s))) + (" (warm)" if c.load_kind == "warm" else "")
         ),
         stable=("load_s",),
         on_screen_compared=False,
@@ -335,8 +340,8 @@ FIGURES: tuple[Figure, ...] = (
         ("ram_peak_bytes",),
         "the highest RAM sample of the run minus the baseline",
         ja="RAMピーク",
-        run=lambda r: _gb(r.ram_peak_bytes),
-        compared=_mean_gb(lambda r: r.ram_peak_bytes),
+        run=lambda r: gb_cell(r.ram_peak_bytes),
+        compared=_meangb_cell(lambda r: r.ram_peak_bytes),
         stable=("ram_peak_bytes",),
     ),
     Figure(
@@ -383,8 +388,8 @@ FIGURES: tuple[Figure, ...] = (
         "`tokens_per_joule` its inverse, `generation_power_w` the mean power meanwhile; compared, the mean over "
         "the runs; `null`, with `energy_note` saying why, where no source was read",
         ja="J/トークン",
-        run=lambda r: _or_unknown(_joules_per_token(r.joules_per_token)),
-        compared=lambda c: _or_unknown(_joules_per_token(c.joules_per_token)),
+        run=lambda r: or_unknown(joules_per_token_cell(r.joules_per_token)),
+        compared=lambda c: or_unknown(joules_per_token_cell(c.joules_per_token)),
         stable=("joules_per_token",),
     ),
     Figure(
@@ -405,8 +410,8 @@ FIGURES: tuple[Figure, ...] = (
         "saying which kind was not measured and why. Counters are read at each phase's edge, so a phase's "
         "energy is their difference",
         ja="電力量",
-        run=lambda r: _or_unknown(units.joules(r.energy_j)),
-        compared=lambda c: _or_unknown(units.joules(c.mean(lambda r: r.energy_j))),
+        run=lambda r: or_unknown(units.joules(r.energy_j)),
+        compared=lambda c: or_unknown(units.joules(c.mean(lambda r: r.energy_j))),
         stable=("energy_j", "energy_generation_j", "power_sources"),
         on_screen_compared=False,
     ),
@@ -416,8 +421,8 @@ FIGURES: tuple[Figure, ...] = (
         "the mean power of the same sources over the baseline (at least 1 s before the request): the machine's "
         "own share, to set against `generation_power_w`",
         ja="アイドル電力",
-        run=lambda r: _or_unknown(units.watts(r.idle_power_w)),
-        compared=lambda c: _or_unknown(units.watts(c.mean(lambda r: r.idle_power_w))),
+        run=lambda r: or_unknown(units.watts(r.idle_power_w)),
+        compared=lambda c: or_unknown(units.watts(c.mean(lambda r: r.idle_power_w))),
         on_screen_compared=False,
     ),
     Figure(
@@ -459,10 +464,10 @@ FIGURES: tuple[Figure, ...] = (
         "history, a probe or the vendor's peak (`llmtop fit`), and the share of it the run reached; well under "
         f"it, `limit_note` says which side takes most of a token's time. {NA} where a side's bandwidth is not known",
         ja="上限比",
-        run=lambda r: _or_unknown(
+        run=lambda r: or_unknown(
             f"{r.limit_share * 100:.0f}% of {r.limit_tps:.2f}" if r.limit_share and r.limit_tps else ""
         ),  # fmt: skip
-        compared=lambda c: _or_unknown(
+        compared=lambda c: or_unknown(
             f"{share * 100:.0f}%" if (share := c.mean(lambda r: r.limit_share)) is not None else ""
         ),
     ),
@@ -504,151 +509,6 @@ JAPANESE: dict[str, str] = {
     "limit tps": "上限tps",
     "found": "判定",
 }
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a table as people read it (Markdown and the screen)."""
-
-    header: str
-    text: Callable[[Any], str]
-    right: bool = True
-
-
-RUN_COLUMNS: tuple[Column, ...] = tuple(Column(f.name, f.run, f.right) for f in FIGURES if f.run is not None)
-COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
-    Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None
-)
-SCREEN_COMPARISON_COLUMNS: tuple[Column, ...] = tuple(
-    Column(f.name, f.compared, f.right) for f in FIGURES if f.compared is not None and f.on_screen_compared
-)
-ARTICLE_COLUMNS = ("params", "quant", "size", "env", "tps", "RAM", "VRAM")
-"""The article's own table (パラ数 量子化 サイズ 環境 tps RAM VRAM), with `model` first when several
-models are compared: `--columns article`."""
-
-
-def parse_columns(text: str) -> tuple[str, ...]:
-    """`article`, or compared columns by name (`tps,RAM,VRAM,shared`; English or Japanese headers, any
-    case) -> their headers in the order given; ValueError naming the columns there are."""
-    if text.strip().lower() == "article":
-        return ("article",)
-    known = {c.header.lower(): c.header for c in COMPARISON_COLUMNS}
-    known.update({JAPANESE[h].lower(): h for h in known.values() if h in JAPANESE})
-    chosen: list[str] = []
-    for part in text.split(","):
-        name = part.strip()
-        if not name:
-            raise ValueError(f"empty column in {text!r}")
-        header = known.get(name.lower())
-        if header is None:
-            names = ", ".join(c.header for c in COMPARISON_COLUMNS)
-            raise ValueError(f"no column {name!r}: use article, or some of {names}")
-        if header not in chosen:
-            chosen.append(header)
-    return tuple(chosen)
-
-
-def chosen_columns(columns: Sequence[str] | None, models: int) -> tuple[Column, ...]:
-    """The compared table's columns: all of them (None), the article's (with `model` when `models` > 1),
-    or those named (parse_columns)."""
-    if not columns:
-        return COMPARISON_COLUMNS
-    names = (("model",) if models > 1 else ()) + ARTICLE_COLUMNS if tuple(columns) == ("article",) else columns
-    by_header = {c.header: c for c in COMPARISON_COLUMNS}
-    return tuple(by_header[name] for name in names)
-
-
-# The article's table first on the screen (the columns that fit a narrow terminal come first); the
-# timing figures and the rest after them, one key away where the width is short.
-ARTICLE_FIRST = ("model", "params", "quant", "size", "env", "tps", "speed-up", "RAM", "VRAM", "shared", "GPU layers")
-
-
-def article_first(columns: tuple[Column, ...]) -> tuple[Column, ...]:
-    """`columns` with the article's columns first, in the article's order, the others as they were."""
-    rank = {name: i for i, name in enumerate(ARTICLE_FIRST)}
-    return tuple(sorted(columns, key=lambda c: rank.get(c.header, len(rank))))  # sorted() is stable
-
-
-SCREEN_RUN_COLUMNS = article_first(RUN_COLUMNS)
-SCREEN_COMPARISON_COLUMNS = article_first(SCREEN_COMPARISON_COLUMNS)
-HISTORY_COLUMNS: tuple[Column, ...] = (
-    Column("date", lambda r: (r.started_at or "")[:16].replace("T", " ") or UNKNOWN, right=False),
-    *RUN_COLUMNS,
-)
-
-
-def _point_tps(line: Any) -> str:
-    point = line.point
-    if point.tps is None:
-        return "failed" if point.error else UNKNOWN
-    return f"{point.tps:.2f} ± {point.tps_sd:.2f}" if point.tps_sd is not None else f"{point.tps:.2f}"
-
-
-def _point_layers(line: Any) -> str:
-    point = line.point
-    if point.layers is None:
-        return UNKNOWN
-    return f"{point.layers}/{point.layers_total}" if point.layers_total else str(point.layers)
-
-
-# The sweep's table (llmtop.measure.sweep.SweepLine): one line per point, the figures as the tables above
-# define them (means over the point's runs), and what the sweep made of the point.
-SWEEP_COLUMNS: tuple[Column, ...] = (
-    Column("point", lambda line: line.point.mode, right=False),
-    Column("GPU layers", _point_layers),
-    Column("ctx", lambda line: str(line.point.context) if line.point.context is not None else UNKNOWN),
-    Column("tps", _point_tps),
-    Column("VRAM", lambda line: _gb(line.point.vram_bytes)),
-    Column("shared", lambda line: _gb(line.point.shared_bytes)),
-    Column("J/token", lambda line: _or_unknown(_joules_per_token(line.point.joules_per_token))),
-    Column("limit tps", lambda line: _or_unknown(units.rate(line.limit))),
-    Column("spilled", lambda line: UNKNOWN if line.point.spilled is None else ("yes" if line.point.spilled else "no")),
-    Column(
-        "runs",
-        lambda line: f"{line.point.runs}" + (f" ({line.point.incomplete} incomplete)" if line.point.incomplete else ""),
-    ),
-    Column("found", lambda line: line.marks, right=False),
-)
-
-
-def _rate_of(value: float | None, digits: int = 2) -> str:
-    return _or_unknown(units.rate(value, digits))
-
-
-def _request_result(request: Any) -> str:
-    if request.error:
-        return f"failed: {request.error}"
-    if request.cancelled:
-        return "cancelled"
-    if request.done:
-        return "complete"
-    if request.eval_tokens:
-        usual = getattr(request, "usual_tokens", None)
-        if usual is None:
-            return "generating"
-        left = getattr(request, "answer_left_s", None)
-        if left is None:
-            return f"generating, past its usual {usual} tokens"
-        return f"generating, about {units.clock(left)} left (usually {usual} tokens)"
-    if request.prompt_progress is not None:
-        left = getattr(request, "prompt_left_s", None)
-        eta = f", about {units.clock(left)} left" if left is not None else ""
-        return f"prompt {100 * request.prompt_progress:.0f}% read{eta}"
-    return "running"
-
-
-# `llmtop watch`'s requests (llmtop.watch.state.WatchedRequest): what the log's timings or the proxy told.
-REQUEST_COLUMNS: tuple[Column, ...] = (
-    Column("#", lambda r: str(r.number)),
-    Column("model", lambda r: r.model or UNKNOWN, right=False),
-    Column("prompt", lambda r: _or_unknown(str(r.prompt_tokens) if r.prompt_tokens is not None else "")),
-    Column("prompt tps", lambda r: _rate_of(r.prompt_tps, 1)),
-    Column("tokens", lambda r: _or_unknown(str(r.eval_tokens) if r.eval_tokens is not None else "")),
-    Column("tps", lambda r: _rate_of(r.eval_tps)),
-    Column("seconds", lambda r: _or_unknown(f"{r.ended - r.started:.1f}" if r.ended is not None else "")),
-    Column("from", lambda r: "server log" if r.source == "log" else (r.endpoint or "proxy"), right=False),
-    Column("result", _request_result, right=False),
-)
 
 
 def help_text(width: int = 96) -> str:

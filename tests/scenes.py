@@ -58,7 +58,8 @@ class Scene:
         def there() -> bool:
             if pause is not None:
                 return world.player.at >= pause
-            done = not app.running and bool(app.runner.rows) and app.runs_table.row_count == len(app.runner.rows)
+            shown = app.runs_table.row_count == len(app.runner.rows)
+            done = not app.runs_thread.running and bool(app.runner.rows) and shown
             if done and app.runner.sweep is not None:  # a sweep's conclusion is drawn a refresh after its last row
                 return bool(str(app.query_one("#conclusion").render()).strip())
             return done

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 
 def row(model: str, mode: str, tps: float = 1.0, error: str | None = None) -> SummaryRow:

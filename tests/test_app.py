@@ -235,11 +235,11 @@ async def test_gpu_layers_gauge_and_log_pane(logged_app):
         assert "27 / 81" in gauge and "cuda · confirmed (log)" in gauge
         assert cells_of(app.runs_table, 0)["GPU layers"] == "27/81"
         # Why 27 of 81: Ollama 0.5's own estimate line, in one sentence under the gauge.
-        assert app.layers_panel.why.text == (
+        assert app.live.layers_panel.why.text == (
             "why: 27/81 layers on the GPU: Ollama's estimate for all of them is 44.4 GiB (KV cache 640.0 MiB) "
             "and 15.6 GiB was available"
         )
-        assert app.runner.rows[0].split_reason == app.layers_panel.why.text.removeprefix("why: ")
+        assert app.runner.rows[0].split_reason == app.live.layers_panel.why.text.removeprefix("why: ")
         assert not app.log_pane.display
         await pilot.press("l")
         await on_screen(pilot, lambda: app.log_pane.display)
@@ -294,7 +294,7 @@ async def test_gpu_gauges_spillover_warning_and_the_rows_vram_and_shared(double_
     async with app.run_test(size=(140, 44)) as pilot:
         await until(pilot, lambda: app.session.phase is Phase.GENERATING)
         await next_frame(pilot, frames=2)  # the GPU sampler's reading since the request, drawn
-        vram, shared = app.gpu_panel.pairs[0]
+        vram, shared = app.live.gpu_panel.pairs[0]
         assert "15.0 GB / 16.0 GB  Δ +14.0 GB" in vram.text
         assert "AMD Radeon RX 7600 XT · 90% busy · Ollama 14.0 GB" in vram.text
         assert "2.3 GB / 16.0 GB  Δ +2.0 GB  spilling into system RAM" in shared.text
@@ -343,10 +343,10 @@ async def test_a_cpu_auto_plan_shows_its_progress_and_the_comparison(double_fact
         verdicts = app.query_one("#verdicts")
         assert verdicts.display and str(verdicts.render()).startswith(f"auto: {auto_row['speed-up']} the speed of cpu")
         bars = app.query_one(TpsBarChart)
-        assert bars.display and not app.chart.display  # the plan is done: the graph replaces the live chart
+        assert bars.display and not app.live.chart.display  # the plan is done: the graph replaces the live chart
         assert [b.label for b in bars.bars] == ["llama3.3 CPU", "llama3.3 CPU+GPU"]
         await pilot.press("b")
-        assert not bars.display and app.chart.display
+        assert not bars.display and app.live.chart.display
         await pilot.press("e")
         await on_screen(pilot, (tmp_path / "runs.md").exists)
     lines = (tmp_path / "runs.md").read_text(encoding="utf-8").splitlines()
@@ -390,7 +390,7 @@ async def test_a_long_prompts_progress_and_the_servers_rate_from_the_log(logged_
 
 async def test_a_sweep_shows_its_points_its_chart_and_what_to_set(double_factory):
     from llmtop.measure.plan import SweepPlan
-    from llmtop.measure.sweep import SweepSpec
+    from llmtop.measure.sweep_plan import SweepSpec
     from llmtop.tui.widgets.sweep_chart import SweepChart
     from spilling_machine import SpillingMachine
 
@@ -460,13 +460,13 @@ async def test_power_gauges_show_watts_their_history_and_the_energy_per_token(do
         async with app.run_test(size=(140, 44)) as pilot:
             await until(pilot, lambda: app.session.last is not None and app.session.last.clock.count > 30)
             await next_frame(pilot, frames=SLOW_EVERY + 1)  # the energy line is redrawn every SLOW_EVERY frames
-            cpu, gpu = [g for g in app.power_panel.gauges if g.display]
+            cpu, gpu = [g for g in app.live.power_panel.gauges if g.display]
             shown = re.search(r"^CPU power   [█░]+ ([\d.]+) W / 125 W  Δ [+-]\d+\.\d W  [▁-█]+ CPU package$", cpu.text)
             assert shown, cpu.text
             # 40 W, read between two samples 0.5 s apart from a file its writer steps every 5 ms (more when busy)
             assert float(shown.group(1)) == pytest.approx(40.0, abs=40.0 * 2 * counter.max_gap_s / 0.5 + 1.0)
             assert gpu.text.startswith("GPU power   n/a: nvml: no NVIDIA driver")
-            energy = app.power_panel.energy_line.text
+            energy = app.live.power_panel.energy_line.text
             assert re.fullmatch(r"energy \d+ J since the request   ·   \d\.\d+ J/token while generating", energy), (
                 energy
             )

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from helpers.cli import llmtop, no_traceback
-from llmtop.figures import COMPARISON_COLUMNS, chosen_columns, parse_columns
 from llmtop.store.exports import session_markdown
+from llmtop.tables import COMPARISON_COLUMNS, chosen_columns, parse_columns
 from summary_rows import row
 
 

@@ -192,7 +192,7 @@ def test_cpu_and_auto_compared_by_energy_per_token_in_every_export(double_factor
     assert auto_group["energy_vs_cpu"] == pytest.approx(auto_run["joules_per_token"] / cpu_run["joules_per_token"])
     assert cpu_group["joules_per_token"] == cpu_run["joules_per_token"]
 
-    from llmtop.measure.summary import SummaryRow
+    from llmtop.measure.summary_row import SummaryRow
 
     rows = [SummaryRow.from_dict(r) for r in document["runs"]]
     assert rows[0].power_sources[0].energy_generation_j == cpu_run["power_sources"][0]["energy_generation_j"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmtop.figures import STABLE_KEYS
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.store.exports import export_format, runs_markdown, to_csv, to_json, to_markdown, write_export
 
 GB = 10**9

@@ -4,18 +4,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from llmtop.commands.model_command import build_parser
-from llmtop.figures import (
-    COMPARISON_COLUMNS,
-    FIGURES,
-    JAPANESE,
-    RUN_COLUMNS,
-    SCREEN_COMPARISON_COLUMNS,
-    STABLE_KEYS,
-    help_text,
-    readme_table,
-)
-from llmtop.measure.summary import SummaryRow
+from llmtop.figures import FIGURES, JAPANESE, STABLE_KEYS, help_text, readme_table
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.store.exports import comparison_dict, to_markdown
+from llmtop.tables import COMPARISON_COLUMNS, RUN_COLUMNS, SCREEN_COMPARISON_COLUMNS
 from llmtop.tui.widgets.summary_table import SummaryTable
 from summary_rows import row
 

@@ -19,6 +19,7 @@ FLOORS: list[set[str]] = [
     {"ollama", "collectors"},
     {"measure"},
     {"watch", "figures"},
+    {"tables"},
     {"store"},
     {"tui"},
     {"commands"},

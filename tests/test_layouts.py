@@ -112,10 +112,10 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
 
     async def check(app, pilot):
         memory = app.query_one(MemoryTimelineChart)
-        assert not memory.display and app.chart.display
+        assert not memory.display and app.live.chart.display
         await pilot.press("m")
         await on_screen(pilot, lambda: memory.display and memory.drawn is not None)
-        assert not app.chart.display
+        assert not app.live.chart.display
         drawn = {s.name: s for s in memory.drawn.series}
         assert list(drawn) == ["RAM", "Ollama RSS", "VRAM", "shared"]
         # The demo's load: RAM from its baseline of 14 GB to the model's CPU part, VRAM filled,
@@ -125,7 +125,7 @@ def test_m_shows_the_memory_timeline_of_the_demo_and_the_help_names_every_key_an
         assert [word for _, word in memory.drawn.marks] == ["base", "load", "prompt", "gen"]
         assert "RAM" in str(memory.border_title) and "shared" in str(memory.border_title)
         await pilot.press("m")
-        assert app.chart.display and not memory.display
+        assert app.live.chart.display and not memory.display
         await pilot.press("question_mark")
         await on_screen(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = "\n".join(t for t, _ in app.screen.query_one(HelpText).lines)
@@ -146,10 +146,10 @@ def test_a_wide_terminal_shows_the_tps_chart_and_the_memory_timeline_side_by_sid
     scene = next(s for s in SCENES if s.name == "spillover")
 
     async def check(app, pilot):
-        assert app.chart.display and app.query_one(MemoryTimelineChart).display
+        assert app.live.chart.display and app.query_one(MemoryTimelineChart).display
         await pilot.resize_terminal(120, 40)
         await on_screen(pilot, lambda: not app.query_one(MemoryTimelineChart).display)  # at the next refresh
-        assert app.chart.display
+        assert app.live.chart.display
 
     at_scene(scene, check, size=(170, 50))
 

@@ -10,7 +10,7 @@ from llmtop.measure.mode import parse_context, parse_modes
 from llmtop.measure.plan import PlannedRun, PlanRunner, build_plan
 from llmtop.measure.settings import RunSettings
 from llmtop.measure.stopping import StopRequested
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.store.history import HistoryError
 from summary_rows import row
 

@@ -17,7 +17,7 @@ from helpers.cli import command, llmtop, no_traceback
 from helpers.seen_events import SeenEvents
 from llmtop.commands.replay_command import DEMO_BANNER, demo_path
 from llmtop.measure.events import Phase
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.store.recording import Recorder, RecordingError, encode
 from llmtop.store.replay import NOT_RECORDED, Player, load_recording, parse_recording, replay
 from llmtop.tui.app import LlmtopApp
@@ -300,7 +300,7 @@ async def test_a_replay_on_screen_has_its_banner_its_rows_and_no_r(tmp_path):
     _, runner = replay(loaded, speed=None)
     app = LlmtopApp(runner, banner="REPLAY of compare.jsonl")
     async with app.run_test(size=(140, 50)) as pilot:
-        await on_screen(pilot, lambda: len(runner.rows) == 4 and app.bars.display)
+        await on_screen(pilot, lambda: len(runner.rows) == 4 and app.live.bars.display)
         assert str(app.query_one("#banner").render()) == "REPLAY of compare.jsonl"
         assert app.runs_table.row_count == 4 and app.comparison_table.row_count == 2
         assert as_recorded(runner.rows) == loaded.summaries

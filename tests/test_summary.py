@@ -9,15 +9,8 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.figures import STABLE_KEYS
-from llmtop.measure.summary import (
-    PsReading,
-    RunRecord,
-    SummaryRow,
-    env_from_vram,
-    ram_with_mapped,
-    steady_and_peak,
-    summarize,
-)
+from llmtop.measure.summary import PsReading, RunRecord, env_from_vram, ram_with_mapped, steady_and_peak, summarize
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.ollama.model_facts import ModelFacts
 
 GB = 10**9
@@ -209,8 +202,8 @@ def test_a_run_during_which_the_server_also_served_another_app_is_marked_and_lef
     """The server's access lines over the run (10.0 to 15.0): its own generate, another app's chat
     that overlapped it, and one that ended before it began. Without a log: nobody can tell."""
     from llmtop.collectors.ollama_log import served_request
-    from llmtop.figures import COMPARISON_COLUMNS, RUN_COLUMNS
     from llmtop.measure.comparison import compare
+    from llmtop.tables import COMPARISON_COLUMNS, RUN_COLUMNS
 
     def line(when: str, latency: str, path: str) -> str:
         return f'[GIN] 2026/12/06 - {when} | 200 | {latency} |       127.0.0.1 | POST     "{path}"'

@@ -9,17 +9,8 @@ import pytest
 from llmtop.measure.events import EventStream
 from llmtop.measure.plan import PlanRunner, SweepPlan
 from llmtop.measure.settings import RunSettings
-from llmtop.measure.sweep import (
-    SweepError,
-    SweepPlanner,
-    SweepSpec,
-    announce,
-    check_layers,
-    coarse_values,
-    conclude,
-    final_step,
-    parse_sweep,
-)
+from llmtop.measure.sweep import SweepPlanner, announce, conclude
+from llmtop.measure.sweep_plan import SweepError, SweepSpec, check_layers, coarse_values, final_step, parse_sweep
 from llmtop.store.exports import session_markdown, to_csv, to_json
 from llmtop.store.history import History
 from spilling_machine import SpillingMachine

@@ -311,7 +311,7 @@ async def test_a_run_that_asks_no_count_says_its_answer_time_from_the_models_usu
 
 
 def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
-    from llmtop.figures import REQUEST_COLUMNS
+    from llmtop.tables import REQUEST_COLUMNS
     from llmtop.watch.state import FROM_LOG, WatchedRequest
 
     (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]
@@ -323,7 +323,7 @@ def test_watch_says_another_apps_prompts_time_left_as_of_the_logs_last_line():
 def test_watch_counts_another_apps_prompt_down_between_the_logs_lines():
     """The log's progress line at t=10 s gives 11.3 s left; the watch screen's snapshot 4 s later says
     7.3 s, and 0 (about to end) once that time has passed; the next line sets it again."""
-    from llmtop.figures import REQUEST_COLUMNS
+    from llmtop.tables import REQUEST_COLUMNS
     from llmtop.watch.state import WatchState
 
     (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]
@@ -350,8 +350,8 @@ def test_watch_counts_another_apps_prompt_down_between_the_logs_lines():
 def test_watch_says_when_another_apps_answer_will_be_ready_from_the_models_usual_length_here():
     """Three answers of qwen3 seen (200, 240, 260 tokens): a fourth at 40 tokens, 20 tokens/s, has about
     10 s left to the usual 240; one past it says so; a model seen twice has no usual yet."""
-    from llmtop.figures import REQUEST_COLUMNS
     from llmtop.measure.time_left import usual_length
+    from llmtop.tables import REQUEST_COLUMNS
     from llmtop.watch.state import FROM_LOG, WatchedRequest, WatchState
 
     (result,) = [c for c in REQUEST_COLUMNS if c.header == "result"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from llmtop.collectors.ollama_log import parse_lines
-from llmtop.figures import RUN_COLUMNS
 from llmtop.measure.load_parts import buffers_text
 from llmtop.measure.screen_states import engine_vram
 from llmtop.measure.summary import VRAM_FROM_COUNTER, VRAM_FROM_LOG, VRAM_FROM_PS, vram_cross_check, vram_source
+from llmtop.tables import RUN_COLUMNS
 from summary_rows import row
 
 # Real Ollama 0.34.4 on Mesa's lavapipe (fixture 13's second load): what llama-server printed of its devices

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from llmtop.measure.session import Phase
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 
 class PhaseChanged(Message):

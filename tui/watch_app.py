@@ -18,9 +18,9 @@ from textual.widgets import DataTable, Footer, Log, Static
 from llmtop import units
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.system_collectors import SystemCollectors
-from llmtop.figures import REQUEST_COLUMNS
 from llmtop.measure.screen_states import gpu_state, memory_state
 from llmtop.measure.timeline import recent_timeline
+from llmtop.tables import REQUEST_COLUMNS
 from llmtop.tui.help_screen import HelpScreen, unavailable_gauges
 from llmtop.tui.help_text import WATCH_FIGURES, WATCH_KEY_HELP
 from llmtop.tui.panels.gpu_panel import GpuPanel

@@ -12,7 +12,7 @@ from llmtop.measure import events
 from llmtop.measure.events import Phase
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.server_settings import serve_line
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.units import NA
 from llmtop.watch.state import WatchEvent, live_wall
 

@@ -55,7 +55,7 @@ from llmtop.measure.settings import (
     silence_limit,
 )
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
-from llmtop.measure.sweep import SweepError, SweepSpec, parse_sweep
+from llmtop.measure.sweep_plan import SweepError, SweepSpec, parse_sweep
 from llmtop.ollama.api import OllamaServer
 from llmtop.ollama.hosts import (
     HostError,

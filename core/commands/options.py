@@ -70,7 +70,7 @@ def add_lang_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _columns(text: str) -> tuple[str, ...]:
-    from llmtop.figures import parse_columns
+    from llmtop.tables import parse_columns
 
     try:
         return parse_columns(text)

@@ -15,7 +15,7 @@ from llmtop.commands.output import print_out
 from llmtop.exit_status import EXIT_FAILED, EXIT_OK
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.stopping import SignalStop, StopRequested, stop_for
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import terminal_chart

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from llmtop.measure.forecast import Bandwidth
     from llmtop.measure.model_shape import ModelShape
     from llmtop.measure.plan import PlannedRun, PlanRunner, SweepPlan
-    from llmtop.measure.summary import SummaryRow
+    from llmtop.measure.summary_row import SummaryRow
     from llmtop.ollama.model_facts import ModelFacts
     from llmtop.store.history import History
     from llmtop.store.recording import Recorder
@@ -87,7 +87,8 @@ def checked_plan(
     """The plan (or the sweep's first points), once the models and the server can run it: raises
     Refused with the reason where they cannot."""
     from llmtop.measure.plan import SweepPlan, build_plan
-    from llmtop.measure.sweep import SweepError, announce, check_layers
+    from llmtop.measure.sweep import announce
+    from llmtop.measure.sweep_plan import SweepError, check_layers
 
     sweep = None
     if args.sweep is not None:

@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Sequence
 
 from llmtop.measure.forecast import Bandwidth
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 RECENT = 5  # the newest runs of a kind a figure is the median of
 

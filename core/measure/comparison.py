@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from llmtop.measure.intervals import Side, difference
 from llmtop.measure.mode import CPU, Mode
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.units import NA
 
 

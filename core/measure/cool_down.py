@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 NEAR_IDLE = (1.10, 2.0)  # power is back near idle within 10% and 2 W of the first run's idle power
 NEAR_BASELINE_C = 3.0  # a chip is cool again within this many degrees of its reading before the plan

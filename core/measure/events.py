@@ -22,7 +22,8 @@ from llmtop.collectors.ollama_processes import OllamaProcessSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.settings import RunSettings
-from llmtop.measure.summary import PsReading, SummaryRow
+from llmtop.measure.summary import PsReading
+from llmtop.measure.summary_row import SummaryRow
 
 
 class Phase(enum.Enum):

@@ -25,8 +25,9 @@ from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.session import Session
 from llmtop.measure.settings import ORDERS, RunSettings
 from llmtop.measure.stopping import StopRequested
-from llmtop.measure.summary import SummaryRow
-from llmtop.measure.sweep import SweepPlanner, SweepResult, SweepSpec, conclude
+from llmtop.measure.summary_row import SummaryRow
+from llmtop.measure.sweep import SweepPlanner, SweepResult, conclude
+from llmtop.measure.sweep_plan import SweepSpec
 from llmtop.measure.timeline import RunCurves
 
 

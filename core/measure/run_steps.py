@@ -34,7 +34,8 @@ from llmtop.measure.events import (
     RunOpened,
     TokenArrived,
 )
-from llmtop.measure.summary import PsReading, RunRecord, SummaryRow, baseline_start, summarize
+from llmtop.measure.summary import PsReading, RunRecord, baseline_start, summarize
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.timeline import RunCurves, run_curves, run_start
 from llmtop.ollama.api import PS_INTERVAL_S
 from llmtop.ollama.model_facts import ModelFacts

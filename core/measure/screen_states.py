@@ -21,7 +21,8 @@ from llmtop.measure.mode import Mode
 from llmtop.measure.plan import PlanRunner
 from llmtop.measure.session import Phase, Session
 from llmtop.measure.split_reason import split_reason
-from llmtop.measure.summary import RunRecord, SummaryRow, baseline_start, split_words
+from llmtop.measure.summary import RunRecord, baseline_start, split_words
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.time_left import answer_left_s, load_left_s, prompt_left_s, prompt_time_left
 from llmtop.measure.timeline import Timeline, memory_timeline, run_start

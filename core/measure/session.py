@@ -39,7 +39,8 @@ from llmtop.measure.events import (
 from llmtop.measure.run_steps import RunSteps
 from llmtop.measure.settings import DEFAULT_PROMPT, STALL_TIMEOUT_S, RunSettings
 from llmtop.measure.stopping import StopRequested
-from llmtop.measure.summary import PsReading, RunRecord, SummaryRow
+from llmtop.measure.summary import PsReading, RunRecord
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.ollama.api import PS_INTERVAL_S, OllamaError, OllamaServer, Stalled, StreamBroken
 from llmtop.ollama.model_facts import ModelFacts, model_facts, same_model
 from llmtop.units import NA
@@ -263,7 +264,7 @@ class Session(RunSteps):
                 record.error = record.error or "stopped by the user"
             else:
                 stream.raise_failure()
-        except BaseException:
+        except BaseException:  # cleanup only: the stream is cut, and what was raised goes on up
             if not stream.done.is_set():  # a signal, or a bug here: cut the stream, keep the run
                 self.server.abort()
                 stream.abandon()

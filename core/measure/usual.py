@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmtop import units
-from llmtop.measure.summary import SummaryRow, is_spill
+from llmtop.measure.summary import is_spill
+from llmtop.measure.summary_row import SummaryRow
 
 USUAL_RUNS = 3  # past runs needed before llmtop says what is usual
 SLOWER = 0.10  # a run this much under the usual mean (and beyond twice its spread) is slow

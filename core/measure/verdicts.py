@@ -16,7 +16,7 @@ from llmtop.collectors.token_timing import rate_over_first
 from llmtop.measure.comparison import Comparison, compare, placement_text, same_placement
 from llmtop.measure.intervals import MOST_RUNS, Difference, Side, difference, ratio_text
 from llmtop.measure.mode import CPU, Mode
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 RAN_ALIKE = "ran alike"
 FEWEST_COMMON_TOKENS = 8

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from llmtop.measure.comparison import Comparison, compare
 from llmtop.measure.mode import Mode
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 
 CHART_FORMATS = (".svg", ".html", ".png")
 COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")

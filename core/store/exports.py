@@ -17,20 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmtop import __version__, units
-from llmtop.figures import (
-    HISTORY_COLUMNS,
-    JAPANESE,
-    REQUEST_COLUMNS,
-    SWEEP_COLUMNS,
-    Column,
-    chosen_columns,
-)
+from llmtop.figures import JAPANESE
 from llmtop.measure.comparison import Comparison, compare, placement_text
 from llmtop.measure.load_parts import PART_LABELS, PartsLine, bars_text, parts_lines, worth_showing
 from llmtop.measure.mode import Mode
-from llmtop.measure.summary import SummaryRow
-from llmtop.measure.sweep import SWEPT, SweepResult
+from llmtop.measure.summary_row import SummaryRow
+from llmtop.measure.sweep import SweepResult
+from llmtop.measure.sweep_plan import SWEPT
 from llmtop.measure.verdicts import said_of, verdicts
+from llmtop.tables import HISTORY_COLUMNS, REQUEST_COLUMNS, SWEEP_COLUMNS, Column, chosen_columns
 from llmtop.units import NA
 
 if TYPE_CHECKING:

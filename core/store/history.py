@@ -17,7 +17,7 @@ from typing import Any
 
 from llmtop.data_folder import history_path, private_file, private_folder
 from llmtop.measure.plan import KeepingFailed
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.sweep import SweepResult
 
 SCHEMA = """

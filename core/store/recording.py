@@ -46,7 +46,8 @@ from llmtop.data_folder import private_folder, recordings_folder
 from llmtop.measure.events import Event
 from llmtop.measure.server_settings import ServerSettings
 from llmtop.measure.settings import RunSettings
-from llmtop.measure.summary import PsReading, SummaryRow
+from llmtop.measure.summary import PsReading
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.ollama.model_facts import ModelFacts
 
 FORMAT_VERSION = 1

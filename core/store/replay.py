@@ -28,8 +28,9 @@ from llmtop.measure.events import Event, EventStream, Phase
 from llmtop.measure.plan import PlannedRun, PlanRunner, SweepPlan
 from llmtop.measure.session import Session
 from llmtop.measure.settings import RunSettings
-from llmtop.measure.summary import RunRecord, SummaryRow
-from llmtop.measure.sweep import SweepSpec
+from llmtop.measure.summary import RunRecord
+from llmtop.measure.summary_row import SummaryRow
+from llmtop.measure.sweep_plan import SweepSpec
 from llmtop.store.recording import (
     FORMAT_VERSION,
     SAMPLE_READERS,

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmtop import __version__, words
-from llmtop.figures import COMPARISON_COLUMNS, FIGURES, JAPANESE, REQUEST_COLUMNS, SWEEP_COLUMNS, UNKNOWN, Column
+from llmtop.figures import FIGURES, JAPANESE, UNKNOWN
 from llmtop.measure.comparison import compare
 from llmtop.measure.load_parts import parts_lines, worth_showing
 from llmtop.measure.mode import CPU, Mode
-from llmtop.measure.summary import SummaryRow
-from llmtop.measure.sweep import SWEPT, SweepResult
+from llmtop.measure.summary_row import SummaryRow
+from llmtop.measure.sweep import SweepResult
+from llmtop.measure.sweep_plan import SWEPT
 from llmtop.measure.timeline import RunCurves, Timeline
 from llmtop.measure.verdicts import said_of
 from llmtop.store.charts import Bar, bar_chart_svg, chart_bars
 from llmtop.store.exports import markdown_table, parts_columns, session_markdown
 from llmtop.store.report_charts import CHART_CSS, memory_chart, parts_chart, rate_chart, spills
+from llmtop.tables import COMPARISON_COLUMNS, REQUEST_COLUMNS, SWEEP_COLUMNS, Column
 from llmtop.units import NA
 
 if TYPE_CHECKING:

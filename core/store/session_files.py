@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmtop.measure.plan import PlanRunner
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.sweep import SweepResult
 from llmtop.measure.timeline import RunCurves
 from llmtop.store.charts import write_chart

@@ -22,7 +22,8 @@ from llmtop.collectors.ollama_log import LoadRecord, RequestTiming
 from llmtop.collectors.token_timing import ServerTiming
 from llmtop.measure.load_parts import buffers_text
 from llmtop.measure.split_reason import split_reason
-from llmtop.measure.summary import SummaryRow, split_words, vram_share
+from llmtop.measure.summary import split_words, vram_share
+from llmtop.measure.summary_row import SummaryRow
 from llmtop.measure.time_left import answer_left_s, prompt_left_s, prompt_time_left, usual_length
 from llmtop.ollama.model_facts import canonical_model_name
 

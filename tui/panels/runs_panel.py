@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from llmtop.figures import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
 from llmtop.measure.screen_states import RunsState
+from llmtop.tables import SCREEN_COMPARISON_COLUMNS, SWEEP_COLUMNS
 from llmtop.tui.widgets.summary_table import SummaryTable
 
 SWEEP_TITLE = "sweep: one line per point, tps mean ± sd, memory Δ over each run's baseline (b: its chart)"

@@ -10,8 +10,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
-from llmtop.figures import SCREEN_RUN_COLUMNS, Column
-from llmtop.measure.summary import SummaryRow
+from llmtop.measure.summary_row import SummaryRow
+from llmtop.tables import SCREEN_RUN_COLUMNS, Column
 from llmtop.tui.table_pages import column_pages
 
 CELL_PADDING = 2  # DataTable pads each cell by one on either side
