@@ -13,17 +13,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 import psutil as _psutil
 
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 # psutil.cpu_times' fields that are not this machine's processes at work: a CPU idle or waiting on a
 # disk, time the hypervisor gave another machine (steal), and guests (Linux counts them in user already).
 NOT_BUSY = frozenset({"idle", "iowait", "steal", "guest", "guest_nice"})
 _READER = "the CPU load reader"
+_GONE = (_psutil.Error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,35 +72,28 @@ class CpuLoadReader:
         self._psutil = psutil
         self._own = psutil.Process(own_pid if own_pid is not None else os.getpid())
 
+    def _first_reading(self) -> tuple[dict[str, float], float, int]:
+        return self._psutil.cpu_times()._asdict(), _process_seconds(self._own), int(self._psutil.cpu_count() or 1)
+
+    def _process_seconds(self, pid: int) -> float:
+        return _process_seconds(self._psutil.Process(pid))
+
     def read(self, t: float, ollama_pids: Iterable[int]) -> CpuReading | None:
         """A reading at monotonic time `t`; None where the system's CPU times cannot be read."""
-        try:
-            times = self._psutil.cpu_times()._asdict()
-            own = _process_seconds(self._own)
-            cores = int(self._psutil.cpu_count() or 1)
-        except (_psutil.Error, OSError):  # a sandbox without /proc/stat, a platform psutil cannot read
+        first = guarded(_READER, self._first_reading, None, _GONE)
+        if first is None:  # a sandbox without /proc/stat, a platform psutil cannot read
             return None
-        except Exception as exc:
-            reader_failed(_READER, exc)
-            return None
+        times, own, cores = first
         busy = sum(v for k, v in times.items() if k not in NOT_BUSY)
         ollama: dict[int, float] = {}
         for pid in ollama_pids:
-            try:
-                ollama[pid] = _process_seconds(self._psutil.Process(pid))
-            except (_psutil.Error, OSError):  # it just exited, or belongs to another user (macOS): not counted
-                continue
-            except Exception as exc:
-                reader_failed(_READER, exc)
-                continue
+            # a process that just exited, or belongs to another user (macOS), is not counted
+            seconds = guarded(_READER, partial(self._process_seconds, pid), None, _GONE)
+            if seconds is not None:
+                ollama[pid] = seconds
         clock = clock_max = None
-        try:
-            freq = self._psutil.cpu_freq()
-        except (OSError, NotImplementedError):  # no clock on this platform (many virtual machines)
-            freq = None
-        except Exception as exc:
-            reader_failed(_READER, exc)
-            freq = None
+        # no clock on this platform (many virtual machines)
+        freq = guarded(_READER, self._psutil.cpu_freq, None, (OSError, NotImplementedError))
         if freq is not None and freq.current:
             clock = float(freq.current)
             clock_max = float(freq.max) if freq.max else None

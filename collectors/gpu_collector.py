@@ -11,12 +11,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuReader, GpuReading, GpuSample, Pids, no_pids, same_gpu
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import Failed, attempt, guarded
 
 Factory = Callable[[], GpuReader]
 
@@ -60,18 +61,22 @@ class GpuCollector:
         readings: list[GpuReading] = []
         problems = []
         for reader in self.readers:
-            try:
-                readings.extend(reader.read())
-            except Exception as exc:  # one backend failing this tick does not hide the others
-                problems.append(f"{reader.name}: {type(exc).__name__}: {exc}")
+            read = attempt(reader.read)  # one backend failing this tick does not hide the others
+            if isinstance(read, Failed):
+                problems.append(f"{reader.name}: {read.text}")
+            else:
+                readings.extend(read)
         return GpuSample(now, tuple(merge_readings(readings)), tuple(problems))
 
     def close(self) -> None:
-        for reader in self.readers:
-            try:
-                reader.close()
-            except Exception as exc:  # one reader failing to close does not keep the others open
-                reader_failed(f"the GPU reader {reader.name}", exc)
+        for reader in self.readers:  # one reader failing to close does not keep the others open
+            guarded(f"the GPU reader {reader.name}", reader.close, None)
+
+
+def _started(factory: Callable[[], GpuReader]) -> tuple[GpuReader, list[GpuReading]]:
+    """A backend's reader and its first reading."""
+    reader = factory()
+    return reader, reader.read()
 
 
 def _factories(
@@ -124,12 +129,11 @@ def probe_gpu_backends(
     readers: list[GpuReader] = []
     reports = []
     for name, factory in _factories(platform, pids, sysfs, proc, nvml, amdsmi, pdh_read, dxgi, run):
-        try:
-            reader = factory()
-            first = reader.read()
-        except Exception as exc:  # every failure of a backend is a reason, never a crash
-            reports.append(BackendReport(name, False, str(exc) or type(exc).__name__))
+        started = attempt(partial(_started, factory))  # a backend's failure is a reason
+        if isinstance(started, Failed):
+            reports.append(BackendReport(name, False, started.detail))
             continue
+        reader, first = started
         readers.append(reader)
         names = ", ".join(g.name for g in first) or "no GPU"
         reports.append(BackendReport(name, True, f"reads {names}", tuple(first)))

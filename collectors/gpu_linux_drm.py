@@ -14,13 +14,14 @@ import contextlib
 import io
 import os
 import re
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.drm_fdinfo import process_gpu_memory
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import Failed, attempt, guarded
 
 AMD_VENDOR = "0x1002"
 INTEL_VENDOR = "0x8086"
@@ -193,6 +194,9 @@ def load_amdsmi() -> ModuleType:
     return amdsmi
 
 
+_AMDSMI = "the AMD GPU reader (amdsmi)"
+
+
 class AmdSmiReader:
     """AMD GPUs through amdsmi (ROCm's library), when it is installed; names come from it too."""
 
@@ -200,28 +204,25 @@ class AmdSmiReader:
 
     def __init__(self, amdsmi: ModuleType | None = None) -> None:
         self.amdsmi = amdsmi or load_amdsmi()
-        try:
-            self.amdsmi.amdsmi_init()
-            self.handles = list(self.amdsmi.amdsmi_get_processor_handles())
-        except Exception as exc:
-            raise LookupError(f"amdsmi failed to start: {exc}") from None
+        handles = attempt(self._start)  # amdsmi's own errors (AmdSmiException and kin) vary by release
+        if isinstance(handles, Failed):
+            raise LookupError(f"amdsmi failed to start: {handles.exc}")
+        self.handles = handles
         if not self.handles:
             self.close()
             raise LookupError("amdsmi found no AMD GPU")
         self.names = [self._name(h, i) for i, h in enumerate(self.handles)]
 
+    def _start(self) -> list[Any]:
+        self.amdsmi.amdsmi_init()
+        return list(self.amdsmi.amdsmi_get_processor_handles())
+
     def _name(self, handle: Any, index: int) -> str:
-        try:
-            return str(self.amdsmi.amdsmi_get_gpu_asic_info(handle).get("market_name") or f"AMD GPU {index}")
-        except Exception as exc:  # amdsmi's own errors (AmdSmiException and kin) vary by release
-            reader_failed("the AMD GPU reader (amdsmi)", exc)
-            return f"AMD GPU {index}"
+        market = guarded(_AMDSMI, lambda: self.amdsmi.amdsmi_get_gpu_asic_info(handle).get("market_name"), None)
+        return str(market or f"AMD GPU {index}")
 
     def close(self) -> None:
-        try:
-            self.amdsmi.amdsmi_shut_down()
-        except Exception as exc:
-            reader_failed("the AMD GPU reader (amdsmi)", exc)
+        guarded(_AMDSMI, self.amdsmi.amdsmi_shut_down, None)
 
     def read(self) -> list[GpuReading]:
         amdsmi = self.amdsmi
@@ -229,12 +230,12 @@ class AmdSmiReader:
         readings = []
         for index, (handle, name) in enumerate(zip(self.handles, self.names, strict=True)):
             reasons: dict[str, str] = {"ollama": "per-process figures come from fdinfo (amd-sysfs)"}
-            try:
-                busy = amdsmi.amdsmi_get_gpu_activity(handle).get("gfx_activity")
-                utilization = float(busy) if isinstance(busy, (int, float)) else None
-            except Exception as exc:
-                utilization = None
-                reasons["utilization"] = f"amdsmi: {exc}"
+            utilization = None
+            busy = attempt(lambda: amdsmi.amdsmi_get_gpu_activity(handle).get("gfx_activity"))  # noqa: B023
+            if isinstance(busy, Failed):
+                reasons["utilization"] = f"amdsmi: {busy.exc}"
+            elif isinstance(busy, (int, float)):
+                utilization = float(busy)
             readings.append(
                 GpuReading(
                     key=f"amdsmi:{index}",
@@ -252,8 +253,5 @@ class AmdSmiReader:
         return readings
 
     def _bus_id(self, handle: Any) -> str | None:
-        try:
-            return str(self.amdsmi.amdsmi_get_gpu_device_bdf(handle))
-        except Exception as exc:
-            reader_failed("the AMD GPU reader (amdsmi)", exc)
-            return None
+        bdf = guarded(_AMDSMI, partial(self.amdsmi.amdsmi_get_gpu_device_bdf, handle), None)
+        return None if bdf is None else str(bdf)

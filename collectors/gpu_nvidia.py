@@ -10,12 +10,14 @@ hardware slowdown), for "slow for this machine".
 
 from __future__ import annotations
 
+import importlib
 import sys
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import Failed, attempt, reader_failed
 
 
 class NvmlUnavailable(Exception):
@@ -33,10 +35,9 @@ def _error_name(nvml: ModuleType, exc: Exception) -> str:
 
 def load_nvml() -> ModuleType:
     """Import pynvml (from nvidia-ml-py); NvmlUnavailable when it is not installed."""
-    try:
-        import pynvml
-    except Exception as exc:  # an old `pynvml` distribution may fail in its own ways
-        raise NvmlUnavailable(f"cannot import pynvml (install nvidia-ml-py): {exc}") from None
+    pynvml = attempt(partial(importlib.import_module, "pynvml"))  # an old `pynvml` may fail in its own ways
+    if isinstance(pynvml, Failed):
+        raise NvmlUnavailable(f"cannot import pynvml (install nvidia-ml-py): {pynvml.exc}")
     return pynvml
 
 
@@ -188,7 +189,7 @@ class NvmlReader:
                 reasons["clock_limits"] = why
             try:
                 temperature: float | None = float(nvml.nvmlDeviceGetTemperature(handle, 0))  # NVML_TEMPERATURE_GPU
-            except Exception as exc:  # NVMLError, or a binding without the query
+            except (nvml.NVMLError, AttributeError) as exc:  # AttributeError: a binding without the query
                 temperature = None
                 reasons["temperature"] = f"NVML: {_error_name(nvml, exc) if isinstance(exc, nvml.NVMLError) else exc}"
             reasons["shared"] = (

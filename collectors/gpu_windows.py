@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from llmtop.collectors.gpu_reading import GpuReading, Pids, no_pids
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 COUNTERS = {
     "adapter_dedicated": r"\GPU Adapter Memory(*)\Dedicated Usage",
@@ -154,7 +155,7 @@ class Win32PdhQuery:
         for key, path in COUNTERS.items():
             try:
                 self.counters[key] = win32pdh.AddEnglishCounter(self.query, path)
-            except Exception as exc:  # a counter set missing (GPU counters need Windows 10 1709+)
+            except self.pdh_error as exc:  # a counter set missing (GPU counters need Windows 10 1709+)
                 raise LookupError(f"the performance counter {path} is not available: {exc}") from None
         win32pdh.CollectQueryData(self.query)  # utilisation is a rate: it needs a first sample
 
@@ -169,10 +170,7 @@ class Win32PdhQuery:
         return values
 
     def close(self) -> None:
-        try:
-            self.pdh.CloseQuery(self.query)
-        except Exception as exc:  # pywin32's error, or the query already gone
-            reader_failed("Windows' GPU counters (PDH)", exc)
+        guarded("Windows' GPU counters (PDH)", partial(self.pdh.CloseQuery, self.query), None)
 
 
 def dxgi_adapters() -> list[DxgiAdapter]:

@@ -16,6 +16,7 @@ from llmtop.collectors.ollama_log import (
     clean_line,
     served_request,
 )
+from llmtop.data_folder import Failed, attempt
 
 PANE_LINES = 300
 KEEP_RECORDS = 50  # older loads are dropped, so a long session keeps constant memory
@@ -82,16 +83,19 @@ class LogWatcher:
 
     def _follow(self) -> None:
         try:
-            for line in self.source.lines():
-                self.feed(line, self._clock())
-            if self.problem is None:
+            followed = attempt(self._read_to_the_end)  # a reader's failure must not take the app down
+            if isinstance(followed, Failed):
+                failed = followed.exc
+                text = f"reading {self.source.description} failed: {followed.text}"
+                self.problem = str(failed) if isinstance(failed, LogUnavailable) else text
+            elif self.problem is None:
                 self.problem = f"{self.source.description} ended"
-        except LogUnavailable as exc:
-            self.problem = str(exc)
-        except Exception as exc:  # a reader failure must not take the app down
-            self.problem = f"reading {self.source.description} failed: {type(exc).__name__}: {exc}"
         finally:
             self.source.following.set()  # nobody waits for a source that ended
+
+    def _read_to_the_end(self) -> None:
+        for line in self.source.lines():
+            self.feed(line, self._clock())
 
     def request_since(self, t: float) -> RequestTiming | None:
         """The first request (llama-server task) the log showed at or after monotonic time t."""

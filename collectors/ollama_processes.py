@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any, TypeVar
 
 import psutil as _psutil
 
 from llmtop.collectors.process_memory import ProcessMemory, ProcessMemoryReader, default_proc_root
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 RUNNER_NAMES = {"ollama_llama_server", "llama-server"}
 RESCAN_SECONDS = 2.0  # while no runner is known: a model load starts one
@@ -59,13 +60,7 @@ def _asked(call: Callable[..., T] | None, default: T, **kwargs: Any) -> T:
     is written to errors.log, once."""
     if call is None:
         return default
-    try:
-        return call(**kwargs)
-    except (_psutil.Error, OSError):
-        return default
-    except Exception as exc:  # a psutil on a platform it does not know, a stand-in's own error
-        reader_failed(_READER, exc)
-        return default
+    return guarded(_READER, partial(call, **kwargs), default, (_psutil.Error, OSError))
 
 
 def _args(proc: Any) -> list[str] | None:

@@ -12,12 +12,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from llmtop.collectors.power_reading import PowerReading, PowerSample, PowerSource
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import Failed, attempt, guarded
 
 APPLE = (
     "macOS gives CPU and GPU power only to root, through powermetrics (sudo powermetrics --samplers "
@@ -60,18 +61,16 @@ class PowerCollector:
             readings: list[PowerReading] = []
             problems = []
             for source in self.sources:
-                try:
-                    readings.extend(source.read(t))
-                except Exception as exc:  # one backend failing this tick does not hide the others
-                    problems.append(f"{source.name}: {type(exc).__name__}: {exc}")
+                read = attempt(partial(source.read, t))  # one failing does not hide the others
+                if isinstance(read, Failed):
+                    problems.append(f"{source.name}: {read.text}")
+                else:
+                    readings.extend(read)
             return PowerSample(t, tuple(readings), tuple(problems))
 
     def close(self) -> None:
-        for source in self.sources:
-            try:
-                source.close()
-            except Exception as exc:  # one source failing to close does not keep the others open
-                reader_failed(f"the power source {source.name}", exc)
+        for source in self.sources:  # one source failing to close does not keep the others open
+            guarded(f"the power source {source.name}", source.close, None)
 
 
 def power_unavailable(collector: PowerCollector) -> dict[str, str]:
@@ -80,6 +79,12 @@ def power_unavailable(collector: PowerCollector) -> dict[str, str]:
 
 
 Factory = Callable[[], PowerSource]
+
+
+def _started(factory: Factory, now: float) -> tuple[PowerSource, list[PowerReading]]:
+    """A backend's source and its first reading."""
+    source = factory()
+    return source, source.read(now)
 
 
 def _factories(
@@ -116,12 +121,11 @@ def probe_power_sources(
     if platform == "darwin":
         reports = [PowerReport("powermetrics", "cpu", False, APPLE), PowerReport("powermetrics", "gpu", False, APPLE)]
     for name, kind, factory in _factories(platform, sysfs, nvml, emi):
-        try:
-            source = factory()
-            first = source.read(now)
-        except Exception as exc:  # every failure of a backend is a reason, never a crash
-            reports.append(PowerReport(name, kind, False, str(exc) or type(exc).__name__))
+        started = attempt(partial(_started, factory, now))  # a backend's failure is a reason
+        if isinstance(started, Failed):
+            reports.append(PowerReport(name, kind, False, started.detail))
             continue
+        source, first = started
         sources.append(source)
         names = ", ".join(r.name for r in first) or "nothing"
         reports.append(PowerReport(name, kind, True, f"reads {names}", tuple(first)))

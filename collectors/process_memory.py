@@ -27,7 +27,7 @@ from typing import Any
 import psutil as _psutil
 
 from llmtop.collectors.kept_file import KeptFile
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +81,6 @@ class ProcessMemoryReader:
             except OSError:
                 self._files.pop(proc.pid, None)  # gone (or hidden): the caller looks again
                 return None
-        try:
-            return ProcessMemory(int(proc.memory_info().rss))
-        except (_psutil.Error, OSError):  # gone, or another user's process (AccessDenied)
-            return None
-        except Exception as exc:  # a psutil on a platform it does not know, a stand-in's own error
-            reader_failed("the process memory reader", exc)
-            return None
+        # gone, or another user's process (AccessDenied): no figure
+        rss = guarded("the process memory reader", lambda: int(proc.memory_info().rss), None, (_psutil.Error, OSError))
+        return None if rss is None else ProcessMemory(rss)

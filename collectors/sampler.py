@@ -8,10 +8,12 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
 from llmtop.collectors.sample_sharing import share_unchanged
+from llmtop.data_folder import Failed, attempt
 
 
 class Timed(Protocol):
@@ -97,10 +99,9 @@ class Sampler(_Looping, Generic[S]):
 
     def _take(self) -> S | None:
         now = self._clock()
-        try:
-            sample = self._read(now)
-        except Exception as exc:  # a reader's failure is reported, never fatal to the thread
-            error = f"{type(exc).__name__}: {exc}"
+        sample = attempt(partial(self._read, now))  # a reader's failure is reported, never fatal to the thread
+        if isinstance(sample, Failed):
+            error = sample.text
             if error != self.last_error:
                 for listener in self.error_listeners:
                     listener(now, error)

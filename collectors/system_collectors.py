@@ -12,7 +12,7 @@ from llmtop.collectors.ollama_processes import OllamaProcessReader, OllamaProces
 from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.sampler import Sampler, SharedTimer
 from llmtop.collectors.system_memory import SystemMemoryReader, SystemMemorySample
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 DEFAULT_INTERVAL_S = 0.25
 POWER_INTERVAL_S = 0.5  # counters need no faster reading; integrated power is averaged by the card
@@ -75,11 +75,9 @@ class SystemCollectors:
 
     def read_cpu(self, t: float) -> CpuReading | None:
         """The CPU's use so far (cpu_load.py), at a run's first token and end; None where unreadable."""
-        if self._cpu_reader is None:
-            try:
-                self._cpu_reader = CpuLoadReader()
-            except Exception as exc:  # psutil cannot open this process (a sandbox)
-                reader_failed("the CPU load reader", exc)
+        if self._cpu_reader is None:  # psutil may not open this process (a sandbox)
+            self._cpu_reader = guarded("the CPU load reader", CpuLoadReader, None)
+            if self._cpu_reader is None:
                 return None
         return self._cpu_reader.read(t, self.ollama_pids())
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil as _psutil
 
-from llmtop.data_folder import reader_failed
+from llmtop.data_folder import guarded
 
 
 def hottest_by_chip(sensors: dict[str, Any]) -> dict[str, float]:
@@ -34,10 +34,5 @@ class TemperatureReader:
         read = getattr(self._psutil, "sensors_temperatures", None)
         if read is None:
             return {}
-        try:
-            return hottest_by_chip(read() or {})
-        except OSError:  # a sysfs file that vanished mid-read, a driver that errs
-            return {}
-        except Exception as exc:  # anything else from psutil's sensors on a new platform
-            reader_failed("the temperature reader", exc)
-            return {}
+        # OSError: a sysfs file that vanished mid-read, a driver that errs
+        return guarded("the temperature reader", lambda: hottest_by_chip(read() or {}), {}, (OSError,))

@@ -1,6 +1,7 @@
 """llmtop's data folder (the history, the recordings, errors.log): where it is, files in it readable
-by their owner alone, and the line that reports a bug with its traceback kept there. Every layer
-may use it: it imports nothing of llmtop's."""
+by their owner alone, the line that reports a bug with its traceback kept there, and the two
+boundaries where llmtop catches any exception (`guarded` for a reader, `attempt` for a reason shown
+to the user). Every layer may use it: it imports nothing of llmtop's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import datetime as dt
 import os
 import threading
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 def data_folder() -> Path:
@@ -90,3 +97,43 @@ def reader_failed(reader: str, exc: BaseException) -> None:
     first = str(exc).splitlines()[0] if str(exc) else ""
     line = f"{reader} could not read: {type(exc).__name__}: {first}".rstrip(": ")
     _write_error(f"{line} (said once a run)", exc)  # a folder that cannot be written: the figure is still left out
+
+
+def guarded(reader: str, call: Callable[[], T], default: D, expected: tuple[type[BaseException], ...] = ()) -> T | D:
+    """`call()` into a driver, a library or the system, or `default` where it raises: quietly for the
+    `expected` errors (a process that just exited, a file gone mid-read), and for anything else after
+    `reader_failed` has written it with the reader's name, so the figure is left out, never a crash."""
+    try:
+        return call()
+    except expected:
+        return default
+    except Exception as exc:  # a reader's boundary: what a new driver raises is written, once per reader
+        reader_failed(reader, exc)
+        return default
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What `attempt` caught."""
+
+    exc: Exception
+
+    @property
+    def detail(self) -> str:
+        """The error's own words, or its type where it has none."""
+        return str(self.exc) or type(self.exc).__name__
+
+    @property
+    def text(self) -> str:
+        """`Type: words`, for a line that names what failed."""
+        return f"{type(self.exc).__name__}: {self.exc}"
+
+
+def attempt(call: Callable[[], T]) -> T | Failed:
+    """`call()`, or what it raised, where any failure becomes a reason the user reads (a backend tried at
+    start or read at a tick, a thread's loop, an optional OS call): a new driver's own error is a line
+    on screen, and the other backends and the run go on."""
+    try:
+        return call()
+    except Exception as exc:  # a reason's boundary: the caller shows what failed, in its own words
+        return Failed(exc)

@@ -80,3 +80,46 @@ def test_a_reader_that_breaks_on_something_new_says_so_once_in_the_error_log(mon
     log = (tmp_path / "errors.log").read_text(encoding="utf-8")
     assert log.count("the temperature reader could not read: KeyError: 'temp9_label'") == 1
     assert "Traceback (most recent call last)" in log and "raise KeyError" in log
+
+
+def test_a_backend_that_fails_at_start_or_at_a_tick_is_a_reason_and_the_others_go_on(monkeypatch, tmp_path):
+    """data_folder.attempt, where a failure becomes a reason: a GPU backend whose start raises something
+    its authors never named is reported as unavailable in its own words, and one that fails a later
+    tick is a problem of that tick while the other backend's reading is kept; nothing is written to
+    errors.log, since the user reads it on screen."""
+    from llmtop import data_folder
+    from llmtop.collectors import gpu_collector
+    from llmtop.collectors.gpu_reading import GpuReading
+
+    monkeypatch.setenv("LLMTOP_DATA_DIR", str(tmp_path))
+
+    class Reader:
+        def __init__(self, name, fail_on):
+            self.name, self.fail_on, self.reads = name, fail_on, 0
+
+        def read(self):
+            self.reads += 1
+            if self.reads == self.fail_on:
+                raise ZeroDivisionError(f"{self.name} divided by zero")
+            return [GpuReading(key=self.name, name=self.name, backend=self.name, dedicated_used=1, dedicated_total=2)]
+
+        def close(self):
+            raise RuntimeError("already closed")
+
+    readers = {"broken": Reader("broken", 1), "flaky": Reader("flaky", 2), "steady": Reader("steady", 0)}
+    monkeypatch.setattr(gpu_collector, "_factories", lambda *args: [(n, lambda r=r: r) for n, r in readers.items()])
+    monkeypatch.setattr(data_folder, "_READERS_REPORTED", set())
+    collector = gpu_collector.probe_gpu_backends(platform="linux")
+    assert [(r.backend, r.available, r.detail) for r in collector.reports] == [
+        ("broken", False, "broken divided by zero"),
+        ("flaky", True, "reads flaky"),
+        ("steady", True, "reads steady"),
+    ]
+    sample = collector(5.0)
+    assert [g.name for g in sample.gpus] == ["steady"]
+    assert sample.problems == ("flaky: ZeroDivisionError: flaky divided by zero",)
+    assert not (tmp_path / "errors.log").exists()
+    collector.close()  # data_folder.guarded: each failure to close is written, once per reader
+    log = (tmp_path / "errors.log").read_text(encoding="utf-8")
+    assert "the GPU reader flaky could not read: RuntimeError: already closed" in log
+    assert "the GPU reader steady could not read: RuntimeError: already closed" in log

@@ -32,6 +32,7 @@ from llmtop.collectors.log_sources import (
 )
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.system_collectors import SystemCollectors
+from llmtop.data_folder import Failed, attempt
 from llmtop.ollama.hosts import is_local, redact_argv
 from llmtop.store import recording
 
@@ -84,11 +85,10 @@ def server_is_local(base_url: str, interfaces: Interfaces | None = None) -> tupl
     not be read, so a server at a LAN address is taken to be another machine's."""
     if is_local(base_url):
         return True, None
-    try:
-        listed = (interfaces or _psutil_interfaces)()
-        addresses = frozenset(a.address.split("%")[0] for addrs in listed.values() for a in addrs)
-    except Exception as exc:  # psutil's errors vary by platform: say which, decide "remote"
-        return False, f"this machine's addresses could not be read ({type(exc).__name__}: {exc})"
+    listed = attempt(interfaces or _psutil_interfaces)  # psutil's errors vary by platform: say which
+    if isinstance(listed, Failed):  # and take the server to be remote
+        return False, f"this machine's addresses could not be read ({listed.text})"
+    addresses = frozenset(a.address.split("%")[0] for addrs in listed.values() for a in addrs)
     return is_local(base_url, addresses), None
 
 

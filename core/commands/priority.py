@@ -9,7 +9,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+from llmtop.data_folder import Failed, attempt
 
 LOWEST_NICE = 19
 PRIORITIES = ("low", "normal")
@@ -40,13 +43,9 @@ def yield_to_engine(
     """Lower this process's priority; what it now runs at ("nice 19"), or why not. `setpriority`,
     `getpriority` (os's) and `process` (a psutil.Process) are the OS's, given for tests."""
     if platform == "win32":
-        try:
-            import psutil
-
-            target = process or psutil.Process()
-            target.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)  # a constant psutil has on Windows only
-        except Exception as exc:
-            return f"normal (the priority class could not be lowered: {exc})"
+        lowered = attempt(partial(_below_normal, process))
+        if isinstance(lowered, Failed):
+            return f"normal (the priority class could not be lowered: {lowered.exc})"
         return "below normal priority class"
     set_it = setpriority or getattr(os, "setpriority", None)
     get_it = getpriority or getattr(os, "getpriority", None)
@@ -59,3 +58,10 @@ def yield_to_engine(
         return f"nice {get_it(os.PRIO_PROCESS, 0)}"
     except OSError as exc:
         return f"normal (nice could not be raised: {exc.strerror or exc})"
+
+
+def _below_normal(process: Any) -> None:
+    import psutil
+
+    target = process or psutil.Process()
+    target.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)  # a constant psutil has on Windows only

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from llmtop.collectors.gpu_reading import GpuSample
+from llmtop.data_folder import Failed, attempt
 from llmtop.measure.summary import is_spill
 from llmtop.ollama.api import PS_INTERVAL_S, OllamaError, OllamaServer
 from llmtop.watch.state import WatchState
@@ -40,17 +41,18 @@ class PsPoller:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            try:
-                if self.version is None:
-                    self.version = self.server.version()
-                models = self.server.ps().get("models") or []
-                self.state.observe_ps(self.clock(), models)  # the time of the answer, not of the question
-            except OllamaError as exc:
-                self.state.server_down(self.clock(), str(exc))
-            except Exception as exc:  # the poller must outlive anything the server answers
-                self.state.server_down(self.clock(), f"{type(exc).__name__}: {exc}")
+            polled = attempt(self._poll_once)  # the poller must outlive anything the server answers
+            if isinstance(polled, Failed):
+                failed = polled.exc
+                self.state.server_down(self.clock(), str(failed) if isinstance(failed, OllamaError) else polled.text)
             self.polled.set()
             self._stop.wait(PS_INTERVAL_S)
+
+    def _poll_once(self) -> None:
+        if self.version is None:
+            self.version = self.server.version()
+        models = self.server.ps().get("models") or []
+        self.state.observe_ps(self.clock(), models)  # the time of the answer, not of the question
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,6 +20,7 @@ from typing import Any
 
 from llmtop.collectors.log_watch import LogWatcher
 from llmtop.collectors.ollama_log import LoadRecord
+from llmtop.data_folder import Failed, attempt
 from llmtop.units import NA
 from llmtop.watch.state import WatchState
 
@@ -98,8 +99,7 @@ class SlotsPoller:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # the poller must outlive anything a server answers
-                self.state.warn(self.clock(), "slots", f"reading llama-server's /slots failed: {exc}")
+            polled = attempt(self.poll_once)  # the poller must outlive anything a server answers
+            if isinstance(polled, Failed):
+                self.state.warn(self.clock(), "slots", f"reading llama-server's /slots failed: {polled.exc}")
             self._stop.wait(self.interval)
