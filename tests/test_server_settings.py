@@ -302,3 +302,23 @@ def test_a_mode_is_parsed_once_into_its_parts_and_read_back_by_its_fields():
     for bad in ("gpu=x", "auto:ctx", "auto::kv=q8_0", "auto:kv=q8_0:kv=f16", "auto:warp=9"):
         with pytest.raises(ValueError):
             Mode.parse(bad)
+
+
+def test_a_mode_may_set_think_which_its_name_keeps_last_and_its_label_spells_out():
+    """think= is a mode's part like ctx=: parsed once (on/off as every switch is read, or a level), named
+    last in the canonical name, and it wins over --think for that mode's runs; a think from --think is
+    every run's and stays out of the name."""
+    modes = parse_modes("auto:think=off,think=no:ctx=8k,gpu=20:think=high:kv=q8_0,cpu")
+    assert [m.name for m in modes] == ["auto:think=off", "auto:ctx=8192:think=off", "gpu=20:kv=q8_0:think=high", "cpu"]
+    assert [m.think for m in modes] == [False, False, "high", None]
+    assert Mode.of("auto:think=on").label == "auto, think on" and Mode.of("auto:think=on").plain
+    assert Mode.of("gpu=20:kv=q8_0:think=high").label == "gpu=20, KV q8_0, think high"
+    everyone = RunSettings(think=True)  # --think on
+    assert everyone.mode == "auto" and everyone.with_mode(Mode.parse("cpu")).mode == "cpu"
+    assert everyone.with_mode(Mode.parse("cpu")).think is True
+    off = everyone.with_mode(Mode.parse("auto:think=off"))
+    assert (off.think, off.mode) == (False, "auto:think=off")
+    with pytest.raises(ValueError, match=r"think= takes on, off or a level \(low, medium, high\), not 'max'"):
+        Mode.parse("auto:think=max")
+    with pytest.raises(ValueError, match="think= twice"):
+        Mode.parse("auto:think=on:think=off")

@@ -139,3 +139,31 @@ async def test_the_screen_folds_the_thought_and_shows_the_answer(thinking):
             assert cells_of(app.runs_table, 0)["thinking"].startswith("12 thinking + 20 answer tokens")
     finally:
         collectors.stop()
+
+
+def test_think_as_a_mode_compares_the_model_without_and_with_thought_in_one_plan(thinking, tmp_path):
+    """`--modes auto:think=off,auto:think=on`: one plan, each run asks the think of its mode (over
+    --think's), and the two are told apart by their modes in the rows and the comparison."""
+    out = tmp_path / "modes.json"
+    result = llmtop("qwen3", "--host", thinking.url, "--no-log", "--headless", "--no-history", "--think", "on",
+                    "--modes", "auto:think=off,auto:think=on", "--export", str(out))  # fmt: skip
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert [body["think"] for body in generate_bodies(thinking)] == [False, True]
+    runs = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    assert [(r["mode"], r["think"], r["thinking_tokens"]) for r in runs] == [
+        ("auto:think=off", False, 0),
+        ("auto:think=on", True, 12),
+    ]
+    assert "auto, think off" in result.stdout and "auto, think on" in result.stdout
+
+
+def test_a_mode_whose_think_the_model_cannot_take_is_refused_by_name_before_any_run(thinking):
+    result = llmtop("llama3.3", "--host", thinking.url, "--no-log", "--headless", "--modes", "auto,auto:think=on")
+    no_traceback(result)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "llmtop: mode auto:think=on: llama3.3 is not a thinking model (/api/show lists no `thinking` capability), "
+        "so Ollama would refuse the request: leave think= out"
+    ) in result.stderr
+    assert generate_bodies(thinking) == []

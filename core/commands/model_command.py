@@ -33,8 +33,6 @@ from llmtop.commands.options import (
 from llmtop.commands.plan_runs import run_headless, run_on_screen
 from llmtop.commands.priority import add_priority_argument, running_at
 from llmtop.commands.run_parts import (
-    THINK_CHOICES,
-    THINK_VALUES,
     Refused,
     checked_plan,
     connect_models,
@@ -43,7 +41,7 @@ from llmtop.commands.run_parts import (
 )
 from llmtop.exit_status import EXIT_FAILED, EXIT_STATUSES, EXIT_USAGE
 from llmtop.figures import help_text
-from llmtop.measure.mode import Mode, parse_modes
+from llmtop.measure.mode import THINK_CHOICES, Mode, parse_modes, parse_think
 from llmtop.measure.server_settings import serve_env
 from llmtop.measure.settings import (
     DEFAULT_PROMPT,
@@ -191,7 +189,8 @@ def build_parser() -> ArgumentParser:
         help="compare modes, e.g. cpu,auto or cpu,gpu=20,auto (cpu: num_gpu 0; auto: Ollama decides; gpu=N); "
         "a mode can set the context too: auto:ctx=4096,auto:ctx=32768; with --serve, the server's own settings "
         "too: kv=f16|q8_0|q4_0 (KV cache type), fa=on|off (flash attention), moe=all|N (the experts of all or N "
-        "layers in system memory, Ollama 0.30+), np=N (parallel slots), e.g. auto,auto:kv=q8_0,moe=all",
+        "layers in system memory, Ollama 0.30+), np=N (parallel slots), e.g. auto,auto:kv=q8_0,moe=all; and a "
+        "thinking model's think=on|off|LEVEL, e.g. auto:think=off,auto:think=on (over --think)",
     )
     placement.add_argument(
         "--sweep",
@@ -319,7 +318,7 @@ def main(argv: Sequence[str]) -> int:
         temperature=args.temperature,
         keep_loaded=args.warm,
         num_predict=args.num_predict or None,
-        think=THINK_VALUES.get(args.think, args.think),
+        think=None if args.think is None else parse_think(args.think),
     )
     modes = args.modes or [Mode(0 if args.cpu else args.num_gpu)]
     refusal = server_modes_refused(modes, args.serve)

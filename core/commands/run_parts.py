@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from llmtop.collectors.log_sources import LogUnavailable
 from llmtop.commands.instruments import Instruments, server_is_local
 from llmtop.exit_status import EXIT_USAGE
-from llmtop.measure.mode import Mode
+from llmtop.measure.mode import Mode, think_word
 from llmtop.measure.server_settings import ServerSettings, serve_env, unsupported
 from llmtop.measure.settings import RunSettings
 from llmtop.ollama.api import OllamaServer
@@ -107,11 +107,10 @@ def checked_plan(
         problem = unsupported(server_settings, version, serve_env(os.environ, server_settings))
         if problem:
             raise Refused(problem)
-    if args.think is not None:
-        for model, (_, facts) in connected.items():
-            refusal = think_refused(args.think, model, facts)
-            if refusal:
-                raise Refused(refusal)
+    for item in plan:  # --think's, or a mode's think=
+        refusal = think_refused(item.settings, item.model, connected[item.model][1])
+        if refusal:
+            raise Refused(refusal)
     dense = [i for i in plan if i.settings.server.cpu_moe is not None and not connected[i.model][1].expert_count]
     if dense:
         raise Refused(
@@ -274,23 +273,24 @@ def _cool_down_check(collectors: SystemCollectors) -> CoolDownCheck:
     return CoolDownCheck(collectors.power, lambda: {**chips.read(), **gpu_temperatures(collectors.gpu)})
 
 
-THINK_CHOICES = ("on", "off", "low", "medium", "high")
-THINK_VALUES: dict[str, bool | str] = {"on": True, "off": False}  # --think on|off is think true|false
-
-
-def think_refused(think: str, model: str, facts: ModelFacts | None) -> str | None:
-    """Why `--think` cannot go with `model` (it does not think; it takes no such level); None if it can."""
+def think_refused(settings: RunSettings, model: str, facts: ModelFacts | None) -> str | None:
+    """Why a run's `think` (--think's, or its mode's `think=`) cannot go with `model` (it does not think;
+    it takes no such level); None if it can, or the run asks none."""
+    think = settings.think
+    if think is None:
+        return None
+    option = "think=" if settings.think_in_mode else "--think "
+    asked = f"mode {settings.mode}" if settings.think_in_mode else f"--think {think_word(think)}"
     if facts is None or not facts.thinks:
-        if think == "off":
+        if think is False:
             return None  # Ollama takes think false from any model: there is nothing to turn off
         return (
-            f"--think {think}: {model} is not a thinking model (/api/show lists no `thinking` capability), so "
-            "Ollama would refuse the request: leave --think out"
+            f"{asked}: {model} is not a thinking model (/api/show lists no `thinking` capability), so "
+            f"Ollama would refuse the request: leave {option.strip()} out"
         )
-    wanted = THINK_VALUES.get(think, think)
-    if facts.think_values and wanted not in facts.think_values:
-        takes = ", ".join("on" if v is True else "off" if v is False else str(v) for v in facts.think_values)
-        return f"--think {think}: {model} takes --think {takes} (/api/show's thinking.values)"
+    if facts.think_values and think not in facts.think_values:
+        takes = ", ".join(think_word(v) for v in facts.think_values)
+        return f"{asked}: {model} takes {option}{takes} (/api/show's thinking.values)"
     return None
 
 

@@ -1,6 +1,7 @@
 """A mode: what a run asks for, parsed once from the command line (`--modes cpu,auto:ctx=8k:kv=q8_0`)
-into its parts: where the layers go, the context, and the settings of `ollama serve`. Its canonical
-name (`auto:ctx=8192:kv=q8_0`) is what rows, exports and recordings keep; whatever reads a row's mode
+into its parts: where the layers go, the context, the settings of `ollama serve`, and a thinking
+model's `think`. Its canonical name (`auto:ctx=8192:kv=q8_0:think=off`) is what rows, exports and
+recordings keep; whatever reads a row's mode
 back (the verdicts, the comparison, the report, the labels) reads it through Mode.of, and then its fields.
 Pure: text in, values out."""
 
@@ -10,9 +11,30 @@ import re
 from dataclasses import dataclass, field
 
 from llmtop.measure.server_settings import SETTING_KEYS, ServerSettings
+from llmtop.units import switch
 
 MIN_CONTEXT, MAX_CONTEXT = 256, 16_777_216  # a context Ollama can be asked for (tokens)
 CPU, AUTO = "cpu", "auto"
+THINK_LEVELS = ("low", "medium", "high")  # the levels a thinking model may take (gpt-oss: /api/show's thinking.values)
+THINK_CHOICES = ("on", "off", *THINK_LEVELS)
+_KEYS = ("ctx", *SETTING_KEYS, "think")
+
+
+def parse_think(text: str) -> bool | str:
+    """A thinking model's `think`: on or off (read as every switch is, units.switch) -> True or False, or
+    a level (`low`, `medium`, `high`) as it is; ValueError for anything else."""
+    word = text.strip().lower()
+    state = switch(word)
+    if state is not None:
+        return state
+    if word in THINK_LEVELS:
+        return word
+    raise ValueError(f"think= takes on, off or a level ({', '.join(THINK_LEVELS)}), not {text.strip()!r}")
+
+
+def think_word(think: bool | str) -> str:
+    """`True` -> `on`, `False` -> `off`, a level as it is."""
+    return "on" if think is True else "off" if think is False else str(think)
 
 
 def parse_context(text: str) -> int:
@@ -44,13 +66,15 @@ def parse_layers(text: str) -> int | None:
 @dataclass(frozen=True)
 class Mode:
     """Where the layers go (`layers`: 0 the CPU alone, None Ollama's choice, N layers on the GPU), the
-    context the mode sets (None: the run's own), and the server's settings it asks for (honoured only
-    with --serve). `unread`: a name from elsewhere that is not a mode llmtop writes, kept as it is."""
+    context the mode sets (None: the run's own), the server's settings it asks for (honoured only
+    with --serve), and the `think` it asks of a thinking model (None: the run's own, --think or the
+    model's default). `unread`: a name from elsewhere that is not a mode llmtop writes, kept as it is."""
 
     layers: int | None = None
     context: int | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
     unread: str | None = None
+    think: bool | str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Mode:
@@ -66,25 +90,28 @@ class Mode:
             layers = parse_layers(parts[0])
             parts = parts[1:]
         context: int | None = None
+        think: bool | str | None = None
         server = ServerSettings()
         seen: set[str] = set()
         for part in parts:
             key, equals, value = part.partition("=")
-            if not equals and key in ("ctx", *SETTING_KEYS):
+            if not equals and key in _KEYS:
                 raise ValueError(f"{key} without a value in mode {text.strip()!r}: write {key}=..., e.g. auto:ctx=8192")
-            if not equals or key not in ("ctx", *SETTING_KEYS):
+            if not equals or key not in _KEYS:
                 raise ValueError(
                     f"unknown mode {text.strip()!r}: use cpu, auto or gpu=N, then any of ctx=N, kv=TYPE, "
-                    "fa=on|off, moe=all|N, np=N, joined by colons"
+                    "fa=on|off, moe=all|N, np=N, think=on|off|LEVEL, joined by colons"
                 )
             if key in seen:
                 raise ValueError(f"{key}= twice in mode {text.strip()!r}")
             seen.add(key)
             if key == "ctx":
                 context = parse_context(value)
+            elif key == "think":
+                think = parse_think(value)
             else:
                 server = server.with_setting(key, value)
-        return cls(layers, context, server)
+        return cls(layers, context, server, think=think)
 
     @classmethod
     def of(cls, name: str) -> Mode:
@@ -108,6 +135,11 @@ class Mode:
         return f"ctx={self.context}" if self.context is not None else ""
 
     @property
+    def think_part(self) -> str:
+        """`think=off` where the mode sets the run's think, else empty."""
+        return f"think={think_word(self.think)}" if self.think is not None else ""
+
+    @property
     def variant(self) -> str:
         """All but the placement (`ctx=8192:kv=q8_0`): runs compare with the CPU-only run of the same variant."""
         if self.unread is not None:
@@ -121,19 +153,22 @@ class Mode:
 
     @property
     def name(self) -> str:
-        """The canonical name: the placement, then `ctx=N`, then the server's settings in a fixed order."""
+        """The canonical name: the placement, then `ctx=N`, then the server's settings in a fixed order,
+        then `think=`."""
         if self.unread is not None:
             return self.unread
-        parts = [self.placement, *([self.context_part] if self.context_part else []), *self.server.mode_parts()]
-        return ":".join(parts)
+        parts = [self.placement, self.context_part, *self.server.mode_parts(), self.think_part]
+        return ":".join(part for part in parts if part)
 
     @property
     def label(self) -> str:
-        """As tables and charts show it: `auto:ctx=8192, KV q8_0, FA on`; a plain mode as its name."""
-        if self.plain:
+        """As tables and charts show it: `auto:ctx=8192, KV q8_0, FA on, think off`; a mode that sets
+        neither the server's settings nor think, as its name."""
+        if self.plain and self.think is None:
             return self.name
         base = ":".join([self.placement, *([self.context_part] if self.context_part else [])])
-        return ", ".join([base, *self.server.label_parts()])
+        think = [f"think {think_word(self.think)}"] if self.think is not None else []
+        return ", ".join([base, *self.server.label_parts(), *think])
 
 
 def parse_modes(text: str) -> list[Mode]:

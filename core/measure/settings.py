@@ -20,7 +20,9 @@ class RunSettings:
     """One run's request. num_gpu None lets Ollama decide; 0 is CPU only. num_ctx None lets Ollama
     choose the context; ctx_in_mode says the mode set it (`auto:ctx=8192`), so it is part of the mode's
     name. keep_loaded skips the unload before the run (a warm run, if the model is loaded). `server`:
-    the settings of `ollama serve` the mode asks for (`auto:kv=q8_0`), honoured only with --serve."""
+    the settings of `ollama serve` the mode asks for (`auto:kv=q8_0`), honoured only with --serve.
+    think_in_mode: the mode set `think` (`auto:think=off`), so it is part of the mode's name; a think
+    from --think is every run's and stays out of it."""
 
     prompt: str = DEFAULT_PROMPT
     num_gpu: int | None = None
@@ -32,11 +34,13 @@ class RunSettings:
     keep_loaded: bool = False
     ctx_in_mode: bool = False
     server: ServerSettings = field(default_factory=ServerSettings)
+    think_in_mode: bool = False
 
     @property
     def mode(self) -> str:
         """The canonical name of the mode these settings run (rows, exports and recordings keep it)."""
-        return Mode(self.num_gpu, self.num_ctx if self.ctx_in_mode else None, self.server).name
+        context = self.num_ctx if self.ctx_in_mode else None
+        return Mode(self.num_gpu, context, self.server, think=self.think if self.think_in_mode else None).name
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -53,10 +57,16 @@ class RunSettings:
         return options
 
     def with_mode(self, mode: Mode) -> RunSettings:
-        """These settings with a mode's parts; a mode without a context keeps num_ctx."""
-        if mode.context is None:
-            return replace(self, num_gpu=mode.layers, ctx_in_mode=False, server=mode.server)
-        return replace(self, num_gpu=mode.layers, num_ctx=mode.context, ctx_in_mode=True, server=mode.server)
+        """These settings with a mode's parts; a mode without a context keeps num_ctx, one without
+        think keeps think (--think's)."""
+        settings = replace(
+            self, num_gpu=mode.layers, server=mode.server, ctx_in_mode=mode.context is not None, think_in_mode=False
+        )
+        if mode.context is not None:
+            settings = replace(settings, num_ctx=mode.context)
+        if mode.think is not None:
+            settings = replace(settings, think=mode.think, think_in_mode=True)
+        return settings
 
 
 STALL_TIMEOUT_S = 300.0  # default --stall-timeout: no token for this long ends a run
