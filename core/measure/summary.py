@@ -21,7 +21,7 @@ from llmtop.collectors.power_reading import PowerSample
 from llmtop.collectors.system_memory import SystemMemorySample
 from llmtop.collectors.token_timing import ServerTiming, TokenClock
 from llmtop.measure.energy import RunEnergy, Window, run_energy
-from llmtop.measure.load_parts import memory_parts, settings_in_effect
+from llmtop.measure.load_parts import MemoryPart, memory_parts, settings_in_effect
 from llmtop.measure.split_reason import split_reason
 from llmtop.measure.summary_row import SummaryRow
 from llmtop.ollama.model_facts import ModelFacts
@@ -382,15 +382,52 @@ def vram_cross_check(counted: int | None, engine: int | None, ps_vram: int | Non
 
 
 def summarize(run: RunRecord) -> SummaryRow:
-    """Build the summary row of a run, complete or not."""
-    clock = run.clock
-    bursts = clock.in_bursts()
+    """Build the summary row of a run, complete or not, from its figures by kind: what ran, where the
+    model was placed, the timing, the memory, the GPUs, the energy, what else the machine did, and a
+    thinking model's thought."""
     window = RunWindow.of(run)
-    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, window)
-    baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
-    rss_delta, _ = window.deltas([(s.t, s.rss_bytes) for s in run.processes], baseline_rss)
+    end = window.end if window.end != float("inf") else run.clock.request_at
     last_ps = run.ps[-1] if run.ps else None
-    server = run.server
+    placement = _placement(run, last_ps)
+    return SummaryRow(
+        **_identity(run),
+        **placement,
+        **_timing(run),
+        **_memory(run, window),
+        **_gpu(run, window, last_ps, placement["memory_parts"]),
+        **_energy(run, end, placement["env"]),
+        **_sharing(run, end),
+        **_thinking(run),
+    )
+
+
+def _identity(run: RunRecord) -> dict[str, Any]:
+    """What ran: the model, the mode, the server, and how the run ended."""
+    load = run.log_load
+    error = run.error
+    if error and load is not None and load.error and load.error not in error:
+        error = f"{error} (server log: {load.error})"
+    facts = run.facts
+    return {
+        "model": facts.name,
+        "parameter_size": facts.parameter_size,
+        "experts": facts.experts_text,
+        "quantization": facts.quantization,
+        "size_bytes": facts.size_bytes,
+        "ollama_version": run.ollama_version,
+        "complete": run.complete,
+        "error": error,
+        "mode": run.mode,
+        "load_kind": run.load_kind,
+        "host": run.host,
+        "started_at": run.started_at,
+        "num_predict": run.num_predict,
+    }
+
+
+def _placement(run: RunRecord, last_ps: PsReading | None) -> dict[str, Any]:
+    """Where the model went: the layers on the GPU (the log's count, else /api/ps's share), the context,
+    why the split is what it is, and what the load ran with, its memory by part."""
     load = run.log_load
     layers_offloaded = load.layers_offloaded if load else None
     layers_total = (load.layers_total if load else None) or run.facts.layers_total
@@ -403,8 +440,67 @@ def summarize(run: RunRecord) -> SummaryRow:
     else:
         env = env_source = None
     context, context_note = run_context(run, last_ps)
+    return {
+        "env": env,
+        "env_source": env_source,
+        "layers_offloaded": layers_offloaded,
+        "layers_total": layers_total,
+        "layers_overflowing": overflowing,
+        "library": load.library if load else None,
+        "context": context,
+        "context_note": context_note,
+        "split_reason": split_reason(load) if load else None,
+        "settings": settings_in_effect(load, dict(run.processes[-1].runner_env) if run.processes else {}),
+        "memory_parts": memory_parts(load),
+        "ps_size_bytes": last_ps.size_bytes if last_ps else None,
+        "ps_size_vram_bytes": last_ps.size_vram_bytes if last_ps else None,
+    }
+
+
+def _timing(run: RunRecord) -> dict[str, Any]:
+    """The rates and times: the server's (its final chunk), the client's clock (none where the tokens
+    came in bursts) and the server log's, and the prompt's cache."""
+    clock, server, request = run.clock, run.server, run.log_request
+    bursts = clock.in_bursts()
     eval_rate = server.eval_rate_tps if server else None
-    log_tps = run.log_request.eval_tps if run.log_request else None
+    log_tps = request.eval_tps if request else None
+    return {
+        "eval_rate_tps": eval_rate,
+        "client_rate_tps": None if bursts else clock.client_rate_tps,
+        "client_rate_note": BURSTS if bursts else None,
+        "token_marks": () if bursts else clock.marks(),
+        "prompt_rate_tps": server.prompt_rate_tps if server else None,
+        "ttft_s": clock.ttft_s,
+        "load_s": server.load_s if server else None,
+        "eval_count": server.eval_count if server else None,
+        "prompt_eval_count": server.prompt_eval_count if server else None,
+        "done_reason": server.done_reason if server else None,
+        "log_eval_tps": log_tps,
+        "log_eval_note": rates_disagree(eval_rate, log_tps),
+        "prompt_tokens_total": request.prompt_total if request else None,
+        "prompt_cached_tokens": request.prompt_cached if request else None,
+    }
+
+
+def _memory(run: RunRecord, window: RunWindow) -> dict[str, Any]:
+    """System memory over the baseline: RAM (and its two parts where mapped files count apart), the
+    Ollama processes' resident memory, and swap."""
+    (ram_delta, ram_peak), in_use_delta, mapped_delta = _ram_deltas(run, window)
+    baseline_rss = run.baseline_process.rss_bytes if run.baseline_process else None
+    baseline_swap = run.baseline_memory.swap_used_bytes if run.baseline_memory else None
+    return {
+        "ram_delta_bytes": ram_delta,
+        "ram_peak_bytes": ram_peak,
+        "ram_in_use_delta_bytes": in_use_delta,
+        "ram_mapped_delta_bytes": mapped_delta,
+        "ollama_rss_delta_bytes": window.deltas([(s.t, s.rss_bytes) for s in run.processes], baseline_rss)[0],
+        "swap_delta_bytes": window.deltas([(s.t, s.swap_used_bytes) for s in run.memory], baseline_swap)[0],
+    }
+
+
+def _gpu(run: RunRecord, window: RunWindow, last_ps: PsReading | None, parts: Sequence[MemoryPart]) -> dict[str, Any]:
+    """GPU memory over the baseline, dedicated and shared (none below an unsettled baseline, with why),
+    the engine's own buffers and where the VRAM figure comes from, the GPUs and their clocks."""
     vram_delta, vram_peak = _gpu_deltas(run, window, dedicated_total)
     shared_delta, shared_peak = _gpu_deltas(run, window, shared_total)
     baseline_note = unsettled_baseline(vram_delta, shared_delta)
@@ -412,98 +508,57 @@ def summarize(run: RunRecord) -> SummaryRow:
         vram_delta = vram_peak = None
     if shared_delta is not None and shared_delta < -BASELINE_NOISE_BYTES:
         shared_delta = shared_peak = None
-    gpu_names = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
-    parts = memory_parts(load)
+    load = run.log_load
+    read = run.baseline_gpu.gpus if run.baseline_gpu else (run.gpu[-1].gpus if run.gpu else ())
+    named = tuple(load.gpus) if load and load.library not in (None, "cpu") else ()
     on_gpus = [p.bytes for p in parts if p.on_gpu]
-    vram_engine = sum(on_gpus) if on_gpus else None
-    energy = energy_of(run, window.end if window.end != float("inf") else clock.request_at, env in ("GPU", "CPU+GPU"))
-    concurrent, concurrent_note = others_served(run, window.end if window.end != float("inf") else clock.request_at)
+    engine = sum(on_gpus) if on_gpus else None
+    ps_vram = last_ps.size_vram_bytes if last_ps else None
+    return {
+        "vram_delta_bytes": vram_delta,
+        "shared_delta_bytes": shared_delta,
+        "vram_peak_bytes": vram_peak,
+        "shared_peak_bytes": shared_peak,
+        "gpus": tuple(g.name for g in read) or named,
+        "gpu_clock_limits": clock_limits_while_generating(run),
+        "gpu_baseline_note": baseline_note,
+        "vram_note": gpu_note(run, "dedicated") if vram_delta is None and not baseline_note else None,
+        "shared_note": gpu_note(run, "shared") if shared_delta is None and not baseline_note else None,
+        "vram_engine_bytes": engine,
+        "vram_source": vram_source(vram_delta, engine, ps_vram, gpu_note(run, "dedicated") is None),
+        "vram_cross_note": vram_cross_check(vram_delta, engine, ps_vram),
+    }
+
+
+def _energy(run: RunRecord, end: float, env: str | None) -> dict[str, Any]:
+    """The run's energy (energy.py), with a GPU's share where the model was (partly) on one."""
+    energy = energy_of(run, end, env in ("GPU", "CPU+GPU"))
+    return {
+        "energy_j": energy.energy_j,
+        "energy_generation_j": energy.energy_generation_j,
+        "joules_per_token": energy.joules_per_token,
+        "tokens_per_joule": energy.tokens_per_joule,
+        "generation_power_w": energy.generation_w,
+        "idle_power_w": energy.idle_w,
+        "power_sources": energy.sources,
+        "energy_note": energy.note,
+    }
+
+
+def _sharing(run: RunRecord, end: float) -> dict[str, Any]:
+    """What else the machine did meanwhile: other apps' requests to the server, other models loaded,
+    other processes on the CPU and its clock."""
+    concurrent, concurrent_note = others_served(run, end)
     cpu = cpu_use(run.cpu[0], run.cpu[-1]) if len(run.cpu) >= 2 else None
-    error = run.error
-    if error and load is not None and load.error and load.error not in error:
-        error = f"{error} (server log: {load.error})"
-    return SummaryRow(
-        model=run.facts.name,
-        parameter_size=run.facts.parameter_size,
-        experts=run.facts.experts_text,
-        quantization=run.facts.quantization,
-        size_bytes=run.facts.size_bytes,
-        env=env,
-        eval_rate_tps=eval_rate,
-        client_rate_tps=None if bursts else clock.client_rate_tps,
-        token_marks=() if bursts else clock.marks(),
-        other_cpu_cores=round(cpu.others_cores, 3) if cpu else None,
-        ollama_cpu_cores=round(cpu.ollama_cores, 3) if cpu and cpu.ollama_cores is not None else None,
-        cpu_clock_mhz=cpu.clock_mhz if cpu else None,
-        cpu_clock_max_mhz=cpu.clock_max_mhz if cpu else None,
-        gpu_clock_limits=clock_limits_while_generating(run),
-        prompt_rate_tps=server.prompt_rate_tps if server else None,
-        ttft_s=clock.ttft_s,
-        load_s=server.load_s if server else None,
-        ram_delta_bytes=ram_delta,
-        ram_peak_bytes=ram_peak,
-        vram_delta_bytes=vram_delta,
-        shared_delta_bytes=shared_delta,
-        layers_offloaded=layers_offloaded,
-        layers_total=layers_total,
-        ollama_version=run.ollama_version,
-        complete=run.complete,
-        mode=run.mode,
-        load_kind=run.load_kind,
-        env_source=env_source,
-        library=load.library if load else None,
-        gpus=tuple(g.name for g in gpu_names)
-        or (tuple(load.gpus) if load and load.library not in (None, "cpu") else ()),
-        vram_peak_bytes=vram_peak,
-        shared_peak_bytes=shared_peak,
-        host=run.host,
-        started_at=run.started_at,
-        eval_count=server.eval_count if server else None,
-        prompt_eval_count=server.prompt_eval_count if server else None,
-        done_reason=server.done_reason if server else None,
-        ollama_rss_delta_bytes=rss_delta,
-        ram_in_use_delta_bytes=in_use_delta,
-        ram_mapped_delta_bytes=mapped_delta,
-        client_rate_note=BURSTS if bursts else None,
-        log_eval_tps=log_tps,
-        log_eval_note=rates_disagree(eval_rate, log_tps),
-        layers_overflowing=overflowing,
-        context=context,
-        context_note=context_note,
-        split_reason=split_reason(load) if load else None,
-        settings=settings_in_effect(load, dict(run.processes[-1].runner_env) if run.processes else {}),
-        memory_parts=parts,
-        vram_engine_bytes=vram_engine,
-        vram_source=vram_source(
-            vram_delta, vram_engine, last_ps.size_vram_bytes if last_ps else None, gpu_note(run, "dedicated") is None
-        ),
-        vram_cross_note=vram_cross_check(vram_delta, vram_engine, last_ps.size_vram_bytes if last_ps else None),
-        ps_size_bytes=last_ps.size_bytes if last_ps else None,
-        ps_size_vram_bytes=last_ps.size_vram_bytes if last_ps else None,
-        energy_j=energy.energy_j,
-        energy_generation_j=energy.energy_generation_j,
-        joules_per_token=energy.joules_per_token,
-        tokens_per_joule=energy.tokens_per_joule,
-        generation_power_w=energy.generation_w,
-        idle_power_w=energy.idle_w,
-        power_sources=energy.sources,
-        energy_note=energy.note,
-        error=error,
-        gpu_baseline_note=baseline_note,
-        vram_note=gpu_note(run, "dedicated") if vram_delta is None and not baseline_note else None,
-        shared_note=gpu_note(run, "shared") if shared_delta is None and not baseline_note else None,
-        concurrent_requests=concurrent,
-        concurrent_note=concurrent_note,
-        num_predict=run.num_predict,
-        other_models=tuple(dict.fromkeys(name for reading in run.ps for name in reading.others)),
-        swap_delta_bytes=window.deltas(
-            [(s.t, s.swap_used_bytes) for s in run.memory],
-            run.baseline_memory.swap_used_bytes if run.baseline_memory else None,
-        )[0],
-        prompt_tokens_total=run.log_request.prompt_total if run.log_request else None,
-        prompt_cached_tokens=run.log_request.prompt_cached if run.log_request else None,
-        **_thinking(run),
-    )
+    return {
+        "concurrent_requests": concurrent,
+        "concurrent_note": concurrent_note,
+        "other_models": tuple(dict.fromkeys(name for reading in run.ps for name in reading.others)),
+        "other_cpu_cores": round(cpu.others_cores, 3) if cpu else None,
+        "ollama_cpu_cores": round(cpu.ollama_cores, 3) if cpu and cpu.ollama_cores is not None else None,
+        "cpu_clock_mhz": cpu.clock_mhz if cpu else None,
+        "cpu_clock_max_mhz": cpu.clock_max_mhz if cpu else None,
+    }
 
 
 def _thinking(run: RunRecord) -> dict[str, Any]:
